@@ -1,0 +1,81 @@
+# rosa: build, test, demo.  `make help` lists the targets.
+CC      ?= cc
+BUILD   ?= build
+SHARED  ?= $(if $(ROSA_SHARED),$(ROSA_SHARED),../shared)
+PYTHON  ?= /usr/bin/python3
+
+OPT     ?= -O2 -g
+WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter $(if $(WERROR),-Werror)
+ALL_CFLAGS = $(OPT) -std=c11 -D_GNU_SOURCE $(WARN) -fopenmp -march=native -Iinclude -Isrc -MMD -MP $(CFLAGS)
+LDLIBS  += -lopenblas -lpcre2-8 -lcjson -lutf8proc -lm
+ALL_LDFLAGS = -fopenmp $(LDFLAGS)
+
+# Sanitizer build: make SAN=1 (ASan + UBSan, objects in build-san/).
+ifeq ($(SAN),1)
+BUILD   := build-san
+OPT     := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+ALL_LDFLAGS += -fsanitize=address,undefined
+endif
+
+LIB_SRC  := $(sort $(wildcard src/*.c src/*/*.c))
+CLI_SRC  := $(sort $(wildcard cli/*.c))
+TEST_SRC := $(sort $(wildcard tests/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
+
+.PHONY: all deps test test-san demo bench clean help testdata
+
+all: $(BUILD)/rosa $(BUILD)/test_rosa
+
+help:
+	@echo "make            build build/rosa and the test binary"
+	@echo "make demo       fine-tune the shipped model and evaluate it (installs packages)"
+	@echo "make test       run the whole test suite (installs packages)"
+	@echo "make test-san   the test suite under ASan + UBSan"
+	@echo "make deps       install the Debian packages rosa needs"
+
+deps:
+	@sh tools/install-deps.sh
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/librosa.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/rosa: $(CLI_OBJ) $(BUILD)/librosa.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/test_rosa: $(TEST_OBJ) $(BUILD)/librosa.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Reference data made by the PyTorch reference (tools/): tiny random models
+# and their logits.  Rebuilt when the tools change.
+TESTDATA := $(BUILD)/testdata/.stamp
+$(TESTDATA): tools/make_test_models.py tools/ref_llama.py
+	@mkdir -p $(BUILD)/testdata
+	$(PYTHON) tools/make_test_models.py --out $(BUILD)/testdata
+	@touch $@
+
+testdata: deps $(TESTDATA)
+
+test: deps
+	@$(MAKE) --no-print-directory all $(TESTDATA)
+	ROSA_SHARED=$(SHARED) ROSA_TESTDATA=$(BUILD)/testdata ROSA_BIN=$(BUILD)/rosa $(BUILD)/test_rosa
+
+test-san: deps
+	@$(MAKE) --no-print-directory SAN=1 all
+	@$(MAKE) --no-print-directory $(TESTDATA)
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	ROSA_SHARED=$(SHARED) ROSA_TESTDATA=build/testdata ROSA_BIN=build-san/rosa build-san/test_rosa
+
+demo: deps all
+	@sh tools/demo.sh $(BUILD)/rosa $(SHARED)
+
+clean:
+	rm -rf build build-san
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

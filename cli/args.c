@@ -1,0 +1,112 @@
+/* args.c: the option parser shared by every subcommand. */
+#include "args.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void die_msg(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("rosa: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+void args_print_help(const arg_parser *p) {
+    printf("usage: rosa %s %s\n\n%s\n\noptions:\n", p->command, p->usage, p->summary);
+    for (const arg_spec *a = p->args; a->name; a++) {
+        char left[64];
+        snprintf(left, sizeof left, "--%s%s%s", a->name, a->metavar ? " " : "", a->metavar ? a->metavar : "");
+        printf("  %-26s %s%s\n", left, a->help, a->required ? " (required)" : "");
+    }
+    printf("  %-26s %s\n", "--help", "show this help and exit");
+}
+
+static int parse_value(arg_parser *p, arg_spec *a, const char *v) {
+    char *end;
+    errno = 0;
+    switch (a->type) {
+    case ARG_STR:
+        *(const char **)a->dest = v;
+        return 0;
+    case ARG_INT: {
+        long x = strtol(v, &end, 10);
+        if (*v == 0 || *end || errno || x < INT_MIN || x > INT_MAX) break;
+        *(int *)a->dest = (int)x;
+        return 0;
+    }
+    case ARG_U64: {
+        if (*v == '-') break;
+        unsigned long long x = strtoull(v, &end, 10);
+        if (*v == 0 || *end || errno) break;
+        *(uint64_t *)a->dest = x;
+        return 0;
+    }
+    case ARG_FLOAT: {
+        float x = strtof(v, &end);
+        if (*v == 0 || *end || errno || !isfinite(x)) break;
+        *(float *)a->dest = x;
+        return 0;
+    }
+    case ARG_FLAG:
+        break;
+    }
+    die_msg("rosa %s: --%s expects %s, got \"%s\"", p->command, a->name,
+            a->type == ARG_FLOAT ? "a number" : "an integer", v);
+    return -1;
+}
+
+int args_parse(arg_parser *p, int argc, char **argv) {
+    for (int i = 0; i < argc; i++) {
+        const char *s = argv[i];
+        if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
+            args_print_help(p);
+            return 1;
+        }
+        if (strncmp(s, "--", 2) != 0) {
+            if (p->positional && !*p->positional_dest) {
+                *p->positional_dest = s;
+                continue;
+            }
+            die_msg("rosa %s: unexpected argument \"%s\" (see rosa %s --help)", p->command, s, p->command);
+            return -1;
+        }
+        const char *name = s + 2, *eq = strchr(name, '=');
+        size_t n = eq ? (size_t)(eq - name) : strlen(name);
+        arg_spec *a = p->args;
+        for (; a->name; a++)
+            if (strlen(a->name) == n && strncmp(a->name, name, n) == 0) break;
+        if (!a->name) {
+            die_msg("rosa %s: unknown option --%.*s (see rosa %s --help)", p->command, (int)n, name, p->command);
+            return -1;
+        }
+        a->seen = 1;
+        if (a->type == ARG_FLAG) {
+            if (eq) {
+                die_msg("rosa %s: --%s takes no value", p->command, a->name);
+                return -1;
+            }
+            *(int *)a->dest = 1;
+            continue;
+        }
+        const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (!v) {
+            die_msg("rosa %s: --%s needs a value (%s)", p->command, a->name, a->metavar);
+            return -1;
+        }
+        if (parse_value(p, a, v) < 0) return -1;
+    }
+    for (const arg_spec *a = p->args; a->name; a++)
+        if (a->required && !a->seen) {
+            die_msg("rosa %s: --%s is required (see rosa %s --help)", p->command, a->name, p->command);
+            return -1;
+        }
+    return 0;
+}

@@ -1,0 +1,35 @@
+/* args.h: `--flag value` parsing for the rosa subcommands, with --help text
+ * generated from the same table. */
+#ifndef ROSA_ARGS_H
+#define ROSA_ARGS_H
+
+typedef enum { ARG_STR, ARG_INT, ARG_FLOAT, ARG_U64, ARG_FLAG } arg_type;
+
+typedef struct {
+    const char *name;    /* without the leading "--" */
+    arg_type type;
+    void *dest;          /* const char **, int *, float *, uint64_t *, int * */
+    const char *metavar; /* NULL for flags */
+    const char *help;
+    int required;
+    int seen;            /* set by the parser */
+} arg_spec;
+
+typedef struct {
+    const char *command; /* e.g. "generate" */
+    const char *usage;   /* one line after "rosa <command> " */
+    const char *summary; /* a sentence */
+    arg_spec *args;      /* terminated by {0} */
+    const char *positional; /* metavar of one optional positional argument, or NULL */
+    const char **positional_dest;
+} arg_parser;
+
+/* Returns 0 on success, 1 when --help was printed (exit 0), -1 on a usage
+ * error (message printed as "rosa: error: ..."). */
+int args_parse(arg_parser *p, int argc, char **argv);
+void args_print_help(const arg_parser *p);
+
+/* "rosa: error: <msg>" on stderr. */
+void die_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

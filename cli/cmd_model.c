@@ -1,0 +1,211 @@
+/* cmd_model.c: `rosa generate` and `rosa info`. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+#include "commands.h"
+#include "rosa.h"
+#include "train/merge.h"
+#include "util.h"
+
+typedef struct {
+    rosa_detok *detok;
+    int quiet_text;
+} stream_state;
+
+static int on_token(int32_t id, void *user) {
+    stream_state *s = user;
+    if (!s->detok) return 0;
+    size_t n;
+    const char *piece = rosa_detok_push(s->detok, id, &n);
+    if (piece && !s->quiet_text) {
+        fwrite(piece, 1, n, stdout);
+        fflush(stdout);
+    }
+    return 0;
+}
+
+/* The prompt's ids: --prompt-ids as given, else the tokenizer's encoding with
+ * its special tokens; an empty encoding falls back to BOS alone. */
+static int prompt_ids(const rosa_model *m, const char *prompt, const char *ids_text, int32_t **ids, int *n) {
+    const rosa_tokenizer *tok = rosa_model_tokenizer(m);
+    const rosa_config *c = rosa_model_config(m);
+    if (ids_text) {
+        if (parse_id_list(ids_text, ids, n) < 0) {
+            die_msg("--prompt-ids: expected a list of token ids like \"1,2,3\"");
+            return -1;
+        }
+    } else {
+        if (!tok) {
+            die_msg("the model directory has no tokenizer.json: pass --prompt-ids");
+            return -1;
+        }
+        size_t nn;
+        if (rosa_tokenizer_encode(tok, prompt, strlen(prompt), 1, ids, &nn) < 0) {
+            die_msg("--prompt: %s", rosa_last_error());
+            return -1;
+        }
+        *n = (int)nn;
+    }
+    if (*n == 0) {
+        int32_t bos = tok ? rosa_tokenizer_bos_id(tok) : -1;
+        if (bos < 0) bos = c->bos_token_id;
+        if (bos < 0) {
+            die_msg("the prompt is empty and the model has no BOS token to start from");
+            return -1;
+        }
+        int32_t *one = realloc(*ids, sizeof(int32_t));
+        if (!one) return -1;
+        one[0] = bos;
+        *ids = one;
+        *n = 1;
+    }
+    return 0;
+}
+
+int cmd_generate(int argc, char **argv) {
+    const char *model_dir = NULL, *prompt = "", *ids_text = NULL, *adapter_dir = NULL;
+    rosa_gen_params gp;
+    rosa_gen_params_default(&gp);
+    int threads = 0, json = 0, quiet = 0, ignore_eos = 0;
+    arg_spec specs[] = {
+        {"model", ARG_STR, &model_dir, "DIR", "Hugging Face model directory", 1, 0},
+        {"adapter", ARG_STR, &adapter_dir, "DIR", "apply this adapter (PEFT LoRA directory)", 0, 0},
+        {"prompt", ARG_STR, &prompt, "TEXT", "prompt text (default: empty, i.e. BOS alone)", 0, 0},
+        {"prompt-ids", ARG_STR, &ids_text, "IDS", "prompt as token ids \"1,2,3\" instead of text", 0, 0},
+        {"max-new-tokens", ARG_INT, &gp.max_new_tokens, "N", "tokens to generate at most (default 256)", 0, 0},
+        {"temperature", ARG_FLOAT, &gp.temperature, "T", "0 = greedy (default); > 0 samples", 0, 0},
+        {"top-k", ARG_INT, &gp.top_k, "K", "sample among the K most likely tokens (0 = off)", 0, 0},
+        {"top-p", ARG_FLOAT, &gp.top_p, "P", "nucleus sampling mass (1 = off)", 0, 0},
+        {"seed", ARG_U64, &gp.seed, "S", "random seed for sampling (default 0)", 0, 0},
+        {"threads", ARG_INT, &threads, "N", "threads (default: all cores)", 0, 0},
+        {"ignore-eos", ARG_FLAG, &ignore_eos, NULL, "do not stop at EOS", 0, 0},
+        {"json", ARG_FLAG, &json, NULL, "print one JSON object with ids, text and speed", 0, 0},
+        {"quiet", ARG_FLAG, &quiet, NULL, "no statistics on stderr", 0, 0},
+        {0},
+    };
+    arg_parser p = {"generate", "--model DIR [--prompt TEXT] [options]",
+                    "Generates a continuation of the prompt, streaming it to stdout.", specs, NULL, NULL};
+    int r = args_parse(&p, argc, argv);
+    if (r) return r > 0 ? 0 : 2;
+    if (gp.max_new_tokens < 0) return die_msg("--max-new-tokens must be >= 0"), 2;
+    if (gp.temperature < 0) return die_msg("--temperature must be >= 0"), 2;
+    if (gp.top_k < 0) return die_msg("--top-k must be >= 0"), 2;
+    if (!(gp.top_p > 0 && gp.top_p <= 1)) return die_msg("--top-p must be in (0, 1]"), 2;
+    if (threads < 0) return die_msg("--threads must be >= 0"), 2;
+    gp.stop_at_eos = !ignore_eos;
+    rosa_set_threads(threads);
+
+    rosa_model *m = rosa_model_load(model_dir);
+    if (!m) return die_msg("%s", rosa_last_error()), 1;
+    if (adapter_dir) {
+        rosa_adapter *a = rosa_adapter_load(adapter_dir, &m->cfg);
+        int rc = a ? rosa_model_apply_adapter(m, a) : -1;
+        rosa_adapter_free(a);
+        if (rc < 0) {
+            die_msg("%s", rosa_last_error());
+            rosa_model_free(m);
+            return 1;
+        }
+    }
+    int32_t *ids = NULL, *out = NULL;
+    int n_ids = 0, n_out = 0, status = 1;
+    if (prompt_ids(m, prompt, ids_text, &ids, &n_ids) < 0) goto done;
+    out = malloc(sizeof(int32_t) * (size_t)(gp.max_new_tokens + 1));
+    if (!out) goto done;
+    const rosa_tokenizer *tok = rosa_model_tokenizer(m);
+    stream_state st = {tok ? rosa_detok_new(tok, 1) : NULL, json};
+    double t0 = rosa_now();
+    int rc = rosa_generate(m, ids, n_ids, &gp, on_token, &st, out, &n_out);
+    double dt = rosa_now() - t0;
+    if (st.detok && !json) {
+        size_t n;
+        const char *tail = rosa_detok_finish(st.detok, &n);
+        if (tail) fwrite(tail, 1, n, stdout);
+        putchar('\n');
+    }
+    rosa_detok_free(st.detok);
+    if (rc < 0) {
+        die_msg("%s", rosa_last_error());
+        goto done;
+    }
+    if (json) {
+        printf("{\"prompt_ids\": [");
+        for (int i = 0; i < n_ids; i++) printf("%s%d", i ? ", " : "", ids[i]);
+        printf("], \"ids\": [");
+        for (int i = 0; i < n_out; i++) printf("%s%d", i ? ", " : "", out[i]);
+        printf("], \"text\": ");
+        size_t len = 0;
+        char *text = tok ? rosa_tokenizer_decode(tok, out, (size_t)n_out, 1, &len) : NULL;
+        if (text) print_json_string(text, len);
+        else printf("null");
+        free(text);
+        printf(", \"seconds\": %.4f, \"tokens_per_second\": %.2f}\n", dt, dt > 0 ? n_out / dt : 0.0);
+    } else if (!quiet) {
+        fprintf(stderr, "rosa: %d prompt + %d new tokens in %.2f s (%.1f tokens/s, %d threads)\n", n_ids, n_out, dt,
+                dt > 0 ? n_out / dt : 0.0, rosa_get_threads());
+    }
+    status = 0;
+done:
+    free(ids);
+    free(out);
+    rosa_model_free(m);
+    return status;
+}
+
+static const char *rope_name(rosa_rope_type t) {
+    return t == ROSA_ROPE_LLAMA3 ? "llama3" : t == ROSA_ROPE_LINEAR ? "linear" : "default";
+}
+
+static const char *dtype_name(rosa_dtype d) {
+    return d == ROSA_DTYPE_F16 ? "F16" : d == ROSA_DTYPE_BF16 ? "BF16" : "F32";
+}
+
+int cmd_info(int argc, char **argv) {
+    const char *model_dir = NULL;
+    int json = 0;
+    arg_spec specs[] = {
+        {"model", ARG_STR, &model_dir, "DIR", "Hugging Face model directory", 1, 0},
+        {"json", ARG_FLAG, &json, NULL, "print JSON", 0, 0},
+        {0},
+    };
+    arg_parser p = {"info", "--model DIR [--json]", "Describes a model: architecture, sizes, parameters, memory.",
+                    specs, NULL, NULL};
+    int r = args_parse(&p, argc, argv);
+    if (r) return r > 0 ? 0 : 2;
+    rosa_model *m = rosa_model_load(model_dir);
+    if (!m) return die_msg("%s", rosa_last_error()), 1;
+    const rosa_config *c = rosa_model_config(m);
+    const rosa_tokenizer *tok = rosa_model_tokenizer(m);
+    long long params = (long long)rosa_model_num_params(m), wbytes = (long long)rosa_model_weight_bytes(m);
+    /* KV cache: keys and values, fp32, per token. */
+    long long kv_per_token = 2LL * c->num_layers * c->num_kv_heads * c->head_dim * 4;
+    if (json) {
+        printf("{\"architecture\": \"%s\", \"vocab_size\": %d, \"hidden_size\": %d, \"intermediate_size\": %d, "
+               "\"num_layers\": %d, \"num_heads\": %d, \"num_kv_heads\": %d, \"head_dim\": %d, "
+               "\"max_position_embeddings\": %d, \"rope_theta\": %g, \"rope_type\": \"%s\", "
+               "\"tie_word_embeddings\": %s, \"weight_dtype\": \"%s\", \"parameters\": %lld, "
+               "\"weight_bytes\": %lld, \"kv_cache_bytes_per_token\": %lld, \"tokenizer\": ",
+               c->architecture, c->vocab_size, c->hidden_size, c->intermediate_size, c->num_layers, c->num_heads,
+               c->num_kv_heads, c->head_dim, c->max_position_embeddings, c->rope_theta, rope_name(c->rope_type),
+               c->tie_word_embeddings ? "true" : "false", dtype_name(c->weight_dtype), params, wbytes, kv_per_token);
+        if (tok) printf("\"%s\"}\n", rosa_tokenizer_kind_name(tok));
+        else printf("null}\n");
+    } else {
+        printf("model         %s\n", model_dir);
+        printf("architecture  %s\n", c->architecture);
+        printf("layers        %d\n", c->num_layers);
+        printf("hidden        %d (intermediate %d)\n", c->hidden_size, c->intermediate_size);
+        printf("heads         %d query, %d key/value, head_dim %d\n", c->num_heads, c->num_kv_heads, c->head_dim);
+        printf("vocab         %d%s\n", c->vocab_size, c->tie_word_embeddings ? " (tied embeddings)" : "");
+        printf("positions     %d (RoPE theta %g, %s scaling)\n", c->max_position_embeddings, c->rope_theta,
+               rope_name(c->rope_type));
+        printf("parameters    %lld (%.2f M)\n", params, params / 1e6);
+        printf("weights       %s on disk, %.1f MiB in memory as F32\n", dtype_name(c->weight_dtype), wbytes / 1048576.0);
+        printf("kv cache      %.1f KiB per token\n", kv_per_token / 1024.0);
+        printf("tokenizer     %s\n", tok ? rosa_tokenizer_kind_name(tok) : "none");
+    }
+    rosa_model_free(m);
+    return 0;
+}

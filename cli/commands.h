@@ -1,0 +1,23 @@
+/* commands.h: the rosa subcommands; each returns the process exit status. */
+#ifndef ROSA_COMMANDS_H
+#define ROSA_COMMANDS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+int cmd_generate(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_loss(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
+
+/* "true"/"false" (also 1/0, yes/no) for --flag; prints the error itself. */
+int parse_bool(const char *flag, const char *v, int *out);
+
+/* Parses "1,2,3" or "1 2 3" into a malloc'ed id array; -1 on a bad list. */
+int parse_id_list(const char *s, int32_t **ids, int *n);
+/* Writes s as a JSON string literal (quotes included). */
+void print_json_string(const char *s, size_t len);
+
+#endif

@@ -1,0 +1,46 @@
+/* main.c: the rosa command-line tool: dispatch to subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "args.h"
+#include "commands.h"
+#include "rosa.h"
+
+static const struct {
+    const char *name;
+    int (*run)(int, char **);
+    const char *summary;
+} commands[] = {
+    {"generate", cmd_generate, "generate text from a prompt (greedy or sampled)"},
+    {"info", cmd_info, "describe a model directory"},
+    {"tokenize", cmd_tokenize, "encode text to token ids, or decode ids; show what training sees"},
+    {"train", cmd_train, "fine-tune an adapter (LoRA) on a frozen model"},
+    {"loss", cmd_loss, "mean loss of a data set, with or without an adapter"},
+    {"merge", cmd_merge, "fold a LoRA adapter into the model's weights"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: rosa <command> [options]   (rosa <command> --help for its options)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nrosa %s: RoPE-aware Selective Adaptation (RoSA) and LoRA fine-tuning on the CPU.\n", ROSA_VERSION);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("rosa %s\n", ROSA_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 2, argv + 2);
+    die_msg("unknown command \"%s\" (see rosa --help)", argv[1]);
+    return 2;
+}

@@ -1,0 +1,191 @@
+/* rosa.h: public API of rosa, a CPU fine-tuning library for Llama-family models.
+ *
+ * Conventions
+ *   - Every function that can fail returns NULL or a negative int and leaves a
+ *     one-line message in rosa_last_error() (per thread).  The message names the
+ *     file and field at fault when there is one.
+ *   - Objects are created by *_load / *_new and released by *_free; *_free(NULL)
+ *     is a no-op.
+ *   - Token ids are int32_t.  Text is UTF-8 with an explicit byte length.
+ */
+#ifndef ROSA_H
+#define ROSA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ROSA_VERSION "0.1.0"
+
+/* The last error message of the calling thread ("" when none). */
+const char *rosa_last_error(void);
+
+/* Number of threads used by OpenMP regions and BLAS (0 = all cores). */
+void rosa_set_threads(int n);
+int rosa_get_threads(void);
+
+/* ---------------------------------------------------------------- tokenizer */
+
+typedef struct rosa_tokenizer rosa_tokenizer;
+
+typedef enum {
+    ROSA_TOK_SENTENCEPIECE_BPE = 1, /* Metaspace / Prepend+Replace, byte_fallback */
+    ROSA_TOK_BYTE_LEVEL_BPE = 2     /* GPT-2 byte-to-unicode alphabet, Split regex */
+} rosa_tokenizer_kind;
+
+/* path: a tokenizer.json file, or a directory holding tokenizer.json (and
+ * optionally tokenizer_config.json, read for add_bos_token / add_eos_token). */
+rosa_tokenizer *rosa_tokenizer_load(const char *path);
+void rosa_tokenizer_free(rosa_tokenizer *tok);
+
+rosa_tokenizer_kind rosa_tokenizer_get_kind(const rosa_tokenizer *tok);
+const char *rosa_tokenizer_kind_name(const rosa_tokenizer *tok);
+/* Largest id + 1 over the model vocabulary and the added tokens. */
+int rosa_tokenizer_vocab_size(const rosa_tokenizer *tok);
+/* -1 when the tokenizer has no such token. */
+int32_t rosa_tokenizer_bos_id(const rosa_tokenizer *tok);
+int32_t rosa_tokenizer_eos_id(const rosa_tokenizer *tok);
+/* 1 when `id` is an added token marked special. */
+int rosa_tokenizer_is_special(const rosa_tokenizer *tok, int32_t id);
+/* The vocabulary string of an id (its raw piece, e.g. "▁the" or "Ġthe"), or NULL. */
+const char *rosa_tokenizer_piece(const rosa_tokenizer *tok, int32_t id);
+
+/* Encodes `len` bytes of UTF-8 text.  add_special: apply the post-processor
+ * (BOS/EOS as transformers decides).  On success *ids is malloc'ed (free() it)
+ * and *n_ids set; returns 0.  Invalid UTF-8 is an error. */
+int rosa_tokenizer_encode(const rosa_tokenizer *tok, const char *text, size_t len,
+                          int add_special, int32_t **ids, size_t *n_ids);
+
+/* Decodes ids to text through the tokenizer.json decoder.  Returns a malloc'ed,
+ * NUL-terminated string (free() it) and its length in *len (may be NULL), or
+ * NULL on error (an id out of range). */
+char *rosa_tokenizer_decode(const rosa_tokenizer *tok, const int32_t *ids, size_t n_ids,
+                            int skip_special, size_t *len);
+
+/* Streaming decode: feed ids one at a time and receive only complete UTF-8 text.
+ * The concatenation of all pieces returned equals rosa_tokenizer_decode of all
+ * ids fed (after rosa_detok_finish). */
+typedef struct rosa_detok rosa_detok;
+rosa_detok *rosa_detok_new(const rosa_tokenizer *tok, int skip_special);
+void rosa_detok_free(rosa_detok *d);
+/* Returns a pointer to the new text (valid until the next call) and its length;
+ * NULL on error. */
+const char *rosa_detok_push(rosa_detok *d, int32_t id, size_t *len);
+/* Flushes held-back bytes (an incomplete UTF-8 tail is emitted as U+FFFD). */
+const char *rosa_detok_finish(rosa_detok *d, size_t *len);
+
+/* ------------------------------------------------------------------- model */
+
+typedef enum { ROSA_ARCH_LLAMA = 1, ROSA_ARCH_QWEN2 = 2, ROSA_ARCH_MISTRAL = 3 } rosa_arch;
+typedef enum { ROSA_ROPE_DEFAULT = 0, ROSA_ROPE_LINEAR = 1, ROSA_ROPE_LLAMA3 = 2 } rosa_rope_type;
+typedef enum { ROSA_DTYPE_F32 = 0, ROSA_DTYPE_F16 = 1, ROSA_DTYPE_BF16 = 2 } rosa_dtype;
+
+/* The model hyper-parameters, as read from config.json. */
+typedef struct {
+    rosa_arch arch;
+    char architecture[64];  /* e.g. "LlamaForCausalLM" */
+    int vocab_size;
+    int hidden_size;
+    int intermediate_size;
+    int num_layers;
+    int num_heads;
+    int num_kv_heads;
+    int head_dim;
+    int max_position_embeddings;
+    int sliding_window;     /* Mistral: 0 when unset or disabled */
+    float rms_norm_eps;
+    float rope_theta;
+    rosa_rope_type rope_type;
+    float rope_factor;                 /* linear and llama3 */
+    float rope_low_freq_factor;        /* llama3 */
+    float rope_high_freq_factor;       /* llama3 */
+    int rope_original_max_position;    /* llama3 */
+    int attention_bias;     /* q/k/v/o biases (Llama attention_bias) */
+    int qkv_bias;           /* q/k/v biases only (Qwen2) */
+    int mlp_bias;
+    int tie_word_embeddings;
+    int bos_token_id;       /* -1 when unset */
+    int n_eos;              /* eos ids, from generation_config.json, else config.json */
+    int eos_token_ids[8];
+    rosa_dtype weight_dtype; /* dtype of the stored weights (first matrix) */
+} rosa_config;
+
+typedef struct rosa_model rosa_model;
+
+/* Loads a Hugging Face model directory: config.json, model.safetensors or
+ * model.safetensors.index.json + shards, tokenizer.json when present.
+ * F32 weights are memory-mapped and used in place; F16/BF16 are widened to F32. */
+rosa_model *rosa_model_load(const char *dir);
+void rosa_model_free(rosa_model *m);
+const rosa_config *rosa_model_config(const rosa_model *m);
+/* The tokenizer found in the model directory, or NULL when there is none. */
+const rosa_tokenizer *rosa_model_tokenizer(const rosa_model *m);
+/* Total parameters of the base model (tied embeddings counted once). */
+int64_t rosa_model_num_params(const rosa_model *m);
+/* Bytes of weights held in memory (mapped or owned). */
+int64_t rosa_model_weight_bytes(const rosa_model *m);
+
+/* A KV cache for `batch` sequences of up to `capacity` slots each.  A slot is
+ * one input position of a forward call, real or padding. */
+typedef struct rosa_kv_cache rosa_kv_cache;
+rosa_kv_cache *rosa_kv_cache_new(const rosa_model *m, int batch, int capacity);
+void rosa_kv_cache_free(rosa_kv_cache *kv);
+/* Forgets all cached slots. */
+void rosa_kv_cache_reset(rosa_kv_cache *kv);
+/* Slots used so far (the same for every sequence of the batch). */
+int rosa_kv_cache_length(const rosa_kv_cache *kv);
+
+/* Runs T new slots for each of the kv cache's B sequences.
+ *   ids    [B][T]  token ids (any valid id at padding slots)
+ *   mask   [B][T]  1 = real token, 0 = padding; NULL = all real
+ *   logits [B][T][V] when all_logits, else [B][V] holding, for each sequence,
+ *          the logits of its last real slot in this call (left untouched for a
+ *          sequence with no real slot).
+ * A real token's position is the number of real tokens before it in its
+ * sequence, so positions start at 0 at the first real token whatever the
+ * padding side, and a sequence's logits never depend on its batch mates.
+ * Returns 0, or -1 (capacity exceeded, id out of range, sliding window). */
+int rosa_forward(rosa_model *m, rosa_kv_cache *kv, int T, const int32_t *ids,
+                 const uint8_t *mask, float *logits, int all_logits);
+
+/* -------------------------------------------------------------- generation */
+
+typedef struct {
+    int max_new_tokens;   /* default 256 */
+    float temperature;    /* 0 = greedy (default) */
+    int top_k;            /* 0 = off */
+    float top_p;          /* 1 = off */
+    uint64_t seed;
+    int stop_at_eos;      /* 1 = stop at the model's EOS ids (default) */
+} rosa_gen_params;
+
+void rosa_gen_params_default(rosa_gen_params *p);
+
+/* Called with each new token; return non-zero to stop. */
+typedef int (*rosa_token_fn)(int32_t id, void *user);
+
+/* Generates from `prompt` (n_prompt >= 1 ids) for one sequence.  The new ids
+ * (EOS included when it stopped there) are written to out[0..*n_out) when out
+ * is not NULL (room for max_new_tokens).  Returns 0 or -1. */
+int rosa_generate(rosa_model *m, const int32_t *prompt, int n_prompt,
+                  const rosa_gen_params *p, rosa_token_fn on_token, void *user,
+                  int32_t *out, int *n_out);
+
+/* A reproducible random stream (xoshiro256**), seeded with rosa_rng_seed. */
+typedef struct {
+    uint64_t s[4];
+} rosa_rng;
+void rosa_rng_seed(rosa_rng *r, uint64_t seed);
+
+/* Picks the next token from one row of logits (modified in place):
+ * argmax (lowest id on ties) when temperature <= 0, else temperature, top-k,
+ * top-p (in that order, as transformers' warpers) and a draw from r. */
+int32_t rosa_sample(float *logits, int vocab, const rosa_gen_params *p, rosa_rng *r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,219 @@
+/* config.c: config.json -> rosa_config, with limits checked before anything
+ * is allocated from these numbers. */
+#include "config.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "util.h"
+
+/* Upper bounds that no real model reaches; they keep a hostile config from
+ * asking for absurd allocations. */
+#define MAX_VOCAB (1 << 22)
+#define MAX_HIDDEN (1 << 16)
+#define MAX_LAYERS 1024
+#define MAX_HEADS 1024
+#define MAX_POSITIONS (1 << 24)
+
+static const struct {
+    const char *name;
+    rosa_arch arch;
+    const char *model_type;
+} archs[] = {
+    {"LlamaForCausalLM", ROSA_ARCH_LLAMA, "llama"},
+    {"Qwen2ForCausalLM", ROSA_ARCH_QWEN2, "qwen2"},
+    {"MistralForCausalLM", ROSA_ARCH_MISTRAL, "mistral"},
+};
+
+static int get_int(const cJSON *j, const char *key, const char *what, long long lo, long long hi, int *out) {
+    long long v;
+    if (rosa_json_int(j, key, what, lo, hi, &v) < 0) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int get_int_opt(const cJSON *j, const char *key, const char *what, long long lo, long long hi,
+                       long long def, int *out) {
+    long long v;
+    if (rosa_json_int_opt(j, key, what, lo, hi, def, &v) < 0) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_rope_scaling(const cJSON *rs, const char *what, rosa_config *c) {
+    c->rope_type = ROSA_ROPE_DEFAULT;
+    c->rope_factor = 1.0f;
+    if (!rs || cJSON_IsNull(rs)) return 0;
+    if (!cJSON_IsObject(rs)) return rosa_fail("%s: \"rope_scaling\" must be an object or null", what);
+    int err;
+    const char *type = rosa_json_str_opt(rs, "rope_type", what, &err);
+    if (err) return -1;
+    if (!type) type = rosa_json_str_opt(rs, "type", what, &err); /* older configs */
+    if (err) return -1;
+    if (!type) return rosa_fail("%s: \"rope_scaling\" has no \"rope_type\"", what);
+    double factor, lo, hi;
+    long long orig;
+    if (strcmp(type, "default") == 0) return 0;
+    if (rosa_json_num_opt(rs, "factor", what, 1.0, &factor) < 0) return -1;
+    if (!(factor >= 1.0 && factor <= 1e6)) return rosa_fail("%s: rope_scaling \"factor\" = %g must be >= 1", what, factor);
+    c->rope_factor = (float)factor;
+    if (strcmp(type, "linear") == 0) {
+        c->rope_type = ROSA_ROPE_LINEAR;
+        return 0;
+    }
+    if (strcmp(type, "llama3") == 0) {
+        c->rope_type = ROSA_ROPE_LLAMA3;
+        if (rosa_json_num_opt(rs, "low_freq_factor", what, NAN, &lo) < 0 ||
+            rosa_json_num_opt(rs, "high_freq_factor", what, NAN, &hi) < 0 ||
+            rosa_json_int(rs, "original_max_position_embeddings", what, 1, MAX_POSITIONS, &orig) < 0)
+            return -1;
+        if (isnan(lo) || isnan(hi)) return rosa_fail("%s: llama3 rope_scaling needs low_freq_factor and high_freq_factor", what);
+        if (!(hi > lo && lo > 0)) return rosa_fail("%s: llama3 rope_scaling needs 0 < low_freq_factor < high_freq_factor", what);
+        c->rope_low_freq_factor = (float)lo;
+        c->rope_high_freq_factor = (float)hi;
+        c->rope_original_max_position = (int)orig;
+        return 0;
+    }
+    return rosa_fail("%s: unsupported rope_scaling type \"%s\" (supported: default, linear, llama3)", what, type);
+}
+
+/* eos_token_id: an int or a list of ints; absent/null leaves *n unchanged. */
+static int parse_eos(const cJSON *j, const char *what, rosa_config *c) {
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "eos_token_id");
+    if (!e || cJSON_IsNull(e)) return 0;
+    if (cJSON_IsNumber(e)) {
+        if (e->valuedouble < 0 || e->valuedouble >= MAX_VOCAB) return rosa_fail("%s: \"eos_token_id\" out of range", what);
+        c->eos_token_ids[0] = (int)e->valuedouble;
+        c->n_eos = 1;
+        return 0;
+    }
+    if (!cJSON_IsArray(e)) return rosa_fail("%s: \"eos_token_id\" must be an integer or a list", what);
+    int n = 0;
+    const cJSON *x;
+    cJSON_ArrayForEach(x, e) {
+        if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble >= MAX_VOCAB)
+            return rosa_fail("%s: \"eos_token_id\" entries must be token ids", what);
+        if (n == 8) return rosa_fail("%s: more than 8 eos_token_id values", what);
+        c->eos_token_ids[n++] = (int)x->valuedouble;
+    }
+    c->n_eos = n;
+    return 0;
+}
+
+static int parse_config(const cJSON *j, const char *what, rosa_config *c) {
+    memset(c, 0, sizeof *c);
+    if (!cJSON_IsObject(j)) return rosa_fail("%s: not a JSON object", what);
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "architectures");
+    const char *arch = NULL;
+    if (cJSON_IsArray(a) && cJSON_GetArraySize(a) >= 1 && cJSON_IsString(cJSON_GetArrayItem(a, 0)))
+        arch = cJSON_GetArrayItem(a, 0)->valuestring;
+    int err;
+    const char *mt = rosa_json_str_opt(j, "model_type", what, &err);
+    if (err) return -1;
+    for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++) {
+        if ((arch && strcmp(arch, archs[i].name) == 0) || (!arch && mt && strcmp(mt, archs[i].model_type) == 0)) {
+            c->arch = archs[i].arch;
+            snprintf(c->architecture, sizeof c->architecture, "%s", archs[i].name);
+        }
+    }
+    if (!c->arch) {
+        if (arch) return rosa_fail("%s: unsupported architecture \"%s\" (supported: LlamaForCausalLM, Qwen2ForCausalLM, MistralForCausalLM)", what, arch);
+        return rosa_fail("%s: no \"architectures\" (and model_type \"%s\" is not llama, qwen2 or mistral)", what, mt ? mt : "");
+    }
+    const char *act = rosa_json_str_opt(j, "hidden_act", what, &err);
+    if (err) return -1;
+    if (act && strcmp(act, "silu") != 0) return rosa_fail("%s: unsupported hidden_act \"%s\" (only silu)", what, act);
+
+    if (get_int(j, "vocab_size", what, 1, MAX_VOCAB, &c->vocab_size) < 0 ||
+        get_int(j, "hidden_size", what, 1, MAX_HIDDEN, &c->hidden_size) < 0 ||
+        get_int(j, "intermediate_size", what, 1, 8 * MAX_HIDDEN, &c->intermediate_size) < 0 ||
+        get_int(j, "num_hidden_layers", what, 1, MAX_LAYERS, &c->num_layers) < 0 ||
+        get_int(j, "num_attention_heads", what, 1, MAX_HEADS, &c->num_heads) < 0 ||
+        get_int_opt(j, "num_key_value_heads", what, 1, MAX_HEADS, c->num_heads, &c->num_kv_heads) < 0 ||
+        get_int_opt(j, "max_position_embeddings", what, 1, MAX_POSITIONS, 2048, &c->max_position_embeddings) < 0)
+        return -1;
+    if (c->num_heads % c->num_kv_heads != 0)
+        return rosa_fail("%s: num_attention_heads %d is not a multiple of num_key_value_heads %d", what, c->num_heads, c->num_kv_heads);
+    int def_hd = c->hidden_size % c->num_heads == 0 ? c->hidden_size / c->num_heads : 0;
+    if (get_int_opt(j, "head_dim", what, 1, 4096, def_hd, &c->head_dim) < 0) return -1;
+    if (c->head_dim == 0) return rosa_fail("%s: hidden_size %d is not a multiple of num_attention_heads %d and no head_dim is given", what, c->hidden_size, c->num_heads);
+    if (c->head_dim % 2) return rosa_fail("%s: head_dim %d must be even for RoPE", what, c->head_dim);
+
+    double eps, theta;
+    if (rosa_json_num_opt(j, "rms_norm_eps", what, 1e-6, &eps) < 0 ||
+        rosa_json_num_opt(j, "rope_theta", what, 10000.0, &theta) < 0)
+        return -1;
+    if (!(eps > 0 && eps < 1)) return rosa_fail("%s: rms_norm_eps %g out of range", what, eps);
+    if (!(theta > 1)) return rosa_fail("%s: rope_theta %g must be > 1", what, theta);
+    c->rms_norm_eps = (float)eps;
+    c->rope_theta = (float)theta;
+    if (parse_rope_scaling(cJSON_GetObjectItemCaseSensitive(j, "rope_scaling"), what, c) < 0) return -1;
+
+    double prf;
+    if (rosa_json_num_opt(j, "partial_rotary_factor", what, 1.0, &prf) < 0) return -1;
+    if (prf != 1.0) return rosa_fail("%s: unsupported partial_rotary_factor %g (only 1.0)", what, prf);
+    long long tp;
+    if (rosa_json_int_opt(j, "pretraining_tp", what, 1, 64, 1, &tp) < 0) return -1;
+
+    int tie_default = 0;
+    if (rosa_json_bool_opt(j, "tie_word_embeddings", what, tie_default, &c->tie_word_embeddings) < 0) return -1;
+    if (c->arch == ROSA_ARCH_LLAMA) {
+        if (rosa_json_bool_opt(j, "attention_bias", what, 0, &c->attention_bias) < 0 ||
+            rosa_json_bool_opt(j, "mlp_bias", what, 0, &c->mlp_bias) < 0)
+            return -1;
+    }
+    if (c->arch == ROSA_ARCH_QWEN2) c->qkv_bias = 1;
+
+    /* Mistral attends within sliding_window; Qwen2 only when use_sliding_window. */
+    long long sw;
+    if (rosa_json_int_opt(j, "sliding_window", what, 0, MAX_POSITIONS, 0, &sw) < 0) return -1;
+    if (c->arch == ROSA_ARCH_MISTRAL) c->sliding_window = (int)sw;
+    if (c->arch == ROSA_ARCH_QWEN2) {
+        int use_sw;
+        if (rosa_json_bool_opt(j, "use_sliding_window", what, 0, &use_sw) < 0) return -1;
+        if (use_sw) c->sliding_window = (int)sw;
+    }
+
+    long long bos;
+    if (rosa_json_int_opt(j, "bos_token_id", what, -1, MAX_VOCAB, -1, &bos) < 0) return -1;
+    c->bos_token_id = (int)bos;
+    return parse_eos(j, what, c);
+}
+
+int rosa_config_parse(const char *json, size_t len, const char *what, rosa_config *c) {
+    cJSON *j = rosa_json_parse(json, len, what);
+    if (!j) return -1;
+    int rc = parse_config(j, what, c);
+    cJSON_Delete(j);
+    return rc;
+}
+
+int rosa_config_load(const char *dir, rosa_config *c) {
+    if (!rosa_is_dir(dir)) return rosa_fail("%s: model directory not found", dir);
+    char *path = rosa_path_join(dir, "config.json");
+    if (!path) return -1;
+    cJSON *j = rosa_json_load(path);
+    int rc = j ? parse_config(j, path, c) : -1;
+    cJSON_Delete(j);
+    free(path);
+    if (rc < 0) return -1;
+    /* generation_config.json, when present, decides the EOS ids and BOS. */
+    path = rosa_path_join(dir, "generation_config.json");
+    if (!path) return -1;
+    if (rosa_file_exists(path)) {
+        j = rosa_json_load(path);
+        if (!j) rc = -1;
+        else if (!cJSON_IsObject(j)) rc = rosa_fail("%s: not a JSON object", path);
+        else {
+            long long bos;
+            rc = parse_eos(j, path, c);
+            if (rc == 0) rc = rosa_json_int_opt(j, "bos_token_id", path, -1, MAX_VOCAB, c->bos_token_id, &bos);
+            if (rc == 0) c->bos_token_id = (int)bos;
+        }
+        cJSON_Delete(j);
+    }
+    free(path);
+    return rc;
+}

@@ -1,0 +1,219 @@
+/* model.c: loading a Hugging Face model directory into a rosa_model. */
+#include "model.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/config.h"
+#include "util.h"
+
+/* Records a buffer the model owns (freed with the model). */
+static int own(rosa_model *m, void *p) {
+    void **o = rosa_realloc(m->owned, sizeof(void *) * (size_t)(m->n_owned + 1), "buffer list");
+    if (!o) return -1;
+    m->owned = o;
+    m->owned[m->n_owned++] = p;
+    return 0;
+}
+
+static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
+    size_t k = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < ndim && k < n; i++)
+        k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (k < n) snprintf(buf + k, n - k, "]");
+}
+
+/* Looks up a tensor, checks its shape, and returns fp32 data: the mapped bytes
+ * themselves when stored as aligned F32, else a converted copy. */
+static const float *tensor(rosa_model *m, const char *dir, const char *name, int ndim, int64_t d0, int64_t d1,
+                           int required, int *err) {
+    const st_tensor *t = st_set_find(&m->weights, name);
+    if (!t) {
+        if (required) {
+            rosa_fail("%s: tensor \"%s\" is missing from the weights", dir, name);
+            *err = 1;
+        }
+        return NULL;
+    }
+    int64_t want[2] = {d0, d1};
+    int ok = t->ndim == ndim;
+    for (int i = 0; ok && i < ndim; i++) ok = t->shape[i] == want[i];
+    if (!ok) {
+        char got[96], exp[96];
+        shape_str(got, sizeof got, t->ndim, t->shape);
+        shape_str(exp, sizeof exp, ndim, want);
+        rosa_fail("%s: tensor \"%s\" has shape %s but config.json implies %s", m->weights.paths[t->file], name, got,
+                  exp);
+        *err = 1;
+        return NULL;
+    }
+    int64_t n = st_numel(t);
+    m->n_params += n;
+    if (t->dtype == ST_F32 && ((uintptr_t)t->data % sizeof(float)) == 0) {
+        m->weight_bytes += (int64_t)t->nbytes;
+        return t->data;
+    }
+    if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16) {
+        rosa_fail("%s: tensor \"%s\" has dtype %s (expected F32, F16 or BF16)", m->weights.paths[t->file], name,
+                  st_dtype_name(t->dtype));
+        *err = 1;
+        return NULL;
+    }
+    float *f = rosa_malloc(sizeof(float) * (size_t)n, name);
+    if (!f || own(m, f) < 0) {
+        free(f);
+        *err = 1;
+        return NULL;
+    }
+    const unsigned char *src = t->data;
+    for (int64_t i = 0; i < n; i++) {
+        if (t->dtype == ST_F32) {
+            memcpy(&f[i], src + 4 * i, 4);
+        } else {
+            uint16_t h;
+            memcpy(&h, src + 2 * i, 2);
+            f[i] = t->dtype == ST_F16 ? rosa_f16_to_f32(h) : rosa_bf16_to_f32(h);
+        }
+    }
+    m->weight_bytes += (int64_t)sizeof(float) * n;
+    return f;
+}
+
+/* Weights for a layer index the config does not have mean the two disagree. */
+static int check_extra_layers(const rosa_model *m, const char *dir) {
+    for (int i = 0; i < m->weights.n_tensors; i++) {
+        const char *name = m->weights.tensors[i].name;
+        long layer;
+        if (sscanf(name, "model.layers.%ld.", &layer) == 1 && layer >= m->cfg.num_layers)
+            return rosa_fail("%s: weights hold tensor \"%s\" but config.json has num_hidden_layers = %d", dir, name,
+                             m->cfg.num_layers);
+    }
+    return 0;
+}
+
+static int load_layer(rosa_model *m, const char *dir, int l) {
+    const rosa_config *c = &m->cfg;
+    int64_t D = c->hidden_size, F = c->intermediate_size, Q = (int64_t)c->num_heads * c->head_dim,
+            K = (int64_t)c->num_kv_heads * c->head_dim;
+    int qkv_bias = c->attention_bias || c->qkv_bias, err = 0;
+    rosa_layer *L = &m->layers[l];
+    char name[256];
+#define W(field, suffix, nd, a, b, req)                                        \
+    snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix);              \
+    L->field = tensor(m, dir, name, nd, a, b, req, &err);                      \
+    if (err) return -1;
+    W(attn_norm, "input_layernorm.weight", 1, D, 0, 1)
+    W(wq, "self_attn.q_proj.weight", 2, Q, D, 1)
+    W(wk, "self_attn.k_proj.weight", 2, K, D, 1)
+    W(wv, "self_attn.v_proj.weight", 2, K, D, 1)
+    W(wo, "self_attn.o_proj.weight", 2, D, Q, 1)
+    W(bq, "self_attn.q_proj.bias", 1, Q, 0, qkv_bias)
+    W(bk, "self_attn.k_proj.bias", 1, K, 0, qkv_bias)
+    W(bv, "self_attn.v_proj.bias", 1, K, 0, qkv_bias)
+    W(bo, "self_attn.o_proj.bias", 1, D, 0, c->attention_bias)
+    W(ffn_norm, "post_attention_layernorm.weight", 1, D, 0, 1)
+    W(w_gate, "mlp.gate_proj.weight", 2, F, D, 1)
+    W(w_up, "mlp.up_proj.weight", 2, F, D, 1)
+    W(w_down, "mlp.down_proj.weight", 2, D, F, 1)
+    W(b_gate, "mlp.gate_proj.bias", 1, F, 0, c->mlp_bias)
+    W(b_up, "mlp.up_proj.bias", 1, F, 0, c->mlp_bias)
+    W(b_down, "mlp.down_proj.bias", 1, D, 0, c->mlp_bias)
+#undef W
+    /* A bias the config does not ask for would be silently ignored: refuse it. */
+    if (!qkv_bias && L->bq) return rosa_fail("%s: weights have q_proj.bias but config.json has no attention_bias", dir);
+    if (!c->attention_bias && L->bo) return rosa_fail("%s: weights have o_proj.bias but config.json has no attention_bias", dir);
+    if (!c->mlp_bias && L->b_gate) return rosa_fail("%s: weights have mlp biases but config.json has mlp_bias false", dir);
+    return 0;
+}
+
+void rosa_rope_inv_freq(const rosa_config *c, double *inv_freq) {
+    int hd = c->head_dim;
+    for (int j = 0; j < hd / 2; j++) {
+        double f = 1.0 / pow((double)c->rope_theta, (double)(2 * j) / (double)hd);
+        if (c->rope_type == ROSA_ROPE_LINEAR) {
+            f /= c->rope_factor;
+        } else if (c->rope_type == ROSA_ROPE_LLAMA3) {
+            /* transformers' _compute_llama3_parameters: long wavelengths are
+             * divided by factor, short ones kept, the band between blended. */
+            double factor = c->rope_factor, lo = c->rope_low_freq_factor, hi = c->rope_high_freq_factor;
+            double old_ctx = c->rope_original_max_position;
+            double low_wavelen = old_ctx / lo, high_wavelen = old_ctx / hi;
+            double wavelen = 2.0 * M_PI / f;
+            double scaled = wavelen > low_wavelen ? f / factor : f;
+            if (!(wavelen < high_wavelen) && !(wavelen > low_wavelen)) {
+                double smooth = (old_ctx / wavelen - lo) / (hi - lo);
+                scaled = (1.0 - smooth) * scaled / factor + smooth * scaled;
+            }
+            f = scaled;
+        }
+        inv_freq[j] = f;
+    }
+}
+
+rosa_model *rosa_model_load(const char *dir) {
+    rosa_model *m = rosa_calloc(1, sizeof *m, "model");
+    if (!m) return NULL;
+    if (rosa_config_load(dir, &m->cfg) < 0 || st_set_open_dir(&m->weights, dir) < 0) goto fail;
+    const rosa_config *c = &m->cfg;
+    int64_t V = c->vocab_size, D = c->hidden_size;
+    int err = 0;
+    m->layers = rosa_calloc((size_t)c->num_layers, sizeof(rosa_layer), "layers");
+    m->inv_freq = rosa_calloc((size_t)c->head_dim / 2, sizeof(double), "rope");
+    if (!m->layers || !m->inv_freq) goto fail;
+    if (check_extra_layers(m, dir) < 0) goto fail;
+    m->embed = tensor(m, dir, "model.embed_tokens.weight", 2, V, D, 1, &err);
+    if (err) goto fail;
+    for (int l = 0; l < c->num_layers; l++)
+        if (load_layer(m, dir, l) < 0) goto fail;
+    m->norm = tensor(m, dir, "model.norm.weight", 1, D, 0, 1, &err);
+    if (err) goto fail;
+    m->lm_head = tensor(m, dir, "lm_head.weight", 2, V, D, !c->tie_word_embeddings, &err);
+    if (err) goto fail;
+    /* transformers ties when the config says so, even if lm_head.weight is stored. */
+    if (c->tie_word_embeddings) {
+        if (m->lm_head) m->n_params -= V * D;
+        m->lm_head = m->embed;
+    }
+    {
+        const st_tensor *t = st_set_find(&m->weights, "model.layers.0.self_attn.q_proj.weight");
+        m->cfg.weight_dtype = t->dtype == ST_F16 ? ROSA_DTYPE_F16 : t->dtype == ST_BF16 ? ROSA_DTYPE_BF16 : ROSA_DTYPE_F32;
+    }
+    rosa_rope_inv_freq(c, m->inv_freq);
+
+    /* The tokenizer is optional: a bare weights directory still runs on ids. */
+    char *tp = rosa_path_join(dir, "tokenizer.json");
+    if (!tp) goto fail;
+    int has_tok = rosa_file_exists(tp);
+    free(tp);
+    if (has_tok) {
+        m->tok = rosa_tokenizer_load(dir);
+        if (!m->tok) goto fail;
+        if (rosa_tokenizer_vocab_size(m->tok) > c->vocab_size) {
+            rosa_fail("%s: tokenizer.json has %d tokens but config.json vocab_size is %d", dir,
+                      rosa_tokenizer_vocab_size(m->tok), c->vocab_size);
+            goto fail;
+        }
+    }
+    return m;
+fail:
+    rosa_model_free(m);
+    return NULL;
+}
+
+void rosa_model_free(rosa_model *m) {
+    if (!m) return;
+    for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    free(m->owned);
+    free(m->layers);
+    free(m->inv_freq);
+    st_set_close(&m->weights);
+    rosa_tokenizer_free(m->tok);
+    free(m);
+}
+
+const rosa_config *rosa_model_config(const rosa_model *m) { return &m->cfg; }
+const rosa_tokenizer *rosa_model_tokenizer(const rosa_model *m) { return m->tok; }
+int64_t rosa_model_num_params(const rosa_model *m) { return m->n_params; }
+int64_t rosa_model_weight_bytes(const rosa_model *m) { return m->weight_bytes; }

@@ -1,0 +1,52 @@
+/* model.h: the in-memory model (weights as raw fp32 pointers) and the KV cache. */
+#ifndef ROSA_MODEL_H
+#define ROSA_MODEL_H
+
+#include "io/safetensors.h"
+#include "rosa.h"
+
+/* One decoder layer.  Matrices are row-major [out][in] as Hugging Face stores
+ * them (y = x W^T); biases are NULL when the architecture has none.
+ * Shapes: D hidden, F intermediate, Q = H_q*hd, K = H_kv*hd. */
+typedef struct {
+    const float *attn_norm;          /* [D] input_layernorm */
+    const float *wq, *wk, *wv, *wo;  /* [Q][D], [K][D], [K][D], [D][Q] */
+    const float *bq, *bk, *bv, *bo;  /* [Q], [K], [K], [D] */
+    const float *ffn_norm;           /* [D] post_attention_layernorm */
+    const float *w_gate, *w_up;      /* [F][D] */
+    const float *w_down;             /* [D][F] */
+    const float *b_gate, *b_up, *b_down;
+} rosa_layer;
+
+struct rosa_model {
+    rosa_config cfg;
+    st_set weights;       /* the mapped safetensors files */
+    const float *embed;   /* [V][D] */
+    const float *norm;    /* [D] final norm */
+    const float *lm_head; /* [V][D]; == embed when tied */
+    rosa_layer *layers;   /* [L] */
+    void **owned;         /* buffers converted from F16/BF16 or realigned */
+    int n_owned;
+    double *inv_freq;     /* [hd/2] RoPE inverse frequencies, scaling applied */
+    rosa_tokenizer *tok;  /* NULL when the directory has no tokenizer.json */
+    int64_t n_params, weight_bytes;
+    int warned_positions; /* the past-max_position_embeddings warning is printed once */
+};
+
+struct rosa_kv_cache {
+    int B, cap, len;       /* sequences, slots per sequence, slots used */
+    int L, kv_dim;         /* layers, H_kv * hd */
+    float *k, *v;          /* [L][B][cap][kv_dim], RoPE already applied to k */
+    uint8_t *valid;        /* [B][cap] 1 = real token */
+    int *pos;              /* [B][cap] position of each real slot */
+    int *n_real;           /* [B] real tokens so far (= next position) */
+    /* Scratch for one forward call, grown on demand. */
+    float *scratch;
+    size_t scratch_size;
+};
+
+/* Inverse RoPE frequencies for head_dim hd with the config's scaling
+ * (transformers' default / linear / llama3 rules), in double precision. */
+void rosa_rope_inv_freq(const rosa_config *c, double *inv_freq);
+
+#endif

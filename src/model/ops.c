@@ -1,0 +1,249 @@
+/* ops.c: forward ops.  GEMMs go to CBLAS; the rest is OpenMP over rows.  The
+ * OpenMP build of OpenBLAS runs single-threaded when called inside a parallel
+ * region, so BLAS threads and OpenMP threads never multiply. */
+#include "ops.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+void embedding_forward(float *out, const int32_t *ids, const float *embed, int N, int D) {
+    for (int n = 0; n < N; n++) memcpy(out + (int64_t)n * D, embed + (int64_t)ids[n] * D, sizeof(float) * (size_t)D);
+}
+
+void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int N, int D, float eps) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *xr = x + (int64_t)n * D;
+        float *o = out + (int64_t)n * D;
+        float ss = 0.0f;
+        for (int i = 0; i < D; i++) ss += xr[i] * xr[i];
+        float r = 1.0f / sqrtf(ss / (float)D + eps);
+        if (rstd) rstd[n] = r;
+        for (int i = 0; i < D; i++) o[i] = (xr[i] * r) * w[i];
+    }
+}
+
+void linear_forward(float *out, const float *x, const float *W, const float *b, int N, int IN, int OUT,
+                    int accumulate) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OUT, IN, 1.0f, x, IN, W, IN, accumulate ? 1.0f : 0.0f,
+                out, OUT);
+    if (b) {
+#pragma omp parallel for schedule(static)
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < OUT; o++) out[(int64_t)n * OUT + o] += b[o];
+    }
+}
+
+/* Turns each rotary pair by sign * pos * inv_freq. */
+static void rope_rotate(float *x, const int *pos, const double *inv_freq, int N, int H, int hd, double sign) {
+    int half = hd / 2;
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        for (int j = 0; j < half; j++) {
+            double angle = sign * (double)pos[n] * inv_freq[j];
+            float c = (float)cos(angle), s = (float)sin(angle);
+            for (int h = 0; h < H; h++) {
+                float *v = x + ((int64_t)n * H + h) * hd;
+                float x1 = v[j], x2 = v[j + half];
+                v[j] = x1 * c - x2 * s;
+                v[j + half] = x2 * c + x1 * s;
+            }
+        }
+    }
+}
+
+void rope_forward(float *x, const int *pos, const double *inv_freq, int N, int H, int hd) {
+    rope_rotate(x, pos, inv_freq, N, H, hd, 1.0);
+}
+
+void rope_backward(float *dx, const int *pos, const double *inv_freq, int N, int H, int hd) {
+    rope_rotate(dx, pos, inv_freq, N, H, hd, -1.0);
+}
+
+static float silu(float x) { return x / (1.0f + expf(-x)); }
+
+void swiglu_forward(float *out, const float *gate, const float *up, int N, int F) {
+    int64_t n = (int64_t)N * F;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) out[i] = silu(gate[i]) * up[i];
+}
+
+void attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,
+                       const uint8_t *valid, int len, int T, int Hq, int Hkv, int hd, int kv_stride, float *scratch) {
+    int group = Hq / Hkv, S = len + T;
+    float scale = 1.0f / sqrtf((float)hd);
+#pragma omp parallel
+    {
+        float *scores = scratch + (int64_t)omp_get_thread_num() * S;
+#pragma omp for collapse(2) schedule(static)
+        for (int t = 0; t < T; t++) {
+            for (int h = 0; h < Hq; h++) {
+                const float *qv = q + ((int64_t)t * Hq + h) * hd;
+                float *o = out + ((int64_t)t * Hq + h) * hd;
+                int kvh = h / group, last = len + t;
+                float mx = -INFINITY;
+                for (int s = 0; s <= last; s++) {
+                    if (!valid[s]) continue;
+                    const float *kv = k + (int64_t)s * kv_stride + (int64_t)kvh * hd;
+                    float dot = 0.0f;
+                    for (int i = 0; i < hd; i++) dot += qv[i] * kv[i];
+                    scores[s] = dot * scale;
+                    if (scores[s] > mx) mx = scores[s];
+                }
+                memset(o, 0, sizeof(float) * (size_t)hd);
+                if (lse) lse[(int64_t)t * Hq + h] = -INFINITY;
+                if (mx == -INFINITY) continue; /* nothing visible: padding row */
+                float sum = 0.0f;
+                for (int s = 0; s <= last; s++) {
+                    if (!valid[s]) continue;
+                    scores[s] = expf(scores[s] - mx);
+                    sum += scores[s];
+                }
+                float inv = 1.0f / sum;
+                if (lse) lse[(int64_t)t * Hq + h] = mx + logf(sum);
+                for (int s = 0; s <= last; s++) {
+                    if (!valid[s]) continue;
+                    const float *vv = v + (int64_t)s * kv_stride + (int64_t)kvh * hd;
+                    float p = scores[s] * inv;
+                    for (int i = 0; i < hd; i++) o[i] += p * vv[i];
+                }
+            }
+        }
+    }
+}
+
+void residual_forward(float *y, const float *x, int64_t n) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
+                        const float *q, const float *k, const float *v, const uint8_t *valid, int T, int Hq, int Hkv,
+                        int hd) {
+    int group = Hq / Hkv, K = Hkv * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    /* Each KV head's dk/dv rows are written by one thread only. */
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int g = 0; g < Hkv; g++) {
+        for (int h = g * group; h < (g + 1) * group; h++) {
+            for (int t = 0; t < T; t++) {
+                float l = lse[(int64_t)t * Hq + h];
+                if (l == -INFINITY) continue; /* nothing visible, output was 0 */
+                const float *qv = q + ((int64_t)t * Hq + h) * hd, *dov = dout + ((int64_t)t * Hq + h) * hd,
+                            *ov = out + ((int64_t)t * Hq + h) * hd;
+                float *dqv = dq + ((int64_t)t * Hq + h) * hd;
+                float delta = 0.0f; /* sum_s p_s dp_s = dout . out */
+                for (int i = 0; i < hd; i++) delta += dov[i] * ov[i];
+                for (int s = 0; s <= t; s++) {
+                    if (!valid[s]) continue;
+                    const float *kv = k + (int64_t)s * K + (int64_t)g * hd, *vv = v + (int64_t)s * K + (int64_t)g * hd;
+                    float dot = 0.0f, dp = 0.0f;
+                    for (int i = 0; i < hd; i++) {
+                        dot += qv[i] * kv[i];
+                        dp += dov[i] * vv[i];
+                    }
+                    float p = expf(dot * scale - l), ds = p * (dp - delta) * scale;
+                    float *dkv = dk + (int64_t)s * K + (int64_t)g * hd, *dvv = dv + (int64_t)s * K + (int64_t)g * hd;
+                    for (int i = 0; i < hd; i++) {
+                        dqv[i] += ds * kv[i];
+                        dkv[i] += ds * qv[i];
+                        dvv[i] += p * dov[i];
+                    }
+                }
+            }
+        }
+    }
+}
+
+void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd,
+                      int N, int D) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *xr = x + (int64_t)n * D, *dy = dout + (int64_t)n * D;
+        float *dxr = dx + (int64_t)n * D, r = rstd[n];
+        float dot = 0.0f; /* sum_j dy_j w_j x_j */
+        for (int i = 0; i < D; i++) dot += dy[i] * w[i] * xr[i];
+        float c = dot * r * r * r / (float)D;
+        for (int i = 0; i < D; i++) dxr[i] += dy[i] * w[i] * r - xr[i] * c;
+    }
+    if (dw) {
+        /* Summed over rows in a fixed order, so the result is deterministic. */
+#pragma omp parallel for schedule(static)
+        for (int i = 0; i < D; i++) {
+            float acc = 0.0f;
+            for (int n = 0; n < N; n++) acc += dout[(int64_t)n * D + i] * x[(int64_t)n * D + i] * rstd[n];
+            dw[i] += acc;
+        }
+    }
+}
+
+void linear_backward_input(float *dx, const float *dout, const float *W, int N, int IN, int OUT, int accumulate) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IN, OUT, 1.0f, dout, OUT, W, IN,
+                accumulate ? 1.0f : 0.0f, dx, IN);
+}
+
+void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int N, int F) {
+    int64_t n = (int64_t)N * F;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        float g = gate[i], sig = 1.0f / (1.0f + expf(-g));
+        dup[i] = dout[i] * g * sig;
+        dgate[i] = dout[i] * up[i] * sig * (1.0f + g * (1.0f - sig));
+    }
+}
+
+/* Rows per chunk of the LM head: bounds the logits alive at once. */
+#define LM_CHUNK 64
+
+double lm_head_loss(float *dh, float *ce, const float *h, const float *W, const int32_t *target, const float *weight,
+                    int N, int D, int V) {
+    float *logits = malloc(sizeof(float) * (size_t)LM_CHUNK * (size_t)V);
+    double total = 0.0;
+    if (!logits) return NAN;
+    for (int n0 = 0; n0 < N; n0 += LM_CHUNK) {
+        int rows = N - n0 < LM_CHUNK ? N - n0 : LM_CHUNK;
+        /* Skip chunks without any target: no loss, zero gradient. */
+        int any = 0;
+        for (int r = 0; r < rows; r++) any |= target[n0 + r] >= 0;
+        if (!any) {
+            if (dh) memset(dh + (int64_t)n0 * D, 0, sizeof(float) * (size_t)rows * (size_t)D);
+            for (int r = 0; ce && r < rows; r++) ce[n0 + r] = 0.0f;
+            continue;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, V, D, 1.0f, h + (int64_t)n0 * D, D, W, D, 0.0f,
+                    logits, V);
+        double row_loss[LM_CHUNK];
+#pragma omp parallel for schedule(static)
+        for (int r = 0; r < rows; r++) {
+            row_loss[r] = 0.0;
+            float *row = logits + (int64_t)r * V;
+            int32_t tg = target[n0 + r];
+            if (tg < 0) {
+                if (ce) ce[n0 + r] = 0.0f;
+                memset(row, 0, sizeof(float) * (size_t)V);
+                continue;
+            }
+            float mx = row[0];
+            for (int i = 1; i < V; i++)
+                if (row[i] > mx) mx = row[i];
+            double sum = 0.0;
+            for (int i = 0; i < V; i++) sum += exp((double)(row[i] - mx));
+            double l = log(sum) + mx - row[tg];
+            if (ce) ce[n0 + r] = (float)l;
+            row_loss[r] = weight[n0 + r] * l;
+            /* d/dlogits of weight * CE = weight * (softmax - onehot). */
+            float wgt = weight[n0 + r], inv = (float)(1.0 / sum);
+            for (int i = 0; i < V; i++) row[i] = wgt * expf(row[i] - mx) * inv;
+            row[tg] -= wgt;
+        }
+        for (int r = 0; r < rows; r++) total += row_loss[r]; /* fixed order: reproducible */
+        if (dh)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, D, V, 1.0f, logits, V, W, D, 0.0f,
+                        dh + (int64_t)n0 * D, D);
+    }
+    free(logits);
+    return total;
+}

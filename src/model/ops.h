@@ -1,0 +1,68 @@
+/* ops.h: the forward ops of a Llama decoder, as plain functions over raw fp32
+ * pointers.  Row-major throughout; N is the number of token rows. */
+#ifndef ROSA_OPS_H
+#define ROSA_OPS_H
+
+#include <stdint.h>
+
+/* out[N][D] = embed[ids[n]][D] */
+void embedding_forward(float *out, const int32_t *ids, const float *embed, int N, int D);
+
+/* out[N][D] = x / sqrt(mean(x^2) + eps) * w   (rstd[N] saved when not NULL) */
+void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int N, int D, float eps);
+
+/* out[N][OUT] = x[N][IN] W[OUT][IN]^T + b[OUT]  (b may be NULL); accumulate adds to out. */
+void linear_forward(float *out, const float *x, const float *W, const float *b, int N, int IN, int OUT,
+                    int accumulate);
+
+/* Rotates x[N][H][hd] in place, rotate_half layout: pair (j, j + hd/2) turns by
+ * pos[n] * inv_freq[j]. */
+void rope_forward(float *x, const int *pos, const double *inv_freq, int N, int H, int hd);
+/* The adjoint: rotates a gradient in place by the opposite angle. */
+void rope_backward(float *dx, const int *pos, const double *inv_freq, int N, int H, int hd);
+
+/* out[N][F] = silu(gate) * up */
+void swiglu_forward(float *out, const float *gate, const float *up, int N, int F);
+
+/* Causal attention of T new query slots over a cache of slots [0, len + T).
+ *   q   [T][Hq][hd]           queries of one sequence (RoPE applied)
+ *   k,v [len + T][Hkv][hd]     the sequence's cached keys / values (row stride kv_stride floats)
+ *   valid [len + T]            1 = real slot (keys of padding slots are ignored)
+ *   out [T][Hq][hd]
+ * Query slot t sees key slots s <= len + t that are valid; a query with no
+ * visible key gets zeros.  Query head h uses KV head h / (Hq / Hkv).
+ *   scratch [omp_get_max_threads()][len + T]   one score row per thread
+ *   lse [T][Hq] (may be NULL): log-sum-exp of each softmax row, for the backward */
+void attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,
+                       const uint8_t *valid, int len, int T, int Hq, int Hkv, int hd, int kv_stride, float *scratch);
+
+/* Backward of attention_forward with len = 0 (a whole sequence, kv_stride =
+ * Hkv*hd).  Recomputes the probabilities from q, k and lse, so it is O(T^2)
+ * per head and needs no T x T storage.  Accumulates into dq [T][Hq][hd] and
+ * dk, dv [T][Hkv][hd] (zero them first). */
+void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
+                        const float *q, const float *k, const float *v, const uint8_t *valid, int T, int Hq, int Hkv,
+                        int hd);
+
+/* dx[N][D] += d(rmsnorm)/dx . dout;  dw[D] += sum_n dout * x * rstd  (dw may be NULL) */
+void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd,
+                      int N, int D);
+
+/* dx[N][IN] (+)= dout[N][OUT] W[OUT][IN]   (the input gradient of linear_forward) */
+void linear_backward_input(float *dx, const float *dout, const float *W, int N, int IN, int OUT, int accumulate);
+
+/* dgate, dup [N][F] from dout of swiglu_forward. */
+void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int N, int F);
+
+/* Cross-entropy of rows of h [N][D] through the LM head W [V][D], in chunks so
+ * that the [N][V] logits are never all alive.  Row n has target[n] (negative
+ * = no loss) and weight[n]; returns sum_n weight[n] * CE_n, and when dh is not
+ * NULL writes dh[N][D] = d(sum)/dh.  ce (may be NULL) receives CE_n (0 where
+ * no target). */
+double lm_head_loss(float *dh, float *ce, const float *h, const float *W, const int32_t *target, const float *weight,
+                    int N, int D, int V);
+
+/* y[N][D] += x[N][D] */
+void residual_forward(float *y, const float *x, int64_t n);
+
+#endif

@@ -1,0 +1,190 @@
+/* checkpoint.c: atomic checkpoint directories. */
+#include "checkpoint.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io/json.h"
+#include "io/safetensors.h"
+#include "util.h"
+
+static int remove_tree(const char *path) {
+    DIR *d = opendir(path);
+    if (!d) return unlink(path) == 0 || errno == ENOENT ? 0 : -1;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        char *p = rosa_path_join(path, e->d_name);
+        if (p) remove_tree(p);
+        free(p);
+    }
+    closedir(d);
+    return rmdir(path);
+}
+
+static int fsync_dir(const char *path) {
+    int fd = open(path, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+static int write_optimizer(const char *path, const rosa_adapter *a, const rosa_adamw *opt) {
+    int n = 2 * a->n_params + 1;
+    st_write_entry *e = rosa_calloc((size_t)n, sizeof *e, "optimizer tensors");
+    int64_t *shapes = rosa_calloc((size_t)a->n_params * 2 + 1, sizeof(int64_t), "optimizer shapes");
+    char (*names)[160] = rosa_calloc((size_t)n, sizeof *names, "optimizer names");
+    int rc = -1;
+    if (e && shapes && names) {
+        for (int i = 0; i < a->n_params; i++) {
+            const rosa_param *p = &a->params[i];
+            shapes[2 * i] = p->rows;
+            shapes[2 * i + 1] = p->cols;
+            snprintf(names[2 * i], sizeof names[0], "%s.exp_avg", p->name);
+            snprintf(names[2 * i + 1], sizeof names[0], "%s.exp_avg_sq", p->name);
+            e[2 * i] = (st_write_entry){names[2 * i], ST_F32, 2, &shapes[2 * i], opt->m + p->offset};
+            e[2 * i + 1] = (st_write_entry){names[2 * i + 1], ST_F32, 2, &shapes[2 * i], opt->v + p->offset};
+        }
+        shapes[2 * a->n_params] = a->n_params;
+        e[n - 1] = (st_write_entry){"step", ST_I64, 1, &shapes[2 * a->n_params], opt->step};
+        rc = st_write_file(path, e, n, NULL);
+    }
+    free(e);
+    free(shapes);
+    free(names);
+    return rc;
+}
+
+int rosa_checkpoint_save(const char *out_dir, const rosa_adapter *a, const rosa_adamw *opt,
+                         const rosa_checkpoint_state *st, const char *base_model) {
+    char final_dir[4096], tmp_dir[4096], old_dir[4096];
+    snprintf(final_dir, sizeof final_dir, "%s/checkpoint-%lld", out_dir, (long long)st->step);
+    snprintf(tmp_dir, sizeof tmp_dir, "%s/.checkpoint-%lld.tmp", out_dir, (long long)st->step);
+    snprintf(old_dir, sizeof old_dir, "%s/.checkpoint-%lld.old", out_dir, (long long)st->step);
+    remove_tree(tmp_dir);
+    if (mkdir(tmp_dir, 0755) != 0) return rosa_fail("%s: cannot create: %s", tmp_dir, strerror(errno));
+    char *p = NULL;
+    int rc = rosa_adapter_save(a, tmp_dir, base_model);
+    if (rc == 0) {
+        p = rosa_path_join(tmp_dir, "optimizer.safetensors");
+        rc = p ? write_optimizer(p, a, opt) : -1;
+        free(p);
+    }
+    if (rc == 0) {
+        char text[512];
+        snprintf(text, sizeof text, "{\"step\": %lld, \"total_steps\": %lld, \"seed\": \"%llu\", \"format\": \"rosa-checkpoint/1\"}\n",
+                 (long long)st->step, (long long)st->total_steps, (unsigned long long)st->seed);
+        /* trainer_state.json is written last: its presence marks a complete checkpoint. */
+        p = rosa_path_join(tmp_dir, "trainer_state.json");
+        rc = p ? rosa_write_file_atomic(p, text, strlen(text)) : -1;
+        free(p);
+    }
+    if (rc == 0 && fsync_dir(tmp_dir) != 0) rc = rosa_fail("%s: fsync failed: %s", tmp_dir, strerror(errno));
+    if (rc == 0) {
+        /* Replacing a checkpoint of the same step (a resumed run re-saving it). */
+        remove_tree(old_dir);
+        if (rosa_is_dir(final_dir) && rename(final_dir, old_dir) != 0)
+            rc = rosa_fail("%s: cannot move aside: %s", final_dir, strerror(errno));
+        else if (rename(tmp_dir, final_dir) != 0)
+            rc = rosa_fail("%s: cannot rename to %s: %s", tmp_dir, final_dir, strerror(errno));
+        else {
+            fsync_dir(out_dir);
+            remove_tree(old_dir);
+        }
+    }
+    if (rc < 0) {
+        rosa_error_prefix("saving checkpoint-%lld (the previous checkpoints are intact)", (long long)st->step);
+        remove_tree(tmp_dir);
+    }
+    return rc;
+}
+
+int64_t rosa_checkpoint_latest(const char *out_dir, char **path) {
+    DIR *d = opendir(out_dir);
+    if (!d) return -1;
+    long long best = -1;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        long long step;
+        char tail;
+        if (sscanf(e->d_name, "checkpoint-%lld%c", &step, &tail) != 1 || step < 0) continue;
+        char state[4096];
+        snprintf(state, sizeof state, "%s/%s/trainer_state.json", out_dir, e->d_name);
+        if (rosa_file_exists(state) && step > best) best = step;
+    }
+    closedir(d);
+    if (best >= 0 && path) {
+        char buf[4096];
+        snprintf(buf, sizeof buf, "%s/checkpoint-%lld", out_dir, best);
+        *path = rosa_strdup(buf);
+    }
+    return best;
+}
+
+int rosa_checkpoint_load(const char *out_dir, int64_t step, const rosa_config *c, rosa_adapter *a, rosa_adamw *opt,
+                         rosa_checkpoint_state *st) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/checkpoint-%lld", out_dir, (long long)step);
+    rosa_adapter *saved = NULL;
+    cJSON *j = NULL;
+    st_set s = {0};
+    int rc = -1;
+    char *path = rosa_path_join(dir, "trainer_state.json");
+    if (!path) return -1;
+    j = rosa_json_load(path);
+    if (!j) goto done;
+    long long v;
+    const char *seed;
+    int err;
+    if (rosa_json_int(j, "step", path, 0, INT64_MAX / 2, &v) < 0) goto done;
+    st->step = v;
+    if (rosa_json_int(j, "total_steps", path, 0, INT64_MAX / 2, &v) < 0) goto done;
+    st->total_steps = v;
+    seed = rosa_json_str_opt(j, "seed", path, &err);
+    if (err || !seed) {
+        rosa_fail("%s: missing \"seed\"", path);
+        goto done;
+    }
+    st->seed = strtoull(seed, NULL, 10);
+    /* The adapter values; the structure must match the one being trained. */
+    saved = rosa_adapter_load(dir, c);
+    if (!saved || rosa_adapter_copy_values(a, saved) < 0) goto done;
+    free(path);
+    path = rosa_path_join(dir, "optimizer.safetensors");
+    if (!path || st_set_add_file(&s, path) < 0) goto done;
+    for (int i = 0; i < a->n_params; i++) {
+        const rosa_param *p = &a->params[i];
+        char name[160];
+        float *dst[2] = {opt->m + p->offset, opt->v + p->offset};
+        for (int k = 0; k < 2; k++) {
+            snprintf(name, sizeof name, "%s.%s", p->name, k ? "exp_avg_sq" : "exp_avg");
+            const st_tensor *t = st_set_find(&s, name);
+            if (!t || t->dtype != ST_F32 || t->nbytes != sizeof(float) * (size_t)p->rows * p->cols) {
+                rosa_fail("%s: tensor \"%s\" missing or misshaped (was the checkpoint made with other adapter "
+                          "options?)", path, name);
+                goto done;
+            }
+            memcpy(dst[k], t->data, t->nbytes);
+        }
+    }
+    const st_tensor *t = st_set_find(&s, "step");
+    if (!t || t->dtype != ST_I64 || t->nbytes != sizeof(int64_t) * (size_t)a->n_params) {
+        rosa_fail("%s: tensor \"step\" missing or misshaped", path);
+        goto done;
+    }
+    memcpy(opt->step, t->data, t->nbytes);
+    rc = 0;
+done:
+    rosa_adapter_free(saved);
+    st_set_close(&s);
+    cJSON_Delete(j);
+    free(path);
+    return rc;
+}

@@ -1,0 +1,28 @@
+/* checkpoint.h: OUT/checkpoint-STEP/ directories (adapter, AdamW state,
+ * trainer state), written atomically: a temporary directory is filled,
+ * fsynced, then renamed into place, so the newest complete checkpoint always
+ * survives a crash, a kill or a full disk. */
+#ifndef ROSA_CHECKPOINT_H
+#define ROSA_CHECKPOINT_H
+
+#include <stdint.h>
+
+#include "train/adapter.h"
+#include "train/optim.h"
+
+typedef struct {
+    int64_t step;        /* optimizer steps done */
+    int64_t total_steps;
+    uint64_t seed;
+} rosa_checkpoint_state;
+
+int rosa_checkpoint_save(const char *out_dir, const rosa_adapter *a, const rosa_adamw *opt,
+                         const rosa_checkpoint_state *st, const char *base_model);
+/* Loads checkpoint-STEP into a (same structure) and opt. */
+int rosa_checkpoint_load(const char *out_dir, int64_t step, const rosa_config *c, rosa_adapter *a, rosa_adamw *opt,
+                         rosa_checkpoint_state *st);
+/* The largest STEP of a complete checkpoint in out_dir, or -1.  path (may be
+ * NULL) receives a malloc'ed path of it. */
+int64_t rosa_checkpoint_latest(const char *out_dir, char **path);
+
+#endif

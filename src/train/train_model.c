@@ -1,0 +1,306 @@
+/* train_model.c: forward with saved activations, and the hand-derived backward.
+ *
+ * Per layer (N = B*T rows, all row-major):
+ *   h1 = rmsnorm(x, g_in)
+ *   q, k, v = h1 Wq^T, h1 Wk^T, h1 Wv^T  (+ biases, + LoRA)     then RoPE on q, k
+ *   att = causal_attention(q, k, v)                              per sequence, padding masked
+ *   x2 = x + att Wo^T (+ LoRA)
+ *   h2 = rmsnorm(x2, g_post)
+ *   gate, up = h2 Wg^T, h2 Wu^T (+ LoRA);  act = silu(gate) * up
+ *   x' = x2 + act Wd^T (+ LoRA)
+ * LoRA on a projection y = x W^T adds s * (drop(x) A^T) B^T.  Base weights are
+ * frozen: the backward computes input gradients through them but never their
+ * weight gradients.  The RMSNorm weight gradients are computed (not applied)
+ * because layer selection reads them. */
+#include "train_model.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/ops.h"
+#include "util.h"
+
+typedef struct {
+    int D, F, Q, K, Hq, Hkv, hd, V, L, r;
+} dims;
+
+static dims get_dims(const rosa_model *m, const rosa_adapter *a) {
+    const rosa_config *c = &m->cfg;
+    return (dims){c->hidden_size,  c->intermediate_size, c->num_heads * c->head_dim, c->num_kv_heads * c->head_dim,
+                  c->num_heads,    c->num_kv_heads,      c->head_dim,                c->vocab_size,
+                  c->num_layers,   a->lora.rank};
+}
+
+static int module_in(const dims *d, int m) { return m == MOD_O ? d->Q : m == MOD_DOWN ? d->F : d->D; }
+
+/* Walks the arena layout: with base == NULL it only counts floats. */
+static size_t layout(rosa_train_model *t, const rosa_model *m, const rosa_adapter *a, float *base) {
+    dims d = get_dims(m, a);
+    size_t N = (size_t)t->Bmax * (size_t)t->Tmax, off = 0;
+#define TAKE(ptr, n)                                                     \
+    do {                                                                 \
+        if (base) (ptr) = (void *)(base + off);                          \
+        off += ((size_t)(n) + 15) & ~(size_t)15;                         \
+    } while (0)
+    for (int l = 0; l < d.L; l++) {
+        layer_acts *A = base ? &t->acts[l] : &(layer_acts){0};
+        TAKE(A->x, N * d.D);
+        TAKE(A->h1, N * d.D);
+        TAKE(A->rstd1, N);
+        TAKE(A->q, N * d.Q);
+        TAKE(A->k, N * d.K);
+        TAKE(A->v, N * d.K);
+        TAKE(A->lse, N * d.Hq);
+        TAKE(A->att, N * d.Q);
+        TAKE(A->x2, N * d.D);
+        TAKE(A->h2, N * d.D);
+        TAKE(A->rstd2, N);
+        TAKE(A->gate, N * d.F);
+        TAKE(A->up, N * d.F);
+        TAKE(A->act, N * d.F);
+        for (int mod = 0; mod < N_MODULES; mod++) {
+            if (a->lora_idx[l][mod] < 0) continue;
+            TAKE(A->lora_u[mod], N * d.r);
+            if (a->lora.dropout > 0) {
+                TAKE(A->lora_xd[mod], N * module_in(&d, mod));
+                TAKE(A->lora_keep[mod], N * module_in(&d, mod) / sizeof(float) + 1);
+            }
+        }
+    }
+    TAKE(t->xf, N * d.D);
+    TAKE(t->hf, N * d.D);
+    TAKE(t->rstdf, N);
+    TAKE(t->dx, N * d.D);
+    TAKE(t->dh, N * d.D);
+    TAKE(t->dq, N * d.Q);
+    TAKE(t->dk, N * d.K);
+    TAKE(t->dv, N * d.K);
+    TAKE(t->datt, N * d.Q);
+    TAKE(t->dgate, N * d.F);
+    TAKE(t->dup, N * d.F);
+    TAKE(t->dact, N * d.F);
+    TAKE(t->du, N * d.r);
+    size_t widest = (size_t)(d.F > d.Q ? (d.F > d.D ? d.F : d.D) : (d.Q > d.D ? d.Q : d.D));
+    TAKE(t->dtmp, N * widest);
+    TAKE(t->scores, (size_t)omp_get_max_threads() * (size_t)t->Tmax);
+    TAKE(t->pos, N);
+    TAKE(t->target, N);
+    TAKE(t->weight, N);
+    TAKE(t->ce, N);
+    TAKE(t->norm_grad, (size_t)d.L * 2 * d.D);
+#undef TAKE
+    return off;
+}
+
+size_t rosa_train_model_bytes(const rosa_model *m, const rosa_adapter *a, int Bmax, int Tmax) {
+    rosa_train_model t = {.Bmax = Bmax, .Tmax = Tmax};
+    return layout(&t, m, a, NULL) * sizeof(float);
+}
+
+rosa_train_model *rosa_train_model_new(const rosa_model *m, rosa_adapter *a, int Bmax, int Tmax) {
+    if (Bmax < 1 || Tmax < 1) {
+        rosa_fail("training batch %d x %d must be positive", Bmax, Tmax);
+        return NULL;
+    }
+    rosa_train_model *t = rosa_calloc(1, sizeof *t, "training state");
+    if (!t) return NULL;
+    t->m = m;
+    t->a = a;
+    t->Bmax = Bmax;
+    t->Tmax = Tmax;
+    t->acts = rosa_calloc((size_t)m->cfg.num_layers, sizeof(layer_acts), "activations");
+    t->arena_floats = layout(t, m, a, NULL);
+    t->arena = t->acts ? rosa_calloc(t->arena_floats, sizeof(float), "activations") : NULL;
+    if (!t->arena) {
+        rosa_train_model_free(t);
+        return NULL;
+    }
+    layout(t, m, a, t->arena);
+    return t;
+}
+
+void rosa_train_model_free(rosa_train_model *t) {
+    if (!t) return;
+    free(t->arena);
+    free(t->acts);
+    free(t);
+}
+
+/* ---------------------------------------------------------------- LoRA */
+
+static const float *lora_A(const rosa_adapter *a, int l, int m) { return a->w + a->params[a->lora_idx[l][m]].offset; }
+static const float *lora_B(const rosa_adapter *a, int l, int m) {
+    return a->w + a->params[a->lora_idx[l][m] + 1].offset;
+}
+
+/* y[N][out] = x W^T + b, plus the LoRA branch when module m of layer l has one. */
+static void proj_forward(rosa_train_model *t, int l, int m, float *y, const float *x, const float *W, const float *b,
+                         int N, int in, int out, rosa_rng *drop) {
+    linear_forward(y, x, W, b, N, in, out, 0);
+    const rosa_adapter *a = t->a;
+    if (a->lora_idx[l][m] < 0) return;
+    layer_acts *A = &t->acts[l];
+    int r = a->lora.rank;
+    const float *xd = x;
+    if (a->lora.dropout > 0 && drop) {
+        /* Inverted dropout, one mask per module, as torch.nn.Dropout. */
+        float p = a->lora.dropout, keep = 1.0f / (1.0f - p);
+        int64_t n = (int64_t)N * in;
+        for (int64_t i = 0; i < n; i++) {
+            A->lora_keep[m][i] = rosa_rng_uniform(drop) >= p;
+            A->lora_xd[m][i] = A->lora_keep[m][i] ? x[i] * keep : 0.0f;
+        }
+        xd = A->lora_xd[m];
+    } else if (a->lora.dropout > 0) { /* evaluation: dropout is the identity */
+        memcpy(A->lora_xd[m], x, sizeof(float) * (size_t)N * in);
+        memset(A->lora_keep[m], 1, (size_t)N * in);
+        xd = A->lora_xd[m];
+    }
+    linear_forward(A->lora_u[m], xd, lora_A(a, l, m), NULL, N, in, r, 0);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, r, a->scaling, A->lora_u[m], r, lora_B(a, l, m), r,
+                1.0f, y, out);
+}
+
+/* dx[N][in] (=, or += with accumulate) from dy[N][out] through y = x W^T + LoRA;
+ * adds the LoRA weight gradients.  x is the module input of the forward. */
+static void proj_backward(rosa_train_model *t, int l, int m, float *dx, int accumulate, const float *dy,
+                          const float *x, const float *W, int N, int in, int out) {
+    linear_backward_input(dx, dy, W, N, in, out, accumulate);
+    rosa_adapter *a = t->a;
+    int idx = a->lora_idx[l][m];
+    if (idx < 0) return;
+    layer_acts *A = &t->acts[l];
+    int r = a->lora.rank;
+    float s = a->scaling, *dA = a->g + a->params[idx].offset, *dB = a->g + a->params[idx + 1].offset;
+    const float *xd = a->lora.dropout > 0 ? A->lora_xd[m] : x;
+    /* dB += s dy^T u;  du = s dy B;  dA += du^T xd;  dx += du A (through the dropout mask). */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, r, N, s, dy, out, A->lora_u[m], r, 1.0f, dB, r);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, out, s, dy, out, lora_B(a, l, m), r, 0.0f, t->du, r);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, in, N, 1.0f, t->du, r, xd, in, 1.0f, dA, in);
+    if (a->lora.dropout > 0) {
+        float keep = 1.0f / (1.0f - a->lora.dropout);
+        const uint8_t *kept = A->lora_keep[m];
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, 1.0f, t->du, r, lora_A(a, l, m), in, 0.0f,
+                    t->dtmp, in);
+        int64_t n = (int64_t)N * in;
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n; i++)
+            if (kept[i]) dx[i] += t->dtmp[i] * keep;
+    } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, 1.0f, t->du, r, lora_A(a, l, m), in, 1.0f, dx,
+                    in);
+    }
+}
+
+/* ------------------------------------------------------------- forward */
+
+static void layer_forward(rosa_train_model *t, int l, const rosa_batch *b, rosa_rng *drop) {
+    const rosa_model *m = t->m;
+    const rosa_layer *W = &m->layers[l];
+    dims d = get_dims(m, t->a);
+    int B = b->B, T = b->T, N = B * T;
+    float eps = m->cfg.rms_norm_eps;
+    layer_acts *A = &t->acts[l];
+    rmsnorm_forward(A->h1, A->rstd1, A->x, W->attn_norm, N, d.D, eps);
+    proj_forward(t, l, MOD_Q, A->q, A->h1, W->wq, W->bq, N, d.D, d.Q, drop);
+    proj_forward(t, l, MOD_K, A->k, A->h1, W->wk, W->bk, N, d.D, d.K, drop);
+    proj_forward(t, l, MOD_V, A->v, A->h1, W->wv, W->bv, N, d.D, d.K, drop);
+    rope_forward(A->q, t->pos, m->inv_freq, N, d.Hq, d.hd);
+    rope_forward(A->k, t->pos, m->inv_freq, N, d.Hkv, d.hd);
+    for (int s = 0; s < B; s++) {
+        size_t row = (size_t)s * T;
+        attention_forward(A->att + row * d.Q, A->lse + row * d.Hq, A->q + row * d.Q, A->k + row * d.K,
+                          A->v + row * d.K, b->mask + row, 0, T, d.Hq, d.Hkv, d.hd, d.K, t->scores);
+    }
+    memcpy(A->x2, A->x, sizeof(float) * (size_t)N * d.D);
+    /* o_proj output goes to a scratch buffer, then into the residual. */
+    proj_forward(t, l, MOD_O, t->dtmp, A->att, W->wo, W->bo, N, d.Q, d.D, drop);
+    residual_forward(A->x2, t->dtmp, (int64_t)N * d.D);
+    rmsnorm_forward(A->h2, A->rstd2, A->x2, W->ffn_norm, N, d.D, eps);
+    proj_forward(t, l, MOD_GATE, A->gate, A->h2, W->w_gate, W->b_gate, N, d.D, d.F, drop);
+    proj_forward(t, l, MOD_UP, A->up, A->h2, W->w_up, W->b_up, N, d.D, d.F, drop);
+    swiglu_forward(A->act, A->gate, A->up, N, d.F);
+    float *next = l + 1 < d.L ? t->acts[l + 1].x : t->xf;
+    memcpy(next, A->x2, sizeof(float) * (size_t)N * d.D);
+    proj_forward(t, l, MOD_DOWN, t->dtmp, A->act, W->w_down, W->b_down, N, d.F, d.D, drop);
+    residual_forward(next, t->dtmp, (int64_t)N * d.D);
+}
+
+/* ------------------------------------------------------------ backward */
+
+/* On entry t->dx holds d loss / d (output of layer l); on exit, d / d (input). */
+static void layer_backward(rosa_train_model *t, int l, const rosa_batch *b) {
+    const rosa_model *m = t->m;
+    const rosa_layer *W = &m->layers[l];
+    dims d = get_dims(m, t->a);
+    int B = b->B, T = b->T, N = B * T;
+    layer_acts *A = &t->acts[l];
+    float *g_in = t->norm_grad + (size_t)l * 2 * d.D, *g_post = g_in + d.D;
+
+    /* MLP: x' = x2 + down(silu(gate) * up) */
+    proj_backward(t, l, MOD_DOWN, t->dact, 0, t->dx, A->act, W->w_down, N, d.F, d.D);
+    swiglu_backward(t->dgate, t->dup, t->dact, A->gate, A->up, N, d.F);
+    proj_backward(t, l, MOD_GATE, t->dh, 0, t->dgate, A->h2, W->w_gate, N, d.D, d.F);
+    proj_backward(t, l, MOD_UP, t->dh, 1, t->dup, A->h2, W->w_up, N, d.D, d.F);
+    rmsnorm_backward(t->dx, g_post, t->dh, A->x2, W->ffn_norm, A->rstd2, N, d.D);
+
+    /* Attention: x2 = x + o(att(rope(q), rope(k), v)) */
+    proj_backward(t, l, MOD_O, t->datt, 0, t->dx, A->att, W->wo, N, d.Q, d.D);
+    memset(t->dq, 0, sizeof(float) * (size_t)N * d.Q);
+    memset(t->dk, 0, sizeof(float) * (size_t)N * d.K);
+    memset(t->dv, 0, sizeof(float) * (size_t)N * d.K);
+    for (int s = 0; s < B; s++) {
+        size_t row = (size_t)s * T;
+        attention_backward(t->dq + row * d.Q, t->dk + row * d.K, t->dv + row * d.K, t->datt + row * d.Q,
+                           A->att + row * d.Q, A->lse + row * d.Hq, A->q + row * d.Q, A->k + row * d.K,
+                           A->v + row * d.K, b->mask + row, T, d.Hq, d.Hkv, d.hd);
+    }
+    rope_backward(t->dq, t->pos, m->inv_freq, N, d.Hq, d.hd);
+    rope_backward(t->dk, t->pos, m->inv_freq, N, d.Hkv, d.hd);
+    proj_backward(t, l, MOD_Q, t->dh, 0, t->dq, A->h1, W->wq, N, d.D, d.Q);
+    proj_backward(t, l, MOD_K, t->dh, 1, t->dk, A->h1, W->wk, N, d.D, d.K);
+    proj_backward(t, l, MOD_V, t->dh, 1, t->dv, A->h1, W->wv, N, d.D, d.K);
+    rmsnorm_backward(t->dx, g_in, t->dh, A->x, W->attn_norm, A->rstd1, N, d.D);
+}
+
+int rosa_train_microbatch(rosa_train_model *t, const rosa_batch *b, float token_weight, int backward, int stop_layer,
+                          rosa_rng *dropout_rng, double *loss_sum, int *n_tokens, float *ce_out) {
+    const rosa_model *m = t->m;
+    dims d = get_dims(m, t->a);
+    int B = b->B, T = b->T, N = B * T;
+    if (B > t->Bmax || T > t->Tmax)
+        return rosa_fail("micro-batch %d x %d exceeds the allocated %d x %d", B, T, t->Bmax, t->Tmax);
+    for (int i = 0; i < N; i++)
+        if (b->ids[i] < 0 || b->ids[i] >= d.V) return rosa_fail("token id %d out of range [0, %d)", b->ids[i], d.V);
+    /* Positions count real tokens; targets are the next token's label. */
+    int count = 0;
+    for (int s = 0; s < B; s++) {
+        int p = 0;
+        for (int k = 0; k < T; k++) {
+            int n = s * T + k;
+            t->pos[n] = b->mask[n] ? p++ : 0;
+            int32_t lab = k + 1 < T ? b->labels[n + 1] : ROSA_IGNORE_INDEX;
+            t->target[n] = lab >= 0 && b->mask[n] ? lab : -1;
+            if (t->target[n] >= d.V) return rosa_fail("label %d out of range [0, %d)", t->target[n], d.V);
+            t->weight[n] = token_weight;
+            count += t->target[n] >= 0;
+        }
+    }
+    *n_tokens = count;
+    embedding_forward(t->acts[0].x, b->ids, m->embed, N, d.D);
+    for (int l = 0; l < d.L; l++) layer_forward(t, l, b, dropout_rng);
+    rmsnorm_forward(t->hf, t->rstdf, t->xf, m->norm, N, d.D, m->cfg.rms_norm_eps);
+    double loss = lm_head_loss(backward ? t->dh : NULL, t->ce, t->hf, m->lm_head, t->target, t->weight, N, d.D, d.V);
+    *loss_sum = loss;
+    if (ce_out) memcpy(ce_out, t->ce, sizeof(float) * (size_t)N);
+    /* A non-finite loss is the caller's to report; its gradient is useless. */
+    if (!backward || count == 0 || !isfinite(loss)) return 0;
+    memset(t->dx, 0, sizeof(float) * (size_t)N * d.D);
+    rmsnorm_backward(t->dx, NULL, t->dh, t->xf, m->norm, t->rstdf, N, d.D);
+    if (stop_layer < 0) stop_layer = 0;
+    for (int l = d.L - 1; l >= stop_layer; l--) layer_backward(t, l, b);
+    return 0;
+}

@@ -1,0 +1,55 @@
+/* train_model.h: the training forward and backward pass over a micro-batch:
+ * frozen base weights, trainable adapter, activations kept for the backward. */
+#ifndef ROSA_TRAIN_MODEL_H
+#define ROSA_TRAIN_MODEL_H
+
+#include "model/model.h"
+#include "train/adapter.h"
+#include "train/data.h"
+
+/* Activations of one decoder layer for N = B*T rows (see train_model.c). */
+typedef struct {
+    float *x, *h1, *rstd1;         /* layer input, normed input [N][D], 1/rms [N] */
+    float *q, *k, *v;              /* after RoPE: [N][Q], [N][K], [N][K] */
+    float *lse, *att;              /* softmax log-sum-exp [N][Hq], attention output [N][Q] */
+    float *x2, *h2, *rstd2;        /* after attention; its norm */
+    float *gate, *up, *act;        /* MLP pre-activations [N][F] and silu(gate)*up */
+    float *lora_u[N_MODULES];      /* adapter input x A^T [N][r] */
+    float *lora_xd[N_MODULES];     /* the dropped-out adapter input [N][in] (dropout > 0) */
+    uint8_t *lora_keep[N_MODULES]; /* its dropout mask [N][in], 1 = kept */
+} layer_acts;
+
+typedef struct {
+    const rosa_model *m;
+    rosa_adapter *a;
+    int Bmax, Tmax;
+    layer_acts *acts;              /* [L] */
+    float *xf, *hf, *rstdf;        /* final norm input/output */
+    /* backward scratch */
+    float *dx, *dh, *dq, *dk, *dv, *datt, *dgate, *dup, *dact, *du, *dtmp;
+    float *scores;                 /* attention scratch */
+    int *pos;
+    int32_t *target;
+    float *weight, *ce;
+    float *norm_grad;              /* [L][2][D]: d loss / d input_layernorm, post_attention_layernorm */
+    float *arena;
+    size_t arena_floats;
+} rosa_train_model;
+
+/* Allocates activations for micro-batches of up to Bmax x Tmax tokens. */
+rosa_train_model *rosa_train_model_new(const rosa_model *m, rosa_adapter *a, int Bmax, int Tmax);
+void rosa_train_model_free(rosa_train_model *t);
+/* Bytes that rosa_train_model_new would allocate (activations + scratch). */
+size_t rosa_train_model_bytes(const rosa_model *m, const rosa_adapter *a, int Bmax, int Tmax);
+
+/* One micro-batch.  Each label token (the shifted target labels[b][t+1]) has
+ * loss weight token_weight; returns sum(weight * CE) in *loss_sum and the
+ * number of label tokens in *n_tokens.  With backward, adds d(loss_sum) to the
+ * adapter gradients (a->g) and to norm_grad for layers >= stop_layer (the
+ * backward pass stops there).  dropout_rng draws the adapter dropout masks
+ * (NULL: no dropout, as in evaluation).  ce_out (may be NULL): per-token CE
+ * [B][T] at the position that predicts it (0 elsewhere). */
+int rosa_train_microbatch(rosa_train_model *t, const rosa_batch *b, float token_weight, int backward, int stop_layer,
+                          rosa_rng *dropout_rng, double *loss_sum, int *n_tokens, float *ce_out);
+
+#endif

@@ -1,0 +1,453 @@
+/* trainer.c: the training loop.
+ *
+ * Everything random is derived from --seed so that a run can be resumed
+ * exactly from a checkpoint that stores only the step: the data order of
+ * epoch e is a shuffle seeded by (seed, e), and the dropout masks of step s
+ * come from a stream seeded by (seed, s). */
+#include "trainer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io/json.h"
+#include "io/safetensors.h"
+#include "model/model.h"
+#include "train/checkpoint.h"
+#include "train/progress.h"
+#include "train/train_model.h"
+#include "util.h"
+
+volatile int rosa_train_interrupted;
+
+void rosa_train_options_default(rosa_train_options *o) {
+    memset(o, 0, sizeof *o);
+    rosa_lora_options_default(&o->lora);
+    rosa_adamw_options_default(&o->adam);
+    o->schedule = ROSA_SCHED_LINEAR;
+    o->warmup_steps = 100;
+    o->batch_size = 16;
+    o->micro_batch_size = 4;
+    o->epochs = 3;
+    o->max_grad_norm = 1.0f;
+    o->seed = 42;
+    rosa_data_options_default(&o->data);
+    o->shuffle = 1;
+    o->eval_steps = 200;
+    o->save_steps = 200;
+}
+
+/* A 64-bit mix of two values (splitmix64 finaliser), for derived seeds. */
+static uint64_t mix_seed(uint64_t a, uint64_t b) {
+    uint64_t z = a * 0x9E3779B97F4A7C15ull ^ (b + 0x632BE59BD9B4E019ull + (a << 6) + (a >> 2));
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Label tokens of an example that carry loss (shifted targets, t >= 1). */
+static int example_label_tokens(const rosa_example *e) {
+    int n = 0;
+    for (int t = 1; t < e->n; t++) n += e->labels[t] != ROSA_IGNORE_INDEX;
+    return n;
+}
+
+int rosa_eval_loss(rosa_train_model *tm, const rosa_dataset *d, const int32_t *idx, int n, int micro,
+                   double *token_mean, double *example_mean, double *per_example) {
+    const rosa_config *c = &tm->m->cfg;
+    double total = 0.0, ex_total = 0.0;
+    long long tokens = 0;
+    int examples = 0;
+    float *ce = rosa_malloc(sizeof(float) * (size_t)micro * (size_t)tm->Tmax, "losses");
+    if (!ce) return -1;
+    for (int i = 0; i < n; i += micro) {
+        int B = n - i < micro ? n - i : micro;
+        rosa_batch b;
+        if (rosa_batch_make(d, idx + i, B, 0, &b) < 0) {
+            free(ce);
+            return -1;
+        }
+        double sum;
+        int ntok;
+        int rc = rosa_train_microbatch(tm, &b, 1.0f, 0, 0, NULL, &sum, &ntok, ce);
+        if (rc == 0) {
+            for (int s = 0; s < B; s++) {
+                double es = 0.0;
+                int et = 0;
+                for (int t = 0; t + 1 < b.T; t++) {
+                    if (b.mask[s * b.T + t] && b.labels[s * b.T + t + 1] != ROSA_IGNORE_INDEX) {
+                        es += ce[s * b.T + t];
+                        et++;
+                    }
+                }
+                total += es;
+                tokens += et;
+                double mean = et ? es / et : NAN;
+                if (per_example) per_example[i + s] = mean;
+                if (et) {
+                    ex_total += mean;
+                    examples++;
+                }
+            }
+        }
+        rosa_batch_free(&b);
+        if (rc < 0) {
+            free(ce);
+            return -1;
+        }
+    }
+    (void)c;
+    free(ce);
+    *token_mean = tokens ? total / (double)tokens : NAN;
+    if (example_mean) *example_mean = examples ? ex_total / examples : NAN;
+    return 0;
+}
+
+typedef struct {
+    const rosa_train_options *o;
+    rosa_model *m;
+    rosa_dataset data;
+    int32_t *train_idx, *val_idx, *order;
+    int n_train, n_val, order_epoch;
+    int n_accum, steps_per_epoch;
+    int64_t total_steps;
+    rosa_adapter *a;
+    rosa_adamw opt;
+    rosa_train_model *tm;
+    FILE *metrics;
+    int lock_fd;
+    int Tmax;
+} run;
+
+/* The record indices of micro-batch j of step s. */
+static const int32_t *micro_indices(run *r, int64_t s, int j) {
+    int epoch = (int)(s / r->steps_per_epoch), group = (int)(s % r->steps_per_epoch);
+    if (epoch != r->order_epoch) {
+        memcpy(r->order, r->train_idx, sizeof(int32_t) * (size_t)r->n_train);
+        if (r->o->shuffle) {
+            rosa_rng rng;
+            rosa_rng_seed(&rng, mix_seed(r->o->seed, 0x0DA7A000u + (uint64_t)epoch));
+            rosa_shuffle(r->order, r->n_train, &rng);
+        }
+        r->order_epoch = epoch;
+    }
+    return r->order + (size_t)group * r->o->batch_size + (size_t)j * r->o->micro_batch_size;
+}
+
+static int open_output(run *r) {
+    const rosa_train_options *o = r->o;
+    if (mkdir(o->output_dir, 0755) != 0 && errno != EEXIST)
+        return rosa_fail("%s: cannot create output directory: %s", o->output_dir, strerror(errno));
+    char *lock = rosa_path_join(o->output_dir, "train.lock");
+    if (!lock) return -1;
+    r->lock_fd = open(lock, O_RDWR | O_CREAT, 0644);
+    free(lock);
+    if (r->lock_fd < 0) return rosa_fail("%s: cannot create train.lock: %s", o->output_dir, strerror(errno));
+    if (flock(r->lock_fd, LOCK_EX | LOCK_NB) != 0)
+        return rosa_fail("%s: another rosa train is writing to this directory", o->output_dir);
+    if (!o->resume && !o->overwrite && rosa_checkpoint_latest(o->output_dir, NULL) >= 0)
+        return rosa_fail("%s already holds a training run: use --resume to continue it or --overwrite to start over",
+                         o->output_dir);
+    return 0;
+}
+
+static int prepare_data(run *r, const rosa_tokenizer *tok) {
+    const rosa_train_options *o = r->o;
+    rosa_records recs;
+    if (rosa_records_load(o->data_path, o->skip_bad_records, &recs) < 0) return -1;
+    if (recs.n_bad && !o->quiet)
+        fprintf(stderr, "rosa: warning: %s: skipped %d bad records\n", o->data_path, recs.n_bad);
+    int rc = rosa_dataset_tokenize(tok, &recs, &o->data, &r->data);
+    rosa_records_free(&recs);
+    if (rc < 0) return -1;
+    if (o->val_set_size < 0 || o->val_set_size >= r->data.n)
+        return rosa_fail("--val-set-size %d must be below the number of records (%d)", o->val_set_size, r->data.n);
+    if (rosa_split_validation(r->data.n, o->val_set_size, o->seed, &r->train_idx, &r->n_train, &r->val_idx) < 0)
+        return -1;
+    r->n_val = o->val_set_size;
+    r->n_accum = o->batch_size / o->micro_batch_size;
+    r->steps_per_epoch = r->n_train / o->batch_size;
+    if (r->steps_per_epoch == 0)
+        return rosa_fail("%s: %d training records are fewer than one batch of %d", o->data_path, r->n_train,
+                         o->batch_size);
+    r->total_steps = o->max_steps > 0 ? o->max_steps : (int64_t)o->epochs * r->steps_per_epoch;
+    r->order = rosa_malloc(sizeof(int32_t) * (size_t)r->n_train, "data order");
+    r->order_epoch = -1;
+    r->Tmax = 1;
+    for (int i = 0; i < r->data.n; i++)
+        if (r->data.ex[i].n > r->Tmax) r->Tmax = r->data.ex[i].n;
+    return r->order ? 0 : -1;
+}
+
+static int prepare_adapter(run *r) {
+    const rosa_train_options *o = r->o;
+    if (o->init_adapter) {
+        r->a = rosa_adapter_load(o->init_adapter, &r->m->cfg);
+        if (!r->a) return -1;
+        /* The adapter's structure comes from its file; dropout from the command line. */
+        r->a->lora.dropout = o->lora.dropout;
+    } else {
+        r->a = rosa_adapter_new_lora(&r->m->cfg, &o->lora, o->seed);
+        if (!r->a) return -1;
+    }
+    return rosa_adamw_init(&r->opt, r->a);
+}
+
+static void print_plan(run *r, size_t act_bytes) {
+    const rosa_train_options *o = r->o;
+    if (o->quiet) return;
+    int64_t base = rosa_model_num_params(r->m), trainable = rosa_adapter_num_params(r->a);
+    size_t weights = (size_t)rosa_model_weight_bytes(r->m), adapter = 2 * sizeof(float) * r->a->n_floats,
+           optim = 2 * sizeof(float) * r->a->n_floats;
+    fprintf(stderr, "rosa: %d train records, %d validation; %d steps (%d per epoch), batch %d = %d x %d micro-batches\n",
+            r->n_train, r->n_val, (int)r->total_steps, r->steps_per_epoch, o->batch_size, r->n_accum,
+            o->micro_batch_size);
+    fprintf(stderr, "rosa: trainable parameters %lld of %lld (%.4f%%)\n", (long long)trainable, (long long)base,
+            100.0 * (double)trainable / (double)base);
+    fprintf(stderr, "rosa: memory: weights %.1f MiB, activations %.1f MiB (micro-batch %d x %d tokens), adapter %.1f MiB, "
+                    "optimizer %.1f MiB, total %.1f MiB\n",
+            weights / 1048576.0, act_bytes / 1048576.0, o->micro_batch_size, r->Tmax, adapter / 1048576.0,
+            optim / 1048576.0, (weights + act_bytes + adapter + optim) / 1048576.0);
+}
+
+/* Metrics file: on resume, keep the lines of steps up to the resumed one. */
+static int open_metrics(run *r, int64_t start_step) {
+    char *path = rosa_path_join(r->o->output_dir, "metrics.jsonl");
+    if (!path) return -1;
+    rosa_buf keep = {0};
+    if (start_step > 0 && rosa_file_exists(path)) {
+        size_t len;
+        char *text = rosa_read_file(path, &len);
+        for (char *line = text, *next; text && line && *line; line = next) {
+            next = strchr(line, '\n');
+            if (next) *next++ = 0;
+            cJSON *j = cJSON_Parse(line);
+            const cJSON *st = j ? cJSON_GetObjectItem(j, "step") : NULL;
+            if (cJSON_IsNumber(st) && st->valuedouble <= (double)start_step) {
+                rosa_buf_append(&keep, line, strlen(line));
+                rosa_buf_putc(&keep, '\n');
+            }
+            cJSON_Delete(j);
+        }
+        free(text);
+    }
+    r->metrics = fopen(path, "w");
+    if (!r->metrics) {
+        rosa_fail("%s: cannot write: %s", path, strerror(errno));
+        free(path);
+        rosa_buf_free(&keep);
+        return -1;
+    }
+    if (keep.len) fwrite(keep.data, 1, keep.len, r->metrics);
+    fflush(r->metrics);
+    free(path);
+    rosa_buf_free(&keep);
+    return 0;
+}
+
+static int save_checkpoint(run *r, int64_t step) {
+    rosa_checkpoint_state st = {.step = step, .total_steps = r->total_steps, .seed = r->o->seed};
+    if (rosa_checkpoint_save(r->o->output_dir, r->a, &r->opt, &st, r->o->model_dir) < 0) return -1;
+    return 0;
+}
+
+static int validate(run *r, int64_t step) {
+    if (r->n_val == 0) return 0;
+    double loss;
+    if (rosa_eval_loss(r->tm, &r->data, r->val_idx, r->n_val, r->o->micro_batch_size, &loss, NULL, NULL) < 0)
+        return -1;
+    fprintf(r->metrics, "{\"step\": %lld, \"val_loss\": %.9g}\n", (long long)step, loss);
+    fflush(r->metrics);
+    if (!r->o->quiet) rosa_progress_note("step %lld: validation loss %.4f", (long long)step, loss);
+    return 0;
+}
+
+/* One optimizer step s.  Returns 0, -1 on error, 1 for a skipped step. */
+static int train_step(run *r, int64_t s, double *loss_out, double *gnorm_out, long long *tokens_out) {
+    const rosa_train_options *o = r->o;
+    rosa_adapter *a = r->a;
+    memset(a->g, 0, sizeof(float) * a->n_floats);
+    memset(r->tm->norm_grad, 0, sizeof(float) * (size_t)r->m->cfg.num_layers * 2 * r->m->cfg.hidden_size);
+    rosa_rng drop;
+    rosa_rng_seed(&drop, mix_seed(o->seed, 0xD80Bu + (uint64_t)s));
+    /* Token normalisation weighs every label token of the step equally. */
+    long long step_tokens = 0;
+    for (int j = 0; j < r->n_accum; j++) {
+        const int32_t *idx = micro_indices(r, s, j);
+        for (int k = 0; k < o->micro_batch_size; k++) step_tokens += example_label_tokens(&r->data.ex[idx[k]]);
+    }
+    double loss = 0.0;
+    long long tokens = 0;
+    int empty = 0;
+    for (int j = 0; j < r->n_accum; j++) {
+        const int32_t *idx = micro_indices(r, s, j);
+        long long mb_tokens = 0;
+        for (int k = 0; k < o->micro_batch_size; k++) mb_tokens += example_label_tokens(&r->data.ex[idx[k]]);
+        float w;
+        if (o->loss_norm == ROSA_LOSS_TOKEN) w = step_tokens ? (float)(1.0 / (double)step_tokens) : 0.0f;
+        else w = mb_tokens ? (float)(1.0 / ((double)mb_tokens * r->n_accum)) : 0.0f;
+        if (mb_tokens == 0) {
+            empty++;
+            continue; /* contributes zero */
+        }
+        rosa_batch b;
+        if (rosa_batch_make(&r->data, idx, o->micro_batch_size, 0, &b) < 0) return -1;
+        double sum;
+        int ntok;
+        int rc = rosa_train_microbatch(r->tm, &b, w, 1, 0, &drop, &sum, &ntok, NULL);
+        for (int t = 0; t < b.B * b.T; t++) tokens += b.mask[t];
+        rosa_batch_free(&b);
+        if (rc < 0) return -1;
+        if (!isfinite(sum)) {
+            if (o->nan_policy == ROSA_NAN_SKIP) {
+                rosa_progress_note("step %lld, micro-batch %d: non-finite loss; step skipped", (long long)s, j);
+                return 1;
+            }
+            return rosa_fail("non-finite loss at step %lld, micro-batch %d (records %d..); the last checkpoint is "
+                             "kept (use --nan-policy skip to skip such steps)", (long long)s, j, idx[0]);
+        }
+        loss += sum;
+    }
+    if (empty && !o->quiet)
+        rosa_progress_note("warning: step %lld: %d micro-batches without label tokens contribute zero", (long long)s,
+                           empty);
+    double gnorm = rosa_grad_norm(a, NULL);
+    if (!isfinite(gnorm)) {
+        if (o->nan_policy == ROSA_NAN_SKIP) {
+            rosa_progress_note("step %lld: non-finite gradient; step skipped", (long long)s);
+            return 1;
+        }
+        return rosa_fail("non-finite gradient at step %lld; the last checkpoint is kept (use --nan-policy skip to skip "
+                         "such steps)", (long long)s);
+    }
+    if (o->max_grad_norm > 0) rosa_clip_grads(a, NULL, gnorm, o->max_grad_norm);
+    float lr = (float)(o->adam.lr * rosa_lr_factor(o->schedule, s, r->total_steps, o->warmup_steps));
+    rosa_adamw_step(&r->opt, a, NULL, lr, &o->adam);
+    *loss_out = loss;
+    *gnorm_out = gnorm;
+    *tokens_out = tokens;
+    return 0;
+}
+
+static void run_free(run *r) {
+    rosa_train_model_free(r->tm);
+    rosa_adamw_free(&r->opt);
+    rosa_adapter_free(r->a);
+    rosa_dataset_free(&r->data);
+    free(r->train_idx);
+    free(r->val_idx);
+    free(r->order);
+    if (r->metrics) fclose(r->metrics);
+    if (r->lock_fd > 0) close(r->lock_fd);
+    rosa_model_free(r->m);
+}
+
+int rosa_train(const rosa_train_options *o) {
+    run r = {.o = o, .lock_fd = -1};
+    int status = -1;
+    if (o->batch_size < 1 || o->micro_batch_size < 1 || o->batch_size % o->micro_batch_size != 0) {
+        rosa_fail("--batch-size %d must be a positive multiple of --micro-batch-size %d", o->batch_size,
+                  o->micro_batch_size);
+        return -1;
+    }
+    if (open_output(&r) < 0) goto done;
+    r.m = rosa_model_load(o->model_dir);
+    if (!r.m) goto done;
+    const rosa_tokenizer *tok = rosa_model_tokenizer(r.m);
+    if (!tok) {
+        rosa_fail("%s: training needs the model's tokenizer.json", o->model_dir);
+        goto done;
+    }
+    if (prepare_data(&r, tok) < 0 || prepare_adapter(&r) < 0) goto done;
+
+    int64_t start = 0;
+    if (o->resume) {
+        rosa_checkpoint_state st;
+        int64_t last = rosa_checkpoint_latest(o->output_dir, NULL);
+        if (last < 0) {
+            rosa_fail("%s: no checkpoint to resume from", o->output_dir);
+            goto done;
+        }
+        if (rosa_checkpoint_load(o->output_dir, last, &r.m->cfg, r.a, &r.opt, &st) < 0) goto done;
+        if (st.total_steps != r.total_steps || st.seed != o->seed) {
+            rosa_fail("%s: checkpoint-%lld was made with %lld total steps and seed %llu, not %lld and %llu: resume "
+                      "with the same options", o->output_dir, (long long)last, (long long)st.total_steps,
+                      (unsigned long long)st.seed, (long long)r.total_steps, (unsigned long long)o->seed);
+            goto done;
+        }
+        start = st.step;
+        if (!o->quiet) fprintf(stderr, "rosa: resuming from %s/checkpoint-%lld\n", o->output_dir, (long long)last);
+    }
+
+    size_t act = rosa_train_model_bytes(r.m, r.a, o->micro_batch_size, r.Tmax);
+    size_t total_mem = (size_t)rosa_model_weight_bytes(r.m) + act + 4 * sizeof(float) * r.a->n_floats;
+    print_plan(&r, act);
+    if (o->max_memory > 0 && (double)total_mem > o->max_memory) {
+        rosa_fail("training needs about %.1f MiB, more than --max-memory %.1f MiB: lower --micro-batch-size (now %d) "
+                  "or --cutoff-len (longest example %d tokens)", total_mem / 1048576.0, o->max_memory / 1048576.0,
+                  o->micro_batch_size, r.Tmax);
+        goto done;
+    }
+    r.tm = rosa_train_model_new(r.m, r.a, o->micro_batch_size, r.Tmax);
+    if (!r.tm || open_metrics(&r, start) < 0) goto done;
+
+    rosa_progress prog;
+    rosa_progress_start(&prog, "train", r.total_steps, start, o->quiet, o->plain_log);
+    int skipped = 0;
+    for (int64_t s = start; s < r.total_steps; s++) {
+        double loss = 0.0, gnorm = 0.0;
+        long long tokens = 0;
+        double t0 = rosa_now();
+        int rc = train_step(&r, s, &loss, &gnorm, &tokens);
+        if (rc < 0) {
+            rosa_progress_end(&prog);
+            goto done;
+        }
+        double dt = rosa_now() - t0;
+        float lr = (float)(o->adam.lr * rosa_lr_factor(o->schedule, s, r.total_steps, o->warmup_steps));
+        if (rc == 1) {
+            skipped++;
+            fprintf(r.metrics, "{\"step\": %lld, \"skipped\": true}\n", (long long)(s + 1));
+        } else {
+            fprintf(r.metrics,
+                    "{\"step\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, \"tokens\": %lld, "
+                    "\"tokens_per_second\": %.2f, \"seconds\": %.4f}\n",
+                    (long long)(s + 1), loss, lr, gnorm, tokens, dt > 0 ? tokens / dt : 0.0, dt);
+        }
+        fflush(r.metrics);
+        rosa_progress_update(&prog, s + 1, loss, lr, gnorm, tokens);
+        int last = s + 1 == r.total_steps;
+        if (o->eval_steps > 0 && r.n_val && ((s + 1) % o->eval_steps == 0 || last) && validate(&r, s + 1) < 0) {
+            rosa_progress_end(&prog);
+            goto done;
+        }
+        if ((o->save_steps > 0 && (s + 1) % o->save_steps == 0) || last || rosa_train_interrupted) {
+            if (save_checkpoint(&r, s + 1) < 0) {
+                rosa_progress_end(&prog);
+                goto done;
+            }
+        }
+        if (rosa_train_interrupted && !last) {
+            rosa_progress_end(&prog);
+            fprintf(stderr, "rosa: interrupted after step %lld; checkpoint saved in %s/checkpoint-%lld; continue with "
+                            "the same command and --resume\n", (long long)(s + 1), o->output_dir, (long long)(s + 1));
+            status = 130;
+            goto done;
+        }
+    }
+    rosa_progress_end(&prog);
+    if (rosa_adapter_save(r.a, o->output_dir, o->model_dir) < 0) goto done;
+    if (skipped && !o->quiet) fprintf(stderr, "rosa: %d steps were skipped (non-finite loss)\n", skipped);
+    if (!o->quiet) fprintf(stderr, "rosa: adapter saved in %s\n", o->output_dir);
+    status = 0;
+done:
+    run_free(&r);
+    return status;
+}

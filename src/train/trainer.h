@@ -1,0 +1,57 @@
+/* trainer.h: the training loop: data order, micro-batches and accumulation,
+ * clipping, AdamW, schedule, validation, metrics, checkpoints and resume. */
+#ifndef ROSA_TRAINER_H
+#define ROSA_TRAINER_H
+
+#include <stdint.h>
+
+#include "train/adapter.h"
+#include "train/data.h"
+#include "train/optim.h"
+#include "train/train_model.h"
+
+typedef enum { ROSA_LOSS_MEAN, ROSA_LOSS_TOKEN } rosa_loss_norm;
+typedef enum { ROSA_NAN_STOP, ROSA_NAN_SKIP } rosa_nan_policy;
+
+typedef struct {
+    const char *model_dir, *data_path, *output_dir;
+    const char *init_adapter; /* start from these adapter values (fresh optimizer) */
+    int resume;               /* continue from the newest checkpoint in output_dir */
+    int overwrite;
+    rosa_lora_options lora;
+    rosa_adamw_options adam;
+    rosa_schedule schedule;
+    int warmup_steps;
+    int batch_size, micro_batch_size;
+    int epochs;               /* used when max_steps <= 0 */
+    int max_steps;
+    float max_grad_norm;      /* 0 = no clipping */
+    uint64_t seed;
+    rosa_data_options data;
+    int shuffle;
+    int val_set_size, eval_steps, save_steps;
+    rosa_loss_norm loss_norm;
+    rosa_nan_policy nan_policy;
+    int skip_bad_records;
+    double max_memory;        /* bytes; 0 = no limit */
+    int quiet, plain_log;
+} rosa_train_options;
+
+void rosa_train_options_default(rosa_train_options *o);
+
+/* Runs a whole training; returns 0, -1 on error, or 130 when interrupted
+ * (after saving a checkpoint). */
+int rosa_train(const rosa_train_options *o);
+
+/* Loss of examples idx[0..n) under the current adapter, in micro-batches of
+ * `micro` (a record's loss never depends on its batch mates): the mean over
+ * all label tokens, the mean of the per-example means, and (when not NULL)
+ * each example's mean CE (NaN for an example without label tokens). */
+int rosa_eval_loss(rosa_train_model *tm, const rosa_dataset *d, const int32_t *idx, int n, int micro,
+                   double *token_mean, double *example_mean, double *per_example);
+
+/* Set from a signal handler: the loop saves a checkpoint and stops at the end
+ * of the current step. */
+extern volatile int rosa_train_interrupted;
+
+#endif

@@ -1,0 +1,80 @@
+/* util.h: errors, allocation, files and small helpers shared by every module. */
+#ifndef ROSA_UTIL_H
+#define ROSA_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "rosa.h"
+
+/* Sets the calling thread's error message (printf-style) and returns -1, so
+ * that `return rosa_fail("...")` reads naturally. */
+int rosa_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prepends "prefix: " to the current error message. */
+void rosa_error_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void rosa_clear_error(void);
+
+/* Allocators that set an error naming `what` and return NULL on failure
+ * (including size overflow). */
+void *rosa_malloc(size_t n, const char *what);
+void *rosa_calloc(size_t count, size_t size, const char *what);
+void *rosa_realloc(void *p, size_t n, const char *what);
+char *rosa_strdup(const char *s);
+char *rosa_strndup(const char *s, size_t n);
+/* a*b with overflow detection: returns 0 on overflow. */
+int rosa_mul_size(size_t a, size_t b, size_t *out);
+
+/* Reads a whole file into a NUL-terminated malloc'ed buffer. */
+char *rosa_read_file(const char *path, size_t *len);
+int rosa_file_exists(const char *path);
+int rosa_is_dir(const char *path);
+/* dir + "/" + name, malloc'ed. */
+char *rosa_path_join(const char *dir, const char *name);
+
+/* Atomic file replacement: write to the FILE from rosa_atomic_begin (a
+ * temporary beside path), then rosa_atomic_end flushes, fsyncs, renames it
+ * over path and fsyncs the directory; with ok = 0 (or on any failure) the
+ * temporary is removed and path is left as it was. */
+FILE *rosa_atomic_begin(const char *path, char **tmp_path);
+int rosa_atomic_end(FILE *f, char *tmp_path, const char *path, int ok);
+/* The whole of data[0..len) written atomically to path. */
+int rosa_write_file_atomic(const char *path, const void *data, size_t len);
+
+/* A read-only memory-mapped file. */
+typedef struct {
+    void *data;
+    size_t size;
+} rosa_mmap;
+int rosa_mmap_open(rosa_mmap *m, const char *path);
+void rosa_mmap_close(rosa_mmap *m);
+
+/* Length of the longest prefix of s[0..n) that is valid UTF-8. */
+size_t rosa_utf8_valid_prefix(const char *s, size_t n);
+/* Bytes in the UTF-8 sequence led by byte c (1 for continuation/invalid bytes). */
+int rosa_utf8_len(unsigned char c);
+
+/* A growable byte buffer. */
+typedef struct {
+    char *data;
+    size_t len, cap;
+} rosa_buf;
+int rosa_buf_append(rosa_buf *b, const void *p, size_t n);
+int rosa_buf_putc(rosa_buf *b, char c);
+void rosa_buf_free(rosa_buf *b);
+
+/* Half-precision conversions (round-to-nearest-even for the narrowing ones). */
+float rosa_f16_to_f32(uint16_t h);
+float rosa_bf16_to_f32(uint16_t h);
+uint16_t rosa_f32_to_bf16(float f);
+uint16_t rosa_f32_to_f16(float f);
+
+/* Seconds since an arbitrary origin (monotonic). */
+double rosa_now(void);
+
+/* rosa_rng (rosa.h): xoshiro256** seeded with splitmix64, reproducible across platforms. */
+uint64_t rosa_rng_next(rosa_rng *r);
+/* Uniform in [0, 1) with 24 bits of precision. */
+float rosa_rng_uniform(rosa_rng *r);
+
+#endif

@@ -1,0 +1,74 @@
+/* test.h: a tiny test harness.  Each TEST registers itself; test_main.c runs
+ * them all (or those whose name contains argv[1]) and prints the closing line
+ * "N passed, N failed". */
+#ifndef ROSA_TEST_H
+#define ROSA_TEST_H
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "rosa.h"
+
+typedef void (*test_fn)(void);
+void test_register(const char *name, const char *file, test_fn fn);
+void test_fail(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Marks the running test as skipped with a reason (counts as neither passed
+ * nor failed); used only where a prerequisite is really absent. */
+void test_skip(const char *reason);
+int test_failed(void);
+
+/* ROSA_SHARED/rel (default ../shared), ROSA_TESTDATA/rel (default build/testdata)
+ * and the rosa binary (ROSA_BIN, default build/rosa).  Static buffers, rotating. */
+const char *shared_path(const char *rel);
+const char *testdata_path(const char *rel);
+const char *rosa_bin(void);
+/* Runs a shell command, captures stdout (and stderr when merge_stderr) into a
+ * malloc'ed string; returns the exit status. */
+int run_capture(const char *cmd, int merge_stderr, char **out);
+
+#define TEST(name)                                                                     \
+    static void name(void);                                                            \
+    __attribute__((constructor)) static void register_##name(void) {                   \
+        test_register(#name, __FILE__, name);                                          \
+    }                                                                                  \
+    static void name(void)
+
+#define CHECK(cond)                                                                    \
+    do {                                                                               \
+        if (!(cond)) test_fail(__FILE__, __LINE__, "CHECK(%s)", #cond);                \
+    } while (0)
+#define CHECK_MSG(cond, ...)                                                           \
+    do {                                                                               \
+        if (!(cond)) test_fail(__FILE__, __LINE__, __VA_ARGS__);                       \
+    } while (0)
+#define REQUIRE(cond)                                                                  \
+    do {                                                                               \
+        if (!(cond)) {                                                                 \
+            test_fail(__FILE__, __LINE__, "REQUIRE(%s) [last error: %s]", #cond,      \
+                      rosa_last_error());                                              \
+            return;                                                                    \
+        }                                                                              \
+    } while (0)
+#define CHECK_EQ_INT(a, b)                                                             \
+    do {                                                                               \
+        long long a_ = (long long)(a), b_ = (long long)(b);                            \
+        if (a_ != b_) test_fail(__FILE__, __LINE__, "%s == %lld, expected %s == %lld", #a, a_, #b, b_); \
+    } while (0)
+#define CHECK_STR(a, b)                                                                \
+    do {                                                                               \
+        const char *a_ = (a), *b_ = (b);                                               \
+        if (!a_ || !b_ || strcmp(a_, b_) != 0)                                         \
+            test_fail(__FILE__, __LINE__, "%s == \"%s\", expected \"%s\"", #a,          \
+                      a_ ? a_ : "(null)", b_ ? b_ : "(null)");                         \
+    } while (0)
+/* Error messages must mention `needle`. */
+#define CHECK_ERROR_HAS(needle)                                                        \
+    do {                                                                               \
+        if (!strstr(rosa_last_error(), (needle)))                                      \
+            test_fail(__FILE__, __LINE__, "error \"%s\" does not mention \"%s\"",        \
+                      rosa_last_error(), (needle));                                    \
+    } while (0)
+
+#endif

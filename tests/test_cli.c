@@ -1,0 +1,161 @@
+/* test_cli.c: the rosa command-line tool, run as a real process. */
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+
+#include "io/json.h"
+#include "test.h"
+#include "util.h"
+
+/* Runs `rosa ARGS`, returns the exit status and the output (stdout, plus
+ * stderr when merge). */
+static int rosa_run(const char *args, int merge, char **out) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s %s", rosa_bin(), args);
+    return run_capture(cmd, merge, out);
+}
+
+static const char *stories_arg(void) { return shared_path("models/stories260K"); }
+
+TEST(cli_help_on_every_subcommand) {
+    const char *cmds[] = {"generate", "info", "tokenize"};
+    char *out;
+    CHECK_EQ_INT(rosa_run("--help", 0, &out), 0);
+    CHECK(strstr(out, "usage: rosa <command>") != NULL);
+    free(out);
+    for (int i = 0; i < 3; i++) {
+        char args[64], want[64];
+        snprintf(args, sizeof args, "%s --help", cmds[i]);
+        snprintf(want, sizeof want, "usage: rosa %s", cmds[i]);
+        CHECK_EQ_INT(rosa_run(args, 0, &out), 0);
+        CHECK_MSG(strstr(out, want) != NULL, "'rosa %s' printed: %s", args, out);
+        free(out);
+    }
+}
+
+TEST(cli_errors_are_one_line_and_nonzero) {
+    char *out, args[1024];
+    CHECK(rosa_run("frobnicate", 1, &out) != 0);
+    CHECK(strncmp(out, "rosa: error: unknown command", 28) == 0);
+    free(out);
+    CHECK(rosa_run("generate --model x --bogus 1", 1, &out) != 0);
+    CHECK(strncmp(out, "rosa: error: rosa generate: unknown option --bogus", 50) == 0);
+    free(out);
+    CHECK(rosa_run("generate --prompt hi", 1, &out) != 0);
+    CHECK(strstr(out, "--model is required") != NULL);
+    free(out);
+    CHECK(rosa_run("generate --model /nonexistent/model", 1, &out) == 1);
+    CHECK_STR(out, "rosa: error: /nonexistent/model: model directory not found\n");
+    free(out);
+    snprintf(args, sizeof args, "generate --model %s --max-new-tokens many", stories_arg());
+    CHECK(rosa_run(args, 1, &out) != 0);
+    CHECK(strstr(out, "--max-new-tokens expects an integer") != NULL);
+    free(out);
+    /* A prompt that is not UTF-8 is refused, with nothing generated. */
+    snprintf(args, sizeof args, "generate --model %s --prompt \"$(printf 'ab\\377c')\"", stories_arg());
+    CHECK(rosa_run(args, 1, &out) == 1);
+    CHECK_MSG(strstr(out, "rosa: error: --prompt: input is not valid UTF-8 at byte 2") != NULL, "got: %s", out);
+    free(out);
+}
+
+TEST(cli_generate_greedy_from_bos_matches_vectors) {
+    cJSON *v = rosa_json_load(shared_path("models/stories260K/vectors.json"));
+    REQUIRE(v);
+    const cJSON *g = cJSON_GetObjectItem(v, "greedy");
+    char args[1024], *out;
+    snprintf(args, sizeof args, "generate --model %s --max-new-tokens 256 --ignore-eos --json", stories_arg());
+    REQUIRE(rosa_run(args, 0, &out) == 0);
+    cJSON *r = cJSON_Parse(out);
+    REQUIRE(r);
+    const cJSON *ids = cJSON_GetObjectItem(r, "ids"), *want = cJSON_GetObjectItem(g, "ids");
+    CHECK_EQ_INT(cJSON_GetArraySize(ids), 256);
+    CHECK(cJSON_Compare(ids, want, 1));
+    CHECK(cJSON_Compare(cJSON_GetObjectItem(r, "prompt_ids"), cJSON_GetObjectItem(g, "input_ids"), 1));
+    CHECK_STR(cJSON_GetObjectItem(r, "text")->valuestring, cJSON_GetObjectItem(g, "text")->valuestring);
+    cJSON_Delete(r);
+    free(out);
+    /* The streamed text is the same story. */
+    snprintf(args, sizeof args, "generate --model %s --max-new-tokens 256 --ignore-eos --quiet", stories_arg());
+    REQUIRE(rosa_run(args, 0, &out) == 0);
+    size_t n = strlen(out);
+    CHECK(n > 0 && out[n - 1] == '\n');
+    if (n) out[n - 1] = 0;
+    CHECK_STR(out, cJSON_GetObjectItem(g, "text")->valuestring);
+    free(out);
+    cJSON_Delete(v);
+}
+
+TEST(cli_generate_continues_a_prompt) {
+    cJSON *v = rosa_json_load(shared_path("models/stories260K/vectors.json"));
+    REQUIRE(v);
+    const cJSON *pr = cJSON_GetArrayItem(cJSON_GetObjectItem(v, "prompts"), 0);
+    char args[1024], *out;
+    snprintf(args, sizeof args, "generate --model %s --prompt '%s' --max-new-tokens 64 --ignore-eos --json",
+             stories_arg(), cJSON_GetObjectItem(pr, "prompt")->valuestring);
+    REQUIRE(rosa_run(args, 0, &out) == 0);
+    cJSON *r = cJSON_Parse(out);
+    REQUIRE(r);
+    CHECK(cJSON_Compare(cJSON_GetObjectItem(r, "prompt_ids"), cJSON_GetObjectItem(pr, "input_ids"), 1));
+    CHECK(cJSON_Compare(cJSON_GetObjectItem(r, "ids"), cJSON_GetObjectItem(pr, "continuation_ids"), 1));
+    cJSON_Delete(r);
+    free(out);
+    /* Stopping at EOS: the default generation stops at id 2 when it comes. */
+    snprintf(args, sizeof args, "generate --model %s --max-new-tokens 400 --json", stories_arg());
+    REQUIRE(rosa_run(args, 0, &out) == 0);
+    r = cJSON_Parse(out);
+    REQUIRE(r);
+    const cJSON *ids = cJSON_GetObjectItem(r, "ids");
+    int n = cJSON_GetArraySize(ids);
+    CHECK(n >= 1 && n <= 400);
+    for (int i = 0; i + 1 < n; i++) CHECK(cJSON_GetArrayItem(ids, i)->valueint != 2);
+    if (n < 400) CHECK_EQ_INT(cJSON_GetArrayItem(ids, n - 1)->valueint, 2);
+    cJSON_Delete(r);
+    free(out);
+    cJSON_Delete(v);
+}
+
+TEST(cli_info_describes_the_model) {
+    char args[1024], *out;
+    snprintf(args, sizeof args, "info --model %s --json", stories_arg());
+    REQUIRE(rosa_run(args, 0, &out) == 0);
+    cJSON *r = cJSON_Parse(out);
+    REQUIRE(r);
+    CHECK_STR(cJSON_GetObjectItem(r, "architecture")->valuestring, "LlamaForCausalLM");
+    CHECK_EQ_INT(cJSON_GetObjectItem(r, "parameters")->valuedouble, 260032);
+    CHECK_EQ_INT(cJSON_GetObjectItem(r, "num_kv_heads")->valueint, 4);
+    CHECK_STR(cJSON_GetObjectItem(r, "tokenizer")->valuestring, "sentencepiece-bpe");
+    cJSON_Delete(r);
+    free(out);
+    snprintf(args, sizeof args, "info --model %s", stories_arg());
+    REQUIRE(rosa_run(args, 0, &out) == 0);
+    CHECK(strstr(out, "parameters    260032") != NULL);
+    free(out);
+}
+
+TEST(cli_tokenize_encodes_and_decodes) {
+    char args[1024], *out;
+    snprintf(args, sizeof args, "tokenize --tokenizer %s --text 'Hello world'", stories_arg());
+    REQUIRE(rosa_run(args, 0, &out) == 0);
+    CHECK_STR(out, "1 346 306 414 263 304 341\n");
+    free(out);
+    snprintf(args, sizeof args, "tokenize --tokenizer %s/tokenizer.json --text 'Hello world' --no-bos --json",
+             stories_arg());
+    REQUIRE(rosa_run(args, 0, &out) == 0);
+    CHECK_STR(out, "{\"ids\": [346, 306, 414, 263, 304, 341], \"count\": 6}\n");
+    free(out);
+    snprintf(args, sizeof args, "tokenize --tokenizer %s --decode --text '1 346 306 414 263 304 341'", stories_arg());
+    REQUIRE(rosa_run(args, 0, &out) == 0);
+    CHECK_STR(out, "Hello world\n");
+    free(out);
+    snprintf(args, sizeof args, "tokenize --tokenizer %s --decode --text '1 99999'", stories_arg());
+    CHECK(rosa_run(args, 1, &out) == 1);
+    CHECK(strncmp(out, "rosa: error:", 12) == 0);
+    free(out);
+    snprintf(args, sizeof args, "tokenize --tokenizer %s", shared_path("tokenizers/qwen2"));
+    CHECK(rosa_run(args, 1, &out) == 2);
+    CHECK(strstr(out, "exactly one of --text and --file") != NULL);
+    free(out);
+    snprintf(args, sizeof args, "tokenize --tokenizer %s --text 'Hello world'", shared_path("tokenizers/qwen2"));
+    REQUIRE(rosa_run(args, 0, &out) == 0);
+    CHECK_STR(out, "9707 1879\n"); /* Qwen2 adds no BOS */
+    free(out);
+}

@@ -1,0 +1,380 @@
+/* test_train.c: the optimizer, schedules and clipping against hand-computed
+ * values; end-to-end parity of `rosa train` with the PyTorch reference
+ * (tools/ref_train.py); checkpoints, resume, merge and the loss command. */
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io/json.h"
+#include "model/model.h"
+#include "test.h"
+#include "train/merge.h"
+#include "train/optim.h"
+#include "train/checkpoint.h"
+#include "train/trainer.h"
+#include "util.h"
+
+#define PY "/usr/bin/python3"
+
+TEST(lr_schedules_match_transformers) {
+    /* get_linear_schedule_with_warmup(W=10, T=110) */
+    CHECK(rosa_lr_factor(ROSA_SCHED_LINEAR, 0, 110, 10) == 0.0);
+    CHECK(fabs(rosa_lr_factor(ROSA_SCHED_LINEAR, 5, 110, 10) - 0.5) < 1e-12);
+    CHECK(fabs(rosa_lr_factor(ROSA_SCHED_LINEAR, 10, 110, 10) - 1.0) < 1e-12);
+    CHECK(fabs(rosa_lr_factor(ROSA_SCHED_LINEAR, 60, 110, 10) - 0.5) < 1e-12);
+    CHECK(rosa_lr_factor(ROSA_SCHED_LINEAR, 110, 110, 10) == 0.0);
+    /* cosine: half way through the decay is 0.5; the end is 0 */
+    CHECK(fabs(rosa_lr_factor(ROSA_SCHED_COSINE, 60, 110, 10) - 0.5) < 1e-12);
+    CHECK(fabs(rosa_lr_factor(ROSA_SCHED_COSINE, 35, 110, 10) - 0.5 * (1 + cos(M_PI * 0.25))) < 1e-12);
+    CHECK(fabs(rosa_lr_factor(ROSA_SCHED_COSINE, 110, 110, 10)) < 1e-12);
+    /* no warm-up: step 0 runs at the full rate */
+    CHECK(rosa_lr_factor(ROSA_SCHED_LINEAR, 0, 10, 0) == 1.0);
+    CHECK(rosa_lr_factor(ROSA_SCHED_CONSTANT, 7, 10, 2) == 1.0);
+}
+
+static rosa_adapter *tiny_adapter(void) {
+    rosa_config c = {0};
+    c.num_layers = 1;
+    c.hidden_size = 2;
+    c.intermediate_size = 2;
+    c.num_heads = 1;
+    c.num_kv_heads = 1;
+    c.head_dim = 2;
+    rosa_lora_options o;
+    rosa_lora_options_default(&o);
+    o.rank = 1;
+    o.targets = 1u << MOD_Q;
+    return rosa_adapter_new_lora(&c, &o, 1);
+}
+
+TEST(adamw_matches_torch_by_hand) {
+    rosa_adapter *a = tiny_adapter();
+    REQUIRE(a);
+    rosa_adamw opt;
+    REQUIRE(rosa_adamw_init(&opt, a) == 0);
+    rosa_adamw_options o = {0.1f, 0.9f, 0.999f, 1e-8f, 0.01f};
+    a->w[0] = 1.0f;
+    a->g[0] = 0.5f;
+    rosa_adamw_step(&opt, a, NULL, 0.1f, &o);
+    /* torch: p = 1*(1-0.1*0.01) = 0.999; m = 0.05, v = 0.00025; mhat = 0.5, vhat = 0.25;
+     * p -= 0.1 * 0.5 / (0.5 + 1e-8) -> 0.899 */
+    CHECK(fabs(a->w[0] - 0.899f) < 1e-6);
+    a->g[0] = -1.0f;
+    rosa_adamw_step(&opt, a, NULL, 0.1f, &o);
+    double p = 0.899 * (1 - 0.001), m = 0.9 * 0.05 - 0.1, v = 0.999 * 0.00025 + 0.001;
+    double mhat = m / (1 - 0.81), denom = sqrt(v) / sqrt(1 - 0.999 * 0.999) + 1e-8;
+    p -= 0.1 * mhat / denom;
+    CHECK_MSG(fabs(a->w[0] - p) < 1e-6, "w = %.8f, expected %.8f", a->w[0], p);
+    CHECK_EQ_INT(opt.step[0], 2);
+    /* An inactive tensor keeps its values, moments and step count. */
+    uint8_t active[2] = {0, 1};
+    float keep = a->w[0], keep_m = opt.m[0];
+    rosa_adamw_step(&opt, a, active, 0.1f, &o);
+    CHECK(a->w[0] == keep && opt.m[0] == keep_m && opt.step[0] == 2 && opt.step[1] == 3);
+    rosa_adamw_free(&opt);
+    rosa_adapter_free(a);
+}
+
+TEST(clip_grad_norm_like_torch) {
+    rosa_adapter *a = tiny_adapter();
+    REQUIRE(a);
+    memset(a->g, 0, sizeof(float) * a->n_floats);
+    a->g[0] = 3.0f;
+    a->g[a->n_floats - 1] = 4.0f;
+    double n = rosa_grad_norm(a, NULL);
+    CHECK(fabs(n - 5.0) < 1e-12);
+    rosa_clip_grads(a, NULL, n, 1.0f);
+    CHECK(fabs(a->g[0] - 3.0f / (5.0f + 1e-6f)) < 1e-7);
+    rosa_clip_grads(a, NULL, rosa_grad_norm(a, NULL), 2.0f); /* below the limit: unchanged */
+    CHECK(fabs(a->g[0] - 3.0f / (5.0f + 1e-6f)) < 1e-7);
+    rosa_adapter_free(a);
+}
+
+/* ------------------------------------------------ end-to-end with the CLI */
+
+static char work[256];
+
+static const char *wpath(const char *name) {
+    static char buf[8][512];
+    static int k;
+    if (!work[0]) {
+        snprintf(work, sizeof work, "/tmp/rosa-train-XXXXXX");
+        if (!mkdtemp(work)) snprintf(work, sizeof work, "/tmp");
+    }
+    char *b = buf[k++ & 7];
+    snprintf(b, 512, "%s/%s", work, name);
+    return b;
+}
+
+/* Short instruction/output records that fit stories260K's context. */
+static void write_data(const char *path, int n) {
+    static const char *words[] = {"cat", "dog", "ball", "tree", "sun", "happy", "red", "big", "park", "mom"};
+    FILE *f = fopen(path, "w");
+    for (int i = 0; i < n; i++)
+        fprintf(f, "{\"instruction\": \"Is the %s %s?\", \"input\": \"\", \"output\": \"the correct answer is %s\"}\n",
+                words[i % 10], words[(i * 3 + 1) % 10], i % 3 ? "true" : "false");
+    fclose(f);
+}
+
+static int sh(const char *cmd, char **out) { return run_capture(cmd, 1, out); }
+
+static cJSON *load_json(const char *path) {
+    cJSON *j = rosa_json_load(path);
+    return j;
+}
+
+static double max_rel(const float *a, const cJSON *ref, int n) {
+    double mx = 1.0, err = 0.0;
+    for (int i = 0; i < n; i++) {
+        double r = cJSON_GetArrayItem(ref, i)->valuedouble;
+        if (fabs(r) > mx) mx = fabs(r);
+        double e = fabs(a[i] - r);
+        if (!(e <= err)) err = e;
+    }
+    return err / mx;
+}
+
+TEST(train_lora_matches_pytorch_reference) {
+    const char *model = shared_path("models/stories260K");
+    const char *data = wpath("parity.jsonl"), *dump = wpath("parity-dump.json"), *init = wpath("init-adapter"),
+               *ref = wpath("ref.json"), *out = wpath("parity-out");
+    write_data(data, 16);
+    char cmd[4096], *o = NULL;
+    snprintf(cmd, sizeof cmd, "%s tokenize --model %s --data %s --template train --cutoff-len 48 --json > %s", rosa_bin(),
+             model, data, dump);
+    REQUIRE(sh(cmd, &o) == 0);
+    free(o);
+    snprintf(cmd, sizeof cmd,
+             PY " tools/ref_train.py make-adapter --model %s --method lora --rank 4 --alpha 8 "
+                "--target-modules q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj --b-std 0.05 --seed 3 --out %s",
+             model, init);
+    REQUIRE(sh(cmd, &o) == 0);
+    free(o);
+    const char *hyper = "--max-steps 10 --batch-size 4 --micro-batch-size 2 --lr 5e-3 --warmup-steps 3 "
+                        "--max-grad-norm 0.5 --weight-decay 0.01 --lr-scheduler linear";
+    snprintf(cmd, sizeof cmd, PY " tools/ref_train.py train --model %s --data %s --init-adapter %s --out %s %s -q", model,
+             dump, init, ref, hyper);
+    REQUIRE(sh(cmd, &o) == 0);
+    free(o);
+    snprintf(cmd, sizeof cmd,
+             "%s train --model %s --data %s --init-adapter %s --output %s %s --cutoff-len 48 --no-shuffle "
+             "--dropout 0 --save-steps 0 --quiet --overwrite",
+             rosa_bin(), model, data, init, out, hyper);
+    int rc = sh(cmd, &o);
+    CHECK_MSG(rc == 0, "rosa train failed: %s", o);
+    free(o);
+    REQUIRE(rc == 0);
+
+    cJSON *r = load_json(ref);
+    REQUIRE(r);
+    /* Step losses from metrics.jsonl. */
+    char mpath[600];
+    snprintf(mpath, sizeof mpath, "%s/metrics.jsonl", out);
+    size_t len;
+    char *metrics = rosa_read_file(mpath, &len);
+    REQUIRE(metrics);
+    float losses[10], norms[10];
+    int n = 0;
+    for (char *line = strtok(metrics, "\n"); line && n < 10; line = strtok(NULL, "\n")) {
+        cJSON *j = cJSON_Parse(line);
+        if (j && cJSON_GetObjectItem(j, "loss")) {
+            losses[n] = (float)cJSON_GetObjectItem(j, "loss")->valuedouble;
+            norms[n++] = (float)cJSON_GetObjectItem(j, "grad_norm")->valuedouble;
+        }
+        cJSON_Delete(j);
+    }
+    free(metrics);
+    CHECK_EQ_INT(n, 10);
+    double el = max_rel(losses, cJSON_GetObjectItem(r, "losses"), n);
+    double eg = max_rel(norms, cJSON_GetObjectItem(r, "grad_norms"), n);
+    CHECK_MSG(el <= 1e-4, "step losses differ by %g", el);
+    CHECK_MSG(eg <= 1e-4, "grad norms differ by %g", eg);
+    /* The adapter after 10 AdamW steps. */
+    rosa_model *m = rosa_model_load(model);
+    REQUIRE(m);
+    rosa_adapter *a = rosa_adapter_load(out, &m->cfg);
+    REQUIRE(a);
+    const cJSON *ad = cJSON_GetObjectItem(r, "adapter");
+    double worst = 0.0;
+    for (int i = 0; i < a->n_params; i++) {
+        const cJSON *want = cJSON_GetObjectItem(ad, a->params[i].name);
+        CHECK_MSG(want != NULL, "reference lacks %s", a->params[i].name);
+        if (!want) continue;
+        double e = max_rel(a->w + a->params[i].offset, want, a->params[i].rows * a->params[i].cols);
+        if (e > worst) worst = e;
+    }
+    CHECK_MSG(worst <= 1e-4, "adapter differs from the reference by %g", worst);
+    rosa_adapter_free(a);
+    rosa_model_free(m);
+
+    /* Per-example losses at the initial adapter: `rosa loss` vs the reference. */
+    snprintf(cmd, sizeof cmd, "%s loss --model %s --adapter %s --data %s --cutoff-len 48 --per-example --json "
+             "--micro-batch-size 3", rosa_bin(), model, init, data);
+    REQUIRE(sh(cmd, &o) == 0);
+    cJSON *lj = cJSON_Parse(o);
+    free(o);
+    REQUIRE(lj);
+    const cJSON *per = cJSON_GetObjectItem(lj, "per_example"), *want = cJSON_GetObjectItem(r, "per_example_init_loss");
+    CHECK_EQ_INT(cJSON_GetArraySize(per), 16);
+    double ep = 0.0;
+    for (int i = 0; i < 16; i++) {
+        double e = fabs(cJSON_GetArrayItem(per, i)->valuedouble - cJSON_GetArrayItem(want, i)->valuedouble);
+        if (e > ep) ep = e;
+    }
+    CHECK_MSG(ep <= 1e-5, "per-example losses differ by %g", ep);
+    cJSON_Delete(lj);
+    cJSON_Delete(r);
+}
+
+/* Token-normalised loss, a cosine schedule and micro-batches of 1. */
+TEST(train_token_loss_norm_matches_pytorch_reference) {
+    const char *model = shared_path("models/stories260K");
+    const char *data = wpath("tok.jsonl"), *dump = wpath("tok-dump.json"), *init = wpath("tok-init"),
+               *ref = wpath("tok-ref.json"), *out = wpath("tok-out");
+    write_data(data, 12);
+    char cmd[4096], *o = NULL;
+    snprintf(cmd, sizeof cmd, "%s tokenize --model %s --data %s --template train --cutoff-len 40 --train-on-inputs false "
+             "--json > %s", rosa_bin(), model, data, dump);
+    REQUIRE(sh(cmd, &o) == 0);
+    free(o);
+    snprintf(cmd, sizeof cmd, PY " tools/ref_train.py make-adapter --model %s --method lora --rank 2 --alpha 4 "
+             "--target-modules q_proj,v_proj --rslora --layers 1,3 --b-std 0.05 --seed 5 --out %s", model, init);
+    REQUIRE(sh(cmd, &o) == 0);
+    free(o);
+    const char *hyper = "--max-steps 6 --batch-size 3 --micro-batch-size 1 --lr 1e-2 --warmup-steps 0 "
+                        "--max-grad-norm 0 --lr-scheduler cosine --loss-norm token";
+    snprintf(cmd, sizeof cmd, PY " tools/ref_train.py train --model %s --data %s --init-adapter %s --out %s %s -q", model,
+             dump, init, ref, hyper);
+    REQUIRE(sh(cmd, &o) == 0);
+    free(o);
+    snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --init-adapter %s --output %s %s --cutoff-len 40 "
+             "--train-on-inputs false --no-shuffle --dropout 0 --quiet --overwrite", rosa_bin(), model, data, init, out,
+             hyper);
+    int rc = sh(cmd, &o);
+    CHECK_MSG(rc == 0, "rosa train failed: %s", o);
+    free(o);
+    REQUIRE(rc == 0);
+    cJSON *r = load_json(ref);
+    REQUIRE(r);
+    rosa_model *m = rosa_model_load(model);
+    rosa_adapter *a = m ? rosa_adapter_load(out, &m->cfg) : NULL;
+    REQUIRE(a);
+    CHECK(a->lora.rslora && a->n_params == 2 * 2 * 2);
+    double worst = 0.0;
+    for (int i = 0; i < a->n_params; i++) {
+        const cJSON *want = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "adapter"), a->params[i].name);
+        if (!want) {
+            CHECK_MSG(0, "reference lacks %s", a->params[i].name);
+            continue;
+        }
+        double e = max_rel(a->w + a->params[i].offset, want, a->params[i].rows * a->params[i].cols);
+        if (e > worst) worst = e;
+    }
+    CHECK_MSG(worst <= 1e-4, "adapter differs from the reference by %g", worst);
+    rosa_adapter_free(a);
+    rosa_model_free(m);
+    cJSON_Delete(r);
+}
+
+/* 6 steps straight == 3 steps, stop, resume for 3 more: identical adapters. */
+TEST(train_resume_is_exact) {
+    const char *model = shared_path("models/stories260K");
+    const char *data = wpath("resume.jsonl"), *a_dir = wpath("straight"), *b_dir = wpath("resumed");
+    write_data(data, 24);
+    const char *common = "--max-steps 6 --batch-size 4 --micro-batch-size 2 --lr 3e-3 --warmup-steps 2 "
+                         "--cutoff-len 48 --dropout 0.1 --target-modules all --seed 9 --quiet";
+    char cmd[4096], *o = NULL;
+    snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --output %s %s --save-steps 0", rosa_bin(), model, data,
+             a_dir, common);
+    REQUIRE(sh(cmd, &o) == 0);
+    free(o);
+    /* The second run keeps checkpoint-3 and loses everything after it, as if it
+     * had been killed during step 4; then it resumes. */
+    snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --output %s %s --save-steps 3", rosa_bin(), model, data,
+             b_dir, common);
+    REQUIRE(sh(cmd, &o) == 0);
+    free(o);
+    snprintf(cmd, sizeof cmd, "rm -rf %s/checkpoint-6 %s/adapter_model.safetensors", b_dir, b_dir);
+    REQUIRE(sh(cmd, &o) == 0);
+    free(o);
+    snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --output %s %s --save-steps 3 --resume", rosa_bin(), model,
+             data, b_dir, common);
+    int rc = sh(cmd, &o);
+    CHECK_MSG(rc == 0, "resume failed: %s", o);
+    free(o);
+    char pa[600], pb[600];
+    snprintf(pa, sizeof pa, "%s/adapter_model.safetensors", a_dir);
+    snprintf(pb, sizeof pb, "%s/adapter_model.safetensors", b_dir);
+    size_t la, lb;
+    char *x = rosa_read_file(pa, &la), *y = rosa_read_file(pb, &lb);
+    REQUIRE(x && y);
+    CHECK_MSG(la == lb && memcmp(x, y, la) == 0, "resumed adapter differs from the straight run");
+    free(x);
+    free(y);
+    /* metrics.jsonl of the resumed run has each step once. */
+    snprintf(pb, sizeof pb, "%s/metrics.jsonl", b_dir);
+    char *mt = rosa_read_file(pb, &lb);
+    REQUIRE(mt);
+    int lines = 0;
+    for (char *p = mt; *p; p++) lines += *p == '\n';
+    CHECK_EQ_INT(lines, 6);
+    free(mt);
+    /* A second run into the same directory is refused without --resume/--overwrite. */
+    snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --output %s %s", rosa_bin(), model, data, b_dir, common);
+    CHECK(sh(cmd, &o) == 1);
+    CHECK(strstr(o, "already holds a training run") != NULL);
+    free(o);
+}
+
+TEST(train_sigint_saves_a_resumable_checkpoint) {
+    const char *model = shared_path("models/stories260K");
+    const char *data = wpath("sig.jsonl"), *dir = wpath("sig-out");
+    write_data(data, 40);
+    char cmd[4096], *o = NULL;
+    snprintf(cmd, sizeof cmd,
+             "{ %s train --model %s --data %s --output %s --max-steps 500 --batch-size 4 --micro-batch-size 2 "
+             "--cutoff-len 48 --save-steps 0 --log-format plain & pid=$!; sleep 1.5; kill -INT $pid; wait $pid; }",
+             rosa_bin(), model, data, dir);
+    int rc = sh(cmd, &o);
+    CHECK_MSG(rc == 130, "exit status %d, output: %s", rc, o);
+    CHECK(strstr(o, "--resume") != NULL);
+    free(o);
+    char *latest = NULL;
+    CHECK(rosa_checkpoint_latest(dir, &latest) > 0);
+    free(latest);
+}
+
+TEST(merge_and_generate_with_adapter_agree) {
+    const char *model = shared_path("models/stories260K");
+    const char *init = wpath("merge-adapter"), *merged = wpath("merged");
+    char cmd[4096], *o = NULL, *g1 = NULL, *g2 = NULL;
+    snprintf(cmd, sizeof cmd, PY " tools/ref_train.py make-adapter --model %s --method lora --rank 4 --alpha 8 "
+             "--target-modules q_proj,v_proj,down_proj --b-std 0.1 --seed 4 --out %s", model, init);
+    REQUIRE(sh(cmd, &o) == 0);
+    free(o);
+    snprintf(cmd, sizeof cmd, "%s merge --model %s --adapter %s --output %s", rosa_bin(), model, init, merged);
+    REQUIRE(sh(cmd, &o) == 0);
+    free(o);
+    snprintf(cmd, sizeof cmd, "%s generate --model %s --adapter %s --max-new-tokens 40 --json", rosa_bin(), model, init);
+    REQUIRE(run_capture(cmd, 0, &g1) == 0);
+    snprintf(cmd, sizeof cmd, "%s generate --model %s --max-new-tokens 40 --json", rosa_bin(), merged);
+    REQUIRE(run_capture(cmd, 0, &g2) == 0);
+    cJSON *j1 = cJSON_Parse(g1), *j2 = cJSON_Parse(g2);
+    REQUIRE(j1 && j2);
+    CHECK(cJSON_Compare(cJSON_GetObjectItem(j1, "ids"), cJSON_GetObjectItem(j2, "ids"), 1));
+    cJSON_Delete(j1);
+    cJSON_Delete(j2);
+    free(g1);
+    free(g2);
+    /* The adapter changes the model's output. */
+    snprintf(cmd, sizeof cmd, "%s loss --model %s --data %s --json", rosa_bin(), model, wpath("parity.jsonl"));
+    char *l0 = NULL, *l1 = NULL;
+    write_data(wpath("parity.jsonl"), 16);
+    REQUIRE(run_capture(cmd, 0, &l0) == 0);
+    snprintf(cmd, sizeof cmd, "%s loss --model %s --data %s --json", rosa_bin(), merged, wpath("parity.jsonl"));
+    REQUIRE(run_capture(cmd, 0, &l1) == 0);
+    CHECK(strcmp(l0, l1) != 0);
+    free(l0);
+    free(l1);
+}

@@ -1,0 +1,465 @@
+#!/usr/bin/python3
+"""Independent float64 reference forward pass for Llama-family causal LMs.
+
+Implements the forward of transformers' LlamaForCausalLM, Qwen2ForCausalLM and
+MistralForCausalLM (HF 4.4x semantics) in plain torch, computed in float64, with
+its own safetensors reader.  No transformers / safetensors packages are used.
+
+Module use:
+    m = load_model("path/to/hf_dir")
+    logits = forward(m, ids, mask)          # ids, mask: [B][T] -> float64 tensor [B,T,V]
+    new_ids = greedy(m, [1], 16)
+
+CLI:
+    ref_llama.py --model DIR --ids "1,2,3" [--ids "4,5"] [--generate N]
+    ref_llama.py --self-test SHARED_DIR     (checks SHARED_DIR/models/stories260K/vectors.json,
+                                             or SHARED_DIR itself if it holds vectors.json)
+
+Semantics (see docs/reference.md):
+  * RMSNorm: w * x * rsqrt(mean(x^2) + eps).
+  * RoPE: rotate_half layout (pairs j, j + d/2), inv_freq = 1 / theta^(arange(0,d,2)/d),
+    rope_scaling None/default, linear (inv_freq / factor), llama3 (as in transformers'
+    _compute_llama3_parameters).  Computed in float64 (HF computes cos/sin in float32).
+  * GQA via repeat_kv (query head h uses kv head h // (H / Hkv)), scale head_dim^-0.5.
+  * SwiGLU MLP: down(silu(gate(x)) * up(x)); optional biases.
+  * Batched inputs with an attention mask (1 real, 0 pad), left or right padding:
+    position_ids = clamp(cumsum(mask) - 1, min=0); causal mask AND key padding mask
+    (AND sliding window for Mistral, and Qwen2 with use_sliding_window).  Fully masked
+    query rows (pad rows) attend uniformly instead of producing NaN.
+"""
+
+import argparse
+import json
+import math
+import os
+import struct
+import sys
+
+import numpy as np
+import torch
+
+DT = torch.float64
+
+# --------------------------------------------------------------------------- safetensors
+
+
+def _decode(dtype, raw, shape):
+    if dtype == "F32":
+        a = np.frombuffer(raw, dtype="<f4")
+    elif dtype == "F64":
+        a = np.frombuffer(raw, dtype="<f8")
+    elif dtype == "F16":
+        a = np.frombuffer(raw, dtype="<f2")
+    elif dtype == "BF16":
+        u = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
+        a = u.view(np.float32)
+    else:
+        raise ValueError("unsupported safetensors dtype %r" % dtype)
+    n = int(np.prod(shape)) if len(shape) else 1
+    if a.size != n:
+        raise ValueError("tensor byte size does not match shape %r (%s)" % (shape, dtype))
+    return a.astype(np.float64).reshape(shape)
+
+
+def read_safetensors(path):
+    """Returns (dict name -> float64 numpy array, metadata dict or None, dict name -> dtype)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if len(data) < 8:
+        raise ValueError("%s: too short" % path)
+    (n,) = struct.unpack("<Q", data[:8])
+    if 8 + n > len(data):
+        raise ValueError("%s: header length %d past end of file" % (path, n))
+    header = json.loads(data[8:8 + n].decode("utf-8"))
+    body = data[8 + n:]
+    meta = header.pop("__metadata__", None)
+    out, dtypes = {}, {}
+    for name, info in header.items():
+        b, e = info["data_offsets"]
+        if not (0 <= b <= e <= len(body)):
+            raise ValueError("%s: bad data_offsets for %s" % (path, name))
+        out[name] = _decode(info["dtype"], body[b:e], list(info["shape"]))
+        dtypes[name] = info["dtype"]
+    return out, meta, dtypes
+
+
+def read_weights(model_dir):
+    """Reads model.safetensors or the shards listed in model.safetensors.index.json."""
+    idx = os.path.join(model_dir, "model.safetensors.index.json")
+    if os.path.exists(idx):
+        with open(idx) as f:
+            wmap = json.load(f)["weight_map"]
+        weights, dtypes = {}, {}
+        for fn in sorted(set(wmap.values())):
+            w, _, d = read_safetensors(os.path.join(model_dir, fn))
+            for k in w:
+                if wmap.get(k) != fn:
+                    raise ValueError("%s holds %s but the index maps it to %r" % (fn, k, wmap.get(k)))
+            weights.update(w)
+            dtypes.update(d)
+        missing = set(wmap) - set(weights)
+        if missing:
+            raise ValueError("index lists tensors not found in shards: %s" % sorted(missing)[:5])
+        return weights, dtypes
+    w, _, d = read_safetensors(os.path.join(model_dir, "model.safetensors"))
+    return w, d
+
+
+# --------------------------------------------------------------------------- config / rope
+
+
+class Config:
+    def __init__(self, cfg):
+        self.raw = cfg
+        arch = (cfg.get("architectures") or ["LlamaForCausalLM"])[0]
+        mt = cfg.get("model_type", "")
+        if arch.startswith("Qwen2") or mt == "qwen2":
+            self.family = "qwen2"
+        elif arch.startswith("Mistral") or mt == "mistral":
+            self.family = "mistral"
+        elif arch.startswith("Llama") or mt == "llama":
+            self.family = "llama"
+        else:
+            raise ValueError("unsupported architecture %r / model_type %r" % (arch, mt))
+        if cfg.get("hidden_act", "silu") != "silu":
+            raise ValueError("unsupported hidden_act %r" % cfg.get("hidden_act"))
+        self.hidden = cfg["hidden_size"]
+        self.inter = cfg["intermediate_size"]
+        self.layers = cfg["num_hidden_layers"]
+        self.heads = cfg["num_attention_heads"]
+        kv = cfg.get("num_key_value_heads")
+        self.kv_heads = self.heads if kv is None else kv
+        hd = cfg.get("head_dim")
+        self.head_dim = hd if hd else self.hidden // self.heads
+        if self.heads % self.kv_heads:
+            raise ValueError("num_attention_heads not a multiple of num_key_value_heads")
+        self.eps = cfg["rms_norm_eps"]
+        self.theta = cfg.get("rope_theta", 10000.0)
+        self.vocab = cfg["vocab_size"]
+        self.tie = bool(cfg.get("tie_word_embeddings", False))
+        fam = self.family
+        self.qkv_bias = fam == "qwen2" or (fam == "llama" and bool(cfg.get("attention_bias", False)))
+        self.o_bias = fam == "llama" and bool(cfg.get("attention_bias", False))
+        self.mlp_bias = fam == "llama" and bool(cfg.get("mlp_bias", False))
+        self.sliding_window = None
+        if fam == "mistral":
+            self.sliding_window = cfg.get("sliding_window")
+        elif fam == "qwen2" and cfg.get("use_sliding_window", False):
+            # Per-layer windows (max_window_layers) differ between HF versions; not modelled.
+            raise ValueError("qwen2 use_sliding_window=true is not supported by the reference")
+        if cfg.get("partial_rotary_factor", 1.0) != 1.0:
+            raise ValueError("partial_rotary_factor != 1 not supported")
+        self.rope_scaling = cfg.get("rope_scaling")
+
+
+def inv_freq(cfg):
+    """float64 RoPE inverse frequencies [head_dim/2], with HF rope_scaling semantics."""
+    d = cfg.head_dim
+    base = float(cfg.theta)
+    inv = 1.0 / (base ** (torch.arange(0, d, 2, dtype=torch.int64).to(DT) / d))
+    rs = cfg.rope_scaling
+    if not rs:
+        return inv
+    rtype = rs.get("rope_type", rs.get("type", "default"))
+    if rtype == "default":
+        return inv
+    if rtype == "linear":
+        return inv / float(rs["factor"])
+    if rtype == "llama3":
+        factor = float(rs["factor"])
+        lff = float(rs["low_freq_factor"])
+        hff = float(rs["high_freq_factor"])
+        old = float(rs["original_max_position_embeddings"])
+        low_wl = old / lff
+        high_wl = old / hff
+        wavelen = 2 * math.pi / inv
+        inv_l = torch.where(wavelen > low_wl, inv / factor, inv)
+        smooth = (old / wavelen - lff) / (hff - lff)
+        smoothed = (1 - smooth) * inv_l / factor + smooth * inv_l
+        is_medium = ~(wavelen < high_wl) * ~(wavelen > low_wl)
+        return torch.where(is_medium, smoothed, inv_l)
+    raise ValueError("unsupported rope_scaling type %r" % rtype)
+
+
+def llama3_bands(cfg):
+    """Counts of (high, medium, low) frequency bands for a llama3 rope config."""
+    d = cfg.head_dim
+    inv = 1.0 / (float(cfg.theta) ** (torch.arange(0, d, 2, dtype=torch.int64).to(DT) / d))
+    rs = cfg.rope_scaling
+    old = float(rs["original_max_position_embeddings"])
+    wl = 2 * math.pi / inv
+    high = int((wl < old / float(rs["high_freq_factor"])).sum())
+    low = int((wl > old / float(rs["low_freq_factor"])).sum())
+    return high, len(wl) - high - low, low
+
+
+# --------------------------------------------------------------------------- model
+
+
+class Model:
+    def __init__(self, model_dir):
+        with open(os.path.join(model_dir, "config.json")) as f:
+            self.cfg = Config(json.load(f))
+        w, self.dtypes = read_weights(model_dir)
+        self.w = {k: torch.from_numpy(v) for k, v in w.items()}
+        c = self.cfg
+        if "lm_head.weight" in self.w and not c.tie:
+            self.lm_head = self.w["lm_head.weight"]
+        elif c.tie:
+            self.lm_head = self.w["model.embed_tokens.weight"]
+        else:
+            raise ValueError("lm_head.weight missing and tie_word_embeddings is false")
+        self.inv_freq = inv_freq(c)
+        # check shapes up front
+        H, K, d, D, I = c.heads, c.kv_heads, c.head_dim, c.hidden, c.inter
+        exp = {"model.embed_tokens.weight": (c.vocab, D), "model.norm.weight": (D,)}
+        for i in range(c.layers):
+            p = "model.layers.%d." % i
+            exp[p + "input_layernorm.weight"] = (D,)
+            exp[p + "post_attention_layernorm.weight"] = (D,)
+            exp[p + "self_attn.q_proj.weight"] = (H * d, D)
+            exp[p + "self_attn.k_proj.weight"] = (K * d, D)
+            exp[p + "self_attn.v_proj.weight"] = (K * d, D)
+            exp[p + "self_attn.o_proj.weight"] = (D, H * d)
+            exp[p + "mlp.gate_proj.weight"] = (I, D)
+            exp[p + "mlp.up_proj.weight"] = (I, D)
+            exp[p + "mlp.down_proj.weight"] = (D, I)
+            if c.qkv_bias:
+                exp[p + "self_attn.q_proj.bias"] = (H * d,)
+                exp[p + "self_attn.k_proj.bias"] = (K * d,)
+                exp[p + "self_attn.v_proj.bias"] = (K * d,)
+            if c.o_bias:
+                exp[p + "self_attn.o_proj.bias"] = (D,)
+            if c.mlp_bias:
+                exp[p + "mlp.gate_proj.bias"] = (I,)
+                exp[p + "mlp.up_proj.bias"] = (I,)
+                exp[p + "mlp.down_proj.bias"] = (D,)
+        for k, s in exp.items():
+            if k not in self.w:
+                raise ValueError("missing tensor %s" % k)
+            if tuple(self.w[k].shape) != s:
+                raise ValueError("%s has shape %s, expected %s" % (k, tuple(self.w[k].shape), s))
+        if tuple(self.lm_head.shape) != (c.vocab, D):
+            raise ValueError("lm_head has shape %s" % (tuple(self.lm_head.shape),))
+
+
+def load_model(model_dir):
+    return Model(model_dir)
+
+
+def _rms(x, w, eps):
+    return w * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
+
+
+def _lin(x, w, b=None):
+    y = x @ w.t()
+    return y if b is None else y + b
+
+
+def _rotate_half(x):
+    h = x.shape[-1] // 2
+    return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
+
+
+def forward(m, ids, mask=None, position_ids=None):
+    """ids: [B][T] ints; mask: [B][T] of 0/1 (None = all ones).  Returns float64 [B,T,V].
+
+    position_ids defaults to clamp(cumsum(mask) - 1, 0) (what HF generate() passes); pass
+    [B][T] explicitly to override (HF's plain forward without position_ids uses arange(T))."""
+    c, w = m.cfg, m.w
+    ids = torch.as_tensor(ids, dtype=torch.long)
+    if ids.dim() == 1:
+        ids = ids[None]
+    B, T = ids.shape
+    mask = torch.ones(B, T, dtype=torch.long) if mask is None else torch.as_tensor(mask, dtype=torch.long)
+    if mask.shape != ids.shape:
+        raise ValueError("mask shape differs from ids shape")
+    if int(ids.min()) < 0 or int(ids.max()) >= c.vocab:
+        raise ValueError("token id out of range")
+    H, K, d = c.heads, c.kv_heads, c.head_dim
+    rep = H // K
+
+    if position_ids is None:
+        pos = (mask.cumsum(-1) - 1).clamp(min=0).to(DT)             # [B,T]
+    else:
+        pos = torch.as_tensor(position_ids, dtype=DT).expand(B, T)
+    freqs = pos[..., None] * m.inv_freq                              # [B,T,d/2]
+    emb = torch.cat((freqs, freqs), dim=-1)
+    cos, sin = emb.cos()[:, None], emb.sin()[:, None]               # [B,1,T,d]
+
+    qi = torch.arange(T)[:, None]
+    ki = torch.arange(T)[None, :]
+    allowed = (ki <= qi)[None] & mask.bool()[:, None, :]             # [B,T(q),T(k)]
+    if c.sliding_window is not None:
+        allowed = allowed & ((qi - ki) < c.sliding_window)[None]
+    dead = ~allowed.any(-1, keepdim=True)                            # fully masked (pad) rows
+    allowed = allowed | dead
+    allowed = allowed[:, None]                                       # [B,1,T,T]
+
+    x = w["model.embed_tokens.weight"][ids]                          # [B,T,D]
+    for i in range(c.layers):
+        p = "model.layers.%d." % i
+        g = w.get
+        h = _rms(x, w[p + "input_layernorm.weight"], c.eps)
+        q = _lin(h, w[p + "self_attn.q_proj.weight"], g(p + "self_attn.q_proj.bias") if c.qkv_bias else None)
+        k = _lin(h, w[p + "self_attn.k_proj.weight"], g(p + "self_attn.k_proj.bias") if c.qkv_bias else None)
+        v = _lin(h, w[p + "self_attn.v_proj.weight"], g(p + "self_attn.v_proj.bias") if c.qkv_bias else None)
+        q = q.view(B, T, H, d).transpose(1, 2)
+        k = k.view(B, T, K, d).transpose(1, 2)
+        v = v.view(B, T, K, d).transpose(1, 2)
+        q = q * cos + _rotate_half(q) * sin
+        k = k * cos + _rotate_half(k) * sin
+        # repeat_kv: [B,K,T,d] -> [B,K*rep,T,d], head h uses kv head h // rep
+        k = k[:, :, None].expand(B, K, rep, T, d).reshape(B, H, T, d)
+        v = v[:, :, None].expand(B, K, rep, T, d).reshape(B, H, T, d)
+        s = (q @ k.transpose(2, 3)) * (d ** -0.5)
+        s = s.masked_fill(~allowed, float("-inf"))
+        a = torch.softmax(s, dim=-1) @ v                              # [B,H,T,d]
+        a = a.transpose(1, 2).reshape(B, T, H * d)
+        x = x + _lin(a, w[p + "self_attn.o_proj.weight"], g(p + "self_attn.o_proj.bias") if c.o_bias else None)
+        h = _rms(x, w[p + "post_attention_layernorm.weight"], c.eps)
+        mb = c.mlp_bias
+        gt = _lin(h, w[p + "mlp.gate_proj.weight"], g(p + "mlp.gate_proj.bias") if mb else None)
+        up = _lin(h, w[p + "mlp.up_proj.weight"], g(p + "mlp.up_proj.bias") if mb else None)
+        x = x + _lin(torch.nn.functional.silu(gt) * up, w[p + "mlp.down_proj.weight"],
+                     g(p + "mlp.down_proj.bias") if mb else None)
+    x = _rms(x, w["model.norm.weight"], c.eps)
+    return x @ m.lm_head.t()
+
+
+def argmax_lowest(v):
+    v = np.asarray(v)
+    return int(np.argmax(v))  # numpy returns the first (lowest) index among ties
+
+
+def greedy(m, ids, n):
+    """Greedy decode n tokens after ids (full recompute each step).  Returns new ids."""
+    seq = list(ids)
+    out = []
+    for _ in range(n):
+        lg = forward(m, [seq])[0, -1].numpy()
+        t = argmax_lowest(lg)
+        out.append(t)
+        seq.append(t)
+    return out
+
+
+def mean_ce(m, ids):
+    lg = forward(m, [ids])[0]
+    lp = torch.log_softmax(lg[:-1], dim=-1)
+    tgt = torch.as_tensor(ids[1:], dtype=torch.long)
+    return float(-lp.gather(1, tgt[:, None]).mean())
+
+
+# --------------------------------------------------------------------------- self-test
+
+
+def self_test(shared):
+    cands = [shared, os.path.join(shared, "stories260K"), os.path.join(shared, "models", "stories260K")]
+    mdir = next((p for p in cands if os.path.exists(os.path.join(p, "vectors.json"))), None)
+    if mdir is None:
+        print("self-test: no vectors.json under %s" % shared)
+        return 1
+    with open(os.path.join(mdir, "vectors.json")) as f:
+        vec = json.load(f)
+    m = load_model(mdir)
+    tol = 1e-9
+    ok = True
+    worst = {"last_logits_first16": 0.0, "sequence_last_logits_first16": 0.0, "mean_ce": 0.0}
+    for p in vec["prompts"]:
+        lg = forward(m, [p["input_ids"]])[0, -1].numpy()
+        d1 = float(np.max(np.abs(lg[:16] - np.array(p["last_logits_first16"]))))
+        top5 = sorted(range(len(lg)), key=lambda i: (-lg[i], i))[:5]
+        t5ok = top5 == [t for t, _ in p["last_logits_top5"]] and \
+            max(abs(lg[t] - v) for t, v in p["last_logits_top5"]) < tol
+        sl = forward(m, [p["sequence_ids"]])[0, -1].numpy()
+        d2 = float(np.max(np.abs(sl[:16] - np.array(p["sequence_last_logits_first16"]))))
+        d3 = abs(mean_ce(m, p["sequence_ids"]) - p["mean_ce"])
+        cont = greedy(m, p["input_ids"], p["num_new_tokens"])
+        cok = cont == p["continuation_ids"]
+        worst["last_logits_first16"] = max(worst["last_logits_first16"], d1)
+        worst["sequence_last_logits_first16"] = max(worst["sequence_last_logits_first16"], d2)
+        worst["mean_ce"] = max(worst["mean_ce"], d3)
+        good = d1 < tol and d2 < tol and d3 < tol and t5ok and cok
+        ok &= good
+        print("prompt %-20r last16 %.3e  seq16 %.3e  mean_ce %.3e  top5 %s  continuation(%d) %s  %s"
+              % (p["prompt"], d1, d2, d3, "ok" if t5ok else "MISMATCH", len(cont),
+                 "ok" if cok else "MISMATCH", "PASS" if good else "FAIL"))
+    # batched consistency: all prompts at once, right and left padded
+    seqs = [p["sequence_ids"] for p in vec["prompts"]]
+    bd = batch_consistency(m, seqs)
+    print("batched (left/right padding) vs single: max |diff| %.3e  %s" % (bd, "PASS" if bd < tol else "FAIL"))
+    ok &= bd < tol
+    g = vec["greedy"]
+    gids = greedy(m, g["input_ids"], g["num_new_tokens"])
+    nmatch = sum(1 for a, b in zip(gids, g["ids"]) if a == b)
+    gok = gids == g["ids"]
+    ok &= gok
+    print("greedy from %s: %d/%d ids match  %s" % (g["input_ids"], nmatch, len(g["ids"]), "PASS" if gok else "FAIL"))
+    print("max abs diff: " + ", ".join("%s %.3e" % kv for kv in worst.items()))
+    print("self-test %s" % ("PASSED" if ok else "FAILED"))
+    return 0 if ok else 1
+
+
+def pad_batch(seqs, side, pad_id=0):
+    T = max(len(s) for s in seqs)
+    ids, mask = [], []
+    for s in seqs:
+        n = T - len(s)
+        if side == "right":
+            ids.append(list(s) + [pad_id] * n)
+            mask.append([1] * len(s) + [0] * n)
+        else:
+            ids.append([pad_id] * n + list(s))
+            mask.append([0] * n + [1] * len(s))
+    return ids, mask
+
+
+def batch_consistency(m, seqs):
+    """Max |diff| between real-position logits of padded batches and single-sequence runs."""
+    singles = [forward(m, [s])[0] for s in seqs]
+    worst = 0.0
+    for side in ("right", "left"):
+        ids, mask = pad_batch(seqs, side)
+        lg = forward(m, ids, mask)
+        if not torch.isfinite(lg).all():
+            return float("inf")
+        T = len(ids[0])
+        for b, s in enumerate(seqs):
+            off = 0 if side == "right" else T - len(s)
+            worst = max(worst, float((lg[b, off:off + len(s)] - singles[b]).abs().max()))
+    return worst
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", help="HF model directory")
+    ap.add_argument("--ids", action="append", help='comma-separated token ids, e.g. "1,2,3" (repeatable)')
+    ap.add_argument("--generate", type=int, default=0, help="also greedy-decode N tokens per sequence")
+    ap.add_argument("--self-test", metavar="SHARED_DIR", help="check against stories260K/vectors.json")
+    a = ap.parse_args(argv)
+    torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    if a.self_test:
+        return self_test(a.self_test)
+    if not a.model or not a.ids:
+        ap.error("--model and --ids are required (or --self-test)")
+    m = load_model(a.model)
+    seqs = [[int(t) for t in s.replace(" ", "").split(",") if t != ""] for s in a.ids]
+    ids, mask = pad_batch(seqs, "right")
+    lg = forward(m, ids, mask)
+    np.set_printoptions(precision=6, suppress=True, linewidth=160)
+    for b, s in enumerate(seqs):
+        last = lg[b, len(s) - 1].numpy()
+        print("seq %d %s" % (b, s))
+        print("  last logits[0:16]: %s" % np.array2string(last[:16], separator=", "))
+        print("  greedy next token: %d (logit %.6f)" % (argmax_lowest(last), last.max()))
+        if a.generate:
+            print("  greedy %d: %s" % (a.generate, greedy(m, s, a.generate)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
