@@ -164,42 +164,48 @@ TEST(grad_linear_input) {
     CHECK_MSG(e < GRAD_TOL, "dx error %g", e);
 }
 
-/* ---- Attention: GQA, causal, with a padding slot in the middle and a
- * leading padded row that sees nothing. */
+/* ---- Attention: GQA, causal, two sequences; one has a padding slot in the
+ * middle and a leading padded row that sees nothing. */
 typedef struct {
     float *q, *k, *v, *out, *lse, *r, *scratch;
     uint8_t *valid;
-    int T, Hq, Hkv, hd;
+    int B, T, Hq, Hkv, hd;
 } att_ctx;
 
 static double att_f(void *p) {
     att_ctx *c = p;
-    attention_forward(c->out, c->lse, c->q, c->k, c->v, c->valid, 0, c->T, c->Hq, c->Hkv, c->hd, c->Hkv * c->hd,
-                      c->scratch);
-    return dotd(c->out, c->r, c->T * c->Hq * c->hd);
+    attention_seq_forward(c->out, c->lse, c->q, c->k, c->v, c->valid, c->B, c->T, c->Hq, c->Hkv, c->hd, c->scratch);
+    return dotd(c->out, c->r, c->B * c->T * c->Hq * c->hd);
 }
 
 TEST(grad_attention_gqa_with_masks) {
-    int T = 6, Hq = 4, Hkv = 2, hd = 4, nq = T * Hq * hd, nk = T * Hkv * hd;
+    enum { B = 2, T = 6, Hq = 4, Hkv = 2, hd = 4, NQ = B * T * Hq * hd, NK = B * T * Hkv * hd };
     rosa_rng rng;
     rosa_rng_seed(&rng, 5);
-    float q[96], k[48], v[48], out[96], lse[24], r[96], dq[96] = {0}, dk[48] = {0}, dv[48] = {0};
-    float *scratch = malloc(sizeof(float) * (size_t)omp_get_max_threads() * T);
-    uint8_t valid[6] = {0, 1, 1, 0, 1, 1};
-    fill(q, nq, &rng, 1.5f);
-    fill(k, nk, &rng, 1.5f);
-    fill(v, nk, &rng, 1.0f);
-    fill(r, nq, &rng, 1.0f);
-    att_ctx c = {q, k, v, out, lse, r, scratch, valid, T, Hq, Hkv, hd};
+    float q[NQ], k[NK], v[NK], out[NQ], lse[B * T * Hq], r[NQ], dq[NQ], dk[NK] = {0}, dv[NK] = {0};
+    float *scratch = malloc(sizeof(float) * (size_t)omp_get_max_threads() * 2 * T * T);
+    uint8_t valid[B * T] = {0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 0, 0};
+    fill(q, NQ, &rng, 1.5f);
+    fill(k, NK, &rng, 1.5f);
+    fill(v, NK, &rng, 1.0f);
+    fill(r, NQ, &rng, 1.0f);
+    att_ctx c = {q, k, v, out, lse, r, scratch, valid, B, T, Hq, Hkv, hd};
     att_f(&c);
-    attention_backward(dq, dk, dv, r, out, lse, q, k, v, valid, T, Hq, Hkv, hd);
-    double eq = gradcheck(att_f, &c, q, dq, nq), ek = gradcheck(att_f, &c, k, dk, nk),
-           ev = gradcheck(att_f, &c, v, dv, nk);
+    attention_seq_backward(dq, dk, dv, r, out, lse, q, k, v, valid, B, T, Hq, Hkv, hd, scratch);
+    double eq = gradcheck(att_f, &c, q, dq, NQ), ek = gradcheck(att_f, &c, k, dk, NK), ev = gradcheck(att_f, &c, v, dv, NK);
     CHECK_MSG(eq < GRAD_TOL, "dq error %g", eq);
     CHECK_MSG(ek < GRAD_TOL, "dk error %g", ek);
     CHECK_MSG(ev < GRAD_TOL, "dv error %g", ev);
     /* Row 0 sees no valid key: zero output, zero gradient. */
     for (int i = 0; i < Hq * hd; i++) CHECK(out[i] == 0.0f && dq[i] == 0.0f);
+    /* The KV-cache path of inference computes the same outputs. */
+    float out2[NQ];
+    for (int b = 0; b < B; b++)
+        attention_forward(out2 + b * T * Hq * hd, q + b * T * Hq * hd, k + b * T * Hkv * hd, v + b * T * Hkv * hd,
+                          valid + b * T, 0, T, Hq, Hkv, hd, Hkv * hd, scratch);
+    double worst = 0.0;
+    for (int i = 0; i < NQ; i++) worst = fmax(worst, fabs(out[i] - out2[i]));
+    CHECK_MSG(worst < 1e-6, "the two attention paths differ by %g", worst);
     free(scratch);
 }
 

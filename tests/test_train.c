@@ -378,3 +378,178 @@ TEST(merge_and_generate_with_adapter_agree) {
     free(l0);
     free(l1);
 }
+
+/* Writes records [from, to) of an LLM-Adapters JSON file as JSON Lines. */
+static int slice_records(const char *src, const char *dst, int from, int to) {
+    cJSON *all = rosa_json_load(src);
+    if (!all) return -1;
+    FILE *f = fopen(dst, "w");
+    for (int i = from; i < to && i < cJSON_GetArraySize(all); i++) {
+        char *line = cJSON_PrintUnformatted(cJSON_GetArrayItem(all, i));
+        fprintf(f, "%s\n", line);
+        free(line);
+    }
+    fclose(f);
+    cJSON_Delete(all);
+    return 0;
+}
+
+static double json_number(const char *json, const char *key) {
+    cJSON *j = cJSON_Parse(json);
+    double v = j && cJSON_GetObjectItem(j, key) ? cJSON_GetObjectItem(j, key)->valuedouble : NAN;
+    cJSON_Delete(j);
+    return v;
+}
+
+/* The real model on real data: LoRA lowers the loss of held-out boolq records. */
+TEST(train_lora_lowers_heldout_loss_on_boolq) {
+    const char *model = shared_path("models/stories260K"), *train = wpath("boolq-train.jsonl"),
+               *held = wpath("boolq-held.jsonl"), *out = wpath("boolq-out");
+    REQUIRE(slice_records(shared_path("data/llm-adapters/boolq/train.json"), train, 0, 96) == 0);
+    REQUIRE(slice_records(shared_path("data/llm-adapters/boolq/train.json"), held, 1000, 1024) == 0);
+    char cmd[4096], *before = NULL, *after = NULL, *o = NULL;
+    snprintf(cmd, sizeof cmd, "%s loss --model %s --data %s --cutoff-len 384 --json", rosa_bin(), model, held);
+    REQUIRE(run_capture(cmd, 0, &before) == 0);
+    snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --output %s --cutoff-len 384 --max-steps 12 "
+             "--batch-size 8 --micro-batch-size 4 --lr 3e-3 --warmup-steps 2 --target-modules all --rank 8 "
+             "--val-set-size 8 --eval-steps 6 --quiet --overwrite", rosa_bin(), model, train, out);
+    int rc = sh(cmd, &o);
+    CHECK_MSG(rc == 0, "train failed: %s", o);
+    free(o);
+    snprintf(cmd, sizeof cmd, "%s loss --model %s --adapter %s --data %s --cutoff-len 384 --json", rosa_bin(), model,
+             out, held);
+    REQUIRE(run_capture(cmd, 0, &after) == 0);
+    double b = json_number(before, "token_mean_loss"), a = json_number(after, "token_mean_loss");
+    CHECK_MSG(a < b - 0.2, "held-out loss %.4f -> %.4f: training did not help", b, a);
+    free(before);
+    free(after);
+    /* metrics.jsonl has the validation losses, decreasing. */
+    char mp[600];
+    snprintf(mp, sizeof mp, "%s/metrics.jsonl", out);
+    size_t len;
+    char *m = rosa_read_file(mp, &len);
+    REQUIRE(m);
+    double v[2] = {0, 0};
+    int nv = 0;
+    for (char *line = strtok(m, "\n"); line; line = strtok(NULL, "\n")) {
+        double x = json_number(line, "val_loss");
+        if (!isnan(x) && nv < 2) v[nv++] = x;
+    }
+    CHECK_EQ_INT(nv, 2);
+    CHECK(v[1] < v[0]);
+    free(m);
+}
+
+TEST(train_non_finite_loss_stops_or_skips) {
+    const char *model = shared_path("models/stories260K"), *data = wpath("nan.jsonl"), *out = wpath("nan-out");
+    write_data(data, 8);
+    char cmd[4096], *o = NULL;
+    /* ROSA_TEST_NAN_STEP makes that step's loss NaN (a test hook of the trainer). */
+    snprintf(cmd, sizeof cmd, "ROSA_TEST_NAN_STEP=2 %s train --model %s --data %s --output %s --max-steps 4 "
+             "--batch-size 2 --micro-batch-size 1 --save-steps 1 --cutoff-len 48 --quiet --overwrite", rosa_bin(),
+             model, data, out);
+    CHECK(sh(cmd, &o) == 1);
+    CHECK_MSG(strstr(o, "non-finite loss at step 2, micro-batch 0") != NULL, "got: %s", o);
+    free(o);
+    CHECK_EQ_INT(rosa_checkpoint_latest(out, NULL), 2); /* the last good one is kept */
+    snprintf(cmd, sizeof cmd, "ROSA_TEST_NAN_STEP=2 %s train --model %s --data %s --output %s --max-steps 4 "
+             "--batch-size 2 --micro-batch-size 1 --cutoff-len 48 --nan-policy skip --overwrite", rosa_bin(), model,
+             data, out);
+    CHECK(sh(cmd, &o) == 0);
+    CHECK_MSG(strstr(o, "1 steps were skipped") != NULL, "got: %s", o);
+    free(o);
+}
+
+TEST(train_refuses_above_max_memory_and_bad_options) {
+    const char *model = shared_path("models/stories260K"), *data = wpath("mem.jsonl");
+    write_data(data, 8);
+    char cmd[4096], *o = NULL;
+    snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --output %s --max-memory 2M --batch-size 4 "
+             "--micro-batch-size 4 --quiet", rosa_bin(), model, data, wpath("mem-out"));
+    CHECK(sh(cmd, &o) == 1);
+    CHECK_MSG(strstr(o, "more than --max-memory 2.0 MiB: lower --micro-batch-size") != NULL, "got: %s", o);
+    free(o);
+    snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --output %s --batch-size 6 --micro-batch-size 4",
+             rosa_bin(), model, data, wpath("mem-out"));
+    CHECK(sh(cmd, &o) == 1);
+    CHECK(strstr(o, "must be a positive multiple of --micro-batch-size") != NULL);
+    free(o);
+    snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --output %s --target-modules q_proj,lm_head", rosa_bin(),
+             model, data, wpath("mem-out"));
+    CHECK(sh(cmd, &o) == 2);
+    CHECK(strstr(o, "unknown target module \"lm_head\"") != NULL);
+    free(o);
+    snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --output %s --batch-size 16", rosa_bin(), model, data,
+             wpath("mem-out"));
+    CHECK(sh(cmd, &o) == 1);
+    CHECK(strstr(o, "8 training records are fewer than one batch of 16") != NULL);
+    free(o);
+}
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+}
+
+TEST(adapter_files_follow_peft_and_refuse_what_rosa_lacks) {
+    rosa_model *m = rosa_model_load(shared_path("models/stories260K"));
+    REQUIRE(m);
+    rosa_lora_options o;
+    rosa_lora_options_default(&o);
+    o.rank = 2;
+    o.target_regex = ".*\\.(q_proj|down_proj)";
+    int layers[2] = {1, 3};
+    o.layers = layers;
+    o.n_layers = 2;
+    rosa_adapter *a = rosa_adapter_new_lora(&m->cfg, &o, 7);
+    REQUIRE(a);
+    CHECK_EQ_INT(a->n_params, 2 * 2 * 2);
+    CHECK(a->lora_idx[1][MOD_Q] >= 0 && a->lora_idx[3][MOD_DOWN] >= 0 && a->lora_idx[0][MOD_Q] < 0 &&
+          a->lora_idx[1][MOD_V] < 0);
+    CHECK_STR(a->params[0].name, "base_model.model.model.layers.1.self_attn.q_proj.lora_A.weight");
+    const char *dir = wpath("peft");
+    REQUIRE(rosa_adapter_save(a, dir, "stories260K") == 0);
+    rosa_adapter *b = rosa_adapter_load(dir, &m->cfg);
+    REQUIRE(b);
+    CHECK(b->n_floats == a->n_floats && memcmp(a->w, b->w, sizeof(float) * a->n_floats) == 0);
+    CHECK_STR(b->target_regex, ".*\\.(q_proj|down_proj)");
+    rosa_adapter_free(b);
+    char cfg[600];
+    snprintf(cfg, sizeof cfg, "%s/adapter_config.json", dir);
+    size_t len;
+    char *orig = rosa_read_file(cfg, &len);
+    REQUIRE(orig);
+    struct {
+        const char *key, *value, *needle;
+    } cases[] = {
+        {"use_dora", "true", "\"use_dora\" is not supported"},
+        {"modules_to_save", "[\"lm_head\"]", "\"modules_to_save\" is not supported"},
+        {"peft_type", "\"IA3\"", "unsupported peft_type \"IA3\""},
+        {"bias", "\"all\"", "\"bias\": \"all\" is not supported"},
+        {"r", "3", "should have shape [3, 64]"},
+        {"rank_pattern", "{\"q_proj\": 4}", "\"rank_pattern\" is not supported"},
+        {"some_future_option", "7", "\"some_future_option\" is not supported"},
+        {"layers_to_transform", "[1]", "unexpected tensor"},
+        {"layers_to_transform", "[1, 3, 4]", "is missing"},
+        {"target_modules", "[\"q_proj\", \"lm_head\"]", "unknown target module \"lm_head\""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cJSON *j = cJSON_Parse(orig);
+        REQUIRE(j);
+        cJSON_DeleteItemFromObject(j, cases[i].key);
+        cJSON_AddItemToObject(j, cases[i].key, cJSON_Parse(cases[i].value));
+        char *text = cJSON_Print(j);
+        write_file(cfg, text);
+        free(text);
+        cJSON_Delete(j);
+        rosa_adapter *c = rosa_adapter_load(dir, &m->cfg);
+        CHECK_MSG(c == NULL, "case %zu loaded", i);
+        CHECK_ERROR_HAS(cases[i].needle);
+        CHECK_ERROR_HAS("adapter_");
+        rosa_adapter_free(c);
+    }
+    free(orig);
+    rosa_adapter_free(a);
+    rosa_model_free(m);
+}

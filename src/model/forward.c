@@ -145,7 +145,7 @@ int rosa_forward(rosa_model *m, rosa_kv_cache *kv, int T, const int32_t *ids, co
             float *ks = kc + (size_t)s * kv->cap * K, *vs = vc + (size_t)s * kv->cap * K;
             memcpy(ks + (size_t)kv->len * K, b.k + (size_t)s * T * K, sizeof(float) * (size_t)T * K);
             memcpy(vs + (size_t)kv->len * K, b.v + (size_t)s * T * K, sizeof(float) * (size_t)T * K);
-            attention_forward(b.att + (size_t)s * T * Q, NULL, b.q + (size_t)s * T * Q, ks, vs,
+            attention_forward(b.att + (size_t)s * T * Q, b.q + (size_t)s * T * Q, ks, vs,
                               kv->valid + (size_t)s * kv->cap, kv->len, T, Hq, Hkv, hd, K, b.scores);
         }
         linear_forward(b.x, b.att, L->wo, L->bo, N, Q, D, 1);

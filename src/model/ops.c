@@ -71,14 +71,15 @@ void swiglu_forward(float *out, const float *gate, const float *up, int N, int F
     for (int64_t i = 0; i < n; i++) out[i] = silu(gate[i]) * up[i];
 }
 
-void attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,
-                       const uint8_t *valid, int len, int T, int Hq, int Hkv, int hd, int kv_stride, float *scratch) {
+void attention_forward(float *out, const float *q, const float *k, const float *v, const uint8_t *valid, int len,
+                       int T, int Hq, int Hkv, int hd, int kv_stride, float *scratch) {
     int group = Hq / Hkv, S = len + T;
     float scale = 1.0f / sqrtf((float)hd);
 #pragma omp parallel
     {
         float *scores = scratch + (int64_t)omp_get_thread_num() * S;
-#pragma omp for collapse(2) schedule(static)
+        /* Interleaved: later query slots see more keys. */
+#pragma omp for collapse(2) schedule(static, 1)
         for (int t = 0; t < T; t++) {
             for (int h = 0; h < Hq; h++) {
                 const float *qv = q + ((int64_t)t * Hq + h) * hd;
@@ -94,7 +95,6 @@ void attention_forward(float *out, float *lse, const float *q, const float *k, c
                     if (scores[s] > mx) mx = scores[s];
                 }
                 memset(o, 0, sizeof(float) * (size_t)hd);
-                if (lse) lse[(int64_t)t * Hq + h] = -INFINITY;
                 if (mx == -INFINITY) continue; /* nothing visible: padding row */
                 float sum = 0.0f;
                 for (int s = 0; s <= last; s++) {
@@ -103,7 +103,6 @@ void attention_forward(float *out, float *lse, const float *q, const float *k, c
                     sum += scores[s];
                 }
                 float inv = 1.0f / sum;
-                if (lse) lse[(int64_t)t * Hq + h] = mx + logf(sum);
                 for (int s = 0; s <= last; s++) {
                     if (!valid[s]) continue;
                     const float *vv = v + (int64_t)s * kv_stride + (int64_t)kvh * hd;
@@ -120,40 +119,85 @@ void residual_forward(float *y, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] += x[i];
 }
 
-void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
-                        const float *q, const float *k, const float *v, const uint8_t *valid, int T, int Hq, int Hkv,
-                        int hd) {
-    int group = Hq / Hkv, K = Hkv * hd;
+/* S[T][T] = scale * q_h k_g^T for one sequence, head h of KV group g. */
+static void attention_scores(float *S, const float *q, const float *k, int T, int Hq, int Hkv, int hd, int h, int g,
+                             float scale) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, q + (int64_t)h * hd, Hq * hd,
+                k + (int64_t)g * hd, Hkv * hd, 0.0f, S, T);
+}
+
+void attention_seq_forward(float *out, float *lse, const float *q, const float *k, const float *v,
+                           const uint8_t *valid, int B, int T, int Hq, int Hkv, int hd, float *scratch) {
+    int group = Hq / Hkv, Q = Hq * hd, K = Hkv * hd;
     float scale = 1.0f / sqrtf((float)hd);
-    /* Each KV head's dk/dv rows are written by one thread only. */
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int g = 0; g < Hkv; g++) {
+    for (int task = 0; task < B * Hq; task++) {
+        int b = task / Hq, h = task % Hq, g = h / group;
+        float *P = scratch + (int64_t)omp_get_thread_num() * 2 * T * T;
+        const float *qb = q + (int64_t)b * T * Q, *kb = k + (int64_t)b * T * K, *vb = v + (int64_t)b * T * K;
+        const uint8_t *vm = valid + (int64_t)b * T;
+        float *lb = lse + (int64_t)b * T * Hq;
+        attention_scores(P, qb, kb, T, Hq, Hkv, hd, h, g, scale);
+        for (int t = 0; t < T; t++) {
+            float *row = P + (int64_t)t * T, mx = -INFINITY;
+            for (int s = 0; s <= t; s++)
+                if (vm[s] && row[s] > mx) mx = row[s];
+            if (mx == -INFINITY) { /* nothing visible: zero output */
+                memset(row, 0, sizeof(float) * (size_t)T);
+                lb[(int64_t)t * Hq + h] = -INFINITY;
+                continue;
+            }
+            float sum = 0.0f;
+            for (int s = 0; s < T; s++) {
+                row[s] = s <= t && vm[s] ? expf(row[s] - mx) : 0.0f;
+                sum += row[s];
+            }
+            float inv = 1.0f / sum;
+            for (int s = 0; s <= t; s++) row[s] *= inv;
+            lb[(int64_t)t * Hq + h] = mx + logf(sum);
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, vb + (int64_t)g * hd, K, 0.0f,
+                    out + (int64_t)b * T * Q + (int64_t)h * hd, Q);
+    }
+}
+
+void attention_seq_backward(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
+                            const float *q, const float *k, const float *v, const uint8_t *valid, int B, int T,
+                            int Hq, int Hkv, int hd, float *scratch) {
+    int group = Hq / Hkv, Q = Hq * hd, K = Hkv * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    /* One task per (sequence, KV head): its dk/dv rows have a single writer. */
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int task = 0; task < B * Hkv; task++) {
+        int b = task / Hkv, g = task % Hkv;
+        float *P = scratch + (int64_t)omp_get_thread_num() * 2 * T * T, *dP = P + (int64_t)T * T;
+        const float *qb = q + (int64_t)b * T * Q, *kb = k + (int64_t)b * T * K, *vb = v + (int64_t)b * T * K,
+                    *ob = out + (int64_t)b * T * Q, *dob = dout + (int64_t)b * T * Q;
+        const uint8_t *vm = valid + (int64_t)b * T;
+        const float *lb = lse + (int64_t)b * T * Hq;
         for (int h = g * group; h < (g + 1) * group; h++) {
+            attention_scores(P, qb, kb, T, Hq, Hkv, hd, h, g, scale);
+            /* dP = dout_h v_g^T */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dob + (int64_t)h * hd, Q,
+                        vb + (int64_t)g * hd, K, 0.0f, dP, T);
             for (int t = 0; t < T; t++) {
-                float l = lse[(int64_t)t * Hq + h];
-                if (l == -INFINITY) continue; /* nothing visible, output was 0 */
-                const float *qv = q + ((int64_t)t * Hq + h) * hd, *dov = dout + ((int64_t)t * Hq + h) * hd,
-                            *ov = out + ((int64_t)t * Hq + h) * hd;
-                float *dqv = dq + ((int64_t)t * Hq + h) * hd;
+                float *p = P + (int64_t)t * T, *dp = dP + (int64_t)t * T, l = lb[(int64_t)t * Hq + h];
+                const float *o = ob + (int64_t)t * Q + (int64_t)h * hd, *d = dob + (int64_t)t * Q + (int64_t)h * hd;
                 float delta = 0.0f; /* sum_s p_s dp_s = dout . out */
-                for (int i = 0; i < hd; i++) delta += dov[i] * ov[i];
-                for (int s = 0; s <= t; s++) {
-                    if (!valid[s]) continue;
-                    const float *kv = k + (int64_t)s * K + (int64_t)g * hd, *vv = v + (int64_t)s * K + (int64_t)g * hd;
-                    float dot = 0.0f, dp = 0.0f;
-                    for (int i = 0; i < hd; i++) {
-                        dot += qv[i] * kv[i];
-                        dp += dov[i] * vv[i];
-                    }
-                    float p = expf(dot * scale - l), ds = p * (dp - delta) * scale;
-                    float *dkv = dk + (int64_t)s * K + (int64_t)g * hd, *dvv = dv + (int64_t)s * K + (int64_t)g * hd;
-                    for (int i = 0; i < hd; i++) {
-                        dqv[i] += ds * kv[i];
-                        dkv[i] += ds * qv[i];
-                        dvv[i] += p * dov[i];
-                    }
+                for (int i = 0; i < hd; i++) delta += d[i] * o[i];
+                for (int s = 0; s < T; s++) {
+                    float ps = s <= t && vm[s] && l != -INFINITY ? expf(p[s] - l) : 0.0f;
+                    p[s] = ps;
+                    dp[s] = ps * (dp[s] - delta) * scale; /* dS, pre-scaled for the q.k product */
                 }
             }
+            /* dq_h = dS k_g;  dk_g += dS^T q_h;  dv_g += P^T dout_h */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, dP, T, kb + (int64_t)g * hd, K, 0.0f,
+                        dq + (int64_t)b * T * Q + (int64_t)h * hd, Q);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, dP, T, qb + (int64_t)h * hd, Q, 1.0f,
+                        dk + (int64_t)b * T * K + (int64_t)g * hd, K);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, dob + (int64_t)h * hd, Q, 1.0f,
+                        dv + (int64_t)b * T * K + (int64_t)g * hd, K);
         }
     }
 }

@@ -31,18 +31,24 @@ void swiglu_forward(float *out, const float *gate, const float *up, int N, int F
  *   out [T][Hq][hd]
  * Query slot t sees key slots s <= len + t that are valid; a query with no
  * visible key gets zeros.  Query head h uses KV head h / (Hq / Hkv).
- *   scratch [omp_get_max_threads()][len + T]   one score row per thread
- *   lse [T][Hq] (may be NULL): log-sum-exp of each softmax row, for the backward */
-void attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,
-                       const uint8_t *valid, int len, int T, int Hq, int Hkv, int hd, int kv_stride, float *scratch);
+ *   scratch [omp_get_max_threads()][len + T]   one score row per thread */
+void attention_forward(float *out, const float *q, const float *k, const float *v, const uint8_t *valid, int len,
+                       int T, int Hq, int Hkv, int hd, int kv_stride, float *scratch);
 
-/* Backward of attention_forward with len = 0 (a whole sequence, kv_stride =
- * Hkv*hd).  Recomputes the probabilities from q, k and lse, so it is O(T^2)
- * per head and needs no T x T storage.  Accumulates into dq [T][Hq][hd] and
- * dk, dv [T][Hkv][hd] (zero them first). */
-void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
-                        const float *q, const float *k, const float *v, const uint8_t *valid, int T, int Hq, int Hkv,
-                        int hd);
+/* Causal attention over B whole sequences through GEMMs (training, where the
+ * backward needs the log-sum-exp).  Per sequence b (row offset b*T):
+ *   q [T][Hq][hd], k, v [T][Hkv][hd], valid [T]  ->  out [T][Hq][hd], lse [T][Hq]
+ * with the masking rules of attention_forward.
+ *   scratch [omp_get_max_threads()][2][T][T] */
+void attention_seq_forward(float *out, float *lse, const float *q, const float *k, const float *v,
+                           const uint8_t *valid, int B, int T, int Hq, int Hkv, int hd, float *scratch);
+
+/* Its backward: recomputes the probabilities from q, k and lse (no T x T
+ * storage between the passes), O(T^2 hd) per head.  Writes dq and
+ * accumulates into dk, dv (zero them first).  Same scratch. */
+void attention_seq_backward(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
+                            const float *q, const float *k, const float *v, const uint8_t *valid, int B, int T,
+                            int Hq, int Hkv, int hd, float *scratch);
 
 /* dx[N][D] += d(rmsnorm)/dx . dout;  dw[D] += sum_n dout * x * rstd  (dw may be NULL) */
 void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd,

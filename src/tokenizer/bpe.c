@@ -10,6 +10,7 @@
 #include "tokenizer_internal.h"
 
 int tok_bpe_heap_min = 48;
+int tok_bpe_no_cache = 0;
 
 int tok_enc_push(tok_enc *e, int32_t id) {
     if (e->n_ids == e->cap_ids) {
@@ -339,7 +340,7 @@ static int bpe_compute(tok_enc *e, const char *w, size_t n) {
 
 int tok_bpe_word(tok_enc *e, const char *w, size_t n) {
     if (n == 0) return 0;
-    if (n > TOK_CACHE_MAX_WORD) return bpe_compute(e, w, n);
+    if (n > TOK_CACHE_MAX_WORD || tok_bpe_no_cache) return bpe_compute(e, w, n);
     uint64_t h = tok_hash(w, n);
     int hit = cache_get(e, w, n, h);
     if (hit) return hit < 0 ? -1 : 0;

@@ -305,6 +305,8 @@ void tok_enc_free(tok_enc *e);
 /* Words with at least this many symbols use the heap merge (tests lower it to
  * check both paths agree). */
 extern int tok_bpe_heap_min;
+/* Non-zero: the word cache is not used (tests). */
+extern int tok_bpe_no_cache;
 
 /* Cache (bpe.c). */
 void tok_cache_init(rosa_tokenizer *tok);

@@ -85,7 +85,7 @@ static size_t layout(rosa_train_model *t, const rosa_model *m, const rosa_adapte
     TAKE(t->du, N * d.r);
     size_t widest = (size_t)(d.F > d.Q ? (d.F > d.D ? d.F : d.D) : (d.Q > d.D ? d.Q : d.D));
     TAKE(t->dtmp, N * widest);
-    TAKE(t->scores, (size_t)omp_get_max_threads() * (size_t)t->Tmax);
+    TAKE(t->scores, (size_t)omp_get_max_threads() * 2 * (size_t)t->Tmax * (size_t)t->Tmax);
     TAKE(t->pos, N);
     TAKE(t->target, N);
     TAKE(t->weight, N);
@@ -210,11 +210,7 @@ static void layer_forward(rosa_train_model *t, int l, const rosa_batch *b, rosa_
     proj_forward(t, l, MOD_V, A->v, A->h1, W->wv, W->bv, N, d.D, d.K, drop);
     rope_forward(A->q, t->pos, m->inv_freq, N, d.Hq, d.hd);
     rope_forward(A->k, t->pos, m->inv_freq, N, d.Hkv, d.hd);
-    for (int s = 0; s < B; s++) {
-        size_t row = (size_t)s * T;
-        attention_forward(A->att + row * d.Q, A->lse + row * d.Hq, A->q + row * d.Q, A->k + row * d.K,
-                          A->v + row * d.K, b->mask + row, 0, T, d.Hq, d.Hkv, d.hd, d.K, t->scores);
-    }
+    attention_seq_forward(A->att, A->lse, A->q, A->k, A->v, b->mask, B, T, d.Hq, d.Hkv, d.hd, t->scores);
     memcpy(A->x2, A->x, sizeof(float) * (size_t)N * d.D);
     /* o_proj output goes to a scratch buffer, then into the residual. */
     proj_forward(t, l, MOD_O, t->dtmp, A->att, W->wo, W->bo, N, d.Q, d.D, drop);
@@ -236,7 +232,7 @@ static void layer_backward(rosa_train_model *t, int l, const rosa_batch *b) {
     const rosa_model *m = t->m;
     const rosa_layer *W = &m->layers[l];
     dims d = get_dims(m, t->a);
-    int B = b->B, T = b->T, N = B * T;
+    int T = b->T, N = b->B * T;
     layer_acts *A = &t->acts[l];
     float *g_in = t->norm_grad + (size_t)l * 2 * d.D, *g_post = g_in + d.D;
 
@@ -249,15 +245,10 @@ static void layer_backward(rosa_train_model *t, int l, const rosa_batch *b) {
 
     /* Attention: x2 = x + o(att(rope(q), rope(k), v)) */
     proj_backward(t, l, MOD_O, t->datt, 0, t->dx, A->att, W->wo, N, d.Q, d.D);
-    memset(t->dq, 0, sizeof(float) * (size_t)N * d.Q);
     memset(t->dk, 0, sizeof(float) * (size_t)N * d.K);
     memset(t->dv, 0, sizeof(float) * (size_t)N * d.K);
-    for (int s = 0; s < B; s++) {
-        size_t row = (size_t)s * T;
-        attention_backward(t->dq + row * d.Q, t->dk + row * d.K, t->dv + row * d.K, t->datt + row * d.Q,
-                           A->att + row * d.Q, A->lse + row * d.Hq, A->q + row * d.Q, A->k + row * d.K,
-                           A->v + row * d.K, b->mask + row, T, d.Hq, d.Hkv, d.hd);
-    }
+    attention_seq_backward(t->dq, t->dk, t->dv, t->datt, A->att, A->lse, A->q, A->k, A->v, b->mask, b->B, T, d.Hq, d.Hkv,
+                           d.hd, t->scores);
     rope_backward(t->dq, t->pos, m->inv_freq, N, d.Hq, d.hd);
     rope_backward(t->dk, t->pos, m->inv_freq, N, d.Hkv, d.hd);
     proj_backward(t, l, MOD_Q, t->dh, 0, t->dq, A->h1, W->wq, N, d.D, d.Q);

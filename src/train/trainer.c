@@ -286,6 +286,9 @@ static int train_step(run *r, int64_t s, double *loss_out, double *gnorm_out, lo
     double loss = 0.0;
     long long tokens = 0;
     int empty = 0;
+    /* Test hook: ROSA_TEST_NAN_STEP=s makes step s's loss NaN (tests/test_train.c). */
+    const char *poison = getenv("ROSA_TEST_NAN_STEP");
+    int64_t poison_step = poison ? atoll(poison) : -1;
     for (int j = 0; j < r->n_accum; j++) {
         const int32_t *idx = micro_indices(r, s, j);
         long long mb_tokens = 0;
@@ -305,6 +308,7 @@ static int train_step(run *r, int64_t s, double *loss_out, double *gnorm_out, lo
         for (int t = 0; t < b.B * b.T; t++) tokens += b.mask[t];
         rosa_batch_free(&b);
         if (rc < 0) return -1;
+        if (poison_step == s) sum = NAN;
         if (!isfinite(sum)) {
             if (o->nan_policy == ROSA_NAN_SKIP) {
                 rosa_progress_note("step %lld, micro-batch %d: non-finite loss; step skipped", (long long)s, j);
