@@ -162,3 +162,94 @@ TEST(lora_dropout_masks_forward_and_backward_alike) {
     rosa_adapter_free(a);
     rosa_model_free(m);
 }
+
+/* RoAE: gradients of A and B through RoPE, GQA and the softmax, for both
+ * placements and both forms; B != 0 so that every path carries gradient. */
+static void check_roae(const char *name, int pre_rope, int add_form, int target_q, int target_k, int train_norms) {
+    rosa_model *m = rosa_model_load(testdata_path(name));
+    REQUIRE(m);
+    rosa_roae_options o;
+    rosa_roae_options_default(&o);
+    o.rank = 3;
+    o.alpha = 0.7f;
+    o.r_low = 0.5f;
+    o.pre_rope = pre_rope;
+    o.add_form = add_form;
+    o.target_q = target_q;
+    o.target_k = target_k;
+    o.train_norms = train_norms;
+    rosa_adapter *a = rosa_adapter_new_roae(m, &o, 21);
+    REQUIRE(a);
+    CHECK_EQ_INT(a->d_low, 2 * 4); /* head_dim 16, r_low 0.5: m = 4 */
+    CHECK_EQ_INT(a->low_dims[0], 4);
+    CHECK_EQ_INT(a->low_dims[4], 12);
+    rosa_rng rng;
+    rosa_rng_seed(&rng, 22);
+    for (int i = 0; i < a->n_params; i++) {
+        if (!strstr(a->params[i].name, "lora_B")) continue;
+        float *B = a->w + a->params[i].offset;
+        for (int k = 0; k < a->params[i].rows * a->params[i].cols; k++) B[k] = 0.6f * (rosa_rng_uniform(&rng) - 0.5f);
+    }
+    rosa_train_model *t = rosa_train_model_new(m, a, 2, 9);
+    REQUIRE(t);
+    int32_t ids[18], labels[18];
+    uint8_t mask[18];
+    rosa_batch b;
+    make_batch(&b, m->cfg.vocab_size, ids, labels, mask);
+    memset(a->g, 0, sizeof(float) * a->n_floats);
+    double loss;
+    int n_tok;
+    REQUIRE(rosa_train_microbatch(t, &b, 0.25f, 1, 0, NULL, &loss, &n_tok, NULL) == 0);
+    if (train_norms) { /* the trainer copies norm gradients into the adapter's */
+        int D = m->cfg.hidden_size;
+        for (int l = 0; l < a->L; l++)
+            memcpy(a->g + a->params[a->norm_idx[l]].offset, t->norm_grad + (size_t)l * 2 * D, sizeof(float) * 2 * D);
+    }
+    for (int i = 0; i < a->n_params; i++) {
+        const rosa_param *p = &a->params[i];
+        double e = check_entries(t, &b, a->w + p->offset, a->g + p->offset, (size_t)p->rows * p->cols, 1e-2f);
+        CHECK_MSG(e < 2e-2, "%s %s%s: %s gradient off by %g", name, pre_rope ? "pre-rope" : "post-rope",
+                  add_form ? " add" : " gate", p->name, e);
+    }
+    rosa_train_model_free(t);
+    rosa_adapter_free(a);
+    rosa_model_free(m);
+}
+
+TEST(grad_roae_post_rope_gate) { check_roae("llama_gqa", 0, 0, 1, 1, 0); }
+TEST(grad_roae_post_rope_add) { check_roae("llama_gqa", 0, 1, 1, 1, 0); }
+TEST(grad_roae_pre_rope_gate) { check_roae("qwen2_bias", 1, 0, 1, 1, 0); }
+TEST(grad_roae_pre_rope_add) { check_roae("qwen2_bias", 1, 1, 1, 1, 0); }
+TEST(grad_roae_k_only_with_trained_norms) { check_roae("llama_gqa", 0, 0, 0, 1, 1); }
+
+/* At initialisation (B = 0) the adapted model is the base model, exactly. */
+TEST(roae_at_init_equals_base_model) {
+    rosa_model *m = rosa_model_load(testdata_path("qwen2_bias"));
+    REQUIRE(m);
+    rosa_roae_options o;
+    rosa_roae_options_default(&o);
+    o.rank = 4;
+    rosa_adapter *a = rosa_adapter_new_roae(m, &o, 1);
+    rosa_lora_options lo;
+    rosa_lora_options_default(&lo);
+    lo.dropout = 0;
+    rosa_adapter *none = rosa_adapter_new_lora(&m->cfg, &lo, 1); /* B = 0 too */
+    REQUIRE(a && none);
+    rosa_train_model *t1 = rosa_train_model_new(m, a, 2, 9), *t2 = rosa_train_model_new(m, none, 2, 9);
+    REQUIRE(t1 && t2);
+    int32_t ids[18], labels[18];
+    uint8_t mask[18];
+    rosa_batch b;
+    make_batch(&b, m->cfg.vocab_size, ids, labels, mask);
+    float ce1[18], ce2[18];
+    double l1, l2;
+    int n;
+    REQUIRE(rosa_train_microbatch(t1, &b, 1.0f, 0, 0, NULL, &l1, &n, ce1) == 0);
+    REQUIRE(rosa_train_microbatch(t2, &b, 1.0f, 0, 0, NULL, &l2, &n, ce2) == 0);
+    CHECK(l1 == l2 && memcmp(ce1, ce2, sizeof ce1) == 0);
+    rosa_train_model_free(t1);
+    rosa_train_model_free(t2);
+    rosa_adapter_free(a);
+    rosa_adapter_free(none);
+    rosa_model_free(m);
+}

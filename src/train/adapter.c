@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "io/json.h"
+#include "model/model.h"
 #include "io/safetensors.h"
 #include "util.h"
 
@@ -76,6 +77,7 @@ static int add_param(rosa_adapter *a, const char *name, int layer, int rows, int
     t->layer = layer;
     t->rows = rows;
     t->cols = cols;
+    t->ndim = 2;
     t->offset = a->n_floats;
     a->n_floats += (size_t)rows * (size_t)cols;
     return 0;
@@ -93,6 +95,8 @@ static int regex_selects(const pcre2_code *re, int layer, int m) {
 }
 
 /* Builds the table (values zero) for a LoRA adapter on config c. */
+static rosa_adapter *roae_table(const rosa_config *c, const rosa_roae_options *o);
+
 static rosa_adapter *lora_table(const rosa_config *c, const rosa_lora_options *o) {
     if (o->rank < 1 || o->rank > 65536) {
         rosa_fail("LoRA rank %d must be in [1, 65536]", o->rank);
@@ -183,8 +187,138 @@ rosa_adapter *rosa_adapter_new_lora(const rosa_config *c, const rosa_lora_option
     return a;
 }
 
+void rosa_roae_options_default(rosa_roae_options *o) {
+    memset(o, 0, sizeof *o);
+    o->rank = 32;
+    o->alpha = 1.0f;
+    o->r_low = 0.25f;
+    o->target_q = o->target_k = 1;
+}
+
+void rosa_dls_options_default(rosa_dls_options *o) {
+    memset(o, 0, sizeof *o);
+    o->interval = 50;
+    o->warmup = 50;
+    o->k_ratio = 0.5f;
+    o->p_exploit = 0.8f;
+    o->seed = 42;
+}
+
+/* m = max(1, round(hd * r_low / 2)) with round(x) = floor(x + 0.5). */
+static int roae_m(int hd, float r_low) {
+    int m = (int)floor((double)hd * r_low / 2.0 + 0.5);
+    return m < 1 ? 1 : m;
+}
+
+int64_t rosa_roae_num_params(const rosa_config *c, const rosa_roae_options *o, int rank) {
+    int64_t d_low = 2 * roae_m(c->head_dim, o->r_low), per = 0;
+    if (o->target_q) per += (int64_t)rank * c->hidden_size + (int64_t)c->num_heads * d_low * rank;
+    if (o->target_k) per += (int64_t)rank * c->hidden_size + (int64_t)c->num_kv_heads * d_low * rank;
+    int64_t n = per * c->num_layers;
+    if (o->train_norms) n += 2LL * c->hidden_size * c->num_layers;
+    return n;
+}
+
+/* Builds the table (values zero) of a RoAE adapter on config c. */
+static rosa_adapter *roae_table(const rosa_config *c, const rosa_roae_options *o) {
+    if (o->rank < 1 || o->rank > 65536) {
+        rosa_fail("RoAE rank %d must be in [1, 65536]", o->rank);
+        return NULL;
+    }
+    if (!(o->r_low > 0.0f && o->r_low <= 1.0f)) {
+        rosa_fail("r_low %g must be in (0, 1]", o->r_low);
+        return NULL;
+    }
+    if (!(o->dropout >= 0.0f && o->dropout < 1.0f)) {
+        rosa_fail("RoAE dropout %g must be in [0, 1)", o->dropout);
+        return NULL;
+    }
+    if (!o->target_q && !o->target_k) {
+        rosa_fail("RoAE needs at least one target (q or k)");
+        return NULL;
+    }
+    int hd = c->head_dim, m = roae_m(hd, o->r_low);
+    if (m > hd / 2) {
+        rosa_fail("r_low %g selects %d dimensions per half of a %d-dimensional head", o->r_low, m, hd);
+        return NULL;
+    }
+    rosa_adapter *a = rosa_calloc(1, sizeof *a, "adapter");
+    if (!a) return NULL;
+    a->method = ROSA_METHOD_ROAE;
+    a->L = c->num_layers;
+    a->roae = *o;
+    rosa_dls_options_default(&a->dls);
+    a->m_low = m;
+    a->d_low = 2 * m;
+    a->scaling = o->alpha;
+    a->low_dims = rosa_malloc(sizeof(int) * (size_t)a->d_low, "RoAE dimensions");
+    a->roae_idx = rosa_malloc(sizeof *a->roae_idx * (size_t)a->L, "adapter index");
+    a->norm_idx = rosa_malloc(sizeof(int) * (size_t)a->L, "adapter index");
+    a->layer_on = rosa_calloc((size_t)a->L, 1, "adapter layers");
+    if (!a->low_dims || !a->roae_idx || !a->norm_idx || !a->layer_on) goto fail;
+    for (int i = 0; i < m; i++) {
+        a->low_dims[i] = hd / 2 - m + i;
+        a->low_dims[m + i] = hd - m + i;
+    }
+    memset(a->layer_on, 1, (size_t)a->L);
+    for (int l = 0; l < a->L; l++) {
+        char name[128];
+        for (int w = 0; w < 2; w++) {
+            a->roae_idx[l][w] = -1;
+            if (!(w ? o->target_k : o->target_q)) continue;
+            int heads = w ? c->num_kv_heads : c->num_heads;
+            a->roae_idx[l][w] = a->n_params;
+            snprintf(name, sizeof name, "base_model.model.model.layers.%d.self_attn.roae_%c.lora_A.weight", l, w ? 'k' : 'q');
+            if (add_param(a, name, l, o->rank, c->hidden_size) < 0) goto fail;
+            snprintf(name, sizeof name, "base_model.model.model.layers.%d.self_attn.roae_%c.lora_B.weight", l, w ? 'k' : 'q');
+            if (add_param(a, name, l, heads * a->d_low, o->rank) < 0) goto fail;
+        }
+        a->norm_idx[l] = -1;
+        if (o->train_norms) {
+            a->norm_idx[l] = a->n_params;
+            snprintf(name, sizeof name, "base_model.model.model.layers.%d.input_layernorm.weight", l);
+            if (add_param(a, name, l, 1, c->hidden_size) < 0) goto fail;
+            snprintf(name, sizeof name, "base_model.model.model.layers.%d.post_attention_layernorm.weight", l);
+            if (add_param(a, name, l, 1, c->hidden_size) < 0) goto fail;
+            a->params[a->n_params - 1].ndim = a->params[a->n_params - 2].ndim = 1;
+        }
+    }
+    a->w = rosa_calloc(a->n_floats, sizeof(float), "adapter weights");
+    a->g = rosa_calloc(a->n_floats, sizeof(float), "adapter gradients");
+    if (!a->w || !a->g) goto fail;
+    return a;
+fail:
+    rosa_adapter_free(a);
+    return NULL;
+}
+
+rosa_adapter *rosa_adapter_new_roae(const rosa_model *model, const rosa_roae_options *o, uint64_t seed) {
+    rosa_adapter *a = roae_table(&model->cfg, o);
+    if (!a) return NULL;
+    rosa_rng rng;
+    rosa_rng_seed(&rng, seed);
+    for (int l = 0; l < a->L; l++) {
+        for (int w = 0; w < 2; w++) {
+            int idx = a->roae_idx[l][w];
+            if (idx < 0) continue;
+            const rosa_param *A = &a->params[idx];
+            float bound = 1.0f / sqrtf((float)A->cols), *v = a->w + A->offset;
+            for (int k = 0; k < A->rows * A->cols; k++) v[k] = (2.0f * rosa_rng_uniform(&rng) - 1.0f) * bound;
+        }
+        if (a->norm_idx[l] >= 0) {
+            size_t D = (size_t)model->cfg.hidden_size;
+            memcpy(a->w + a->params[a->norm_idx[l]].offset, model->layers[l].attn_norm, sizeof(float) * D);
+            memcpy(a->w + a->params[a->norm_idx[l] + 1].offset, model->layers[l].ffn_norm, sizeof(float) * D);
+        }
+    }
+    return a;
+}
+
 void rosa_adapter_free(rosa_adapter *a) {
     if (!a) return;
+    free(a->low_dims);
+    free(a->roae_idx);
+    free(a->norm_idx);
     free(a->target_regex);
     free(a->layer_on);
     free(a->lora_idx);
@@ -203,11 +337,7 @@ int rosa_adapter_copy_values(rosa_adapter *dst, const rosa_adapter *src) {
     return 0;
 }
 
-int rosa_adapter_save(const rosa_adapter *a, const char *dir, const char *base_model) {
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return rosa_fail("%s: cannot create directory: %s", dir, strerror(errno));
-    cJSON *j = cJSON_CreateObject();
-    if (!j) return rosa_fail("out of memory");
-    cJSON_AddStringToObject(j, "base_model_name_or_path", base_model ? base_model : "");
+static void lora_config_json(const rosa_adapter *a, cJSON *j) {
     cJSON_AddStringToObject(j, "bias", "none");
     cJSON_AddBoolToObject(j, "fan_in_fan_out", 0);
     cJSON_AddBoolToObject(j, "inference_mode", 1);
@@ -236,6 +366,42 @@ int rosa_adapter_save(const rosa_adapter *a, const char *dir, const char *base_m
     cJSON_AddStringToObject(j, "task_type", "CAUSAL_LM");
     cJSON_AddBoolToObject(j, "use_dora", 0);
     cJSON_AddBoolToObject(j, "use_rslora", a->lora.rslora);
+}
+
+/* The ROSA adapter_config.json: exactly these keys (docs/formats.md). */
+static void roae_config_json(const rosa_adapter *a, cJSON *j) {
+    const rosa_roae_options *o = &a->roae;
+    const rosa_dls_options *d = &a->dls;
+    cJSON_AddStringToObject(j, "peft_type", "ROSA");
+    cJSON_AddStringToObject(j, "task_type", "CAUSAL_LM");
+    cJSON_AddNumberToObject(j, "r", o->rank);
+    cJSON_AddNumberToObject(j, "alpha", o->alpha);
+    cJSON_AddNumberToObject(j, "r_low", o->r_low);
+    cJSON *t = cJSON_AddArrayToObject(j, "targets");
+    if (o->target_q) cJSON_AddItemToArray(t, cJSON_CreateString("q"));
+    if (o->target_k) cJSON_AddItemToArray(t, cJSON_CreateString("k"));
+    cJSON_AddStringToObject(j, "placement", o->pre_rope ? "pre-rope" : "post-rope");
+    cJSON_AddStringToObject(j, "form", o->add_form ? "add" : "gate");
+    cJSON_AddNumberToObject(j, "dropout", o->dropout);
+    cJSON_AddBoolToObject(j, "train_norms", o->train_norms);
+    cJSON *dl = cJSON_AddObjectToObject(j, "dls");
+    cJSON_AddBoolToObject(dl, "enabled", d->enabled);
+    cJSON_AddNumberToObject(dl, "interval", d->interval);
+    cJSON_AddNumberToObject(dl, "warmup", d->warmup);
+    cJSON_AddNumberToObject(dl, "k_ratio", d->k_ratio);
+    cJSON_AddNumberToObject(dl, "p_exploit", d->p_exploit);
+    cJSON_AddNumberToObject(dl, "score_ema", d->score_ema);
+    cJSON_AddStringToObject(dl, "inactive", d->zero_grad ? "zero-grad" : "skip");
+    cJSON_AddNumberToObject(dl, "seed", (double)d->seed);
+}
+
+int rosa_adapter_save(const rosa_adapter *a, const char *dir, const char *base_model) {
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return rosa_fail("%s: cannot create directory: %s", dir, strerror(errno));
+    cJSON *j = cJSON_CreateObject();
+    if (!j) return rosa_fail("out of memory");
+    cJSON_AddStringToObject(j, "base_model_name_or_path", base_model ? base_model : "");
+    if (a->method == ROSA_METHOD_ROAE) roae_config_json(a, j);
+    else lora_config_json(a, j);
     char *text = cJSON_Print(j);
     cJSON_Delete(j);
     if (!text) return rosa_fail("out of memory");
@@ -255,7 +421,8 @@ int rosa_adapter_save(const rosa_adapter *a, const char *dir, const char *base_m
     for (int i = 0; i < a->n_params; i++) {
         shapes[2 * i] = a->params[i].rows;
         shapes[2 * i + 1] = a->params[i].cols;
-        e[i] = (st_write_entry){a->params[i].name, ST_F32, 2, &shapes[2 * i], a->w + a->params[i].offset};
+        if (a->params[i].ndim == 1) shapes[2 * i] = a->params[i].cols;
+        e[i] = (st_write_entry){a->params[i].name, ST_F32, a->params[i].ndim, &shapes[2 * i], a->w + a->params[i].offset};
     }
     path = rosa_path_join(dir, "adapter_model.safetensors");
     rc = path ? st_write_file(path, e, a->n_params, "{\"format\": \"pt\"}") : -1;
@@ -343,6 +510,90 @@ static int parse_lora_config(const cJSON *j, const char *path, const rosa_config
     return 0;
 }
 
+/* A ROSA adapter_config.json: every key is known; anything else is refused. */
+static int parse_roae_config(const cJSON *j, const char *path, rosa_roae_options *o, rosa_dls_options *d) {
+    static const char *const keys[] = {"peft_type", "task_type", "r", "alpha", "r_low", "targets", "placement", "form",
+                                       "dropout", "train_norms", "dls", "base_model_name_or_path", NULL};
+    static const char *const dls_keys[] = {"enabled", "interval", "warmup", "k_ratio", "p_exploit", "score_ema",
+                                           "inactive", "seed", NULL};
+    rosa_roae_options_default(o);
+    rosa_dls_options_default(d);
+    const cJSON *item;
+    cJSON_ArrayForEach(item, j) {
+        int known = 0;
+        for (int k = 0; keys[k]; k++) known |= strcmp(item->string, keys[k]) == 0;
+        if (!known) return rosa_fail("%s: unknown key \"%s\" in a ROSA adapter config", path, item->string);
+    }
+    long long r;
+    double alpha, r_low, dropout;
+    int err;
+    if (rosa_json_int(j, "r", path, 1, 65536, &r) < 0 || rosa_json_num_opt(j, "alpha", path, 1.0, &alpha) < 0 ||
+        rosa_json_num_opt(j, "r_low", path, 0.25, &r_low) < 0 ||
+        rosa_json_num_opt(j, "dropout", path, 0.0, &dropout) < 0 ||
+        rosa_json_bool_opt(j, "train_norms", path, 0, &o->train_norms) < 0)
+        return -1;
+    o->rank = (int)r;
+    o->alpha = (float)alpha;
+    o->r_low = (float)r_low;
+    o->dropout = (float)dropout;
+    const char *task = rosa_json_str_opt(j, "task_type", path, &err);
+    if (err) return -1;
+    if (task && strcmp(task, "CAUSAL_LM") != 0) return rosa_fail("%s: task_type \"%s\" is not supported (only CAUSAL_LM)", path, task);
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "targets");
+    if (t) {
+        if (!cJSON_IsArray(t)) return rosa_fail("%s: \"targets\" must be a list of \"q\" and \"k\"", path);
+        o->target_q = o->target_k = 0;
+        const cJSON *x;
+        cJSON_ArrayForEach(x, t) {
+            if (cJSON_IsString(x) && strcmp(x->valuestring, "q") == 0) o->target_q = 1;
+            else if (cJSON_IsString(x) && strcmp(x->valuestring, "k") == 0) o->target_k = 1;
+            else return rosa_fail("%s: \"targets\" entries must be \"q\" or \"k\"", path);
+        }
+    }
+    const char *pl = rosa_json_str_opt(j, "placement", path, &err);
+    if (err) return -1;
+    if (pl && strcmp(pl, "post-rope") != 0 && strcmp(pl, "pre-rope") != 0)
+        return rosa_fail("%s: placement \"%s\" (expected post-rope or pre-rope)", path, pl);
+    o->pre_rope = pl && strcmp(pl, "pre-rope") == 0;
+    const char *form = rosa_json_str_opt(j, "form", path, &err);
+    if (err) return -1;
+    if (form && strcmp(form, "gate") != 0 && strcmp(form, "add") != 0)
+        return rosa_fail("%s: form \"%s\" (expected gate or add)", path, form);
+    o->add_form = form && strcmp(form, "add") == 0;
+    const cJSON *dl = cJSON_GetObjectItemCaseSensitive(j, "dls");
+    if (dl && !cJSON_IsNull(dl)) {
+        if (!cJSON_IsObject(dl)) return rosa_fail("%s: \"dls\" must be an object", path);
+        cJSON_ArrayForEach(item, dl) {
+            int known = 0;
+            for (int k = 0; dls_keys[k]; k++) known |= strcmp(item->string, dls_keys[k]) == 0;
+            if (!known) return rosa_fail("%s: unknown key \"dls.%s\"", path, item->string);
+        }
+        long long interval, warmup, seed;
+        double kr, pe, ema;
+        if (rosa_json_bool_opt(dl, "enabled", path, 0, &d->enabled) < 0 ||
+            rosa_json_int_opt(dl, "interval", path, 1, 1 << 30, 50, &interval) < 0 ||
+            rosa_json_int_opt(dl, "warmup", path, 1, 1 << 30, interval, &warmup) < 0 ||
+            rosa_json_num_opt(dl, "k_ratio", path, 0.5, &kr) < 0 || rosa_json_num_opt(dl, "p_exploit", path, 0.8, &pe) < 0 ||
+            rosa_json_num_opt(dl, "score_ema", path, 0.0, &ema) < 0 ||
+            rosa_json_int_opt(dl, "seed", path, 0, (long long)1 << 53, 42, &seed) < 0)
+            return -1;
+        if (!(kr > 0 && kr <= 1) || !(pe >= 0 && pe <= 1) || !(ema >= 0 && ema < 1))
+            return rosa_fail("%s: dls k_ratio must be in (0, 1], p_exploit in [0, 1], score_ema in [0, 1)", path);
+        d->interval = (int)interval;
+        d->warmup = (int)warmup;
+        d->k_ratio = (float)kr;
+        d->p_exploit = (float)pe;
+        d->score_ema = (float)ema;
+        d->seed = (uint64_t)seed;
+        const char *inactive = rosa_json_str_opt(dl, "inactive", path, &err);
+        if (err) return -1;
+        if (inactive && strcmp(inactive, "skip") != 0 && strcmp(inactive, "zero-grad") != 0)
+            return rosa_fail("%s: dls inactive \"%s\" (expected skip or zero-grad)", path, inactive);
+        d->zero_grad = inactive && strcmp(inactive, "zero-grad") == 0;
+    }
+    return 0;
+}
+
 rosa_adapter *rosa_adapter_load(const char *dir, const rosa_config *c) {
     char *cfg_path = rosa_path_join(dir, "adapter_config.json");
     char *st_path = rosa_path_join(dir, "adapter_model.safetensors");
@@ -365,13 +616,20 @@ rosa_adapter *rosa_adapter_load(const char *dir, const rosa_config *c) {
     int err;
     const char *type = rosa_json_str_opt(j, "peft_type", cfg_path, &err);
     if (err) goto done;
-    if (!type || strcmp(type, "LORA") != 0) {
-        rosa_fail("%s: unsupported peft_type \"%s\" (supported: LORA)", cfg_path, type ? type : "");
+    if (type && strcmp(type, "ROSA") == 0) {
+        rosa_roae_options ro;
+        rosa_dls_options dl;
+        if (parse_roae_config(j, cfg_path, &ro, &dl) < 0) goto done;
+        a = roae_table(c, &ro);
+        if (a) a->dls = dl;
+    } else if (type && strcmp(type, "LORA") == 0) {
+        rosa_lora_options o;
+        if (parse_lora_config(j, cfg_path, c, &o, &regex, &layers) < 0) goto done;
+        a = lora_table(c, &o);
+    } else {
+        rosa_fail("%s: unsupported peft_type \"%s\" (supported: LORA, ROSA)", cfg_path, type ? type : "");
         goto done;
     }
-    rosa_lora_options o;
-    if (parse_lora_config(j, cfg_path, c, &o, &regex, &layers) < 0) goto done;
-    a = lora_table(c, &o);
     if (!a) {
         rosa_error_prefix("%s", cfg_path);
         goto done;
@@ -384,8 +642,11 @@ rosa_adapter *rosa_adapter_load(const char *dir, const rosa_config *c) {
             rosa_fail("%s: tensor \"%s\" is missing", st_path, p->name);
             goto fail;
         }
-        if (t->ndim != 2 || t->shape[0] != p->rows || t->shape[1] != p->cols) {
-            rosa_fail("%s: tensor \"%s\" should have shape [%d, %d]", st_path, p->name, p->rows, p->cols);
+        int shape_ok = p->ndim == 1 ? t->ndim == 1 && t->shape[0] == p->cols
+                                    : t->ndim == 2 && t->shape[0] == p->rows && t->shape[1] == p->cols;
+        if (!shape_ok) {
+            if (p->ndim == 1) rosa_fail("%s: tensor \"%s\" should have shape [%d]", st_path, p->name, p->cols);
+            else rosa_fail("%s: tensor \"%s\" should have shape [%d, %d]", st_path, p->name, p->rows, p->cols);
             goto fail;
         }
         const unsigned char *src = t->data;

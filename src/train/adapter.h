@@ -9,7 +9,10 @@
 
 #include "rosa.h"
 
-typedef enum { ROSA_METHOD_LORA = 1 } rosa_method;
+struct rosa_model;
+typedef struct rosa_model rosa_model;
+
+typedef enum { ROSA_METHOD_LORA = 1, ROSA_METHOD_ROAE = 2 } rosa_method;
 
 /* The seven linear projections of a decoder layer, in PEFT's names. */
 enum { MOD_Q, MOD_K, MOD_V, MOD_O, MOD_GATE, MOD_UP, MOD_DOWN, N_MODULES };
@@ -20,6 +23,7 @@ typedef struct {
     char name[128]; /* PEFT name, e.g. base_model.model.model.layers.3.self_attn.q_proj.lora_A.weight */
     int layer;
     int rows, cols;
+    int ndim;       /* 2, or 1 for a vector (RMSNorm weights, rows = 1) */
     size_t offset;
 } rosa_param;
 
@@ -34,9 +38,42 @@ typedef struct {
     int n_layers;
 } rosa_lora_options;
 
+/* RoAE (RoPE-aware attention enhancement), see docs/method.md. */
+typedef struct {
+    int rank;         /* r, default 32 */
+    float alpha;      /* gate scale, used as is (default 1) */
+    float r_low;      /* share of each head's dimensions adapted (default 0.25) */
+    int target_q, target_k;
+    int pre_rope;     /* 0: modulate after RoPE (default), 1: before */
+    int add_form;     /* 0: Z + Z*(alpha*SiLU(hAB)) (default), 1: Z + alpha*hAB */
+    float dropout;    /* on h for the adapter branch (default 0) */
+    int train_norms;  /* also train the RMSNorm weights of active layers */
+} rosa_roae_options;
+
+/* Dynamic layer selection, see docs/method.md. */
+typedef struct {
+    int enabled;
+    int interval;     /* u, default 50 */
+    int warmup;       /* default = interval */
+    float k_ratio;    /* default 0.5 */
+    float p_exploit;  /* default 0.8 */
+    float score_ema;  /* default 0 */
+    int zero_grad;    /* inactive layers: 0 skip (default), 1 zero their gradients */
+    uint64_t seed;
+} rosa_dls_options;
+
+void rosa_roae_options_default(rosa_roae_options *o);
+void rosa_dls_options_default(rosa_dls_options *o);
+
 typedef struct {
     rosa_method method;
     int L;                          /* decoder layers of the base model */
+    rosa_roae_options roae;
+    rosa_dls_options dls;           /* saved with ROSA adapters */
+    int m_low, d_low;               /* RoAE: m and 2m low-frequency dimensions per head */
+    int *low_dims;                  /* [d_low]: the set D, in order */
+    int (*roae_idx)[2];             /* [L][q, k]: index of roae lora_A (B follows), -1 */
+    int *norm_idx;                  /* [L]: index of input_layernorm (post follows) when train_norms, -1 */
     rosa_lora_options lora;         /* copy; pointers inside are not kept */
     float scaling;                  /* LoRA: alpha/r or alpha/sqrt(r) */
     char *target_regex;             /* owned copy, or NULL */
@@ -62,6 +99,14 @@ int rosa_adapter_save(const rosa_adapter *a, const char *dir, const char *base_m
 /* Reads an adapter directory written by rosa or PEFT and checks it against
  * the model config; unsupported keys are refused by name. */
 rosa_adapter *rosa_adapter_load(const char *dir, const rosa_config *c);
+/* A new RoAE adapter: A Kaiming-uniform, B = 0 (the model is unchanged at
+ * step 0); with train_norms, the norm weights start at the model's values. */
+rosa_adapter *rosa_adapter_new_roae(const rosa_model *m, const rosa_roae_options *o, uint64_t seed);
+/* Parameters a RoAE adapter of rank r would have (for --param-budget). */
+int64_t rosa_roae_num_params(const rosa_config *c, const rosa_roae_options *o, int rank);
+/* Layer of parameter i. */
+static inline int rosa_param_layer(const rosa_adapter *a, int i) { return a->params[i].layer; }
+
 /* Copies values of `src` into `dst` (same method and shapes). */
 int rosa_adapter_copy_values(rosa_adapter *dst, const rosa_adapter *src);
 /* Trainable parameters. */

@@ -31,7 +31,7 @@ static dims get_dims(const rosa_model *m, const rosa_adapter *a) {
     const rosa_config *c = &m->cfg;
     return (dims){c->hidden_size,  c->intermediate_size, c->num_heads * c->head_dim, c->num_kv_heads * c->head_dim,
                   c->num_heads,    c->num_kv_heads,      c->head_dim,                c->vocab_size,
-                  c->num_layers,   a->lora.rank};
+                  c->num_layers,   a->method == ROSA_METHOD_ROAE ? a->roae.rank : a->lora.rank};
 }
 
 static int module_in(const dims *d, int m) { return m == MOD_O ? d->Q : m == MOD_DOWN ? d->F : d->D; }
@@ -61,12 +61,23 @@ static size_t layout(rosa_train_model *t, const rosa_model *m, const rosa_adapte
         TAKE(A->gate, N * d.F);
         TAKE(A->up, N * d.F);
         TAKE(A->act, N * d.F);
-        for (int mod = 0; mod < N_MODULES; mod++) {
+        for (int mod = 0; a->method == ROSA_METHOD_LORA && mod < N_MODULES; mod++) {
             if (a->lora_idx[l][mod] < 0) continue;
-            TAKE(A->lora_u[mod], N * d.r);
+            TAKE(A->lora[mod].u, N * d.r);
             if (a->lora.dropout > 0) {
-                TAKE(A->lora_xd[mod], N * module_in(&d, mod));
-                TAKE(A->lora_keep[mod], N * module_in(&d, mod) / sizeof(float) + 1);
+                TAKE(A->lora[mod].xd, N * module_in(&d, mod));
+                TAKE(A->lora[mod].keep, N * module_in(&d, mod) / sizeof(float) + 1);
+            }
+        }
+        for (int w = 0; a->method == ROSA_METHOD_ROAE && w < 2; w++) {
+            if (a->roae_idx[l][w] < 0) continue;
+            size_t zn = N * (size_t)(w ? d.Hkv : d.Hq) * a->d_low;
+            TAKE(A->roae[w].u, N * d.r);
+            TAKE(A->roae_z[w], zn);
+            TAKE(A->roae_low[w], zn);
+            if (a->roae.dropout > 0) {
+                TAKE(A->roae[w].xd, N * d.D);
+                TAKE(A->roae[w].keep, N * d.D / sizeof(float) + 1);
             }
         }
     }
@@ -83,6 +94,7 @@ static size_t layout(rosa_train_model *t, const rosa_model *m, const rosa_adapte
     TAKE(t->dup, N * d.F);
     TAKE(t->dact, N * d.F);
     TAKE(t->du, N * d.r);
+    if (a->method == ROSA_METHOD_ROAE) TAKE(t->dz, N * (size_t)d.Hq * a->d_low);
     size_t widest = (size_t)(d.F > d.Q ? (d.F > d.D ? d.F : d.D) : (d.Q > d.D ? d.Q : d.D));
     TAKE(t->dtmp, N * widest);
     TAKE(t->scores, (size_t)omp_get_max_threads() * 2 * (size_t)t->Tmax * (size_t)t->Tmax);
@@ -129,70 +141,156 @@ void rosa_train_model_free(rosa_train_model *t) {
     free(t);
 }
 
-/* ---------------------------------------------------------------- LoRA */
+/* -------------------------------------------------- low-rank branches */
 
-static const float *lora_A(const rosa_adapter *a, int l, int m) { return a->w + a->params[a->lora_idx[l][m]].offset; }
-static const float *lora_B(const rosa_adapter *a, int l, int m) {
-    return a->w + a->params[a->lora_idx[l][m] + 1].offset;
+static const float *param(const rosa_adapter *a, int idx) { return a->w + a->params[idx].offset; }
+static float *param_grad(const rosa_adapter *a, int idx) { return a->g + a->params[idx].offset; }
+
+/* out[N][od] (=, or += with accumulate) s * (drop(x) A^T) B^T, with A [r][in],
+ * B [od][r]; inverted dropout with probability p (one mask per branch, as
+ * torch.nn.Dropout) when drop is not NULL. */
+static void branch_forward(branch_acts *ba, float *out, int accumulate, const float *x, const float *A, const float *B,
+                           float s, int N, int in, int r, int od, float p, rosa_rng *drop) {
+    const float *xd = x;
+    if (p > 0) {
+        int64_t n = (int64_t)N * in;
+        float scale = 1.0f / (1.0f - p);
+        for (int64_t i = 0; i < n; i++) {
+            ba->keep[i] = drop ? rosa_rng_uniform(drop) >= p : 1; /* evaluation: identity */
+            ba->xd[i] = ba->keep[i] ? x[i] * (drop ? scale : 1.0f) : 0.0f;
+        }
+        xd = ba->xd;
+    }
+    linear_forward(ba->u, xd, A, NULL, N, in, r, 0);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, od, r, s, ba->u, r, B, r, accumulate ? 1.0f : 0.0f, out,
+                od);
 }
+
+/* Backward of branch_forward: dx[N][in] += d/dx; dA, dB (may be NULL: no
+ * weight gradients, for a frozen layer) accumulate. */
+static void branch_backward(rosa_train_model *t, const branch_acts *ba, float *dx, const float *dout, const float *x,
+                            const float *A, const float *B, float *dA, float *dB, float s, int N, int in, int r, int od,
+                            float p) {
+    const float *xd = p > 0 ? ba->xd : x;
+    /* dB += s dout^T u;  du = s dout B;  dA += du^T xd;  dx += du A (through the mask). */
+    if (dB) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, od, r, N, s, dout, od, ba->u, r, 1.0f, dB, r);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, od, s, dout, od, B, r, 0.0f, t->du, r);
+    if (dA) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, in, N, 1.0f, t->du, r, xd, in, 1.0f, dA, in);
+    if (p > 0) {
+        float scale = 1.0f / (1.0f - p);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, 1.0f, t->du, r, A, in, 0.0f, t->dtmp, in);
+        int64_t n = (int64_t)N * in;
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n; i++)
+            if (ba->keep[i]) dx[i] += t->dtmp[i] * scale;
+    } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, 1.0f, t->du, r, A, in, 1.0f, dx, in);
+    }
+}
+
+static int layer_active(const rosa_train_model *t, int l) { return !t->active || t->active[l]; }
 
 /* y[N][out] = x W^T + b, plus the LoRA branch when module m of layer l has one. */
 static void proj_forward(rosa_train_model *t, int l, int m, float *y, const float *x, const float *W, const float *b,
                          int N, int in, int out, rosa_rng *drop) {
     linear_forward(y, x, W, b, N, in, out, 0);
     const rosa_adapter *a = t->a;
-    if (a->lora_idx[l][m] < 0) return;
-    layer_acts *A = &t->acts[l];
-    int r = a->lora.rank;
-    const float *xd = x;
-    if (a->lora.dropout > 0 && drop) {
-        /* Inverted dropout, one mask per module, as torch.nn.Dropout. */
-        float p = a->lora.dropout, keep = 1.0f / (1.0f - p);
-        int64_t n = (int64_t)N * in;
-        for (int64_t i = 0; i < n; i++) {
-            A->lora_keep[m][i] = rosa_rng_uniform(drop) >= p;
-            A->lora_xd[m][i] = A->lora_keep[m][i] ? x[i] * keep : 0.0f;
-        }
-        xd = A->lora_xd[m];
-    } else if (a->lora.dropout > 0) { /* evaluation: dropout is the identity */
-        memcpy(A->lora_xd[m], x, sizeof(float) * (size_t)N * in);
-        memset(A->lora_keep[m], 1, (size_t)N * in);
-        xd = A->lora_xd[m];
-    }
-    linear_forward(A->lora_u[m], xd, lora_A(a, l, m), NULL, N, in, r, 0);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, r, a->scaling, A->lora_u[m], r, lora_B(a, l, m), r,
-                1.0f, y, out);
+    int idx = a->method == ROSA_METHOD_LORA ? a->lora_idx[l][m] : -1;
+    if (idx < 0) return;
+    branch_forward(&t->acts[l].lora[m], y, 1, x, param(a, idx), param(a, idx + 1), a->scaling, N, in, a->lora.rank,
+                   out, a->lora.dropout, drop);
 }
 
 /* dx[N][in] (=, or += with accumulate) from dy[N][out] through y = x W^T + LoRA;
- * adds the LoRA weight gradients.  x is the module input of the forward. */
+ * adds the LoRA weight gradients of an active layer.  x is the module input. */
 static void proj_backward(rosa_train_model *t, int l, int m, float *dx, int accumulate, const float *dy,
                           const float *x, const float *W, int N, int in, int out) {
     linear_backward_input(dx, dy, W, N, in, out, accumulate);
-    rosa_adapter *a = t->a;
-    int idx = a->lora_idx[l][m];
+    const rosa_adapter *a = t->a;
+    int idx = a->method == ROSA_METHOD_LORA ? a->lora_idx[l][m] : -1;
     if (idx < 0) return;
-    layer_acts *A = &t->acts[l];
-    int r = a->lora.rank;
-    float s = a->scaling, *dA = a->g + a->params[idx].offset, *dB = a->g + a->params[idx + 1].offset;
-    const float *xd = a->lora.dropout > 0 ? A->lora_xd[m] : x;
-    /* dB += s dy^T u;  du = s dy B;  dA += du^T xd;  dx += du A (through the dropout mask). */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, r, N, s, dy, out, A->lora_u[m], r, 1.0f, dB, r);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, out, s, dy, out, lora_B(a, l, m), r, 0.0f, t->du, r);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, in, N, 1.0f, t->du, r, xd, in, 1.0f, dA, in);
-    if (a->lora.dropout > 0) {
-        float keep = 1.0f / (1.0f - a->lora.dropout);
-        const uint8_t *kept = A->lora_keep[m];
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, 1.0f, t->du, r, lora_A(a, l, m), in, 0.0f,
-                    t->dtmp, in);
-        int64_t n = (int64_t)N * in;
+    int act = layer_active(t, l);
+    branch_backward(t, &t->acts[l].lora[m], dx, dy, x, param(a, idx), param(a, idx + 1),
+                    act ? param_grad(a, idx) : NULL, act ? param_grad(a, idx + 1) : NULL, a->scaling, N, in,
+                    a->lora.rank, out, a->lora.dropout);
+}
+
+/* ---------------------------------------------------------------- RoAE */
+
+/* Modulates z [N][H][hd] at the low-frequency dimensions D of every head with
+ * g [N][H][dl] = h A^T B^T:  gate: z *= 1 + alpha SiLU(g);  add: z += alpha g.
+ * low [N][H][dl] receives z at D before the change. */
+static void roae_modulate(float *z, float *low, const float *g, const int *low_dims, int N, int H, int hd,
+                          int dl, float alpha, int add_form) {
 #pragma omp parallel for schedule(static)
-        for (int64_t i = 0; i < n; i++)
-            if (kept[i]) dx[i] += t->dtmp[i] * keep;
-    } else {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, 1.0f, t->du, r, lora_A(a, l, m), in, 1.0f, dx,
-                    in);
-    }
+    for (int n = 0; n < N; n++)
+        for (int h = 0; h < H; h++) {
+            float *zv = z + ((int64_t)n * H + h) * hd;
+            const float *gv = g + ((int64_t)n * H + h) * dl;
+            float *lv = low + ((int64_t)n * H + h) * dl;
+            for (int c = 0; c < dl; c++) {
+                float x = zv[low_dims[c]];
+                lv[c] = x;
+                zv[low_dims[c]] = add_form ? x + alpha * gv[c] : x + x * alpha * (gv[c] / (1.0f + expf(-gv[c])));
+            }
+        }
+}
+
+/* Backward of roae_modulate: dz [N][H][hd] in place (d/d modulated -> d/d
+ * before), dg [N][H][dl] written. */
+static void roae_modulate_backward(float *dz, float *dg, const float *low, const float *g, const int *low_dims,
+                                   int N, int H, int hd, int dl, float alpha, int add_form) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++)
+        for (int h = 0; h < H; h++) {
+            float *dzv = dz + ((int64_t)n * H + h) * hd;
+            const float *gv = g + ((int64_t)n * H + h) * dl, *lv = low + ((int64_t)n * H + h) * dl;
+            float *dgv = dg + ((int64_t)n * H + h) * dl;
+            for (int c = 0; c < dl; c++) {
+                float d = dzv[low_dims[c]];
+                if (add_form) {
+                    dgv[c] = alpha * d;
+                } else {
+                    float sig = 1.0f / (1.0f + expf(-gv[c])), silu = gv[c] * sig;
+                    dgv[c] = d * lv[c] * alpha * sig * (1.0f + gv[c] * (1.0f - sig));
+                    dzv[low_dims[c]] = d * (1.0f + alpha * silu);
+                }
+            }
+        }
+}
+
+/* RoAE on q (w = 0) or k (w = 1) of layer l: z [N][H][hd] modulated from h1. */
+static void roae_forward(rosa_train_model *t, int l, int w, float *z, const float *h1, int N, rosa_rng *drop) {
+    const rosa_adapter *a = t->a;
+    int idx = a->roae_idx[l][w];
+    if (idx < 0) return;
+    dims d = get_dims(t->m, a);
+    int H = w ? d.Hkv : d.Hq;
+    layer_acts *A = &t->acts[l];
+    branch_forward(&A->roae[w], A->roae_z[w], 0, h1, param(a, idx), param(a, idx + 1), 1.0f, N, d.D, a->roae.rank,
+                   H * a->d_low, a->roae.dropout, drop);
+    roae_modulate(z, A->roae_low[w], A->roae_z[w], a->low_dims, N, H, d.hd, a->d_low, a->roae.alpha, a->roae.add_form);
+}
+
+/* Its backward: dz in place, dh [N][D] += the branch's input gradient. */
+static void roae_backward(rosa_train_model *t, int l, int w, float *dz, float *dh, const float *h1, int N) {
+    const rosa_adapter *a = t->a;
+    int idx = a->roae_idx[l][w];
+    if (idx < 0) return;
+    dims d = get_dims(t->m, a);
+    int H = w ? d.Hkv : d.Hq, act = layer_active(t, l);
+    layer_acts *A = &t->acts[l];
+    roae_modulate_backward(dz, t->dz, A->roae_low[w], A->roae_z[w], a->low_dims, N, H, d.hd, a->d_low, a->roae.alpha,
+                           a->roae.add_form);
+    branch_backward(t, &A->roae[w], dh, t->dz, h1, param(a, idx), param(a, idx + 1), act ? param_grad(a, idx) : NULL,
+                    act ? param_grad(a, idx + 1) : NULL, 1.0f, N, d.D, a->roae.rank, H * a->d_low, a->roae.dropout);
+}
+
+/* The RMSNorm weights of layer l: the adapter's copies when it trains them. */
+static const float *norm_weight(const rosa_train_model *t, int l, int post) {
+    const rosa_adapter *a = t->a;
+    if (a->method == ROSA_METHOD_ROAE && a->norm_idx[l] >= 0) return param(a, a->norm_idx[l] + post);
+    return post ? t->m->layers[l].ffn_norm : t->m->layers[l].attn_norm;
 }
 
 /* ------------------------------------------------------------- forward */
@@ -204,18 +302,27 @@ static void layer_forward(rosa_train_model *t, int l, const rosa_batch *b, rosa_
     int B = b->B, T = b->T, N = B * T;
     float eps = m->cfg.rms_norm_eps;
     layer_acts *A = &t->acts[l];
-    rmsnorm_forward(A->h1, A->rstd1, A->x, W->attn_norm, N, d.D, eps);
+    int roae = t->a->method == ROSA_METHOD_ROAE, pre = roae && t->a->roae.pre_rope;
+    rmsnorm_forward(A->h1, A->rstd1, A->x, norm_weight(t, l, 0), N, d.D, eps);
     proj_forward(t, l, MOD_Q, A->q, A->h1, W->wq, W->bq, N, d.D, d.Q, drop);
     proj_forward(t, l, MOD_K, A->k, A->h1, W->wk, W->bk, N, d.D, d.K, drop);
     proj_forward(t, l, MOD_V, A->v, A->h1, W->wv, W->bv, N, d.D, d.K, drop);
+    if (pre) {
+        roae_forward(t, l, 0, A->q, A->h1, N, drop);
+        roae_forward(t, l, 1, A->k, A->h1, N, drop);
+    }
     rope_forward(A->q, t->pos, m->inv_freq, N, d.Hq, d.hd);
     rope_forward(A->k, t->pos, m->inv_freq, N, d.Hkv, d.hd);
+    if (roae && !pre) {
+        roae_forward(t, l, 0, A->q, A->h1, N, drop);
+        roae_forward(t, l, 1, A->k, A->h1, N, drop);
+    }
     attention_seq_forward(A->att, A->lse, A->q, A->k, A->v, b->mask, B, T, d.Hq, d.Hkv, d.hd, t->scores);
     memcpy(A->x2, A->x, sizeof(float) * (size_t)N * d.D);
     /* o_proj output goes to a scratch buffer, then into the residual. */
     proj_forward(t, l, MOD_O, t->dtmp, A->att, W->wo, W->bo, N, d.Q, d.D, drop);
     residual_forward(A->x2, t->dtmp, (int64_t)N * d.D);
-    rmsnorm_forward(A->h2, A->rstd2, A->x2, W->ffn_norm, N, d.D, eps);
+    rmsnorm_forward(A->h2, A->rstd2, A->x2, norm_weight(t, l, 1), N, d.D, eps);
     proj_forward(t, l, MOD_GATE, A->gate, A->h2, W->w_gate, W->b_gate, N, d.D, d.F, drop);
     proj_forward(t, l, MOD_UP, A->up, A->h2, W->w_up, W->b_up, N, d.D, d.F, drop);
     swiglu_forward(A->act, A->gate, A->up, N, d.F);
@@ -241,7 +348,7 @@ static void layer_backward(rosa_train_model *t, int l, const rosa_batch *b) {
     swiglu_backward(t->dgate, t->dup, t->dact, A->gate, A->up, N, d.F);
     proj_backward(t, l, MOD_GATE, t->dh, 0, t->dgate, A->h2, W->w_gate, N, d.D, d.F);
     proj_backward(t, l, MOD_UP, t->dh, 1, t->dup, A->h2, W->w_up, N, d.D, d.F);
-    rmsnorm_backward(t->dx, g_post, t->dh, A->x2, W->ffn_norm, A->rstd2, N, d.D);
+    rmsnorm_backward(t->dx, g_post, t->dh, A->x2, norm_weight(t, l, 1), A->rstd2, N, d.D);
 
     /* Attention: x2 = x + o(att(rope(q), rope(k), v)) */
     proj_backward(t, l, MOD_O, t->datt, 0, t->dx, A->att, W->wo, N, d.Q, d.D);
@@ -249,12 +356,22 @@ static void layer_backward(rosa_train_model *t, int l, const rosa_batch *b) {
     memset(t->dv, 0, sizeof(float) * (size_t)N * d.K);
     attention_seq_backward(t->dq, t->dk, t->dv, t->datt, A->att, A->lse, A->q, A->k, A->v, b->mask, b->B, T, d.Hq, d.Hkv,
                            d.hd, t->scores);
+    int roae = t->a->method == ROSA_METHOD_ROAE, pre = roae && t->a->roae.pre_rope;
+    memset(t->dh, 0, sizeof(float) * (size_t)N * d.D);
+    if (roae && !pre) {
+        roae_backward(t, l, 0, t->dq, t->dh, A->h1, N);
+        roae_backward(t, l, 1, t->dk, t->dh, A->h1, N);
+    }
     rope_backward(t->dq, t->pos, m->inv_freq, N, d.Hq, d.hd);
     rope_backward(t->dk, t->pos, m->inv_freq, N, d.Hkv, d.hd);
-    proj_backward(t, l, MOD_Q, t->dh, 0, t->dq, A->h1, W->wq, N, d.D, d.Q);
+    if (pre) {
+        roae_backward(t, l, 0, t->dq, t->dh, A->h1, N);
+        roae_backward(t, l, 1, t->dk, t->dh, A->h1, N);
+    }
+    proj_backward(t, l, MOD_Q, t->dh, 1, t->dq, A->h1, W->wq, N, d.D, d.Q);
     proj_backward(t, l, MOD_K, t->dh, 1, t->dk, A->h1, W->wk, N, d.D, d.K);
     proj_backward(t, l, MOD_V, t->dh, 1, t->dv, A->h1, W->wv, N, d.D, d.K);
-    rmsnorm_backward(t->dx, g_in, t->dh, A->x, W->attn_norm, A->rstd1, N, d.D);
+    rmsnorm_backward(t->dx, g_in, t->dh, A->x, norm_weight(t, l, 0), A->rstd1, N, d.D);
 }
 
 int rosa_train_microbatch(rosa_train_model *t, const rosa_batch *b, float token_weight, int backward, int stop_layer,

@@ -7,6 +7,13 @@
 #include "train/adapter.h"
 #include "train/data.h"
 
+/* Saved state of one low-rank branch out = s * (drop(x) A^T) B^T. */
+typedef struct {
+    float *u;       /* [N][r]: drop(x) A^T */
+    float *xd;      /* [N][in]: the dropped-out input (NULL without dropout) */
+    uint8_t *keep;  /* [N][in]: its mask, 1 = kept */
+} branch_acts;
+
 /* Activations of one decoder layer for N = B*T rows (see train_model.c). */
 typedef struct {
     float *x, *h1, *rstd1;         /* layer input, normed input [N][D], 1/rms [N] */
@@ -14,9 +21,10 @@ typedef struct {
     float *lse, *att;              /* softmax log-sum-exp [N][Hq], attention output [N][Q] */
     float *x2, *h2, *rstd2;        /* after attention; its norm */
     float *gate, *up, *act;        /* MLP pre-activations [N][F] and silu(gate)*up */
-    float *lora_u[N_MODULES];      /* adapter input x A^T [N][r] */
-    float *lora_xd[N_MODULES];     /* the dropped-out adapter input [N][in] (dropout > 0) */
-    uint8_t *lora_keep[N_MODULES]; /* its dropout mask [N][in], 1 = kept */
+    branch_acts lora[N_MODULES];   /* LoRA branches */
+    branch_acts roae[2];           /* RoAE branches of q and k */
+    float *roae_z[2];              /* [N][H*d_low]: h A^T B^T */
+    float *roae_low[2];            /* [N][H*d_low]: q/k at the dimensions D before modulation */
 } layer_acts;
 
 typedef struct {
@@ -26,12 +34,13 @@ typedef struct {
     layer_acts *acts;              /* [L] */
     float *xf, *hf, *rstdf;        /* final norm input/output */
     /* backward scratch */
-    float *dx, *dh, *dq, *dk, *dv, *datt, *dgate, *dup, *dact, *du, *dtmp;
+    float *dx, *dh, *dq, *dk, *dv, *datt, *dgate, *dup, *dact, *du, *dz, *dtmp;
     float *scores;                 /* attention scratch */
     int *pos;
     int32_t *target;
     float *weight, *ce;
     float *norm_grad;              /* [L][2][D]: d loss / d input_layernorm, post_attention_layernorm */
+    const uint8_t *active;         /* [L]: layers whose adapter gets weight gradients (NULL = all) */
     float *arena;
     size_t arena_floats;
 } rosa_train_model;
