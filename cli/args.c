@@ -110,3 +110,9 @@ int args_parse(arg_parser *p, int argc, char **argv) {
         }
     return 0;
 }
+
+int arg_seen(const arg_spec *specs, const char *name) {
+    for (const arg_spec *a = specs; a->name; a++)
+        if (strcmp(a->name, name) == 0) return a->seen;
+    return 0;
+}

@@ -28,6 +28,8 @@ typedef struct {
  * error (message printed as "rosa: error: ..."). */
 int args_parse(arg_parser *p, int argc, char **argv);
 void args_print_help(const arg_parser *p);
+/* Whether --name was given. */
+int arg_seen(const arg_spec *specs, const char *name);
 
 /* "rosa: error: <msg>" on stderr. */
 void die_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

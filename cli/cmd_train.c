@@ -7,6 +7,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "io/config.h"
 #include "model/model.h"
 #include "rosa.h"
 #include "train/merge.h"
@@ -57,23 +58,66 @@ static int parse_size(const char *flag, const char *s, double *out) {
     return 0;
 }
 
+/* --param-budget: the rank whose trainable parameters are closest to the
+ * fraction of the base model (ties: the smaller rank). */
+static int choose_rank(rosa_train_options *o, float budget) {
+    rosa_config c;
+    if (rosa_config_load(o->model_dir, &c) < 0) return die_msg("%s", rosa_last_error()), -1;
+    /* Base parameters, tied embeddings counted once. */
+    int64_t D = c.hidden_size, F = c.intermediate_size, Q = (int64_t)c.num_heads * c.head_dim,
+            K = (int64_t)c.num_kv_heads * c.head_dim, V = c.vocab_size;
+    int64_t layer = 2 * D + D * Q + 2 * D * K + Q * D + 3 * D * F;
+    if (c.attention_bias) layer += Q + 2 * K + D;
+    else if (c.qkv_bias) layer += Q + 2 * K;
+    if (c.mlp_bias) layer += 2 * F + D;
+    int64_t base = V * D * (c.tie_word_embeddings ? 1 : 2) + D + layer * c.num_layers;
+    double target = budget * (double)base, best_err = INFINITY;
+    int best = 1;
+    for (int r = 1; r <= 4096; r++) {
+        int64_t n = o->method == ROSA_METHOD_ROAE ? rosa_roae_num_params(&c, &o->roae, r)
+                                                   : rosa_lora_num_params(&c, &o->lora, r);
+        double err = fabs((double)n - target);
+        if (err < best_err) best_err = err, best = r;
+    }
+    o->lora.rank = o->roae.rank = best;
+    if (!o->quiet) fprintf(stderr, "rosa: --param-budget %g: rank %d\n", budget, best);
+    return 0;
+}
+
 int cmd_train(int argc, char **argv) {
     rosa_train_options o;
     rosa_train_options_default(&o);
     const char *method = "lora", *targets = NULL, *layers = NULL, *sched = "linear", *train_inputs = "true",
-               *loss_norm = "mean", *nan_policy = "stop", *max_mem = NULL, *log_format = NULL;
-    int threads = 0, no_shuffle = 0;
+               *loss_norm = "mean", *nan_policy = "stop", *max_mem = NULL, *log_format = NULL, *roae_targets = "q,k",
+               *placement = "post-rope", *form = "gate", *dls_inactive = "skip";
+    int threads = 0, no_shuffle = 0, rank = 0, dls = 0, train_norms = 0;
+    float alpha = NAN, dropout = NAN, r_low = 0.25f, budget = 0.0f;
+    rosa_dls_options *d = &o.dls;
     arg_spec specs[] = {
         {"model", ARG_STR, &o.model_dir, "DIR", "base model (Hugging Face directory)", 1, 0},
         {"data", ARG_STR, &o.data_path, "FILE", "training data (LLM-Adapters JSON or JSON Lines)", 1, 0},
         {"output", ARG_STR, &o.output_dir, "DIR", "where checkpoints, metrics and the adapter go", 1, 0},
-        {"method", ARG_STR, &method, "NAME", "adapter method: lora (default)", 0, 0},
+        {"method", ARG_STR, &method, "NAME", "lora (default), roae, or rosa (= roae + DLS)", 0, 0},
         {"target-modules", ARG_STR, &targets, "LIST", "LoRA modules, e.g. q_proj,v_proj (default) or all", 0, 0},
-        {"rank", ARG_INT, &o.lora.rank, "R", "adapter rank (default 8)", 0, 0},
-        {"alpha", ARG_FLOAT, &o.lora.alpha, "A", "LoRA alpha: scaling alpha/r (default 16)", 0, 0},
-        {"rslora", ARG_FLAG, &o.lora.rslora, NULL, "scale by alpha/sqrt(r) instead", 0, 0},
-        {"dropout", ARG_FLOAT, &o.lora.dropout, "P", "dropout on the adapter input (default 0.05)", 0, 0},
-        {"layers", ARG_STR, &layers, "LIST", "adapt only these layers, e.g. 0,1,2", 0, 0},
+        {"rank", ARG_INT, &rank, "R", "adapter rank (default: LoRA 8, RoAE 32)", 0, 0},
+        {"param-budget", ARG_FLOAT, &budget, "F", "pick the rank whose size is closest to F x the base model", 0, 0},
+        {"alpha", ARG_FLOAT, &alpha, "A", "LoRA: scaling alpha/r (default 16); RoAE: gate scale (default 1)", 0, 0},
+        {"rslora", ARG_FLAG, &o.lora.rslora, NULL, "LoRA: scale by alpha/sqrt(r) instead", 0, 0},
+        {"dropout", ARG_FLOAT, &dropout, "P", "dropout on the adapter input (default: LoRA 0.05, RoAE 0)", 0, 0},
+        {"layers", ARG_STR, &layers, "LIST", "LoRA: adapt only these layers, e.g. 0,1,2", 0, 0},
+        {"r-low", ARG_FLOAT, &r_low, "F", "RoAE: share of each head's dimensions adapted (default 0.25)", 0, 0},
+        {"roae-targets", ARG_STR, &roae_targets, "q,k|q|k", "RoAE: states modulated (default q,k)", 0, 0},
+        {"roae-placement", ARG_STR, &placement, "WHERE", "RoAE: post-rope (default) or pre-rope", 0, 0},
+        {"roae-form", ARG_STR, &form, "FORM", "RoAE: gate (default, Z + Z*alpha*SiLU(hAB)) or add", 0, 0},
+        {"train-norms", ARG_FLAG, &train_norms, NULL, "RoAE: also train the RMSNorm weights of active layers", 0, 0},
+        {"dls", ARG_FLAG, &dls, NULL, "dynamic layer selection (on with --method rosa)", 0, 0},
+        {"dls-interval", ARG_INT, &d->interval, "U", "DLS: reselect every U steps (default 50)", 0, 0},
+        {"dls-warmup", ARG_INT, &d->warmup, "N", "DLS: all layers train for the first N steps (default U)", 0, 0},
+        {"dls-k-ratio", ARG_FLOAT, &d->k_ratio, "F", "DLS: share of layers active (default 0.5)", 0, 0},
+        {"dls-p-exploit", ARG_FLOAT, &d->p_exploit, "P", "DLS: probability of top-k over random (default 0.8)", 0, 0},
+        {"dls-score-ema", ARG_FLOAT, &d->score_ema, "B", "DLS: EMA of scores (default 0: latest only)", 0, 0},
+        {"dls-inactive", ARG_STR, &dls_inactive, "MODE", "DLS: skip (default) or zero-grad", 0, 0},
+        {"dls-full-backward", ARG_FLAG, &d->full_backward, NULL, "DLS: never truncate the backward pass", 0, 0},
         {"lr", ARG_FLOAT, &o.adam.lr, "LR", "peak learning rate (default 3e-4)", 0, 0},
         {"adam-beta1", ARG_FLOAT, &o.adam.beta1, "B", "AdamW beta1 (default 0.9)", 0, 0},
         {"adam-beta2", ARG_FLOAT, &o.adam.beta2, "B", "AdamW beta2 (default 0.999)", 0, 0},
@@ -109,11 +153,45 @@ int cmd_train(int argc, char **argv) {
                     "Fine-tunes an adapter on a frozen base model and saves it in PEFT format.", specs, NULL, NULL};
     int r = args_parse(&p, argc, argv);
     if (r) return r > 0 ? 0 : 2;
-    if (strcmp(method, "lora") != 0) return die_msg("--method: unknown method \"%s\" (available: lora)", method), 2;
+    if (strcmp(method, "lora") == 0) o.method = ROSA_METHOD_LORA;
+    else if (strcmp(method, "roae") == 0 || strcmp(method, "rosa") == 0) o.method = ROSA_METHOD_ROAE;
+    else return die_msg("--method: unknown method \"%s\" (available: lora, roae, rosa)", method), 2;
+    int roae = o.method == ROSA_METHOD_ROAE;
+    if (!roae && (train_norms || strcmp(placement, "post-rope") || strcmp(form, "gate") || strcmp(roae_targets, "q,k")))
+        return die_msg("--train-norms and --roae-* apply to --method roae and rosa"), 2;
+    if (roae && (targets || layers || o.lora.rslora))
+        return die_msg("--target-modules, --layers and --rslora apply to --method lora"), 2;
     if (targets && rosa_parse_target_modules(targets, &o.lora.targets) < 0) return die_msg("--target-modules: %s", rosa_last_error()), 2;
+    /* Method-dependent defaults (see docs/method.md). */
+    o.lora.rank = o.roae.rank = rank > 0 ? rank : roae ? 32 : 8;
+    if (rank < 0) return die_msg("--rank must be positive"), 2;
+    o.lora.alpha = isnan(alpha) ? 16.0f : alpha;
+    o.roae.alpha = isnan(alpha) ? 1.0f : alpha;
+    o.lora.dropout = isnan(dropout) ? 0.05f : dropout;
+    o.roae.dropout = isnan(dropout) ? 0.0f : dropout;
+    o.roae.r_low = r_low;
+    o.roae.train_norms = train_norms;
+    if (strcmp(roae_targets, "q,k") == 0 || strcmp(roae_targets, "k,q") == 0) o.roae.target_q = o.roae.target_k = 1;
+    else if (strcmp(roae_targets, "q") == 0) o.roae.target_q = 1, o.roae.target_k = 0;
+    else if (strcmp(roae_targets, "k") == 0) o.roae.target_q = 0, o.roae.target_k = 1;
+    else return die_msg("--roae-targets expects q,k or q or k"), 2;
+    if (strcmp(placement, "post-rope") && strcmp(placement, "pre-rope")) return die_msg("--roae-placement expects post-rope or pre-rope"), 2;
+    o.roae.pre_rope = strcmp(placement, "pre-rope") == 0;
+    if (strcmp(form, "gate") && strcmp(form, "add")) return die_msg("--roae-form expects gate or add"), 2;
+    o.roae.add_form = strcmp(form, "add") == 0;
+    d->enabled = dls || strcmp(method, "rosa") == 0;
+    if (!arg_seen(specs, "dls-warmup")) d->warmup = d->interval;
+    if (strcmp(dls_inactive, "skip") && strcmp(dls_inactive, "zero-grad")) return die_msg("--dls-inactive expects skip or zero-grad"), 2;
+    d->zero_grad = strcmp(dls_inactive, "zero-grad") == 0;
+    d->seed = o.seed;
+    if (!d->enabled && (arg_seen(specs, "dls-interval") || arg_seen(specs, "dls-warmup") || arg_seen(specs, "dls-k-ratio") ||
+                        arg_seen(specs, "dls-p-exploit") || arg_seen(specs, "dls-score-ema") || arg_seen(specs, "dls-inactive") ||
+                        d->full_backward))
+        return die_msg("--dls-* options need --dls (or --method rosa)"), 2;
     int *layer_list = NULL;
     if (layers && parse_int_list("layers", layers, &layer_list, &o.lora.n_layers) < 0) return 2;
     o.lora.layers = layer_list;
+    if (budget > 0 && choose_rank(&o, budget) < 0) return 1;
     if (rosa_parse_schedule(sched, &o.schedule) < 0) return die_msg("--lr-scheduler: %s", rosa_last_error()), 2;
     if (parse_bool("train-on-inputs", train_inputs, &o.data.train_on_inputs) < 0) return 2;
     if (strcmp(loss_norm, "mean") == 0) o.loss_norm = ROSA_LOSS_MEAN;

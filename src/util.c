@@ -378,4 +378,12 @@ uint64_t rosa_rng_next(rosa_rng *r) {
     return result;
 }
 
+uint64_t rosa_rng_below(rosa_rng *r, uint64_t bound) {
+    uint64_t threshold = (0 - bound) % bound; /* reject the short last bucket */
+    for (;;) {
+        uint64_t x = rosa_rng_next(r);
+        if (x >= threshold) return x % bound;
+    }
+}
+
 float rosa_rng_uniform(rosa_rng *r) { return (float)(rosa_rng_next(r) >> 40) * (1.0f / 16777216.0f); }

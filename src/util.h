@@ -74,6 +74,8 @@ double rosa_now(void);
 
 /* rosa_rng (rosa.h): xoshiro256** seeded with splitmix64, reproducible across platforms. */
 uint64_t rosa_rng_next(rosa_rng *r);
+/* Uniform in [0, bound) without modulo bias (bound >= 1). */
+uint64_t rosa_rng_below(rosa_rng *r, uint64_t bound);
 /* Uniform in [0, 1) with 24 bits of precision. */
 float rosa_rng_uniform(rosa_rng *r);
 

@@ -63,16 +63,18 @@ int rosa_kv_cache_length(const rosa_kv_cache *kv) { return kv->len; }
 
 /* Scratch layout for one call with N = B*T rows. */
 typedef struct {
-    float *x, *h, *q, *k, *v, *att, *gate, *up, *scores;
+    float *x, *h, *q, *k, *v, *att, *gate, *up, *scores, *roae_u, *roae_g;
     int *pos;
     int32_t *rows; /* logits rows to compute */
 } fwd_buffers;
 
-static int carve(rosa_kv_cache *kv, const rosa_config *c, int T, fwd_buffers *b) {
+static int carve(rosa_kv_cache *kv, const rosa_model *m, int T, fwd_buffers *b) {
+    const rosa_config *c = &m->cfg;
     size_t N = (size_t)kv->B * (size_t)T, D = (size_t)c->hidden_size, F = (size_t)c->intermediate_size,
            Q = (size_t)c->num_heads * (size_t)c->head_dim, K = (size_t)kv->kv_dim;
     size_t S = (size_t)kv->len + (size_t)T, threads = (size_t)omp_get_max_threads();
-    size_t sizes[] = {N * D, N * D, N * Q, N * K, N * K, N * Q, N * F, N * F, threads * S, N, N};
+    size_t R = m->roae.on ? (size_t)m->roae.rank : 0, G = m->roae.on ? (size_t)c->num_heads * m->roae.d_low : 0;
+    size_t sizes[] = {N * D, N * D, N * Q, N * K, N * K, N * Q, N * F, N * F, threads * S, N * R, N * G, N, N};
     size_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += (sizes[i] + 15) & ~(size_t)15;
     if (total > kv->scratch_size) {
@@ -82,7 +84,7 @@ static int carve(rosa_kv_cache *kv, const rosa_config *c, int T, fwd_buffers *b)
         kv->scratch_size = total;
     }
     float *p = kv->scratch;
-    float **slots[] = {&b->x, &b->h, &b->q, &b->k, &b->v, &b->att, &b->gate, &b->up, &b->scores};
+    float **slots[] = {&b->x, &b->h, &b->q, &b->k, &b->v, &b->att, &b->gate, &b->up, &b->scores, &b->roae_u, &b->roae_g};
     size_t i = 0;
     for (; i < sizeof slots / sizeof slots[0]; i++) {
         *slots[i] = p;
@@ -92,6 +94,20 @@ static int carve(rosa_kv_cache *kv, const rosa_config *c, int T, fwd_buffers *b)
     p += (sizes[i++] + 15) & ~(size_t)15;
     b->rows = (int32_t *)p;
     return 0;
+}
+
+/* RoAE of layer l on b->q and b->k from the normed input b->h. */
+static void roae_apply(const rosa_model *m, int l, fwd_buffers *b, int N) {
+    const rosa_roae_hook *ro = &m->roae;
+    const rosa_config *c = &m->cfg;
+    for (int w = 0; w < 2; w++) {
+        if (!ro->A[l][w]) continue;
+        int H = w ? c->num_kv_heads : c->num_heads, G = H * ro->d_low;
+        linear_forward(b->roae_u, b->h, ro->A[l][w], NULL, N, c->hidden_size, ro->rank, 0);
+        linear_forward(b->roae_g, b->roae_u, ro->B[l][w], NULL, N, ro->rank, G, 0);
+        roae_modulate_forward(w ? b->k : b->q, NULL, b->roae_g, ro->low_dims, N, H, c->head_dim, ro->d_low, ro->alpha,
+                              ro->add_form);
+    }
 }
 
 int rosa_forward(rosa_model *m, rosa_kv_cache *kv, int T, const int32_t *ids, const uint8_t *mask, float *logits,
@@ -106,7 +122,7 @@ int rosa_forward(rosa_model *m, rosa_kv_cache *kv, int T, const int32_t *ids, co
         if (ids[i] < 0 || ids[i] >= V) return rosa_fail("forward: token id %d out of range [0, %d)", ids[i], V);
 
     fwd_buffers b;
-    if (carve(kv, c, T, &b) < 0) return -1;
+    if (carve(kv, m, T, &b) < 0) return -1;
 
     /* Positions: each real token takes the next position of its sequence. */
     int max_pos = 0;
@@ -138,8 +154,11 @@ int rosa_forward(rosa_model *m, rosa_kv_cache *kv, int T, const int32_t *ids, co
         linear_forward(b.q, b.h, L->wq, L->bq, N, D, Q, 0);
         linear_forward(b.k, b.h, L->wk, L->bk, N, D, K, 0);
         linear_forward(b.v, b.h, L->wv, L->bv, N, D, K, 0);
+        const rosa_roae_hook *ro = &m->roae;
+        if (ro->on && ro->pre_rope) roae_apply(m, l, &b, N);
         rope_forward(b.q, b.pos, m->inv_freq, N, Hq, hd);
         rope_forward(b.k, b.pos, m->inv_freq, N, Hkv, hd);
+        if (ro->on && !ro->pre_rope) roae_apply(m, l, &b, N); /* the cache keeps the modulated K */
         float *kc = kv->k + (size_t)l * layer_stride, *vc = kv->v + (size_t)l * layer_stride;
         for (int s = 0; s < B; s++) {
             float *ks = kc + (size_t)s * kv->cap * K, *vs = vc + (size_t)s * kv->cap * K;

@@ -206,6 +206,9 @@ void rosa_model_free(rosa_model *m) {
     if (!m) return;
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
+    free(m->roae.low_dims);
+    free(m->roae.A);
+    free(m->roae.B);
     free(m->layers);
     free(m->inv_freq);
     st_set_close(&m->weights);

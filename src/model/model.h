@@ -18,6 +18,15 @@ typedef struct {
     const float *b_gate, *b_up, *b_down;
 } rosa_layer;
 
+/* RoAE for inference (set from an adapter by rosa_model_apply_adapter). */
+typedef struct {
+    int on, rank, pre_rope, add_form, d_low;
+    float alpha;
+    int *low_dims;           /* [d_low] */
+    const float *(*A)[2];    /* [L][q, k]: [r][D], NULL when the layer has none */
+    const float *(*B)[2];    /* [L][q, k]: [H*d_low][r] */
+} rosa_roae_hook;
+
 struct rosa_model {
     rosa_config cfg;
     st_set weights;       /* the mapped safetensors files */
@@ -31,6 +40,7 @@ struct rosa_model {
     rosa_tokenizer *tok;  /* NULL when the directory has no tokenizer.json */
     int64_t n_params, weight_bytes;
     int warned_positions; /* the past-max_position_embeddings warning is printed once */
+    rosa_roae_hook roae;
 };
 
 struct rosa_kv_cache {

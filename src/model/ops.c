@@ -291,3 +291,40 @@ double lm_head_loss(float *dh, float *ce, const float *h, const float *W, const 
     free(logits);
     return total;
 }
+
+void roae_modulate_forward(float *z, float *low, const float *g, const int *low_dims, int N, int H, int hd, int dl,
+                           float alpha, int add_form) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++)
+        for (int h = 0; h < H; h++) {
+            float *zv = z + ((int64_t)n * H + h) * hd;
+            const float *gv = g + ((int64_t)n * H + h) * dl;
+            float *lv = low ? low + ((int64_t)n * H + h) * dl : NULL;
+            for (int c = 0; c < dl; c++) {
+                float x = zv[low_dims[c]];
+                if (low) lv[c] = x;
+                zv[low_dims[c]] = add_form ? x + alpha * gv[c] : x + x * alpha * (gv[c] / (1.0f + expf(-gv[c])));
+            }
+        }
+}
+
+void roae_modulate_backward(float *dz, float *dg, const float *low, const float *g, const int *low_dims,
+                                   int N, int H, int hd, int dl, float alpha, int add_form) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++)
+        for (int h = 0; h < H; h++) {
+            float *dzv = dz + ((int64_t)n * H + h) * hd;
+            const float *gv = g + ((int64_t)n * H + h) * dl, *lv = low + ((int64_t)n * H + h) * dl;
+            float *dgv = dg + ((int64_t)n * H + h) * dl;
+            for (int c = 0; c < dl; c++) {
+                float d = dzv[low_dims[c]];
+                if (add_form) {
+                    dgv[c] = alpha * d;
+                } else {
+                    float sig = 1.0f / (1.0f + expf(-gv[c])), silu = gv[c] * sig;
+                    dgv[c] = d * lv[c] * alpha * sig * (1.0f + gv[c] * (1.0f - sig));
+                    dzv[low_dims[c]] = d * (1.0f + alpha * silu);
+                }
+            }
+        }
+}

@@ -71,4 +71,14 @@ double lm_head_loss(float *dh, float *ce, const float *h, const float *W, const 
 /* y[N][D] += x[N][D] */
 void residual_forward(float *y, const float *x, int64_t n);
 
+/* RoAE modulation of z [N][H][hd] at the low-frequency dimensions
+ * low_dims[0..dl) of every head, by g [N][H][dl] = h A^T B^T:
+ *   gate: z += z * alpha * SiLU(g);   add: z += alpha * g.
+ * low [N][H][dl] (may be NULL) receives z at those dimensions before. */
+void roae_modulate_forward(float *z, float *low, const float *g, const int *low_dims, int N, int H, int hd, int dl,
+                           float alpha, int add_form);
+/* Its backward: dz [N][H][hd] in place (gradient after -> before), dg written. */
+void roae_modulate_backward(float *dz, float *dg, const float *low, const float *g, const int *low_dims, int N, int H,
+                            int hd, int dl, float alpha, int add_form);
+
 #endif

@@ -210,6 +210,17 @@ static int roae_m(int hd, float r_low) {
     return m < 1 ? 1 : m;
 }
 
+int64_t rosa_lora_num_params(const rosa_config *c, const rosa_lora_options *o, int rank) {
+    int64_t per = 0;
+    for (int m = 0; m < N_MODULES; m++) {
+        if (!((o->targets >> m) & 1u)) continue;
+        int in, out;
+        module_shape(c, m, &in, &out);
+        per += (int64_t)rank * (in + out);
+    }
+    return per * (o->layers ? o->n_layers : c->num_layers);
+}
+
 int64_t rosa_roae_num_params(const rosa_config *c, const rosa_roae_options *o, int rank) {
     int64_t d_low = 2 * roae_m(c->head_dim, o->r_low), per = 0;
     if (o->target_q) per += (int64_t)rank * c->hidden_size + (int64_t)c->num_heads * d_low * rank;
@@ -337,6 +348,16 @@ int rosa_adapter_copy_values(rosa_adapter *dst, const rosa_adapter *src) {
     return 0;
 }
 
+/* A float as the shortest decimal that reads back to the same float. */
+static void add_float(cJSON *o, const char *key, float v) {
+    char buf[32];
+    for (int prec = 6; prec <= 9; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, v);
+        if (strtof(buf, NULL) == v) break;
+    }
+    cJSON_AddItemToObject(o, key, cJSON_CreateRaw(buf));
+}
+
 static void lora_config_json(const rosa_adapter *a, cJSON *j) {
     cJSON_AddStringToObject(j, "bias", "none");
     cJSON_AddBoolToObject(j, "fan_in_fan_out", 0);
@@ -351,8 +372,8 @@ static void lora_config_json(const rosa_adapter *a, cJSON *j) {
         for (int l = 0; l < a->L; l++)
             if (a->layer_on[l]) cJSON_AddItemToArray(ls, cJSON_CreateNumber(l));
     }
-    cJSON_AddNumberToObject(j, "lora_alpha", a->lora.alpha);
-    cJSON_AddNumberToObject(j, "lora_dropout", a->lora.dropout);
+    add_float(j, "lora_alpha", a->lora.alpha);
+    add_float(j, "lora_dropout", a->lora.dropout);
     cJSON_AddNullToObject(j, "modules_to_save");
     cJSON_AddStringToObject(j, "peft_type", "LORA");
     cJSON_AddNumberToObject(j, "r", a->lora.rank);
@@ -375,22 +396,22 @@ static void roae_config_json(const rosa_adapter *a, cJSON *j) {
     cJSON_AddStringToObject(j, "peft_type", "ROSA");
     cJSON_AddStringToObject(j, "task_type", "CAUSAL_LM");
     cJSON_AddNumberToObject(j, "r", o->rank);
-    cJSON_AddNumberToObject(j, "alpha", o->alpha);
-    cJSON_AddNumberToObject(j, "r_low", o->r_low);
+    add_float(j, "alpha", o->alpha);
+    add_float(j, "r_low", o->r_low);
     cJSON *t = cJSON_AddArrayToObject(j, "targets");
     if (o->target_q) cJSON_AddItemToArray(t, cJSON_CreateString("q"));
     if (o->target_k) cJSON_AddItemToArray(t, cJSON_CreateString("k"));
     cJSON_AddStringToObject(j, "placement", o->pre_rope ? "pre-rope" : "post-rope");
     cJSON_AddStringToObject(j, "form", o->add_form ? "add" : "gate");
-    cJSON_AddNumberToObject(j, "dropout", o->dropout);
+    add_float(j, "dropout", o->dropout);
     cJSON_AddBoolToObject(j, "train_norms", o->train_norms);
     cJSON *dl = cJSON_AddObjectToObject(j, "dls");
     cJSON_AddBoolToObject(dl, "enabled", d->enabled);
     cJSON_AddNumberToObject(dl, "interval", d->interval);
     cJSON_AddNumberToObject(dl, "warmup", d->warmup);
-    cJSON_AddNumberToObject(dl, "k_ratio", d->k_ratio);
-    cJSON_AddNumberToObject(dl, "p_exploit", d->p_exploit);
-    cJSON_AddNumberToObject(dl, "score_ema", d->score_ema);
+    add_float(dl, "k_ratio", d->k_ratio);
+    add_float(dl, "p_exploit", d->p_exploit);
+    add_float(dl, "score_ema", d->score_ema);
     cJSON_AddStringToObject(dl, "inactive", d->zero_grad ? "zero-grad" : "skip");
     cJSON_AddNumberToObject(dl, "seed", (double)d->seed);
 }

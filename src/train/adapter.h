@@ -60,6 +60,7 @@ typedef struct {
     float score_ema;  /* default 0 */
     int zero_grad;    /* inactive layers: 0 skip (default), 1 zero their gradients */
     uint64_t seed;
+    int full_backward; /* always run the backward to layer 0 (for comparison; not saved) */
 } rosa_dls_options;
 
 void rosa_roae_options_default(rosa_roae_options *o);
@@ -102,6 +103,8 @@ rosa_adapter *rosa_adapter_load(const char *dir, const rosa_config *c);
 /* A new RoAE adapter: A Kaiming-uniform, B = 0 (the model is unchanged at
  * step 0); with train_norms, the norm weights start at the model's values. */
 rosa_adapter *rosa_adapter_new_roae(const rosa_model *m, const rosa_roae_options *o, uint64_t seed);
+/* Parameters a LoRA adapter with options o but rank r would have. */
+int64_t rosa_lora_num_params(const rosa_config *c, const rosa_lora_options *o, int rank);
 /* Parameters a RoAE adapter of rank r would have (for --param-budget). */
 int64_t rosa_roae_num_params(const rosa_config *c, const rosa_roae_options *o, int rank);
 /* Layer of parameter i. */

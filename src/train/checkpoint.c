@@ -62,6 +62,69 @@ static int write_optimizer(const char *path, const rosa_adapter *a, const rosa_a
     return rc;
 }
 
+/* u64 values go as decimal strings: JSON numbers lose bits past 2^53. */
+static void add_u64(cJSON *o, const char *key, uint64_t v) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)v);
+    cJSON_AddStringToObject(o, key, buf);
+}
+
+static char *state_json(const rosa_checkpoint_state *st) {
+    cJSON *j = cJSON_CreateObject();
+    if (!j) return NULL;
+    cJSON_AddStringToObject(j, "format", "rosa-checkpoint/1");
+    cJSON_AddNumberToObject(j, "step", (double)st->step);
+    cJSON_AddNumberToObject(j, "total_steps", (double)st->total_steps);
+    add_u64(j, "seed", st->seed);
+    if (st->dls) {
+        const rosa_dls *d = st->dls;
+        cJSON *o = cJSON_AddObjectToObject(j, "dls");
+        cJSON *rng = cJSON_AddArrayToObject(o, "rng");
+        for (int i = 0; i < 4; i++) {
+            char buf[32];
+            snprintf(buf, sizeof buf, "%llu", (unsigned long long)d->rng.s[i]);
+            cJSON_AddItemToArray(rng, cJSON_CreateString(buf));
+        }
+        cJSON_AddBoolToObject(o, "have_scores", d->have_scores);
+        cJSON *sc = cJSON_AddArrayToObject(o, "scores"), *ac = cJSON_AddArrayToObject(o, "active"),
+              *cn = cJSON_AddArrayToObject(o, "counts");
+        for (int l = 0; l < d->L; l++) {
+            /* %.9g round-trips a float exactly. */
+            char buf[32];
+            snprintf(buf, sizeof buf, "%.9g", d->scores[l]);
+            cJSON_AddItemToArray(sc, cJSON_CreateRaw(buf));
+            cJSON_AddItemToArray(ac, cJSON_CreateNumber(d->active[l]));
+            cJSON_AddItemToArray(cn, cJSON_CreateNumber((double)d->counts[l]));
+        }
+    }
+    char *text = cJSON_Print(j);
+    cJSON_Delete(j);
+    return text;
+}
+
+/* Restores the layer-selection state saved by state_json. */
+static int load_dls(const cJSON *j, const char *path, rosa_dls *d) {
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(j, "dls");
+    if (!cJSON_IsObject(o)) return rosa_fail("%s: no \"dls\" state (was the run made without DLS?)", path);
+    const cJSON *rng = cJSON_GetObjectItem(o, "rng"), *sc = cJSON_GetObjectItem(o, "scores"),
+                *ac = cJSON_GetObjectItem(o, "active"), *cn = cJSON_GetObjectItem(o, "counts");
+    if (cJSON_GetArraySize(rng) != 4 || cJSON_GetArraySize(sc) != d->L || cJSON_GetArraySize(ac) != d->L ||
+        cJSON_GetArraySize(cn) != d->L)
+        return rosa_fail("%s: \"dls\" state does not match a model of %d layers", path, d->L);
+    for (int i = 0; i < 4; i++) {
+        const cJSON *x = cJSON_GetArrayItem(rng, i);
+        if (!cJSON_IsString(x)) return rosa_fail("%s: dls.rng must hold strings", path);
+        d->rng.s[i] = strtoull(x->valuestring, NULL, 10);
+    }
+    d->have_scores = cJSON_IsTrue(cJSON_GetObjectItem(o, "have_scores"));
+    for (int l = 0; l < d->L; l++) {
+        d->scores[l] = (float)cJSON_GetArrayItem(sc, l)->valuedouble;
+        d->active[l] = cJSON_GetArrayItem(ac, l)->valuedouble != 0;
+        d->counts[l] = (int64_t)cJSON_GetArrayItem(cn, l)->valuedouble;
+    }
+    return 0;
+}
+
 int rosa_checkpoint_save(const char *out_dir, const rosa_adapter *a, const rosa_adamw *opt,
                          const rosa_checkpoint_state *st, const char *base_model) {
     char final_dir[4096], tmp_dir[4096], old_dir[4096];
@@ -78,13 +141,12 @@ int rosa_checkpoint_save(const char *out_dir, const rosa_adapter *a, const rosa_
         free(p);
     }
     if (rc == 0) {
-        char text[512];
-        snprintf(text, sizeof text, "{\"step\": %lld, \"total_steps\": %lld, \"seed\": \"%llu\", \"format\": \"rosa-checkpoint/1\"}\n",
-                 (long long)st->step, (long long)st->total_steps, (unsigned long long)st->seed);
+        char *text = state_json(st);
         /* trainer_state.json is written last: its presence marks a complete checkpoint. */
         p = rosa_path_join(tmp_dir, "trainer_state.json");
-        rc = p ? rosa_write_file_atomic(p, text, strlen(text)) : -1;
+        rc = p && text ? rosa_write_file_atomic(p, text, strlen(text)) : -1;
         free(p);
+        free(text);
     }
     if (rc == 0 && fsync_dir(tmp_dir) != 0) rc = rosa_fail("%s: fsync failed: %s", tmp_dir, strerror(errno));
     if (rc == 0) {
@@ -153,6 +215,7 @@ int rosa_checkpoint_load(const char *out_dir, int64_t step, const rosa_config *c
         goto done;
     }
     st->seed = strtoull(seed, NULL, 10);
+    if (st->dls && load_dls(j, path, st->dls) < 0) goto done;
     /* The adapter values; the structure must match the one being trained. */
     saved = rosa_adapter_load(dir, c);
     if (!saved || rosa_adapter_copy_values(a, saved) < 0) goto done;

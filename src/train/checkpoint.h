@@ -8,12 +8,14 @@
 #include <stdint.h>
 
 #include "train/adapter.h"
+#include "train/dls.h"
 #include "train/optim.h"
 
 typedef struct {
     int64_t step;        /* optimizer steps done */
     int64_t total_steps;
     uint64_t seed;
+    rosa_dls *dls;       /* layer-selection state to save or restore, or NULL */
 } rosa_checkpoint_state;
 
 int rosa_checkpoint_save(const char *out_dir, const rosa_adapter *a, const rosa_adamw *opt,

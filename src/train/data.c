@@ -464,17 +464,9 @@ void rosa_dataset_free(rosa_dataset *d) {
 
 /* Uniform in [0, bound) without modulo bias: rejects the low 2^64 mod bound
  * draws so that the accepted range is a multiple of bound. */
-static uint64_t rng_below(rosa_rng *r, uint64_t bound) {
-    uint64_t threshold = (0 - bound) % bound;
-    for (;;) {
-        uint64_t x = rosa_rng_next(r);
-        if (x >= threshold) return x % bound;
-    }
-}
-
 void rosa_shuffle(int32_t *order, int n, rosa_rng *r) {
     for (int i = n - 1; i > 0; i--) {
-        int j = (int)rng_below(r, (uint64_t)i + 1);
+        int j = (int)rosa_rng_below(r, (uint64_t)i + 1);
         int32_t t = order[i];
         order[i] = order[j];
         order[j] = t;

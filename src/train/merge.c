@@ -34,8 +34,57 @@ static float *merged(const float *W, const rosa_adapter *a, int idx) {
     return out;
 }
 
+/* Keeps a copy of n floats owned by the model. */
+static const float *own_copy(rosa_model *m, const float *src, size_t n) {
+    float *p = rosa_malloc(sizeof(float) * n, "adapter weights");
+    void **o = p ? rosa_realloc(m->owned, sizeof(void *) * (size_t)(m->n_owned + 1), "buffer list") : NULL;
+    if (!o) {
+        free(p);
+        return NULL;
+    }
+    memcpy(p, src, sizeof(float) * n);
+    m->owned = o;
+    m->owned[m->n_owned++] = p;
+    return p;
+}
+
+/* RoAE cannot be merged into weights: the forward applies it (model.h). */
+static int apply_roae(rosa_model *m, const rosa_adapter *a) {
+    rosa_roae_hook *ro = &m->roae;
+    if (ro->on) return rosa_fail("the model already has a RoAE adapter");
+    ro->A = rosa_calloc((size_t)a->L, sizeof *ro->A, "RoAE");
+    ro->B = rosa_calloc((size_t)a->L, sizeof *ro->B, "RoAE");
+    ro->low_dims = rosa_malloc(sizeof(int) * (size_t)a->d_low, "RoAE");
+    if (!ro->A || !ro->B || !ro->low_dims) return -1;
+    memcpy(ro->low_dims, a->low_dims, sizeof(int) * (size_t)a->d_low);
+    ro->rank = a->roae.rank;
+    ro->alpha = a->roae.alpha;
+    ro->pre_rope = a->roae.pre_rope;
+    ro->add_form = a->roae.add_form;
+    ro->d_low = a->d_low;
+    size_t D = (size_t)m->cfg.hidden_size;
+    for (int l = 0; l < a->L; l++) {
+        for (int w = 0; w < 2; w++) {
+            int idx = a->roae_idx[l][w];
+            if (idx < 0) continue;
+            const rosa_param *A = &a->params[idx], *B = &a->params[idx + 1];
+            ro->A[l][w] = own_copy(m, a->w + A->offset, (size_t)A->rows * A->cols);
+            ro->B[l][w] = own_copy(m, a->w + B->offset, (size_t)B->rows * B->cols);
+            if (!ro->A[l][w] || !ro->B[l][w]) return -1;
+        }
+        if (a->norm_idx[l] >= 0) { /* trained RMSNorm weights replace the model's */
+            m->layers[l].attn_norm = own_copy(m, a->w + a->params[a->norm_idx[l]].offset, D);
+            m->layers[l].ffn_norm = own_copy(m, a->w + a->params[a->norm_idx[l] + 1].offset, D);
+            if (!m->layers[l].attn_norm || !m->layers[l].ffn_norm) return -1;
+        }
+    }
+    ro->on = 1;
+    return 0;
+}
+
 int rosa_model_apply_adapter(rosa_model *m, const rosa_adapter *a) {
     if (a->L != m->cfg.num_layers) return rosa_fail("the adapter has %d layers, the model %d", a->L, m->cfg.num_layers);
+    if (a->method == ROSA_METHOD_ROAE) return apply_roae(m, a);
     for (int l = 0; l < a->L; l++)
         for (int mod = 0; mod < N_MODULES; mod++) {
             int idx = a->lora_idx[l][mod];
@@ -65,6 +114,8 @@ static int copy_file(const char *from, const char *to) {
 }
 
 int rosa_merge_write(const rosa_model *m, const char *model_dir, const rosa_adapter *a, const char *out_dir) {
+    if (a->method != ROSA_METHOD_LORA)
+        return rosa_fail("only LoRA adapters can be merged into weights (RoAE modulates RoPE states; use --adapter)");
     if (mkdir(out_dir, 0755) != 0 && errno != EEXIST)
         return rosa_fail("%s: cannot create directory: %s", out_dir, strerror(errno));
     static const char *const files[] = {"config.json", "generation_config.json", "tokenizer.json",

@@ -217,48 +217,6 @@ static void proj_backward(rosa_train_model *t, int l, int m, float *dx, int accu
 
 /* ---------------------------------------------------------------- RoAE */
 
-/* Modulates z [N][H][hd] at the low-frequency dimensions D of every head with
- * g [N][H][dl] = h A^T B^T:  gate: z *= 1 + alpha SiLU(g);  add: z += alpha g.
- * low [N][H][dl] receives z at D before the change. */
-static void roae_modulate(float *z, float *low, const float *g, const int *low_dims, int N, int H, int hd,
-                          int dl, float alpha, int add_form) {
-#pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++)
-        for (int h = 0; h < H; h++) {
-            float *zv = z + ((int64_t)n * H + h) * hd;
-            const float *gv = g + ((int64_t)n * H + h) * dl;
-            float *lv = low + ((int64_t)n * H + h) * dl;
-            for (int c = 0; c < dl; c++) {
-                float x = zv[low_dims[c]];
-                lv[c] = x;
-                zv[low_dims[c]] = add_form ? x + alpha * gv[c] : x + x * alpha * (gv[c] / (1.0f + expf(-gv[c])));
-            }
-        }
-}
-
-/* Backward of roae_modulate: dz [N][H][hd] in place (d/d modulated -> d/d
- * before), dg [N][H][dl] written. */
-static void roae_modulate_backward(float *dz, float *dg, const float *low, const float *g, const int *low_dims,
-                                   int N, int H, int hd, int dl, float alpha, int add_form) {
-#pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++)
-        for (int h = 0; h < H; h++) {
-            float *dzv = dz + ((int64_t)n * H + h) * hd;
-            const float *gv = g + ((int64_t)n * H + h) * dl, *lv = low + ((int64_t)n * H + h) * dl;
-            float *dgv = dg + ((int64_t)n * H + h) * dl;
-            for (int c = 0; c < dl; c++) {
-                float d = dzv[low_dims[c]];
-                if (add_form) {
-                    dgv[c] = alpha * d;
-                } else {
-                    float sig = 1.0f / (1.0f + expf(-gv[c])), silu = gv[c] * sig;
-                    dgv[c] = d * lv[c] * alpha * sig * (1.0f + gv[c] * (1.0f - sig));
-                    dzv[low_dims[c]] = d * (1.0f + alpha * silu);
-                }
-            }
-        }
-}
-
 /* RoAE on q (w = 0) or k (w = 1) of layer l: z [N][H][hd] modulated from h1. */
 static void roae_forward(rosa_train_model *t, int l, int w, float *z, const float *h1, int N, rosa_rng *drop) {
     const rosa_adapter *a = t->a;
@@ -269,7 +227,7 @@ static void roae_forward(rosa_train_model *t, int l, int w, float *z, const floa
     layer_acts *A = &t->acts[l];
     branch_forward(&A->roae[w], A->roae_z[w], 0, h1, param(a, idx), param(a, idx + 1), 1.0f, N, d.D, a->roae.rank,
                    H * a->d_low, a->roae.dropout, drop);
-    roae_modulate(z, A->roae_low[w], A->roae_z[w], a->low_dims, N, H, d.hd, a->d_low, a->roae.alpha, a->roae.add_form);
+    roae_modulate_forward(z, A->roae_low[w], A->roae_z[w], a->low_dims, N, H, d.hd, a->d_low, a->roae.alpha, a->roae.add_form);
 }
 
 /* Its backward: dz in place, dh [N][D] += the branch's input gradient. */

@@ -29,7 +29,10 @@ volatile int rosa_train_interrupted;
 
 void rosa_train_options_default(rosa_train_options *o) {
     memset(o, 0, sizeof *o);
+    o->method = ROSA_METHOD_LORA;
     rosa_lora_options_default(&o->lora);
+    rosa_roae_options_default(&o->roae);
+    rosa_dls_options_default(&o->dls);
     rosa_adamw_options_default(&o->adam);
     o->schedule = ROSA_SCHED_LINEAR;
     o->warmup_steps = 100;
@@ -121,6 +124,9 @@ typedef struct {
     rosa_adapter *a;
     rosa_adamw opt;
     rosa_train_model *tm;
+    rosa_dls dls;             /* layer selection, when o->dls.enabled */
+    uint8_t *param_active;    /* [n_params]: updated this step */
+    float *raw_scores;        /* [L] */
     FILE *metrics;
     int lock_fd;
     int Tmax;
@@ -192,12 +198,39 @@ static int prepare_adapter(run *r) {
         r->a = rosa_adapter_load(o->init_adapter, &r->m->cfg);
         if (!r->a) return -1;
         /* The adapter's structure comes from its file; dropout from the command line. */
-        r->a->lora.dropout = o->lora.dropout;
+        if (r->a->method == ROSA_METHOD_LORA) r->a->lora.dropout = o->lora.dropout;
+        else r->a->roae.dropout = o->roae.dropout;
+    } else if (o->method == ROSA_METHOD_ROAE) {
+        r->a = rosa_adapter_new_roae(r->m, &o->roae, o->seed);
     } else {
         r->a = rosa_adapter_new_lora(&r->m->cfg, &o->lora, o->seed);
-        if (!r->a) return -1;
     }
+    if (!r->a) return -1;
+    r->a->dls = o->dls; /* recorded in a ROSA adapter's config */
+    r->param_active = rosa_malloc((size_t)r->a->n_params, "active tensors");
+    r->raw_scores = rosa_calloc((size_t)r->m->cfg.num_layers, sizeof(float), "scores");
+    if (!r->param_active || !r->raw_scores) return -1;
+    memset(r->param_active, 1, (size_t)r->a->n_params);
+    if (o->dls.enabled && rosa_dls_init(&r->dls, &o->dls, r->m->cfg.num_layers) < 0) return -1;
     return rosa_adamw_init(&r->opt, r->a);
+}
+
+/* The layer-selection part of step s: the active set and its telemetry. */
+static void dls_begin(run *r, int64_t s) {
+    if (!r->o->dls.enabled) return;
+    int exploit = 0;
+    if (rosa_dls_begin_step(&r->dls, s, &exploit)) {
+        fprintf(r->metrics, "{\"step\": %lld, \"dls_selection\": {\"mode\": \"%s\", \"layers\": [", (long long)(s + 1),
+                exploit ? "exploit" : "explore");
+        for (int l = 0, n = 0; l < r->dls.L; l++)
+            if (r->dls.active[l]) fprintf(r->metrics, "%s%d", n++ ? ", " : "", l);
+        fprintf(r->metrics, "]}}\n");
+    }
+    r->tm->active = r->dls.active;
+    /* skip: inactive tensors are left out of the update and of the clip norm;
+     * zero-grad: they get zero gradients and AdamW still steps them. */
+    for (int i = 0; i < r->a->n_params; i++)
+        r->param_active[i] = r->o->dls.zero_grad || r->dls.active[r->a->params[i].layer];
 }
 
 static void print_plan(run *r, size_t act_bytes) {
@@ -253,7 +286,8 @@ static int open_metrics(run *r, int64_t start_step) {
 }
 
 static int save_checkpoint(run *r, int64_t step) {
-    rosa_checkpoint_state st = {.step = step, .total_steps = r->total_steps, .seed = r->o->seed};
+    rosa_checkpoint_state st = {.step = step, .total_steps = r->total_steps, .seed = r->o->seed,
+                                .dls = r->o->dls.enabled ? &r->dls : NULL};
     if (rosa_checkpoint_save(r->o->output_dir, r->a, &r->opt, &st, r->o->model_dir) < 0) return -1;
     return 0;
 }
@@ -277,6 +311,7 @@ static int train_step(run *r, int64_t s, double *loss_out, double *gnorm_out, lo
     memset(r->tm->norm_grad, 0, sizeof(float) * (size_t)r->m->cfg.num_layers * 2 * r->m->cfg.hidden_size);
     rosa_rng drop;
     rosa_rng_seed(&drop, mix_seed(o->seed, 0xD80Bu + (uint64_t)s));
+    int stop_layer = o->dls.enabled ? rosa_dls_stop_layer(&r->dls, s) : 0;
     /* Token normalisation weighs every label token of the step equally. */
     long long step_tokens = 0;
     for (int j = 0; j < r->n_accum; j++) {
@@ -304,7 +339,7 @@ static int train_step(run *r, int64_t s, double *loss_out, double *gnorm_out, lo
         if (rosa_batch_make(&r->data, idx, o->micro_batch_size, 0, &b) < 0) return -1;
         double sum;
         int ntok;
-        int rc = rosa_train_microbatch(r->tm, &b, w, 1, 0, &drop, &sum, &ntok, NULL);
+        int rc = rosa_train_microbatch(r->tm, &b, w, 1, stop_layer, &drop, &sum, &ntok, NULL);
         for (int t = 0; t < b.B * b.T; t++) tokens += b.mask[t];
         rosa_batch_free(&b);
         if (rc < 0) return -1;
@@ -322,7 +357,19 @@ static int train_step(run *r, int64_t s, double *loss_out, double *gnorm_out, lo
     if (empty && !o->quiet)
         rosa_progress_note("warning: step %lld: %d micro-batches without label tokens contribute zero", (long long)s,
                            empty);
-    double gnorm = rosa_grad_norm(a, NULL);
+    const rosa_config *c = &r->m->cfg;
+    if (a->method == ROSA_METHOD_ROAE && a->roae.train_norms) /* trained norms take the gradients computed for DLS */
+        for (int l = 0; l < c->num_layers; l++)
+            if (r->param_active[a->norm_idx[l]] && (!o->dls.enabled || r->dls.active[l]))
+                memcpy(a->g + a->params[a->norm_idx[l]].offset, r->tm->norm_grad + (size_t)l * 2 * c->hidden_size,
+                       sizeof(float) * 2 * (size_t)c->hidden_size);
+    if (o->dls.enabled && rosa_dls_scores_needed(&r->dls, s)) {
+        rosa_dls_update_scores(&r->dls, r->tm->norm_grad, c->hidden_size, r->raw_scores);
+        fprintf(r->metrics, "{\"step\": %lld, \"dls_scores\": [", (long long)(s + 1));
+        for (int l = 0; l < c->num_layers; l++) fprintf(r->metrics, "%s%.6g", l ? ", " : "", r->raw_scores[l]);
+        fprintf(r->metrics, "]}\n");
+    }
+    double gnorm = rosa_grad_norm(a, r->param_active);
     if (!isfinite(gnorm)) {
         if (o->nan_policy == ROSA_NAN_SKIP) {
             rosa_progress_note("step %lld: non-finite gradient; step skipped", (long long)s);
@@ -331,9 +378,9 @@ static int train_step(run *r, int64_t s, double *loss_out, double *gnorm_out, lo
         return rosa_fail("non-finite gradient at step %lld; the last checkpoint is kept (use --nan-policy skip to skip "
                          "such steps)", (long long)s);
     }
-    if (o->max_grad_norm > 0) rosa_clip_grads(a, NULL, gnorm, o->max_grad_norm);
+    if (o->max_grad_norm > 0) rosa_clip_grads(a, r->param_active, gnorm, o->max_grad_norm);
     float lr = (float)(o->adam.lr * rosa_lr_factor(o->schedule, s, r->total_steps, o->warmup_steps));
-    rosa_adamw_step(&r->opt, a, NULL, lr, &o->adam);
+    rosa_adamw_step(&r->opt, a, r->param_active, lr, &o->adam);
     *loss_out = loss;
     *gnorm_out = gnorm;
     *tokens_out = tokens;
@@ -341,6 +388,9 @@ static int train_step(run *r, int64_t s, double *loss_out, double *gnorm_out, lo
 }
 
 static void run_free(run *r) {
+    rosa_dls_free(&r->dls);
+    free(r->param_active);
+    free(r->raw_scores);
     rosa_train_model_free(r->tm);
     rosa_adamw_free(&r->opt);
     rosa_adapter_free(r->a);
@@ -373,7 +423,7 @@ int rosa_train(const rosa_train_options *o) {
 
     int64_t start = 0;
     if (o->resume) {
-        rosa_checkpoint_state st;
+        rosa_checkpoint_state st = {.dls = o->dls.enabled ? &r.dls : NULL};
         int64_t last = rosa_checkpoint_latest(o->output_dir, NULL);
         if (last < 0) {
             rosa_fail("%s: no checkpoint to resume from", o->output_dir);
@@ -409,6 +459,7 @@ int rosa_train(const rosa_train_options *o) {
         double loss = 0.0, gnorm = 0.0;
         long long tokens = 0;
         double t0 = rosa_now();
+        dls_begin(&r, s);
         int rc = train_step(&r, s, &loss, &gnorm, &tokens);
         if (rc < 0) {
             rosa_progress_end(&prog);
@@ -447,6 +498,17 @@ int rosa_train(const rosa_train_options *o) {
         }
     }
     rosa_progress_end(&prog);
+    if (o->dls.enabled) {
+        fprintf(r.metrics, "{\"step\": %lld, \"dls_counts\": [", (long long)r.total_steps);
+        for (int l = 0; l < r.dls.L; l++) fprintf(r.metrics, "%s%lld", l ? ", " : "", (long long)r.dls.counts[l]);
+        fprintf(r.metrics, "]}\n");
+        fflush(r.metrics);
+        if (!o->quiet) {
+            fprintf(stderr, "rosa: DLS selections per layer:");
+            for (int l = 0; l < r.dls.L; l++) fprintf(stderr, " %d:%lld", l, (long long)r.dls.counts[l]);
+            fprintf(stderr, "\n");
+        }
+    }
     if (rosa_adapter_save(r.a, o->output_dir, o->model_dir) < 0) goto done;
     if (skipped && !o->quiet) fprintf(stderr, "rosa: %d steps were skipped (non-finite loss)\n", skipped);
     if (!o->quiet) fprintf(stderr, "rosa: adapter saved in %s\n", o->output_dir);

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "train/adapter.h"
+#include "train/dls.h"
 #include "train/data.h"
 #include "train/optim.h"
 #include "train/train_model.h"
@@ -18,7 +19,10 @@ typedef struct {
     const char *init_adapter; /* start from these adapter values (fresh optimizer) */
     int resume;               /* continue from the newest checkpoint in output_dir */
     int overwrite;
+    rosa_method method;
     rosa_lora_options lora;
+    rosa_roae_options roae;
+    rosa_dls_options dls;     /* dls.enabled turns layer selection on */
     rosa_adamw_options adam;
     rosa_schedule schedule;
     int warmup_steps;
