@@ -20,6 +20,8 @@ endif
 LIB_SRC  := $(sort $(wildcard src/*.c src/*/*.c))
 CLI_SRC  := $(sort $(wildcard cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/*.c))
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench_%)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
@@ -33,6 +35,7 @@ help:
 	@echo "make demo       fine-tune the shipped model and evaluate it (installs packages)"
 	@echo "make test       run the whole test suite (installs packages)"
 	@echo "make test-san   the test suite under ASan + UBSan"
+	@echo "make bench      speed measurements (tokenizer MB/s, training tokens/s)"
 	@echo "make deps       install the Debian packages rosa needs"
 
 deps:
@@ -51,6 +54,12 @@ $(BUILD)/rosa: $(CLI_OBJ) $(BUILD)/librosa.a
 
 $(BUILD)/test_rosa: $(TEST_OBJ) $(BUILD)/librosa.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bench_%: $(BUILD)/bench/%.o $(BUILD)/librosa.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+bench: deps all $(BENCH_BIN)
+	@sh tools/bench.sh $(BUILD) $(SHARED)
 
 # Reference data made by the PyTorch reference (tools/): tiny random models
 # and their logits.  Rebuilt when the tools change.
@@ -78,4 +87,5 @@ demo: deps all
 clean:
 	rm -rf build build-san
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_SRC:%.c=$(BUILD)/%.d)
+.SECONDARY:

@@ -219,7 +219,7 @@ int cmd_train(int argc, char **argv) {
 
 int cmd_loss(int argc, char **argv) {
     const char *model_dir = NULL, *adapter_dir = NULL, *data = NULL, *train_inputs = "true";
-    int per_example = 0, json = 0, skip_bad = 0, micro = 4, threads = 0;
+    int per_example = 0, json = 0, skip_bad = 0, micro = 4, threads = 0, limit = 0;
     rosa_data_options d;
     rosa_data_options_default(&d);
     arg_spec specs[] = {
@@ -230,6 +230,7 @@ int cmd_loss(int argc, char **argv) {
         {"train-on-inputs", ARG_STR, &train_inputs, "BOOL", "take loss on the prompt too (default true)", 0, 0},
         {"micro-batch-size", ARG_INT, &micro, "N", "examples per forward pass (default 4; results do not depend on it)", 0, 0},
         {"skip-bad-records", ARG_FLAG, &skip_bad, NULL, "skip malformed records with a warning", 0, 0},
+        {"limit", ARG_INT, &limit, "N", "only the first N records", 0, 0},
         {"per-example", ARG_FLAG, &per_example, NULL, "also print each record's loss", 0, 0},
         {"json", ARG_FLAG, &json, NULL, "print JSON", 0, 0},
         {"threads", ARG_INT, &threads, "N", "threads (default: all cores)", 0, 0},
@@ -268,8 +269,9 @@ int cmd_loss(int argc, char **argv) {
         if (a) memset(a->w, 0, sizeof(float) * a->n_floats);
     }
     if (!a) goto fail;
-    if (rosa_records_load(data, skip_bad, &recs) < 0 || rosa_dataset_tokenize(rosa_model_tokenizer(m), &recs, &d, &ds) < 0)
-        goto fail;
+    if (rosa_records_load(data, skip_bad, &recs) < 0) goto fail;
+    if (limit > 0) rosa_records_truncate(&recs, limit);
+    if (rosa_dataset_tokenize(rosa_model_tokenizer(m), &recs, &d, &ds) < 0) goto fail;
     int Tmax = 1;
     for (int i = 0; i < ds.n; i++)
         if (ds.ex[i].n > Tmax) Tmax = ds.ex[i].n;

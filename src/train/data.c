@@ -249,6 +249,11 @@ void rosa_records_free(rosa_records *r) {
     r->n_bad = 0;
 }
 
+void rosa_records_truncate(rosa_records *r, int n) {
+    for (int i = n; i < r->n; i++) record_free(&r->rec[i]);
+    if (n < r->n) r->n = n;
+}
+
 /* ------------------------------------------------------------------ prompts */
 
 /* The training template: LLM-Adapters finetune.py, generate_prompt(data_point)

@@ -28,6 +28,8 @@ typedef struct {
  * index and the field; with skip_bad it is skipped and counted instead. */
 int rosa_records_load(const char *path, int skip_bad, rosa_records *out);
 void rosa_records_free(rosa_records *r);
+/* Keeps the first n records (all when n >= r->n). */
+void rosa_records_truncate(rosa_records *r, int n);
 
 /* The LLM-Adapters training prompt (finetune.py generate_prompt), byte for
  * byte, with the record's output appended; with_output = 0 gives the "user
