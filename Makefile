@@ -7,7 +7,7 @@ PYTHON  ?= /usr/bin/python3
 OPT     ?= -O2 -g
 WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter $(if $(WERROR),-Werror)
 ALL_CFLAGS = $(OPT) -std=c11 -D_GNU_SOURCE $(WARN) -fopenmp -march=native -Iinclude -Isrc -MMD -MP $(CFLAGS)
-LDLIBS  += -lopenblas -lpcre2-8 -lcjson -lutf8proc -lm
+LDLIBS  += -ldnnl -lopenblas -lpcre2-8 -lcjson -lutf8proc -lm
 ALL_LDFLAGS = -fopenmp $(LDFLAGS)
 
 # Sanitizer build: make SAN=1 (ASan + UBSan, objects in build-san/).
@@ -55,7 +55,7 @@ $(BUILD)/rosa: $(CLI_OBJ) $(BUILD)/librosa.a
 $(BUILD)/test_rosa: $(TEST_OBJ) $(BUILD)/librosa.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/bench_%: $(BUILD)/bench/%.o $(BUILD)/librosa.a
+$(BUILD)/bench_%: $(BUILD)/bench/bench_%.o $(BUILD)/librosa.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 bench: deps all $(BENCH_BIN)

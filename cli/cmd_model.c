@@ -65,7 +65,7 @@ static int prompt_ids(const rosa_model *m, const char *prompt, const char *ids_t
 }
 
 int cmd_generate(int argc, char **argv) {
-    const char *model_dir = NULL, *prompt = "", *ids_text = NULL, *adapter_dir = NULL;
+    const char *model_dir = NULL, *prompt = "", *ids_text = NULL, *adapter_dir = NULL, *dtype = "fp32";
     rosa_gen_params gp;
     rosa_gen_params_default(&gp);
     int threads = 0, json = 0, quiet = 0, ignore_eos = 0;
@@ -79,6 +79,7 @@ int cmd_generate(int argc, char **argv) {
         {"top-k", ARG_INT, &gp.top_k, "K", "sample among the K most likely tokens (0 = off)", 0, 0},
         {"top-p", ARG_FLOAT, &gp.top_p, "P", "nucleus sampling mass (1 = off)", 0, 0},
         {"seed", ARG_U64, &gp.seed, "S", "random seed for sampling (default 0)", 0, 0},
+        {"dtype", ARG_STR, &dtype, "fp32|bf16", "matrix products of the frozen model (default fp32)", 0, 0},
         {"threads", ARG_INT, &threads, "N", "threads (default: all cores)", 0, 0},
         {"ignore-eos", ARG_FLAG, &ignore_eos, NULL, "do not stop at EOS", 0, 0},
         {"json", ARG_FLAG, &json, NULL, "print one JSON object with ids, text and speed", 0, 0},
@@ -95,10 +96,17 @@ int cmd_generate(int argc, char **argv) {
     if (!(gp.top_p > 0 && gp.top_p <= 1)) return die_msg("--top-p must be in (0, 1]"), 2;
     if (threads < 0) return die_msg("--threads must be >= 0"), 2;
     gp.stop_at_eos = !ignore_eos;
+    rosa_dtype compute;
+    if (parse_dtype(dtype, &compute) < 0) return 2;
     rosa_set_threads(threads);
 
     rosa_model *m = rosa_model_load(model_dir);
     if (!m) return die_msg("%s", rosa_last_error()), 1;
+    if (rosa_model_set_compute(m, compute) < 0) {
+        die_msg("%s", rosa_last_error());
+        rosa_model_free(m);
+        return 1;
+    }
     if (adapter_dir) {
         rosa_adapter *a = rosa_adapter_load(adapter_dir, &m->cfg);
         int rc = a ? rosa_model_apply_adapter(m, a) : -1;

@@ -19,6 +19,16 @@ static void on_signal(int sig) {
     rosa_train_interrupted = 1;
 }
 
+int parse_dtype(const char *v, rosa_dtype *out) {
+    if (strcmp(v, "fp32") == 0 || strcmp(v, "f32") == 0) *out = ROSA_DTYPE_F32;
+    else if (strcmp(v, "bf16") == 0) *out = ROSA_DTYPE_BF16;
+    else {
+        die_msg("--dtype expects fp32 or bf16, got \"%s\"", v);
+        return -1;
+    }
+    return 0;
+}
+
 int parse_bool(const char *flag, const char *v, int *out) {
     if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0 || strcmp(v, "yes") == 0) *out = 1;
     else if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0 || strcmp(v, "no") == 0) *out = 0;
@@ -89,7 +99,7 @@ int cmd_train(int argc, char **argv) {
     rosa_train_options_default(&o);
     const char *method = "lora", *targets = NULL, *layers = NULL, *sched = "linear", *train_inputs = "true",
                *loss_norm = "mean", *nan_policy = "stop", *max_mem = NULL, *log_format = NULL, *roae_targets = "q,k",
-               *placement = "post-rope", *form = "gate", *dls_inactive = "skip";
+               *placement = "post-rope", *form = "gate", *dls_inactive = "skip", *dtype = "fp32";
     int threads = 0, no_shuffle = 0, rank = 0, dls = 0, train_norms = 0;
     float alpha = NAN, dropout = NAN, r_low = 0.25f, budget = 0.0f;
     rosa_dls_options *d = &o.dls;
@@ -144,6 +154,7 @@ int cmd_train(int argc, char **argv) {
         {"nan-policy", ARG_STR, &nan_policy, "stop|skip", "on a non-finite loss (default stop)", 0, 0},
         {"skip-bad-records", ARG_FLAG, &o.skip_bad_records, NULL, "skip malformed records with a warning", 0, 0},
         {"max-memory", ARG_STR, &max_mem, "SIZE", "refuse to start above this much memory (e.g. 8G)", 0, 0},
+        {"dtype", ARG_STR, &dtype, "fp32|bf16", "bf16: frozen matrix products in BF16, FP32 accumulation (default fp32)", 0, 0},
         {"threads", ARG_INT, &threads, "N", "threads (default: all cores)", 0, 0},
         {"log-format", ARG_STR, &log_format, "tty|plain", "progress display (default: tty on a terminal)", 0, 0},
         {"quiet", ARG_FLAG, &o.quiet, NULL, "no progress output", 0, 0},
@@ -205,6 +216,7 @@ int cmd_train(int argc, char **argv) {
         if (strcmp(log_format, "plain") == 0) o.plain_log = 1;
         else if (strcmp(log_format, "tty") != 0) return die_msg("--log-format expects tty or plain"), 2;
     }
+    if (parse_dtype(dtype, &o.compute) < 0) return 2;
     if (o.data.cutoff_len < 2) return die_msg("--cutoff-len must be at least 2"), 2;
     if (o.warmup_steps < 0 || o.epochs < 1 || !(o.adam.lr >= 0)) return die_msg("--warmup-steps, --epochs and --lr must be positive"), 2;
     o.shuffle = !no_shuffle;
@@ -218,7 +230,7 @@ int cmd_train(int argc, char **argv) {
 }
 
 int cmd_loss(int argc, char **argv) {
-    const char *model_dir = NULL, *adapter_dir = NULL, *data = NULL, *train_inputs = "true";
+    const char *model_dir = NULL, *adapter_dir = NULL, *data = NULL, *train_inputs = "true", *dtype = "fp32";
     int per_example = 0, json = 0, skip_bad = 0, micro = 4, threads = 0, limit = 0;
     rosa_data_options d;
     rosa_data_options_default(&d);
@@ -233,6 +245,7 @@ int cmd_loss(int argc, char **argv) {
         {"limit", ARG_INT, &limit, "N", "only the first N records", 0, 0},
         {"per-example", ARG_FLAG, &per_example, NULL, "also print each record's loss", 0, 0},
         {"json", ARG_FLAG, &json, NULL, "print JSON", 0, 0},
+        {"dtype", ARG_STR, &dtype, "fp32|bf16", "matrix products of the frozen model (default fp32)", 0, 0},
         {"threads", ARG_INT, &threads, "N", "threads (default: all cores)", 0, 0},
         {0},
     };
@@ -243,6 +256,8 @@ int cmd_loss(int argc, char **argv) {
     if (r) return r > 0 ? 0 : 2;
     if (parse_bool("train-on-inputs", train_inputs, &d.train_on_inputs) < 0) return 2;
     if (micro < 1) return die_msg("--micro-batch-size must be >= 1"), 2;
+    rosa_dtype compute;
+    if (parse_dtype(dtype, &compute) < 0) return 2;
     rosa_set_threads(threads);
     int status = 1;
     rosa_records recs = {0};
@@ -252,7 +267,7 @@ int cmd_loss(int argc, char **argv) {
     int32_t *idx = NULL;
     double *per = NULL;
     rosa_model *m = rosa_model_load(model_dir);
-    if (!m) goto fail;
+    if (!m || rosa_model_set_compute(m, compute) < 0) goto fail;
     if (!rosa_model_tokenizer(m)) {
         rosa_fail("%s: the model directory has no tokenizer.json", model_dir);
         goto fail;

@@ -11,9 +11,15 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_loss(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+int cmd_analyze(int argc, char **argv);
 
 /* "true"/"false" (also 1/0, yes/no) for --flag; prints the error itself. */
 int parse_bool(const char *flag, const char *v, int *out);
+/* "fp32" or "bf16" for --dtype; prints the error itself. */
+#include "rosa.h"
+int parse_dtype(const char *v, rosa_dtype *out);
 
 /* Parses "1,2,3" or "1 2 3" into a malloc'ed id array; -1 on a bad list. */
 int parse_id_list(const char *s, int32_t **ids, int *n);

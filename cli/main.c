@@ -17,6 +17,9 @@ static const struct {
     {"train", cmd_train, "fine-tune an adapter (LoRA) on a frozen model"},
     {"loss", cmd_loss, "mean loss of a data set, with or without an adapter"},
     {"merge", cmd_merge, "fold a LoRA adapter into the model's weights"},
+    {"eval", cmd_eval, "accuracy on the LLM-Adapters benchmarks (commonsense, math)"},
+    {"report", cmd_report, "an HTML report of training runs (curves, DLS, config, evaluation)"},
+    {"analyze", cmd_analyze, "RoPE frequency analysis: Q/K norms per head dimension (Figure 1)"},
 };
 
 static void usage(FILE *f) {

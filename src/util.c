@@ -189,7 +189,8 @@ int rosa_write_file_atomic(const char *path, const void *data, size_t len) {
 int rosa_mmap_open(rosa_mmap *m, const char *path) {
     m->data = NULL;
     m->size = 0;
-    int fd = open(path, O_RDONLY);
+    /* O_NONBLOCK: a FIFO is refused below instead of waiting for a writer. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
     if (fd < 0) return rosa_fail("%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) < 0) {

@@ -218,7 +218,7 @@ typedef struct {
 
 static double ce_f(void *p) {
     ce_ctx *c = p;
-    return lm_head_loss(NULL, NULL, c->h, c->W, c->target, c->weight, c->N, c->D, c->V);
+    return lm_head_loss(NULL, NULL, c->h, c->W, NULL, c->target, c->weight, c->N, c->D, c->V);
 }
 
 TEST(grad_lm_head_cross_entropy) {
@@ -235,7 +235,7 @@ TEST(grad_lm_head_cross_entropy) {
         weight[n] = 0.5f + rosa_rng_uniform(&rng);
     }
     ce_ctx c = {h, W, weight, target, N, D, V};
-    double total = lm_head_loss(dh, ce, h, W, target, weight, N, D, V);
+    double total = lm_head_loss(dh, ce, h, W, NULL, target, weight, N, D, V);
     double again = 0.0;
     for (int n = 0; n < N; n++) again += target[n] >= 0 ? weight[n] * ce[n] : 0.0;
     CHECK(fabs(total - again) < 1e-4 * fabs(total));

@@ -553,3 +553,49 @@ TEST(adapter_files_follow_peft_and_refuse_what_rosa_lacks) {
     rosa_adapter_free(a);
     rosa_model_free(m);
 }
+
+/* --dtype bf16: frozen matrix products in BF16 stay within the documented
+ * tolerance of FP32 (docs/performance.md): the loss of the shipped model
+ * within 0.02 (nats), and a short RoSA run step by step within 0.03. */
+static double step_losses(const char *metrics, double *out, int max) {
+    size_t len;
+    char *m = rosa_read_file(metrics, &len);
+    int n = 0;
+    for (char *line = m ? strtok(m, "\n") : NULL; line && n < max; line = strtok(NULL, "\n")) {
+        double x = json_number(line, "loss");
+        if (!isnan(x)) out[n++] = x;
+    }
+    free(m);
+    return n;
+}
+
+TEST(bf16_mode_stays_close_to_fp32) {
+    const char *model = shared_path("models/stories260K"), *data = shared_path("data/llm-adapters/boolq/train.json");
+    char cmd[4096], *a = NULL, *b = NULL;
+    snprintf(cmd, sizeof cmd, "%s loss --model %s --data %s --cutoff-len 256 --limit 24 --json", rosa_bin(), model, data);
+    REQUIRE(run_capture(cmd, 0, &a) == 0);
+    snprintf(cmd, sizeof cmd, "%s loss --model %s --data %s --cutoff-len 256 --limit 24 --json --dtype bf16", rosa_bin(),
+             model, data);
+    int rc = run_capture(cmd, 1, &b);
+    CHECK_MSG(rc == 0, "bf16 loss failed: %s", b);
+    double la = json_number(a, "token_mean_loss"), lb = json_number(b, "token_mean_loss");
+    CHECK_MSG(fabs(la - lb) < 0.02, "fp32 %.5f vs bf16 %.5f", la, lb);
+    CHECK(la != lb); /* BF16 really ran */
+    free(a);
+    free(b);
+    double l32[6], l16[6];
+    for (int k = 0; k < 2; k++) {
+        char out[600], mp[700], *o = NULL;
+        snprintf(out, sizeof out, "%s-%d", wpath("bf16-run"), k);
+        snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --output %s --method rosa --rank 8 --max-steps 6 "
+                 "--batch-size 4 --micro-batch-size 4 --cutoff-len 256 --lr 5e-3 --warmup-steps 1 --dls-interval 2 "
+                 "--save-steps 0 --quiet --overwrite --dtype %s", rosa_bin(), model, data, out, k ? "bf16" : "fp32");
+        REQUIRE(sh(cmd, &o) == 0);
+        free(o);
+        snprintf(mp, sizeof mp, "%s/metrics.jsonl", out);
+        CHECK_EQ_INT(step_losses(mp, k ? l16 : l32, 6), 6);
+    }
+    double worst = 0;
+    for (int i = 0; i < 6; i++) worst = fmax(worst, fabs(l32[i] - l16[i]));
+    CHECK_MSG(worst < 0.03, "bf16 training losses differ from fp32 by up to %g", worst);
+}

@@ -29,3 +29,7 @@ grep '"dls_selection"' "$OUT/metrics.jsonl" || true
 echo
 echo "== the adapter is in $OUT (PEFT-style adapter_config.json + adapter_model.safetensors)"
 ls -l "$OUT"
+echo
+echo "== the run report: loss, learning rate, gradient norm, tokens/s, DLS heatmap, configuration"
+echo "   (add an evaluation with: rosa eval ... --output $OUT/eval.json, then rosa report $OUT again)"
+$ROSA report "$OUT"

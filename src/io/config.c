@@ -2,6 +2,7 @@
  * is allocated from these numbers. */
 #include "config.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,7 +71,8 @@ static int parse_rope_scaling(const cJSON *rs, const char *what, rosa_config *c)
             rosa_json_int(rs, "original_max_position_embeddings", what, 1, MAX_POSITIONS, &orig) < 0)
             return -1;
         if (isnan(lo) || isnan(hi)) return rosa_fail("%s: llama3 rope_scaling needs low_freq_factor and high_freq_factor", what);
-        if (!(hi > lo && lo > 0)) return rosa_fail("%s: llama3 rope_scaling needs 0 < low_freq_factor < high_freq_factor", what);
+        if (!(hi > lo && lo > 0 && hi <= 1e6) || !((float)hi > (float)lo && (float)lo > 0))
+            return rosa_fail("%s: llama3 rope_scaling needs 0 < low_freq_factor < high_freq_factor <= 1e6", what);
         c->rope_low_freq_factor = (float)lo;
         c->rope_high_freq_factor = (float)hi;
         c->rope_original_max_position = (int)orig;
@@ -145,8 +147,9 @@ static int parse_config(const cJSON *j, const char *what, rosa_config *c) {
     if (rosa_json_num_opt(j, "rms_norm_eps", what, 1e-6, &eps) < 0 ||
         rosa_json_num_opt(j, "rope_theta", what, 10000.0, &theta) < 0)
         return -1;
-    if (!(eps > 0 && eps < 1)) return rosa_fail("%s: rms_norm_eps %g out of range", what, eps);
-    if (!(theta > 1)) return rosa_fail("%s: rope_theta %g must be > 1", what, theta);
+    /* Both are used as floats: eps must not round to 0, theta must fit (found by fuzzing). */
+    if (!(eps > 0 && eps < 1) || !((float)eps > 0)) return rosa_fail("%s: rms_norm_eps %g out of range", what, eps);
+    if (!(theta > 1 && theta <= FLT_MAX)) return rosa_fail("%s: rope_theta %g must be > 1 (and fit a float)", what, theta);
     c->rms_norm_eps = (float)eps;
     c->rope_theta = (float)theta;
     if (parse_rope_scaling(cJSON_GetObjectItemCaseSensitive(j, "rope_scaling"), what, c) < 0) return -1;

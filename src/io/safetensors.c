@@ -1,6 +1,7 @@
 /* safetensors.c: a validating safetensors reader over mmap, and a writer. */
 #include "safetensors.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -103,8 +104,9 @@ static int parse_entry(const cJSON *e, const char *path, const char *data, size_
     if (!cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2)
         return rosa_fail("%s: tensor \"%s\": \"data_offsets\" must be [begin, end]", path, name);
     double b = cJSON_GetArrayItem(offs, 0)->valuedouble, en = cJSON_GetArrayItem(offs, 1)->valuedouble;
+    /* floor, not a cast: converting a double beyond size_t is undefined (found by fuzzing) */
     if (!cJSON_IsNumber(cJSON_GetArrayItem(offs, 0)) || !cJSON_IsNumber(cJSON_GetArrayItem(offs, 1)) ||
-        b < 0 || en < b || b != (double)(size_t)b || en != (double)(size_t)en)
+        b < 0 || en < b || b != floor(b) || en != floor(en))
         return rosa_fail("%s: tensor \"%s\": invalid data_offsets", path, name);
     if (en > (double)data_size)
         return rosa_fail("%s: tensor \"%s\": data_offsets [%.0f, %.0f] past the end of the data (%zu bytes)",
@@ -226,6 +228,42 @@ static int shard_name_ok(const char *name) {
     return 1;
 }
 
+/* Is `path` (resolved) `root` or below it? */
+static int path_below(const char *path, const char *root) {
+    size_t n = strlen(root);
+    if (n == 1 && root[0] == '/') return 1;
+    return strncmp(path, root, n) == 0 && (path[n] == '/' || path[n] == 0);
+}
+
+/* A weight file of a model directory, symbolic links resolved, must stay in
+ * the directory, or, when the directory is a Hugging Face cache snapshot
+ * (<repo>/snapshots/<rev>/, whose files link to ../../blobs/<hash>), in the
+ * repository's blobs/.  A file that does not resolve is left to the open that
+ * follows, which names it.  Then adds it to the set. */
+static int add_weight_file(st_set *s, const char *dir, const char *path) {
+    char *rdir = realpath(dir, NULL), *rfile = realpath(path, NULL), *blobs = NULL;
+    int ok = !rfile || (rdir && path_below(rfile, rdir));
+    if (!ok && rdir) {
+        char *parent = rosa_strdup(rdir), *slash = parent ? strrchr(parent, '/') : NULL;
+        if (slash) *slash = 0;
+        slash = parent ? strrchr(parent, '/') : NULL;
+        if (slash && strcmp(slash + 1, "snapshots") == 0) {
+            *slash = 0;
+            char *b = rosa_path_join(*parent ? parent : "/", "blobs");
+            blobs = b ? realpath(b, NULL) : NULL;
+            free(b);
+        }
+        free(parent);
+        ok = blobs && path_below(rfile, blobs);
+    }
+    int rc = ok ? st_set_add_file(s, path)
+                : rosa_fail("%s: resolves to %s, outside the model directory %s", path, rfile, rdir ? rdir : dir);
+    free(rdir);
+    free(rfile);
+    free(blobs);
+    return rc;
+}
+
 static int open_index(st_set *s, const char *dir, const char *index_path) {
     cJSON *idx = rosa_json_load(index_path);
     if (!idx) return -1;
@@ -261,7 +299,7 @@ static int open_index(st_set *s, const char *dir, const char *index_path) {
             rc = -1;
             break;
         }
-        rc = st_set_add_file(s, shard);
+        rc = add_weight_file(s, dir, shard);
         free(shard);
         if (rc < 0) break;
     }
@@ -287,7 +325,7 @@ int st_set_open_dir(st_set *s, const char *dir) {
     if (!single || !index)
         rc = -1;
     else if (rosa_file_exists(single))
-        rc = st_set_add_file(s, single);
+        rc = add_weight_file(s, dir, single);
     else if (rosa_file_exists(index))
         rc = open_index(s, dir, index);
     else

@@ -43,7 +43,9 @@ int64_t st_numel(const st_tensor *t);
  * byte size = numel x dtype size, duplicate names across files). */
 int st_set_add_file(st_set *s, const char *path);
 /* Loads a model directory's weights: model.safetensors, or the shards listed
- * in model.safetensors.index.json (paths must stay inside dir). */
+ * in model.safetensors.index.json (paths must stay inside dir, symbolic links
+ * resolved; a Hugging Face cache snapshot may link into its repository's
+ * blobs/: docs/robustness.md). */
 int st_set_open_dir(st_set *s, const char *dir);
 void st_set_close(st_set *s);
 const st_tensor *st_set_find(const st_set *s, const char *name);

@@ -151,9 +151,9 @@ int rosa_forward(rosa_model *m, rosa_kv_cache *kv, int T, const int32_t *ids, co
     for (int l = 0; l < c->num_layers; l++) {
         const rosa_layer *L = &m->layers[l];
         rmsnorm_forward(b.h, NULL, b.x, L->attn_norm, N, D, c->rms_norm_eps);
-        linear_forward(b.q, b.h, L->wq, L->bq, N, D, Q, 0);
-        linear_forward(b.k, b.h, L->wk, L->bk, N, D, K, 0);
-        linear_forward(b.v, b.h, L->wv, L->bv, N, D, K, 0);
+        frozen_linear_forward(b.q, b.h, L->wq, L->packed[0], L->bq, N, D, Q, 0);
+        frozen_linear_forward(b.k, b.h, L->wk, L->packed[1], L->bk, N, D, K, 0);
+        frozen_linear_forward(b.v, b.h, L->wv, L->packed[2], L->bv, N, D, K, 0);
         const rosa_roae_hook *ro = &m->roae;
         if (ro->on && ro->pre_rope) roae_apply(m, l, &b, N);
         rope_forward(b.q, b.pos, m->inv_freq, N, Hq, hd);
@@ -167,21 +167,21 @@ int rosa_forward(rosa_model *m, rosa_kv_cache *kv, int T, const int32_t *ids, co
             attention_forward(b.att + (size_t)s * T * Q, b.q + (size_t)s * T * Q, ks, vs,
                               kv->valid + (size_t)s * kv->cap, kv->len, T, Hq, Hkv, hd, K, b.scores);
         }
-        linear_forward(b.x, b.att, L->wo, L->bo, N, Q, D, 1);
+        frozen_linear_forward(b.x, b.att, L->wo, L->packed[3], L->bo, N, Q, D, 1);
         rmsnorm_forward(b.h, NULL, b.x, L->ffn_norm, N, D, c->rms_norm_eps);
-        linear_forward(b.gate, b.h, L->w_gate, L->b_gate, N, D, F, 0);
-        linear_forward(b.up, b.h, L->w_up, L->b_up, N, D, F, 0);
+        frozen_linear_forward(b.gate, b.h, L->w_gate, L->packed[4], L->b_gate, N, D, F, 0);
+        frozen_linear_forward(b.up, b.h, L->w_up, L->packed[5], L->b_up, N, D, F, 0);
         swiglu_forward(b.gate, b.gate, b.up, N, F);
-        linear_forward(b.x, b.gate, L->w_down, L->b_down, N, F, D, 1);
+        frozen_linear_forward(b.x, b.gate, L->w_down, L->packed[6], L->b_down, N, F, D, 1);
     }
+    if (rosa_bf16_take_error()) return -1;
     kv->len += T;
     for (int s = 0; s < B; s++)
         for (int t = 0; t < T; t++) kv->n_real[s] += mask ? mask[s * T + t] != 0 : 1;
 
     if (all_logits) {
         rmsnorm_forward(b.h, NULL, b.x, m->norm, N, D, c->rms_norm_eps);
-        linear_forward(logits, b.h, m->lm_head, NULL, N, D, V, 0);
-        return 0;
+        return frozen_linear_forward(logits, b.h, m->lm_head, m->lm_packed, NULL, N, D, V, 0);
     }
     /* Only each sequence's last real slot of this call needs logits. */
     int n_rows = 0;
@@ -196,10 +196,11 @@ int rosa_forward(rosa_model *m, rosa_kv_cache *kv, int T, const int32_t *ids, co
     if (n_rows == 0) return 0;
     rmsnorm_forward(b.x, NULL, b.h, m->norm, n_rows, D, c->rms_norm_eps);
     if (n_rows == B) { /* the usual case: one GEMM straight into logits */
-        linear_forward(logits, b.x, m->lm_head, NULL, B, D, V, 0);
-        return 0;
+        return frozen_linear_forward(logits, b.x, m->lm_head, m->lm_packed, NULL, B, D, V, 0);
     }
     for (int r = 0; r < n_rows; r++)
-        linear_forward(logits + (size_t)b.rows[r] * V, b.x + (size_t)r * D, m->lm_head, NULL, 1, D, V, 0);
+        if (frozen_linear_forward(logits + (size_t)b.rows[r] * V, b.x + (size_t)r * D, m->lm_head, m->lm_packed, NULL, 1,
+                                  D, V, 0) < 0)
+            return -1;
     return 0;
 }

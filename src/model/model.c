@@ -202,8 +202,111 @@ fail:
     return NULL;
 }
 
+rosa_model *rosa_model_random(const rosa_config *c, uint64_t seed) {
+    rosa_model *m = rosa_calloc(1, sizeof *m, "model");
+    if (!m) return NULL;
+    m->cfg = *c;
+    int64_t V = c->vocab_size, D = c->hidden_size, F = c->intermediate_size, Q = (int64_t)c->num_heads * c->head_dim,
+            K = (int64_t)c->num_kv_heads * c->head_dim;
+    int qkv_bias = c->attention_bias || c->qkv_bias;
+    int64_t per_layer = 2 * D + Q * D + 2 * K * D + D * Q + 3 * F * D + (qkv_bias ? Q + 2 * K : 0) +
+                        (c->attention_bias ? D : 0) + (c->mlp_bias ? 2 * F + D : 0);
+    int64_t total = V * D * (c->tie_word_embeddings ? 1 : 2) + D + per_layer * c->num_layers;
+    float *w = rosa_malloc(sizeof(float) * (size_t)total, "random weights");
+    if (!w || own(m, w) < 0) {
+        free(w);
+        rosa_model_free(m);
+        return NULL;
+    }
+    m->layers = rosa_calloc((size_t)c->num_layers, sizeof(rosa_layer), "layers");
+    m->inv_freq = rosa_calloc((size_t)c->head_dim / 2, sizeof(double), "rope");
+    if (!m->layers || !m->inv_freq) {
+        rosa_model_free(m);
+        return NULL;
+    }
+    rosa_rng rng;
+    rosa_rng_seed(&rng, seed);
+    float *p = w;
+#define TAKE(ptr, n, norm)                                                                 \
+    do {                                                                                   \
+        (ptr) = p;                                                                         \
+        for (int64_t i_ = 0; i_ < (n); i_++)                                               \
+            p[i_] = (norm) ? 1.0f : 0.04f * (rosa_rng_uniform(&rng) - 0.5f);               \
+        p += (n);                                                                          \
+    } while (0)
+    TAKE(m->embed, V * D, 0);
+    TAKE(m->norm, D, 1);
+    if (c->tie_word_embeddings) m->lm_head = m->embed;
+    else TAKE(m->lm_head, V * D, 0);
+    for (int l = 0; l < c->num_layers; l++) {
+        rosa_layer *L = &m->layers[l];
+        TAKE(L->attn_norm, D, 1);
+        TAKE(L->ffn_norm, D, 1);
+        TAKE(L->wq, Q * D, 0);
+        TAKE(L->wk, K * D, 0);
+        TAKE(L->wv, K * D, 0);
+        TAKE(L->wo, D * Q, 0);
+        TAKE(L->w_gate, F * D, 0);
+        TAKE(L->w_up, F * D, 0);
+        TAKE(L->w_down, D * F, 0);
+        if (qkv_bias) {
+            TAKE(L->bq, Q, 0);
+            TAKE(L->bk, K, 0);
+            TAKE(L->bv, K, 0);
+        }
+        if (c->attention_bias) TAKE(L->bo, D, 0);
+        if (c->mlp_bias) {
+            TAKE(L->b_gate, F, 0);
+            TAKE(L->b_up, F, 0);
+            TAKE(L->b_down, D, 0);
+        }
+    }
+#undef TAKE
+    m->n_params = total;
+    m->weight_bytes = (int64_t)sizeof(float) * total;
+    rosa_rope_inv_freq(c, m->inv_freq);
+    return m;
+}
+
+static void drop_packed(rosa_model *m) {
+    for (int l = 0; m->layers && l < m->cfg.num_layers; l++)
+        for (int w = 0; w < 7; w++) {
+            rosa_bf16_weight_free(m->layers[l].packed[w]);
+            m->layers[l].packed[w] = NULL;
+        }
+    rosa_bf16_weight_free(m->lm_packed);
+    m->lm_packed = NULL;
+}
+
+int rosa_model_set_compute(rosa_model *m, rosa_dtype dtype) {
+    drop_packed(m);
+    m->compute = ROSA_DTYPE_F32;
+    if (dtype == ROSA_DTYPE_F32) return 0;
+    if (dtype != ROSA_DTYPE_BF16) return rosa_fail("compute dtype must be F32 or BF16");
+    if (!rosa_bf16_supported()) return rosa_fail("--dtype bf16: this CPU (or oneDNN build) has no BF16 matrix product");
+    const rosa_config *c = &m->cfg;
+    int D = c->hidden_size, F = c->intermediate_size, Q = c->num_heads * c->head_dim, K = c->num_kv_heads * c->head_dim;
+    const int out[7] = {Q, K, K, D, F, F, D}, in[7] = {D, D, D, Q, D, D, F};
+    for (int l = 0; l < c->num_layers; l++)
+        for (int w = 0; w < 7; w++) {
+            m->layers[l].packed[w] = rosa_bf16_weight_new(rosa_layer_weight(&m->layers[l], w), out[w], in[w]);
+            if (!m->layers[l].packed[w]) {
+                drop_packed(m);
+                return -1;
+            }
+        }
+    m->lm_packed = rosa_bf16_weight_new(m->lm_head, c->vocab_size, D);
+    if (!m->lm_packed) {
+        drop_packed(m);
+        return -1;
+    }
+    m->compute = ROSA_DTYPE_BF16;
+    return 0;
+}
+
 void rosa_model_free(rosa_model *m) {
     if (!m) return;
+    drop_packed(m);
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
     free(m->roae.low_dims);

@@ -3,6 +3,7 @@
 #define ROSA_MODEL_H
 
 #include "io/safetensors.h"
+#include "model/bf16.h"
 #include "rosa.h"
 
 /* One decoder layer.  Matrices are row-major [out][in] as Hugging Face stores
@@ -16,6 +17,9 @@ typedef struct {
     const float *w_gate, *w_up;      /* [F][D] */
     const float *w_down;             /* [D][F] */
     const float *b_gate, *b_up, *b_down;
+    /* --dtype bf16: packed copies of the seven projections, in the order
+     * q, k, v, o, gate, up, down (the adapter's MOD_* order); NULL in FP32. */
+    rosa_bf16_weight *packed[7];
 } rosa_layer;
 
 /* RoAE for inference (set from an adapter by rosa_model_apply_adapter). */
@@ -41,7 +45,20 @@ struct rosa_model {
     int64_t n_params, weight_bytes;
     int warned_positions; /* the past-max_position_embeddings warning is printed once */
     rosa_roae_hook roae;
+    rosa_dtype compute;          /* ROSA_DTYPE_F32 (default) or ROSA_DTYPE_BF16 */
+    rosa_bf16_weight *lm_packed; /* the LM head's packed copy in BF16 mode */
 };
+
+/* Switches the frozen weights' matrix products to BF16 (packing every
+ * projection and the LM head) or back to FP32.  Returns -1 when the CPU or
+ * oneDNN cannot do BF16. */
+int rosa_model_set_compute(rosa_model *m, rosa_dtype dtype);
+
+/* The packed weight of projection w (0..6 = q, k, v, o, gate, up, down). */
+static inline const float *rosa_layer_weight(const rosa_layer *L, int w) {
+    const float *const all[7] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
+    return all[w];
+}
 
 struct rosa_kv_cache {
     int B, cap, len;       /* sequences, slots per sequence, slots used */
@@ -54,6 +71,10 @@ struct rosa_kv_cache {
     float *scratch;
     size_t scratch_size;
 };
+
+/* A model with random weights (uniform +-0.02, norms 1) and the shapes of
+ * config c, for benchmarks: speed and memory do not depend on the values. */
+rosa_model *rosa_model_random(const rosa_config *c, uint64_t seed);
 
 /* Inverse RoPE frequencies for head_dim hd with the config's scaling
  * (transformers' default / linear / llama3 rules), in double precision. */

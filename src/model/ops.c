@@ -3,7 +3,8 @@
  * region, so BLAS threads and OpenMP threads never multiply. */
 #include "ops.h"
 
-#include <cblas.h>
+#include "gemm.h"
+
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -28,7 +29,7 @@ void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, in
 
 void linear_forward(float *out, const float *x, const float *W, const float *b, int N, int IN, int OUT,
                     int accumulate) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OUT, IN, 1.0f, x, IN, W, IN, accumulate ? 1.0f : 0.0f,
+    rosa_gemm('N', 'T', N, OUT, IN, 1.0f, x, IN, W, IN, accumulate ? 1.0f : 0.0f,
                 out, OUT);
     if (b) {
 #pragma omp parallel for schedule(static)
@@ -53,6 +54,30 @@ static void rope_rotate(float *x, const int *pos, const double *inv_freq, int N,
             }
         }
     }
+}
+
+int frozen_linear_forward(float *out, const float *x, const float *W, rosa_bf16_weight *P, const float *b, int N,
+                          int IN, int OUT, int accumulate) {
+    if (!P) {
+        linear_forward(out, x, W, b, N, IN, OUT, accumulate);
+        return 0;
+    }
+    if (rosa_bf16_forward(P, out, x, N, accumulate) < 0) return -1;
+    if (b) {
+#pragma omp parallel for schedule(static)
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < OUT; o++) out[(int64_t)n * OUT + o] += b[o];
+    }
+    return 0;
+}
+
+int frozen_linear_backward(float *dx, const float *dout, const float *W, rosa_bf16_weight *P, int N, int IN, int OUT,
+                           int accumulate) {
+    if (!P) {
+        linear_backward_input(dx, dout, W, N, IN, OUT, accumulate);
+        return 0;
+    }
+    return rosa_bf16_backward(P, dx, dout, N, accumulate);
 }
 
 void rope_forward(float *x, const int *pos, const double *inv_freq, int N, int H, int hd) {
@@ -122,7 +147,7 @@ void residual_forward(float *y, const float *x, int64_t n) {
 /* S[T][T] = scale * q_h k_g^T for one sequence, head h of KV group g. */
 static void attention_scores(float *S, const float *q, const float *k, int T, int Hq, int Hkv, int hd, int h, int g,
                              float scale) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, q + (int64_t)h * hd, Hq * hd,
+    rosa_gemm('N', 'T', T, T, hd, scale, q + (int64_t)h * hd, Hq * hd,
                 k + (int64_t)g * hd, Hkv * hd, 0.0f, S, T);
 }
 
@@ -156,7 +181,7 @@ void attention_seq_forward(float *out, float *lse, const float *q, const float *
             for (int s = 0; s <= t; s++) row[s] *= inv;
             lb[(int64_t)t * Hq + h] = mx + logf(sum);
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, vb + (int64_t)g * hd, K, 0.0f,
+        rosa_gemm('N', 'N', T, hd, T, 1.0f, P, T, vb + (int64_t)g * hd, K, 0.0f,
                     out + (int64_t)b * T * Q + (int64_t)h * hd, Q);
     }
 }
@@ -178,7 +203,7 @@ void attention_seq_backward(float *dq, float *dk, float *dv, const float *dout, 
         for (int h = g * group; h < (g + 1) * group; h++) {
             attention_scores(P, qb, kb, T, Hq, Hkv, hd, h, g, scale);
             /* dP = dout_h v_g^T */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dob + (int64_t)h * hd, Q,
+            rosa_gemm('N', 'T', T, T, hd, 1.0f, dob + (int64_t)h * hd, Q,
                         vb + (int64_t)g * hd, K, 0.0f, dP, T);
             for (int t = 0; t < T; t++) {
                 float *p = P + (int64_t)t * T, *dp = dP + (int64_t)t * T, l = lb[(int64_t)t * Hq + h];
@@ -192,11 +217,11 @@ void attention_seq_backward(float *dq, float *dk, float *dv, const float *dout, 
                 }
             }
             /* dq_h = dS k_g;  dk_g += dS^T q_h;  dv_g += P^T dout_h */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, dP, T, kb + (int64_t)g * hd, K, 0.0f,
+            rosa_gemm('N', 'N', T, hd, T, 1.0f, dP, T, kb + (int64_t)g * hd, K, 0.0f,
                         dq + (int64_t)b * T * Q + (int64_t)h * hd, Q);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, dP, T, qb + (int64_t)h * hd, Q, 1.0f,
+            rosa_gemm('T', 'N', T, hd, T, 1.0f, dP, T, qb + (int64_t)h * hd, Q, 1.0f,
                         dk + (int64_t)b * T * K + (int64_t)g * hd, K);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, dob + (int64_t)h * hd, Q, 1.0f,
+            rosa_gemm('T', 'N', T, hd, T, 1.0f, P, T, dob + (int64_t)h * hd, Q, 1.0f,
                         dv + (int64_t)b * T * K + (int64_t)g * hd, K);
         }
     }
@@ -225,7 +250,7 @@ void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, c
 }
 
 void linear_backward_input(float *dx, const float *dout, const float *W, int N, int IN, int OUT, int accumulate) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IN, OUT, 1.0f, dout, OUT, W, IN,
+    rosa_gemm('N', 'N', N, IN, OUT, 1.0f, dout, OUT, W, IN,
                 accumulate ? 1.0f : 0.0f, dx, IN);
 }
 
@@ -239,16 +264,26 @@ void swiglu_backward(float *dgate, float *dup, const float *dout, const float *g
     }
 }
 
-/* Rows per chunk of the LM head: bounds the logits alive at once. */
-#define LM_CHUNK 64
+/* Rows per chunk of the LM head: about 32 MiB of logits alive at once, in
+ * multiples of 64 rows (large enough for efficient GEMMs). */
+static int lm_chunk_rows(int V) {
+    int rows = (1 << 23) / V / 64 * 64;
+    return rows < 64 ? 64 : rows > 1024 ? 1024 : rows;
+}
 
-double lm_head_loss(float *dh, float *ce, const float *h, const float *W, const int32_t *target, const float *weight,
-                    int N, int D, int V) {
-    float *logits = malloc(sizeof(float) * (size_t)LM_CHUNK * (size_t)V);
+double lm_head_loss(float *dh, float *ce, const float *h, const float *W, rosa_bf16_weight *P, const int32_t *target,
+                    const float *weight, int N, int D, int V) {
+    int chunk = lm_chunk_rows(V);
+    float *logits = malloc(sizeof(float) * (size_t)chunk * (size_t)V);
+    double *row_loss = malloc(sizeof(double) * (size_t)chunk);
     double total = 0.0;
-    if (!logits) return NAN;
-    for (int n0 = 0; n0 < N; n0 += LM_CHUNK) {
-        int rows = N - n0 < LM_CHUNK ? N - n0 : LM_CHUNK;
+    if (!logits || !row_loss) {
+        free(logits);
+        free(row_loss);
+        return NAN;
+    }
+    for (int n0 = 0; n0 < N; n0 += chunk) {
+        int rows = N - n0 < chunk ? N - n0 : chunk;
         /* Skip chunks without any target: no loss, zero gradient. */
         int any = 0;
         for (int r = 0; r < rows; r++) any |= target[n0 + r] >= 0;
@@ -257,9 +292,11 @@ double lm_head_loss(float *dh, float *ce, const float *h, const float *W, const 
             for (int r = 0; ce && r < rows; r++) ce[n0 + r] = 0.0f;
             continue;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, V, D, 1.0f, h + (int64_t)n0 * D, D, W, D, 0.0f,
-                    logits, V);
-        double row_loss[LM_CHUNK];
+        if (frozen_linear_forward(logits, h + (int64_t)n0 * D, W, P, NULL, rows, D, V, 0) < 0) {
+            free(logits);
+            free(row_loss);
+            return NAN;
+        }
 #pragma omp parallel for schedule(static)
         for (int r = 0; r < rows; r++) {
             row_loss[r] = 0.0;
@@ -273,22 +310,29 @@ double lm_head_loss(float *dh, float *ce, const float *h, const float *W, const 
             float mx = row[0];
             for (int i = 1; i < V; i++)
                 if (row[i] > mx) mx = row[i];
+            float target_logit = row[tg];
             double sum = 0.0;
-            for (int i = 0; i < V; i++) sum += exp((double)(row[i] - mx));
-            double l = log(sum) + mx - row[tg];
+            for (int i = 0; i < V; i++) {
+                row[i] = expf(row[i] - mx);
+                sum += row[i];
+            }
+            double l = log(sum) + mx - target_logit;
             if (ce) ce[n0 + r] = (float)l;
             row_loss[r] = weight[n0 + r] * l;
             /* d/dlogits of weight * CE = weight * (softmax - onehot). */
-            float wgt = weight[n0 + r], inv = (float)(1.0 / sum);
-            for (int i = 0; i < V; i++) row[i] = wgt * expf(row[i] - mx) * inv;
-            row[tg] -= wgt;
+            float scale = (float)(weight[n0 + r] / sum);
+            for (int i = 0; i < V; i++) row[i] *= scale;
+            row[tg] -= weight[n0 + r];
         }
         for (int r = 0; r < rows; r++) total += row_loss[r]; /* fixed order: reproducible */
-        if (dh)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, D, V, 1.0f, logits, V, W, D, 0.0f,
-                        dh + (int64_t)n0 * D, D);
+        if (dh && frozen_linear_backward(dh + (int64_t)n0 * D, logits, W, P, rows, D, V, 0) < 0) {
+            free(logits);
+            free(row_loss);
+            return NAN;
+        }
     }
     free(logits);
+    free(row_loss);
     return total;
 }
 

@@ -5,6 +5,8 @@
 
 #include <stdint.h>
 
+#include "model/bf16.h"
+
 /* out[N][D] = embed[ids[n]][D] */
 void embedding_forward(float *out, const int32_t *ids, const float *embed, int N, int D);
 
@@ -57,6 +59,14 @@ void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, c
 /* dx[N][IN] (+)= dout[N][OUT] W[OUT][IN]   (the input gradient of linear_forward) */
 void linear_backward_input(float *dx, const float *dout, const float *W, int N, int IN, int OUT, int accumulate);
 
+/* The same two for a frozen base weight: through its packed BF16 copy P when
+ * the model runs in BF16 (P != NULL), else in FP32 as above.  Return -1 when
+ * oneDNN fails. */
+int frozen_linear_forward(float *out, const float *x, const float *W, rosa_bf16_weight *P, const float *b, int N,
+                          int IN, int OUT, int accumulate);
+int frozen_linear_backward(float *dx, const float *dout, const float *W, rosa_bf16_weight *P, int N, int IN, int OUT,
+                           int accumulate);
+
 /* dgate, dup [N][F] from dout of swiglu_forward. */
 void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int N, int F);
 
@@ -64,9 +74,9 @@ void swiglu_backward(float *dgate, float *dup, const float *dout, const float *g
  * that the [N][V] logits are never all alive.  Row n has target[n] (negative
  * = no loss) and weight[n]; returns sum_n weight[n] * CE_n, and when dh is not
  * NULL writes dh[N][D] = d(sum)/dh.  ce (may be NULL) receives CE_n (0 where
- * no target). */
-double lm_head_loss(float *dh, float *ce, const float *h, const float *W, const int32_t *target, const float *weight,
-                    int N, int D, int V);
+ * no target).  P: the head's packed BF16 copy, or NULL. */
+double lm_head_loss(float *dh, float *ce, const float *h, const float *W, rosa_bf16_weight *P, const int32_t *target,
+                    const float *weight, int N, int D, int V);
 
 /* y[N][D] += x[N][D] */
 void residual_forward(float *y, const float *x, int64_t n);

@@ -5,6 +5,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <pcre2.h>
 #include <stdlib.h>
@@ -94,10 +95,21 @@ static int regex_selects(const pcre2_code *re, int layer, int m) {
     return rc >= 0;
 }
 
-/* Builds the table (values zero) for a LoRA adapter on config c. */
-static rosa_adapter *roae_table(const rosa_config *c, const rosa_roae_options *o);
+/* Builds the table (values zero) for a LoRA adapter on config c.  max_floats:
+ * refuse, before allocating, a table of more values than that (a file's bound). */
+static rosa_adapter *roae_table(const rosa_config *c, const rosa_roae_options *o, size_t max_floats);
 
-static rosa_adapter *lora_table(const rosa_config *c, const rosa_lora_options *o) {
+/* The values are allocated only when a file could hold them (see max_floats). */
+static int alloc_values(rosa_adapter *a, size_t max_floats) {
+    if (a->n_floats > max_floats)
+        return rosa_fail("the adapter has %zu values but adapter_model.safetensors is only %zu bytes", a->n_floats,
+                         2 * max_floats);
+    a->w = rosa_calloc(a->n_floats, sizeof(float), "adapter weights");
+    a->g = rosa_calloc(a->n_floats, sizeof(float), "adapter gradients");
+    return a->w && a->g ? 0 : -1;
+}
+
+static rosa_adapter *lora_table(const rosa_config *c, const rosa_lora_options *o, size_t max_floats) {
     if (o->rank < 1 || o->rank > 65536) {
         rosa_fail("LoRA rank %d must be in [1, 65536]", o->rank);
         return NULL;
@@ -161,9 +173,7 @@ static rosa_adapter *lora_table(const rosa_config *c, const rosa_lora_options *o
         rosa_fail("the LoRA target modules and layers select no module of this model");
         goto fail;
     }
-    a->w = rosa_calloc(a->n_floats, sizeof(float), "adapter weights");
-    a->g = rosa_calloc(a->n_floats, sizeof(float), "adapter gradients");
-    if (!a->w || !a->g) goto fail;
+    if (alloc_values(a, max_floats) < 0) goto fail;
     pcre2_code_free(re);
     return a;
 fail:
@@ -173,7 +183,7 @@ fail:
 }
 
 rosa_adapter *rosa_adapter_new_lora(const rosa_config *c, const rosa_lora_options *o, uint64_t seed) {
-    rosa_adapter *a = lora_table(c, o);
+    rosa_adapter *a = lora_table(c, o, SIZE_MAX);
     if (!a) return NULL;
     rosa_rng rng;
     rosa_rng_seed(&rng, seed);
@@ -231,7 +241,7 @@ int64_t rosa_roae_num_params(const rosa_config *c, const rosa_roae_options *o, i
 }
 
 /* Builds the table (values zero) of a RoAE adapter on config c. */
-static rosa_adapter *roae_table(const rosa_config *c, const rosa_roae_options *o) {
+static rosa_adapter *roae_table(const rosa_config *c, const rosa_roae_options *o, size_t max_floats) {
     if (o->rank < 1 || o->rank > 65536) {
         rosa_fail("RoAE rank %d must be in [1, 65536]", o->rank);
         return NULL;
@@ -294,9 +304,7 @@ static rosa_adapter *roae_table(const rosa_config *c, const rosa_roae_options *o
             a->params[a->n_params - 1].ndim = a->params[a->n_params - 2].ndim = 1;
         }
     }
-    a->w = rosa_calloc(a->n_floats, sizeof(float), "adapter weights");
-    a->g = rosa_calloc(a->n_floats, sizeof(float), "adapter gradients");
-    if (!a->w || !a->g) goto fail;
+    if (alloc_values(a, max_floats) < 0) goto fail;
     return a;
 fail:
     rosa_adapter_free(a);
@@ -304,7 +312,7 @@ fail:
 }
 
 rosa_adapter *rosa_adapter_new_roae(const rosa_model *model, const rosa_roae_options *o, uint64_t seed) {
-    rosa_adapter *a = roae_table(&model->cfg, o);
+    rosa_adapter *a = roae_table(&model->cfg, o, SIZE_MAX);
     if (!a) return NULL;
     rosa_rng rng;
     rosa_rng_seed(&rng, seed);
@@ -491,6 +499,7 @@ static int parse_lora_config(const cJSON *j, const char *path, const rosa_config
         rosa_json_num_opt(j, "lora_dropout", path, 0.0, &dropout) < 0 ||
         rosa_json_bool_opt(j, "use_rslora", path, 0, &o->rslora) < 0)
         return -1;
+    if (!(fabs(alpha) <= FLT_MAX)) return rosa_fail("%s: \"lora_alpha\" %g does not fit a float", path, alpha);
     o->rank = (int)r;
     o->alpha = (float)alpha;
     o->dropout = (float)dropout;
@@ -553,6 +562,7 @@ static int parse_roae_config(const cJSON *j, const char *path, rosa_roae_options
         rosa_json_num_opt(j, "dropout", path, 0.0, &dropout) < 0 ||
         rosa_json_bool_opt(j, "train_norms", path, 0, &o->train_norms) < 0)
         return -1;
+    if (!(fabs(alpha) <= FLT_MAX)) return rosa_fail("%s: \"alpha\" %g does not fit a float", path, alpha);
     o->rank = (int)r;
     o->alpha = (float)alpha;
     o->r_low = (float)r_low;
@@ -637,16 +647,20 @@ rosa_adapter *rosa_adapter_load(const char *dir, const rosa_config *c) {
     int err;
     const char *type = rosa_json_str_opt(j, "peft_type", cfg_path, &err);
     if (err) goto done;
+    /* Every value takes at least 2 bytes of the tensor file (F16/BF16): a
+     * config asking for more is refused before its table is allocated. */
+    struct stat sb;
+    size_t max_floats = stat(st_path, &sb) == 0 ? (size_t)sb.st_size / 2 : SIZE_MAX;
     if (type && strcmp(type, "ROSA") == 0) {
         rosa_roae_options ro;
         rosa_dls_options dl;
         if (parse_roae_config(j, cfg_path, &ro, &dl) < 0) goto done;
-        a = roae_table(c, &ro);
+        a = roae_table(c, &ro, max_floats);
         if (a) a->dls = dl;
     } else if (type && strcmp(type, "LORA") == 0) {
         rosa_lora_options o;
         if (parse_lora_config(j, cfg_path, c, &o, &regex, &layers) < 0) goto done;
-        a = lora_table(c, &o);
+        a = lora_table(c, &o, max_floats);
     } else {
         rosa_fail("%s: unsupported peft_type \"%s\" (supported: LORA, ROSA)", cfg_path, type ? type : "");
         goto done;

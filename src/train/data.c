@@ -70,7 +70,7 @@ static int take_answer(const cJSON *obj, const char *path, int index, char **out
     if (v && cJSON_IsNumber(v)) {
         char tmp[64];
         double d = v->valuedouble;
-        if (d == (double)(long long)d && d > -1e15 && d < 1e15)
+        if (d > -1e15 && d < 1e15 && d == (double)(long long)d) /* range first: the cast is UB outside it */
             snprintf(tmp, sizeof tmp, "%lld", (long long)d);
         else
             snprintf(tmp, sizeof tmp, "%.17g", d);

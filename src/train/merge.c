@@ -1,12 +1,12 @@
 /* merge.c: W' = W + s * B A for every LoRA module. */
 #include "merge.h"
 
-#include <cblas.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "model/gemm.h"
 #include "util.h"
 
 /* The slot in a layer that holds module m's weight. */
@@ -29,7 +29,7 @@ static float *merged(const float *W, const rosa_adapter *a, int idx) {
     float *out = rosa_malloc(sizeof(float) * n, "merged weight");
     if (!out) return NULL;
     memcpy(out, W, sizeof(float) * n);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B->rows, A->cols, A->rows, a->scaling, a->w + B->offset,
+    rosa_gemm('N', 'N', B->rows, A->cols, A->rows, a->scaling, a->w + B->offset,
                 B->cols, a->w + A->offset, A->cols, 1.0f, out, A->cols);
     return out;
 }

@@ -14,13 +14,13 @@
  * because layer selection reads them. */
 #include "train_model.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "model/ops.h"
+#include "model/gemm.h"
 #include "util.h"
 
 typedef struct {
@@ -162,7 +162,7 @@ static void branch_forward(branch_acts *ba, float *out, int accumulate, const fl
         xd = ba->xd;
     }
     linear_forward(ba->u, xd, A, NULL, N, in, r, 0);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, od, r, s, ba->u, r, B, r, accumulate ? 1.0f : 0.0f, out,
+    rosa_gemm('N', 'T', N, od, r, s, ba->u, r, B, r, accumulate ? 1.0f : 0.0f, out,
                 od);
 }
 
@@ -173,18 +173,18 @@ static void branch_backward(rosa_train_model *t, const branch_acts *ba, float *d
                             float p) {
     const float *xd = p > 0 ? ba->xd : x;
     /* dB += s dout^T u;  du = s dout B;  dA += du^T xd;  dx += du A (through the mask). */
-    if (dB) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, od, r, N, s, dout, od, ba->u, r, 1.0f, dB, r);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, od, s, dout, od, B, r, 0.0f, t->du, r);
-    if (dA) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, in, N, 1.0f, t->du, r, xd, in, 1.0f, dA, in);
+    if (dB) rosa_gemm('T', 'N', od, r, N, s, dout, od, ba->u, r, 1.0f, dB, r);
+    rosa_gemm('N', 'N', N, r, od, s, dout, od, B, r, 0.0f, t->du, r);
+    if (dA) rosa_gemm('T', 'N', r, in, N, 1.0f, t->du, r, xd, in, 1.0f, dA, in);
     if (p > 0) {
         float scale = 1.0f / (1.0f - p);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, 1.0f, t->du, r, A, in, 0.0f, t->dtmp, in);
+        rosa_gemm('N', 'N', N, in, r, 1.0f, t->du, r, A, in, 0.0f, t->dtmp, in);
         int64_t n = (int64_t)N * in;
 #pragma omp parallel for schedule(static)
         for (int64_t i = 0; i < n; i++)
             if (ba->keep[i]) dx[i] += t->dtmp[i] * scale;
     } else {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, 1.0f, t->du, r, A, in, 1.0f, dx, in);
+        rosa_gemm('N', 'N', N, in, r, 1.0f, t->du, r, A, in, 1.0f, dx, in);
     }
 }
 
@@ -193,7 +193,7 @@ static int layer_active(const rosa_train_model *t, int l) { return !t->active ||
 /* y[N][out] = x W^T + b, plus the LoRA branch when module m of layer l has one. */
 static void proj_forward(rosa_train_model *t, int l, int m, float *y, const float *x, const float *W, const float *b,
                          int N, int in, int out, rosa_rng *drop) {
-    linear_forward(y, x, W, b, N, in, out, 0);
+    frozen_linear_forward(y, x, W, t->m->layers[l].packed[m], b, N, in, out, 0);
     const rosa_adapter *a = t->a;
     int idx = a->method == ROSA_METHOD_LORA ? a->lora_idx[l][m] : -1;
     if (idx < 0) return;
@@ -205,7 +205,7 @@ static void proj_forward(rosa_train_model *t, int l, int m, float *y, const floa
  * adds the LoRA weight gradients of an active layer.  x is the module input. */
 static void proj_backward(rosa_train_model *t, int l, int m, float *dx, int accumulate, const float *dy,
                           const float *x, const float *W, int N, int in, int out) {
-    linear_backward_input(dx, dy, W, N, in, out, accumulate);
+    frozen_linear_backward(dx, dy, W, t->m->layers[l].packed[m], N, in, out, accumulate);
     const rosa_adapter *a = t->a;
     int idx = a->method == ROSA_METHOD_LORA ? a->lora_idx[l][m] : -1;
     if (idx < 0) return;
@@ -359,7 +359,8 @@ int rosa_train_microbatch(rosa_train_model *t, const rosa_batch *b, float token_
     embedding_forward(t->acts[0].x, b->ids, m->embed, N, d.D);
     for (int l = 0; l < d.L; l++) layer_forward(t, l, b, dropout_rng);
     rmsnorm_forward(t->hf, t->rstdf, t->xf, m->norm, N, d.D, m->cfg.rms_norm_eps);
-    double loss = lm_head_loss(backward ? t->dh : NULL, t->ce, t->hf, m->lm_head, t->target, t->weight, N, d.D, d.V);
+    double loss = lm_head_loss(backward ? t->dh : NULL, t->ce, t->hf, m->lm_head, m->lm_packed, t->target, t->weight, N, d.D, d.V);
+    if (rosa_bf16_take_error()) return -1;
     *loss_sum = loss;
     if (ce_out) memcpy(ce_out, t->ce, sizeof(float) * (size_t)N);
     /* A non-finite loss is the caller's to report; its gradient is useless. */
@@ -368,5 +369,5 @@ int rosa_train_microbatch(rosa_train_model *t, const rosa_batch *b, float token_
     rmsnorm_backward(t->dx, NULL, t->dh, t->xf, m->norm, t->rstdf, N, d.D);
     if (stop_layer < 0) stop_layer = 0;
     for (int l = d.L - 1; l >= stop_layer; l--) layer_backward(t, l, b);
-    return 0;
+    return rosa_bf16_take_error() ? -1 : 0;
 }

@@ -413,7 +413,7 @@ int rosa_train(const rosa_train_options *o) {
     }
     if (open_output(&r) < 0) goto done;
     r.m = rosa_model_load(o->model_dir);
-    if (!r.m) goto done;
+    if (!r.m || rosa_model_set_compute(r.m, o->compute) < 0) goto done;
     const rosa_tokenizer *tok = rosa_model_tokenizer(r.m);
     if (!tok) {
         rosa_fail("%s: training needs the model's tokenizer.json", o->model_dir);

@@ -1,0 +1,229 @@
+/* bench_train.c: one benchmark case on a model with random weights and the
+ * exact shapes of a real model (speed and memory do not depend on values).
+ *
+ *   bench_train CONFIG.json CASE [STEPS [fp32|bf16]]
+ *   CASE: gemm | lora | roae | rosa | generate | prefill
+ *
+ * Prints one JSON object.  Training cases run optimizer steps of a batch of
+ * 4 x 256 tokens (one micro-batch); "rosa" is a step between two DLS
+ * selections: the upper half of the layers active, the backward truncated
+ * at the lowest active layer.  FLOPs (stated in docs): see count_flops(). */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "io/config.h"
+#include "model/gemm.h"
+#include "model/model.h"
+#include "train/optim.h"
+#include "train/train_model.h"
+#include "util.h"
+
+#define BATCH 4
+#define SEQ 256
+
+static double peak_rss_mib(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / 1024.0;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The measured FP32 GEMM ceiling: a large square-ish product for about 2 s. */
+static double gemm_ceiling(void) {
+    int M = 1024, N = 2048, K = 2048;
+    float *A = malloc(sizeof(float) * (size_t)M * K), *B = malloc(sizeof(float) * (size_t)N * K),
+          *C = malloc(sizeof(float) * (size_t)M * N);
+    for (size_t i = 0; i < (size_t)M * K; i++) A[i] = (float)(i % 7) * 0.1f;
+    for (size_t i = 0; i < (size_t)N * K; i++) B[i] = (float)(i % 5) * 0.1f;
+    rosa_gemm('N', 'T', M, N, K, 1.0f, A, K, B, K, 0.0f, C, N); /* warm-up */
+    double best = 0.0, t_end = rosa_now() + 2.0;
+    while (rosa_now() < t_end) {
+        double t0 = rosa_now();
+        rosa_gemm('N', 'T', M, N, K, 1.0f, A, K, B, K, 0.0f, C, N);
+        double g = 2.0 * M * N * K / (rosa_now() - t0) / 1e9;
+        if (g > best) best = g;
+    }
+    free(A);
+    free(B);
+    free(C);
+    return best;
+}
+
+/* FLOPs of one training step of B x T tokens whose backward reaches layers
+ * [stop, L): 2 per multiply-add; frozen weights get no weight gradient.
+ *   linear:    2 N P_lin per layer forward, the same again backward (input grads)
+ *   attention: 4 B T^2 Hq hd forward (scores and values, full T x T as computed),
+ *              10 B T^2 Hq hd backward (recomputed scores, dP, dQ, dK, dV)
+ *   LM head:   2 N V D forward and 2 N V D backward
+ *   adapter:   6 N r (in + out) per adapted projection (forward, weight and input grads) */
+static double count_flops(const rosa_config *c, const rosa_adapter *a, int B, int T, int stop, int backward) {
+    double N = (double)B * T, D = c->hidden_size, F = c->intermediate_size, Q = (double)c->num_heads * c->head_dim,
+           K = (double)c->num_kv_heads * c->head_dim, L = c->num_layers;
+    double lin = 2 * N * (Q * D + 2 * K * D + D * Q + 3 * F * D);
+    double att = 4.0 * B * (double)T * T * Q;
+    double head = 2 * N * c->vocab_size * D;
+    double adapter = 0;
+    for (int i = 0; a && i < a->n_params; i += 2) {
+        const rosa_param *A = &a->params[i], *Bp = &a->params[i + 1];
+        if (A->ndim == 1) continue;
+        adapter += 6 * N * A->rows * (A->cols + Bp->rows) / (a->L ? 1 : 1);
+    }
+    double f = L * (lin + att) + head + (backward ? 0 : 0);
+    if (!backward) return f;
+    double frac = (L - stop) / L;
+    return f + frac * L * (lin + 2.5 * att) + head + adapter * frac + adapter * (1 - frac) / 3;
+}
+
+static void random_batch(rosa_batch *b, int32_t *ids, int32_t *labels, uint8_t *mask, int V, uint64_t seed) {
+    rosa_rng r;
+    rosa_rng_seed(&r, seed);
+    for (int i = 0; i < BATCH * SEQ; i++) {
+        ids[i] = labels[i] = (int32_t)rosa_rng_below(&r, (uint64_t)V);
+        mask[i] = 1;
+    }
+    *b = (rosa_batch){.B = BATCH, .T = SEQ, .ids = ids, .labels = labels, .mask = mask};
+}
+
+static int train_case(rosa_model *m, const char *name, int steps) {
+    const rosa_config *c = &m->cfg;
+    rosa_adapter *a;
+    if (strcmp(name, "lora") == 0) {
+        rosa_lora_options o;
+        rosa_lora_options_default(&o);
+        o.rank = 8;
+        o.dropout = 0.0f;
+        o.targets = (1u << N_MODULES) - 1;
+        a = rosa_adapter_new_lora(c, &o, 1);
+    } else {
+        rosa_roae_options o;
+        rosa_roae_options_default(&o);
+        o.rank = 8;
+        a = rosa_adapter_new_roae(m, &o, 1);
+    }
+    if (!a) return -1;
+    for (size_t i = 0; i < a->n_floats; i++) /* B != 0: the same work as mid-training */
+        if (a->w[i] == 0.0f) a->w[i] = 1e-3f;
+    rosa_train_model *t = rosa_train_model_new(m, a, BATCH, SEQ);
+    rosa_adamw opt;
+    if (!t || rosa_adamw_init(&opt, a) < 0) return -1;
+    rosa_adamw_options ao;
+    rosa_adamw_options_default(&ao);
+    int L = c->num_layers, stop = 0;
+    uint8_t *active = NULL, *param_active = NULL;
+    if (strcmp(name, "rosa") == 0) {
+        active = malloc((size_t)L);
+        param_active = malloc((size_t)a->n_params);
+        for (int l = 0; l < L; l++) active[l] = l >= L / 2;
+        for (int i = 0; i < a->n_params; i++) param_active[i] = active[a->params[i].layer];
+        stop = L / 2;
+        t->active = active;
+    }
+    int32_t *ids = malloc(sizeof(int32_t) * BATCH * SEQ), *labels = malloc(sizeof(int32_t) * BATCH * SEQ);
+    uint8_t *mask = malloc(BATCH * SEQ);
+    rosa_batch b;
+    random_batch(&b, ids, labels, mask, c->vocab_size, 7);
+    double *times = malloc(sizeof(double) * (size_t)(steps + 1));
+    for (int s = 0; s <= steps; s++) { /* step 0 warms up */
+        double t0 = rosa_now(), loss;
+        int n;
+        memset(a->g, 0, sizeof(float) * a->n_floats);
+        if (rosa_train_microbatch(t, &b, 1.0f / (BATCH * (SEQ - 1)), 1, stop, NULL, &loss, &n, NULL) < 0) return -1;
+        double gn = rosa_grad_norm(a, param_active);
+        rosa_clip_grads(a, param_active, gn, 1.0f);
+        rosa_adamw_step(&opt, a, param_active, 1e-4f, &ao);
+        times[s] = rosa_now() - t0;
+    }
+    qsort(times + 1, (size_t)steps, sizeof(double), cmp_double);
+    double sec = times[1 + steps / 2], flops = count_flops(c, a, BATCH, SEQ, stop, 1);
+    printf("{\"case\": \"%s\", \"dtype\": \"%s\", \"tokens_per_second\": %.1f, \"seconds_per_step\": %.4f, \"gflops\": %.1f, "
+           "\"trainable\": %lld, \"peak_rss_mib\": %.0f}\n",
+           name, m->compute == ROSA_DTYPE_BF16 ? "bf16" : "fp32", BATCH * SEQ / sec, sec, flops / sec / 1e9, (long long)rosa_adapter_num_params(a), peak_rss_mib());
+    return 0;
+}
+
+static int generate_case(rosa_model *m, int prefill_only, int steps) {
+    const rosa_config *c = &m->cfg;
+    if (prefill_only) {
+        rosa_kv_cache *kv = rosa_kv_cache_new(m, BATCH, SEQ);
+        float *logits = malloc(sizeof(float) * (size_t)BATCH * c->vocab_size);
+        int32_t *ids = malloc(sizeof(int32_t) * BATCH * SEQ), *labels = malloc(sizeof(int32_t) * BATCH * SEQ);
+        uint8_t *mask = malloc(BATCH * SEQ);
+        rosa_batch b;
+        random_batch(&b, ids, labels, mask, c->vocab_size, 9);
+        double *times = malloc(sizeof(double) * (size_t)(steps + 1));
+        for (int s = 0; s <= steps; s++) {
+            rosa_kv_cache_reset(kv);
+            double t0 = rosa_now();
+            if (rosa_forward(m, kv, SEQ, ids, NULL, logits, 0) < 0) return -1;
+            times[s] = rosa_now() - t0;
+        }
+        qsort(times + 1, (size_t)steps, sizeof(double), cmp_double);
+        double sec = times[1 + steps / 2], flops = count_flops(c, NULL, BATCH, SEQ, 0, 0);
+        /* Only the last position of each sequence goes through the LM head. */
+        flops -= 2.0 * BATCH * (SEQ - 1) * c->vocab_size * c->hidden_size;
+        printf("{\"case\": \"prefill\", \"tokens_per_second\": %.1f, \"seconds_per_step\": %.4f, \"gflops\": %.1f, "
+               "\"peak_rss_mib\": %.0f}\n", BATCH * SEQ / sec, sec, flops / sec / 1e9, peak_rss_mib());
+        return 0;
+    }
+    int32_t prompt[128], out[128];
+    rosa_rng r;
+    rosa_rng_seed(&r, 3);
+    for (int i = 0; i < 128; i++) prompt[i] = (int32_t)rosa_rng_below(&r, (uint64_t)c->vocab_size);
+    rosa_gen_params p;
+    rosa_gen_params_default(&p);
+    p.max_new_tokens = 128;
+    p.stop_at_eos = 0;
+    int n;
+    double best = 0;
+    for (int s = 0; s <= steps; s++) {
+        double t0 = rosa_now();
+        if (rosa_generate(m, prompt, 128, &p, NULL, NULL, out, &n) < 0) return -1;
+        double tps = n / (rosa_now() - t0);
+        if (s > 0 && tps > best) best = tps;
+    }
+    printf("{\"case\": \"generate\", \"tokens_per_second\": %.1f, \"peak_rss_mib\": %.0f}\n", best, peak_rss_mib());
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) {
+        fprintf(stderr, "usage: bench_train CONFIG.json gemm|lora|roae|rosa|generate|prefill [STEPS]\n");
+        return 2;
+    }
+    const char *cas = argv[2];
+    int steps = argc > 3 ? atoi(argv[3]) : 3;
+    int bf16 = argc > 4 && strcmp(argv[4], "bf16") == 0;
+    if (strcmp(cas, "gemm") == 0) {
+        printf("{\"case\": \"gemm\", \"backend\": \"%s\", \"gflops\": %.1f, \"threads\": %d}\n", rosa_gemm_backend(),
+               gemm_ceiling(), omp_get_max_threads());
+        return 0;
+    }
+    size_t len;
+    char *text = rosa_read_file(argv[1], &len);
+    rosa_config c;
+    if (!text || rosa_config_parse(text, len, argv[1], &c) < 0) {
+        fprintf(stderr, "bench_train: %s\n", rosa_last_error());
+        return 1;
+    }
+    free(text);
+    rosa_model *m = rosa_model_random(&c, 1);
+    if (m && bf16 && rosa_model_set_compute(m, ROSA_DTYPE_BF16) < 0) m = NULL;
+    if (!m) {
+        fprintf(stderr, "bench_train: %s\n", rosa_last_error());
+        return 1;
+    }
+    int rc;
+    if (strcmp(cas, "generate") == 0) rc = generate_case(m, 0, steps);
+    else if (strcmp(cas, "prefill") == 0) rc = generate_case(m, 1, steps);
+    else rc = train_case(m, cas, steps);
+    if (rc < 0) fprintf(stderr, "bench_train: %s\n", rosa_last_error());
+    return rc < 0 ? 1 : 0;
+}

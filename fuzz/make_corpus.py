@@ -1,0 +1,354 @@
+#!/usr/bin/python3
+"""Writes the seed corpora of the fuzz targets: fuzz/corpus/<target>/.
+
+    fuzz/make_corpus.py            (rewrites every seed; deterministic)
+
+Every seed is small and made here from the formats' documentation, not copied
+from model repositories.  Targets that read several files take them separated
+by FUZZ_SEP (fuzz/fuzz_common.h).
+"""
+
+import json
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SEP = b"\n#-#-#\n"
+
+
+def out(target, name, data):
+    d = os.path.join(HERE, "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def js(obj, indent=None):
+    return json.dumps(obj, indent=indent, ensure_ascii=False)
+
+
+# ----------------------------------------------------------------- safetensors
+
+SIZES = {"F32": 4, "F16": 2, "BF16": 2, "F64": 8, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+
+
+def safetensors(tensors, metadata=None, pad=True):
+    """tensors: [(name, dtype, shape, bytes or None)] -> file bytes."""
+    header, blobs, off = {}, [], 0
+    if metadata is not None:
+        header["__metadata__"] = metadata
+    for name, dtype, shape, data in tensors:
+        n = SIZES[dtype]
+        for s in shape:
+            n *= s
+        if data is None:
+            data = bytes((i * 7 + 3) & 0x3F for i in range(n))  # small finite values in any float dtype
+        assert len(data) == n
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [off, off + n]}
+        blobs.append(data)
+        off += n
+    h = js(header).encode()
+    if pad:
+        h += b" " * (-len(h) % 8)
+    return struct.pack("<Q", len(h)) + h + b"".join(blobs)
+
+
+def f32(values):
+    return struct.pack("<%df" % len(values), *values)
+
+
+def safetensors_seeds():
+    t = "safetensors"
+    out(t, "two_f32", safetensors([("a.weight", "F32", [2, 3], f32([1, 2, 3, 4, 5, 6])),
+                                   ("b", "F32", [2], f32([0.5, -0.5]))], {"format": "pt"}))
+    out(t, "every_dtype", safetensors([(d.lower(), d, [2, 2], None) for d in SIZES]))
+    out(t, "scalar_and_empty", safetensors([("scalar", "F32", [], f32([3.0])), ("empty", "BF16", [0, 4], b""),
+                                            ("vec", "I64", [3], struct.pack("<3q", 1, 2, 3))]))
+    out(t, "empty_header", safetensors([], pad=False))
+    out(t, "metadata_only", safetensors([], {"format": "pt", "note": "x"}))
+    out(t, "gap_between", b"".join([struct.pack("<Q", 128),
+                                    js({"x": {"dtype": "U8", "shape": [2], "data_offsets": [4, 6]},
+                                        "y": {"dtype": "U8", "shape": [2], "data_offsets": [0, 2]}})
+                                    .encode().ljust(128), b"abcdefgh"]))
+    out(t, "eight_dims", safetensors([("nd", "I8", [1, 2, 1, 2, 1, 2, 1, 2], None)]))
+    out(t, "adapter_names", safetensors([
+        ("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight", "F32", [2, 8], None),
+        ("base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight", "F32", [8, 2], None)]))
+
+
+# ---------------------------------------------------------------------- config
+
+LLAMA = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 512, "hidden_size": 64,
+         "intermediate_size": 172, "num_hidden_layers": 5, "num_attention_heads": 8, "num_key_value_heads": 4,
+         "head_dim": 8, "hidden_act": "silu", "max_position_embeddings": 512, "rms_norm_eps": 1e-05,
+         "rope_theta": 10000.0, "rope_scaling": None, "tie_word_embeddings": True, "attention_bias": False,
+         "mlp_bias": False, "bos_token_id": 1, "eos_token_id": 2, "pretraining_tp": 1, "torch_dtype": "float32"}
+
+
+def config_seeds():
+    t = "config"
+    out(t, "llama", js(LLAMA, 2))
+    out(t, "qwen2", js({"architectures": ["Qwen2ForCausalLM"], "vocab_size": 1000, "hidden_size": 32,
+                        "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+                        "num_key_value_heads": 2, "rope_theta": 1000000.0, "rms_norm_eps": 1e-06,
+                        "sliding_window": 4096, "use_sliding_window": False, "tie_word_embeddings": False,
+                        "eos_token_id": 151643, "bos_token_id": None}))
+    out(t, "llama3_rope", js(dict(LLAMA, rope_theta=500000.0, eos_token_id=[128001, 128008, 128009],
+                                  rope_scaling={"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
+                                                "original_max_position_embeddings": 8192, "rope_type": "llama3"})))
+    out(t, "linear_rope_biases", js(dict(LLAMA, attention_bias=True, mlp_bias=True,
+                                         rope_scaling={"type": "linear", "factor": 2.0})))
+    out(t, "mistral", js({"architectures": ["MistralForCausalLM"], "vocab_size": 32000, "hidden_size": 128,
+                          "intermediate_size": 256, "num_hidden_layers": 2, "num_attention_heads": 8,
+                          "num_key_value_heads": 2, "sliding_window": 4096, "max_position_embeddings": 32768}))
+    out(t, "model_type_only", js({"model_type": "qwen2", "vocab_size": 16, "hidden_size": 8,
+                                  "intermediate_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2}))
+    out(t, "default_rope", js(dict(LLAMA, rope_scaling={"rope_type": "default"}, partial_rotary_factor=1.0)))
+
+
+# ------------------------------------------------------------------ tokenizers
+
+def bytes_to_unicode():
+    """GPT-2's byte-to-unicode alphabet."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {b: chr(c) for b, c in zip(bs, cs)}
+
+
+def added(i, content, special=True):
+    return {"id": i, "content": content, "single_word": False, "lstrip": False, "rstrip": False,
+            "normalized": False, "special": special}
+
+
+def byte_level_tokenizer(**edits):
+    alpha = bytes_to_unicode()
+    vocab = {alpha[b]: b for b in range(256)}
+    merges = []
+    for a, b in [("Ġ", "t"), ("h", "e"), ("Ġt", "he"), ("i", "n"), ("Ġ", "a"), ("e", "r"), ("o", "n"),
+                 ("Ġ", "w"), ("o", "r"), ("Ġw", "or"), ("l", "d"), ("Ġwor", "ld"), ("1", "2")]:
+        merges.append(a + " " + b)
+        vocab.setdefault(a + b, len(vocab))
+    n = len(vocab)
+    tok = {"version": "1.0", "truncation": None, "padding": None,
+           "added_tokens": [added(n, "<|endoftext|>"), added(n + 1, "<|im_start|>"), added(n + 2, "<|im_end|>")],
+           "normalizer": {"type": "NFC"},
+           "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+               {"type": "Split", "pattern": {"Regex": "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|"
+                                                      "\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+                "behavior": "Isolated", "invert": False},
+               {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}]},
+           "post_processor": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False,
+                              "use_regex": False},
+           "decoder": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False},
+           "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": "",
+                     "end_of_word_suffix": "", "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
+                     "vocab": vocab, "merges": merges}}
+    tok.update(edits)
+    return tok
+
+
+def sentencepiece_tokenizer(**edits):
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
+    for b in range(256):
+        vocab["<0x%02X>" % b] = len(vocab)
+    for ch in "▁abcdehilnorstuw":
+        vocab[ch] = len(vocab)
+    merges = []
+    for a, b in [("▁", "t"), ("h", "e"), ("▁t", "he"), ("i", "n"), ("e", "r"), ("▁", "w"), ("o", "r"),
+                 ("▁w", "or"), ("l", "d"), ("▁wor", "ld"), ("▁", "a"), ("▁a", "n")]:
+        merges.append(a + " " + b)
+        vocab.setdefault(a + b, len(vocab))
+    tok = {"version": "1.0", "truncation": None, "padding": None,
+           "added_tokens": [added(0, "<unk>"), added(1, "<s>"), added(2, "</s>")],
+           "normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "▁"},
+                                                               {"type": "Replace", "pattern": {"String": " "},
+                                                                "content": "▁"}]},
+           "pre_tokenizer": None,
+           "post_processor": {"type": "TemplateProcessing",
+                              "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}},
+                                         {"Sequence": {"id": "A", "type_id": 0}}],
+                              "pair": [{"SpecialToken": {"id": "<s>", "type_id": 0}},
+                                       {"Sequence": {"id": "A", "type_id": 0}},
+                                       {"SpecialToken": {"id": "<s>", "type_id": 1}},
+                                       {"Sequence": {"id": "B", "type_id": 1}}],
+                              "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}},
+           "decoder": {"type": "Sequence", "decoders": [{"type": "Replace", "pattern": {"String": "▁"},
+                                                         "content": " "},
+                                                        {"type": "ByteFallback"}, {"type": "Fuse"},
+                                                        {"type": "Strip", "content": " ", "start": 1, "stop": 0}]},
+           "model": {"type": "BPE", "dropout": None, "unk_token": "<unk>", "continuing_subword_prefix": None,
+                     "end_of_word_suffix": None, "fuse_unk": True, "byte_fallback": True, "ignore_merges": False,
+                     "vocab": vocab, "merges": merges}}
+    tok.update(edits)
+    return tok
+
+
+LLAMA_TOK_CONFIG = {"add_bos_token": True, "add_eos_token": False, "bos_token": "<s>", "eos_token": "</s>",
+                    "unk_token": "<unk>", "pad_token": None, "clean_up_tokenization_spaces": False,
+                    "legacy": True, "tokenizer_class": "LlamaTokenizerFast",
+                    "added_tokens_decoder": {"1": {"content": "<s>", "special": True},
+                                             "2": {"content": "</s>", "special": True}}}
+QWEN_TOK_CONFIG = {"bos_token": None, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>",
+                   "additional_special_tokens": ["<|im_start|>", "<|im_end|>"],
+                   "clean_up_tokenization_spaces": False, "tokenizer_class": "Qwen2Tokenizer"}
+
+
+def tokenizer_seeds():
+    t = "tokenizer_load"
+    out(t, "byte_level", js(byte_level_tokenizer()))
+    out(t, "byte_level_with_config", js(byte_level_tokenizer()).encode() + SEP + js(QWEN_TOK_CONFIG).encode())
+    out(t, "sentencepiece", js(sentencepiece_tokenizer()))
+    out(t, "sentencepiece_with_config",
+        js(sentencepiece_tokenizer()).encode() + SEP + js(LLAMA_TOK_CONFIG).encode())
+    meta = {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "first", "split": False}
+    out(t, "metaspace", js(sentencepiece_tokenizer(normalizer=None, pre_tokenizer=meta, decoder=meta)))
+    gpt2 = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}
+    out(t, "gpt2_regex", js(byte_level_tokenizer(normalizer=None, pre_tokenizer=gpt2, decoder=gpt2,
+                                                 post_processor=None)))
+    splits = {"type": "Sequence", "pretokenizers": [
+        {"type": "Digits", "individual_digits": True},
+        {"type": "Split", "pattern": {"String": " "}, "behavior": "MergedWithPrevious", "invert": False},
+        {"type": "Split", "pattern": {"Regex": "[,.]"}, "behavior": "Removed", "invert": False},
+        {"type": "Split", "pattern": {"Regex": "o+"}, "behavior": "Contiguous", "invert": True},
+        {"type": "Split", "pattern": {"String": "-"}, "behavior": "MergedWithNext", "invert": False},
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}]}
+    norms = {"type": "Sequence", "normalizers": [{"type": "NFKC"}, {"type": "NFD"}, {"type": "NFKD"},
+                                                 {"type": "Strip", "strip_left": True, "strip_right": False},
+                                                 {"type": "Replace", "pattern": {"Regex": "\\s+"}, "content": " "}]}
+    out(t, "splits_and_normalizers", js(byte_level_tokenizer(normalizer=norms, pre_tokenizer=splits)))
+    m = sentencepiece_tokenizer()
+    m["model"]["merges"] = [x.split(" ") for x in m["model"]["merges"]]
+    m["model"]["ignore_merges"] = True
+    out(t, "merges_as_arrays", js(m))
+    bert = byte_level_tokenizer(post_processor={"type": "BertProcessing", "sep": ["<|im_end|>", 258],
+                                                "cls": ["<|im_start|>", 257]})
+    out(t, "bert_processing", js(bert))
+    rob = byte_level_tokenizer(post_processor={"type": "Sequence", "processors": [
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False},
+        {"type": "TemplateProcessing", "single": [{"Sequence": {"id": "A", "type_id": 0}},
+                                                   {"SpecialToken": {"id": "<|endoftext|>", "type_id": 0}}],
+         "special_tokens": {"<|endoftext|>": {"id": "<|endoftext|>", "ids": [269], "tokens": ["<|endoftext|>"]}}}]})
+    out(t, "sequence_post_processor", js(rob))
+    dec = sentencepiece_tokenizer(decoder=None)
+    dec["added_tokens"].append({"id": 300, "content": "<extra>", "single_word": True, "lstrip": True,
+                                "rstrip": True, "normalized": True, "special": False})
+    out(t, "added_and_no_decoder", js(dec).encode() + SEP +
+        js(dict(LLAMA_TOK_CONFIG, add_eos_token=True, clean_up_tokenization_spaces=True,
+                additional_special_tokens=["<extra>"])).encode())
+
+    # encode/decode of arbitrary bytes with the real tokenizers: byte 0 is the mode
+    c = "tokenizer_codec"
+    texts = ["Hello world", " leading and  double  spaces ", "tabs\tand\nnew\r\nlines\n\n",
+             "It's 2024! Numbers 1234567 and 3.14159", "caf\u00e9 na\u00efve \u00e9\u0301 \ufb01",
+             "\u4e2d\u6587\u6d4b\u8bd5 \u65e5\u672c\u8a9e \ud55c\uad6d\uc5b4", "emoji \U0001F600\U0001F44D\U0001F3FD",
+             "<s>special</s> <|im_start|>user<|im_end|><|endoftext|>", "\u0000\u0001\u001f\u007f",
+             "   ", "", "a" * 300, "Below is an instruction that describes a task.\n\n### Response:\n"]
+    for i, s in enumerate(texts):
+        for mode in (0, 1, 3, 6):
+            out(c, "text_%02d_%d" % (i, mode), bytes([mode]) + s.encode("utf-8"))
+    out(c, "invalid_utf8", b"\x00abc\xff\xfe def \xc3\x28 \xed\xa0\x80 \xf4\x90\x80\x80")
+    out(c, "truncated_utf8", b"\x01\xe4\xb8")
+    for mode in (8, 9, 12, 13):
+        ids = [0, 1, 2, 3, 100, 255, 256, 1000, 30000, 0xF000, 0xF001, 0xFFFF, 12, 13]
+        out(c, "ids_%d" % mode, bytes([mode]) + b"".join(struct.pack("<H", x) for x in ids))
+    # llama2 byte-fallback ids of a 4-byte character, one at a time, and a cut one
+    out(c, "ids_bytes_9", bytes([9]) + b"".join(struct.pack("<H", x) for x in [243, 162, 169, 156, 3431]))
+    out(c, "ids_cut_9", bytes([9]) + b"".join(struct.pack("<H", x) for x in [243, 162, 3431]))
+
+
+# ------------------------------------------------------------------------ data
+
+REC = {"instruction": "Is the sky blue?", "input": "", "output": "the correct answer is true", "answer": "true"}
+
+
+def data_seeds():
+    t = "data"
+    out(t, "array", js([REC, dict(REC, input="context here", answer=None),
+                        {"instruction": "Compute 2+2", "output": "4", "answer": 4}], 2))
+    out(t, "jsonl", "\n".join(js(dict(REC, instruction="q%d" % i)) for i in range(4)) + "\n")
+    out(t, "jsonl_crlf_bom", ("\ufeff" + "\r\n".join(js(REC) for _ in range(2)) + "\r\n"))
+    out(t, "bad_records", "\n".join([js(REC), js({"instruction": 5, "output": "x"}), js(["not", "an", "object"]),
+                                      js({"output": "no instruction"}), js(dict(REC, answer=1.5))]) + "\n")
+    out(t, "unicode", js([dict(REC, instruction="\u4e2d\u6587? caf\u00e9 \U0001F600", output="\u00e9" * 40)]))
+    out(t, "long_output", js([dict(REC, output="word " * 200)]))
+    out(t, "one_object", js({"instruction": "only one", "output": "x"}))
+    out(t, "not_records", js({"data": [REC]}))
+    out(t, "nested_values", js([dict(REC, extra={"a": [1, {"b": None}]}, answer=-3e20)]))
+
+
+# --------------------------------------------------------------------- adapter
+
+# The fuzz target's model: 2 layers, hidden 8, 2 query heads and 1 KV head of 4, MLP 12.
+D, Q, K, F, L = 8, 8, 4, 12, 2
+SHAPES = {"q_proj": (D, Q), "k_proj": (D, K), "v_proj": (D, K), "o_proj": (Q, D),
+          "gate_proj": (D, F), "up_proj": (D, F), "down_proj": (F, D)}
+
+
+def lora_adapter(r=2, modules=("q_proj", "v_proj"), layers=range(L), dtype="F32", **cfg):
+    tensors = []
+    for layer in layers:
+        for mod in modules:
+            parent = "self_attn" if mod in ("q_proj", "k_proj", "v_proj", "o_proj") else "mlp"
+            fin, fout = SHAPES[mod]
+            base = "base_model.model.model.layers.%d.%s.%s" % (layer, parent, mod)
+            tensors.append((base + ".lora_A.weight", dtype, [r, fin], None))
+            tensors.append((base + ".lora_B.weight", dtype, [fout, r], None))
+    c = {"base_model_name_or_path": "fuzz", "bias": "none", "fan_in_fan_out": False, "inference_mode": True,
+         "init_lora_weights": True, "layers_to_transform": None, "lora_alpha": 16, "lora_dropout": 0.05,
+         "modules_to_save": None, "peft_type": "LORA", "r": r, "target_modules": list(modules),
+         "task_type": "CAUSAL_LM", "use_dora": False, "use_rslora": False, "rank_pattern": {}, "alpha_pattern": {}}
+    c.update(cfg)
+    return js(c, 2).encode() + SEP + safetensors(tensors, {"format": "pt"})
+
+
+def rosa_adapter(r=2, targets=("q", "k"), train_norms=False, r_low=0.5):
+    m = max(1, int(4 * r_low / 2 + 0.5))
+    tensors = []
+    for layer in range(L):
+        for w in targets:
+            heads = 2 if w == "q" else 1
+            base = "base_model.model.model.layers.%d.self_attn.roae_%s" % (layer, w)
+            tensors.append((base + ".lora_A.weight", "F32", [r, D], None))
+            tensors.append((base + ".lora_B.weight", "F32", [heads * 2 * m, r], None))
+        if train_norms:
+            for n in ("input_layernorm", "post_attention_layernorm"):
+                tensors.append(("base_model.model.model.layers.%d.%s.weight" % (layer, n), "F32", [D], None))
+    c = {"base_model_name_or_path": "fuzz", "peft_type": "ROSA", "task_type": "CAUSAL_LM", "r": r, "alpha": 1.0,
+         "r_low": r_low, "targets": list(targets), "placement": "post-rope", "form": "gate", "dropout": 0.0,
+         "train_norms": train_norms,
+         "dls": {"enabled": True, "interval": 50, "warmup": 50, "k_ratio": 0.5, "p_exploit": 0.8,
+                 "score_ema": 0.0, "inactive": "skip", "seed": 42}}
+    return js(c, 2).encode() + SEP + safetensors(tensors, {"format": "pt"})
+
+
+def adapter_seeds():
+    t = "adapter"
+    out(t, "lora_qv", lora_adapter())
+    out(t, "lora_all_bf16", lora_adapter(r=1, modules=tuple(SHAPES), dtype="BF16", use_rslora=True))
+    out(t, "lora_f16_layer1", lora_adapter(modules=("k_proj", "down_proj"), layers=[1], dtype="F16",
+                                           layers_to_transform=[1]))
+    out(t, "lora_regex", lora_adapter(modules=("q_proj", "o_proj"), layers=[0],
+                                      target_modules="model\\.layers\\.0\\.self_attn\\.(q|o)_proj"))
+    out(t, "lora_int_layer", lora_adapter(layers=[0], layers_to_transform=0))
+    out(t, "rosa_qk", rosa_adapter())
+    out(t, "rosa_k_norms", rosa_adapter(r=1, targets=("k",), train_norms=True, r_low=1.0))
+
+
+def main():
+    safetensors_seeds()
+    config_seeds()
+    tokenizer_seeds()
+    data_seeds()
+    adapter_seeds()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,806 @@
+/* eval.c: the evaluation driver: prompts, decoding, scoring, predictions
+ * (JSON Lines, resumable), reports.
+ *
+ * Per example, as LLM-Adapters' scripts do: prompt = the evaluation template
+ * with the record's instruction (never its input), encoded with the
+ * tokenizer's special tokens; the generation is decoded together with the
+ * prompt (commonsense skipping special tokens, math keeping them) and the
+ * response is the text after the first "### Response:" (up to a second one),
+ * stripped. */
+#include "eval.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "eval/extract.h"
+#include "io/json.h"
+#include "model/model.h"
+#include "train/data.h"
+#include "util.h"
+
+void rosa_eval_options_default(rosa_eval_options *o) {
+    memset(o, 0, sizeof *o);
+    o->mode = ROSA_EVAL_GENERATE;
+    o->num_beams = 4;
+    o->rule = ROSA_BEAM_LLM_ADAPTERS;
+    o->batch_size = 1;
+}
+
+void rosa_eval_report_free(rosa_eval_report *rep) {
+    free(rep->r);
+    memset(rep, 0, sizeof *rep);
+}
+
+/* ------------------------------------------------------------ progress */
+
+typedef struct {
+    int64_t total, done;
+    double t0, last;
+    int quiet, tty, open;
+} progress;
+
+static void clock_str(char *buf, size_t n, double s) {
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else snprintf(buf, n, "%02ld:%02ld", t / 60, t % 60);
+}
+
+static void progress_show(progress *p, const char *task, int force) {
+    if (p->quiet) return;
+    double now = rosa_now(), el = now - p->t0;
+    if (!force && now - p->last < (p->tty ? 0.2 : 2.0)) return;
+    p->last = now;
+    double rate = el > 0 ? (double)p->done / el : 0.0;
+    double eta = rate > 0 ? (double)(p->total - p->done) / rate : 0.0;
+    char bar[21], e1[32], e2[32];
+    int filled = p->total > 0 ? (int)(20 * p->done / p->total) : 20;
+    for (int i = 0; i < 20; i++) bar[i] = i < filled ? '#' : '.';
+    bar[20] = 0;
+    clock_str(e1, sizeof e1, el);
+    clock_str(e2, sizeof e2, eta);
+    fprintf(stderr, "%seval [%s] %lld/%lld %s %.2f ex/s %s eta %s%s", p->tty ? "\r" : "", bar, (long long)p->done,
+            (long long)p->total, task, rate, e1, e2, p->tty ? "\033[K" : "\n");
+    p->open = p->tty;
+    fflush(stderr);
+}
+
+static void progress_end(progress *p) {
+    if (p->open) fputc('\n', stderr);
+    p->open = 0;
+}
+
+static void note(progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(progress *p, const char *fmt, ...) {
+    if (p && p->quiet) return;
+    if (p && p->open) {
+        fputs("\r\033[K", stderr);
+        p->open = 0;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("rosa: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+/* ------------------------------------------------------------ predictions */
+
+typedef struct {
+    cJSON **lines;
+    int n;
+} pred_file;
+
+static void pred_file_free(pred_file *f) {
+    for (int i = 0; i < f->n; i++) cJSON_Delete(f->lines[i]);
+    free(f->lines);
+    memset(f, 0, sizeof *f);
+}
+
+static int pred_push(pred_file *f, cJSON *j) {
+    cJSON **p = rosa_realloc(f->lines, sizeof(cJSON *) * (size_t)(f->n + 1), "predictions");
+    if (!p) return -1;
+    f->lines = p;
+    f->lines[f->n++] = j;
+    return 0;
+}
+
+/* Reads JSON Lines (or one JSON array).  With `repair`, an unparsable last
+ * line without a newline (an interrupted write) is cut off the file. */
+static int pred_file_load(const char *path, int repair, pred_file *out, int *repaired) {
+    memset(out, 0, sizeof *out);
+    if (repaired) *repaired = 0;
+    size_t len;
+    char *text = rosa_read_file(path, &len);
+    if (!text) return -1;
+    size_t i = 0;
+    while (i < len && (text[i] == ' ' || text[i] == '\n' || text[i] == '\r' || text[i] == '\t')) i++;
+    if (i < len && text[i] == '[') { /* a JSON array (LLM-Adapters' output files) */
+        cJSON *a = rosa_json_parse(text, len, path);
+        free(text);
+        if (!a) return -1;
+        while (a->child) {
+            cJSON *e = cJSON_DetachItemViaPointer(a, a->child);
+            if (!cJSON_IsObject(e)) {
+                cJSON_Delete(e);
+                cJSON_Delete(a);
+                pred_file_free(out);
+                return rosa_fail("%s: the array holds something other than objects", path);
+            }
+            if (pred_push(out, e) < 0) {
+                cJSON_Delete(e);
+                cJSON_Delete(a);
+                pred_file_free(out);
+                return -1;
+            }
+        }
+        cJSON_Delete(a);
+        return 0;
+    }
+    int line_no = 0;
+    size_t pos = 0;
+    while (pos < len) {
+        size_t end = pos;
+        while (end < len && text[end] != '\n') end++;
+        line_no++;
+        size_t a = pos, b = end;
+        while (a < b && (text[a] == ' ' || text[a] == '\t' || text[a] == '\r')) a++;
+        while (b > a && (text[b - 1] == ' ' || text[b - 1] == '\t' || text[b - 1] == '\r')) b--;
+        if (b > a) {
+            cJSON *j = cJSON_ParseWithLength(text + a, b - a);
+            if (!j || !cJSON_IsObject(j)) {
+                cJSON_Delete(j);
+                if (repair && end >= len) { /* the last line, cut short */
+                    if (truncate(path, (off_t)pos) != 0) {
+                        free(text);
+                        pred_file_free(out);
+                        return rosa_fail("%s: cannot cut the incomplete last line: %s", path, strerror(errno));
+                    }
+                    if (repaired) *repaired = 1;
+                    break;
+                }
+                free(text);
+                pred_file_free(out);
+                return rosa_fail("%s: line %d is not a JSON object", path, line_no);
+            }
+            if (pred_push(out, j) < 0) {
+                cJSON_Delete(j);
+                free(text);
+                pred_file_free(out);
+                return -1;
+            }
+        }
+        pos = end + 1;
+    }
+    free(text);
+    return 0;
+}
+
+static const char *jstr(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static int jint(const cJSON *o, const char *key, int def) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? (int)v->valuedouble : def;
+}
+
+/* ------------------------------------------------------------ one task */
+
+typedef struct {
+    rosa_model *m;
+    const rosa_tokenizer *tok;
+    const rosa_eval_options *o;
+    const rosa_task *task;
+    const rosa_records *recs;
+    rosa_task_result *res;
+    const int *todo;         /* record indices */
+    int32_t **prompt_ids;    /* [n_todo] */
+    int *prompt_len;
+    int max_new;
+    FILE *pf;                /* predictions, or NULL */
+    const char *pf_path;
+    progress *prog;
+    char **pending;          /* [n_todo] lines finished out of order (generate) */
+    int next_write;          /* the first todo position not yet written */
+    int cur;                 /* the todo position of the line being made */
+} task_run;
+
+/* Writes the lines in record order: a prompt that finishes early waits for
+ * those before it. */
+static int flush_lines(task_run *tr) {
+    while (tr->pending && tr->pending[tr->next_write]) {
+        char *s = tr->pending[tr->next_write];
+        int ok = fputs(s, tr->pf) >= 0 && fputc('\n', tr->pf) != EOF && fflush(tr->pf) == 0;
+        free(s);
+        tr->pending[tr->next_write++] = NULL;
+        if (!ok) return rosa_fail("%s: write failed: %s", tr->pf_path, strerror(errno));
+    }
+    return 0;
+}
+
+static void count(rosa_task_result *r, const rosa_answer *a) {
+    r->n++;
+    r->correct += a->correct;
+    r->no_answer += !a->extracted;
+}
+
+/* One predictions line. */
+static int write_prediction(task_run *tr, const rosa_record *rec, const char *response, const rosa_answer *a,
+                            int new_tokens, double score, const char *const *options, const double *option_lp,
+                            int n_options) {
+    if (!tr->pf) return 0;
+    cJSON *j = cJSON_CreateObject();
+    if (!j) return rosa_fail("out of memory");
+    cJSON_AddStringToObject(j, "task", tr->task->name);
+    cJSON_AddNumberToObject(j, "index", rec->index);
+    cJSON_AddStringToObject(j, "instruction", rec->instruction);
+    cJSON_AddStringToObject(j, "response", response);
+    if (tr->task->rule == ROSA_RULE_NUMBER) {
+        if (a->extracted) cJSON_AddNumberToObject(j, "prediction", a->number);
+        else cJSON_AddNullToObject(j, "prediction");
+    } else {
+        cJSON_AddStringToObject(j, "prediction", a->text);
+    }
+    cJSON_AddStringToObject(j, "label", rec->answer ? rec->answer : "");
+    cJSON_AddBoolToObject(j, "correct", a->correct);
+    cJSON_AddBoolToObject(j, "extracted", a->extracted);
+    if (tr->o->mode == ROSA_EVAL_LOGLIK) {
+        cJSON_AddStringToObject(j, "mode", "loglik");
+        cJSON *lp = cJSON_AddObjectToObject(j, "option_logprobs");
+        for (int i = 0; lp && i < n_options; i++) cJSON_AddNumberToObject(lp, options[i], option_lp[i]);
+    } else {
+        cJSON_AddStringToObject(j, "mode", "generate");
+        cJSON_AddNumberToObject(j, "num_beams", tr->o->num_beams);
+        cJSON_AddStringToObject(j, "beam_rule", rosa_beam_rule_name(tr->o->rule));
+        cJSON_AddNumberToObject(j, "max_new_tokens", tr->max_new);
+        cJSON_AddNumberToObject(j, "new_tokens", new_tokens);
+        cJSON_AddNumberToObject(j, "score", score);
+    }
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    if (!s) return rosa_fail("out of memory");
+    if (tr->pending) {
+        tr->pending[tr->cur] = s;
+        return flush_lines(tr);
+    }
+    int ok = fputs(s, tr->pf) >= 0 && fputc('\n', tr->pf) != EOF && fflush(tr->pf) == 0;
+    free(s);
+    if (!ok) return rosa_fail("%s: write failed: %s", tr->pf_path, strerror(errno));
+    return 0;
+}
+
+static int on_decoded(int i, const rosa_decode_result *res, void *user) {
+    task_run *tr = user;
+    const rosa_record *rec = &tr->recs->rec[tr->todo[i]];
+    int skip_special = tr->task->type == ROSA_TASK_COMMONSENSE;
+    int np = tr->prompt_len[i], n = np + res->n;
+    int32_t *ids = rosa_malloc(sizeof(int32_t) * (size_t)n, "decode");
+    if (!ids) return -1;
+    memcpy(ids, tr->prompt_ids[i], sizeof(int32_t) * (size_t)np);
+    memcpy(ids + np, res->ids, sizeof(int32_t) * (size_t)res->n);
+    size_t len;
+    char *text = rosa_tokenizer_decode(tr->tok, ids, (size_t)n, skip_special, &len);
+    free(ids);
+    if (!text) return -1;
+    int found;
+    char *response = rosa_response_from_text(text, len, &found);
+    free(text);
+    if (!found) { /* the decoded prompt lost its marker: take the new text alone */
+        char *gen = rosa_tokenizer_decode(tr->tok, res->ids, (size_t)res->n, skip_special, &len);
+        if (!gen) return -1;
+        size_t sl;
+        const char *s = rosa_py_strip(gen, len, &sl);
+        response = rosa_strndup(s, sl);
+        free(gen);
+    }
+    if (!response) return -1;
+    rosa_answer a;
+    int rc = rosa_score_response(tr->task, rec->instruction, response, rec->answer, &a);
+    if (rc < 0) rosa_error_prefix("record %d", rec->index);
+    if (rc == 0) {
+        count(tr->res, &a);
+        tr->cur = i;
+        rc = write_prediction(tr, rec, response, &a, res->n, res->score, NULL, NULL, 0);
+    }
+    rosa_answer_free(&a);
+    free(response);
+    tr->prog->done++;
+    progress_show(tr->prog, tr->task->name, 0);
+    return rc < 0 ? -1 : 0;
+}
+
+static int run_generate(task_run *tr, int n_todo) {
+    rosa_decode_params p;
+    rosa_decode_params_default(&p);
+    p.num_beams = tr->o->num_beams;
+    p.rule = tr->o->rule;
+    p.max_new_tokens = tr->max_new;
+    int rc = -1;
+    tr->prompt_ids = rosa_calloc((size_t)(n_todo ? n_todo : 1), sizeof(int32_t *), "prompts");
+    tr->prompt_len = rosa_calloc((size_t)(n_todo ? n_todo : 1), sizeof(int), "prompts");
+    if (tr->pf) tr->pending = rosa_calloc((size_t)n_todo + 1, sizeof(char *), "predictions");
+    if (!tr->prompt_ids || !tr->prompt_len || (tr->pf && !tr->pending)) goto out;
+    for (int i = 0; i < n_todo; i++) {
+        char *prompt = rosa_prompt_eval(&tr->recs->rec[tr->todo[i]]);
+        if (!prompt) goto out;
+        size_t n;
+        int e = rosa_tokenizer_encode(tr->tok, prompt, strlen(prompt), 1, &tr->prompt_ids[i], &n);
+        free(prompt);
+        if (e < 0) goto out;
+        if (n == 0) {
+            rosa_fail("%s record %d: the prompt encodes to no tokens", tr->task->name, tr->recs->rec[tr->todo[i]].index);
+            goto out;
+        }
+        tr->prompt_len[i] = (int)n;
+    }
+    rc = rosa_decode(tr->m, n_todo, (const int32_t *const *)tr->prompt_ids, tr->prompt_len, &p, tr->o->batch_size,
+                     on_decoded, tr);
+    if (rc != 0) rc = -1;
+out:
+    if (tr->pending)
+        for (int i = 0; i < n_todo; i++) free(tr->pending[i]);
+    free(tr->pending);
+    tr->pending = NULL;
+    if (tr->prompt_ids)
+        for (int i = 0; i < n_todo; i++) free(tr->prompt_ids[i]);
+    free(tr->prompt_ids);
+    free(tr->prompt_len);
+    tr->prompt_ids = NULL;
+    tr->prompt_len = NULL;
+    return rc;
+}
+
+static int run_loglik(task_run *tr, int n_todo) {
+    static const char lead[] = "the correct answer is ";
+    for (int i = 0; i < n_todo; i++) {
+        const rosa_record *rec = &tr->recs->rec[tr->todo[i]];
+        char **own = NULL;
+        int n = rosa_answer_format_labels(rec->instruction, &own);
+        if (n < 0) return -1;
+        const char *const *opts = (const char *const *)own;
+        if (n == 0) {
+            if (!tr->task->labels)
+                return rosa_fail("%s record %d: no \"Answer format:\" line to take the options from", tr->task->name,
+                                 rec->index);
+            opts = tr->task->labels;
+            n = tr->task->n_labels;
+        }
+        char *prompt = rosa_prompt_eval(rec);
+        double *lp = rosa_malloc(sizeof(double) * (size_t)n, "loglik");
+        int rc = prompt && lp ? rosa_loglik_options(tr->m, prompt, opts, n, lp) : -1;
+        free(prompt);
+        char *response = NULL;
+        rosa_answer a = {0};
+        if (rc == 0) {
+            int best = 0;
+            for (int k = 1; k < n; k++)
+                if (lp[k] > lp[best]) best = k; /* ties: the first option */
+            response = rosa_malloc(sizeof lead + strlen(opts[best]), "response");
+            if (response) {
+                memcpy(response, lead, sizeof lead - 1);
+                strcpy(response + sizeof lead - 1, opts[best]);
+                rc = rosa_score_response(tr->task, rec->instruction, response, rec->answer, &a);
+                if (rc < 0) rosa_error_prefix("record %d", rec->index);
+                if (rc == 0) {
+                    count(tr->res, &a);
+                    rc = write_prediction(tr, rec, response, &a, 0, lp[best], opts, lp, n);
+                }
+            } else {
+                rc = -1;
+            }
+        }
+        rosa_answer_free(&a);
+        free(response);
+        free(lp);
+        rosa_free_labels(own, own ? n : 0);
+        if (rc < 0) return -1;
+        tr->prog->done++;
+        progress_show(tr->prog, tr->task->name, 0);
+    }
+    return 0;
+}
+
+/* Whether a saved line was made with the options of this run. */
+static int same_config(const cJSON *line, const rosa_eval_options *o, int max_new, char *why, size_t n) {
+    const char *mode = jstr(line, "mode");
+    const char *want = o->mode == ROSA_EVAL_LOGLIK ? "loglik" : "generate";
+    if (!mode || strcmp(mode, want) != 0) {
+        snprintf(why, n, "mode %s, not %s", mode ? mode : "(none)", want);
+        return 0;
+    }
+    if (o->mode == ROSA_EVAL_LOGLIK) return 1;
+    const char *rule = jstr(line, "beam_rule");
+    if (jint(line, "num_beams", -1) != o->num_beams) {
+        snprintf(why, n, "num_beams %d, not %d", jint(line, "num_beams", -1), o->num_beams);
+        return 0;
+    }
+    if (o->num_beams > 1 && (!rule || strcmp(rule, rosa_beam_rule_name(o->rule)) != 0)) {
+        snprintf(why, n, "beam_rule %s, not %s", rule ? rule : "(none)", rosa_beam_rule_name(o->rule));
+        return 0;
+    }
+    if (jint(line, "max_new_tokens", -1) != max_new) {
+        snprintf(why, n, "max_new_tokens %d, not %d", jint(line, "max_new_tokens", -1), max_new);
+        return 0;
+    }
+    return 1;
+}
+
+int rosa_eval_run(rosa_model *m, const rosa_task_list *tasks, const rosa_eval_options *o, rosa_eval_report *rep) {
+    memset(rep, 0, sizeof *rep);
+    const rosa_tokenizer *tok = rosa_model_tokenizer(m);
+    if (!tok) return rosa_fail("eval: the model directory has no tokenizer.json");
+    if (o->num_beams < 1) return rosa_fail("eval: --num-beams must be >= 1");
+    int nt = tasks->n, rc = -1;
+    double t0 = rosa_now();
+    rep->r = rosa_calloc((size_t)(nt ? nt : 1), sizeof(rosa_task_result), "report");
+    rosa_records *recs = rosa_calloc((size_t)(nt ? nt : 1), sizeof(rosa_records), "records");
+    int **todo = rosa_calloc((size_t)(nt ? nt : 1), sizeof(int *), "todo");
+    int *n_todo = rosa_calloc((size_t)(nt ? nt : 1), sizeof(int), "todo");
+    pred_file saved = {0};
+    FILE *pf = NULL;
+    progress prog = {0};
+    prog.quiet = o->quiet;
+    prog.tty = isatty(2);
+    if (!rep->r || !recs || !todo || !n_todo) goto out;
+    rep->n = nt;
+    int resumed_total = 0;
+    if (o->predictions && rosa_file_exists(o->predictions)) {
+        int repaired;
+        if (pred_file_load(o->predictions, 1, &saved, &repaired) < 0) goto out;
+        if (repaired) note(&prog, "%s: its last line was incomplete and was removed", o->predictions);
+    }
+    /* Load every task first: the progress line needs the total. */
+    int64_t total = 0;
+    for (int ti = 0; ti < nt; ti++) {
+        const rosa_task *t = &tasks->t[ti];
+        rosa_task_result *r = &rep->r[ti];
+        r->task = t;
+        if (rosa_records_load(t->file, 0, &recs[ti]) < 0) {
+            rosa_error_prefix("task %s", t->name);
+            goto out;
+        }
+        if (o->limit > 0 && recs[ti].n > o->limit) rosa_records_truncate(&recs[ti], o->limit);
+        int n = recs[ti].n;
+        int max_new = o->max_new_tokens > 0 ? o->max_new_tokens : rosa_task_default_max_new_tokens(t->type);
+        uint8_t *done = rosa_calloc((size_t)(n ? n : 1), 1, "done");
+        todo[ti] = rosa_malloc(sizeof(int) * (size_t)(n ? n : 1), "todo");
+        if (!done || !todo[ti]) {
+            free(done);
+            goto out;
+        }
+        /* check the labels (and a custom task's "Answer format:" lines) before any decoding */
+        for (int k = 0; k < n; k++) {
+            const rosa_record *rec = &recs[ti].rec[k];
+            rosa_answer a;
+            if (rosa_score_response(t, rec->instruction, "", rec->answer, &a) < 0) {
+                free(done);
+                rosa_error_prefix("task %s: %s record %d", t->name, t->file, rec->index);
+                goto out;
+            }
+            rosa_answer_free(&a);
+        }
+        /* resume: examples already in the predictions file are rescored from
+         * their saved response and not decoded again */
+        for (int li = 0; li < saved.n; li++) {
+            const cJSON *line = saved.lines[li];
+            const char *name = jstr(line, "task"), *response = jstr(line, "response");
+            int idx = jint(line, "index", -1);
+            if (!name || strcmp(name, t->name) != 0 || idx < 0 || idx >= n || done[idx]) continue;
+            char why[128];
+            if (!same_config(line, o, max_new, why, sizeof why)) {
+                free(done);
+                rosa_fail("%s holds predictions made with other options (%s, line %d); give another "
+                          "--predictions file or the same options", o->predictions, why, li + 1);
+                goto out;
+            }
+            if (!response) {
+                free(done);
+                rosa_fail("%s: line %d has no response", o->predictions, li + 1);
+                goto out;
+            }
+            rosa_answer a;
+            if (rosa_score_response(t, recs[ti].rec[idx].instruction, response, recs[ti].rec[idx].answer, &a) < 0) {
+                free(done);
+                rosa_error_prefix("task %s: record %d", t->name, idx);
+                goto out;
+            }
+            count(r, &a);
+            rosa_answer_free(&a);
+            r->resumed++;
+            done[idx] = 1;
+        }
+        for (int k = 0; k < n; k++)
+            if (!done[k]) todo[ti][n_todo[ti]++] = k;
+        free(done);
+        total += n_todo[ti];
+        resumed_total += r->resumed;
+    }
+    if (o->predictions) {
+        pf = fopen(o->predictions, "a");
+        if (!pf) {
+            rosa_fail("%s: %s", o->predictions, strerror(errno));
+            goto out;
+        }
+    }
+    if (resumed_total > 0) note(&prog, "resuming: %d examples already in %s", resumed_total, o->predictions);
+    prog.total = total;
+    prog.t0 = rosa_now();
+    for (int ti = 0; ti < nt; ti++) {
+        const rosa_task *t = &tasks->t[ti];
+        if (n_todo[ti] == 0) continue;
+        task_run tr = {0};
+        tr.m = m;
+        tr.tok = tok;
+        tr.o = o;
+        tr.task = t;
+        tr.recs = &recs[ti];
+        tr.res = &rep->r[ti];
+        tr.todo = todo[ti];
+        tr.max_new = o->max_new_tokens > 0 ? o->max_new_tokens : rosa_task_default_max_new_tokens(t->type);
+        tr.pf = pf;
+        tr.pf_path = o->predictions;
+        tr.prog = &prog;
+        progress_show(&prog, t->name, 1);
+        int e;
+        if (o->mode == ROSA_EVAL_LOGLIK) {
+            if (t->type != ROSA_TASK_COMMONSENSE) {
+                progress_end(&prog);
+                fprintf(stderr, "rosa: warning: %s: loglik mode scores commonsense tasks only; skipped\n", t->name);
+                prog.total -= n_todo[ti];
+                continue;
+            }
+            e = run_loglik(&tr, n_todo[ti]);
+        } else {
+            e = run_generate(&tr, n_todo[ti]);
+        }
+        if (e < 0) {
+            rosa_error_prefix("task %s", t->name);
+            goto out;
+        }
+        rep->n_new += n_todo[ti];
+    }
+    progress_show(&prog, "done", 1);
+    rc = 0;
+out:
+    progress_end(&prog);
+    if (pf && fclose(pf) != 0 && rc == 0) rc = rosa_fail("%s: %s", o->predictions, strerror(errno));
+    pred_file_free(&saved);
+    if (recs)
+        for (int ti = 0; ti < nt; ti++) rosa_records_free(&recs[ti]);
+    free(recs);
+    if (todo)
+        for (int ti = 0; ti < nt; ti++) free(todo[ti]);
+    free(todo);
+    free(n_todo);
+    rep->seconds = rosa_now() - t0;
+    if (rc < 0) rosa_eval_report_free(rep);
+    return rc;
+}
+
+/* ------------------------------------------------------------ rescoring */
+
+int rosa_eval_score_file(const char *path, const rosa_task_list *known, const char *default_task,
+                         rosa_eval_report *rep) {
+    memset(rep, 0, sizeof *rep);
+    double t0 = rosa_now();
+    pred_file f;
+    if (pred_file_load(path, 0, &f, NULL) < 0) return -1;
+    int nk = known->n, rc = -1;
+    rosa_task_result *res = rosa_calloc((size_t)(nk ? nk : 1), sizeof *res, "report");
+    rosa_records *recs = rosa_calloc((size_t)(nk ? nk : 1), sizeof *recs, "records");
+    uint8_t *loaded = rosa_calloc((size_t)(nk ? nk : 1), 1, "records");
+    if (!res || !recs || !loaded) goto out;
+    for (int li = 0; li < f.n; li++) {
+        const cJSON *line = f.lines[li];
+        const char *name = jstr(line, "task");
+        if (!name) name = default_task;
+        if (!name) {
+            rosa_fail("%s: line %d has no \"task\" (give --tasks with one task to score a file of one task)", path,
+                      li + 1);
+            goto out;
+        }
+        int ti = -1;
+        const rosa_task *b = rosa_task_find_builtin(name);
+        for (int k = 0; k < nk && ti < 0; k++)
+            if (strcmp(known->t[k].name, name) == 0 || (b && strcmp(known->t[k].name, b->name) == 0)) ti = k;
+        if (ti < 0) {
+            rosa_fail("%s: line %d: unknown task \"%s\"", path, li + 1, name);
+            goto out;
+        }
+        const rosa_task *t = &known->t[ti];
+        const char *response = jstr(line, "response");
+        if (!response) response = jstr(line, "output_pred");
+        if (!response) {
+            rosa_fail("%s: line %d has no \"response\" (or \"output_pred\")", path, li + 1);
+            goto out;
+        }
+        const char *label = jstr(line, "label");
+        if (!label) label = jstr(line, "answer");
+        char numbuf[64];
+        const cJSON *lv = cJSON_GetObjectItemCaseSensitive(line, "label");
+        if (!cJSON_IsNumber(lv)) lv = cJSON_GetObjectItemCaseSensitive(line, "answer");
+        if (!label && cJSON_IsNumber(lv)) {
+            snprintf(numbuf, sizeof numbuf, "%.17g", lv->valuedouble);
+            label = numbuf;
+        }
+        const char *instruction = jstr(line, "instruction");
+        int idx = jint(line, "index", -1);
+        if (!label || (!instruction && !t->labels && t->rule == ROSA_RULE_LABELS)) {
+            if (idx < 0) {
+                rosa_fail("%s: line %d has no label (\"label\", \"answer\" or \"index\" into the test file)", path,
+                          li + 1);
+                goto out;
+            }
+            if (!loaded[ti]) {
+                if (rosa_records_load(t->file, 0, &recs[ti]) < 0) goto out;
+                loaded[ti] = 1;
+            }
+            if (idx >= recs[ti].n) {
+                rosa_fail("%s: line %d: index %d is past the %d records of %s", path, li + 1, idx, recs[ti].n,
+                          t->file);
+                goto out;
+            }
+            if (!label) label = recs[ti].rec[idx].answer;
+            if (!instruction) instruction = recs[ti].rec[idx].instruction;
+        }
+        rosa_answer a;
+        if (rosa_score_response(t, instruction, response, label, &a) < 0) {
+            rosa_error_prefix("%s: line %d", path, li + 1);
+            goto out;
+        }
+        res[ti].task = t;
+        count(&res[ti], &a);
+        rosa_answer_free(&a);
+    }
+    rep->r = rosa_calloc((size_t)(nk ? nk : 1), sizeof(rosa_task_result), "report");
+    if (!rep->r) goto out;
+    for (int k = 0; k < nk; k++)
+        if (res[k].n > 0) rep->r[rep->n++] = res[k];
+    rc = 0;
+out:
+    pred_file_free(&f);
+    free(res);
+    if (recs)
+        for (int k = 0; k < nk; k++) rosa_records_free(&recs[k]);
+    free(recs);
+    free(loaded);
+    rep->seconds = rosa_now() - t0;
+    if (rc < 0) rosa_eval_report_free(rep);
+    return rc;
+}
+
+/* ------------------------------------------------------------ reports */
+
+typedef struct {
+    int tasks, n, correct, no_answer, with_examples;
+    double acc_sum;
+} group_stats;
+
+static group_stats group_of(const rosa_eval_report *rep, int which /* 0 all, else rosa_task_type */) {
+    group_stats g = {0};
+    for (int i = 0; i < rep->n; i++) {
+        const rosa_task_result *r = &rep->r[i];
+        if (which && (int)r->task->type != which) continue;
+        g.tasks++;
+        g.n += r->n;
+        g.correct += r->correct;
+        g.no_answer += r->no_answer;
+        if (r->n > 0) {
+            g.with_examples++;
+            g.acc_sum += (double)r->correct / r->n;
+        }
+    }
+    return g;
+}
+
+static const int GROUPS[] = {ROSA_TASK_COMMONSENSE, ROSA_TASK_MATH, 0};
+static const char *group_name(int g) { return g ? rosa_task_type_name((rosa_task_type)g) : "all"; }
+
+void rosa_eval_report_print(const rosa_eval_report *rep, FILE *f) {
+    fprintf(f, "%-16s %-12s %6s %8s %10s %9s\n", "task", "group", "n", "correct", "no answer", "accuracy");
+    for (int i = 0; i < rep->n; i++) {
+        const rosa_task_result *r = &rep->r[i];
+        char acc[32] = "-";
+        if (r->n > 0) snprintf(acc, sizeof acc, "%.2f%%", 100.0 * r->correct / r->n);
+        fprintf(f, "%-16s %-12s %6d %8d %10d %9s\n", r->task->name, rosa_task_type_name(r->task->type), r->n,
+                r->correct, r->no_answer, acc);
+    }
+    fprintf(f, "%.*s\n", 66, "------------------------------------------------------------------------------");
+    int both = group_of(rep, ROSA_TASK_COMMONSENSE).tasks > 0 && group_of(rep, ROSA_TASK_MATH).tasks > 0;
+    for (int gi = 0; gi < 3; gi++) {
+        group_stats g = group_of(rep, GROUPS[gi]);
+        if (g.tasks == 0 || (GROUPS[gi] == 0 && !both)) continue; /* "all" only with both groups */
+        char macro[32] = "-", micro[32] = "-", label[64];
+        if (g.with_examples) snprintf(macro, sizeof macro, "%.2f%%", 100.0 * g.acc_sum / g.with_examples);
+        if (g.n) snprintf(micro, sizeof micro, "%.2f%%", 100.0 * g.correct / g.n);
+        snprintf(label, sizeof label, "%s (%d)", group_name(GROUPS[gi]), g.tasks);
+        fprintf(f, "%-16s %-12s %6s %8s %10s %9s\n", label, "macro avg", "", "", "", macro);
+        fprintf(f, "%-16s %-12s %6d %8d %10d %9s\n", "", "micro avg", g.n, g.correct, g.no_answer, micro);
+    }
+}
+
+static void add_acc(cJSON *o, const char *key, int num, int den) {
+    if (den > 0) cJSON_AddNumberToObject(o, key, (double)num / den);
+    else cJSON_AddNullToObject(o, key);
+}
+
+int rosa_eval_report_write_json(const rosa_eval_report *rep, const rosa_eval_options *o, const char *path,
+                                const char *scored_file) {
+    cJSON *j = cJSON_CreateObject();
+    if (!j) return rosa_fail("out of memory");
+    cJSON_AddStringToObject(j, "rosa_version", ROSA_VERSION);
+    if (scored_file) {
+        cJSON_AddStringToObject(j, "scored_predictions", scored_file);
+    } else if (o) {
+        if (o->model_dir) cJSON_AddStringToObject(j, "model", o->model_dir);
+        if (o->adapter_dir) cJSON_AddStringToObject(j, "adapter", o->adapter_dir);
+        else cJSON_AddNullToObject(j, "adapter");
+        cJSON_AddStringToObject(j, "mode", o->mode == ROSA_EVAL_LOGLIK ? "loglik" : "generate");
+        if (o->mode == ROSA_EVAL_GENERATE) {
+            cJSON *d = cJSON_AddObjectToObject(j, "decoding");
+            cJSON_AddStringToObject(d, "strategy", o->num_beams > 1 ? "beam_search" : "greedy");
+            cJSON_AddNumberToObject(d, "num_beams", o->num_beams);
+            if (o->num_beams > 1) cJSON_AddStringToObject(d, "beam_rule", rosa_beam_rule_name(o->rule));
+            cJSON_AddNumberToObject(d, "length_penalty", 1.0);
+            cJSON_AddBoolToObject(d, "early_stopping", 0);
+            cJSON *mn = cJSON_AddObjectToObject(d, "max_new_tokens");
+            for (int t = ROSA_TASK_COMMONSENSE; t <= ROSA_TASK_MATH; t++)
+                cJSON_AddNumberToObject(mn, rosa_task_type_name((rosa_task_type)t),
+                                        o->max_new_tokens > 0 ? o->max_new_tokens
+                                                              : rosa_task_default_max_new_tokens((rosa_task_type)t));
+            cJSON_AddNumberToObject(d, "batch_size", o->batch_size);
+        }
+        if (o->limit > 0) cJSON_AddNumberToObject(j, "limit", o->limit);
+        else cJSON_AddNullToObject(j, "limit");
+        cJSON_AddNumberToObject(j, "seed", (double)o->seed);
+        if (o->predictions) cJSON_AddStringToObject(j, "predictions", o->predictions);
+    }
+    cJSON *tasks = cJSON_AddObjectToObject(j, "tasks");
+    for (int i = 0; i < rep->n; i++) {
+        const rosa_task_result *r = &rep->r[i];
+        cJSON *t = cJSON_AddObjectToObject(tasks, r->task->name);
+        cJSON_AddStringToObject(t, "group", rosa_task_type_name(r->task->type));
+        add_acc(t, "accuracy", r->correct, r->n);
+        cJSON_AddNumberToObject(t, "correct", r->correct);
+        cJSON_AddNumberToObject(t, "n", r->n);
+        cJSON_AddNumberToObject(t, "no_answer", r->no_answer);
+        if (!scored_file) cJSON_AddNumberToObject(t, "resumed", r->resumed);
+        if (r->task->file) cJSON_AddStringToObject(t, "file", r->task->file);
+    }
+    cJSON *groups = cJSON_AddObjectToObject(j, "groups");
+    for (int gi = 0; gi < 3; gi++) {
+        group_stats g = group_of(rep, GROUPS[gi]);
+        if (g.tasks == 0) continue;
+        cJSON *o2 = cJSON_AddObjectToObject(groups, group_name(GROUPS[gi]));
+        cJSON *names = cJSON_AddArrayToObject(o2, "tasks");
+        for (int i = 0; i < rep->n; i++)
+            if (!GROUPS[gi] || (int)rep->r[i].task->type == GROUPS[gi])
+                cJSON_AddItemToArray(names, cJSON_CreateString(rep->r[i].task->name));
+        if (g.with_examples) cJSON_AddNumberToObject(o2, "macro_accuracy", g.acc_sum / g.with_examples);
+        else cJSON_AddNullToObject(o2, "macro_accuracy");
+        add_acc(o2, "micro_accuracy", g.correct, g.n);
+        cJSON_AddNumberToObject(o2, "correct", g.correct);
+        cJSON_AddNumberToObject(o2, "n", g.n);
+        cJSON_AddNumberToObject(o2, "no_answer", g.no_answer);
+    }
+    cJSON_AddNumberToObject(j, "seconds", rep->seconds);
+    if (!scored_file) {
+        cJSON_AddNumberToObject(j, "new_examples", rep->n_new);
+        cJSON_AddNumberToObject(j, "examples_per_second", rep->seconds > 0 ? rep->n_new / rep->seconds : 0.0);
+    }
+    char *s = cJSON_Print(j);
+    cJSON_Delete(j);
+    if (!s) return rosa_fail("out of memory");
+    size_t n = strlen(s);
+    s[n] = '\n';
+    int rc = rosa_write_file_atomic(path, s, n + 1);
+    free(s);
+    return rc;
+}

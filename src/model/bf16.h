@@ -1,0 +1,34 @@
+/* bf16.h: frozen weights packed for oneDNN's BF16 matrix product (AMX or
+ * AVX512-BF16 kernels), for the --dtype bf16 compute mode: weights and GEMM
+ * inputs in BF16, FP32 accumulation and outputs.  Each weight W [out][in] is
+ * packed twice, for y = x W^T (forward) and dx = dy W (input gradient), which
+ * together take the memory of one FP32 copy.
+ *
+ * oneDNN's fast BF16 kernels need the row count M at primitive creation; M is
+ * rounded up to a multiple of 64 and primitives are cached per rounded M, so a
+ * run creates a handful.  Not thread-safe: call from one thread at a time
+ * (rosa calls GEMMs from its main thread; oneDNN threads internally). */
+#ifndef ROSA_BF16_H
+#define ROSA_BF16_H
+
+#include <stddef.h>
+
+typedef struct rosa_bf16_weight rosa_bf16_weight;
+
+/* Whether this CPU and oneDNN can run BF16 matrix products. */
+int rosa_bf16_supported(void);
+rosa_bf16_weight *rosa_bf16_weight_new(const float *W, int out, int in);
+void rosa_bf16_weight_free(rosa_bf16_weight *w);
+size_t rosa_bf16_weight_bytes(const rosa_bf16_weight *w);
+/* y[M][out] = x W^T (y += with accumulate) */
+int rosa_bf16_forward(rosa_bf16_weight *w, float *y, const float *x, int M, int accumulate);
+/* dx[M][in] = dy W (dx += with accumulate) */
+int rosa_bf16_backward(rosa_bf16_weight *w, float *dx, const float *dy, int M, int accumulate);
+/* 1 when a BF16 product failed since the last call (the error message is in
+ * rosa_last_error()); clears the flag.  Passes check it once at their end,
+ * so that no result computed after a failure is presented as valid. */
+int rosa_bf16_take_error(void);
+/* The oneDNN implementation chosen (e.g. "brg:avx512_core_amx_bf16"). */
+const char *rosa_bf16_impl(void);
+
+#endif
