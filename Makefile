@@ -21,12 +21,12 @@ LIB_SRC  := $(sort $(wildcard src/*.c src/*/*.c))
 CLI_SRC  := $(sort $(wildcard cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
-BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench_%)
+BENCH_BIN := $(BENCH_SRC:bench/bench_%.c=$(BUILD)/bench_%)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps test test-san demo bench clean help testdata
+.PHONY: all deps test test-san demo bench bench-quick clean help testdata
 
 all: $(BUILD)/rosa $(BUILD)/test_rosa
 
@@ -35,7 +35,8 @@ help:
 	@echo "make demo       fine-tune the shipped model and evaluate it (installs packages)"
 	@echo "make test       run the whole test suite (installs packages)"
 	@echo "make test-san   the test suite under ASan + UBSan"
-	@echo "make bench      speed measurements (tokenizer MB/s, training tokens/s)"
+	@echo "make bench      rosa against PyTorch: training steps, generation, GEMM ceiling (docs/bench.md)"
+	@echo "make bench-quick  the same, SmolLM2-135M LoRA and generation only (< 2 min)"
 	@echo "make deps       install the Debian packages rosa needs"
 
 deps:
@@ -59,7 +60,10 @@ $(BUILD)/bench_%: $(BUILD)/bench/bench_%.o $(BUILD)/librosa.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 bench: deps all $(BENCH_BIN)
-	@sh tools/bench.sh $(BUILD) $(SHARED)
+	@PYTHON=$(PYTHON) sh tools/bench.sh $(BUILD) $(SHARED)
+
+bench-quick: deps all $(BENCH_BIN)
+	@PYTHON=$(PYTHON) sh tools/bench.sh $(BUILD) $(SHARED) quick
 
 # Reference data made by the PyTorch reference (tools/): tiny random models
 # and their logits.  Rebuilt when the tools change.

@@ -11,6 +11,7 @@
 #include "model/model.h"
 #include "rosa.h"
 #include "train/merge.h"
+#include "train/progress.h"
 #include "train/trainer.h"
 #include "util.h"
 
@@ -231,7 +232,8 @@ int cmd_train(int argc, char **argv) {
 
 int cmd_loss(int argc, char **argv) {
     const char *model_dir = NULL, *adapter_dir = NULL, *data = NULL, *train_inputs = "true", *dtype = "fp32";
-    int per_example = 0, json = 0, skip_bad = 0, micro = 4, threads = 0, limit = 0;
+    int per_example = 0, json = 0, skip_bad = 0, micro = 4, threads = 0, limit = 0, quiet = 0, plain = 0;
+    const char *log_format = NULL;
     rosa_data_options d;
     rosa_data_options_default(&d);
     arg_spec specs[] = {
@@ -247,6 +249,8 @@ int cmd_loss(int argc, char **argv) {
         {"json", ARG_FLAG, &json, NULL, "print JSON", 0, 0},
         {"dtype", ARG_STR, &dtype, "fp32|bf16", "matrix products of the frozen model (default fp32)", 0, 0},
         {"threads", ARG_INT, &threads, "N", "threads (default: all cores)", 0, 0},
+        {"log-format", ARG_STR, &log_format, "tty|plain", "progress display (default: tty on a terminal)", 0, 0},
+        {"quiet", ARG_FLAG, &quiet, NULL, "no progress output", 0, 0},
         {0},
     };
     arg_parser p = {"loss", "--model DIR [--adapter DIR] --data FILE [options]",
@@ -256,6 +260,8 @@ int cmd_loss(int argc, char **argv) {
     if (r) return r > 0 ? 0 : 2;
     if (parse_bool("train-on-inputs", train_inputs, &d.train_on_inputs) < 0) return 2;
     if (micro < 1) return die_msg("--micro-batch-size must be >= 1"), 2;
+    if (log_format && strcmp(log_format, "plain") && strcmp(log_format, "tty")) return die_msg("--log-format expects tty or plain"), 2;
+    plain = log_format && strcmp(log_format, "plain") == 0;
     rosa_dtype compute;
     if (parse_dtype(dtype, &compute) < 0) return 2;
     rosa_set_threads(threads);
@@ -295,8 +301,38 @@ int cmd_loss(int argc, char **argv) {
     per = rosa_malloc(sizeof(double) * (size_t)(ds.n ? ds.n : 1), "losses");
     if (!tm || !idx || !per) goto fail;
     for (int i = 0; i < ds.n; i++) idx[i] = i;
-    double token_mean, example_mean;
-    if (rosa_eval_loss(tm, &ds, idx, ds.n, micro, &token_mean, &example_mean, per) < 0) goto fail;
+    /* Chunks of records, for the progress line; the means are taken at the end. */
+    rosa_progress prog;
+    rosa_progress_start(&prog, "loss", ds.n, 0, quiet, plain);
+    double tok_sum = 0.0, ex_sum = 0.0, token_mean, example_mean;
+    long long tok_n = 0;
+    int ex_n = 0, chunk = micro * 4;
+    for (int i = 0; i < ds.n; i += chunk) {
+        int n = ds.n - i < chunk ? ds.n - i : chunk;
+        double unused_token, unused_example;
+        long long toks = 0;
+        if (rosa_eval_loss(tm, &ds, idx + i, n, micro, &unused_token, &unused_example, per + i) < 0) {
+            rosa_progress_end(&prog);
+            goto fail;
+        }
+        for (int k = i; k < i + n; k++) {
+            int c = 0;
+            for (int t = 1; t < ds.ex[k].n; t++) c += ds.ex[k].labels[t] != ROSA_IGNORE_INDEX;
+            if (c) {
+                tok_sum += per[k] * c;
+                ex_sum += per[k];
+                ex_n++;
+            }
+            tok_n += c;
+            toks += ds.ex[k].n;
+        }
+        char extra[48];
+        snprintf(extra, sizeof extra, "loss %.4f", tok_n ? tok_sum / (double)tok_n : 0.0);
+        rosa_progress_update_rate(&prog, i + n, toks, "tok/s", extra);
+    }
+    rosa_progress_end(&prog);
+    token_mean = tok_n ? tok_sum / (double)tok_n : NAN;
+    example_mean = ex_n ? ex_sum / ex_n : NAN;
     if (json) {
         printf("{\"records\": %d, \"token_mean_loss\": %.9g, \"example_mean_loss\": %.9g", ds.n, token_mean, example_mean);
         if (per_example) {

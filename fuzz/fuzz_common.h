@@ -68,7 +68,7 @@ static inline const char *fuzz_path(const char *name) {
     static char bufs[4][PATH_MAX];
     static int k;
     char *b = bufs[k++ & 3];
-    snprintf(b, PATH_MAX, "%s/%s", fuzz_dir(), name);
+    if (snprintf(b, PATH_MAX, "%s/%s", fuzz_dir(), name) >= PATH_MAX) abort();
     return b;
 }
 
@@ -97,6 +97,24 @@ static inline void fuzz_split(const uint8_t *data, size_t size, const uint8_t **
     *nb = hit ? size - *na - sl : 0;
 }
 
+/* Splits data at every FUZZ_SEP into at most `max` parts (the last part keeps
+ * any further separators); returns the number of parts (>= 1). */
+static inline int fuzz_parts(const uint8_t *data, size_t size, const uint8_t **part, size_t *len, int max) {
+    int n = 0;
+    while (n < max - 1) {
+        const uint8_t *b;
+        size_t nb;
+        fuzz_split(data, size, &part[n], &len[n], &b, &nb);
+        n++;
+        if (!b) return n;
+        data = b;
+        size = nb;
+    }
+    part[n] = data;
+    len[n] = size;
+    return n + 1;
+}
+
 /* The shared data directory: $ROSA_SHARED, else ../shared from the working
  * directory (the repository root), else ../shared beside the repository that
  * holds this binary (build/fuzz/fuzz_x). */
@@ -113,8 +131,7 @@ static inline const char *fuzz_shared(void) {
             char *slash = strrchr(exe, '/');
             if (slash) *slash = 0;
         }
-        snprintf(buf, sizeof buf, "%s/../shared", exe);
-        if (rosa_is_dir(buf)) return buf;
+        if (snprintf(buf, sizeof buf, "%s/../shared", exe) < (int)sizeof buf && rosa_is_dir(buf)) return buf;
     }
     fprintf(stderr, "fuzz: shared data not found: set ROSA_SHARED=/path/to/shared\n");
     abort();

@@ -12,7 +12,7 @@ static rosa_tokenizer *data_tok;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/models/stories260K", fuzz_shared());
+    if (snprintf(path, sizeof path, "%s/models/stories260K", fuzz_shared()) >= (int)sizeof path) abort();
     data_tok = rosa_tokenizer_load(path);
     if (!data_tok) {
         fprintf(stderr, "fuzz: %s\n", rosa_last_error());

@@ -18,7 +18,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     static const char *const names[2] = {"qwen2", "llama2"};
     for (int i = 0; i < 2; i++) {
         char path[PATH_MAX];
-        snprintf(path, sizeof path, "%s/tokenizers/%s", fuzz_shared(), names[i]);
+        if (snprintf(path, sizeof path, "%s/tokenizers/%s", fuzz_shared(), names[i]) >= (int)sizeof path) abort();
         toks[i] = rosa_tokenizer_load(path);
         if (!toks[i]) {
             fprintf(stderr, "fuzz: %s\n", rosa_last_error());

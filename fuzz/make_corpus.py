@@ -342,12 +342,77 @@ def adapter_seeds():
     out(t, "rosa_k_norms", rosa_adapter(r=1, targets=("k",), train_norms=True, r_low=1.0))
 
 
+# ----------------------------------------------------------------- evaluation
+
+def predictions_seeds():
+    t = "predictions"
+    lines = [
+        {"task": "boolq", "index": 0, "instruction": "Is it?\n\nAnswer format: true/false",
+         "response": "the correct answer is true", "prediction": "true", "label": "true", "correct": True,
+         "extracted": True, "mode": "generate", "num_beams": 4, "beam_rule": "llm-adapters",
+         "max_new_tokens": 32, "new_tokens": 7, "score": -0.06},
+        {"task": "piqa", "index": 1, "response": "solution2 is right", "label": "solution1"},
+        {"task": "ARC-Easy", "index": 2, "response": "answer3", "answer": "answer3"},
+        {"task": "AQuA", "index": 0, "response": "The answer is (B).", "label": "B"},
+        {"task": "gsm8k", "index": 1, "response": "so 1,234.5 apples", "label": "1234.5"},
+        {"task": "SVAMP", "index": 2, "response": "no number here", "answer": 7},
+        {"task": "mytask", "instruction": "Pick one. Answer format: red/green/blue", "response": "green!",
+         "label": "green"},
+        {"task": "mymath", "response": "\u0661\u0662 (Arabic-Indic digits)", "label": "12"},
+        {"task": "hellaswag", "index": 1, "response": "ending4"},
+    ]
+    out(t, "jsonl", "\n".join(js(x) for x in lines) + "\n")
+    arr = js([{"instruction": "Q? Answer format: true/false", "input": "", "output": "true",
+               "answer": "true", "output_pred": "the correct answer is false"},
+              {"instruction": "Q2", "output": "x", "answer": "false", "output_pred": "true false"}], 2)
+    out(t, "llm_adapters_array", arr if len(arr.encode()) % 2 else arr + " ")  # odd size: default task boolq
+    out(t, "unknown_task", js({"task": "<x-fuzz>", "response": "x", "label": "y"}))
+    out(t, "index_only", "\n".join(js({"task": "MultiArith", "index": i, "response": "%d" % i}) for i in range(3)))
+    out(t, "no_task_odd", js({"response": "true", "label": "true"}) + "\n ")
+    out(t, "cut_last_line", js(lines[0]) + "\n" + js(lines[1])[:30])
+    out(t, "index_past_end", js({"task": "boolq", "index": 3, "response": "true"}))
+
+
+def metrics_seeds():
+    t = "metrics"
+    steps = [{"step": i, "loss": 3.0 / i, "lr": 1e-3 * min(1, i / 2), "grad_norm": 1.0 / i, "tokens": 512,
+              "tokens_per_second": 5000.0 + i, "seconds": 0.1} for i in range(1, 7)]
+    extra = [{"step": 0, "plan": {"memory_bytes": 5500000, "records": 24, "<x-fuzz>": "<x-fuzz a=1>"}},
+             {"step": 3, "val_loss": 1.5}, {"step": 4, "skipped": True},
+             {"step": 2, "dls_scores": [0.5, 0.25, 1e-9, 3.0]},
+             {"step": 2, "dls_selection": {"mode": "exploit", "layers": [0, 3]}},
+             {"step": 4, "dls_selection": {"mode": "explore", "layers": [1, 2]}},
+             {"step": 6, "dls_counts": [3, 1, 1, 3]}, {"step": 6, "peak_rss_bytes": 123456789},
+             {"step": 5, "val_loss": 1.2}]
+    metrics = "\n".join(js(x) for x in steps + extra) + "\n"
+    rosa = {"base_model_name_or_path": "<x-fuzz>/../model", "peft_type": "ROSA", "task_type": "CAUSAL_LM", "r": 32,
+            "alpha": 1.0, "r_low": 0.25, "targets": ["q", "k"], "placement": "post-rope", "form": "gate",
+            "dropout": 0.0, "train_norms": False,
+            "dls": {"enabled": True, "interval": 2, "warmup": 2, "k_ratio": 0.5, "p_exploit": 0.8,
+                    "score_ema": 0.0, "inactive": "skip", "seed": 42}}
+    lora = {"base_model_name_or_path": "", "peft_type": "LORA", "r": 8, "lora_alpha": 16,
+            "target_modules": ["q_proj", "<x-fuzz>"], "layers_to_transform": None}
+    ev = {"rosa_version": "0.1.0", "model": "<x-fuzz>", "adapter": None,
+          "tasks": {"boolq": {"group": "commonsense", "accuracy": 0.5, "correct": 1, "n": 2, "no_answer": 0},
+                    "<x-fuzz>": {"group": "<x-fuzz>", "accuracy": 1, "n": 1}},
+          "groups": {"commonsense": {"tasks": ["boolq"], "macro_accuracy": 0.5, "micro_accuracy": 0.5}}}
+    out(t, "metrics_only", metrics)
+    out(t, "rosa_with_eval", metrics.encode() + SEP + js(rosa, 2).encode() + SEP + js(ev, 2).encode())
+    out(t, "lora_adapter_only", b"" + SEP + js(lora).encode())
+    out(t, "eval_list", js(steps[0]).encode() + SEP + b"{}" + SEP +
+        js([{"name": "a<script>", "acc": 51.5}, {"task": "b", "accuracy": 0.9, "n": 10}]).encode())
+    out(t, "bad_lines", "not json\n{\"step\": \"x\"}\n[1]\n{\"step\": 1e308, \"loss\": -1e308}\n"
+                       "{\"step\": -1, \"loss\": 1}\n{\"step\": 2, \"dls_scores\": [\"a\", null, 1e400]}\n")
+
+
 def main():
     safetensors_seeds()
     config_seeds()
     tokenizer_seeds()
     data_seeds()
     adapter_seeds()
+    predictions_seeds()
+    metrics_seeds()
 
 
 if __name__ == "__main__":

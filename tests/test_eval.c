@@ -921,3 +921,44 @@ TEST(eval_cli_custom_task) {
     CHECK(strstr(t, "\"option_logprobs\":{\"yes\":") != NULL);
     free(t);
 }
+
+TEST(eval_cli_adapter_equals_merged_model) {
+    /* --adapter applies the adapter: the same responses as the merged model */
+    char cmd[8192], *out = NULL;
+    const char *ad = wpath("lora"), *merged = wpath("merged"), *p1 = wpath("ad.jsonl"), *p2 = wpath("merged.jsonl");
+    snprintf(cmd, sizeof cmd, PY " tools/ref_train.py make-adapter --model %s --method lora --rank 4 --alpha 8 "
+             "--target-modules q_proj,v_proj,down_proj --b-std 0.3 --seed 4 --out %s", stories(), ad);
+    REQUIRE(sh(cmd, &out) == 0);
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s merge --model %s --adapter %s --output %s", rosa_bin(), stories(), ad, merged);
+    REQUIRE(sh(cmd, &out) == 0);
+    free(out);
+    const char *common = "--tasks boolq,gsm8k --limit 2 --max-new-tokens 6 --quiet --threads 1";
+    snprintf(cmd, sizeof cmd, "%s eval --model %s --adapter %s --data-dir %s %s --predictions %s", rosa_bin(), stories(),
+             ad, data_dir(), common, p1);
+    int rc = sh(cmd, &out);
+    CHECK_MSG(rc == 0, "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s eval --model %s --data-dir %s %s --predictions %s", rosa_bin(), merged, data_dir(),
+             common, p2);
+    rc = sh(cmd, &out);
+    CHECK_MSG(rc == 0, "%s", out);
+    free(out);
+    char *a = rosa_read_file(p1, NULL), *b = rosa_read_file(p2, NULL);
+    REQUIRE(a && b);
+    /* the same responses, line by line */
+    char *sa, *sb;
+    int same = 0, lines = 0;
+    for (char *la = strtok_r(a, "\n", &sa), *lb = strtok_r(b, "\n", &sb); la && lb;
+         la = strtok_r(NULL, "\n", &sa), lb = strtok_r(NULL, "\n", &sb), lines++) {
+        cJSON *x = cJSON_Parse(la), *y = cJSON_Parse(lb);
+        REQUIRE(x && y);
+        same += strcmp(cJSON_GetObjectItem(x, "response")->valuestring, cJSON_GetObjectItem(y, "response")->valuestring) == 0;
+        cJSON_Delete(x);
+        cJSON_Delete(y);
+    }
+    CHECK_EQ_INT(lines, 4);
+    CHECK_EQ_INT(same, 4);
+    free(a);
+    free(b);
+}

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "eval/eval.h"
 #include "io/config.h"
 #include "io/safetensors.h"
 #include "model/model.h"
@@ -51,6 +52,14 @@
 #define LLVMFuzzerTestOneInput fuzz_one_tokenizer_load
 #include "../fuzz/fuzz_tokenizer_load.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerInitialize fuzz_init_predictions
+#define LLVMFuzzerTestOneInput fuzz_one_predictions
+#include "../fuzz/fuzz_predictions.c"
+#undef LLVMFuzzerInitialize
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_one_metrics
+#include "../fuzz/fuzz_metrics.c"
+#undef LLVMFuzzerTestOneInput
 
 typedef struct {
     const char *name;
@@ -65,10 +74,12 @@ static const fuzz_harness harnesses[] = {
     {"tokenizer_codec", fuzz_init_tokenizer_codec, fuzz_one_tokenizer_codec},
     {"data", fuzz_init_data, fuzz_one_data},
     {"adapter", fuzz_init_adapter, fuzz_one_adapter},
+    {"predictions", fuzz_init_predictions, fuzz_one_predictions},
+    {"metrics", NULL, fuzz_one_metrics},
 };
 
-/* With ROSA_FUZZ_REPLAY=<target> this binary replays fuzz/corpus/<target>/*
- * through that harness and exits before main(): 0 when every input passed
+/* With ROSA_FUZZ_REPLAY=<target> this binary replays every file of
+ * fuzz/corpus/<target>/ through that harness and exits before main(): 0 when every input passed
  * (a broken property aborts, a sanitizer report exits non-zero). */
 __attribute__((constructor)) static void fuzz_replay_main(void) {
     const char *target = getenv("ROSA_FUZZ_REPLAY");
@@ -127,6 +138,8 @@ TEST(fuzz_corpus_tokenizer_load_replays_cleanly) { replay("tokenizer_load"); }
 TEST(fuzz_corpus_tokenizer_codec_replays_cleanly) { replay("tokenizer_codec"); }
 TEST(fuzz_corpus_data_replays_cleanly) { replay("data"); }
 TEST(fuzz_corpus_adapter_replays_cleanly) { replay("adapter"); }
+TEST(fuzz_corpus_predictions_replays_cleanly) { replay("predictions"); }
+TEST(fuzz_corpus_metrics_replays_cleanly) { replay("metrics"); }
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -281,6 +294,33 @@ TEST(fuzz_regression_adapter_alpha_beyond_float) {
     CHECK_ERROR_HAS("\"alpha\" -1e+300 does not fit a float");
 }
 
+/* fuzz_predictions (UBSan float-cast-overflow): an "index" beyond int was
+ * cast before any check (src/eval/eval.c jint); it is now clamped, so the
+ * line is refused as an index past the test file. */
+TEST(fuzz_regression_predictions_index_beyond_int) {
+    const char *dir = rpath("evaltasks");
+    char p[600];
+    snprintf(p, sizeof p, "%s/boolq", dir);
+    sh("mkdir -p %s", p);
+    snprintf(p, sizeof p, "%s/boolq/test.json", dir);
+    put_text(p, "[{\"instruction\": \"Q? Answer format: true/false\", \"output\": \"x\", \"answer\": \"true\"}]");
+    rosa_task_list known = {0};
+    REQUIRE(rosa_tasks_add_list(&known, "boolq", dir) == 0);
+    const char *pred = rpath("preds.jsonl");
+    put_text(pred, "{\"task\": \"boolq\", \"index\": 184467440737095516162, \"response\": \"true\"}\n");
+    rosa_eval_report rep;
+    CHECK(rosa_eval_score_file(pred, &known, NULL, &rep) < 0);
+    CHECK_ERROR_HAS("index 2147483647 is past the 1 records");
+    put_text(pred, "{\"task\": \"boolq\", \"index\": -1e300, \"response\": \"true\"}\n");
+    CHECK(rosa_eval_score_file(pred, &known, NULL, &rep) < 0);
+    CHECK_ERROR_HAS("has no label");
+    put_text(pred, "{\"task\": \"boolq\", \"index\": 0, \"response\": \"true\"}\n");
+    REQUIRE(rosa_eval_score_file(pred, &known, NULL, &rep) == 0);
+    CHECK(rep.n == 1 && rep.r[0].correct == 1);
+    rosa_eval_report_free(&rep);
+    rosa_task_list_free(&known);
+}
+
 /* ------------------------------------------------ limits before allocation */
 
 /* A rank the tensor file cannot back is refused before the table's values are
@@ -345,9 +385,11 @@ TEST(limits_absurd_safetensors_headers_are_refused) {
     st_set_close(&s);
     free(buf);
     rosa_buf_free(&h);
-    /* a shape of 2^62 elements is only compared with the data, never allocated */
-    CHECK(parse_st("{\"a\": {\"dtype\": \"U8\", \"shape\": [4611686018427387904], \"data_offsets\": [0, 8]}}", 8) < 0);
-    CHECK_ERROR_HAS("needs 4611686018427387904");
+    /* a shape of 2^60 elements is only compared with the data, never allocated */
+    CHECK(parse_st("{\"a\": {\"dtype\": \"U8\", \"shape\": [1099511627776, 1048576], \"data_offsets\": [0, 8]}}", 8) < 0);
+    CHECK_ERROR_HAS("needs 1152921504606846976");
+    CHECK(parse_st("{\"a\": {\"dtype\": \"U8\", \"shape\": [1e300], \"data_offsets\": [0, 8]}}", 8) < 0);
+    CHECK_ERROR_HAS("shape[0]");
     CHECK(parse_st("{\"a\": {\"dtype\": \"U8\", \"shape\": [1,2,3,4,5,6,7,8,9], \"data_offsets\": [0, 8]}}", 8) < 0);
     CHECK_ERROR_HAS("9 dimensions");
 }
@@ -402,8 +444,15 @@ static void expect_loads(const char *dir) {
     rosa_model_free(m);
 }
 
+/* The absolute path of a file of the shared data (links must not depend on the cwd). */
+static const char *shared_abs(const char *rel, char *buf) {
+    if (!realpath(shared_path(rel), buf)) snprintf(buf, 4096, "%s", shared_path(rel));
+    return buf;
+}
+
 TEST(weight_paths_cannot_leave_the_model_directory) {
-    const char *weights = shared_path("models/stories260K/model.safetensors");
+    char wbuf[4096];
+    const char *weights = shared_abs("models/stories260K/model.safetensors", wbuf);
     /* a shard that is a link to a file outside */
     const char *d = sharded_model("out-link", "shard.safetensors");
     sh("ln -s %s %s/shard.safetensors", weights, d);
@@ -445,7 +494,8 @@ TEST(weight_paths_cannot_leave_the_model_directory) {
  * models--org--name/snapshots/<rev>/<file> -> ../../blobs/<hash>. */
 TEST(weight_paths_allow_the_hugging_face_cache_layout) {
     const char *repo = rpath("models--rosa--tiny");
-    const char *weights = shared_path("models/stories260K/model.safetensors");
+    char wbuf[4096];
+    const char *weights = shared_abs("models/stories260K/model.safetensors", wbuf);
     sh("rm -rf %s && mkdir -p %s/blobs %s/snapshots/abc123 && cp %s %s/blobs/0f1e2d && cp %s %s/blobs/9a8b7c",
        repo, repo, repo, weights, repo, shared_path("models/stories260K/config.json"), repo);
     char snap[700];

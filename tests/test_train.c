@@ -316,9 +316,11 @@ TEST(train_resume_is_exact) {
     snprintf(pb, sizeof pb, "%s/metrics.jsonl", b_dir);
     char *mt = rosa_read_file(pb, &lb);
     REQUIRE(mt);
-    int lines = 0;
-    for (char *p = mt; *p; p++) lines += *p == '\n';
+    int lines = 0, plans = 0;
+    for (char *p = strstr(mt, "\"loss\""); p; p = strstr(p + 1, "\"loss\"")) lines++;
+    for (char *p = strstr(mt, "\"plan\""); p; p = strstr(p + 1, "\"plan\"")) plans++;
     CHECK_EQ_INT(lines, 6);
+    CHECK_EQ_INT(plans, 1);
     free(mt);
     /* A second run into the same directory is refused without --resume/--overwrite. */
     snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --output %s %s", rosa_bin(), model, data, b_dir, common);

@@ -2,7 +2,7 @@
 """PyTorch reference for `make bench`: the same work as bench/bench_train.c.
 
     tools/bench_torch.py CONFIG.json CASE [--steps N] [--dtype fp32|bf16] [--threads 2]
-    CASE: lora | roae | rosa | generate | prefill
+    CASE: lora | roae | rosa | generate | prefill | gemm
 
 Written the way a PyTorch/PEFT user would run it: a compact nn.Module with Hugging Face
 LlamaForCausalLM / Qwen2ForCausalLM eager semantics (RMSNorm, rotate_half RoPE, GQA via
@@ -23,6 +23,9 @@ full FP32 logits; one AdamW step with clip_grad_norm_(1.0)):
   generate  batch 1, a 128-token random prompt, 128 new tokens greedy with a KV cache;
             tokens/s = 128 / (prefill + decode time).
   prefill   forward of 4 x 256 tokens filling a KV cache, LM head on the last position only.
+  gemm      context, not a model case: the best GFLOP/s of F.linear (x W^T, as nn.Linear) of
+            the shape of bench_train's GEMM ceiling (1024 x 2048 x 2048), for about 2 s each,
+            in FP32 and under BF16 autocast (CONFIG is ignored).
 
 --dtype bf16 runs forward (and loss) under torch.autocast('cpu', dtype=torch.bfloat16); the
 backward runs outside it, as recommended; master weights and optimizer state stay FP32.
@@ -46,7 +49,7 @@ PROMPT, NEW_TOKENS = 128, 128
 def parse_args(argv):
     p = argparse.ArgumentParser(description="PyTorch reference of bench/bench_train.c")
     p.add_argument("config")
-    p.add_argument("case", choices=["lora", "roae", "rosa", "generate", "prefill"])
+    p.add_argument("case", choices=["lora", "roae", "rosa", "generate", "prefill", "gemm"])
     p.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up (median)")
     p.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
     p.add_argument("--threads", type=int, default=2)
@@ -349,7 +352,30 @@ def generate_case(m, prefill_only):
     return NEW_TOKENS / sec, sec, {}
 
 
+def gemm_case():
+    """Best GFLOP/s of x W^T (1024 x 2048 x 2048), FP32 and BF16 autocast, ~2 s each."""
+    M, N, K = 1024, 2048, 2048
+    a, w = torch.randn(M, K), torch.randn(N, K)
+    out = {}
+    for dtype in ("fp32", "bf16"):
+        best = 0.0
+        with torch.no_grad(), autocast(dtype):
+            F.linear(a, w)  # warm-up
+            t_end = time.perf_counter() + 2.0
+            while time.perf_counter() < t_end:
+                t0 = time.perf_counter()
+                F.linear(a, w)
+                best = max(best, 2.0 * M * N * K / (time.perf_counter() - t0) / 1e9)
+        out["gflops_" + dtype] = round(best, 1)
+    return out
+
+
 def main():
+    if args.case == "gemm":
+        out = {"case": "gemm", "torch": torch.__version__, "threads": torch.get_num_threads()}
+        out.update(gemm_case())
+        print(json.dumps(out), flush=True)
+        return
     c = Config(args.config)
     m = build(c)
     if args.case in ("generate", "prefill"):

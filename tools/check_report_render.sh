@@ -1,22 +1,24 @@
 #!/bin/sh
-# check_report_render.sh: renders a `rosa report` (or `rosa analyze`) HTML file in
-# headless Chromium and checks that it shows something: the screenshot is a PNG of
-# the requested size that is not blank (enough non-background pixels), and the
-# page itself passes tools/check_report_html.py (well-formed inline SVG, no script,
-# no external resource, at least MIN_SVG charts).
+# check_report_render.sh: renders `rosa report` and `rosa analyze` pages in headless
+# Chromium and checks that they show something.
 #
+#   tools/check_report_render.sh                        (CI: a fresh short RoSA run)
 #   tools/check_report_render.sh REPORT.html [MIN_SVG] [SCREENSHOT.png]
 #
-# Installs Debian's chromium with apt-get when it is missing.  Exit 0 when the
-# page renders, 1 otherwise.
+# Without arguments it trains stories260K for 12 steps with RoSA (DLS every 2 steps)
+# into a temporary directory with $ROSA_BIN (default build/rosa) and the shared data
+# in $ROSA_SHARED (default ../shared), writes its report and an analysis page, and
+# checks both; about 10 seconds.  For each page: tools/check_report_html.py (proper
+# nesting, every inline SVG well-formed XML, no script, no external resource, at
+# least MIN_SVG charts), then a headless Chromium screenshot (1280 x 2000, no network,
+# throw-away profile) that must not be blank.  Installs Debian's chromium with
+# apt-get when it is missing.  Exit 0 when every page renders, 1 otherwise.
 set -eu
-HTML=${1:?usage: check_report_render.sh REPORT.html [MIN_SVG] [SCREENSHOT.png]}
-MIN_SVG=${2:-6}
-PNG=${3:-}
 PY=/usr/bin/python3
 HERE=$(cd "$(dirname "$0")" && pwd)
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
 
-[ -f "$HTML" ] || { echo "check_report_render: $HTML: no such file" >&2; exit 1; }
 if ! command -v chromium >/dev/null 2>&1; then
     echo "check_report_render: installing chromium (Debian package)" >&2
     if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
@@ -24,11 +26,16 @@ if ! command -v chromium >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
 
+check_one() {
+HTML=$1
+MIN_SVG=$2
+PNG=${3:-}
+[ -f "$HTML" ] || { echo "check_report_render: $HTML: no such file" >&2; return 1; }
 "$PY" "$HERE/check_report_html.py" "$HTML" --expect-svg "$MIN_SVG"
 
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
 [ -n "$PNG" ] || PNG=$TMP/shot.png
+rm -f "$PNG"
+rm -rf "$TMP/profile"
 ABS=$(cd "$(dirname "$HTML")" && pwd)/$(basename "$HTML")
 # No network, no GPU, a throw-away profile; a few seconds at most.
 timeout 60 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
@@ -37,9 +44,9 @@ timeout 60 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-fi
     --screenshot="$PNG" --window-size=1280,2000 "file://$ABS" >"$TMP/chromium.log" 2>&1 || {
     echo "check_report_render: chromium failed:" >&2
     tail -5 "$TMP/chromium.log" >&2
-    exit 1
+    return 1
 }
-[ -s "$PNG" ] || { echo "check_report_render: chromium wrote no screenshot" >&2; tail -5 "$TMP/chromium.log" >&2; exit 1; }
+[ -s "$PNG" ] || { echo "check_report_render: chromium wrote no screenshot" >&2; tail -5 "$TMP/chromium.log" >&2; return 1; }
 
 # Not blank: inflate the PNG's image data (zlib) and count the rows that carry
 # detail.  PNG stores each row filtered against its neighbours (Sub, Up, Avg,
@@ -79,3 +86,23 @@ if share < 0.2:
     sys.exit("check_report_render: the screenshot looks blank")
 EOF
 echo "check_report_render: $HTML renders"
+}
+
+if [ $# -gt 0 ]; then
+    check_one "$1" "${2:-6}" "${3:-}"
+    exit 0
+fi
+
+ROSA=${ROSA_BIN:-build/rosa}
+SHARED=${ROSA_SHARED:-../shared}
+MODEL=$SHARED/models/stories260K
+DATA=$SHARED/data/llm-adapters/boolq/test.json
+RUN=$TMP/run
+"$ROSA" train --model "$MODEL" --data "$DATA" --output "$RUN" --method rosa --rank 4 --r-low 0.5 \
+    --dls-interval 2 --dls-warmup 1 --max-steps 12 --batch-size 4 --micro-batch-size 4 --cutoff-len 96 \
+    --lr 5e-3 --warmup-steps 2 --val-set-size 8 --eval-steps 4 --save-steps 12 --quiet
+"$ROSA" report "$RUN" --output "$TMP/report.html"
+"$ROSA" analyze --model "$MODEL" --data "$DATA" --adapter "$RUN" --limit 8 --cutoff-len 96 \
+    --output "$TMP/analyze.html" --quiet >/dev/null
+check_one "$TMP/report.html" 6
+check_one "$TMP/analyze.html" 10

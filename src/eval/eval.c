@@ -10,6 +10,7 @@
 #include "eval.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -188,7 +189,9 @@ static const char *jstr(const cJSON *o, const char *key) {
 
 static int jint(const cJSON *o, const char *key, int def) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsNumber(v) ? (int)v->valuedouble : def;
+    if (!cJSON_IsNumber(v)) return def;
+    /* clamped before the cast, which is undefined outside int (found by fuzz_predictions) */
+    return v->valuedouble >= INT_MAX ? INT_MAX : v->valuedouble <= INT_MIN ? INT_MIN : (int)v->valuedouble;
 }
 
 /* ------------------------------------------------------------ one task */
@@ -523,10 +526,19 @@ int rosa_eval_run(rosa_model *m, const rosa_task_list *tasks, const rosa_eval_op
         resumed_total += r->resumed;
     }
     if (o->predictions) {
-        pf = fopen(o->predictions, "a");
+        pf = fopen(o->predictions, "a+");
         if (!pf) {
             rosa_fail("%s: %s", o->predictions, strerror(errno));
             goto out;
+        }
+        /* a last line without its newline (edited by hand) must not run into ours */
+        if (fseek(pf, 0, SEEK_END) == 0 && ftell(pf) > 0 && fseek(pf, -1, SEEK_END) == 0) {
+            int last = fgetc(pf);
+            fseek(pf, 0, SEEK_END);
+            if (last != '\n' && fputc('\n', pf) == EOF) {
+                rosa_fail("%s: %s", o->predictions, strerror(errno));
+                goto out;
+            }
         }
     }
     if (resumed_total > 0) note(&prog, "resuming: %d examples already in %s", resumed_total, o->predictions);

@@ -4,18 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cblas.h>
 
 #include "model.h"
 #include "util.h"
-
-void rosa_set_threads(int n) {
-    if (n <= 0) n = omp_get_num_procs();
-    omp_set_num_threads(n);
-    openblas_set_num_threads(n);
-}
-
-int rosa_get_threads(void) { return omp_get_max_threads(); }
 
 void rosa_gen_params_default(rosa_gen_params *p) {
     memset(p, 0, sizeof *p);

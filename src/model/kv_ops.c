@@ -45,14 +45,7 @@ int rosa_kv_cache_copy_seq(rosa_kv_cache *dst, int dst_b, const rosa_kv_cache *s
     return 0;
 }
 
-void rosa_kv_cache_clear_seq(rosa_kv_cache *kv, int b) {
-    memset(kv->valid + (size_t)b * kv->cap, 0, (size_t)kv->len);
-    memset(kv->pos + (size_t)b * kv->cap, 0, sizeof(int) * (size_t)kv->len);
-    kv->n_real[b] = 0;
-}
-
-/* Copies slots [from, len) of row s to row d (either may be the scratch row:
- * row index -1 with its buffers in t). */
+/* A row's slots [from, len) saved aside (to break a cycle of moves). */
 typedef struct {
     float *k, *v; /* [L][n][kv_dim] */
     uint8_t *valid;
@@ -71,6 +64,7 @@ static void row_save(const rosa_kv_cache *kv, int s, int from, saved_row *t) {
     t->n_real = kv->n_real[s];
 }
 
+/* Row d's slots [from, len) become row s's, or the saved copy t when not NULL. */
 static void row_copy(rosa_kv_cache *kv, int d, int s, const saved_row *t, int from) {
     size_t n = (size_t)(kv->len - from), w = n * (size_t)kv->kv_dim, off = (size_t)from * kv->kv_dim;
     for (int l = 0; l < kv->L; l++) {

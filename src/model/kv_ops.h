@@ -23,7 +23,4 @@ int rosa_kv_cache_reorder(rosa_kv_cache *kv, const int *src_rows);
  * are copied in an order that needs no scratch except for cycles. */
 int rosa_kv_cache_reorder_from(rosa_kv_cache *kv, const int *src_rows, int from);
 
-/* Marks all used slots of row b as padding and its real-token count 0. */
-void rosa_kv_cache_clear_seq(rosa_kv_cache *kv, int b);
-
 #endif

@@ -570,7 +570,9 @@ static const char *CSS =
     "@media(max-width:900px){.grid3,.grid2{grid-template-columns:1fr}}"
     ".grid3 .panel,.grid2 .panel{margin:0}"
     "table{border-collapse:collapse;background:#fff;border:1px solid #e1e4e8;margin:8px 0;font-size:13px}"
-    "th,td{padding:5px 12px;border-bottom:1px solid #eceff2;text-align:left;vertical-align:top}"
+    "th,td{padding:5px 12px;border-bottom:1px solid #eceff2;text-align:left;vertical-align:top;"
+    "overflow-wrap:anywhere}"
+    ".grid2>div,.grid3>div{min-width:0}"
     "th{background:#f0f2f5;font-weight:600}td.n{text-align:right;font-variant-numeric:tabular-nums}"
     "td.diff{background:#fff4d6}"
     ".note{background:#fff8e6;border:1px solid #f1d9a0;border-radius:6px;padding:8px 12px;margin:8px 0;color:#5c4813}"
@@ -607,6 +609,7 @@ static void fmt_bytes(char *buf, size_t n, double b) {
 
 static void fmt_duration(char *buf, size_t n, double s) {
     if (!isfinite(s) || s < 0) snprintf(buf, n, "–");
+    else if (s >= 3.6e9) snprintf(buf, n, "%.3g h", s / 3600);
     else if (s < 60) snprintf(buf, n, "%.1f s", s);
     else if (s < 3600) snprintf(buf, n, "%d min %02d s", (int)(s / 60), (int)fmod(s, 60));
     else snprintf(buf, n, "%d h %02d min", (int)(s / 3600), (int)fmod(s / 60, 60));
@@ -813,9 +816,13 @@ static void metric_chart(svg_buf *o, rosa_run *runs, int n, int which, const cha
 /* The DLS heatmap of one run: layers x steps. */
 static void dls_heatmap(svg_buf *o, const rosa_run *r, int W) {
     int L = r->L;
-    int S = (int)r->max_step;
+    /* steps past 10 million (a damaged file) are left out of the map */
+    int S = r->max_step >= 1 ? (int)fmin(r->max_step, 1e7) : 0;
     if (L <= 0 || S <= 0) return;
     int cols = S > 1000 ? 1000 : S;
+    int cap = 200000 / L; /* at most ~200k cells, whatever the layer count */
+    if (cap < 20) cap = 20;
+    if (cols > cap) cols = cap;
     double *vals = malloc(sizeof(double) * (size_t)L * cols);
     unsigned char *faded = malloc((size_t)L * cols);
     double *edges = malloc(sizeof(double) * (size_t)(cols + 1));
@@ -1045,7 +1052,7 @@ static void config_section(svg_buf *o, rosa_run *runs, int n) {
             for (int j = 0; j < nk && !seen; j++) seen = strcmp(keys[j], rows[i][k].key) == 0;
             if (!seen) keys[nk++] = rows[i][k].key;
         }
-    svg_put(o, "<div class=\"grid2\"><div><h3>adapter_config.json</h3>");
+    svg_put(o, n > 1 ? "<div><div><h3>adapter_config.json</h3>" : "<div class=\"grid2\"><div><h3>adapter_config.json</h3>");
     if (nk == 0) {
         svg_put(o, "<p class=\"muted\">no adapter configuration</p>");
     } else {
@@ -1125,9 +1132,8 @@ static void config_section(svg_buf *o, rosa_run *runs, int n) {
                 double m = memory_estimate(r, &exact);
                 fmt_bytes(a, sizeof a, m);
                 if (isfinite(m))
-                    snprintf(v, sizeof v, "%s%s", a,
-                             exact == 1 ? " (planned by train)" : exact == 2 ? " (peak RSS)"
-                                                                             : " (F32 weights + adapter, gradients and AdamW moments; activations not recorded)");
+                    snprintf(v, sizeof v, "%s%s%s", exact == 0 ? "≥ " : "", a,
+                             exact == 1 ? " (planned by train)" : exact == 2 ? " (peak RSS)" : " (estimate)");
                 break;
             }
             case 8: fmt_duration(v, sizeof v, r->wall_seconds); break;
@@ -1375,6 +1381,8 @@ int rosa_report_html(rosa_run *runs, int n, svg_buf *o) {
                "<code>adapter_model.safetensors</code> and <code>eval*.json</code>. Smoothed curves are a debiased "
                "exponential moving average with span clamp(steps/20, 1, 100). Wall time is the sum of the step times "
                "(model loading, validation and checkpoints excluded); tokens/s is total tokens over wall time. "
+               "Memory marked ≥ is an estimate (the base model's weights in F32 plus the adapter's values, gradients "
+               "and AdamW moments; activations are not recorded) used when the run did not record its memory. "
                "Trainable parameters are counted from the adapter file, their share against the base model's "
                "config.json (tied embeddings counted once). See docs/report.md.</footer>\n</main></body></html>\n",
                ROSA_VERSION);

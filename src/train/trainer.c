@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -271,15 +272,20 @@ static int open_metrics(run *r, int64_t start_step) {
         }
         free(text);
     }
-    r->metrics = fopen(path, "w");
+    /* On resume the kept lines replace the file atomically: a kill at this
+     * moment must not lose them (tests/test_robustness_faults.c). */
+    if (start_step > 0 && rosa_write_file_atomic(path, keep.data ? keep.data : "", keep.len) < 0) {
+        free(path);
+        rosa_buf_free(&keep);
+        return -1;
+    }
+    r->metrics = fopen(path, start_step > 0 ? "a" : "w");
     if (!r->metrics) {
         rosa_fail("%s: cannot write: %s", path, strerror(errno));
         free(path);
         rosa_buf_free(&keep);
         return -1;
     }
-    if (keep.len) fwrite(keep.data, 1, keep.len, r->metrics);
-    fflush(r->metrics);
     free(path);
     rosa_buf_free(&keep);
     return 0;
@@ -451,6 +457,14 @@ int rosa_train(const rosa_train_options *o) {
     }
     r.tm = rosa_train_model_new(r.m, r.a, o->micro_batch_size, r.Tmax);
     if (!r.tm || open_metrics(&r, start) < 0) goto done;
+    if (start == 0) { /* the plan, for reports (docs/formats.md) */
+        fprintf(r.metrics,
+                "{\"step\": 0, \"plan\": {\"memory_bytes\": %zu, \"activation_bytes\": %zu, \"trainable_params\": %lld, "
+                "\"base_params\": %lld, \"total_steps\": %lld, \"compute\": \"%s\"}}\n",
+                total_mem, act, (long long)rosa_adapter_num_params(r.a), (long long)rosa_model_num_params(r.m),
+                (long long)r.total_steps, o->compute == ROSA_DTYPE_BF16 ? "bf16" : "fp32");
+        fflush(r.metrics);
+    }
 
     rosa_progress prog;
     rosa_progress_start(&prog, "train", r.total_steps, start, o->quiet, o->plain_log);
@@ -508,6 +522,12 @@ int rosa_train(const rosa_train_options *o) {
             for (int l = 0; l < r.dls.L; l++) fprintf(stderr, " %d:%lld", l, (long long)r.dls.counts[l]);
             fprintf(stderr, "\n");
         }
+    }
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0) {
+        fprintf(r.metrics, "{\"step\": %lld, \"peak_rss_bytes\": %lld}\n", (long long)r.total_steps,
+                (long long)ru.ru_maxrss * 1024);
+        fflush(r.metrics);
     }
     if (rosa_adapter_save(r.a, o->output_dir, o->model_dir) < 0) goto done;
     if (skipped && !o->quiet) fprintf(stderr, "rosa: %d steps were skipped (non-finite loss)\n", skipped);
