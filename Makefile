@@ -13,8 +13,16 @@ ALL_LDFLAGS = -fopenmp $(LDFLAGS)
 # Sanitizer build: make SAN=1 (ASan + UBSan, objects in build-san/).
 ifeq ($(SAN),1)
 BUILD   := build-san
-OPT     := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT     := -O1 -g -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer -fno-sanitize-recover=undefined,float-cast-overflow
 ALL_LDFLAGS += -fsanitize=address,undefined
+endif
+# ThreadSanitizer build: make TSAN=1 (clang and LLVM's OpenMP runtime, whose
+# Archer tool tells TSan about OpenMP synchronisation; objects in build/tsan/).
+ifeq ($(TSAN),1)
+CC      := clang
+BUILD   := build/tsan
+OPT     := -O1 -g -fsanitize=thread -fno-omit-frame-pointer
+ALL_LDFLAGS += -fsanitize=thread
 endif
 
 LIB_SRC  := $(sort $(wildcard src/*.c src/*/*.c))
@@ -26,7 +34,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps test test-san demo bench bench-quick clean help testdata
+.PHONY: all deps test test-san test-tsan fuzz fuzz-ci demo bench bench-quick clean help testdata
 
 all: $(BUILD)/rosa $(BUILD)/test_rosa
 
@@ -35,6 +43,8 @@ help:
 	@echo "make demo       fine-tune the shipped model and evaluate it (installs packages)"
 	@echo "make test       run the whole test suite (installs packages)"
 	@echo "make test-san   the test suite under ASan + UBSan"
+	@echo "make test-tsan  the threaded tests under ThreadSanitizer (clang)"
+	@echo "make fuzz       each fuzz target for FUZZ_SECONDS (60) under ASan + UBSan (clang)"
 	@echo "make bench      rosa against PyTorch: training steps, generation, GEMM ceiling (docs/bench.md)"
 	@echo "make bench-quick  the same, SmolLM2-135M LoRA and generation only (< 2 min)"
 	@echo "make deps       install the Debian packages rosa needs"
@@ -85,6 +95,38 @@ test-san: deps
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	ROSA_SHARED=$(SHARED) ROSA_TESTDATA=build/testdata ROSA_BIN=build-san/rosa build-san/test_rosa
 
+# The threaded parts under TSan (docs/robustness.md).  OpenBLAS and oneDNN,
+# built for libgomp, get LLVM's runtime in its place, so that one OpenMP
+# runtime, known to TSan, runs every parallel region.
+TSAN_TESTS ?= grad_ops grad_model tokenizer_threads data_tokenize batched kv_cache train_lora_matches faults_sigint
+LIBOMP  = $(firstword $(wildcard /usr/lib/llvm-*/lib/libomp.so.5))
+test-tsan: deps
+	@$(MAKE) --no-print-directory TSAN=1 all
+	@$(MAKE) --no-print-directory $(TESTDATA)
+	@mkdir -p build/tsan/omp && ln -sf $(LIBOMP) build/tsan/omp/libgomp.so.1
+	@for t in $(TSAN_TESTS); do echo "== TSan: $$t"; \
+	  LD_LIBRARY_PATH=$(CURDIR)/build/tsan/omp TSAN_OPTIONS="ignore_noninstrumented_modules=1 halt_on_error=1 exitcode=66" \
+	  ROSA_SHARED=$(SHARED) ROSA_TESTDATA=build/testdata ROSA_BIN=build/tsan/rosa build/tsan/test_rosa $$t || exit 1; done
+
+# Fuzzing with libFuzzer (clang, ASan + UBSan): each target fuzz/fuzz_*.c runs
+# FUZZ_SECONDS (FUZZ_TARGETS="config data" for some) from its seed corpus
+# fuzz/corpus/<target>; binaries, new corpus and findings in build/fuzz/.
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS  := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
+                -std=c11 -D_GNU_SOURCE $(WARN) -fopenmp -march=native -Iinclude -Isrc -MMD -MP
+FUZZ_BIN     := $(patsubst fuzz/%.c,build/fuzz/%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=build/fuzz/%.o)
+build/fuzz/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+build/fuzz/fuzz_%: build/fuzz/fuzz/fuzz_%.o $(FUZZ_LIB_OBJ)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+fuzz: deps
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+	ROSA_SHARED=$(SHARED) sh fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+fuzz-ci:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=60
+
 demo: deps all
 	@sh tools/demo.sh $(BUILD)/rosa $(SHARED)
 
@@ -92,4 +134,5 @@ clean:
 	rm -rf build build-san
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_SRC:%.c=$(BUILD)/%.d)
+-include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_BIN:build/fuzz/%=build/fuzz/fuzz/%.d)
 .SECONDARY:

@@ -211,7 +211,7 @@ TEST(train_lora_matches_pytorch_reference) {
     /* Per-example losses at the initial adapter: `rosa loss` vs the reference. */
     snprintf(cmd, sizeof cmd, "%s loss --model %s --adapter %s --data %s --cutoff-len 48 --per-example --json "
              "--micro-batch-size 3", rosa_bin(), model, init, data);
-    REQUIRE(sh(cmd, &o) == 0);
+    REQUIRE(run_capture(cmd, 0, &o) == 0);
     cJSON *lj = cJSON_Parse(o);
     free(o);
     REQUIRE(lj);
@@ -578,7 +578,7 @@ TEST(bf16_mode_stays_close_to_fp32) {
     REQUIRE(run_capture(cmd, 0, &a) == 0);
     snprintf(cmd, sizeof cmd, "%s loss --model %s --data %s --cutoff-len 256 --limit 24 --json --dtype bf16", rosa_bin(),
              model, data);
-    int rc = run_capture(cmd, 1, &b);
+    int rc = run_capture(cmd, 0, &b);
     CHECK_MSG(rc == 0, "bf16 loss failed: %s", b);
     double la = json_number(a, "token_mean_loss"), lb = json_number(b, "token_mean_loss");
     CHECK_MSG(fabs(la - lb) < 0.02, "fp32 %.5f vs bf16 %.5f", la, lb);

@@ -61,9 +61,13 @@ void rosa_kv_cache_reset(rosa_kv_cache *kv) {
 
 int rosa_kv_cache_length(const rosa_kv_cache *kv) { return kv->len; }
 
+/* A call that starts an empty cache with several slots computes attention
+ * with GEMMs (attention_seq_forward), up to a bounded score block. */
+static int prefill_gemm(const rosa_kv_cache *kv, int T) { return kv->len == 0 && T > 1 && T <= 2048; }
+
 /* Scratch layout for one call with N = B*T rows. */
 typedef struct {
-    float *x, *h, *q, *k, *v, *att, *gate, *up, *scores, *roae_u, *roae_g;
+    float *x, *h, *q, *k, *v, *att, *gate, *up, *scores, *roae_u, *roae_g, *lse;
     int *pos;
     int32_t *rows; /* logits rows to compute */
 } fwd_buffers;
@@ -74,7 +78,13 @@ static int carve(rosa_kv_cache *kv, const rosa_model *m, int T, fwd_buffers *b) 
            Q = (size_t)c->num_heads * (size_t)c->head_dim, K = (size_t)kv->kv_dim;
     size_t S = (size_t)kv->len + (size_t)T, threads = (size_t)omp_get_max_threads();
     size_t R = m->roae.on ? (size_t)m->roae.rank : 0, G = m->roae.on ? (size_t)c->num_heads * m->roae.d_low : 0;
-    size_t sizes[] = {N * D, N * D, N * Q, N * K, N * K, N * Q, N * F, N * F, threads * S, N * R, N * G, N, N};
+    /* A prefill uses the GEMM attention (a T x T score block per thread). */
+    size_t score_floats = threads * S, lse = 0;
+    if (prefill_gemm(kv, T)) {
+        score_floats = threads * 2 * (size_t)T * T;
+        lse = (size_t)T * c->num_heads;
+    }
+    size_t sizes[] = {N * D, N * D, N * Q, N * K, N * K, N * Q, N * F, N * F, score_floats, N * R, N * G, lse, N, N};
     size_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += (sizes[i] + 15) & ~(size_t)15;
     if (total > kv->scratch_size) {
@@ -84,7 +94,8 @@ static int carve(rosa_kv_cache *kv, const rosa_model *m, int T, fwd_buffers *b) 
         kv->scratch_size = total;
     }
     float *p = kv->scratch;
-    float **slots[] = {&b->x, &b->h, &b->q, &b->k, &b->v, &b->att, &b->gate, &b->up, &b->scores, &b->roae_u, &b->roae_g};
+    float **slots[] = {&b->x,      &b->h,      &b->q,      &b->k,      &b->v,      &b->att,
+                       &b->gate,   &b->up,     &b->scores, &b->roae_u, &b->roae_g, &b->lse};
     size_t i = 0;
     for (; i < sizeof slots / sizeof slots[0]; i++) {
         *slots[i] = p;
@@ -164,8 +175,12 @@ int rosa_forward(rosa_model *m, rosa_kv_cache *kv, int T, const int32_t *ids, co
             float *ks = kc + (size_t)s * kv->cap * K, *vs = vc + (size_t)s * kv->cap * K;
             memcpy(ks + (size_t)kv->len * K, b.k + (size_t)s * T * K, sizeof(float) * (size_t)T * K);
             memcpy(vs + (size_t)kv->len * K, b.v + (size_t)s * T * K, sizeof(float) * (size_t)T * K);
-            attention_forward(b.att + (size_t)s * T * Q, b.q + (size_t)s * T * Q, ks, vs,
-                              kv->valid + (size_t)s * kv->cap, kv->len, T, Hq, Hkv, hd, K, b.scores);
+            if (prefill_gemm(kv, T)) /* the cache rows of this sequence are contiguous from slot 0 */
+                attention_seq_forward(b.att + (size_t)s * T * Q, b.lse, b.q + (size_t)s * T * Q, ks, vs,
+                                      kv->valid + (size_t)s * kv->cap, 1, T, Hq, Hkv, hd, b.scores);
+            else
+                attention_forward(b.att + (size_t)s * T * Q, b.q + (size_t)s * T * Q, ks, vs,
+                                  kv->valid + (size_t)s * kv->cap, kv->len, T, Hq, Hkv, hd, K, b.scores);
         }
         frozen_linear_forward(b.x, b.att, L->wo, L->packed[3], L->bo, N, Q, D, 1);
         rmsnorm_forward(b.h, NULL, b.x, L->ffn_norm, N, D, c->rms_norm_eps);
