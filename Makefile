@@ -43,7 +43,7 @@ help:
 	@echo "make demo       fine-tune the shipped model and evaluate it (installs packages)"
 	@echo "make test       run the whole test suite (installs packages)"
 	@echo "make test-san   the test suite under ASan + UBSan"
-	@echo "make test-tsan  the threaded tests under ThreadSanitizer (clang)"
+	@echo "make test-tsan  the test suite under ThreadSanitizer (clang)"
 	@echo "make fuzz       each fuzz target for FUZZ_SECONDS (60) under ASan + UBSan (clang)"
 	@echo "make bench      rosa against PyTorch: training steps, generation, GEMM ceiling (docs/bench.md)"
 	@echo "make bench-quick  the same, SmolLM2-135M LoRA and generation only (< 2 min)"
@@ -95,18 +95,16 @@ test-san: deps
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	ROSA_SHARED=$(SHARED) ROSA_TESTDATA=build/testdata ROSA_BIN=build-san/rosa build-san/test_rosa
 
-# The threaded parts under TSan (docs/robustness.md).  OpenBLAS and oneDNN,
+# The whole suite under TSan (docs/robustness.md).  OpenBLAS and oneDNN,
 # built for libgomp, get LLVM's runtime in its place, so that one OpenMP
 # runtime, known to TSan, runs every parallel region.
-TSAN_TESTS ?= grad_ops grad_model tokenizer_threads data_tokenize batched kv_cache train_lora_matches faults_sigint
 LIBOMP  = $(firstword $(wildcard /usr/lib/llvm-*/lib/libomp.so.5))
 test-tsan: deps
 	@$(MAKE) --no-print-directory TSAN=1 all
 	@$(MAKE) --no-print-directory $(TESTDATA)
 	@mkdir -p build/tsan/omp && ln -sf $(LIBOMP) build/tsan/omp/libgomp.so.1
-	@for t in $(TSAN_TESTS); do echo "== TSan: $$t"; \
-	  LD_LIBRARY_PATH=$(CURDIR)/build/tsan/omp TSAN_OPTIONS="ignore_noninstrumented_modules=1 halt_on_error=1 exitcode=66" \
-	  ROSA_SHARED=$(SHARED) ROSA_TESTDATA=build/testdata ROSA_BIN=build/tsan/rosa build/tsan/test_rosa $$t || exit 1; done
+	LD_LIBRARY_PATH=$(CURDIR)/build/tsan/omp TSAN_OPTIONS="ignore_noninstrumented_modules=1 halt_on_error=1 exitcode=66" \
+	ROSA_TSAN=1 ROSA_SHARED=$(SHARED) ROSA_TESTDATA=build/testdata ROSA_BIN=build/tsan/rosa build/tsan/test_rosa
 
 # Fuzzing with libFuzzer (clang, ASan + UBSan): each target fuzz/fuzz_*.c runs
 # FUZZ_SECONDS (FUZZ_TARGETS="config data" for some) from its seed corpus

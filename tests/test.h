@@ -24,6 +24,15 @@ int test_failed(void);
 const char *shared_path(const char *rel);
 const char *testdata_path(const char *rel);
 const char *rosa_bin(void);
+/* NAME inside this run's scratch directory (made on first use, removed at
+ * exit).  Static buffers, 16 rotating. */
+const char *test_tmp_path(const char *name);
+/* n short LLM-Adapters records ("Is the cat dog?" -> "the correct answer is
+ * true|false") that fit the shipped model's context, as JSON Lines. */
+void write_toy_records(const char *path, int n);
+/* max|a - ref| / max(1, max|ref|) against a JSON array of n numbers. */
+struct cJSON;
+double max_rel_json(const float *a, const struct cJSON *ref, int n);
 /* Runs a shell command, captures stdout (and stderr when merge_stderr) into a
  * malloc'ed string; returns the exit status. */
 int run_capture(const char *cmd, int merge_stderr, char **out);

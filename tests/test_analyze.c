@@ -19,20 +19,6 @@
 #define LIMIT 6
 #define CUTOFF 64
 
-static char work[256];
-
-static const char *wpath(const char *name) {
-    static char bufs[8][512];
-    static int k;
-    if (!work[0]) {
-        snprintf(work, sizeof work, "/tmp/rosa-analyze-XXXXXX");
-        if (!mkdtemp(work)) snprintf(work, sizeof work, "/tmp");
-    }
-    char *b = bufs[k++ & 7];
-    snprintf(b, 512, "%s/%s", work, name);
-    return b;
-}
-
 static const char *model_dir(void) { return shared_path("models/stories260K"); }
 static const char *data_file(void) { return shared_path("data/llm-adapters/boolq/test.json"); }
 
@@ -188,10 +174,10 @@ TEST(analyze_matches_reference) {
     rosa_dataset ds = {0};
     REQUIRE(load_ids(m, &ds) == 0);
     REQUIRE(ds.n == LIMIT);
-    REQUIRE(write_dump(&ds, wpath("tokens.json")) == 0);
-    REQUIRE(make_roae(m, wpath("roae-post-gate"), 0, 0, 0.5f, 1) == 0);
-    REQUIRE(make_roae(m, wpath("roae-pre-add"), 1, 1, 0.25f, 2) == 0);
-    REQUIRE(make_lora(m, wpath("lora-qk")) == 0);
+    REQUIRE(write_dump(&ds, test_tmp_path("tokens.json")) == 0);
+    REQUIRE(make_roae(m, test_tmp_path("roae-post-gate"), 0, 0, 0.5f, 1) == 0);
+    REQUIRE(make_roae(m, test_tmp_path("roae-pre-add"), 1, 1, 0.25f, 2) == 0);
+    REQUIRE(make_lora(m, test_tmp_path("lora-qk")) == 0);
     rosa_model_free(m);
 
     /* The reference, three cases in one run (torch starts once). */
@@ -199,9 +185,9 @@ TEST(analyze_matches_reference) {
     snprintf(cmd, sizeof cmd,
              PY " tools/ref_analyze.py --model %s --tokens %s --limit %d --cutoff-len %d --adapter none --output %s "
                 "--adapter %s --output %s --adapter %s --output %s --adapter %s --output %s",
-             model_dir(), wpath("tokens.json"), LIMIT, CUTOFF, wpath("ref-base.json"), wpath("roae-post-gate"),
-             wpath("ref-post.json"), wpath("roae-pre-add"), wpath("ref-pre.json"), wpath("lora-qk"),
-             wpath("ref-lora.json"));
+             model_dir(), test_tmp_path("tokens.json"), LIMIT, CUTOFF, test_tmp_path("ref-base.json"), test_tmp_path("roae-post-gate"),
+             test_tmp_path("ref-post.json"), test_tmp_path("roae-pre-add"), test_tmp_path("ref-pre.json"), test_tmp_path("lora-qk"),
+             test_tmp_path("ref-lora.json"));
     int rc = run_capture(cmd, 1, &out);
     CHECK_MSG(rc == 0, "ref_analyze.py failed (%d): %s", rc, out);
     free(out);
@@ -212,12 +198,12 @@ TEST(analyze_matches_reference) {
 
     /* No adapter: through the CLI and its JSON, the whole user-facing path. */
     snprintf(cmd, sizeof cmd, "%s analyze --model %s --data %s --limit %d --cutoff-len %d --output %s --quiet --threads 1",
-             rosa_bin(), model_dir(), data_file(), LIMIT, CUTOFF, wpath("cli.json"));
+             rosa_bin(), model_dir(), data_file(), LIMIT, CUTOFF, test_tmp_path("cli.json"));
     rc = run_capture(cmd, 1, &out);
     CHECK_MSG(rc == 0, "rosa analyze failed (%d): %s", rc, out);
     CHECK(strstr(out, "analysis written to") != NULL);
     free(out);
-    cJSON *cj = rosa_json_load(wpath("cli.json"));
+    cJSON *cj = rosa_json_load(test_tmp_path("cli.json"));
     CHECK_MSG(cj, "%s", rosa_last_error());
     rosa_analysis base = {0};
     REQUIRE(analyze_with(NULL, &ds, 0.25f, &base) == 0);
@@ -238,23 +224,23 @@ TEST(analyze_matches_reference) {
         }
         fromjson.q_norm = q, fromjson.k_norm = k;
         CHECK_EQ_INT(cJSON_GetObjectItem(cj, "tokens")->valuedouble, base.n_tokens);
-        compare_to_ref("CLI JSON, no adapter", &fromjson, wpath("ref-base.json"));
+        compare_to_ref("CLI JSON, no adapter", &fromjson, test_tmp_path("ref-base.json"));
         free(q);
         free(k);
         cJSON_Delete(cj);
     }
-    compare_to_ref("no adapter", &base, wpath("ref-base.json"));
+    compare_to_ref("no adapter", &base, test_tmp_path("ref-base.json"));
 
     /* RoAE adapters: norms after the modulation; r_low comes from the adapter. */
     rosa_analysis post = {0}, pre = {0};
-    REQUIRE(analyze_with(wpath("roae-post-gate"), &ds, 0.25f, &post) == 0);
-    REQUIRE(analyze_with(wpath("roae-pre-add"), &ds, 0.25f, &pre) == 0);
+    REQUIRE(analyze_with(test_tmp_path("roae-post-gate"), &ds, 0.25f, &post) == 0);
+    REQUIRE(analyze_with(test_tmp_path("roae-pre-add"), &ds, 0.25f, &pre) == 0);
     CHECK_EQ_INT(post.m, 2); /* r_low 0.5 of d_h 8 */
-    compare_to_ref("RoAE post-rope gate", &post, wpath("ref-post.json"));
-    compare_to_ref("RoAE pre-rope add", &pre, wpath("ref-pre.json"));
+    compare_to_ref("RoAE post-rope gate", &post, test_tmp_path("ref-post.json"));
+    compare_to_ref("RoAE pre-rope add", &pre, test_tmp_path("ref-pre.json"));
     rosa_analysis lora = {0};
-    REQUIRE(analyze_with(wpath("lora-qk"), &ds, 0.25f, &lora) == 0);
-    compare_to_ref("LoRA q_proj,k_proj (merged)", &lora, wpath("ref-lora.json"));
+    REQUIRE(analyze_with(test_tmp_path("lora-qk"), &ds, 0.25f, &lora) == 0);
+    compare_to_ref("LoRA q_proj,k_proj (merged)", &lora, test_tmp_path("ref-lora.json"));
     /* the adapters really change the states (else the comparisons prove little) */
     double dpost = 0, dpre = 0, dlora = 0;
     for (int i = 0; i < base.L * base.hd; i++) {
@@ -282,17 +268,17 @@ TEST(analyze_cli_outputs_and_errors) {
     /* HTML with an adapter: the plots, the selected dimensions, no NaN */
     rosa_model *m = rosa_model_load(model_dir());
     REQUIRE(m);
-    REQUIRE(make_roae(m, wpath("roae-html"), 0, 0, 0.5f, 3) == 0);
+    REQUIRE(make_roae(m, test_tmp_path("roae-html"), 0, 0, 0.5f, 3) == 0);
     rosa_model_free(m);
     snprintf(cmd, sizeof cmd, "%s analyze --model %s --data %s --adapter %s --limit 2 --cutoff-len 32 --output %s "
-             "--log-format plain --threads 1", rosa_bin(), model_dir(), data_file(), wpath("roae-html"), wpath("a.html"));
+             "--log-format plain --threads 1", rosa_bin(), model_dir(), data_file(), test_tmp_path("roae-html"), test_tmp_path("a.html"));
     int rc = run_capture(cmd, 1, &out);
     CHECK_MSG(rc == 0, "rosa analyze --output a.html failed: %s", out);
     CHECK_MSG(strstr(out, "analyze [####################] 2/2") != NULL, "no progress line: %s", out);
     CHECK(strstr(out, "m = 2, D = {2, 3, 6, 7}") != NULL); /* r_low from the adapter */
     free(out);
     size_t len;
-    char *html = rosa_read_file(wpath("a.html"), &len);
+    char *html = rosa_read_file(test_tmp_path("a.html"), &len);
     REQUIRE(html);
     CHECK(strncmp(html, "<!DOCTYPE html>", 15) == 0);
     CHECK(strstr(html, "<script") == NULL);
@@ -305,11 +291,11 @@ TEST(analyze_cli_outputs_and_errors) {
     free(html);
     /* eval template, JSON */
     snprintf(cmd, sizeof cmd, "%s analyze --model %s --data %s --template eval --limit 3 --r-low 1 --output %s --quiet --threads 1",
-             rosa_bin(), model_dir(), data_file(), wpath("e.json"));
+             rosa_bin(), model_dir(), data_file(), test_tmp_path("e.json"));
     rc = run_capture(cmd, 1, &out);
     CHECK_MSG(rc == 0, "%s", out);
     free(out);
-    cJSON *j = rosa_json_load(wpath("e.json"));
+    cJSON *j = rosa_json_load(test_tmp_path("e.json"));
     REQUIRE(j);
     CHECK_STR(cJSON_GetObjectItem(j, "template")->valuestring, "eval");
     CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItem(j, "selected_dims")), 8); /* r_low 1: every dimension */
@@ -319,7 +305,7 @@ TEST(analyze_cli_outputs_and_errors) {
     cJSON_Delete(j);
     /* errors */
     snprintf(cmd, sizeof cmd, "%s analyze --model %s --data %s --output %s", rosa_bin(), model_dir(), data_file(),
-             wpath("x.txt"));
+             test_tmp_path("x.txt"));
     rc = run_capture(cmd, 1, &out);
     CHECK_EQ_INT(rc, 2);
     CHECK(strstr(out, ".html or .json") != NULL);
@@ -330,7 +316,7 @@ TEST(analyze_cli_outputs_and_errors) {
     CHECK_EQ_INT(rc, 1);
     CHECK_MSG(strstr(out, "rosa: error: --r-low 0 must be in (0, 1]") != NULL, "%s", out);
     free(out);
-    snprintf(cmd, sizeof cmd, "%s analyze --model %s --data %s --quiet", rosa_bin(), model_dir(), wpath("missing.json"));
+    snprintf(cmd, sizeof cmd, "%s analyze --model %s --data %s --quiet", rosa_bin(), model_dir(), test_tmp_path("missing.json"));
     rc = run_capture(cmd, 1, &out);
     CHECK_EQ_INT(rc, 1);
     CHECK(strstr(out, "missing.json") != NULL);

@@ -18,28 +18,6 @@
 
 #define PY "/usr/bin/python3"
 
-static char work[256];
-
-static void remove_work(void) {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", work);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", work);
-}
-
-/* A file in this run's scratch directory (removed at exit). */
-static const char *wpath(const char *name) {
-    static char buf[8][512];
-    static int k;
-    if (!work[0]) {
-        snprintf(work, sizeof work, "/tmp/rosa-eval-XXXXXX");
-        if (mkdtemp(work)) atexit(remove_work);
-        else snprintf(work, sizeof work, "/tmp");
-    }
-    char *b = buf[k++ & 7];
-    snprintf(b, 512, "%s/%s", work, name);
-    return b;
-}
-
 /* The models here are tiny: one thread is fastest and immune to a busy
  * machine (OpenMP threads spin at every barrier). */
 static int saved_threads;
@@ -114,8 +92,8 @@ static void check_against_reference(const char *model_name, const int32_t *eos, 
     prompt_set ps;
     prompts_make(&ps, n_prompts, m->cfg.vocab_size, seed, 16);
     char pfile[512], rfile[512], eos_list[128] = "", cmd[4096];
-    snprintf(pfile, sizeof pfile, "%s", wpath("prompts.json"));
-    snprintf(rfile, sizeof rfile, "%s", wpath("ref.json"));
+    snprintf(pfile, sizeof pfile, "%s", test_tmp_path("prompts.json"));
+    snprintf(rfile, sizeof rfile, "%s", test_tmp_path("ref.json"));
     for (int i = 0; i < n_eos; i++)
         snprintf(eos_list + strlen(eos_list), sizeof eos_list - strlen(eos_list), "%s%d", i ? "," : "", eos[i]);
     REQUIRE(prompts_write(&ps, pfile) == 0);
@@ -591,7 +569,7 @@ static void check_report(const cJSON *rep, int n_tasks, int per_task) {
 
 TEST(eval_cli_all_tasks_end_to_end) {
     char cmd[4096], *out = NULL;
-    const char *rep = wpath("all.json"), *pred = wpath("all.jsonl");
+    const char *rep = test_tmp_path("all.json"), *pred = test_tmp_path("all.jsonl");
     snprintf(cmd, sizeof cmd, "%s eval --model %s --data-dir %s --tasks all --limit 3 --max-new-tokens 8 --threads 1 "
              "--quiet --output %s --predictions %s", rosa_bin(), stories(), data_dir(), rep, pred);
     int rc = run_capture(cmd, 0, &out);
@@ -639,7 +617,7 @@ TEST(eval_cli_all_tasks_end_to_end) {
 
 TEST(eval_cli_score_predictions_reproduces_the_report) {
     char cmd[4096], *out = NULL;
-    const char *rep = wpath("all.json"), *pred = wpath("all.jsonl"), *rescored = wpath("rescored.json");
+    const char *rep = test_tmp_path("all.json"), *pred = test_tmp_path("all.jsonl"), *rescored = test_tmp_path("rescored.json");
     if (!rosa_file_exists(pred)) {
         snprintf(cmd, sizeof cmd, "%s eval --model %s --data-dir %s --tasks all --limit 3 --max-new-tokens 8 "
                  "--threads 1 --quiet --output %s --predictions %s", rosa_bin(), stories(), data_dir(), rep, pred);
@@ -664,7 +642,7 @@ TEST(eval_cli_score_predictions_reproduces_the_report) {
     cJSON_Delete(b);
     /* LLM-Adapters' own output file: a JSON array with output_pred and answer
      * (no task: --tasks names it) */
-    const char *la = wpath("llm-adapters-gsm8k.json");
+    const char *la = test_tmp_path("llm-adapters-gsm8k.json");
     FILE *f = fopen(la, "w");
     REQUIRE(f);
     fprintf(f, "[\n {\"instruction\": \"q\", \"answer\": \"72.0\", \"output_pred\": \"so 48 + 24 = 72\", \"flag\": true},\n"
@@ -717,8 +695,8 @@ TEST(eval_cli_score_predictions_reproduces_the_report) {
 
 TEST(eval_cli_resume_from_predictions) {
     char cmd[8192], base[4096], *out = NULL;
-    const char *full = wpath("resume-full.jsonl"), *part = wpath("resume-part.jsonl");
-    const char *rep_full = wpath("resume-full.json"), *rep_part = wpath("resume-part.json");
+    const char *full = test_tmp_path("resume-full.jsonl"), *part = test_tmp_path("resume-part.jsonl");
+    const char *rep_full = test_tmp_path("resume-full.json"), *rep_part = test_tmp_path("resume-part.json");
     snprintf(base, sizeof base, "%s eval --model %s --data-dir %s --tasks boolq,AQuA --limit 4 --max-new-tokens 6 "
              "--threads 1 --quiet --batch-size 3", rosa_bin(), stories(), data_dir());
     snprintf(cmd, sizeof cmd, "%s --predictions %s --output %s", base, full, rep_full);
@@ -783,7 +761,7 @@ TEST(eval_cli_resume_from_predictions) {
 
 TEST(eval_cli_loglik_mode) {
     char cmd[4096], *out = NULL;
-    const char *rep = wpath("loglik.json"), *pred = wpath("loglik.jsonl");
+    const char *rep = test_tmp_path("loglik.json"), *pred = test_tmp_path("loglik.jsonl");
     snprintf(cmd, sizeof cmd, "%s eval --model %s --data-dir %s --tasks boolq,social_i_qa,gsm8k --limit 2 --mode loglik "
              "--threads 1 --quiet --output %s --predictions %s", rosa_bin(), stories(), data_dir(), rep, pred);
     int rc = sh(cmd, &out);
@@ -877,7 +855,7 @@ TEST(eval_cli_errors) {
     snprintf(cmd, sizeof cmd, "%s eval --model %s --tasks boolq --beam-rule hf4", rosa_bin(), stories());
     CHECK(sh(cmd, &out) != 0 && strstr(out, "--beam-rule"));
     free(out);
-    snprintf(cmd, sizeof cmd, "%s eval --model %s --task mine=%s --tasks boolq", rosa_bin(), stories(), wpath("x.json"));
+    snprintf(cmd, sizeof cmd, "%s eval --model %s --task mine=%s --tasks boolq", rosa_bin(), stories(), test_tmp_path("x.json"));
     CHECK(sh(cmd, &out) != 0 && strstr(out, "--task-type"));
     free(out);
     snprintf(cmd, sizeof cmd, "%s eval --model %s --data-dir /nonexistent --tasks boolq --quiet", rosa_bin(), stories());
@@ -887,7 +865,7 @@ TEST(eval_cli_errors) {
 
 TEST(eval_cli_custom_task) {
     /* a custom commonsense file (labels from "Answer format:") and a custom math one */
-    const char *cs = wpath("custom-cs.json"), *mf = wpath("custom-math.jsonl"), *rep = wpath("custom.json");
+    const char *cs = test_tmp_path("custom-cs.json"), *mf = test_tmp_path("custom-math.jsonl"), *rep = test_tmp_path("custom.json");
     FILE *f = fopen(cs, "w");
     REQUIRE(f);
     fprintf(f, "[{\"instruction\": \"Is the cat big?\\n\\nAnswer format: yes/no\", \"input\": \"\", \"output\": "
@@ -912,11 +890,11 @@ TEST(eval_cli_custom_task) {
     cJSON_Delete(j);
     /* loglik on the custom commonsense task picks between its own options */
     snprintf(cmd, sizeof cmd, "%s eval --model %s --task pets=%s --task-type commonsense --mode loglik --threads 1 "
-             "--quiet --predictions %s", rosa_bin(), stories(), cs, wpath("custom-loglik.jsonl"));
+             "--quiet --predictions %s", rosa_bin(), stories(), cs, test_tmp_path("custom-loglik.jsonl"));
     rc = sh(cmd, &out);
     CHECK_MSG(rc == 0, "%s", out);
     free(out);
-    char *t = rosa_read_file(wpath("custom-loglik.jsonl"), NULL);
+    char *t = rosa_read_file(test_tmp_path("custom-loglik.jsonl"), NULL);
     REQUIRE(t);
     CHECK(strstr(t, "\"option_logprobs\":{\"yes\":") != NULL);
     free(t);
@@ -925,7 +903,7 @@ TEST(eval_cli_custom_task) {
 TEST(eval_cli_adapter_equals_merged_model) {
     /* --adapter applies the adapter: the same responses as the merged model */
     char cmd[8192], *out = NULL;
-    const char *ad = wpath("lora"), *merged = wpath("merged"), *p1 = wpath("ad.jsonl"), *p2 = wpath("merged.jsonl");
+    const char *ad = test_tmp_path("lora"), *merged = test_tmp_path("merged"), *p1 = test_tmp_path("ad.jsonl"), *p2 = test_tmp_path("merged.jsonl");
     snprintf(cmd, sizeof cmd, PY " tools/ref_train.py make-adapter --model %s --method lora --rank 4 --alpha 8 "
              "--target-modules q_proj,v_proj,down_proj --b-std 0.3 --seed 4 --out %s", stories(), ad);
     REQUIRE(sh(cmd, &out) == 0);

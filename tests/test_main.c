@@ -4,6 +4,8 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include <cjson/cJSON.h>
+
 #include "test.h"
 #include "util.h"
 
@@ -64,6 +66,48 @@ const char *testdata_path(const char *rel) {
     return rotating_path(env_or("ROSA_TESTDATA", "build/testdata"), rel);
 }
 const char *rosa_bin(void) { return env_or("ROSA_BIN", "build/rosa"); }
+
+static char scratch_dir[256];
+
+static void remove_scratch(void) {
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", scratch_dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", scratch_dir);
+}
+
+const char *test_tmp_path(const char *name) {
+    static char bufs[16][512];
+    static int k;
+    if (!scratch_dir[0]) {
+        snprintf(scratch_dir, sizeof scratch_dir, "/tmp/rosa-test-XXXXXX");
+        if (mkdtemp(scratch_dir)) atexit(remove_scratch);
+        else snprintf(scratch_dir, sizeof scratch_dir, "/tmp");
+    }
+    char *b = bufs[k++ & 15];
+    snprintf(b, 512, "%s/%s", scratch_dir, name);
+    return b;
+}
+
+void write_toy_records(const char *path, int n) {
+    static const char *words[] = {"cat", "dog", "ball", "tree", "sun", "happy", "red", "big", "park", "mom"};
+    FILE *f = fopen(path, "w");
+    if (!f) return;
+    for (int i = 0; i < n; i++)
+        fprintf(f, "{\"instruction\": \"Is the %s %s?\", \"input\": \"\", \"output\": \"the correct answer is %s\"}\n",
+                words[i % 10], words[(i * 3 + 1) % 10], i % 3 ? "true" : "false");
+    fclose(f);
+}
+
+double max_rel_json(const float *a, const cJSON *ref, int n) {
+    double mx = 1.0, err = 0.0;
+    for (int i = 0; i < n; i++) {
+        double r = cJSON_GetArrayItem(ref, i)->valuedouble;
+        if (fabs(r) > mx) mx = fabs(r);
+        double e = fabs(a[i] - r);
+        if (!(e <= err)) err = e; /* NaN counts as a failure */
+    }
+    return err / mx;
+}
 
 int run_capture(const char *cmd, int merge_stderr, char **out) {
     char full[8192];

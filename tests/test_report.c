@@ -18,20 +18,6 @@
 
 #define PY "/usr/bin/python3"
 
-static char work[256];
-
-static const char *wpath(const char *name) {
-    static char bufs[8][512];
-    static int k;
-    if (!work[0]) {
-        snprintf(work, sizeof work, "/tmp/rosa-report-XXXXXX");
-        if (!mkdtemp(work)) snprintf(work, sizeof work, "/tmp");
-    }
-    char *b = bufs[k++ & 7];
-    snprintf(b, 512, "%s/%s", work, name);
-    return b;
-}
-
 static int count(const char *hay, const char *needle) {
     int n = 0;
     for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle)) n++;
@@ -186,7 +172,7 @@ TEST(svg_charts_escape_labels_and_survive_bad_data) {
     CHECK_EQ_INT(count(o.b.data, "<polyline"), 4); /* the NaN breaks each line in two */
     CHECK_EQ_INT(count(o.b.data, "<circle"), 5);   /* markers of the second series, finite points only */
     CHECK(strstr(o.b.data, "nan") == NULL && strstr(o.b.data, "inf") == NULL);
-    write_text(wpath("chart-line.svg"), o.b.data);
+    write_text(test_tmp_path("chart-line.svg"), o.b.data);
     svg_buf_free(&o);
 
     /* empty, all-NaN, one point, log scale with non-positive values */
@@ -200,13 +186,13 @@ TEST(svg_charts_escape_labels_and_survive_bad_data) {
     ec.n_series = 0;
     svg_line_chart_render(&o, &ec);
     CHECK(strstr(o.b.data, "no data") != NULL);
-    write_text(wpath("chart-empty.svg"), o.b.data);
+    write_text(test_tmp_path("chart-empty.svg"), o.b.data);
     svg_buf_free(&o);
     e[0] = (svg_series){"one", &one, &one, 1, NULL, 0, 0, 0, 1, 0};
     ec.n_series = 1;
     svg_line_chart_render(&o, &ec);
     CHECK(strstr(o.b.data, "<circle") != NULL && strstr(o.b.data, "nan") == NULL);
-    write_text(wpath("chart-one.svg"), o.b.data);
+    write_text(test_tmp_path("chart-one.svg"), o.b.data);
     svg_buf_free(&o);
     e[0] = (svg_series){"log", NULL, neg, 3, NULL, 0, 0, 0, 0, 0};
     ec.ylog = 1;
@@ -227,7 +213,7 @@ TEST(svg_charts_escape_labels_and_survive_bad_data) {
     CHECK_EQ_INT(count(o.b.data, "<title>"), 1 + 3);       /* the chart's and one per finite bar */
     CHECK(strstr(o.b.data, "&lt;1&gt;") != NULL && strstr(o.b.data, "<1>") == NULL);
     CHECK(strstr(o.b.data, ">4.0<") != NULL);
-    write_text(wpath("chart-bar.svg"), o.b.data);
+    write_text(test_tmp_path("chart-bar.svg"), o.b.data);
     svg_buf_free(&o);
     bc.n_cat = 0;
     svg_bar_chart_render(&o, &bc);
@@ -251,7 +237,7 @@ TEST(svg_charts_escape_labels_and_survive_bad_data) {
     CHECK(strstr(o.b.data, "&lt;layer 1&gt;") != NULL);
     CHECK_EQ_INT(count(o.b.data, "<path d=\"M"), 2 + 2); /* two markers + the legend's two */
     CHECK(strstr(o.b.data, "nan") == NULL);
-    write_text(wpath("chart-heat.svg"), o.b.data);
+    write_text(test_tmp_path("chart-heat.svg"), o.b.data);
     svg_buf_free(&o);
     hm.rows = 0;
     svg_heatmap_render(&o, &hm);
@@ -263,8 +249,8 @@ TEST(svg_charts_escape_labels_and_survive_bad_data) {
     snprintf(cmd, sizeof cmd,
              PY " -c \"import sys,xml.etree.ElementTree as E; [E.parse(f) for f in sys.argv[1:]]; print('ok')\" "
                 "%s %s %s %s %s",
-             wpath("chart-line.svg"), wpath("chart-empty.svg"), wpath("chart-one.svg"), wpath("chart-bar.svg"),
-             wpath("chart-heat.svg"));
+             test_tmp_path("chart-line.svg"), test_tmp_path("chart-empty.svg"), test_tmp_path("chart-one.svg"), test_tmp_path("chart-bar.svg"),
+             test_tmp_path("chart-heat.svg"));
     int rc = run_capture(cmd, 1, &out);
     CHECK_MSG(rc == 0, "an SVG chart is not well-formed XML: %s", out);
     free(out);
@@ -331,7 +317,7 @@ TEST(report_reads_evaluation_json_generically) {
 /* A hand-made run: every line kind, a malformed line, a hostile base model
  * name and evaluation task name, and a directory name that needs escaping. */
 static const char *make_synthetic_run(void) {
-    const char *dir = wpath("syn<run>&");
+    const char *dir = test_tmp_path("syn<run>&");
     mkdir(dir, 0755);
     char *p = rosa_path_join(dir, "metrics.jsonl");
     const char *metrics =
@@ -381,12 +367,12 @@ TEST(report_handmade_run_escapes_and_notes) {
     rosa_run_free(&r);
 
     char cmd[2048], *out;
-    snprintf(cmd, sizeof cmd, "%s report '%s' --output %s", rosa_bin(), dir, wpath("syn.html"));
+    snprintf(cmd, sizeof cmd, "%s report '%s' --output %s", rosa_bin(), dir, test_tmp_path("syn.html"));
     int rc = run_capture(cmd, 1, &out);
     CHECK_MSG(rc == 0, "rosa report failed: %s", out);
     free(out);
     size_t len;
-    char *html = rosa_read_file(wpath("syn.html"), &len);
+    char *html = rosa_read_file(test_tmp_path("syn.html"), &len);
     REQUIRE(html);
     CHECK(count(html, "<script") == 0);
     CHECK(count(html, "<img") == 0);
@@ -400,13 +386,13 @@ TEST(report_handmade_run_escapes_and_notes) {
     CHECK(strstr(html, "25.00%") != NULL);
     CHECK(strstr(html, "Content-Security-Policy") != NULL);
     free(html);
-    rc = check_html(wpath("syn.html"), 7, &out);
+    rc = check_html(test_tmp_path("syn.html"), 7, &out);
     CHECK_MSG(rc == 0, "%s", out);
     free(out);
 }
 
 TEST(report_sorts_steps_of_a_concatenated_file) {
-    const char *dir = wpath("unsorted");
+    const char *dir = test_tmp_path("unsorted");
     mkdir(dir, 0755);
     char *p = rosa_path_join(dir, "metrics.jsonl");
     write_text(p, "{\"step\": 3, \"loss\": 1.0, \"seconds\": 1}\n{\"step\": 1, \"loss\": 3.0, \"seconds\": 1}\n"
@@ -429,12 +415,12 @@ TEST(report_sorts_steps_of_a_concatenated_file) {
 
 TEST(report_cli_errors) {
     char cmd[1024], *out;
-    snprintf(cmd, sizeof cmd, "%s report %s", rosa_bin(), wpath("no-such-run"));
+    snprintf(cmd, sizeof cmd, "%s report %s", rosa_bin(), test_tmp_path("no-such-run"));
     CHECK_EQ_INT(run_capture(cmd, 1, &out), 1);
     CHECK(strstr(out, "not a directory") != NULL);
     free(out);
-    mkdir(wpath("empty-dir"), 0755);
-    snprintf(cmd, sizeof cmd, "%s report %s", rosa_bin(), wpath("empty-dir"));
+    mkdir(test_tmp_path("empty-dir"), 0755);
+    snprintf(cmd, sizeof cmd, "%s report %s", rosa_bin(), test_tmp_path("empty-dir"));
     CHECK_EQ_INT(run_capture(cmd, 1, &out), 1);
     CHECK(strstr(out, "neither metrics.jsonl nor adapter_config.json") != NULL);
     free(out);
@@ -459,7 +445,7 @@ TEST(report_cli_errors) {
 
 /* A real RoSA run on stories260K, then its report. */
 TEST(report_real_rosa_run) {
-    const char *data = wpath("data.json");
+    const char *data = test_tmp_path("data.json");
     FILE *f = fopen(data, "w");
     REQUIRE(f);
     fputs("[", f);
@@ -469,7 +455,7 @@ TEST(report_real_rosa_run) {
                 i ? ", " : "", i, i + 2);
     fputs("]\n", f);
     fclose(f);
-    const char *run = wpath("run");
+    const char *run = test_tmp_path("run");
     char cmd[4096], *out;
     snprintf(cmd, sizeof cmd,
              "%s train --model %s --data %s --output %s --method rosa --rank 4 --dls-interval 2 --dls-warmup 1 "
@@ -565,11 +551,11 @@ TEST(report_real_rosa_run) {
     free(cp);
     /* ... and --compare puts the hand-made run beside it */
     const char *syn = make_synthetic_run();
-    snprintf(cmd, sizeof cmd, "%s report %s --compare '%s' --output %s", rosa_bin(), run, syn, wpath("cmp.html"));
+    snprintf(cmd, sizeof cmd, "%s report %s --compare '%s' --output %s", rosa_bin(), run, syn, test_tmp_path("cmp.html"));
     rc = run_capture(cmd, 1, &out);
     CHECK_MSG(rc == 0, "%s", out);
     free(out);
-    html = rosa_read_file(wpath("cmp.html"), &len);
+    html = rosa_read_file(test_tmp_path("cmp.html"), &len);
     REQUIRE(html);
     CHECK_EQ_INT(count(html, "<script"), 0);
     CHECK(count(html, "&lt;script&gt;alert(&#39;pwned&#39;)&lt;/script&gt;") >= 2);
@@ -577,7 +563,7 @@ TEST(report_real_rosa_run) {
     CHECK_EQ_INT(count(html, "aria-label=\"DLS: active layers"), 2);
     CHECK(strstr(html, "syn&lt;run&gt;&amp;") != NULL);
     free(html);
-    rc = check_html(wpath("cmp.html"), 8, &out);
+    rc = check_html(test_tmp_path("cmp.html"), 8, &out);
     CHECK_MSG(rc == 0, "%s", out);
     free(out);
     rosa_run_free(&r);

@@ -225,41 +225,7 @@ TEST(dls_explore_draws_subsets_uniformly) {
 
 /* ------------------------------------------------- end-to-end through the CLI */
 
-static char work[256];
-
-static const char *wpath(const char *name) {
-    static char buf[8][512];
-    static int k;
-    if (!work[0]) {
-        snprintf(work, sizeof work, "/tmp/rosa-rosa-XXXXXX");
-        if (!mkdtemp(work)) snprintf(work, sizeof work, "/tmp");
-    }
-    char *b = buf[k++ & 7];
-    snprintf(b, 512, "%s/%s", work, name);
-    return b;
-}
-
-static void write_data(const char *path, int n) {
-    static const char *words[] = {"cat", "dog", "ball", "tree", "sun", "happy", "red", "big", "park", "mom"};
-    FILE *f = fopen(path, "w");
-    for (int i = 0; i < n; i++)
-        fprintf(f, "{\"instruction\": \"Is the %s %s?\", \"output\": \"the correct answer is %s\"}\n", words[i % 10],
-                words[(i * 7 + 3) % 10], i % 3 ? "true" : "false");
-    fclose(f);
-}
-
 static int sh(const char *cmd, char **out) { return run_capture(cmd, 1, out); }
-
-static double max_rel(const float *a, const cJSON *ref, int n) {
-    double mx = 1.0, err = 0.0;
-    for (int i = 0; i < n; i++) {
-        double r = cJSON_GetArrayItem(ref, i)->valuedouble;
-        mx = fmax(mx, fabs(r));
-        double e = fabs(a[i] - r);
-        if (!(e <= err)) err = e;
-    }
-    return err / mx;
-}
 
 /* Loads an adapter directory's values. */
 static rosa_adapter *load_adapter(const char *dir) {
@@ -271,12 +237,12 @@ static rosa_adapter *load_adapter(const char *dir) {
 static void parity(const char *label, const char *roae_flags, const char *dls_flags, const char *ref_dls) {
     const char *model = shared_path("models/stories260K");
     char data[512], dump[512], init[512], ref[512], out[512];
-    snprintf(data, sizeof data, "%s", wpath("p.jsonl"));
-    snprintf(dump, sizeof dump, "%s", wpath("p-dump.json"));
-    snprintf(init, sizeof init, "%s-%s", wpath("init"), label);
-    snprintf(ref, sizeof ref, "%s-%s.json", wpath("ref"), label);
-    snprintf(out, sizeof out, "%s-%s", wpath("out"), label);
-    write_data(data, 16);
+    snprintf(data, sizeof data, "%s", test_tmp_path("p.jsonl"));
+    snprintf(dump, sizeof dump, "%s", test_tmp_path("p-dump.json"));
+    snprintf(init, sizeof init, "%s-%s", test_tmp_path("init"), label);
+    snprintf(ref, sizeof ref, "%s-%s.json", test_tmp_path("ref"), label);
+    snprintf(out, sizeof out, "%s-%s", test_tmp_path("out"), label);
+    write_toy_records(data, 16);
     char cmd[4096], *o = NULL;
     snprintf(cmd, sizeof cmd, "%s tokenize --model %s --data %s --template train --cutoff-len 48 --json > %s", rosa_bin(),
              model, data, dump);
@@ -324,7 +290,7 @@ static void parity(const char *label, const char *roae_flags, const char *dls_fl
     }
     free(metrics);
     CHECK_EQ_INT(n, 10);
-    double el = max_rel(losses, cJSON_GetObjectItem(r, "losses"), n);
+    double el = max_rel_json(losses, cJSON_GetObjectItem(r, "losses"), n);
     CHECK_MSG(el <= 1e-4, "%s: step losses differ by %g", label, el);
     if (*ref_dls) {
         CHECK_MSG(cJSON_Compare(sel, cJSON_GetObjectItem(r, "dls_selections"), 1), "%s: DLS selections differ", label);
@@ -340,7 +306,7 @@ static void parity(const char *label, const char *roae_flags, const char *dls_fl
             CHECK_MSG(0, "reference lacks %s", a->params[i].name);
             continue;
         }
-        worst = fmax(worst, max_rel(a->w + a->params[i].offset, want, a->params[i].rows * a->params[i].cols));
+        worst = fmax(worst, max_rel_json(a->w + a->params[i].offset, want, a->params[i].rows * a->params[i].cols));
     }
     CHECK_MSG(worst <= 1e-4, "%s: adapter differs from the reference by %g", label, worst);
     rosa_adapter_free(a);
@@ -426,9 +392,9 @@ static int read_active(const char *out, int L, int steps, uint8_t active[][8]) {
 static void inactive_layers(int zero_grad) {
     const char *model = shared_path("models/stories260K");
     char data[512], out[512], cmd[4096], *o = NULL;
-    snprintf(data, sizeof data, "%s", wpath("inactive.jsonl"));
-    snprintf(out, sizeof out, "%s-%d", wpath("inactive"), zero_grad);
-    write_data(data, 32);
+    snprintf(data, sizeof data, "%s", test_tmp_path("inactive.jsonl"));
+    snprintf(out, sizeof out, "%s-%d", test_tmp_path("inactive"), zero_grad);
+    write_toy_records(data, 32);
     snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --output %s --method rosa --rank 4 --r-low 0.5 "
              "--max-steps 8 --batch-size 4 --micro-batch-size 2 --cutoff-len 48 --lr 1e-2 --warmup-steps 0 "
              "--dls-interval 3 --dls-warmup 2 --dls-k-ratio 0.4 --dls-p-exploit 0.5 --save-steps 1 --quiet "
@@ -467,11 +433,11 @@ TEST(dls_zero_grad_mode_still_steps_inactive_layers) { inactive_layers(1); }
 TEST(dls_truncated_backward_and_resume_are_exact) {
     const char *model = shared_path("models/stories260K");
     char data[512], a_dir[512], b_dir[512], c_dir[512], cmd[4096], *o = NULL;
-    snprintf(data, sizeof data, "%s", wpath("trunc.jsonl"));
-    snprintf(a_dir, sizeof a_dir, "%s", wpath("trunc-a"));
-    snprintf(b_dir, sizeof b_dir, "%s", wpath("trunc-b"));
-    snprintf(c_dir, sizeof c_dir, "%s", wpath("trunc-c"));
-    write_data(data, 40);
+    snprintf(data, sizeof data, "%s", test_tmp_path("trunc.jsonl"));
+    snprintf(a_dir, sizeof a_dir, "%s", test_tmp_path("trunc-a"));
+    snprintf(b_dir, sizeof b_dir, "%s", test_tmp_path("trunc-b"));
+    snprintf(c_dir, sizeof c_dir, "%s", test_tmp_path("trunc-c"));
+    write_toy_records(data, 40);
     const char *common = "--method rosa --rank 4 --r-low 0.5 --max-steps 20 --batch-size 4 --micro-batch-size 2 "
                          "--cutoff-len 48 --lr 5e-3 --warmup-steps 2 --dls-interval 4 --dls-warmup 3 --dls-k-ratio 0.4 "
                          "--quiet --overwrite";

@@ -93,30 +93,6 @@ TEST(clip_grad_norm_like_torch) {
 
 /* ------------------------------------------------ end-to-end with the CLI */
 
-static char work[256];
-
-static const char *wpath(const char *name) {
-    static char buf[8][512];
-    static int k;
-    if (!work[0]) {
-        snprintf(work, sizeof work, "/tmp/rosa-train-XXXXXX");
-        if (!mkdtemp(work)) snprintf(work, sizeof work, "/tmp");
-    }
-    char *b = buf[k++ & 7];
-    snprintf(b, 512, "%s/%s", work, name);
-    return b;
-}
-
-/* Short instruction/output records that fit stories260K's context. */
-static void write_data(const char *path, int n) {
-    static const char *words[] = {"cat", "dog", "ball", "tree", "sun", "happy", "red", "big", "park", "mom"};
-    FILE *f = fopen(path, "w");
-    for (int i = 0; i < n; i++)
-        fprintf(f, "{\"instruction\": \"Is the %s %s?\", \"input\": \"\", \"output\": \"the correct answer is %s\"}\n",
-                words[i % 10], words[(i * 3 + 1) % 10], i % 3 ? "true" : "false");
-    fclose(f);
-}
-
 static int sh(const char *cmd, char **out) { return run_capture(cmd, 1, out); }
 
 static cJSON *load_json(const char *path) {
@@ -124,22 +100,11 @@ static cJSON *load_json(const char *path) {
     return j;
 }
 
-static double max_rel(const float *a, const cJSON *ref, int n) {
-    double mx = 1.0, err = 0.0;
-    for (int i = 0; i < n; i++) {
-        double r = cJSON_GetArrayItem(ref, i)->valuedouble;
-        if (fabs(r) > mx) mx = fabs(r);
-        double e = fabs(a[i] - r);
-        if (!(e <= err)) err = e;
-    }
-    return err / mx;
-}
-
 TEST(train_lora_matches_pytorch_reference) {
     const char *model = shared_path("models/stories260K");
-    const char *data = wpath("parity.jsonl"), *dump = wpath("parity-dump.json"), *init = wpath("init-adapter"),
-               *ref = wpath("ref.json"), *out = wpath("parity-out");
-    write_data(data, 16);
+    const char *data = test_tmp_path("parity.jsonl"), *dump = test_tmp_path("parity-dump.json"), *init = test_tmp_path("init-adapter"),
+               *ref = test_tmp_path("ref.json"), *out = test_tmp_path("parity-out");
+    write_toy_records(data, 16);
     char cmd[4096], *o = NULL;
     snprintf(cmd, sizeof cmd, "%s tokenize --model %s --data %s --template train --cutoff-len 48 --json > %s", rosa_bin(),
              model, data, dump);
@@ -186,8 +151,8 @@ TEST(train_lora_matches_pytorch_reference) {
     }
     free(metrics);
     CHECK_EQ_INT(n, 10);
-    double el = max_rel(losses, cJSON_GetObjectItem(r, "losses"), n);
-    double eg = max_rel(norms, cJSON_GetObjectItem(r, "grad_norms"), n);
+    double el = max_rel_json(losses, cJSON_GetObjectItem(r, "losses"), n);
+    double eg = max_rel_json(norms, cJSON_GetObjectItem(r, "grad_norms"), n);
     CHECK_MSG(el <= 1e-4, "step losses differ by %g", el);
     CHECK_MSG(eg <= 1e-4, "grad norms differ by %g", eg);
     /* The adapter after 10 AdamW steps. */
@@ -201,7 +166,7 @@ TEST(train_lora_matches_pytorch_reference) {
         const cJSON *want = cJSON_GetObjectItem(ad, a->params[i].name);
         CHECK_MSG(want != NULL, "reference lacks %s", a->params[i].name);
         if (!want) continue;
-        double e = max_rel(a->w + a->params[i].offset, want, a->params[i].rows * a->params[i].cols);
+        double e = max_rel_json(a->w + a->params[i].offset, want, a->params[i].rows * a->params[i].cols);
         if (e > worst) worst = e;
     }
     CHECK_MSG(worst <= 1e-4, "adapter differs from the reference by %g", worst);
@@ -230,9 +195,9 @@ TEST(train_lora_matches_pytorch_reference) {
 /* Token-normalised loss, a cosine schedule and micro-batches of 1. */
 TEST(train_token_loss_norm_matches_pytorch_reference) {
     const char *model = shared_path("models/stories260K");
-    const char *data = wpath("tok.jsonl"), *dump = wpath("tok-dump.json"), *init = wpath("tok-init"),
-               *ref = wpath("tok-ref.json"), *out = wpath("tok-out");
-    write_data(data, 12);
+    const char *data = test_tmp_path("tok.jsonl"), *dump = test_tmp_path("tok-dump.json"), *init = test_tmp_path("tok-init"),
+               *ref = test_tmp_path("tok-ref.json"), *out = test_tmp_path("tok-out");
+    write_toy_records(data, 12);
     char cmd[4096], *o = NULL;
     snprintf(cmd, sizeof cmd, "%s tokenize --model %s --data %s --template train --cutoff-len 40 --train-on-inputs false "
              "--json > %s", rosa_bin(), model, data, dump);
@@ -268,7 +233,7 @@ TEST(train_token_loss_norm_matches_pytorch_reference) {
             CHECK_MSG(0, "reference lacks %s", a->params[i].name);
             continue;
         }
-        double e = max_rel(a->w + a->params[i].offset, want, a->params[i].rows * a->params[i].cols);
+        double e = max_rel_json(a->w + a->params[i].offset, want, a->params[i].rows * a->params[i].cols);
         if (e > worst) worst = e;
     }
     CHECK_MSG(worst <= 1e-4, "adapter differs from the reference by %g", worst);
@@ -280,8 +245,8 @@ TEST(train_token_loss_norm_matches_pytorch_reference) {
 /* 6 steps straight == 3 steps, stop, resume for 3 more: identical adapters. */
 TEST(train_resume_is_exact) {
     const char *model = shared_path("models/stories260K");
-    const char *data = wpath("resume.jsonl"), *a_dir = wpath("straight"), *b_dir = wpath("resumed");
-    write_data(data, 24);
+    const char *data = test_tmp_path("resume.jsonl"), *a_dir = test_tmp_path("straight"), *b_dir = test_tmp_path("resumed");
+    write_toy_records(data, 24);
     const char *common = "--max-steps 6 --batch-size 4 --micro-batch-size 2 --lr 3e-3 --warmup-steps 2 "
                          "--cutoff-len 48 --dropout 0.1 --target-modules all --seed 9 --quiet";
     char cmd[4096], *o = NULL;
@@ -331,8 +296,8 @@ TEST(train_resume_is_exact) {
 
 TEST(train_sigint_saves_a_resumable_checkpoint) {
     const char *model = shared_path("models/stories260K");
-    const char *data = wpath("sig.jsonl"), *dir = wpath("sig-out");
-    write_data(data, 40);
+    const char *data = test_tmp_path("sig.jsonl"), *dir = test_tmp_path("sig-out");
+    write_toy_records(data, 40);
     char cmd[4096], *o = NULL;
     snprintf(cmd, sizeof cmd,
              "{ %s train --model %s --data %s --output %s --max-steps 500 --batch-size 4 --micro-batch-size 2 "
@@ -349,7 +314,7 @@ TEST(train_sigint_saves_a_resumable_checkpoint) {
 
 TEST(merge_and_generate_with_adapter_agree) {
     const char *model = shared_path("models/stories260K");
-    const char *init = wpath("merge-adapter"), *merged = wpath("merged");
+    const char *init = test_tmp_path("merge-adapter"), *merged = test_tmp_path("merged");
     char cmd[4096], *o = NULL, *g1 = NULL, *g2 = NULL;
     snprintf(cmd, sizeof cmd, PY " tools/ref_train.py make-adapter --model %s --method lora --rank 4 --alpha 8 "
              "--target-modules q_proj,v_proj,down_proj --b-std 0.1 --seed 4 --out %s", model, init);
@@ -370,11 +335,11 @@ TEST(merge_and_generate_with_adapter_agree) {
     free(g1);
     free(g2);
     /* The adapter changes the model's output. */
-    snprintf(cmd, sizeof cmd, "%s loss --model %s --data %s --json", rosa_bin(), model, wpath("parity.jsonl"));
+    snprintf(cmd, sizeof cmd, "%s loss --model %s --data %s --json", rosa_bin(), model, test_tmp_path("parity.jsonl"));
     char *l0 = NULL, *l1 = NULL;
-    write_data(wpath("parity.jsonl"), 16);
+    write_toy_records(test_tmp_path("parity.jsonl"), 16);
     REQUIRE(run_capture(cmd, 0, &l0) == 0);
-    snprintf(cmd, sizeof cmd, "%s loss --model %s --data %s --json", rosa_bin(), merged, wpath("parity.jsonl"));
+    snprintf(cmd, sizeof cmd, "%s loss --model %s --data %s --json", rosa_bin(), merged, test_tmp_path("parity.jsonl"));
     REQUIRE(run_capture(cmd, 0, &l1) == 0);
     CHECK(strcmp(l0, l1) != 0);
     free(l0);
@@ -405,8 +370,8 @@ static double json_number(const char *json, const char *key) {
 
 /* The real model on real data: LoRA lowers the loss of held-out boolq records. */
 TEST(train_lora_lowers_heldout_loss_on_boolq) {
-    const char *model = shared_path("models/stories260K"), *train = wpath("boolq-train.jsonl"),
-               *held = wpath("boolq-held.jsonl"), *out = wpath("boolq-out");
+    const char *model = shared_path("models/stories260K"), *train = test_tmp_path("boolq-train.jsonl"),
+               *held = test_tmp_path("boolq-held.jsonl"), *out = test_tmp_path("boolq-out");
     REQUIRE(slice_records(shared_path("data/llm-adapters/boolq/train.json"), train, 0, 96) == 0);
     REQUIRE(slice_records(shared_path("data/llm-adapters/boolq/train.json"), held, 1000, 1024) == 0);
     char cmd[4096], *before = NULL, *after = NULL, *o = NULL;
@@ -443,8 +408,8 @@ TEST(train_lora_lowers_heldout_loss_on_boolq) {
 }
 
 TEST(train_non_finite_loss_stops_or_skips) {
-    const char *model = shared_path("models/stories260K"), *data = wpath("nan.jsonl"), *out = wpath("nan-out");
-    write_data(data, 8);
+    const char *model = shared_path("models/stories260K"), *data = test_tmp_path("nan.jsonl"), *out = test_tmp_path("nan-out");
+    write_toy_records(data, 8);
     char cmd[4096], *o = NULL;
     /* ROSA_TEST_NAN_STEP makes that step's loss NaN (a test hook of the trainer). */
     snprintf(cmd, sizeof cmd, "ROSA_TEST_NAN_STEP=2 %s train --model %s --data %s --output %s --max-steps 4 "
@@ -463,26 +428,26 @@ TEST(train_non_finite_loss_stops_or_skips) {
 }
 
 TEST(train_refuses_above_max_memory_and_bad_options) {
-    const char *model = shared_path("models/stories260K"), *data = wpath("mem.jsonl");
-    write_data(data, 8);
+    const char *model = shared_path("models/stories260K"), *data = test_tmp_path("mem.jsonl");
+    write_toy_records(data, 8);
     char cmd[4096], *o = NULL;
     snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --output %s --max-memory 2M --batch-size 4 "
-             "--micro-batch-size 4 --quiet", rosa_bin(), model, data, wpath("mem-out"));
+             "--micro-batch-size 4 --quiet", rosa_bin(), model, data, test_tmp_path("mem-out"));
     CHECK(sh(cmd, &o) == 1);
     CHECK_MSG(strstr(o, "more than --max-memory 2.0 MiB: lower --micro-batch-size") != NULL, "got: %s", o);
     free(o);
     snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --output %s --batch-size 6 --micro-batch-size 4",
-             rosa_bin(), model, data, wpath("mem-out"));
+             rosa_bin(), model, data, test_tmp_path("mem-out"));
     CHECK(sh(cmd, &o) == 1);
     CHECK(strstr(o, "must be a positive multiple of --micro-batch-size") != NULL);
     free(o);
     snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --output %s --target-modules q_proj,lm_head", rosa_bin(),
-             model, data, wpath("mem-out"));
+             model, data, test_tmp_path("mem-out"));
     CHECK(sh(cmd, &o) == 2);
     CHECK(strstr(o, "unknown target module \"lm_head\"") != NULL);
     free(o);
     snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --output %s --batch-size 16", rosa_bin(), model, data,
-             wpath("mem-out"));
+             test_tmp_path("mem-out"));
     CHECK(sh(cmd, &o) == 1);
     CHECK(strstr(o, "8 training records are fewer than one batch of 16") != NULL);
     free(o);
@@ -510,7 +475,7 @@ TEST(adapter_files_follow_peft_and_refuse_what_rosa_lacks) {
     CHECK(a->lora_idx[1][MOD_Q] >= 0 && a->lora_idx[3][MOD_DOWN] >= 0 && a->lora_idx[0][MOD_Q] < 0 &&
           a->lora_idx[1][MOD_V] < 0);
     CHECK_STR(a->params[0].name, "base_model.model.model.layers.1.self_attn.q_proj.lora_A.weight");
-    const char *dir = wpath("peft");
+    const char *dir = test_tmp_path("peft");
     REQUIRE(rosa_adapter_save(a, dir, "stories260K") == 0);
     rosa_adapter *b = rosa_adapter_load(dir, &m->cfg);
     REQUIRE(b);
@@ -588,7 +553,7 @@ TEST(bf16_mode_stays_close_to_fp32) {
     double l32[6], l16[6];
     for (int k = 0; k < 2; k++) {
         char out[600], mp[700], *o = NULL;
-        snprintf(out, sizeof out, "%s-%d", wpath("bf16-run"), k);
+        snprintf(out, sizeof out, "%s-%d", test_tmp_path("bf16-run"), k);
         snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --output %s --method rosa --rank 8 --max-steps 6 "
                  "--batch-size 4 --micro-batch-size 4 --cutoff-len 256 --lr 5e-3 --warmup-steps 1 --dls-interval 2 "
                  "--save-steps 0 --quiet --overwrite --dtype %s", rosa_bin(), model, data, out, k ? "bf16" : "fp32");

@@ -24,12 +24,17 @@ echo
 echo "== held-out loss after fine-tuning"
 $ROSA loss --model "$MODEL" --adapter "$OUT" --data "$TEST" --cutoff-len 384 --limit 200
 echo
+echo "== boolq accuracy before and after, first 200 test items"
+echo "   (log-likelihood mode: the likelier of 'the correct answer is true/false'; generation with"
+echo "    beam search is the paper's protocol, but this 260K-parameter model does not answer in words)"
+$ROSA eval --model "$MODEL" --tasks boolq --limit 200 --mode loglik --quiet --output "$OUT/eval-base.json" | grep '^boolq'
+$ROSA eval --model "$MODEL" --adapter "$OUT" --tasks boolq --limit 200 --mode loglik --quiet --output "$OUT/eval.json" | grep '^boolq'
+echo
 echo "== the layers DLS selected (metrics in $OUT/metrics.jsonl)"
 grep '"dls_selection"' "$OUT/metrics.jsonl" || true
 echo
 echo "== the adapter is in $OUT (PEFT-style adapter_config.json + adapter_model.safetensors)"
 ls -l "$OUT"
 echo
-echo "== the run report: loss, learning rate, gradient norm, tokens/s, DLS heatmap, configuration"
-echo "   (add an evaluation with: rosa eval ... --output $OUT/eval.json, then rosa report $OUT again)"
+echo "== the run report: loss, learning rate, gradient norm, tokens/s, DLS heatmap, configuration, evaluation"
 $ROSA report "$OUT"

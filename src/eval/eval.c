@@ -22,6 +22,7 @@
 #include "io/json.h"
 #include "model/model.h"
 #include "train/data.h"
+#include "train/progress.h"
 #include "util.h"
 
 void rosa_eval_options_default(rosa_eval_options *o) {
@@ -39,55 +40,27 @@ void rosa_eval_report_free(rosa_eval_report *rep) {
 
 /* ------------------------------------------------------------ progress */
 
+/* The shared progress line, counting examples; the task name is its extra field. */
 typedef struct {
-    int64_t total, done;
-    double t0, last;
-    int quiet, tty, open;
+    rosa_progress line;
+    int64_t done;
+    int quiet;
 } progress;
 
-static void clock_str(char *buf, size_t n, double s) {
-    long t = (long)(s + 0.5);
-    if (t >= 3600) snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
-    else snprintf(buf, n, "%02ld:%02ld", t / 60, t % 60);
-}
-
-static void progress_show(progress *p, const char *task, int force) {
-    if (p->quiet) return;
-    double now = rosa_now(), el = now - p->t0;
-    if (!force && now - p->last < (p->tty ? 0.2 : 2.0)) return;
-    p->last = now;
-    double rate = el > 0 ? (double)p->done / el : 0.0;
-    double eta = rate > 0 ? (double)(p->total - p->done) / rate : 0.0;
-    char bar[21], e1[32], e2[32];
-    int filled = p->total > 0 ? (int)(20 * p->done / p->total) : 20;
-    for (int i = 0; i < 20; i++) bar[i] = i < filled ? '#' : '.';
-    bar[20] = 0;
-    clock_str(e1, sizeof e1, el);
-    clock_str(e2, sizeof e2, eta);
-    fprintf(stderr, "%seval [%s] %lld/%lld %s %.2f ex/s %s eta %s%s", p->tty ? "\r" : "", bar, (long long)p->done,
-            (long long)p->total, task, rate, e1, e2, p->tty ? "\033[K" : "\n");
-    p->open = p->tty;
-    fflush(stderr);
-}
-
-static void progress_end(progress *p) {
-    if (p->open) fputc('\n', stderr);
-    p->open = 0;
+static void progress_step(progress *p, const char *task) {
+    p->done++;
+    rosa_progress_update_rate(&p->line, p->done, 1, "ex/s", task);
 }
 
 static void note(progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void note(progress *p, const char *fmt, ...) {
-    if (p && p->quiet) return;
-    if (p && p->open) {
-        fputs("\r\033[K", stderr);
-        p->open = 0;
-    }
+    if (p->quiet) return;
+    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    fputs("rosa: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    rosa_progress_note("%s", msg);
 }
 
 /* ------------------------------------------------------------ predictions */
@@ -314,8 +287,7 @@ static int on_decoded(int i, const rosa_decode_result *res, void *user) {
     }
     rosa_answer_free(&a);
     free(response);
-    tr->prog->done++;
-    progress_show(tr->prog, tr->task->name, 0);
+    progress_step(tr->prog, tr->task->name);
     return rc < 0 ? -1 : 0;
 }
 
@@ -404,8 +376,7 @@ static int run_loglik(task_run *tr, int n_todo) {
         free(lp);
         rosa_free_labels(own, own ? n : 0);
         if (rc < 0) return -1;
-        tr->prog->done++;
-        progress_show(tr->prog, tr->task->name, 0);
+        progress_step(tr->prog, tr->task->name);
     }
     return 0;
 }
@@ -448,9 +419,7 @@ int rosa_eval_run(rosa_model *m, const rosa_task_list *tasks, const rosa_eval_op
     int *n_todo = rosa_calloc((size_t)(nt ? nt : 1), sizeof(int), "todo");
     pred_file saved = {0};
     FILE *pf = NULL;
-    progress prog = {0};
-    prog.quiet = o->quiet;
-    prog.tty = isatty(2);
+    progress prog = {.quiet = o->quiet};
     if (!rep->r || !recs || !todo || !n_todo) goto out;
     rep->n = nt;
     int resumed_total = 0;
@@ -542,8 +511,7 @@ int rosa_eval_run(rosa_model *m, const rosa_task_list *tasks, const rosa_eval_op
         }
     }
     if (resumed_total > 0) note(&prog, "resuming: %d examples already in %s", resumed_total, o->predictions);
-    prog.total = total;
-    prog.t0 = rosa_now();
+    rosa_progress_start(&prog.line, "eval", total, 0, o->quiet, 0);
     for (int ti = 0; ti < nt; ti++) {
         const rosa_task *t = &tasks->t[ti];
         if (n_todo[ti] == 0) continue;
@@ -559,13 +527,11 @@ int rosa_eval_run(rosa_model *m, const rosa_task_list *tasks, const rosa_eval_op
         tr.pf = pf;
         tr.pf_path = o->predictions;
         tr.prog = &prog;
-        progress_show(&prog, t->name, 1);
         int e;
         if (o->mode == ROSA_EVAL_LOGLIK) {
             if (t->type != ROSA_TASK_COMMONSENSE) {
-                progress_end(&prog);
-                fprintf(stderr, "rosa: warning: %s: loglik mode scores commonsense tasks only; skipped\n", t->name);
-                prog.total -= n_todo[ti];
+                rosa_progress_note("warning: %s: loglik mode scores commonsense tasks only; skipped", t->name);
+                prog.line.total -= n_todo[ti];
                 continue;
             }
             e = run_loglik(&tr, n_todo[ti]);
@@ -578,10 +544,9 @@ int rosa_eval_run(rosa_model *m, const rosa_task_list *tasks, const rosa_eval_op
         }
         rep->n_new += n_todo[ti];
     }
-    progress_show(&prog, "done", 1);
     rc = 0;
 out:
-    progress_end(&prog);
+    rosa_progress_end(&prog.line);
     if (pf && fclose(pf) != 0 && rc == 0) rc = rosa_fail("%s: %s", o->predictions, strerror(errno));
     pred_file_free(&saved);
     if (recs)

@@ -190,6 +190,24 @@ int64_t rosa_checkpoint_latest(const char *out_dir, char **path) {
     return best;
 }
 
+int rosa_checkpoint_clear(const char *out_dir) {
+    DIR *d = opendir(out_dir);
+    if (!d) return 0;
+    struct dirent *e;
+    int rc = 0;
+    while (rc == 0 && (e = readdir(d))) {
+        const char *n = e->d_name;
+        if (strncmp(n, "checkpoint-", 11) != 0 && strncmp(n, ".checkpoint-", 12) != 0 &&
+            strcmp(n, "adapter_config.json") != 0 && strcmp(n, "adapter_model.safetensors") != 0)
+            continue;
+        char *p = rosa_path_join(out_dir, n);
+        if (!p || remove_tree(p) != 0) rc = rosa_fail("%s/%s: cannot remove: %s", out_dir, n, strerror(errno));
+        free(p);
+    }
+    closedir(d);
+    return rc;
+}
+
 int rosa_checkpoint_load(const char *out_dir, int64_t step, const rosa_config *c, rosa_adapter *a, rosa_adamw *opt,
                          rosa_checkpoint_state *st) {
     char dir[4096];

@@ -26,5 +26,9 @@ int rosa_checkpoint_load(const char *out_dir, int64_t step, const rosa_config *c
 /* The largest STEP of a complete checkpoint in out_dir, or -1.  path (may be
  * NULL) receives a malloc'ed path of it. */
 int64_t rosa_checkpoint_latest(const char *out_dir, char **path);
+/* What a finished or interrupted run left in out_dir: every checkpoint
+ * directory (complete or not) and the final adapter files; --overwrite
+ * removes them so that a later --resume cannot continue the old run. */
+int rosa_checkpoint_clear(const char *out_dir);
 
 #endif

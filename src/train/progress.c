@@ -30,27 +30,9 @@ void rosa_progress_start(rosa_progress *p, const char *what, int64_t total, int6
 }
 
 void rosa_progress_update(rosa_progress *p, int64_t done, double loss, double lr, double grad_norm, long long tokens) {
-    if (p->quiet) return;
-    p->tokens += tokens;
-    double now = rosa_now(), elapsed = now - p->t0;
-    int last = done >= p->total;
-    /* Plain logs get a line per second at most (and the last step). */
-    if (!p->tty && !last && now - p->last_print < 1.0) return;
-    p->last_print = now;
-    double rate = elapsed > 0 ? (double)(done - p->start) / elapsed : 0.0;
-    double eta = rate > 0 ? (double)(p->total - done) / rate : 0.0;
-    char el[32], et[32];
-    clock_str(el, sizeof el, elapsed);
-    clock_str(et, sizeof et, eta);
-    char bar[21];
-    int filled = p->total > 0 ? (int)(20 * done / p->total) : 20;
-    for (int i = 0; i < 20; i++) bar[i] = i < filled ? '#' : '.';
-    bar[20] = 0;
-    fprintf(stderr, "%s%s [%s] %lld/%lld loss %.4f lr %.3g gnorm %.3g %.0f tok/s %s eta %s%s", p->tty ? "\r" : "",
-            p->what, bar, (long long)done, (long long)p->total, loss, lr, grad_norm,
-            elapsed > 0 ? p->tokens / elapsed : 0.0, el, et, p->tty ? "\033[K" : "\n");
-    p->open_line = p->tty;
-    fflush(stderr);
+    char extra[96];
+    snprintf(extra, sizeof extra, "loss %.4f lr %.3g gnorm %.3g", loss, lr, grad_norm);
+    rosa_progress_update_rate(p, done, tokens, "tok/s", extra);
 }
 
 void rosa_progress_update_rate(rosa_progress *p, int64_t done, long long items, const char *unit, const char *extra) {

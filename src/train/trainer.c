@@ -162,6 +162,9 @@ static int open_output(run *r) {
     if (!o->resume && !o->overwrite && rosa_checkpoint_latest(o->output_dir, NULL) >= 0)
         return rosa_fail("%s already holds a training run: use --resume to continue it or --overwrite to start over",
                          o->output_dir);
+    /* Starting over: the old run's checkpoints must not be resumed later
+     * (tests/test_robustness_faults.c). */
+    if (o->overwrite && !o->resume && rosa_checkpoint_clear(o->output_dir) < 0) return -1;
     return 0;
 }
 
