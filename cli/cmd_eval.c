@@ -54,6 +54,7 @@ static const char *default_data_dir(void) {
 
 int cmd_eval(int argc, char **argv) {
     const char *model_dir = NULL, *adapter_dir = NULL, *tasks_list = NULL, *mode = "generate", *rule = "llm-adapters";
+    const char *dtype = "fp32";
     const char *output = NULL, *predictions = NULL, *score_file = NULL, *data_dir = NULL, *dummy = NULL;
     int num_beams = 4, max_new = 0, batch = 1, limit = 0, threads = 0, quiet = 0;
     uint64_t seed = 0;
@@ -89,6 +90,7 @@ int cmd_eval(int argc, char **argv) {
         {"limit", ARG_INT, &limit, "N", "only the first N examples of each task", 0, 0},
         {"seed", ARG_U64, &seed, "S", "recorded in the report (decoding is deterministic)", 0, 0},
         {"threads", ARG_INT, &threads, "N", "threads (default: all cores)", 0, 0},
+        {"dtype", ARG_STR, &dtype, "fp32|bf16", "matrix products of the frozen model (default fp32)", 0, 0},
         {"output", ARG_STR, &output, "FILE", "write the JSON report", 0, 0},
         {"predictions", ARG_STR, &predictions, "FILE", "JSON Lines of every example; an existing file is resumed", 0,
          0},
@@ -203,6 +205,12 @@ int cmd_eval(int argc, char **argv) {
         rosa_adapter_free(a);
         if (rc < 0) goto fail;
     }
+    rosa_dtype compute;
+    if (parse_dtype(dtype, &compute) < 0) {
+        status = 2;
+        goto done;
+    }
+    if (rosa_model_set_compute(m, compute) < 0) goto fail;
     if (rosa_eval_run(m, &tasks, &o, &rep) < 0) goto fail;
     rosa_eval_report_print(&rep, stdout);
     fflush(stdout);

@@ -102,11 +102,6 @@ int cmd_generate(int argc, char **argv) {
 
     rosa_model *m = rosa_model_load(model_dir);
     if (!m) return die_msg("%s", rosa_last_error()), 1;
-    if (rosa_model_set_compute(m, compute) < 0) {
-        die_msg("%s", rosa_last_error());
-        rosa_model_free(m);
-        return 1;
-    }
     if (adapter_dir) {
         rosa_adapter *a = rosa_adapter_load(adapter_dir, &m->cfg);
         int rc = a ? rosa_model_apply_adapter(m, a) : -1;
@@ -116,6 +111,11 @@ int cmd_generate(int argc, char **argv) {
             rosa_model_free(m);
             return 1;
         }
+    }
+    if (rosa_model_set_compute(m, compute) < 0) { /* after the adapter: merged weights get packed */
+        die_msg("%s", rosa_last_error());
+        rosa_model_free(m);
+        return 1;
     }
     int32_t *ids = NULL, *out = NULL;
     int n_ids = 0, n_out = 0, status = 1;

@@ -324,7 +324,8 @@ TEST(fuzz_regression_predictions_index_beyond_int) {
 /* ------------------------------------------------ limits before allocation */
 
 /* A rank the tensor file cannot back is refused before the table's values are
- * allocated (here 2^44 floats, 64 TiB, for a 100-byte file). */
+ * allocated (here 2^43 floats, 32 TiB, for a 100-byte file: under ASan such
+ * an allocation would abort the test). */
 TEST(limits_adapter_rank_refused_before_allocation) {
     const char *big = "{\"architectures\": [\"LlamaForCausalLM\"], \"vocab_size\": 32000, \"hidden_size\": 65536,"
                       " \"intermediate_size\": 65536, \"num_hidden_layers\": 1024, \"num_attention_heads\": 512}";
@@ -332,13 +333,11 @@ TEST(limits_adapter_rank_refused_before_allocation) {
     REQUIRE(rosa_config_parse(big, strlen(big), "config.json", &c) == 0);
     const char *dir = adapter_dir("rank", "{\"peft_type\": \"LORA\", \"r\": 65536, \"target_modules\": [\"q_proj\"]}",
                                   "{\"x\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}}", 4);
-    double t0 = rosa_now();
     CHECK(rosa_adapter_load(dir, &c) == NULL);
     CHECK_ERROR_HAS("adapter_config.json: the adapter has 8796093022208 values but adapter_model.safetensors is only");
     dir = adapter_dir("rank2", "{\"peft_type\": \"ROSA\", \"r\": 65536}", "{}", 0);
     CHECK(rosa_adapter_load(dir, &c) == NULL);
     CHECK_ERROR_HAS("values but adapter_model.safetensors is only");
-    CHECK(rosa_now() - t0 < 1.0);
 }
 
 TEST(limits_absurd_config_sizes_are_refused) {

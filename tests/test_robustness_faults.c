@@ -313,6 +313,9 @@ TEST(faults_kill9_at_random_moments_never_loses_a_checkpoint) {
     CHECK_MSG(max_ckpts >= 1, "no kill left a checkpoint to resume from (seed %llu)", (unsigned long long)seed);
 }
 
+/* LeakSanitizer cannot run in a traced process (make test-san). */
+#define NO_LSAN "ASAN_OPTIONS=detect_leaks=0"
+
 /* strace can stop a process at its N-th call of a system call and kill it
  * there (fault injection), deterministically. */
 static int strace_works(void) {
@@ -327,7 +330,7 @@ static int count_calls(const char *syscall, int steps, const char *modules, cons
     if (!extra_setup_out) rm_rf(out);
     char cmd[4096], full[4400];
     train_cmd(cmd, sizeof cmd, steps, 1, modules, out, extra_setup_out ? "--resume" : "");
-    snprintf(full, sizeof full, "strace -f -qq -o %s -e trace=%s %s", fpath("count.trace"), syscall, cmd);
+    snprintf(full, sizeof full, "env %s strace -f -qq -o %s -e trace=%s %s", NO_LSAN, fpath("count.trace"), syscall, cmd);
     if (run_cmd(full, fpath("count.log"), NULL, 300) != 0) return -1;
     char *t = slurp(fpath("count.trace"));
     int n = 0;
@@ -353,8 +356,8 @@ static void kill_at(const char *syscall, int k, int steps, const char *modules, 
         rm_rf(out);
     }
     train_cmd(cmd, sizeof cmd, steps, 1, modules, out, resume_from ? "--resume" : "");
-    snprintf(full, sizeof full, "strace -f -qq -o /dev/null -e trace=%s -e inject=%s:signal=KILL:when=%d %s", syscall,
-             syscall, k, cmd);
+    snprintf(full, sizeof full, "env %s strace -f -qq -o /dev/null -e trace=%s -e inject=%s:signal=KILL:when=%d %s",
+             NO_LSAN, syscall, syscall, k, cmd);
     snprintf(when, sizeof when, "killed at %s #%d%s", syscall, k, resume_from ? " of a resumed run" : "");
     int rc = run_cmd(full, fpath("inject.log"), NULL, 300);
     CHECK_MSG(rc == 128 + SIGKILL, "%s: exit status %d (not killed)", when, rc);

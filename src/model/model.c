@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "io/config.h"
 #include "util.h"
@@ -301,6 +302,10 @@ int rosa_model_set_compute(rosa_model *m, rosa_dtype dtype) {
         return -1;
     }
     m->compute = ROSA_DTYPE_BF16;
+    /* The products no longer read the mapped F32 matrices: let the kernel drop
+     * their pages (embedding rows and norms fault back in when read). */
+    for (int i = 0; i < m->weights.n_files; i++)
+        if (m->weights.maps[i].data) madvise(m->weights.maps[i].data, m->weights.maps[i].size, MADV_DONTNEED);
     return 0;
 }
 

@@ -82,9 +82,19 @@ static int apply_roae(rosa_model *m, const rosa_adapter *a) {
     return 0;
 }
 
+static int apply_lora(rosa_model *m, const rosa_adapter *a);
+
 int rosa_model_apply_adapter(rosa_model *m, const rosa_adapter *a) {
     if (a->L != m->cfg.num_layers) return rosa_fail("the adapter has %d layers, the model %d", a->L, m->cfg.num_layers);
     if (a->method == ROSA_METHOD_ROAE) return apply_roae(m, a);
+    /* Merged weights must be packed again in BF16 mode. */
+    rosa_dtype compute = m->compute;
+    if (compute != ROSA_DTYPE_F32 && rosa_model_set_compute(m, ROSA_DTYPE_F32) < 0) return -1;
+    if (apply_lora(m, a) < 0) return -1;
+    return rosa_model_set_compute(m, compute);
+}
+
+static int apply_lora(rosa_model *m, const rosa_adapter *a) {
     for (int l = 0; l < a->L; l++)
         for (int mod = 0; mod < N_MODULES; mod++) {
             int idx = a->lora_idx[l][mod];
