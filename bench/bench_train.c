@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "io/config.h"
 #include "model/gemm.h"
@@ -194,6 +195,12 @@ static int generate_case(rosa_model *m, int prefill_only, int steps) {
 }
 
 int main(int argc, char **argv) {
+    /* The same OpenMP settings as the rosa tool (cli/main.c). */
+    if (!getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT")) {
+        setenv("GOMP_SPINCOUNT", "10000", 1);
+        execv("/proc/self/exe", argv);
+    }
+    rosa_set_threads(0);
     if (argc < 3) {
         fprintf(stderr, "usage: bench_train CONFIG.json gemm|lora|roae|rosa|generate|prefill [STEPS]\n");
         return 2;

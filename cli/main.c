@@ -1,6 +1,8 @@
 /* main.c: the rosa command-line tool: dispatch to subcommands. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "args.h"
 #include "commands.h"
@@ -29,7 +31,20 @@ static void usage(FILE *f) {
     fprintf(f, "\nrosa %s: RoPE-aware Selective Adaptation (RoSA) and LoRA fine-tuning on the CPU.\n", ROSA_VERSION);
 }
 
+/* OpenMP threads that wait at a barrier spin for a long while by default;
+ * when the machine is shared that time is stolen from the thread being
+ * waited for, and a training step gets several times slower.  libgomp reads
+ * its settings when it loads, so rosa sets a short spin and re-executes
+ * itself once; an explicit OMP_WAIT_POLICY or GOMP_SPINCOUNT is respected. */
+static void tune_openmp(char **argv) {
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
+    setenv("GOMP_SPINCOUNT", "10000", 1);
+    execv("/proc/self/exe", argv);
+    /* exec failed: carry on with the defaults */
+}
+
 int main(int argc, char **argv) {
+    tune_openmp(argv);
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -321,6 +321,31 @@ TEST(fuzz_regression_predictions_index_beyond_int) {
     rosa_task_list_free(&known);
 }
 
+/* fuzz_tokenizer_load (clang UBSan, 28 k executions): a word that encodes to
+ * no ids (characters outside the vocabulary, no unk, no byte fallback) was
+ * put in the word cache with memcpy(NULL + 0, ...) (src/tokenizer/bpe.c
+ * cache_put). */
+TEST(fuzz_regression_tokenizer_word_without_ids) {
+    const char *dir = rpath("noids");
+    mkdir(dir, 0755);
+    char p[600];
+    snprintf(p, sizeof p, "%s/tokenizer.json", dir);
+    put_text(p, "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": []}}");
+    rosa_tokenizer *tok = rosa_tokenizer_load(dir);
+    REQUIRE(tok);
+    for (int k = 0; k < 2; k++) { /* the second time from the cache */
+        int32_t *ids = NULL;
+        size_t n = 99;
+        CHECK(rosa_tokenizer_encode(tok, "xyz", 3, 0, &ids, &n) == 0);
+        CHECK_EQ_INT(n, 0);
+        free(ids);
+        CHECK(rosa_tokenizer_encode(tok, "ab", 2, 0, &ids, &n) == 0);
+        CHECK_EQ_INT(n, 2);
+        free(ids);
+    }
+    rosa_tokenizer_free(tok);
+}
+
 /* ------------------------------------------------ limits before allocation */
 
 /* A rank the tensor file cannot back is refused before the table's values are

@@ -94,7 +94,7 @@ static void cache_put(tok_enc *e, const char *w, size_t n, uint64_t h, const int
     }
     size_t koff = c->keys.len;
     if (rosa_buf_append(&c->keys, w, n) < 0) goto out;
-    memcpy(c->ids + c->n_ids, ids, n_ids * sizeof *ids);
+    if (n_ids) memcpy(c->ids + c->n_ids, ids, n_ids * sizeof *ids); /* a word of no ids: c->ids may be NULL */
     c->slots[i] = (tok_cslot){h, (uint32_t)koff, (uint32_t)c->n_ids, (uint16_t)n, (uint16_t)n_ids};
     c->n_ids += n_ids;
     c->n++;
