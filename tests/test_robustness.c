@@ -259,6 +259,17 @@ TEST(fuzz_regression_config_values_that_do_not_fit_a_float) {
     CHECK(parse_config(", \"rms_norm_eps\": 1e-30, \"rope_theta\": 1e30") == 0);
 }
 
+/* fuzz_config (property: an accepted config respects the documented limits,
+ * 160 k executions): head_dim was range-checked only when given; its default
+ * hidden_size / num_attention_heads could reach 65536 (src/io/config.c). */
+TEST(fuzz_regression_config_default_head_dim_is_bounded) {
+    const char *j = "{\"architectures\": [\"MistralForCausalLM\"], \"vocab_size\": 16, \"hidden_size\": 5218, "
+                    "\"intermediate_size\": 8, \"num_hidden_layers\": 1, \"num_attention_heads\": 1}";
+    rosa_config c;
+    CHECK(rosa_config_parse(j, strlen(j), "config.json", &c) < 0);
+    CHECK_ERROR_HAS("head_dim 5218 (hidden_size / num_attention_heads) is out of range");
+}
+
 static const char *tiny_config_json =
     "{\"architectures\": [\"LlamaForCausalLM\"], \"vocab_size\": 16, \"hidden_size\": 8, \"intermediate_size\": 12,"
     " \"num_hidden_layers\": 2, \"num_attention_heads\": 2, \"num_key_value_heads\": 1}";

@@ -14,7 +14,8 @@
 #   BENCH_QWEN_STEPS=N     steps for qwen2.5-0.5b in the full suite (default 1: time budget)
 #   BENCH_CONFIGS="a b"    names in bench/configs (full suite: smollm2-135m qwen2.5-0.5b
 #                          llama-100m), or paths to HF config.json files
-#   BENCH_BF16_CASES="lora" cases also run in BF16 (bench_train ... bf16, PyTorch autocast)
+#   BENCH_BF16_CASES=lora  cases also run in BF16 (bench_train ... bf16, PyTorch autocast);
+#                          empty: none
 #   BENCH_CASE_TIMEOUT=S   seconds before one process is killed (default 900)
 #   BENCH_KEEP_OPENBLAS=1  never set OPENBLAS_CORETYPE (see "OpenBLAS kernel" below)
 #   PYTHON=/usr/bin/python3
@@ -38,7 +39,7 @@ else
     TOKSECS=2
 fi
 QWEN_STEPS=${BENCH_QWEN_STEPS:-1}
-BF16_CASES=${BENCH_BF16_CASES:-lora}
+BF16_CASES=${BENCH_BF16_CASES-lora}
 [ "$MODE" = quick ] && QWEN_STEPS=$STEPS
 [ -n "$BENCH_STEPS" ] && [ -z "$BENCH_QWEN_STEPS" ] && QWEN_STEPS=$STEPS
 

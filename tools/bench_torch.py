@@ -21,10 +21,10 @@ full FP32 logits; one AdamW step with clip_grad_norm_(1.0)):
             lower half's adapters have requires_grad False, so autograd stops the backward
             at the lowest trainable layer by itself (the base is frozen).
   generate  batch 1, a 128-token random prompt, 128 new tokens greedy with a KV cache;
-            tokens/s = 128 / (prefill + decode time).
+            tokens/s = 128 / (prefill + decode time).  The warm-up generates 8 tokens only.
   prefill   forward of 4 x 256 tokens filling a KV cache, LM head on the last position only.
   gemm      context, not a model case: the best GFLOP/s of F.linear (x W^T, as nn.Linear) of
-            the shape of bench_train's GEMM ceiling (1024 x 2048 x 2048), for about 2 s each,
+            the shape of bench_train's GEMM ceiling (1024 x 2048 x 2048), for about 1 s each,
             in FP32 and under BF16 autocast (CONFIG is ignored).
 
 --dtype bf16 runs forward (and loss) under torch.autocast('cpu', dtype=torch.bfloat16); the
@@ -317,11 +317,11 @@ def train_case(m, case):
 
 
 @torch.no_grad()
-def generate_once(m, prompt):
+def generate_once(m, prompt, n_new=NEW_TOKENS):
     caches = [[None, None] for _ in range(m.c.layers)]
     logits = m(prompt, caches, last_only=True)
     out = [int(logits[0, -1].argmax())]
-    while len(out) < NEW_TOKENS:
+    while len(out) < n_new:
         logits = m(torch.tensor([[out[-1]]]), caches)
         out.append(int(logits[0, -1].argmax()))
     return out
@@ -343,17 +343,19 @@ def generate_case(m, prefill_only):
         sec = median(times[1:])
         return BATCH * SEQ / sec, sec, {}
     prompt = torch.randint(0, m.c.vocab, (1, PROMPT), generator=g)
-    for _ in range(args.steps + 1):
+    with autocast(args.dtype):  # warm-up: the prompt and a few tokens are enough
+        generate_once(m, prompt, 8)
+    for _ in range(args.steps):
         t0 = time.perf_counter()
         with autocast(args.dtype):
             generate_once(m, prompt)
         times.append(time.perf_counter() - t0)
-    sec = median(times[1:])
+    sec = median(times)
     return NEW_TOKENS / sec, sec, {}
 
 
 def gemm_case():
-    """Best GFLOP/s of x W^T (1024 x 2048 x 2048), FP32 and BF16 autocast, ~2 s each."""
+    """Best GFLOP/s of x W^T (1024 x 2048 x 2048), FP32 and BF16 autocast, ~1 s each."""
     M, N, K = 1024, 2048, 2048
     a, w = torch.randn(M, K), torch.randn(N, K)
     out = {}
@@ -361,7 +363,7 @@ def gemm_case():
         best = 0.0
         with torch.no_grad(), autocast(dtype):
             F.linear(a, w)  # warm-up
-            t_end = time.perf_counter() + 2.0
+            t_end = time.perf_counter() + 1.0
             while time.perf_counter() < t_end:
                 t0 = time.perf_counter()
                 F.linear(a, w)

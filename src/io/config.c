@@ -142,6 +142,8 @@ static int parse_config(const cJSON *j, const char *what, rosa_config *c) {
     if (get_int_opt(j, "head_dim", what, 1, 4096, def_hd, &c->head_dim) < 0) return -1;
     if (c->head_dim == 0) return rosa_fail("%s: hidden_size %d is not a multiple of num_attention_heads %d and no head_dim is given", what, c->hidden_size, c->num_heads);
     if (c->head_dim % 2) return rosa_fail("%s: head_dim %d must be even for RoPE", what, c->head_dim);
+    if (c->head_dim > 4096) /* the default, hidden_size / num_attention_heads, is bounded too (found by fuzzing) */
+        return rosa_fail("%s: head_dim %d (hidden_size / num_attention_heads) is out of range [1, 4096]", what, c->head_dim);
 
     double eps, theta;
     if (rosa_json_num_opt(j, "rms_norm_eps", what, 1e-6, &eps) < 0 ||
