@@ -44,10 +44,21 @@ BF16_CASES=${BENCH_BF16_CASES-lora}
 [ -n "$BENCH_STEPS" ] && [ -z "$BENCH_QWEN_STEPS" ] && QWEN_STEPS=$STEPS
 
 export OMP_NUM_THREADS=$THREADS
+# rosa (cli/main.c, bench_train) shortens libgomp's spin to GOMP_SPINCOUNT=10000 unless the
+# environment sets OMP_WAIT_POLICY or GOMP_SPINCOUNT; PyTorch runs under the same setting, so
+# that both sides wait for busy cores the same way.
+if [ -z "$OMP_WAIT_POLICY" ] && [ -z "$GOMP_SPINCOUNT" ]; then
+    export GOMP_SPINCOUNT=10000
+    OMP_NOTE="GOMP_SPINCOUNT=10000 on both sides (rosa's default, set by bench.sh for PyTorch too)"
+else
+    OMP_NOTE="OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset}, GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-unset} from the environment, both sides"
+fi
 T0=$(date +%s)
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT INT TERM
+trap 'rm -rf "$WORK"' EXIT
+trap 'exit 130' INT TERM
+REV="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' + local changes')"
 LOG=$WORK/results.tsv
 : >"$LOG"
 note() { echo "bench: $*" >&2; }
@@ -147,12 +158,12 @@ done
 T1=$(date +%s)
 export BENCH_MODE=$MODE BENCH_MAIN_STEPS=$STEPS BENCH_WALL=$((T1 - T0)) BENCH_GEMM="$GEMM" BENCH_CORE_ROSA="$CORE_ROSA"
 export BENCH_CORE_TORCH="$CORE_TORCH" BENCH_CORE_NOTE="$CORE_NOTE" BENCH_THREADS_USED=$THREADS
-export BENCH_LOAD_START="$LOAD_START" BENCH_TEXT="$TEXT"
+export BENCH_LOAD_START="$LOAD_START" BENCH_TEXT="$TEXT" BENCH_OMP_NOTE="$OMP_NOTE"
 export BENCH_CPU="$(lscpu | sed -n 's/^Model name: *//p' | head -1)"
 export BENCH_CORES="$(lscpu | awk -F: '/^Core\(s\) per socket/ {c=$2} /^Socket\(s\)/ {s=$2} /^CPU\(s\)/ {n=$2}
     END {printf "%d cores, %d CPUs", c * s, n}')"
 export BENCH_LOAD="$(cut -d' ' -f1-3 /proc/loadavg)"
-export BENCH_REV="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' + local changes')"
+export BENCH_REV="$REV"
 mkdir -p "$BUILD"
 "$PYTHON" - "$LOG" "$WORK/steps.tsv" "$WORK/tok" <<'EOF' | tee "$BUILD/bench-report.md"
 import datetime, json, os, sys
@@ -206,7 +217,8 @@ P = print
 P("# rosa benchmark (%s)" % ("make bench-quick" if E["BENCH_MODE"] == "quick" else "make bench"))
 P()
 P("- Date: %s; rosa %s" % (datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), E["BENCH_REV"]))
-P("- Machine: %s, %s; %s threads on both sides" % (E["BENCH_CPU"], E["BENCH_CORES"], E["BENCH_THREADS_USED"]))
+P("- Machine: %s, %s; %s threads on both sides; OpenMP: %s"
+  % (E["BENCH_CPU"], E["BENCH_CORES"], E["BENCH_THREADS_USED"], E["BENCH_OMP_NOTE"]))
 P("- Load average (1, 5, 15 min) at the start: %s, at the end: %s (other processes on the machine "
   "slow both sides, unevenly)" % (E["BENCH_LOAD_START"], E["BENCH_LOAD"]))
 P("- rosa GEMM backend: %s; OpenBLAS kernel: rosa %s, PyTorch %s (%s)"
