@@ -75,9 +75,9 @@ static double count_flops(const rosa_config *c, const rosa_adapter *a, int B, in
     for (int i = 0; a && i < a->n_params; i += 2) {
         const rosa_param *A = &a->params[i], *Bp = &a->params[i + 1];
         if (A->ndim == 1) continue;
-        adapter += 6 * N * A->rows * (A->cols + Bp->rows) / (a->L ? 1 : 1);
+        adapter += 6 * N * A->rows * (A->cols + Bp->rows);
     }
-    double f = L * (lin + att) + head + (backward ? 0 : 0);
+    double f = L * (lin + att) + head;
     if (!backward) return f;
     double frac = (L - stop) / L;
     return f + frac * L * (lin + 2.5 * att) + head + adapter * frac + adapter * (1 - frac) / 3;

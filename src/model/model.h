@@ -54,7 +54,7 @@ struct rosa_model {
  * oneDNN cannot do BF16. */
 int rosa_model_set_compute(rosa_model *m, rosa_dtype dtype);
 
-/* The packed weight of projection w (0..6 = q, k, v, o, gate, up, down). */
+/* The FP32 weight of projection w (0..6 = q, k, v, o, gate, up, down). */
 static inline const float *rosa_layer_weight(const rosa_layer *L, int w) {
     const float *const all[7] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
     return all[w];

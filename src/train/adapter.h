@@ -107,8 +107,6 @@ rosa_adapter *rosa_adapter_new_roae(const rosa_model *m, const rosa_roae_options
 int64_t rosa_lora_num_params(const rosa_config *c, const rosa_lora_options *o, int rank);
 /* Parameters a RoAE adapter of rank r would have (for --param-budget). */
 int64_t rosa_roae_num_params(const rosa_config *c, const rosa_roae_options *o, int rank);
-/* Layer of parameter i. */
-static inline int rosa_param_layer(const rosa_adapter *a, int i) { return a->params[i].layer; }
 
 /* Copies values of `src` into `dst` (same method and shapes). */
 int rosa_adapter_copy_values(rosa_adapter *dst, const rosa_adapter *src);
