@@ -10,8 +10,7 @@
 #include "io/config.h"
 #include "util.h"
 
-/* Records a buffer the model owns (freed with the model). */
-static int own(rosa_model *m, void *p) {
+int rosa_model_own(rosa_model *m, void *p) {
     void **o = rosa_realloc(m->owned, sizeof(void *) * (size_t)(m->n_owned + 1), "buffer list");
     if (!o) return -1;
     m->owned = o;
@@ -63,7 +62,7 @@ static const float *tensor(rosa_model *m, const char *dir, const char *name, int
         return NULL;
     }
     float *f = rosa_malloc(sizeof(float) * (size_t)n, name);
-    if (!f || own(m, f) < 0) {
+    if (!f || rosa_model_own(m, f) < 0) {
         free(f);
         *err = 1;
         return NULL;
@@ -214,7 +213,7 @@ rosa_model *rosa_model_random(const rosa_config *c, uint64_t seed) {
                         (c->attention_bias ? D : 0) + (c->mlp_bias ? 2 * F + D : 0);
     int64_t total = V * D * (c->tie_word_embeddings ? 1 : 2) + D + per_layer * c->num_layers;
     float *w = rosa_malloc(sizeof(float) * (size_t)total, "random weights");
-    if (!w || own(m, w) < 0) {
+    if (!w || rosa_model_own(m, w) < 0) {
         free(w);
         rosa_model_free(m);
         return NULL;

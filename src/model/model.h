@@ -72,6 +72,10 @@ struct rosa_kv_cache {
     size_t scratch_size;
 };
 
+/* Records a malloc'ed buffer the model owns (freed with the model); -1 when
+ * out of memory (the buffer is then not recorded). */
+int rosa_model_own(rosa_model *m, void *p);
+
 /* A model with random weights (uniform +-0.02, norms 1) and the shapes of
  * config c, for benchmarks: speed and memory do not depend on the values. */
 rosa_model *rosa_model_random(const rosa_config *c, uint64_t seed);

@@ -37,14 +37,11 @@ static float *merged(const float *W, const rosa_adapter *a, int idx) {
 /* Keeps a copy of n floats owned by the model. */
 static const float *own_copy(rosa_model *m, const float *src, size_t n) {
     float *p = rosa_malloc(sizeof(float) * n, "adapter weights");
-    void **o = p ? rosa_realloc(m->owned, sizeof(void *) * (size_t)(m->n_owned + 1), "buffer list") : NULL;
-    if (!o) {
+    if (!p || rosa_model_own(m, p) < 0) {
         free(p);
         return NULL;
     }
     memcpy(p, src, sizeof(float) * n);
-    m->owned = o;
-    m->owned[m->n_owned++] = p;
     return p;
 }
 
@@ -101,14 +98,10 @@ static int apply_lora(rosa_model *m, const rosa_adapter *a) {
             if (idx < 0) continue;
             const float **slot = module_weight(&m->layers[l], mod);
             float *w = merged(*slot, a, idx);
-            if (!w) return -1;
-            void **o = rosa_realloc(m->owned, sizeof(void *) * (size_t)(m->n_owned + 1), "buffer list");
-            if (!o) {
+            if (!w || rosa_model_own(m, w) < 0) {
                 free(w);
                 return -1;
             }
-            m->owned = o;
-            m->owned[m->n_owned++] = w;
             *slot = w;
         }
     return 0;
