@@ -4,7 +4,7 @@ BUILD   ?= build
 SHARED  ?= $(if $(ROSA_SHARED),$(ROSA_SHARED),../shared)
 PYTHON  ?= /usr/bin/python3
 
-OPT     ?= -O2 -g
+OPT     ?= -O3 -g
 WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter $(if $(WERROR),-Werror)
 ALL_CFLAGS = $(OPT) -std=c11 -D_GNU_SOURCE $(WARN) -fopenmp -march=native -Iinclude -Isrc -MMD -MP $(CFLAGS)
 LDLIBS  += -ldnnl -lopenblas -lpcre2-8 -lcjson -lutf8proc -lm

@@ -320,14 +320,6 @@ float rosa_bf16_to_f32(uint16_t h) {
     return f;
 }
 
-uint16_t rosa_f32_to_bf16(float f) {
-    uint32_t bits;
-    memcpy(&bits, &f, 4);
-    if ((bits & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((bits >> 16) | 0x40); /* NaN */
-    bits += 0x7FFFu + ((bits >> 16) & 1u);
-    return (uint16_t)(bits >> 16);
-}
-
 uint16_t rosa_f32_to_f16(float f) {
     uint32_t x;
     memcpy(&x, &f, 4);

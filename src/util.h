@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "rosa.h"
 
@@ -66,9 +67,17 @@ void rosa_buf_free(rosa_buf *b);
 /* Half-precision conversions (round-to-nearest-even for the narrowing ones). */
 float rosa_f16_to_f32(uint16_t h);
 float rosa_bf16_to_f32(uint16_t h);
-uint16_t rosa_f32_to_bf16(float f);
 uint16_t rosa_f32_to_f16(float f);
 
+/* Round to nearest even; a NaN stays a (quiet) NaN.  Inline and branch-free
+ * so that the loops converting GEMM inputs vectorize. */
+static inline uint16_t rosa_f32_to_bf16(float f) {
+    uint32_t bits;
+    memcpy(&bits, &f, 4);
+    uint32_t rounded = (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;
+    uint32_t quiet = (bits >> 16) | 0x40u;
+    return (uint16_t)((bits & 0x7FFFFFFFu) > 0x7F800000u ? quiet : rounded);
+}
 /* Seconds since an arbitrary origin (monotonic). */
 double rosa_now(void);
 

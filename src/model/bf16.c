@@ -29,6 +29,7 @@ static size_t src_cap, dst_cap;
 
 typedef struct {
     int M;                 /* rounded row count */
+    int accumulate;        /* built with a sum post-op: C += A B */
     dnnl_primitive_t prim;
 } cached_prim;
 
@@ -53,19 +54,32 @@ static int init_engine(void) {
     return 0;
 }
 
-/* A matmul primitive for M rows; weights in `wmd` (any = let oneDNN choose). */
-static dnnl_primitive_t make_prim(int M, int K, int N, const dnnl_memory_desc_t *wmd, dnnl_memory_desc_t *chosen) {
+/* A matmul primitive for M rows; weights in `wmd` (any = let oneDNN choose).
+ * With accumulate, a sum post-op makes it add to the destination. */
+static dnnl_primitive_t make_prim(int M, int K, int N, const dnnl_memory_desc_t *wmd, int accumulate,
+                                  dnnl_memory_desc_t *chosen) {
     dnnl_memory_desc_t src, dst;
     dnnl_dims_t sd = {M, K}, dd = {M, N};
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_t prim = NULL;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
     if (dnnl_memory_desc_init_by_tag(&src, 2, sd, dnnl_bf16, dnnl_ab) != dnnl_success ||
         dnnl_memory_desc_init_by_tag(&dst, 2, dd, dnnl_f32, dnnl_ab) != dnnl_success)
         return NULL;
-    dnnl_matmul_desc_t md;
-    if (dnnl_matmul_desc_init(&md, &src, wmd, NULL, &dst) != dnnl_success ||
-        dnnl_primitive_desc_create(&pd, &md, NULL, engine, NULL) != dnnl_success)
+    if (accumulate &&
+        (dnnl_primitive_attr_create(&attr) != dnnl_success || dnnl_post_ops_create(&po) != dnnl_success ||
+         dnnl_post_ops_append_sum(po, 1.0f) != dnnl_success || dnnl_primitive_attr_set_post_ops(attr, po) != dnnl_success)) {
+        if (po) dnnl_post_ops_destroy(po);
+        if (attr) dnnl_primitive_attr_destroy(attr);
         return NULL;
+    }
+    dnnl_matmul_desc_t md;
+    dnnl_status_t st = dnnl_matmul_desc_init(&md, &src, wmd, NULL, &dst);
+    if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, &md, attr, engine, NULL);
+    if (po) dnnl_post_ops_destroy(po);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (st != dnnl_success) return NULL;
     if (chosen) *chosen = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     const char *impl = NULL;
     if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl)
@@ -85,9 +99,9 @@ static int pack(direction *d, const float *B, int K, int N, dnnl_dim_t sk, dnnl_
     if (dnnl_memory_desc_init_by_tag(&any, 2, wd, dnnl_bf16, dnnl_format_tag_any) != dnnl_success ||
         dnnl_memory_desc_init_by_strides(&plain, 2, wd, dnnl_f32, ws) != dnnl_success)
         return rosa_fail("oneDNN: bad weight shape %d x %d", K, N);
-    dnnl_primitive_t first = make_prim(16 * ROW_BLOCK, K, N, &any, &d->packed_md);
+    dnnl_primitive_t first = make_prim(16 * ROW_BLOCK, K, N, &any, 0, &d->packed_md);
     if (!first) return rosa_fail("oneDNN: no BF16 matmul for %d x %d weights", K, N);
-    d->cache[0] = (cached_prim){16 * ROW_BLOCK, first};
+    d->cache[0] = (cached_prim){16 * ROW_BLOCK, 0, first};
     d->n_cached = 1;
     dnnl_memory_t src_mem = NULL;
     dnnl_primitive_desc_t rpd = NULL;
@@ -163,25 +177,31 @@ static int grow(void **buf, size_t *cap, size_t bytes) {
     return 0;
 }
 
-/* C[M][N] (+)= A[M][K] B with A converted to BF16. */
+/* The primitive for Mp rows, built on first use and cached. */
+static dnnl_primitive_t get_prim(direction *d, int Mp, int accumulate) {
+    for (int i = 0; i < d->n_cached; i++)
+        if (d->cache[i].M == Mp && d->cache[i].accumulate == accumulate) return d->cache[i].prim;
+    dnnl_primitive_t prim = make_prim(Mp, d->K, d->N, &d->packed_md, accumulate, NULL);
+    if (prim && d->n_cached < MAX_CACHED) d->cache[d->n_cached++] = (cached_prim){Mp, accumulate, prim};
+    return prim;
+}
+
+/* C[M][N] (+)= A[M][K] B with A converted to BF16.  When M is a multiple of
+ * the row block (training batches), oneDNN writes (or, with its sum post-op,
+ * adds) straight into C; otherwise it fills the padded scratch, copied out. */
 static int run(direction *d, float *C, const float *A, int M, int accumulate) {
     if (M <= 0) return 0;
-    int Mp = (M + ROW_BLOCK - 1) / ROW_BLOCK * ROW_BLOCK;
-    dnnl_primitive_t prim = NULL;
-    for (int i = 0; i < d->n_cached && !prim; i++)
-        if (d->cache[i].M == Mp) prim = d->cache[i].prim;
-    if (!prim) {
-        prim = make_prim(Mp, d->K, d->N, &d->packed_md, NULL);
-        if (!prim) return rosa_fail("oneDNN: no BF16 matmul for %d rows", Mp);
-        if (d->n_cached < MAX_CACHED) d->cache[d->n_cached++] = (cached_prim){Mp, prim};
-    }
+    int Mp = (M + ROW_BLOCK - 1) / ROW_BLOCK * ROW_BLOCK, direct = Mp == M;
+    dnnl_primitive_t prim = get_prim(d, Mp, direct && accumulate);
+    if (!prim) return rosa_fail("oneDNN: no BF16 matmul for %d rows", Mp);
     size_t nsrc = (size_t)Mp * d->K, ndst = (size_t)Mp * d->N;
     if (grow((void **)&src_buf, &src_cap, nsrc * sizeof(uint16_t)) < 0 ||
-        grow((void **)&dst_buf, &dst_cap, ndst * sizeof(float)) < 0)
+        (!direct && grow((void **)&dst_buf, &dst_cap, ndst * sizeof(float)) < 0))
         return -1;
     size_t n = (size_t)M * d->K;
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) src_buf[i] = rosa_f32_to_bf16(A[i]);
+    uint16_t *sb = src_buf;
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) sb[i] = rosa_f32_to_bf16(A[i]);
     memset(src_buf + n, 0, (nsrc - n) * sizeof(uint16_t));
     dnnl_memory_desc_t smd, dmd;
     dnnl_dims_t sd = {Mp, d->K}, dd = {Mp, d->N};
@@ -190,7 +210,7 @@ static int run(direction *d, float *C, const float *A, int M, int accumulate) {
     dnnl_memory_t sm = NULL, dm = NULL;
     int rc = -1;
     if (dnnl_memory_create(&sm, &smd, engine, src_buf) == dnnl_success &&
-        dnnl_memory_create(&dm, &dmd, engine, dst_buf) == dnnl_success) {
+        dnnl_memory_create(&dm, &dmd, engine, direct ? C : dst_buf) == dnnl_success) {
         dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, sm}, {DNNL_ARG_WEIGHTS, d->packed}, {DNNL_ARG_DST, dm}};
         if (dnnl_primitive_execute(prim, stream, 3, args) == dnnl_success && dnnl_stream_wait(stream) == dnnl_success)
             rc = 0;
@@ -199,10 +219,12 @@ static int run(direction *d, float *C, const float *A, int M, int accumulate) {
     if (dm) dnnl_memory_destroy(dm);
     if (!prim_cached(d, prim)) dnnl_primitive_destroy(prim);
     if (rc < 0) return rosa_fail("oneDNN: BF16 matmul failed");
+    if (direct) return 0;
     size_t out = (size_t)M * d->N;
     if (accumulate) {
-#pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < out; i++) C[i] += dst_buf[i];
+        float *db = dst_buf;
+#pragma omp parallel for simd schedule(static)
+        for (size_t i = 0; i < out; i++) C[i] += db[i];
     } else {
         memcpy(C, dst_buf, out * sizeof(float));
     }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "io/config.h"
 #include "util.h"
@@ -278,18 +279,31 @@ static void drop_packed(rosa_model *m) {
     m->lm_packed = NULL;
 }
 
+/* Hands the whole pages inside [p, p + bytes) back to the kernel.  The caller
+ * forgets the pointer: anonymous pages read back as zeros. */
+static void release_pages(const void *p, size_t bytes) {
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), lo = ((uintptr_t)p + page - 1) & ~(page - 1),
+              hi = ((uintptr_t)p + bytes) & ~(page - 1);
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 int rosa_model_set_compute(rosa_model *m, rosa_dtype dtype) {
+    if (dtype != ROSA_DTYPE_F32 && dtype != ROSA_DTYPE_BF16) return rosa_fail("compute dtype must be F32 or BF16");
+    if (m->fp32_released) {
+        if (dtype == ROSA_DTYPE_BF16) return 0;
+        return rosa_fail("the model's FP32 weights were released when it was packed for --dtype bf16; "
+                         "load it again to compute in FP32 or to merge an adapter");
+    }
     drop_packed(m);
     m->compute = ROSA_DTYPE_F32;
     if (dtype == ROSA_DTYPE_F32) return 0;
-    if (dtype != ROSA_DTYPE_BF16) return rosa_fail("compute dtype must be F32 or BF16");
     if (!rosa_bf16_supported()) return rosa_fail("--dtype bf16: this CPU (or oneDNN build) has no BF16 matrix product");
     const rosa_config *c = &m->cfg;
     int D = c->hidden_size, F = c->intermediate_size, Q = c->num_heads * c->head_dim, K = c->num_kv_heads * c->head_dim;
     const int out[7] = {Q, K, K, D, F, F, D}, in[7] = {D, D, D, Q, D, D, F};
     for (int l = 0; l < c->num_layers; l++)
         for (int w = 0; w < 7; w++) {
-            m->layers[l].packed[w] = rosa_bf16_weight_new(rosa_layer_weight(&m->layers[l], w), out[w], in[w]);
+            m->layers[l].packed[w] = rosa_bf16_weight_new(*rosa_layer_weight_slot(&m->layers[l], w), out[w], in[w]);
             if (!m->layers[l].packed[w]) {
                 drop_packed(m);
                 return -1;
@@ -301,10 +315,28 @@ int rosa_model_set_compute(rosa_model *m, rosa_dtype dtype) {
         return -1;
     }
     m->compute = ROSA_DTYPE_BF16;
-    /* The products no longer read the mapped F32 matrices: let the kernel drop
-     * their pages (embedding rows and norms fault back in when read). */
-    for (int i = 0; i < m->weights.n_files; i++)
-        if (m->weights.maps[i].data) madvise(m->weights.maps[i].data, m->weights.maps[i].size, MADV_DONTNEED);
+    /* The products read only the packed copies now.  Release the FP32
+     * projections, wherever they live (mapped file, converted copy, one
+     * random-weight buffer), so BF16 mode does not hold the base twice; their
+     * pointers become NULL so that nothing can read released pages.  The
+     * embedding stays: token lookup reads its rows. */
+    int64_t released = 0, packed = (int64_t)rosa_bf16_weight_bytes(m->lm_packed);
+    for (int l = 0; l < c->num_layers; l++)
+        for (int w = 0; w < 7; w++) {
+            const float **slot = rosa_layer_weight_slot(&m->layers[l], w);
+            size_t bytes = sizeof(float) * (size_t)out[w] * (size_t)in[w];
+            release_pages(*slot, bytes);
+            *slot = NULL;
+            released += (int64_t)bytes;
+            packed += (int64_t)rosa_bf16_weight_bytes(m->layers[l].packed[w]);
+        }
+    if (m->lm_head != m->embed) {
+        release_pages(m->lm_head, sizeof(float) * (size_t)c->vocab_size * (size_t)D);
+        m->lm_head = NULL;
+        released += (int64_t)sizeof(float) * c->vocab_size * D;
+    }
+    m->fp32_released = 1;
+    m->weight_bytes += packed - released;
     return 0;
 }
 

@@ -47,16 +47,20 @@ struct rosa_model {
     rosa_roae_hook roae;
     rosa_dtype compute;          /* ROSA_DTYPE_F32 (default) or ROSA_DTYPE_BF16 */
     rosa_bf16_weight *lm_packed; /* the LM head's packed copy in BF16 mode */
+    int fp32_released;           /* BF16 mode dropped the FP32 projections: no way back */
 };
 
 /* Switches the frozen weights' matrix products to BF16 (packing every
- * projection and the LM head) or back to FP32.  Returns -1 when the CPU or
- * oneDNN cannot do BF16. */
+ * projection and the LM head) or leaves them in FP32.  BF16 releases the FP32
+ * projections (and an untied LM head) after packing, so the model cannot go
+ * back to FP32 afterwards: apply LoRA merges before switching.  Returns -1
+ * when the CPU or oneDNN cannot do BF16. */
 int rosa_model_set_compute(rosa_model *m, rosa_dtype dtype);
 
-/* The FP32 weight of projection w (0..6 = q, k, v, o, gate, up, down). */
-static inline const float *rosa_layer_weight(const rosa_layer *L, int w) {
-    const float *const all[7] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
+/* The slot holding the FP32 weight of projection w (0..6 = q, k, v, o, gate,
+ * up, down: the adapter's MOD_* order). */
+static inline const float **rosa_layer_weight_slot(rosa_layer *L, int w) {
+    const float **all[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
     return all[w];
 }
 

@@ -88,7 +88,7 @@ void rope_backward(float *dx, const int *pos, const double *inv_freq, int N, int
     rope_rotate(dx, pos, inv_freq, N, H, hd, -1.0);
 }
 
-static float silu(float x) { return x / (1.0f + expf(-x)); }
+static float silu(float x) { return x / (1.0f + exp_vec(-x)); }
 
 void swiglu_forward(float *out, const float *gate, const float *up, int N, int F) {
     int64_t n = (int64_t)N * F;
@@ -124,7 +124,7 @@ void attention_forward(float *out, const float *q, const float *k, const float *
                 float sum = 0.0f;
                 for (int s = 0; s <= last; s++) {
                     if (!valid[s]) continue;
-                    scores[s] = expf(scores[s] - mx);
+                    scores[s] = exp_vec(scores[s] - mx);
                     sum += scores[s];
                 }
                 float inv = 1.0f / sum;
@@ -172,11 +172,9 @@ void attention_seq_forward(float *out, float *lse, const float *q, const float *
                 lb[(int64_t)t * Hq + h] = -INFINITY;
                 continue;
             }
+            for (int s = 0; s < T; s++) row[s] = s <= t && vm[s] ? exp_vec(row[s] - mx) : 0.0f;
             float sum = 0.0f;
-            for (int s = 0; s < T; s++) {
-                row[s] = s <= t && vm[s] ? expf(row[s] - mx) : 0.0f;
-                sum += row[s];
-            }
+            for (int s = 0; s < T; s++) sum += row[s];
             float inv = 1.0f / sum;
             for (int s = 0; s <= t; s++) row[s] *= inv;
             lb[(int64_t)t * Hq + h] = mx + logf(sum);
@@ -211,7 +209,7 @@ void attention_seq_backward(float *dq, float *dk, float *dv, const float *dout, 
                 float delta = 0.0f; /* sum_s p_s dp_s = dout . out */
                 for (int i = 0; i < hd; i++) delta += d[i] * o[i];
                 for (int s = 0; s < T; s++) {
-                    float ps = s <= t && vm[s] && l != -INFINITY ? expf(p[s] - l) : 0.0f;
+                    float ps = s <= t && vm[s] && l != -INFINITY ? exp_vec(p[s] - l) : 0.0f;
                     p[s] = ps;
                     dp[s] = ps * (dp[s] - delta) * scale; /* dS, pre-scaled for the q.k product */
                 }
@@ -258,7 +256,7 @@ void swiglu_backward(float *dgate, float *dup, const float *dout, const float *g
     int64_t n = (int64_t)N * F;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) {
-        float g = gate[i], sig = 1.0f / (1.0f + expf(-g));
+        float g = gate[i], sig = 1.0f / (1.0f + exp_vec(-g));
         dup[i] = dout[i] * g * sig;
         dgate[i] = dout[i] * up[i] * sig * (1.0f + g * (1.0f - sig));
     }
@@ -311,11 +309,9 @@ double lm_head_loss(float *dh, float *ce, const float *h, const float *W, rosa_b
             for (int i = 1; i < V; i++)
                 if (row[i] > mx) mx = row[i];
             float target_logit = row[tg];
+            for (int i = 0; i < V; i++) row[i] = exp_vec(row[i] - mx); /* vectorizes; the sum below keeps its order */
             double sum = 0.0;
-            for (int i = 0; i < V; i++) {
-                row[i] = expf(row[i] - mx);
-                sum += row[i];
-            }
+            for (int i = 0; i < V; i++) sum += row[i];
             double l = log(sum) + mx - target_logit;
             if (ce) ce[n0 + r] = (float)l;
             row_loss[r] = weight[n0 + r] * l;
@@ -347,7 +343,7 @@ void roae_modulate_forward(float *z, float *low, const float *g, const int *low_
             for (int c = 0; c < dl; c++) {
                 float x = zv[low_dims[c]];
                 if (low) lv[c] = x;
-                zv[low_dims[c]] = add_form ? x + alpha * gv[c] : x + x * alpha * (gv[c] / (1.0f + expf(-gv[c])));
+                zv[low_dims[c]] = add_form ? x + alpha * gv[c] : x + x * alpha * (gv[c] / (1.0f + exp_vec(-gv[c])));
             }
         }
 }
@@ -365,7 +361,7 @@ void roae_modulate_backward(float *dz, float *dg, const float *low, const float 
                 if (add_form) {
                     dgv[c] = alpha * d;
                 } else {
-                    float sig = 1.0f / (1.0f + expf(-gv[c])), silu = gv[c] * sig;
+                    float sig = 1.0f / (1.0f + exp_vec(-gv[c])), silu = gv[c] * sig;
                     dgv[c] = d * lv[c] * alpha * sig * (1.0f + gv[c] * (1.0f - sig));
                     dzv[low_dims[c]] = d * (1.0f + alpha * silu);
                 }

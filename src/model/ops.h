@@ -3,9 +3,38 @@
 #ifndef ROSA_OPS_H
 #define ROSA_OPS_H
 
+#include <math.h>
 #include <stdint.h>
 
 #include "model/bf16.h"
+
+/* exp(x) for float x, within 2 ulp of the exact value (normal results; a
+ * denormal result is within 1e-45), inf above 88.72, NaN for NaN.  Unlike
+ * libm's expf it inlines and vectorizes: softmax and SiLU loops call it.
+ * Cephes' method: x = n ln2 + r, |r| <= ln2/2, a degree-6 polynomial for
+ * exp(r), and 2^n applied as two halves so denormal results stay exact. */
+static inline float exp_vec(float x) {
+    float xc = x < -104.0f ? -104.0f : x > 88.8f ? 88.8f : x;
+    /* Round to nearest by the 1.5 * 2^23 trick: floorf would not vectorize. */
+    float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = xc - n * 0.693359375f;
+    r = r + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    float y = p * r * r + r + 1.0f;
+    int32_t ni = (int32_t)n, n1 = ni >> 1, n2 = ni - n1;
+    union {
+        int32_t i;
+        float f;
+    } s1 = {.i = (n1 + 127) * (1 << 23)}, s2 = {.i = (n2 + 127) * (1 << 23)};
+    y = y * s1.f * s2.f;
+    y = x > 88.72283f ? (float)INFINITY : y;
+    return x != x ? x : y;
+}
 
 /* out[N][D] = embed[ids[n]][D] */
 void embedding_forward(float *out, const int32_t *ids, const float *embed, int N, int D);

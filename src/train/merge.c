@@ -9,19 +9,6 @@
 #include "model/gemm.h"
 #include "util.h"
 
-/* The slot in a layer that holds module m's weight. */
-static const float **module_weight(rosa_layer *L, int m) {
-    switch (m) {
-    case MOD_Q: return &L->wq;
-    case MOD_K: return &L->wk;
-    case MOD_V: return &L->wv;
-    case MOD_O: return &L->wo;
-    case MOD_GATE: return &L->w_gate;
-    case MOD_UP: return &L->w_up;
-    default: return &L->w_down;
-    }
-}
-
 /* out[rows][cols] = W + s * B A, with A [r][cols] and B [rows][r]. */
 static float *merged(const float *W, const rosa_adapter *a, int idx) {
     const rosa_param *A = &a->params[idx], *B = &a->params[idx + 1];
@@ -96,7 +83,7 @@ static int apply_lora(rosa_model *m, const rosa_adapter *a) {
         for (int mod = 0; mod < N_MODULES; mod++) {
             int idx = a->lora_idx[l][mod];
             if (idx < 0) continue;
-            const float **slot = module_weight(&m->layers[l], mod);
+            const float **slot = rosa_layer_weight_slot(&m->layers[l], mod);
             float *w = merged(*slot, a, idx);
             if (!w || rosa_model_own(m, w) < 0) {
                 free(w);
@@ -152,7 +139,7 @@ int rosa_merge_write(const rosa_model *m, const char *model_dir, const rosa_adap
         }
         if (l < 0) continue;
         rosa_layer copy = m->layers[l];
-        float *w = merged(*module_weight(&copy, mod), a, a->lora_idx[l][mod]);
+        float *w = merged(*rosa_layer_weight_slot(&copy, mod), a, a->lora_idx[l][mod]);
         if (!w) {
             rc = -1;
             break;
