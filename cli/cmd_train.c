@@ -156,6 +156,7 @@ int cmd_train(int argc, char **argv) {
         {"skip-bad-records", ARG_FLAG, &o.skip_bad_records, NULL, "skip malformed records with a warning", 0, 0},
         {"max-memory", ARG_STR, &max_mem, "SIZE", "refuse to start above this much memory (e.g. 8G)", 0, 0},
         {"dtype", ARG_STR, &dtype, "fp32|bf16", "bf16: frozen matrix products in BF16, FP32 accumulation (default fp32)", 0, 0},
+        {"recompute", ARG_FLAG, &o.recompute, NULL, "keep only each layer's input, recompute the rest in the backward", 0, 0},
         {"threads", ARG_INT, &threads, "N", "threads (default: all cores)", 0, 0},
         {"log-format", ARG_STR, &log_format, "tty|plain", "progress display (default: tty on a terminal)", 0, 0},
         {"quiet", ARG_FLAG, &o.quiet, NULL, "no progress output", 0, 0},
@@ -296,7 +297,7 @@ int cmd_loss(int argc, char **argv) {
     int Tmax = 1;
     for (int i = 0; i < ds.n; i++)
         if (ds.ex[i].n > Tmax) Tmax = ds.ex[i].n;
-    tm = rosa_train_model_new(m, a, micro, Tmax);
+    tm = rosa_train_model_new(m, a, micro, Tmax, 0);
     idx = rosa_malloc(sizeof(int32_t) * (size_t)(ds.n ? ds.n : 1), "indices");
     per = rosa_malloc(sizeof(double) * (size_t)(ds.n ? ds.n : 1), "losses");
     if (!tm || !idx || !per) goto fail;

@@ -66,7 +66,7 @@ static void check_model(const char *name, int check_norms) {
         float *B = a->w + a->params[i].offset;
         for (int k = 0; k < a->params[i].rows * a->params[i].cols; k++) B[k] = 0.2f * (rosa_rng_uniform(&rng) - 0.5f);
     }
-    rosa_train_model *t = rosa_train_model_new(m, a, 2, 9);
+    rosa_train_model *t = rosa_train_model_new(m, a, 2, 9, 0);
     REQUIRE(t);
     int32_t ids[18], labels[18];
     uint8_t mask[18];
@@ -129,7 +129,7 @@ TEST(lora_dropout_masks_forward_and_backward_alike) {
     REQUIRE(a);
     for (int i = 1; i < a->n_params; i += 2)
         for (int k = 0; k < a->params[i].rows * a->params[i].cols; k++) a->w[a->params[i].offset + k] = 0.05f * (k % 7 - 3);
-    rosa_train_model *t = rosa_train_model_new(m, a, 2, 9);
+    rosa_train_model *t = rosa_train_model_new(m, a, 2, 9, 0);
     REQUIRE(t);
     int32_t ids[18], labels[18];
     uint8_t mask[18];
@@ -190,7 +190,7 @@ static void check_roae(const char *name, int pre_rope, int add_form, int target_
         float *B = a->w + a->params[i].offset;
         for (int k = 0; k < a->params[i].rows * a->params[i].cols; k++) B[k] = 0.6f * (rosa_rng_uniform(&rng) - 0.5f);
     }
-    rosa_train_model *t = rosa_train_model_new(m, a, 2, 9);
+    rosa_train_model *t = rosa_train_model_new(m, a, 2, 9, 0);
     REQUIRE(t);
     int32_t ids[18], labels[18];
     uint8_t mask[18];
@@ -235,7 +235,7 @@ TEST(roae_at_init_equals_base_model) {
     lo.dropout = 0;
     rosa_adapter *none = rosa_adapter_new_lora(&m->cfg, &lo, 1); /* B = 0 too */
     REQUIRE(a && none);
-    rosa_train_model *t1 = rosa_train_model_new(m, a, 2, 9), *t2 = rosa_train_model_new(m, none, 2, 9);
+    rosa_train_model *t1 = rosa_train_model_new(m, a, 2, 9, 0), *t2 = rosa_train_model_new(m, none, 2, 9, 0);
     REQUIRE(t1 && t2);
     int32_t ids[18], labels[18];
     uint8_t mask[18];
@@ -251,5 +251,75 @@ TEST(roae_at_init_equals_base_model) {
     rosa_train_model_free(t2);
     rosa_adapter_free(a);
     rosa_adapter_free(none);
+    rosa_model_free(m);
+}
+
+/* --recompute (activation checkpointing) rebuilds each layer's activations
+ * from its input: the gradients must equal those of the stored-activation
+ * pass bit for bit, with dropout (the rerun draws the same masks), a LoRA on
+ * a subset of layers (the shared set must still hold every branch), RoAE, and
+ * a truncated backward. */
+static void same_grads_with_recompute(rosa_model *m, rosa_adapter *a, int dropout_seed, int stop) {
+    rosa_train_model *t1 = rosa_train_model_new(m, a, 2, 9, 0), *t2 = rosa_train_model_new(m, a, 2, 9, 1);
+    REQUIRE(t1 && t2);
+    CHECK(rosa_train_model_bytes(m, a, 2, 9, 1) < rosa_train_model_bytes(m, a, 2, 9, 0));
+    int32_t ids[18], labels[18];
+    uint8_t mask[18];
+    rosa_batch b;
+    make_batch(&b, m->cfg.vocab_size, ids, labels, mask);
+    float *g1 = malloc(sizeof(float) * a->n_floats);
+    size_t nn = (size_t)m->cfg.num_layers * 2 * m->cfg.hidden_size;
+    double l1, l2;
+    int n;
+    rosa_rng r1, r2;
+    rosa_rng_seed(&r1, (uint64_t)dropout_seed);
+    r2 = r1;
+    memset(a->g, 0, sizeof(float) * a->n_floats);
+    REQUIRE(rosa_train_microbatch(t1, &b, 0.25f, 1, stop, dropout_seed ? &r1 : NULL, &l1, &n, NULL) == 0);
+    memcpy(g1, a->g, sizeof(float) * a->n_floats);
+    memset(a->g, 0, sizeof(float) * a->n_floats);
+    REQUIRE(rosa_train_microbatch(t2, &b, 0.25f, 1, stop, dropout_seed ? &r2 : NULL, &l2, &n, NULL) == 0);
+    CHECK(l1 == l2);
+    CHECK(memcmp(g1, a->g, sizeof(float) * a->n_floats) == 0);
+    CHECK(memcmp(t1->norm_grad, t2->norm_grad, sizeof(float) * nn) == 0);
+    free(g1);
+    rosa_train_model_free(t1);
+    rosa_train_model_free(t2);
+}
+
+TEST(recompute_gives_identical_gradients) {
+    rosa_model *m = rosa_model_load(testdata_path("llama_gqa"));
+    REQUIRE(m);
+    rosa_lora_options o;
+    rosa_lora_options_default(&o);
+    o.rank = 3;
+    o.dropout = 0.1f;
+    o.targets = (1u << N_MODULES) - 1;
+    rosa_adapter *a = rosa_adapter_new_lora(&m->cfg, &o, 11);
+    REQUIRE(a);
+    for (size_t i = 0; i < a->n_floats; i++)
+        if (a->w[i] == 0.0f) a->w[i] = 0.01f * (float)(i % 7);
+    same_grads_with_recompute(m, a, 5, 0);
+    same_grads_with_recompute(m, a, 0, 1);
+    rosa_adapter_free(a);
+    static const int one_layer[] = {1}; /* layer 0's shared set must still hold layer 1's branches */
+    o.layers = one_layer;
+    o.n_layers = 1;
+    a = rosa_adapter_new_lora(&m->cfg, &o, 11);
+    REQUIRE(a);
+    for (size_t i = 0; i < a->n_floats; i++)
+        if (a->w[i] == 0.0f) a->w[i] = 0.01f * (float)(i % 5);
+    same_grads_with_recompute(m, a, 7, 0);
+    rosa_adapter_free(a);
+    rosa_roae_options ro;
+    rosa_roae_options_default(&ro);
+    ro.rank = 4;
+    ro.dropout = 0.1f;
+    a = rosa_adapter_new_roae(m, &ro, 21);
+    REQUIRE(a);
+    for (size_t i = 0; i < a->n_floats; i++)
+        if (a->w[i] == 0.0f) a->w[i] = 0.02f * (float)(i % 3);
+    same_grads_with_recompute(m, a, 9, 0);
+    rosa_adapter_free(a);
     rosa_model_free(m);
 }

@@ -48,7 +48,7 @@ static void roae_inference(int pre_rope, int add_form) {
     uint8_t mask[24];
     for (int i = 0; i < n; i++) ids[i] = labels[i] = 3 + (i * 41) % (V - 3), mask[i] = 1;
     /* Training forward CE first (the model is unchanged by it). */
-    rosa_train_model *t = rosa_train_model_new(m, a, 1, n);
+    rosa_train_model *t = rosa_train_model_new(m, a, 1, n, 0);
     REQUIRE(t);
     rosa_batch b = {.B = 1, .T = n, .ids = ids, .labels = labels, .mask = mask};
     float ce[24];

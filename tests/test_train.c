@@ -550,19 +550,29 @@ TEST(bf16_mode_stays_close_to_fp32) {
     CHECK(la != lb); /* BF16 really ran */
     free(a);
     free(b);
-    double l32[6], l16[6];
-    for (int k = 0; k < 2; k++) {
+    /* Runs: FP32, BF16, and BF16 with --recompute (which must not change a bit). */
+    double losses[3][6];
+    char *adapters[3];
+    size_t adapter_len[3];
+    for (int k = 0; k < 3; k++) {
         char out[600], mp[700], *o = NULL;
         snprintf(out, sizeof out, "%s-%d", test_tmp_path("bf16-run"), k);
         snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --output %s --method rosa --rank 8 --max-steps 6 "
                  "--batch-size 4 --micro-batch-size 4 --cutoff-len 256 --lr 5e-3 --warmup-steps 1 --dls-interval 2 "
-                 "--save-steps 0 --quiet --overwrite --dtype %s", rosa_bin(), model, data, out, k ? "bf16" : "fp32");
+                 "--save-steps 0 --quiet --overwrite --dtype %s%s", rosa_bin(), model, data, out, k ? "bf16" : "fp32",
+                 k == 2 ? " --recompute" : "");
         REQUIRE(sh(cmd, &o) == 0);
         free(o);
         snprintf(mp, sizeof mp, "%s/metrics.jsonl", out);
-        CHECK_EQ_INT(step_losses(mp, k ? l16 : l32, 6), 6);
+        CHECK_EQ_INT(step_losses(mp, losses[k], 6), 6);
+        snprintf(mp, sizeof mp, "%s/adapter_model.safetensors", out);
+        adapters[k] = rosa_read_file(mp, &adapter_len[k]);
+        REQUIRE(adapters[k]);
     }
     double worst = 0;
-    for (int i = 0; i < 6; i++) worst = fmax(worst, fabs(l32[i] - l16[i]));
+    for (int i = 0; i < 6; i++) worst = fmax(worst, fabs(losses[0][i] - losses[1][i]));
     CHECK_MSG(worst < 0.03, "bf16 training losses differ from fp32 by up to %g", worst);
+    CHECK(memcmp(losses[1], losses[2], sizeof losses[1]) == 0);
+    CHECK(adapter_len[1] == adapter_len[2] && memcmp(adapters[1], adapters[2], adapter_len[1]) == 0);
+    for (int k = 0; k < 3; k++) free(adapters[k]);
 }

@@ -16,6 +16,8 @@
 #                          llama-100m), or paths to HF config.json files
 #   BENCH_BF16_CASES=lora  cases also run in BF16 (bench_train ... bf16, PyTorch autocast);
 #                          empty: none
+#   BENCH_RECOMPUTE_CASES=lora  training cases also run with --recompute (PyTorch:
+#                          torch.utils.checkpoint per layer), in FP32; empty: none (quick: none)
 #   BENCH_CASE_TIMEOUT=S   seconds before one process is killed (default 900)
 #   BENCH_KEEP_OPENBLAS=1  never set OPENBLAS_CORETYPE (see "OpenBLAS kernel" below)
 #   PYTHON=/usr/bin/python3
@@ -40,6 +42,8 @@ else
 fi
 QWEN_STEPS=${BENCH_QWEN_STEPS:-1}
 BF16_CASES=${BENCH_BF16_CASES-lora}
+RECOMPUTE_CASES=${BENCH_RECOMPUTE_CASES-lora}
+[ "$MODE" = quick ] && RECOMPUTE_CASES=${BENCH_RECOMPUTE_CASES-}
 [ "$MODE" = quick ] && QWEN_STEPS=$STEPS
 [ -n "$BENCH_STEPS" ] && [ -z "$BENCH_QWEN_STEPS" ] && QWEN_STEPS=$STEPS
 
@@ -132,13 +136,17 @@ for cfg in $CONFIGS; do
     steps=$STEPS
     case $cfg in qwen2.5*) steps=$QWEN_STEPS ;; esac
     for cas in $CASES; do
-        for dt in fp32 bf16; do
-            if [ $dt = bf16 ]; then
-                case " $BF16_CASES " in *" $cas "*) ;; *) continue ;; esac
-            fi
-            run_case "$cfg" rosa $dt "$cas" "$BUILD/bench_train" "$json" "$cas" "$steps" $dt
+        for dt in fp32 bf16 recompute; do
+            rosa_args=$dt torch_args="--dtype $dt"
+            case $dt in
+            bf16) case " $BF16_CASES " in *" $cas "*) ;; *) continue ;; esac ;;
+            recompute)
+                case " $RECOMPUTE_CASES " in *" $cas "*) ;; *) continue ;; esac
+                rosa_args="fp32 recompute" torch_args="--dtype fp32 --recompute" ;;
+            esac
+            run_case "$cfg" rosa $dt "$cas" "$BUILD/bench_train" "$json" "$cas" "$steps" $rosa_args
             run_case "$cfg" torch $dt "$cas" "$PYTHON" tools/bench_torch.py "$json" "$cas" \
-                --steps "$steps" --threads "$THREADS" --dtype $dt
+                --steps "$steps" --threads "$THREADS" $torch_args
         done
     done
     printf '%s\t%s\n' "$cfg" "$steps" >>"$WORK/steps.tsv"
@@ -232,7 +240,8 @@ P("- Load average (1, 5, 15 min) at the start: %s, at the end: %s (other process
 P("- rosa GEMM backend: %s; OpenBLAS kernel: rosa %s, PyTorch %s (%s)"
   % (gemm.get("backend", "?"), E["BENCH_CORE_ROSA"] or "?", E["BENCH_CORE_TORCH"] or "?", E["BENCH_CORE_NOTE"]))
 P("- Measured GEMM ceiling (bench_train gemm, 1024×2048×2048, best of ~2 s, at the start and at the "
-  "end of the run; the better is used): FP32 **%s GFLOP/s** (%s, %s)%s"
+  "end of the run; the better is used; BF16 as --dtype bf16 runs it: packed BF16 weights, the FP32 input "
+  "converted per call): FP32 **%s GFLOP/s** (%s, %s)%s"
   % (f(ceil), f(gemm0.get("gflops")), f(gemm1.get("gflops")),
      "" if not gemm.get("gflops_bf16") else ", BF16 **%s GFLOP/s** (%s, %s)"
      % (f(gemm["gflops_bf16"]), f(gemm0.get("gflops_bf16")), f(gemm1.get("gflops_bf16")))))
@@ -252,27 +261,30 @@ for cfg, n in steps.items():
       "| PyTorch tok/s | PyTorch s/step | PyTorch RSS MiB | speed rosa / PyTorch | RSS rosa / PyTorch |")
     P("|---|---|" + "---:|" * 10)
     for case in ("lora", "roae", "rosa", "generate", "prefill"):
-        for dt in ("fp32", "bf16"):
+        for dt in ("fp32", "bf16", "recompute"):
             r, t = get(cfg, "rosa", dt, case), get(cfg, "torch", dt, case)
             if not (r or t):
                 continue
-            if r and r["ok"] and r["r"].get("dtype", "fp32") != dt:  # a bench_train without BF16 mode
+            want = "bf16" if dt == "bf16" else "fp32"
+            if r and r["ok"] and (r["r"].get("dtype", "fp32") != want  # a bench_train without that mode
+                                  or (dt == "recompute") != bool(r["r"].get("recompute"))):
                 r = dict(r, ok=False, na=True)
             g = r["r"].get("gflops") if r and r["ok"] else None
-            c = ceil if dt == "fp32" else gemm.get("gflops_bf16")
-            cells = [case, dt if dt == "fp32" else "bf16 (PyTorch: autocast)",
+            c = gemm.get("gflops_bf16") if dt == "bf16" else ceil
+            label = {"fp32": "fp32", "bf16": "bf16 (PyTorch: autocast)",
+                     "recompute": "fp32, --recompute (PyTorch: checkpoint per layer)"}[dt]
+            cells = [case, label,
                      st(r, f(tps(r))), st(r, f(sec(r), "%.3f")), st(r, f(g)),
                      "–" if g is None or not c else "%.0f%%" % (100 * g / c), st(r, f(rss(r), "%.0f")),
                      st(t, f(tps(t))), st(t, f(sec(t), "%.3f")), st(t, f(rss(t), "%.0f")),
                      ratio(tps(r), tps(t)), "–" if not rss(r) or not rss(t) else "%.2f" % (rss(r) / rss(t))]
             P("| " + " | ".join(cells) + " |")
     P()
-P("GFLOP/s: FLOPs of the step by bench_train's count_flops (docs/bench.md) ÷ its median time; "
-  "%% of ceiling: of the measured GEMM ceiling of the dtype (FP32 above%s). Generate: tokens/s of "
-  "128 new tokens after a 128-token prompt, prompt included in the time (s/step = one whole "
-  "generation; bench_train reports the best of its timed runs, PyTorch the median). "
-  "Speed ratios are tokens/s, > 1 means rosa is faster; RSS ratios < 1 mean rosa uses less."
-  % ("" if gemm.get("gflops_bf16") else "; no BF16 ceiling is measured yet"))
+P("GFLOP/s: FLOPs of the step by bench_train's count_flops (docs/bench.md) ÷ its median time (with "
+  "--recompute the recomputed forward is not counted); %% of ceiling: of the measured GEMM ceiling of "
+  "the dtype in use. Generate: tokens/s of 128 new tokens after a 128-token prompt, prompt included "
+  "in the time (s/step = one whole generation), median of the timed runs after a short warm-up on "
+  "both sides. Speed ratios are tokens/s, > 1 means rosa is faster; RSS ratios < 1 mean rosa uses less.")
 P()
 P("## Tokenizer encoding, one thread, English text (%s)" % E["BENCH_TEXT"])
 P()

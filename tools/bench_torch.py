@@ -53,6 +53,8 @@ def parse_args(argv):
     p.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up (median)")
     p.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--recompute", action="store_true",
+                   help="training: activation checkpointing per layer (torch.utils.checkpoint)")
     return p.parse_args(argv)
 
 
@@ -61,6 +63,7 @@ args = parse_args(sys.argv[1:])
 import torch  # noqa: E402  (after argument parsing: --help stays fast)
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+import torch.utils.checkpoint  # noqa: E402
 
 torch.set_num_threads(args.threads)
 
@@ -239,7 +242,10 @@ class CausalLM(nn.Module):
         if t > 1:
             mask = torch.full((t, start + t), torch.finfo(torch.float32).min).triu(start + 1)[None, None]
         for i, layer in enumerate(self.layers):
-            x = layer(x, cos, sin, mask, None if caches is None else caches[i])
+            if self.training and args.recompute:  # rosa's --recompute: keep each layer's input only
+                x = torch.utils.checkpoint.checkpoint(layer, x, cos, sin, mask, None, use_reentrant=False)
+            else:
+                x = layer(x, cos, sin, mask, None if caches is None else caches[i])
         x = self.norm(x)
         if last_only:
             x = x[:, -1:, :]
@@ -388,7 +394,7 @@ def main():
         tps, sec, extra = train_case(m, args.case)
     out = {"case": args.case, "tokens_per_second": round(tps, 1), "seconds_per_step": round(sec, 4),
            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0),
-           "dtype": args.dtype, "torch": torch.__version__, "threads": torch.get_num_threads(),
+           "dtype": args.dtype, "recompute": args.recompute, "torch": torch.__version__, "threads": torch.get_num_threads(),
            "steps": args.steps}
     out.update(extra)
     print(json.dumps(out), flush=True)

@@ -36,6 +36,16 @@ static dims get_dims(const rosa_model *m, const rosa_adapter *a) {
 
 static int module_in(const dims *d, int m) { return m == MOD_O ? d->Q : m == MOD_DOWN ? d->F : d->D; }
 
+/* Whether layer l's activations need a buffer for branch j of a [L][width]
+ * index table (LoRA modules, RoAE q/k): with recompute the one shared set
+ * serves every layer, so it needs the branch when any layer has it. */
+static int has_branch(const rosa_train_model *t, const int *idx, int width, int l, int j) {
+    if (!t->recompute) return idx[l * width + j] >= 0;
+    for (int k = 0; k < t->m->cfg.num_layers; k++)
+        if (idx[k * width + j] >= 0) return 1;
+    return 0;
+}
+
 /* Walks the arena layout: with base == NULL it only counts floats. */
 static size_t layout(rosa_train_model *t, const rosa_model *m, const rosa_adapter *a, float *base) {
     dims d = get_dims(m, a);
@@ -48,6 +58,14 @@ static size_t layout(rosa_train_model *t, const rosa_model *m, const rosa_adapte
     for (int l = 0; l < d.L; l++) {
         layer_acts *A = base ? &t->acts[l] : &(layer_acts){0};
         TAKE(A->x, N * d.D);
+        if (t->recompute && l > 0) { /* share layer 0's set, keep an own input */
+            if (base) {
+                float *x = A->x;
+                *A = t->acts[0];
+                A->x = x;
+            }
+            continue;
+        }
         TAKE(A->h1, N * d.D);
         TAKE(A->rstd1, N);
         TAKE(A->q, N * d.Q);
@@ -62,7 +80,7 @@ static size_t layout(rosa_train_model *t, const rosa_model *m, const rosa_adapte
         TAKE(A->up, N * d.F);
         TAKE(A->act, N * d.F);
         for (int mod = 0; a->method == ROSA_METHOD_LORA && mod < N_MODULES; mod++) {
-            if (a->lora_idx[l][mod] < 0) continue;
+            if (!has_branch(t, &a->lora_idx[0][0], N_MODULES, l, mod)) continue;
             TAKE(A->lora[mod].u, N * d.r);
             if (a->lora.dropout > 0) {
                 TAKE(A->lora[mod].xd, N * module_in(&d, mod));
@@ -70,7 +88,7 @@ static size_t layout(rosa_train_model *t, const rosa_model *m, const rosa_adapte
             }
         }
         for (int w = 0; a->method == ROSA_METHOD_ROAE && w < 2; w++) {
-            if (a->roae_idx[l][w] < 0) continue;
+            if (!has_branch(t, &a->roae_idx[0][0], 2, l, w)) continue;
             size_t zn = N * (size_t)(w ? d.Hkv : d.Hq) * a->d_low;
             TAKE(A->roae[w].u, N * d.r);
             TAKE(A->roae_z[w], zn);
@@ -107,12 +125,12 @@ static size_t layout(rosa_train_model *t, const rosa_model *m, const rosa_adapte
     return off;
 }
 
-size_t rosa_train_model_bytes(const rosa_model *m, const rosa_adapter *a, int Bmax, int Tmax) {
-    rosa_train_model t = {.Bmax = Bmax, .Tmax = Tmax};
+size_t rosa_train_model_bytes(const rosa_model *m, const rosa_adapter *a, int Bmax, int Tmax, int recompute) {
+    rosa_train_model t = {.m = m, .Bmax = Bmax, .Tmax = Tmax, .recompute = recompute};
     return layout(&t, m, a, NULL) * sizeof(float);
 }
 
-rosa_train_model *rosa_train_model_new(const rosa_model *m, rosa_adapter *a, int Bmax, int Tmax) {
+rosa_train_model *rosa_train_model_new(const rosa_model *m, rosa_adapter *a, int Bmax, int Tmax, int recompute) {
     if (Bmax < 1 || Tmax < 1) {
         rosa_fail("training batch %d x %d must be positive", Bmax, Tmax);
         return NULL;
@@ -123,9 +141,11 @@ rosa_train_model *rosa_train_model_new(const rosa_model *m, rosa_adapter *a, int
     t->a = a;
     t->Bmax = Bmax;
     t->Tmax = Tmax;
+    t->recompute = recompute;
     t->acts = rosa_calloc((size_t)m->cfg.num_layers, sizeof(layer_acts), "activations");
+    t->layer_rng = rosa_calloc((size_t)m->cfg.num_layers, sizeof(rosa_rng), "dropout state");
     t->arena_floats = layout(t, m, a, NULL);
-    t->arena = t->acts ? rosa_calloc(t->arena_floats, sizeof(float), "activations") : NULL;
+    t->arena = t->acts && t->layer_rng ? rosa_calloc(t->arena_floats, sizeof(float), "activations") : NULL;
     if (!t->arena) {
         rosa_train_model_free(t);
         return NULL;
@@ -138,6 +158,7 @@ void rosa_train_model_free(rosa_train_model *t) {
     if (!t) return;
     free(t->arena);
     free(t->acts);
+    free(t->layer_rng);
     free(t);
 }
 
@@ -357,7 +378,10 @@ int rosa_train_microbatch(rosa_train_model *t, const rosa_batch *b, float token_
     }
     *n_tokens = count;
     embedding_forward(t->acts[0].x, b->ids, m->embed, N, d.D);
-    for (int l = 0; l < d.L; l++) layer_forward(t, l, b, dropout_rng);
+    for (int l = 0; l < d.L; l++) {
+        if (dropout_rng) t->layer_rng[l] = *dropout_rng;
+        layer_forward(t, l, b, dropout_rng);
+    }
     rmsnorm_forward(t->hf, t->rstdf, t->xf, m->norm, N, d.D, m->cfg.rms_norm_eps);
     double loss = lm_head_loss(backward ? t->dh : NULL, t->ce, t->hf, m->lm_head, m->lm_packed, t->target, t->weight, N, d.D, d.V);
     if (rosa_bf16_take_error()) return -1;
@@ -368,6 +392,13 @@ int rosa_train_microbatch(rosa_train_model *t, const rosa_batch *b, float token_
     memset(t->dx, 0, sizeof(float) * (size_t)N * d.D);
     rmsnorm_backward(t->dx, NULL, t->dh, t->xf, m->norm, t->rstdf, N, d.D);
     if (stop_layer < 0) stop_layer = 0;
-    for (int l = d.L - 1; l >= stop_layer; l--) layer_backward(t, l, b);
+    for (int l = d.L - 1; l >= stop_layer; l--) {
+        /* The shared set still holds the last layer's activations. */
+        if (t->recompute && l < d.L - 1) {
+            rosa_rng r = t->layer_rng[l];
+            layer_forward(t, l, b, dropout_rng ? &r : NULL);
+        }
+        layer_backward(t, l, b);
+    }
     return rosa_bf16_take_error() ? -1 : 0;
 }

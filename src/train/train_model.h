@@ -41,15 +41,23 @@ typedef struct {
     float *weight, *ce;
     float *norm_grad;              /* [L][2][D]: d loss / d input_layernorm, post_attention_layernorm */
     const uint8_t *active;         /* [L]: layers whose adapter gets weight gradients (NULL = all) */
+    /* Activation checkpointing: every layer keeps only its input x; the others
+     * share one set of activations, refilled by rerunning the layer's forward
+     * in the backward.  layer_rng[l] is the dropout generator as layer l's
+     * forward found it, so the rerun draws the same masks. */
+    int recompute;
+    rosa_rng *layer_rng;           /* [L] */
     float *arena;
     size_t arena_floats;
 } rosa_train_model;
 
-/* Allocates activations for micro-batches of up to Bmax x Tmax tokens. */
-rosa_train_model *rosa_train_model_new(const rosa_model *m, rosa_adapter *a, int Bmax, int Tmax);
+/* Allocates activations for micro-batches of up to Bmax x Tmax tokens; with
+ * recompute, per-layer activation checkpointing (one extra forward per layer
+ * in the backward, for a fraction of the memory). */
+rosa_train_model *rosa_train_model_new(const rosa_model *m, rosa_adapter *a, int Bmax, int Tmax, int recompute);
 void rosa_train_model_free(rosa_train_model *t);
 /* Bytes that rosa_train_model_new would allocate (activations + scratch). */
-size_t rosa_train_model_bytes(const rosa_model *m, const rosa_adapter *a, int Bmax, int Tmax);
+size_t rosa_train_model_bytes(const rosa_model *m, const rosa_adapter *a, int Bmax, int Tmax, int recompute);
 
 /* One micro-batch.  Each label token (the shifted target labels[b][t+1]) has
  * loss weight token_weight; returns sum(weight * CE) in *loss_sum and the

@@ -248,9 +248,10 @@ static void print_plan(run *r, size_t act_bytes) {
             o->micro_batch_size);
     fprintf(stderr, "rosa: trainable parameters %lld of %lld (%.4f%%)\n", (long long)trainable, (long long)base,
             100.0 * (double)trainable / (double)base);
-    fprintf(stderr, "rosa: memory: weights %.1f MiB, activations %.1f MiB (micro-batch %d x %d tokens), adapter %.1f MiB, "
+    fprintf(stderr, "rosa: memory: weights %.1f MiB, activations %.1f MiB (micro-batch %d x %d tokens%s), adapter %.1f MiB, "
                     "optimizer %.1f MiB, total %.1f MiB\n",
-            weights / 1048576.0, act_bytes / 1048576.0, o->micro_batch_size, r->Tmax, adapter / 1048576.0,
+            weights / 1048576.0, act_bytes / 1048576.0, o->micro_batch_size, r->Tmax,
+            o->recompute ? ", recomputed per layer" : "", adapter / 1048576.0,
             optim / 1048576.0, (weights + act_bytes + adapter + optim) / 1048576.0);
 }
 
@@ -449,23 +450,24 @@ int rosa_train(const rosa_train_options *o) {
         if (!o->quiet) fprintf(stderr, "rosa: resuming from %s/checkpoint-%lld\n", o->output_dir, (long long)last);
     }
 
-    size_t act = rosa_train_model_bytes(r.m, r.a, o->micro_batch_size, r.Tmax);
+    size_t act = rosa_train_model_bytes(r.m, r.a, o->micro_batch_size, r.Tmax, o->recompute);
     size_t total_mem = (size_t)rosa_model_weight_bytes(r.m) + act + 4 * sizeof(float) * r.a->n_floats;
     print_plan(&r, act);
     if (o->max_memory > 0 && (double)total_mem > o->max_memory) {
         rosa_fail("training needs about %.1f MiB, more than --max-memory %.1f MiB: lower --micro-batch-size (now %d) "
-                  "or --cutoff-len (longest example %d tokens)", total_mem / 1048576.0, o->max_memory / 1048576.0,
-                  o->micro_batch_size, r.Tmax);
+                  "or --cutoff-len (longest example %d tokens)%s", total_mem / 1048576.0, o->max_memory / 1048576.0,
+                  o->micro_batch_size, r.Tmax, o->recompute ? "" : ", or add --recompute");
         goto done;
     }
-    r.tm = rosa_train_model_new(r.m, r.a, o->micro_batch_size, r.Tmax);
+    r.tm = rosa_train_model_new(r.m, r.a, o->micro_batch_size, r.Tmax, o->recompute);
     if (!r.tm || open_metrics(&r, start) < 0) goto done;
     if (start == 0) { /* the plan, for reports (docs/formats.md) */
         fprintf(r.metrics,
                 "{\"step\": 0, \"plan\": {\"memory_bytes\": %zu, \"activation_bytes\": %zu, \"trainable_params\": %lld, "
-                "\"base_params\": %lld, \"total_steps\": %lld, \"compute\": \"%s\"}}\n",
+                "\"base_params\": %lld, \"total_steps\": %lld, \"compute\": \"%s\", \"recompute\": %s}}\n",
                 total_mem, act, (long long)rosa_adapter_num_params(r.a), (long long)rosa_model_num_params(r.m),
-                (long long)r.total_steps, o->compute == ROSA_DTYPE_BF16 ? "bf16" : "fp32");
+                (long long)r.total_steps, o->compute == ROSA_DTYPE_BF16 ? "bf16" : "fp32",
+                o->recompute ? "true" : "false");
         fflush(r.metrics);
     }
 

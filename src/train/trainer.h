@@ -40,6 +40,7 @@ typedef struct {
     double max_memory;        /* bytes; 0 = no limit */
     int quiet, plain_log;
     rosa_dtype compute;       /* ROSA_DTYPE_F32 (exact) or ROSA_DTYPE_BF16 (frozen GEMMs in BF16) */
+    int recompute;            /* per-layer activation checkpointing */
 } rosa_train_options;
 
 void rosa_train_options_default(rosa_train_options *o);
