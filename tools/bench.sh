@@ -281,7 +281,7 @@ for cfg, n in steps.items():
             P("| " + " | ".join(cells) + " |")
     P()
 P("GFLOP/s: FLOPs of the step by bench_train's count_flops (docs/bench.md) ÷ its median time (with "
-  "--recompute the recomputed forward is not counted); %% of ceiling: of the measured GEMM ceiling of "
+  "--recompute the recomputed forward is not counted); % of ceiling: of the measured GEMM ceiling of "
   "the dtype in use. Generate: tokens/s of 128 new tokens after a 128-token prompt, prompt included "
   "in the time (s/step = one whole generation), median of the timed runs after a short warm-up on "
   "both sides. Speed ratios are tokens/s, > 1 means rosa is faster; RSS ratios < 1 mean rosa uses less.")
