@@ -27,6 +27,15 @@ void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, in
     }
 }
 
+void rmsnorm_apply(float *out, const float *x, const float *rstd, const float *w, int N, int D) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *xr = x + (int64_t)n * D;
+        float *o = out + (int64_t)n * D, r = rstd[n];
+        for (int i = 0; i < D; i++) o[i] = (xr[i] * r) * w[i];
+    }
+}
+
 void linear_forward(float *out, const float *x, const float *W, const float *b, int N, int IN, int OUT,
                     int accumulate) {
     rosa_gemm('N', 'T', N, OUT, IN, 1.0f, x, IN, W, IN, accumulate ? 1.0f : 0.0f,

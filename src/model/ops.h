@@ -41,6 +41,8 @@ void embedding_forward(float *out, const int32_t *ids, const float *embed, int N
 
 /* out[N][D] = x / sqrt(mean(x^2) + eps) * w   (rstd[N] saved when not NULL) */
 void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int N, int D, float eps);
+/* out[N][D] = x * rstd * w with a saved rstd: rmsnorm_forward's output, bit for bit. */
+void rmsnorm_apply(float *out, const float *x, const float *rstd, const float *w, int N, int D);
 
 /* out[N][OUT] = x[N][IN] W[OUT][IN]^T + b[OUT]  (b may be NULL); accumulate adds to out. */
 void linear_forward(float *out, const float *x, const float *W, const float *b, int N, int IN, int OUT,

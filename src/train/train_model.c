@@ -1,6 +1,7 @@
 /* train_model.c: forward with saved activations, and the hand-derived backward.
  *
- * Per layer (N = B*T rows, all row-major):
+ * Per layer (N = B*T rows, all row-major; h1, h2 and act are rebuilt in the
+ * backward rather than kept, see layer_acts):
  *   h1 = rmsnorm(x, g_in)
  *   q, k, v = h1 Wq^T, h1 Wk^T, h1 Wv^T  (+ biases, + LoRA)     then RoPE on q, k
  *   att = causal_attention(q, k, v)                              per sequence, padding masked
@@ -66,7 +67,6 @@ static size_t layout(rosa_train_model *t, const rosa_model *m, const rosa_adapte
             }
             continue;
         }
-        TAKE(A->h1, N * d.D);
         TAKE(A->rstd1, N);
         TAKE(A->q, N * d.Q);
         TAKE(A->k, N * d.K);
@@ -74,11 +74,9 @@ static size_t layout(rosa_train_model *t, const rosa_model *m, const rosa_adapte
         TAKE(A->lse, N * d.Hq);
         TAKE(A->att, N * d.Q);
         TAKE(A->x2, N * d.D);
-        TAKE(A->h2, N * d.D);
         TAKE(A->rstd2, N);
         TAKE(A->gate, N * d.F);
         TAKE(A->up, N * d.F);
-        TAKE(A->act, N * d.F);
         for (int mod = 0; a->method == ROSA_METHOD_LORA && mod < N_MODULES; mod++) {
             if (!has_branch(t, &a->lora_idx[0][0], N_MODULES, l, mod)) continue;
             TAKE(A->lora[mod].u, N * d.r);
@@ -111,6 +109,7 @@ static size_t layout(rosa_train_model *t, const rosa_model *m, const rosa_adapte
     TAKE(t->dgate, N * d.F);
     TAKE(t->dup, N * d.F);
     TAKE(t->dact, N * d.F);
+    TAKE(t->h, N * d.D);
     TAKE(t->du, N * d.r);
     if (a->method == ROSA_METHOD_ROAE) TAKE(t->dz, N * (size_t)d.Hq * a->d_low);
     size_t widest = (size_t)(d.F > d.Q ? (d.F > d.D ? d.F : d.D) : (d.Q > d.D ? d.Q : d.D));
@@ -282,32 +281,33 @@ static void layer_forward(rosa_train_model *t, int l, const rosa_batch *b, rosa_
     float eps = m->cfg.rms_norm_eps;
     layer_acts *A = &t->acts[l];
     int roae = t->a->method == ROSA_METHOD_ROAE, pre = roae && t->a->roae.pre_rope;
-    rmsnorm_forward(A->h1, A->rstd1, A->x, norm_weight(t, l, 0), N, d.D, eps);
-    proj_forward(t, l, MOD_Q, A->q, A->h1, W->wq, W->bq, N, d.D, d.Q, drop);
-    proj_forward(t, l, MOD_K, A->k, A->h1, W->wk, W->bk, N, d.D, d.K, drop);
-    proj_forward(t, l, MOD_V, A->v, A->h1, W->wv, W->bv, N, d.D, d.K, drop);
+    float *h = t->h, *act = t->dact; /* scratch: kept by neither pass */
+    rmsnorm_forward(h, A->rstd1, A->x, norm_weight(t, l, 0), N, d.D, eps);
+    proj_forward(t, l, MOD_Q, A->q, h, W->wq, W->bq, N, d.D, d.Q, drop);
+    proj_forward(t, l, MOD_K, A->k, h, W->wk, W->bk, N, d.D, d.K, drop);
+    proj_forward(t, l, MOD_V, A->v, h, W->wv, W->bv, N, d.D, d.K, drop);
     if (pre) {
-        roae_forward(t, l, 0, A->q, A->h1, N, drop);
-        roae_forward(t, l, 1, A->k, A->h1, N, drop);
+        roae_forward(t, l, 0, A->q, h, N, drop);
+        roae_forward(t, l, 1, A->k, h, N, drop);
     }
     rope_forward(A->q, t->pos, m->inv_freq, N, d.Hq, d.hd);
     rope_forward(A->k, t->pos, m->inv_freq, N, d.Hkv, d.hd);
     if (roae && !pre) {
-        roae_forward(t, l, 0, A->q, A->h1, N, drop);
-        roae_forward(t, l, 1, A->k, A->h1, N, drop);
+        roae_forward(t, l, 0, A->q, h, N, drop);
+        roae_forward(t, l, 1, A->k, h, N, drop);
     }
     attention_seq_forward(A->att, A->lse, A->q, A->k, A->v, b->mask, B, T, d.Hq, d.Hkv, d.hd, t->scores);
     memcpy(A->x2, A->x, sizeof(float) * (size_t)N * d.D);
     /* o_proj output goes to a scratch buffer, then into the residual. */
     proj_forward(t, l, MOD_O, t->dtmp, A->att, W->wo, W->bo, N, d.Q, d.D, drop);
     residual_forward(A->x2, t->dtmp, (int64_t)N * d.D);
-    rmsnorm_forward(A->h2, A->rstd2, A->x2, norm_weight(t, l, 1), N, d.D, eps);
-    proj_forward(t, l, MOD_GATE, A->gate, A->h2, W->w_gate, W->b_gate, N, d.D, d.F, drop);
-    proj_forward(t, l, MOD_UP, A->up, A->h2, W->w_up, W->b_up, N, d.D, d.F, drop);
-    swiglu_forward(A->act, A->gate, A->up, N, d.F);
+    rmsnorm_forward(h, A->rstd2, A->x2, norm_weight(t, l, 1), N, d.D, eps);
+    proj_forward(t, l, MOD_GATE, A->gate, h, W->w_gate, W->b_gate, N, d.D, d.F, drop);
+    proj_forward(t, l, MOD_UP, A->up, h, W->w_up, W->b_up, N, d.D, d.F, drop);
+    swiglu_forward(act, A->gate, A->up, N, d.F);
     float *next = l + 1 < d.L ? t->acts[l + 1].x : t->xf;
     memcpy(next, A->x2, sizeof(float) * (size_t)N * d.D);
-    proj_forward(t, l, MOD_DOWN, t->dtmp, A->act, W->w_down, W->b_down, N, d.F, d.D, drop);
+    proj_forward(t, l, MOD_DOWN, t->dtmp, act, W->w_down, W->b_down, N, d.F, d.D, drop);
     residual_forward(next, t->dtmp, (int64_t)N * d.D);
 }
 
@@ -322,11 +322,14 @@ static void layer_backward(rosa_train_model *t, int l, const rosa_batch *b) {
     layer_acts *A = &t->acts[l];
     float *g_in = t->norm_grad + (size_t)l * 2 * d.D, *g_post = g_in + d.D;
 
-    /* MLP: x' = x2 + down(silu(gate) * up) */
-    proj_backward(t, l, MOD_DOWN, t->dact, 0, t->dx, A->act, W->w_down, N, d.F, d.D);
+    /* MLP: x' = x2 + down(silu(gate) * up).  silu(gate) * up is rebuilt in
+     * dgate, free until swiglu_backward overwrites it. */
+    swiglu_forward(t->dgate, A->gate, A->up, N, d.F);
+    proj_backward(t, l, MOD_DOWN, t->dact, 0, t->dx, t->dgate, W->w_down, N, d.F, d.D);
     swiglu_backward(t->dgate, t->dup, t->dact, A->gate, A->up, N, d.F);
-    proj_backward(t, l, MOD_GATE, t->dh, 0, t->dgate, A->h2, W->w_gate, N, d.D, d.F);
-    proj_backward(t, l, MOD_UP, t->dh, 1, t->dup, A->h2, W->w_up, N, d.D, d.F);
+    rmsnorm_apply(t->h, A->x2, A->rstd2, norm_weight(t, l, 1), N, d.D);
+    proj_backward(t, l, MOD_GATE, t->dh, 0, t->dgate, t->h, W->w_gate, N, d.D, d.F);
+    proj_backward(t, l, MOD_UP, t->dh, 1, t->dup, t->h, W->w_up, N, d.D, d.F);
     rmsnorm_backward(t->dx, g_post, t->dh, A->x2, norm_weight(t, l, 1), A->rstd2, N, d.D);
 
     /* Attention: x2 = x + o(att(rope(q), rope(k), v)) */
@@ -336,20 +339,22 @@ static void layer_backward(rosa_train_model *t, int l, const rosa_batch *b) {
     attention_seq_backward(t->dq, t->dk, t->dv, t->datt, A->att, A->lse, A->q, A->k, A->v, b->mask, b->B, T, d.Hq, d.Hkv,
                            d.hd, t->scores);
     int roae = t->a->method == ROSA_METHOD_ROAE, pre = roae && t->a->roae.pre_rope;
+    float *h1 = t->h;
+    rmsnorm_apply(h1, A->x, A->rstd1, norm_weight(t, l, 0), N, d.D);
     memset(t->dh, 0, sizeof(float) * (size_t)N * d.D);
     if (roae && !pre) {
-        roae_backward(t, l, 0, t->dq, t->dh, A->h1, N);
-        roae_backward(t, l, 1, t->dk, t->dh, A->h1, N);
+        roae_backward(t, l, 0, t->dq, t->dh, h1, N);
+        roae_backward(t, l, 1, t->dk, t->dh, h1, N);
     }
     rope_backward(t->dq, t->pos, m->inv_freq, N, d.Hq, d.hd);
     rope_backward(t->dk, t->pos, m->inv_freq, N, d.Hkv, d.hd);
     if (pre) {
-        roae_backward(t, l, 0, t->dq, t->dh, A->h1, N);
-        roae_backward(t, l, 1, t->dk, t->dh, A->h1, N);
+        roae_backward(t, l, 0, t->dq, t->dh, h1, N);
+        roae_backward(t, l, 1, t->dk, t->dh, h1, N);
     }
-    proj_backward(t, l, MOD_Q, t->dh, 1, t->dq, A->h1, W->wq, N, d.D, d.Q);
-    proj_backward(t, l, MOD_K, t->dh, 1, t->dk, A->h1, W->wk, N, d.D, d.K);
-    proj_backward(t, l, MOD_V, t->dh, 1, t->dv, A->h1, W->wv, N, d.D, d.K);
+    proj_backward(t, l, MOD_Q, t->dh, 1, t->dq, h1, W->wq, N, d.D, d.Q);
+    proj_backward(t, l, MOD_K, t->dh, 1, t->dk, h1, W->wk, N, d.D, d.K);
+    proj_backward(t, l, MOD_V, t->dh, 1, t->dv, h1, W->wv, N, d.D, d.K);
     rmsnorm_backward(t->dx, g_in, t->dh, A->x, norm_weight(t, l, 0), A->rstd1, N, d.D);
 }
 
