@@ -18,6 +18,7 @@
 #                          empty: none
 #   BENCH_RECOMPUTE_CASES=lora  training cases also run with --recompute (PyTorch:
 #                          torch.utils.checkpoint per layer), in FP32; empty: none (quick: none)
+#   BENCH_RECOMPUTE_CONFIGS=smollm2-135m  the configs those rows run for (time budget)
 #   BENCH_CASE_TIMEOUT=S   seconds before one process is killed (default 900)
 #   BENCH_KEEP_OPENBLAS=1  never set OPENBLAS_CORETYPE (see "OpenBLAS kernel" below)
 #   PYTHON=/usr/bin/python3
@@ -43,6 +44,7 @@ fi
 QWEN_STEPS=${BENCH_QWEN_STEPS:-1}
 BF16_CASES=${BENCH_BF16_CASES-lora}
 RECOMPUTE_CASES=${BENCH_RECOMPUTE_CASES-lora}
+RECOMPUTE_CONFIGS=${BENCH_RECOMPUTE_CONFIGS-smollm2-135m}
 [ "$MODE" = quick ] && RECOMPUTE_CASES=${BENCH_RECOMPUTE_CASES-}
 [ "$MODE" = quick ] && QWEN_STEPS=$STEPS
 [ -n "$BENCH_STEPS" ] && [ -z "$BENCH_QWEN_STEPS" ] && QWEN_STEPS=$STEPS
@@ -142,6 +144,7 @@ for cfg in $CONFIGS; do
             bf16) case " $BF16_CASES " in *" $cas "*) ;; *) continue ;; esac ;;
             recompute)
                 case " $RECOMPUTE_CASES " in *" $cas "*) ;; *) continue ;; esac
+                case " $RECOMPUTE_CONFIGS " in *" $cfg "*) ;; *) continue ;; esac
                 rosa_args="fp32 recompute" torch_args="--dtype fp32 --recompute" ;;
             esac
             run_case "$cfg" rosa $dt "$cas" "$BUILD/bench_train" "$json" "$cas" "$steps" $rosa_args
