@@ -34,7 +34,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps test test-san test-tsan fuzz fuzz-ci demo bench bench-quick clean help testdata
+.PHONY: all deps test test-san test-tsan fuzz fuzz-ci demo bench bench-quick bench-results clean help testdata
 
 all: $(BUILD)/rosa $(BUILD)/test_rosa
 
@@ -47,6 +47,7 @@ help:
 	@echo "make fuzz       each fuzz target for FUZZ_SECONDS (60) under ASan + UBSan (clang)"
 	@echo "make bench      rosa against PyTorch: training steps, generation, GEMM ceiling (docs/bench.md)"
 	@echo "make bench-quick  the same, SmolLM2-135M LoRA and generation only (< 2 min)"
+	@echo "make bench-results  copy the last make bench report to bench/RESULTS.md, update README's table"
 	@echo "make deps       install the Debian packages rosa needs"
 
 deps:
@@ -74,6 +75,13 @@ bench: deps all $(BENCH_BIN)
 
 bench-quick: deps all $(BENCH_BIN)
 	@PYTHON=$(PYTHON) sh tools/bench.sh $(BUILD) $(SHARED) quick
+
+# Publishes the last `make bench` report: bench/RESULTS.md and the README's table.
+bench-results:
+	@test -f $(BUILD)/bench-report.md || { echo "no $(BUILD)/bench-report.md: run make bench first" >&2; exit 1; }
+	@grep -q '^# rosa benchmark (make bench)' $(BUILD)/bench-report.md || { echo "$(BUILD)/bench-report.md is not a full make bench report" >&2; exit 1; }
+	cp $(BUILD)/bench-report.md bench/RESULTS.md
+	$(PYTHON) tools/bench_readme.py bench/RESULTS.md README.md
 
 # Reference data made by the PyTorch reference (tools/): tiny random models
 # and their logits.  Rebuilt when the tools change.

@@ -23,6 +23,8 @@
 #include "model/bf16.h"
 #include "model/gemm.h"
 #include "model/model.h"
+#include "model/ops.h"
+#include "prof.h"
 #include "train/optim.h"
 #include "train/train_model.h"
 #include "util.h"
@@ -80,15 +82,16 @@ static void gemm_ceilings(double *fp32, double *bf16) {
 /* FLOPs of one training step of B x T tokens whose backward reaches layers
  * [stop, L): 2 per multiply-add; frozen weights get no weight gradient.
  *   linear:    2 N P_lin per layer forward, the same again backward (input grads)
- *   attention: 4 B T^2 Hq hd forward (scores and values, full T x T as computed),
- *              10 B T^2 Hq hd backward (recomputed scores, dP, dQ, dK, dV)
+ *   attention: 4 B pairs Hq hd forward (scores and values; pairs = the query-key
+ *              pairs computed, attention_pairs(T): block-causal, 0.625 T^2 at T = 256),
+ *              10 B pairs Hq hd backward (recomputed scores, dP, dQ, dK, dV)
  *   LM head:   2 N V D forward and 2 N V D backward
  *   adapter:   6 N r (in + out) per adapted projection (forward, weight and input grads) */
 static double count_flops(const rosa_config *c, const rosa_adapter *a, int B, int T, int stop, int backward) {
     double N = (double)B * T, D = c->hidden_size, F = c->intermediate_size, Q = (double)c->num_heads * c->head_dim,
            K = (double)c->num_kv_heads * c->head_dim, L = c->num_layers;
     double lin = 2 * N * (Q * D + 2 * K * D + D * Q + 3 * F * D);
-    double att = 4.0 * B * (double)T * T * Q;
+    double att = 4.0 * B * attention_pairs(T) * Q;
     double head = 2 * N * c->vocab_size * D;
     double adapter = 0;
     for (int i = 0; a && i < a->n_params; i += 2) {
@@ -150,24 +153,39 @@ static int train_case(rosa_model *m, const char *name, int steps, int recompute)
     uint8_t *mask = malloc(BATCH * SEQ);
     rosa_batch b;
     random_batch(&b, ids, labels, mask, c->vocab_size, 7);
-    double *times = malloc(sizeof(double) * (size_t)(steps + 1));
+    double *times = malloc(sizeof(double) * (size_t)(steps + 1)), optim = 0.0;
     for (int s = 0; s <= steps; s++) { /* step 0 warms up */
+        if (s == 1) rosa_prof_reset();
         double t0 = rosa_now(), loss;
         int n;
         memset(a->g, 0, sizeof(float) * a->n_floats);
         if (rosa_train_microbatch(t, &b, 1.0f / (BATCH * (SEQ - 1)), 1, stop, NULL, &loss, &n, NULL) < 0) return -1;
-        double gn = rosa_grad_norm(a, param_active);
+        double t1 = rosa_now(), gn = rosa_grad_norm(a, param_active);
         rosa_clip_grads(a, param_active, gn, 1.0f);
         rosa_adamw_step(&opt, a, param_active, 1e-4f, &ao);
         times[s] = rosa_now() - t0;
+        if (s > 0) optim += rosa_now() - t1;
     }
+    /* The profile by op: seconds per step (mean of the timed steps) and the
+     * GFLOP/s of the counted products. */
+    char prof[2048];
+    int k = snprintf(prof, sizeof prof, "{");
+    for (int op = 0; op < PROF_N; op++) {
+        double sec, fl;
+        rosa_prof_get((rosa_prof_op)op, &sec, &fl);
+        k += snprintf(prof + k, sizeof prof - (size_t)k, "\"%s\": {\"seconds\": %.4f, \"gflops\": %.1f}, ",
+                      rosa_prof_name((rosa_prof_op)op), sec / steps, fl > 0 && sec > 0 ? fl / sec / 1e9 : 0.0);
+    }
+    snprintf(prof + k, sizeof prof - (size_t)k, "\"optimizer\": {\"seconds\": %.4f, \"gflops\": 0}}", optim / steps);
+
     qsort(times + 1, (size_t)steps, sizeof(double), cmp_double);
     double sec = times[1 + steps / 2], flops = count_flops(c, a, BATCH, SEQ, stop, 1);
     /* The recomputed forward is extra work, not counted as useful FLOPs. */
     printf("{\"case\": \"%s\", \"dtype\": \"%s\", \"recompute\": %s, \"tokens_per_second\": %.1f, "
-           "\"seconds_per_step\": %.4f, \"gflops\": %.1f, \"trainable\": %lld, \"peak_rss_mib\": %.0f}\n",
+           "\"seconds_per_step\": %.4f, \"gflops\": %.1f, \"trainable\": %lld, \"peak_rss_mib\": %.0f, "
+           "\"profile\": %s}\n",
            name, m->compute == ROSA_DTYPE_BF16 ? "bf16" : "fp32", recompute ? "true" : "false", BATCH * SEQ / sec, sec,
-           flops / sec / 1e9, (long long)rosa_adapter_num_params(a), peak_rss_mib());
+           flops / sec / 1e9, (long long)rosa_adapter_num_params(a), peak_rss_mib(), prof);
     return 0;
 }
 

@@ -289,6 +289,99 @@ P("GFLOP/s: FLOPs of the step by bench_train's count_flops (docs/bench.md) ÷ it
   "in the time (s/step = one whole generation), median of the timed runs after a short warm-up on "
   "both sides. Speed ratios are tokens/s, > 1 means rosa is faster; RSS ratios < 1 mean rosa uses less.")
 P()
+
+# ---- where the time goes: bench_train's profile by op (rosa side, training cases)
+OPS = [("projections", "frozen projections (GEMM)"), ("lm_head_gemm", "LM head (GEMM)"),
+       ("attention", "attention"), ("adapter", "adapter branches"), ("softmax_loss", "LM head softmax + loss"),
+       ("rmsnorm", "RMSNorm"), ("swiglu", "SwiGLU"), ("rope", "RoPE"), ("other", "embedding, residuals, copies"),
+       ("optimizer", "clip + AdamW")]
+
+
+def prof(x):
+    return x["r"].get("profile") if x and x["ok"] else None
+
+
+def gemm_part(x, c):
+    """GFLOP/s and share of the ceiling c of the products with frozen weights (projections, LM head)."""
+    p = prof(x)
+    if not p:
+        return None, None
+    sec = p["projections"]["seconds"] + p["lm_head_gemm"]["seconds"]
+    fl = p["projections"]["seconds"] * p["projections"]["gflops"] + p["lm_head_gemm"]["seconds"] * p["lm_head_gemm"]["gflops"]
+    g = fl / sec if sec else None
+    return g, (100 * g / c if g and c else None)
+
+
+P("## Where the time goes (rosa, profile by op)")
+P()
+P("Seconds per step by kind of operation (mean of the timed steps; `PROF` counters of "
+  "src/prof.h, read by bench_train), their share of the step, and the GFLOP/s of the counted "
+  "products. \"GEMM part\" is the products with the frozen weights (projections and LM head), "
+  "the GEMM-dominated part of the step, against the ceiling of the dtype in use.")
+P()
+for cfg in steps:
+    cols = [(c, d) for c in ("lora", "rosa") for d in ("fp32", "bf16") if prof(get(cfg, "rosa", d, c))]
+    if not cols:
+        continue
+    P("### %s" % cfg)
+    P()
+    P("| operation | " + " | ".join("%s %s: s/step | share | GFLOP/s" % cd for cd in cols) + " |")
+    P("|---|" + "---:|---:|---:|" * len(cols))
+    for key, label in OPS:
+        cells = [label]
+        for c, d in cols:
+            x = get(cfg, "rosa", d, c)
+            o = prof(x).get(key, {"seconds": 0, "gflops": 0})
+            total = sum(v["seconds"] for v in prof(x).values())
+            cells += ["%.3f" % o["seconds"], "%.0f%%" % (100 * o["seconds"] / total) if total else "–",
+                      "%.0f" % o["gflops"] if o["gflops"] else "–"]
+        P("| " + " | ".join(cells) + " |")
+    cells = ["**GEMM part** (GFLOP/s, % of ceiling)"]
+    for c, d in cols:
+        g, pc = gemm_part(get(cfg, "rosa", d, c), gemm.get("gflops_bf16") if d == "bf16" else ceil)
+        cells += ["", f(pc, "%.0f%%"), f(g, "%.0f")]
+    P("| " + " | ".join(cells) + " |")
+    P()
+
+# ---- the targets of issue 6
+P("## Targets (issue 6)")
+P()
+P("| config | target | measured | met |")
+P("|---|---|---|---|")
+
+
+def target(cfg, what, value, goal, better="higher", fmt="%.2f×"):
+    if value is None:
+        P("| %s | %s | – | not measured |" % (cfg, what))
+        return
+    ok = value >= goal if better == "higher" else value <= goal
+    miss = "" if ok else (" (short by %.0f%%)" % (100 * (1 - value / goal)) if better == "higher"
+                          else " (over by %.0f%%)" % (100 * (value / goal - 1)))
+    P("| %s | %s | %s | %s%s |" % (cfg, what, fmt % value, "yes" if ok else "**no**", miss))
+
+
+def rt(cfg, case, dt):
+    r, t = get(cfg, "rosa", dt, case), get(cfg, "torch", dt, case)
+    return tps(r) / tps(t) if tps(r) and tps(t) else None
+
+
+for cfg in steps:
+    target(cfg, "LoRA step FP32 ≥ 2× PyTorch FP32", rt(cfg, "lora", "fp32"), 2.0)
+    target(cfg, "LoRA step BF16 ≥ 1.5× PyTorch BF16 autocast", rt(cfg, "lora", "bf16"), 1.5)
+    for d in ("fp32", "bf16"):
+        g, pc = gemm_part(get(cfg, "rosa", d, "lora"), gemm.get("gflops_bf16") if d == "bf16" else ceil)
+        target(cfg, "LoRA %s: GEMM part ≥ 60%% of the ceiling" % d.upper(), pc, 60.0, fmt="%.0f%%")
+    lo, ro = tps(get(cfg, "rosa", "fp32", "lora")), tps(get(cfg, "rosa", "fp32", "rosa"))
+    target(cfg, "RoSA step faster than the LoRA step (tok/s ratio > 1)", ro / lo if lo and ro else None, 1.0)
+    for case, dt in (("lora", "fp32"), ("lora", "bf16"), ("lora", "recompute"), ("roae", "fp32"), ("rosa", "fp32")):
+        r, t = get(cfg, "rosa", dt, case), get(cfg, "torch", dt, case)
+        if rss(r) and rss(t):
+            target(cfg, "peak RSS ≤ 1/3 of PyTorch's (%s %s)" % (case, dt), rss(r) / rss(t), 1 / 3, "lower", "%.2f")
+    target(cfg, "generation ≥ 2× PyTorch", rt(cfg, "generate", "fp32"), 2.0)
+    pf = get(cfg, "rosa", "fp32", "prefill")
+    g = pf["r"].get("gflops") if pf and pf["ok"] else None
+    target(cfg, "prefill ≥ 60% of the FP32 ceiling", 100 * g / ceil if g and ceil else None, 60.0, fmt="%.0f%%")
+P()
 P("## Tokenizer encoding, one thread, English text (%s)" % E["BENCH_TEXT"])
 P()
 for l in open(sys.argv[3]):

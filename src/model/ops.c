@@ -4,6 +4,7 @@
 #include "ops.h"
 
 #include "gemm.h"
+#include "prof.h"
 
 #include <math.h>
 #include <omp.h>
@@ -47,22 +48,49 @@ void linear_forward(float *out, const float *x, const float *W, const float *b, 
     }
 }
 
-/* Turns each rotary pair by sign * pos * inv_freq. */
-static void rope_rotate(float *x, const int *pos, const double *inv_freq, int N, int H, int hd, double sign) {
+/* Turns the rotary pairs (j, j + hd/2) of the H heads of one row by the angles
+ * whose cosines and sines are c[j], s[j], or by their opposites (sign -1). */
+static inline void rotate_row(float *x, const float *c, const float *s, int H, int hd, float sign) {
+    int half = hd / 2;
+    for (int h = 0; h < H; h++) {
+        float *v = x + (int64_t)h * hd;
+        for (int j = 0; j < half; j++) {
+            float x1 = v[j], x2 = v[j + half], sn = sign * s[j];
+            v[j] = x1 * c[j] - x2 * sn;
+            v[j + half] = x2 * c[j] + x1 * sn;
+        }
+    }
+}
+
+static void rope_rotate(float *x, const int *pos, const double *inv_freq, int N, int H, int hd, float sign) {
     int half = hd / 2;
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
+        float cs[4096]; /* head_dim <= 4096: config.c refuses more */
         for (int j = 0; j < half; j++) {
-            double angle = sign * (double)pos[n] * inv_freq[j];
-            float c = (float)cos(angle), s = (float)sin(angle);
-            for (int h = 0; h < H; h++) {
-                float *v = x + ((int64_t)n * H + h) * hd;
-                float x1 = v[j], x2 = v[j + half];
-                v[j] = x1 * c - x2 * s;
-                v[j + half] = x2 * c + x1 * s;
-            }
+            double angle = (double)pos[n] * inv_freq[j];
+            cs[j] = (float)cos(angle);
+            cs[half + j] = (float)sin(angle);
         }
+        rotate_row(x + (int64_t)n * H * hd, cs, cs + half, H, hd, sign);
     }
+}
+
+void rope_table(float *cs, const int *pos, const double *inv_freq, int N, int hd) {
+    int half = hd / 2;
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++)
+        for (int j = 0; j < half; j++) {
+            double angle = (double)pos[n] * inv_freq[j];
+            cs[(int64_t)n * hd + j] = (float)cos(angle);
+            cs[(int64_t)n * hd + half + j] = (float)sin(angle);
+        }
+}
+
+void rope_apply(float *x, const float *cs, int N, int H, int hd, float sign) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++)
+        rotate_row(x + (int64_t)n * H * hd, cs + (int64_t)n * hd, cs + (int64_t)n * hd + hd / 2, H, hd, sign);
 }
 
 int frozen_linear_forward(float *out, const float *x, const float *W, rosa_bf16_weight *P, const float *b, int N,
@@ -90,11 +118,11 @@ int frozen_linear_backward(float *dx, const float *dout, const float *W, rosa_bf
 }
 
 void rope_forward(float *x, const int *pos, const double *inv_freq, int N, int H, int hd) {
-    rope_rotate(x, pos, inv_freq, N, H, hd, 1.0);
+    rope_rotate(x, pos, inv_freq, N, H, hd, 1.0f);
 }
 
 void rope_backward(float *dx, const int *pos, const double *inv_freq, int N, int H, int hd) {
-    rope_rotate(dx, pos, inv_freq, N, H, hd, -1.0);
+    rope_rotate(dx, pos, inv_freq, N, H, hd, -1.0f);
 }
 
 static float silu(float x) { return x / (1.0f + exp_vec(-x)); }
@@ -153,11 +181,26 @@ void residual_forward(float *y, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] += x[i];
 }
 
-/* S[T][T] = scale * q_h k_g^T for one sequence, head h of KV group g. */
-static void attention_scores(float *S, const float *q, const float *k, int T, int Hq, int Hkv, int hd, int h, int g,
-                             float scale) {
-    rosa_gemm('N', 'T', T, T, hd, scale, q + (int64_t)h * hd, Hq * hd,
-                k + (int64_t)g * hd, Hkv * hd, 0.0f, S, T);
+/* Causal attention works in blocks of ATT_BLOCK query rows: the block of rows
+ * [r0, r1) sees keys [0, r1) only, so the products skip the masked upper
+ * triangle beyond the diagonal blocks (about 3/8 of the work at T = 256). */
+#define ATT_BLOCK 64
+
+double attention_pairs(int T) {
+    double n = 0.0;
+    for (int r0 = 0; r0 < T; r0 += ATT_BLOCK) {
+        int r1 = r0 + ATT_BLOCK < T ? r0 + ATT_BLOCK : T;
+        n += (double)(r1 - r0) * r1;
+    }
+    return n;
+}
+
+/* S[r0..r1)[0..r1) = scale * q_h k_g^T, row stride T, for one sequence, head h
+ * of KV group g (rows r1.. of S are left alone). */
+static void attention_scores(float *S, const float *q, const float *k, int T, int r0, int r1, int Hq, int Hkv, int hd,
+                             int h, int g, float scale) {
+    rosa_gemm('N', 'T', r1 - r0, r1, hd, scale, q + (int64_t)r0 * Hq * hd + (int64_t)h * hd, Hq * hd,
+              k + (int64_t)g * hd, Hkv * hd, 0.0f, S + (int64_t)r0 * T, T);
 }
 
 void attention_seq_forward(float *out, float *lse, const float *q, const float *k, const float *v,
@@ -171,25 +214,28 @@ void attention_seq_forward(float *out, float *lse, const float *q, const float *
         const float *qb = q + (int64_t)b * T * Q, *kb = k + (int64_t)b * T * K, *vb = v + (int64_t)b * T * K;
         const uint8_t *vm = valid + (int64_t)b * T;
         float *lb = lse + (int64_t)b * T * Hq;
-        attention_scores(P, qb, kb, T, Hq, Hkv, hd, h, g, scale);
-        for (int t = 0; t < T; t++) {
-            float *row = P + (int64_t)t * T, mx = -INFINITY;
-            for (int s = 0; s <= t; s++)
-                if (vm[s] && row[s] > mx) mx = row[s];
-            if (mx == -INFINITY) { /* nothing visible: zero output */
-                memset(row, 0, sizeof(float) * (size_t)T);
-                lb[(int64_t)t * Hq + h] = -INFINITY;
-                continue;
+        for (int r0 = 0; r0 < T; r0 += ATT_BLOCK) {
+            int r1 = r0 + ATT_BLOCK < T ? r0 + ATT_BLOCK : T; /* keys [0, r1) */
+            attention_scores(P, qb, kb, T, r0, r1, Hq, Hkv, hd, h, g, scale);
+            for (int t = r0; t < r1; t++) {
+                float *row = P + (int64_t)t * T, mx = -INFINITY;
+                for (int s = 0; s <= t; s++)
+                    if (vm[s] && row[s] > mx) mx = row[s];
+                if (mx == -INFINITY) { /* nothing visible: zero output */
+                    memset(row, 0, sizeof(float) * (size_t)r1);
+                    lb[(int64_t)t * Hq + h] = -INFINITY;
+                    continue;
+                }
+                for (int s = 0; s < r1; s++) row[s] = s <= t && vm[s] ? exp_vec(row[s] - mx) : 0.0f;
+                float sum = 0.0f;
+                for (int s = 0; s < r1; s++) sum += row[s];
+                float inv = 1.0f / sum;
+                for (int s = 0; s <= t; s++) row[s] *= inv;
+                lb[(int64_t)t * Hq + h] = mx + logf(sum);
             }
-            for (int s = 0; s < T; s++) row[s] = s <= t && vm[s] ? exp_vec(row[s] - mx) : 0.0f;
-            float sum = 0.0f;
-            for (int s = 0; s < T; s++) sum += row[s];
-            float inv = 1.0f / sum;
-            for (int s = 0; s <= t; s++) row[s] *= inv;
-            lb[(int64_t)t * Hq + h] = mx + logf(sum);
+            rosa_gemm('N', 'N', r1 - r0, hd, r1, 1.0f, P + (int64_t)r0 * T, T, vb + (int64_t)g * hd, K, 0.0f,
+                      out + ((int64_t)b * T + r0) * Q + (int64_t)h * hd, Q);
         }
-        rosa_gemm('N', 'N', T, hd, T, 1.0f, P, T, vb + (int64_t)g * hd, K, 0.0f,
-                    out + (int64_t)b * T * Q + (int64_t)h * hd, Q);
     }
 }
 
@@ -205,31 +251,34 @@ void attention_seq_backward(float *dq, float *dk, float *dv, const float *dout, 
         float *P = scratch + (int64_t)omp_get_thread_num() * 2 * T * T, *dP = P + (int64_t)T * T;
         const float *qb = q + (int64_t)b * T * Q, *kb = k + (int64_t)b * T * K, *vb = v + (int64_t)b * T * K,
                     *ob = out + (int64_t)b * T * Q, *dob = dout + (int64_t)b * T * Q;
+        float *dkb = dk + (int64_t)b * T * K + (int64_t)g * hd, *dvb = dv + (int64_t)b * T * K + (int64_t)g * hd;
         const uint8_t *vm = valid + (int64_t)b * T;
         const float *lb = lse + (int64_t)b * T * Hq;
         for (int h = g * group; h < (g + 1) * group; h++) {
-            attention_scores(P, qb, kb, T, Hq, Hkv, hd, h, g, scale);
-            /* dP = dout_h v_g^T */
-            rosa_gemm('N', 'T', T, T, hd, 1.0f, dob + (int64_t)h * hd, Q,
-                        vb + (int64_t)g * hd, K, 0.0f, dP, T);
-            for (int t = 0; t < T; t++) {
-                float *p = P + (int64_t)t * T, *dp = dP + (int64_t)t * T, l = lb[(int64_t)t * Hq + h];
-                const float *o = ob + (int64_t)t * Q + (int64_t)h * hd, *d = dob + (int64_t)t * Q + (int64_t)h * hd;
-                float delta = 0.0f; /* sum_s p_s dp_s = dout . out */
-                for (int i = 0; i < hd; i++) delta += d[i] * o[i];
-                for (int s = 0; s < T; s++) {
-                    float ps = s <= t && vm[s] && l != -INFINITY ? exp_vec(p[s] - l) : 0.0f;
-                    p[s] = ps;
-                    dp[s] = ps * (dp[s] - delta) * scale; /* dS, pre-scaled for the q.k product */
+            for (int r0 = 0; r0 < T; r0 += ATT_BLOCK) {
+                int r1 = r0 + ATT_BLOCK < T ? r0 + ATT_BLOCK : T, rows = r1 - r0;
+                const float *qr = qb + (int64_t)r0 * Q + (int64_t)h * hd, *dor = dob + (int64_t)r0 * Q + (int64_t)h * hd;
+                float *Pr = P + (int64_t)r0 * T, *dPr = dP + (int64_t)r0 * T;
+                attention_scores(P, qb, kb, T, r0, r1, Hq, Hkv, hd, h, g, scale);
+                /* dP = dout_h v_g^T */
+                rosa_gemm('N', 'T', rows, r1, hd, 1.0f, dor, Q, vb + (int64_t)g * hd, K, 0.0f, dPr, T);
+                for (int t = r0; t < r1; t++) {
+                    float *p = P + (int64_t)t * T, *dp = dP + (int64_t)t * T, l = lb[(int64_t)t * Hq + h];
+                    const float *o = ob + (int64_t)t * Q + (int64_t)h * hd, *d = dob + (int64_t)t * Q + (int64_t)h * hd;
+                    float delta = 0.0f; /* sum_s p_s dp_s = dout . out */
+                    for (int i = 0; i < hd; i++) delta += d[i] * o[i];
+                    for (int s = 0; s < r1; s++) {
+                        float ps = s <= t && vm[s] && l != -INFINITY ? exp_vec(p[s] - l) : 0.0f;
+                        p[s] = ps;
+                        dp[s] = ps * (dp[s] - delta) * scale; /* dS, pre-scaled for the q.k product */
+                    }
                 }
+                /* dq_h = dS k_g;  dk_g += dS^T q_h;  dv_g += P^T dout_h  (keys [0, r1)) */
+                rosa_gemm('N', 'N', rows, hd, r1, 1.0f, dPr, T, kb + (int64_t)g * hd, K, 0.0f,
+                          dq + ((int64_t)b * T + r0) * Q + (int64_t)h * hd, Q);
+                rosa_gemm('T', 'N', r1, hd, rows, 1.0f, dPr, T, qr, Q, 1.0f, dkb, K);
+                rosa_gemm('T', 'N', r1, hd, rows, 1.0f, Pr, T, dor, Q, 1.0f, dvb, K);
             }
-            /* dq_h = dS k_g;  dk_g += dS^T q_h;  dv_g += P^T dout_h */
-            rosa_gemm('N', 'N', T, hd, T, 1.0f, dP, T, kb + (int64_t)g * hd, K, 0.0f,
-                        dq + (int64_t)b * T * Q + (int64_t)h * hd, Q);
-            rosa_gemm('T', 'N', T, hd, T, 1.0f, dP, T, qb + (int64_t)h * hd, Q, 1.0f,
-                        dk + (int64_t)b * T * K + (int64_t)g * hd, K);
-            rosa_gemm('T', 'N', T, hd, T, 1.0f, P, T, dob + (int64_t)h * hd, Q, 1.0f,
-                        dv + (int64_t)b * T * K + (int64_t)g * hd, K);
         }
     }
 }
@@ -300,11 +349,15 @@ double lm_head_loss(float *dh, float *ce, const float *h, const float *W, rosa_b
             for (int r = 0; ce && r < rows; r++) ce[n0 + r] = 0.0f;
             continue;
         }
-        if (frozen_linear_forward(logits, h + (int64_t)n0 * D, W, P, NULL, rows, D, V, 0) < 0) {
+        double t0 = rosa_prof_now();
+        int rc = frozen_linear_forward(logits, h + (int64_t)n0 * D, W, P, NULL, rows, D, V, 0);
+        rosa_prof_add(PROF_HEAD, t0, 2.0 * rows * V * D);
+        if (rc < 0) {
             free(logits);
             free(row_loss);
             return NAN;
         }
+        t0 = rosa_prof_now();
 #pragma omp parallel for schedule(static)
         for (int r = 0; r < rows; r++) {
             row_loss[r] = 0.0;
@@ -331,7 +384,12 @@ double lm_head_loss(float *dh, float *ce, const float *h, const float *W, rosa_b
             row[tg] -= weight[n0 + r];
         }
         for (int r = 0; r < rows; r++) total += row_loss[r]; /* fixed order: reproducible */
-        if (dh && frozen_linear_backward(dh + (int64_t)n0 * D, logits, W, P, rows, D, V, 0) < 0) {
+        rosa_prof_add(PROF_LOSS, t0, 0);
+        if (!dh) continue;
+        t0 = rosa_prof_now();
+        rc = frozen_linear_backward(dh + (int64_t)n0 * D, logits, W, P, rows, D, V, 0);
+        rosa_prof_add(PROF_HEAD, t0, 2.0 * rows * V * D);
+        if (rc < 0) {
             free(logits);
             free(row_loss);
             return NAN;

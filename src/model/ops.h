@@ -53,6 +53,12 @@ void linear_forward(float *out, const float *x, const float *W, const float *b, 
 void rope_forward(float *x, const int *pos, const double *inv_freq, int N, int H, int hd);
 /* The adjoint: rotates a gradient in place by the opposite angle. */
 void rope_backward(float *dx, const int *pos, const double *inv_freq, int N, int H, int hd);
+/* The same rotations from a table made once for many calls (training: every
+ * layer, both passes): cs[N][hd] holds cos(pos[n] * inv_freq[j]) at j and the
+ * sine at hd/2 + j.  rope_apply turns by the angles (sign 1) or their
+ * opposites (sign -1), bit for bit as rope_forward / rope_backward. */
+void rope_table(float *cs, const int *pos, const double *inv_freq, int N, int hd);
+void rope_apply(float *x, const float *cs, int N, int H, int hd, float sign);
 
 /* out[N][F] = silu(gate) * up */
 void swiglu_forward(float *out, const float *gate, const float *up, int N, int F);
@@ -67,6 +73,11 @@ void swiglu_forward(float *out, const float *gate, const float *up, int N, int F
  *   scratch [omp_get_max_threads()][len + T]   one score row per thread */
 void attention_forward(float *out, const float *q, const float *k, const float *v, const uint8_t *valid, int len,
                        int T, int Hq, int Hkv, int hd, int kv_stride, float *scratch);
+
+/* Query-key pairs the causal attention of one T-token sequence computes per
+ * head (block-causal: the diagonal blocks in full, nothing above them), for
+ * FLOP counts: the products take 4 * pairs * hd FLOPs forward. */
+double attention_pairs(int T);
 
 /* Causal attention over B whole sequences through GEMMs (training, where the
  * backward needs the log-sum-exp).  Per sequence b (row offset b*T):

@@ -22,6 +22,7 @@
 
 #include "model/ops.h"
 #include "model/gemm.h"
+#include "prof.h"
 #include "util.h"
 
 typedef struct {
@@ -116,6 +117,7 @@ static size_t layout(rosa_train_model *t, const rosa_model *m, const rosa_adapte
     TAKE(t->dtmp, N * widest);
     TAKE(t->scores, (size_t)omp_get_max_threads() * 2 * (size_t)t->Tmax * (size_t)t->Tmax);
     TAKE(t->pos, N);
+    TAKE(t->rope_cs, N * d.hd);
     TAKE(t->target, N);
     TAKE(t->weight, N);
     TAKE(t->ce, N);
@@ -213,26 +215,30 @@ static int layer_active(const rosa_train_model *t, int l) { return !t->active ||
 /* y[N][out] = x W^T + b, plus the LoRA branch when module m of layer l has one. */
 static void proj_forward(rosa_train_model *t, int l, int m, float *y, const float *x, const float *W, const float *b,
                          int N, int in, int out, rosa_rng *drop) {
-    frozen_linear_forward(y, x, W, t->m->layers[l].packed[m], b, N, in, out, 0);
+    PROF(PROF_PROJ, 2.0 * N * in * out, frozen_linear_forward(y, x, W, t->m->layers[l].packed[m], b, N, in, out, 0));
     const rosa_adapter *a = t->a;
     int idx = a->method == ROSA_METHOD_LORA ? a->lora_idx[l][m] : -1;
     if (idx < 0) return;
-    branch_forward(&t->acts[l].lora[m], y, 1, x, param(a, idx), param(a, idx + 1), a->scaling, N, in, a->lora.rank,
-                   out, a->lora.dropout, drop);
+    int r = a->lora.rank;
+    PROF(PROF_ADAPTER, 2.0 * N * r * (in + out),
+         branch_forward(&t->acts[l].lora[m], y, 1, x, param(a, idx), param(a, idx + 1), a->scaling, N, in, r, out,
+                        a->lora.dropout, drop));
 }
 
 /* dx[N][in] (=, or += with accumulate) from dy[N][out] through y = x W^T + LoRA;
  * adds the LoRA weight gradients of an active layer.  x is the module input. */
 static void proj_backward(rosa_train_model *t, int l, int m, float *dx, int accumulate, const float *dy,
                           const float *x, const float *W, int N, int in, int out) {
-    frozen_linear_backward(dx, dy, W, t->m->layers[l].packed[m], N, in, out, accumulate);
+    PROF(PROF_PROJ, 2.0 * N * in * out,
+         frozen_linear_backward(dx, dy, W, t->m->layers[l].packed[m], N, in, out, accumulate));
     const rosa_adapter *a = t->a;
     int idx = a->method == ROSA_METHOD_LORA ? a->lora_idx[l][m] : -1;
     if (idx < 0) return;
-    int act = layer_active(t, l);
-    branch_backward(t, &t->acts[l].lora[m], dx, dy, x, param(a, idx), param(a, idx + 1),
-                    act ? param_grad(a, idx) : NULL, act ? param_grad(a, idx + 1) : NULL, a->scaling, N, in,
-                    a->lora.rank, out, a->lora.dropout);
+    int act = layer_active(t, l), r = a->lora.rank;
+    PROF(PROF_ADAPTER, (act ? 4.0 : 2.0) * N * r * (in + out),
+         branch_backward(t, &t->acts[l].lora[m], dx, dy, x, param(a, idx), param(a, idx + 1),
+                         act ? param_grad(a, idx) : NULL, act ? param_grad(a, idx + 1) : NULL, a->scaling, N, in, r,
+                         out, a->lora.dropout));
 }
 
 /* ---------------------------------------------------------------- RoAE */
@@ -245,9 +251,11 @@ static void roae_forward(rosa_train_model *t, int l, int w, float *z, const floa
     dims d = get_dims(t->m, a);
     int H = w ? d.Hkv : d.Hq;
     layer_acts *A = &t->acts[l];
+    double t0 = rosa_prof_now();
     branch_forward(&A->roae[w], A->roae_z[w], 0, h1, param(a, idx), param(a, idx + 1), 1.0f, N, d.D, a->roae.rank,
                    H * a->d_low, a->roae.dropout, drop);
     roae_modulate_forward(z, A->roae_low[w], A->roae_z[w], a->low_dims, N, H, d.hd, a->d_low, a->roae.alpha, a->roae.add_form);
+    rosa_prof_add(PROF_ADAPTER, t0, 2.0 * N * a->roae.rank * (d.D + H * a->d_low));
 }
 
 /* Its backward: dz in place, dh [N][D] += the branch's input gradient. */
@@ -258,10 +266,12 @@ static void roae_backward(rosa_train_model *t, int l, int w, float *dz, float *d
     dims d = get_dims(t->m, a);
     int H = w ? d.Hkv : d.Hq, act = layer_active(t, l);
     layer_acts *A = &t->acts[l];
+    double t0 = rosa_prof_now();
     roae_modulate_backward(dz, t->dz, A->roae_low[w], A->roae_z[w], a->low_dims, N, H, d.hd, a->d_low, a->roae.alpha,
                            a->roae.add_form);
     branch_backward(t, &A->roae[w], dh, t->dz, h1, param(a, idx), param(a, idx + 1), act ? param_grad(a, idx) : NULL,
                     act ? param_grad(a, idx + 1) : NULL, 1.0f, N, d.D, a->roae.rank, H * a->d_low, a->roae.dropout);
+    rosa_prof_add(PROF_ADAPTER, t0, (act ? 4.0 : 2.0) * N * a->roae.rank * (d.D + H * a->d_low));
 }
 
 /* The RMSNorm weights of layer l: the adapter's copies when it trains them. */
@@ -282,7 +292,8 @@ static void layer_forward(rosa_train_model *t, int l, const rosa_batch *b, rosa_
     layer_acts *A = &t->acts[l];
     int roae = t->a->method == ROSA_METHOD_ROAE, pre = roae && t->a->roae.pre_rope;
     float *h = t->h, *act = t->dact; /* scratch: kept by neither pass */
-    rmsnorm_forward(h, A->rstd1, A->x, norm_weight(t, l, 0), N, d.D, eps);
+    double att_flops = 4.0 * B * attention_pairs(T) * d.Q;
+    PROF(PROF_NORM, 0, rmsnorm_forward(h, A->rstd1, A->x, norm_weight(t, l, 0), N, d.D, eps));
     proj_forward(t, l, MOD_Q, A->q, h, W->wq, W->bq, N, d.D, d.Q, drop);
     proj_forward(t, l, MOD_K, A->k, h, W->wk, W->bk, N, d.D, d.K, drop);
     proj_forward(t, l, MOD_V, A->v, h, W->wv, W->bv, N, d.D, d.K, drop);
@@ -290,25 +301,26 @@ static void layer_forward(rosa_train_model *t, int l, const rosa_batch *b, rosa_
         roae_forward(t, l, 0, A->q, h, N, drop);
         roae_forward(t, l, 1, A->k, h, N, drop);
     }
-    rope_forward(A->q, t->pos, m->inv_freq, N, d.Hq, d.hd);
-    rope_forward(A->k, t->pos, m->inv_freq, N, d.Hkv, d.hd);
+    PROF(PROF_ROPE, 0, rope_apply(A->q, t->rope_cs, N, d.Hq, d.hd, 1.0f);
+                       rope_apply(A->k, t->rope_cs, N, d.Hkv, d.hd, 1.0f));
     if (roae && !pre) {
         roae_forward(t, l, 0, A->q, h, N, drop);
         roae_forward(t, l, 1, A->k, h, N, drop);
     }
-    attention_seq_forward(A->att, A->lse, A->q, A->k, A->v, b->mask, B, T, d.Hq, d.Hkv, d.hd, t->scores);
-    memcpy(A->x2, A->x, sizeof(float) * (size_t)N * d.D);
+    PROF(PROF_ATTN, att_flops,
+         attention_seq_forward(A->att, A->lse, A->q, A->k, A->v, b->mask, B, T, d.Hq, d.Hkv, d.hd, t->scores));
     /* o_proj output goes to a scratch buffer, then into the residual. */
     proj_forward(t, l, MOD_O, t->dtmp, A->att, W->wo, W->bo, N, d.Q, d.D, drop);
-    residual_forward(A->x2, t->dtmp, (int64_t)N * d.D);
-    rmsnorm_forward(h, A->rstd2, A->x2, norm_weight(t, l, 1), N, d.D, eps);
+    PROF(PROF_OTHER, 0, memcpy(A->x2, A->x, sizeof(float) * (size_t)N * d.D);
+                        residual_forward(A->x2, t->dtmp, (int64_t)N * d.D));
+    PROF(PROF_NORM, 0, rmsnorm_forward(h, A->rstd2, A->x2, norm_weight(t, l, 1), N, d.D, eps));
     proj_forward(t, l, MOD_GATE, A->gate, h, W->w_gate, W->b_gate, N, d.D, d.F, drop);
     proj_forward(t, l, MOD_UP, A->up, h, W->w_up, W->b_up, N, d.D, d.F, drop);
-    swiglu_forward(act, A->gate, A->up, N, d.F);
-    float *next = l + 1 < d.L ? t->acts[l + 1].x : t->xf;
-    memcpy(next, A->x2, sizeof(float) * (size_t)N * d.D);
+    PROF(PROF_SWIGLU, 0, swiglu_forward(act, A->gate, A->up, N, d.F));
     proj_forward(t, l, MOD_DOWN, t->dtmp, act, W->w_down, W->b_down, N, d.F, d.D, drop);
-    residual_forward(next, t->dtmp, (int64_t)N * d.D);
+    float *next = l + 1 < d.L ? t->acts[l + 1].x : t->xf;
+    PROF(PROF_OTHER, 0, memcpy(next, A->x2, sizeof(float) * (size_t)N * d.D);
+                        residual_forward(next, t->dtmp, (int64_t)N * d.D));
 }
 
 /* ------------------------------------------------------------ backward */
@@ -324,30 +336,31 @@ static void layer_backward(rosa_train_model *t, int l, const rosa_batch *b) {
 
     /* MLP: x' = x2 + down(silu(gate) * up).  silu(gate) * up is rebuilt in
      * dgate, free until swiglu_backward overwrites it. */
-    swiglu_forward(t->dgate, A->gate, A->up, N, d.F);
+    PROF(PROF_SWIGLU, 0, swiglu_forward(t->dgate, A->gate, A->up, N, d.F));
     proj_backward(t, l, MOD_DOWN, t->dact, 0, t->dx, t->dgate, W->w_down, N, d.F, d.D);
-    swiglu_backward(t->dgate, t->dup, t->dact, A->gate, A->up, N, d.F);
-    rmsnorm_apply(t->h, A->x2, A->rstd2, norm_weight(t, l, 1), N, d.D);
+    PROF(PROF_SWIGLU, 0, swiglu_backward(t->dgate, t->dup, t->dact, A->gate, A->up, N, d.F));
+    PROF(PROF_NORM, 0, rmsnorm_apply(t->h, A->x2, A->rstd2, norm_weight(t, l, 1), N, d.D));
     proj_backward(t, l, MOD_GATE, t->dh, 0, t->dgate, t->h, W->w_gate, N, d.D, d.F);
     proj_backward(t, l, MOD_UP, t->dh, 1, t->dup, t->h, W->w_up, N, d.D, d.F);
-    rmsnorm_backward(t->dx, g_post, t->dh, A->x2, norm_weight(t, l, 1), A->rstd2, N, d.D);
+    PROF(PROF_NORM, 0, rmsnorm_backward(t->dx, g_post, t->dh, A->x2, norm_weight(t, l, 1), A->rstd2, N, d.D));
 
     /* Attention: x2 = x + o(att(rope(q), rope(k), v)) */
     proj_backward(t, l, MOD_O, t->datt, 0, t->dx, A->att, W->wo, N, d.Q, d.D);
-    memset(t->dk, 0, sizeof(float) * (size_t)N * d.K);
-    memset(t->dv, 0, sizeof(float) * (size_t)N * d.K);
-    attention_seq_backward(t->dq, t->dk, t->dv, t->datt, A->att, A->lse, A->q, A->k, A->v, b->mask, b->B, T, d.Hq, d.Hkv,
-                           d.hd, t->scores);
+    PROF(PROF_ATTN, 10.0 * b->B * attention_pairs(T) * d.Q,
+         memset(t->dk, 0, sizeof(float) * (size_t)N * d.K);
+         memset(t->dv, 0, sizeof(float) * (size_t)N * d.K);
+         attention_seq_backward(t->dq, t->dk, t->dv, t->datt, A->att, A->lse, A->q, A->k, A->v, b->mask, b->B, T, d.Hq,
+                                d.Hkv, d.hd, t->scores));
     int roae = t->a->method == ROSA_METHOD_ROAE, pre = roae && t->a->roae.pre_rope;
     float *h1 = t->h;
-    rmsnorm_apply(h1, A->x, A->rstd1, norm_weight(t, l, 0), N, d.D);
+    PROF(PROF_NORM, 0, rmsnorm_apply(h1, A->x, A->rstd1, norm_weight(t, l, 0), N, d.D));
     memset(t->dh, 0, sizeof(float) * (size_t)N * d.D);
     if (roae && !pre) {
         roae_backward(t, l, 0, t->dq, t->dh, h1, N);
         roae_backward(t, l, 1, t->dk, t->dh, h1, N);
     }
-    rope_backward(t->dq, t->pos, m->inv_freq, N, d.Hq, d.hd);
-    rope_backward(t->dk, t->pos, m->inv_freq, N, d.Hkv, d.hd);
+    PROF(PROF_ROPE, 0, rope_apply(t->dq, t->rope_cs, N, d.Hq, d.hd, -1.0f);
+                       rope_apply(t->dk, t->rope_cs, N, d.Hkv, d.hd, -1.0f));
     if (pre) {
         roae_backward(t, l, 0, t->dq, t->dh, h1, N);
         roae_backward(t, l, 1, t->dk, t->dh, h1, N);
@@ -355,7 +368,7 @@ static void layer_backward(rosa_train_model *t, int l, const rosa_batch *b) {
     proj_backward(t, l, MOD_Q, t->dh, 1, t->dq, h1, W->wq, N, d.D, d.Q);
     proj_backward(t, l, MOD_K, t->dh, 1, t->dk, h1, W->wk, N, d.D, d.K);
     proj_backward(t, l, MOD_V, t->dh, 1, t->dv, h1, W->wv, N, d.D, d.K);
-    rmsnorm_backward(t->dx, g_in, t->dh, A->x, norm_weight(t, l, 0), A->rstd1, N, d.D);
+    PROF(PROF_NORM, 0, rmsnorm_backward(t->dx, g_in, t->dh, A->x, norm_weight(t, l, 0), A->rstd1, N, d.D));
 }
 
 int rosa_train_microbatch(rosa_train_model *t, const rosa_batch *b, float token_weight, int backward, int stop_layer,
@@ -382,7 +395,8 @@ int rosa_train_microbatch(rosa_train_model *t, const rosa_batch *b, float token_
         }
     }
     *n_tokens = count;
-    embedding_forward(t->acts[0].x, b->ids, m->embed, N, d.D);
+    PROF(PROF_ROPE, 0, rope_table(t->rope_cs, t->pos, m->inv_freq, N, d.hd));
+    PROF(PROF_OTHER, 0, embedding_forward(t->acts[0].x, b->ids, m->embed, N, d.D));
     for (int l = 0; l < d.L; l++) {
         if (dropout_rng) t->layer_rng[l] = *dropout_rng;
         layer_forward(t, l, b, dropout_rng);

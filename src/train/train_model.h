@@ -41,6 +41,7 @@ typedef struct {
     float *h;                      /* [N][D]: the normed input in use (h1 or h2) */
     float *scores;                 /* attention scratch */
     int *pos;
+    float *rope_cs;                /* [N][hd]: RoPE cosines and sines of the micro-batch (rope_table) */
     int32_t *target;
     float *weight, *ce;
     float *norm_grad;              /* [L][2][D]: d loss / d input_layernorm, post_attention_layernorm */
