@@ -243,8 +243,8 @@ P("- Load average (1, 5, 15 min) at the start: %s, at the end: %s (other process
 P("- rosa GEMM backend: %s; OpenBLAS kernel: rosa %s, PyTorch %s (%s)"
   % (gemm.get("backend", "?"), E["BENCH_CORE_ROSA"] or "?", E["BENCH_CORE_TORCH"] or "?", E["BENCH_CORE_NOTE"]))
 P("- Measured GEMM ceiling (bench_train gemm, 1024×2048×2048, best of ~2 s, at the start and at the "
-  "end of the run; the better is used; BF16 as --dtype bf16 runs it: packed BF16 weights, the FP32 input "
-  "converted per call): FP32 **%s GFLOP/s** (%s, %s)%s"
+  "end of the run; the better is used; BF16: oneDNN's matmul with packed BF16 weights and BF16 input, "
+  "FP32 output, as --dtype bf16 runs its products): FP32 **%s GFLOP/s** (%s, %s)%s"
   % (f(ceil), f(gemm0.get("gflops")), f(gemm1.get("gflops")),
      "" if not gemm.get("gflops_bf16") else ", BF16 **%s GFLOP/s** (%s, %s)"
      % (f(gemm["gflops_bf16"]), f(gemm0.get("gflops_bf16")), f(gemm1.get("gflops_bf16")))))

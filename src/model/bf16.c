@@ -186,31 +186,20 @@ static dnnl_primitive_t get_prim(direction *d, int Mp, int accumulate) {
     return prim;
 }
 
-/* C[M][N] (+)= A[M][K] B with A converted to BF16.  When M is a multiple of
- * the row block (training batches), oneDNN writes (or, with its sum post-op,
- * adds) straight into C; otherwise it fills the padded scratch, copied out. */
-static int run(direction *d, float *C, const float *A, int M, int accumulate) {
-    if (M <= 0) return 0;
-    int Mp = (M + ROW_BLOCK - 1) / ROW_BLOCK * ROW_BLOCK, direct = Mp == M;
-    dnnl_primitive_t prim = get_prim(d, Mp, direct && accumulate);
+/* C[Mp][N] (+)= S[Mp][K] B for BF16 rows S, Mp a multiple of the row block;
+ * into C itself, or into the scratch dst_buf when C is NULL. */
+static int exec(direction *d, float *C, const uint16_t *S, int Mp, int accumulate) {
+    dnnl_primitive_t prim = get_prim(d, Mp, accumulate);
     if (!prim) return rosa_fail("oneDNN: no BF16 matmul for %d rows", Mp);
-    size_t nsrc = (size_t)Mp * d->K, ndst = (size_t)Mp * d->N;
-    if (grow((void **)&src_buf, &src_cap, nsrc * sizeof(uint16_t)) < 0 ||
-        (!direct && grow((void **)&dst_buf, &dst_cap, ndst * sizeof(float)) < 0))
-        return -1;
-    size_t n = (size_t)M * d->K;
-    uint16_t *sb = src_buf;
-#pragma omp parallel for simd schedule(static)
-    for (size_t i = 0; i < n; i++) sb[i] = rosa_f32_to_bf16(A[i]);
-    memset(src_buf + n, 0, (nsrc - n) * sizeof(uint16_t));
+    if (!C && grow((void **)&dst_buf, &dst_cap, (size_t)Mp * d->N * sizeof(float)) < 0) return -1;
     dnnl_memory_desc_t smd, dmd;
     dnnl_dims_t sd = {Mp, d->K}, dd = {Mp, d->N};
     dnnl_memory_desc_init_by_tag(&smd, 2, sd, dnnl_bf16, dnnl_ab);
     dnnl_memory_desc_init_by_tag(&dmd, 2, dd, dnnl_f32, dnnl_ab);
     dnnl_memory_t sm = NULL, dm = NULL;
     int rc = -1;
-    if (dnnl_memory_create(&sm, &smd, engine, src_buf) == dnnl_success &&
-        dnnl_memory_create(&dm, &dmd, engine, direct ? C : dst_buf) == dnnl_success) {
+    if (dnnl_memory_create(&sm, &smd, engine, (void *)S) == dnnl_success &&
+        dnnl_memory_create(&dm, &dmd, engine, C ? C : dst_buf) == dnnl_success) {
         dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, sm}, {DNNL_ARG_WEIGHTS, d->packed}, {DNNL_ARG_DST, dm}};
         if (dnnl_primitive_execute(prim, stream, 3, args) == dnnl_success && dnnl_stream_wait(stream) == dnnl_success)
             rc = 0;
@@ -218,7 +207,22 @@ static int run(direction *d, float *C, const float *A, int M, int accumulate) {
     if (sm) dnnl_memory_destroy(sm);
     if (dm) dnnl_memory_destroy(dm);
     if (!prim_cached(d, prim)) dnnl_primitive_destroy(prim);
-    if (rc < 0) return rosa_fail("oneDNN: BF16 matmul failed");
+    return rc < 0 ? rosa_fail("oneDNN: BF16 matmul failed") : 0;
+}
+
+/* C[M][N] (+)= A[M][K] B with A converted to BF16.  When M is a multiple of
+ * the row block (training batches), oneDNN writes (or, with its sum post-op,
+ * adds) straight into C; otherwise it fills the padded scratch, copied out. */
+static int run(direction *d, float *C, const float *A, int M, int accumulate) {
+    if (M <= 0) return 0;
+    int Mp = (M + ROW_BLOCK - 1) / ROW_BLOCK * ROW_BLOCK, direct = Mp == M;
+    size_t nsrc = (size_t)Mp * d->K, n = (size_t)M * d->K;
+    if (grow((void **)&src_buf, &src_cap, nsrc * sizeof(uint16_t)) < 0) return -1;
+    uint16_t *sb = src_buf;
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) sb[i] = rosa_f32_to_bf16(A[i]);
+    memset(src_buf + n, 0, (nsrc - n) * sizeof(uint16_t));
+    if (exec(d, direct ? C : NULL, src_buf, Mp, direct && accumulate) < 0) return -1;
     if (direct) return 0;
     size_t out = (size_t)M * d->N;
     if (accumulate) {
@@ -229,6 +233,11 @@ static int run(direction *d, float *C, const float *A, int M, int accumulate) {
         memcpy(C, dst_buf, out * sizeof(float));
     }
     return 0;
+}
+
+int rosa_bf16_forward_rows(rosa_bf16_weight *w, float *y, const uint16_t *x, int M) {
+    if (M <= 0 || M % ROW_BLOCK) return rosa_fail("BF16 rows: %d is not a positive multiple of %d", M, ROW_BLOCK);
+    return exec(&w->fwd, y, x, M, 0);
 }
 
 int rosa_bf16_forward(rosa_bf16_weight *w, float *y, const float *x, int M, int accumulate) {

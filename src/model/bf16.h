@@ -12,6 +12,7 @@
 #define ROSA_BF16_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct rosa_bf16_weight rosa_bf16_weight;
 
@@ -22,6 +23,9 @@ void rosa_bf16_weight_free(rosa_bf16_weight *w);
 size_t rosa_bf16_weight_bytes(const rosa_bf16_weight *w);
 /* y[M][out] = x W^T (y += with accumulate) */
 int rosa_bf16_forward(rosa_bf16_weight *w, float *y, const float *x, int M, int accumulate);
+/* y[M][out] = x W^T for x already in BF16 and M a multiple of 64: the bare
+ * product, for measuring the BF16 ceiling (bench_train gemm). */
+int rosa_bf16_forward_rows(rosa_bf16_weight *w, float *y, const uint16_t *x, int M);
 /* dx[M][in] = dy W (dx += with accumulate) */
 int rosa_bf16_backward(rosa_bf16_weight *w, float *dx, const float *dy, int M, int accumulate);
 /* 1 when a BF16 product failed since the last call (the error message is in
