@@ -26,8 +26,10 @@ def parse(path):
         if not m:
             fail("%s: no \"- %s:\" line (is it a make bench report?)" % (path, key))
         head[key] = m.group(1)
-    m = re.search(r"Measured GEMM ceiling.*?FP32 \*\*([\d.]+) GFLOP/s\*\*.*?(?:BF16 \*\*([\d.]+) GFLOP/s\*\*)?", text)
-    head["ceiling"] = (m.group(1), m.group(2)) if m else ("?", None)
+    line = next((l for l in text.splitlines() if l.startswith("- Measured GEMM ceiling")), "")
+    fp32 = re.search(r"FP32 \*\*([\d.]+) GFLOP/s\*\*", line)
+    bf16 = re.search(r"BF16 \*\*([\d.]+) GFLOP/s\*\*", line)
+    head["ceiling"] = (fp32.group(1) if fp32 else "?", bf16.group(1) if bf16 else None)
     rows = []
     for sec in re.split(r"^## ", text, flags=re.M)[1:]:
         title = sec.splitlines()[0]
