@@ -363,3 +363,36 @@ TEST(sample_top_p_keeps_the_smallest_nucleus) {
     CHECK(seen[0] > 1100 && seen[0] < 1400); /* 0.5/0.8 = 62.5% */
     CHECK(seen[1] > 600);
 }
+
+/* --dtype bf16 packs the projections and the LM head, then releases the FP32
+ * copies (here a widened-from-F32 mapped file and an untied LM head): the
+ * logits stay close to FP32, nothing points at the released memory any more,
+ * and going back to FP32 is refused with a reason instead of reading zeros. */
+TEST(bf16_compute_releases_the_fp32_weights) {
+    rosa_model *m = rosa_model_load(testdata_path("llama_gqa"));
+    REQUIRE(m);
+    REQUIRE(m->lm_head != m->embed);
+    int V = m->cfg.vocab_size, n = 12;
+    int32_t ids[12];
+    for (int i = 0; i < n; i++) ids[i] = 3 + (i * 29) % (V - 3);
+    float *f32 = malloc(sizeof(float) * (size_t)n * V), *b16 = malloc(sizeof(float) * (size_t)n * V);
+    rosa_kv_cache *kv = rosa_kv_cache_new(m, 1, n);
+    REQUIRE(kv && f32 && b16);
+    REQUIRE(rosa_forward(m, kv, n, ids, NULL, f32, 1) == 0);
+    int64_t before = rosa_model_weight_bytes(m);
+    REQUIRE(rosa_model_set_compute(m, ROSA_DTYPE_BF16) == 0);
+    for (int l = 0; l < m->cfg.num_layers; l++)
+        for (int w = 0; w < 7; w++) CHECK(*rosa_layer_weight_slot(&m->layers[l], w) == NULL);
+    CHECK(m->lm_head == NULL && m->embed != NULL);
+    CHECK(rosa_model_weight_bytes(m) != before);
+    rosa_kv_cache_reset(kv);
+    REQUIRE(rosa_forward(m, kv, n, ids, NULL, b16, 1) == 0);
+    double e = rel_err(b16, f32, (size_t)n * V);
+    CHECK_MSG(e > 0 && e < 0.05, "BF16 logits differ from FP32 by %g", e);
+    CHECK(rosa_model_set_compute(m, ROSA_DTYPE_F32) < 0 && strstr(rosa_last_error(), "released"));
+    CHECK(rosa_model_set_compute(m, ROSA_DTYPE_BF16) == 0);
+    free(f32);
+    free(b16);
+    rosa_kv_cache_free(kv);
+    rosa_model_free(m);
+}

@@ -65,6 +65,7 @@ static void accumulate(double *sumsq, const float *z, int T, int C) {
 int rosa_analyze(rosa_model *m, const int32_t *const *ids, const int *lens, int n, float r_low,
                  rosa_analyze_progress progress, void *user, rosa_analysis *out) {
     memset(out, 0, sizeof *out);
+    if (m->fp32_released) return rosa_fail("analyze runs in FP32: load the model without --dtype bf16");
     const rosa_config *c = &m->cfg;
     int L = c->num_layers, D = c->hidden_size, F = c->intermediate_size, hd = c->head_dim, Hq = c->num_heads,
         Hkv = c->num_kv_heads, Q = Hq * hd, K = Hkv * hd, V = c->vocab_size;
