@@ -598,8 +598,8 @@ TEST(faults_two_concurrent_runs_the_second_is_refused) {
 
 /* -------------------------------------------------------- non-finite loss */
 
-/* A NaN at step index 3: with the stop policy the run fails naming the step
- * and micro-batch and keeps checkpoint-3, from which --resume (the NaN gone)
+/* A NaN at step 4: with the stop policy the run fails naming the step and
+ * micro-batch and keeps checkpoint-3, from which --resume (the NaN gone)
  * finishes exactly; with skip, that step is recorded as skipped. */
 TEST(faults_non_finite_loss_stops_keeping_a_resumable_checkpoint) {
     const int steps = 6;
@@ -609,10 +609,10 @@ TEST(faults_non_finite_loss_stops_keeping_a_resumable_checkpoint) {
     rm_rf(out);
     char cmd[4096], env_cmd[4300];
     train_cmd(cmd, sizeof cmd, steps, 1, "all", out, "");
-    snprintf(env_cmd, sizeof env_cmd, "env ROSA_TEST_NAN_STEP=3 %s", cmd);
+    snprintf(env_cmd, sizeof env_cmd, "env ROSA_TEST_NAN_STEP=4 %s", cmd);
     int rc = run_cmd(env_cmd, fpath("nan.log"), NULL, 300);
     char *l = slurp(fpath("nan.log"));
-    CHECK_MSG(rc == 1 && strstr(l, "non-finite loss at step 3, micro-batch 0"), "exit %d: %s", rc, l);
+    CHECK_MSG(rc == 1 && strstr(l, "non-finite loss at step 4, micro-batch 0"), "exit %d: %s", rc, l);
     free(l);
     CHECK_EQ_INT(rosa_checkpoint_latest(out, NULL), 3);
     check_checkpoints(out, ref, "stopped at a NaN");
@@ -621,7 +621,7 @@ TEST(faults_non_finite_loss_stops_keeping_a_resumable_checkpoint) {
     /* skip */
     rm_rf(out);
     train_cmd(cmd, sizeof cmd, steps, 1, "all", out, "--nan-policy skip");
-    snprintf(env_cmd, sizeof env_cmd, "env ROSA_TEST_NAN_STEP=3 %s", cmd);
+    snprintf(env_cmd, sizeof env_cmd, "env ROSA_TEST_NAN_STEP=4 %s", cmd);
     CHECK_EQ_INT(run_cmd(env_cmd, fpath("nan-skip.log"), NULL, 300), 0);
     char mp[600];
     snprintf(mp, sizeof mp, "%s/metrics.jsonl", out);
@@ -645,7 +645,7 @@ TEST(faults_overwrite_never_resumes_the_old_run) {
     snprintf(cmd, sizeof cmd, "cp -a %s %s", old, out);
     REQUIRE(system(cmd) == 0);
     train_cmd(cmd, sizeof cmd, steps, 1, "all", out, "--lr 1e-3 --overwrite");
-    snprintf(env_cmd, sizeof env_cmd, "env ROSA_TEST_NAN_STEP=2 %s", cmd);
+    snprintf(env_cmd, sizeof env_cmd, "env ROSA_TEST_NAN_STEP=3 %s", cmd);
     CHECK_EQ_INT(run_cmd(env_cmd, fpath("overwrite.log"), NULL, 300), 1);
     CHECK_EQ_INT(rosa_checkpoint_latest(out, NULL), 2);
     char p[600];

@@ -412,14 +412,15 @@ TEST(train_non_finite_loss_stops_or_skips) {
     write_toy_records(data, 8);
     char cmd[4096], *o = NULL;
     /* ROSA_TEST_NAN_STEP makes that step's loss NaN (a test hook of the trainer). */
-    snprintf(cmd, sizeof cmd, "ROSA_TEST_NAN_STEP=2 %s train --model %s --data %s --output %s --max-steps 4 "
+    snprintf(cmd, sizeof cmd, "ROSA_TEST_NAN_STEP=3 %s train --model %s --data %s --output %s --max-steps 4 "
              "--batch-size 2 --micro-batch-size 1 --save-steps 1 --cutoff-len 48 --quiet --overwrite", rosa_bin(),
              model, data, out);
     CHECK(sh(cmd, &o) == 1);
-    CHECK_MSG(strstr(o, "non-finite loss at step 2, micro-batch 0") != NULL, "got: %s", o);
+    /* steps count from 1, as in metrics.jsonl and the checkpoint names */
+    CHECK_MSG(strstr(o, "non-finite loss at step 3, micro-batch 0") != NULL, "got: %s", o);
     free(o);
     CHECK_EQ_INT(rosa_checkpoint_latest(out, NULL), 2); /* the last good one is kept */
-    snprintf(cmd, sizeof cmd, "ROSA_TEST_NAN_STEP=2 %s train --model %s --data %s --output %s --max-steps 4 "
+    snprintf(cmd, sizeof cmd, "ROSA_TEST_NAN_STEP=3 %s train --model %s --data %s --output %s --max-steps 4 "
              "--batch-size 2 --micro-batch-size 1 --cutoff-len 48 --nan-policy skip --overwrite", rosa_bin(), model,
              data, out);
     CHECK(sh(cmd, &o) == 0);

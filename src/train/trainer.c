@@ -331,7 +331,8 @@ static int train_step(run *r, int64_t s, double *loss_out, double *gnorm_out, lo
     double loss = 0.0;
     long long tokens = 0;
     int empty = 0;
-    /* Test hook: ROSA_TEST_NAN_STEP=s makes step s's loss NaN (tests/test_train.c). */
+    /* Test hook: ROSA_TEST_NAN_STEP=n makes step n's loss NaN (steps count from 1, as in
+     * metrics.jsonl and checkpoint names; tests/test_train.c). */
     const char *poison = getenv("ROSA_TEST_NAN_STEP");
     int64_t poison_step = poison ? atoll(poison) : -1;
     for (int j = 0; j < r->n_accum; j++) {
@@ -353,20 +354,20 @@ static int train_step(run *r, int64_t s, double *loss_out, double *gnorm_out, lo
         for (int t = 0; t < b.B * b.T; t++) tokens += b.mask[t];
         rosa_batch_free(&b);
         if (rc < 0) return -1;
-        if (poison_step == s) sum = NAN;
+        if (poison_step == s + 1) sum = NAN;
         if (!isfinite(sum)) {
             if (o->nan_policy == ROSA_NAN_SKIP) {
-                rosa_progress_note("step %lld, micro-batch %d: non-finite loss; step skipped", (long long)s, j);
+                rosa_progress_note("step %lld, micro-batch %d: non-finite loss; step skipped", (long long)(s + 1), j);
                 return 1;
             }
             return rosa_fail("non-finite loss at step %lld, micro-batch %d (records %d..); the last checkpoint is "
-                             "kept (use --nan-policy skip to skip such steps)", (long long)s, j, idx[0]);
+                             "kept (use --nan-policy skip to skip such steps)", (long long)(s + 1), j, idx[0]);
         }
         loss += sum;
     }
     if (empty && !o->quiet)
-        rosa_progress_note("warning: step %lld: %d micro-batches without label tokens contribute zero", (long long)s,
-                           empty);
+        rosa_progress_note("warning: step %lld: %d micro-batches without label tokens contribute zero",
+                           (long long)(s + 1), empty);
     const rosa_config *c = &r->m->cfg;
     if (a->method == ROSA_METHOD_ROAE && a->roae.train_norms) /* trained norms take the gradients computed for DLS */
         for (int l = 0; l < c->num_layers; l++)
@@ -382,11 +383,11 @@ static int train_step(run *r, int64_t s, double *loss_out, double *gnorm_out, lo
     double gnorm = rosa_grad_norm(a, r->param_active);
     if (!isfinite(gnorm)) {
         if (o->nan_policy == ROSA_NAN_SKIP) {
-            rosa_progress_note("step %lld: non-finite gradient; step skipped", (long long)s);
+            rosa_progress_note("step %lld: non-finite gradient; step skipped", (long long)(s + 1));
             return 1;
         }
         return rosa_fail("non-finite gradient at step %lld; the last checkpoint is kept (use --nan-policy skip to skip "
-                         "such steps)", (long long)s);
+                         "such steps)", (long long)(s + 1));
     }
     if (o->max_grad_norm > 0) rosa_clip_grads(a, r->param_active, gnorm, o->max_grad_norm);
     float lr = (float)(o->adam.lr * rosa_lr_factor(o->schedule, s, r->total_steps, o->warmup_steps));
