@@ -14,7 +14,10 @@
  * Cephes' method: x = n ln2 + r, |r| <= ln2/2, a degree-6 polynomial for
  * exp(r), and 2^n applied as two halves so denormal results stay exact. */
 static inline float exp_vec(float x) {
-    float xc = x < -104.0f ? -104.0f : x > 88.8f ? 88.8f : x;
+    /* Clamped so that n below fits an int; a NaN becomes -104 here (comparisons
+     * with NaN are false), then NaN again at the end. */
+    float xc = x > -104.0f ? x : -104.0f;
+    xc = xc < 88.8f ? xc : 88.8f;
     /* Round to nearest by the 1.5 * 2^23 trick: floorf would not vectorize. */
     float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = xc - n * 0.693359375f;
