@@ -80,16 +80,14 @@ TEST(grad_rmsnorm) {
 
 /* ---- RoPE */
 typedef struct {
-    float *x, *tmp, *r;
-    int *pos;
-    double *inv;
+    float *x, *tmp, *r, *cs;
     int N, H, hd;
 } rope_ctx;
 
 static double rope_f(void *p) {
     rope_ctx *c = p;
     memcpy(c->tmp, c->x, sizeof(float) * (size_t)(c->N * c->H * c->hd));
-    rope_forward(c->tmp, c->pos, c->inv, c->N, c->H, c->hd);
+    rope_apply(c->tmp, c->cs, c->N, c->H, c->hd, 1.0f);
     return dotd(c->tmp, c->r, c->N * c->H * c->hd);
 }
 
@@ -97,15 +95,16 @@ TEST(grad_rope) {
     int N = 4, H = 2, hd = 8, n = N * H * hd;
     rosa_rng rng;
     rosa_rng_seed(&rng, 2);
-    float x[64], tmp[64], r[64], dx[64];
+    float x[64], tmp[64], r[64], dx[64], cs[32];
     int pos[4] = {0, 3, 17, 250};
     double inv[4];
     for (int j = 0; j < 4; j++) inv[j] = pow(10000.0, -2.0 * j / hd);
     fill(x, n, &rng, 1.0f);
     fill(r, n, &rng, 1.0f);
-    rope_ctx c = {x, tmp, r, pos, inv, N, H, hd};
+    rope_table(cs, pos, inv, N, hd);
+    rope_ctx c = {x, tmp, r, cs, N, H, hd};
     memcpy(dx, r, sizeof dx);
-    rope_backward(dx, pos, inv, N, H, hd);
+    rope_apply(dx, cs, N, H, hd, -1.0f);
     double e = gradcheck(rope_f, &c, x, dx, n);
     CHECK_MSG(e < GRAD_TOL, "dx error %g", e);
 }

@@ -110,12 +110,13 @@ int rosa_analyze(rosa_model *m, const int32_t *const *ids, const int *lens, int 
     float *scores = rosa_malloc(sizeof(float) * threads * T, "analysis activations");
     float *ru = rosa_malloc(sizeof(float) * T * R, "analysis activations");
     float *rg = rosa_malloc(sizeof(float) * T * G, "analysis activations");
+    float *rope_cs = rosa_malloc(sizeof(float) * T * (size_t)hd, "analysis activations");
     int *pos = rosa_malloc(sizeof(int) * T, "analysis activations");
     uint8_t *valid = rosa_malloc(T, "analysis activations");
     int status = -1;
     if (!out->dims || !out->inv_freq || !out->q_norm || !out->k_norm || !out->q_band || !out->k_band ||
         !out->q_share || !out->k_share || !out->q_sumsq || !out->k_sumsq || !x || !h || !q || !k || !v || !att ||
-        !gate || !up || !scores || !ru || !rg || !pos || !valid)
+        !gate || !up || !scores || !ru || !rg || !rope_cs || !pos || !valid)
         goto done;
     for (int i = 0; i < mm; i++) {
         out->dims[i] = hd / 2 - mm + i;
@@ -123,6 +124,7 @@ int rosa_analyze(rosa_model *m, const int32_t *const *ids, const int *lens, int 
     }
     memcpy(out->inv_freq, m->inv_freq, sizeof(double) * (size_t)(hd / 2));
     for (size_t t = 0; t < T; t++) pos[t] = (int)t, valid[t] = 1;
+    rope_table(rope_cs, pos, m->inv_freq, (int)T, hd); /* every record starts at position 0 */
     const rosa_roae_hook *ro = &m->roae;
     for (int r = 0; r < n; r++) {
         int N = lens[r];
@@ -134,8 +136,8 @@ int rosa_analyze(rosa_model *m, const int32_t *const *ids, const int *lens, int 
             linear_forward(q, h, Ly->wq, Ly->bq, N, D, Q, 0);
             linear_forward(k, h, Ly->wk, Ly->bk, N, D, K, 0);
             if (ro->on && ro->pre_rope) roae_apply(m, l, h, q, k, ru, rg, N);
-            rope_forward(q, pos, m->inv_freq, N, Hq, hd);
-            rope_forward(k, pos, m->inv_freq, N, Hkv, hd);
+            rope_apply(q, rope_cs, N, Hq, hd, 1.0f);
+            rope_apply(k, rope_cs, N, Hkv, hd, 1.0f);
             if (ro->on && !ro->pre_rope) roae_apply(m, l, h, q, k, ru, rg, N);
             accumulate(out->q_sumsq + (size_t)l * Q, q, N, Q);
             accumulate(out->k_sumsq + (size_t)l * K, k, N, K);
@@ -186,6 +188,7 @@ done:
     free(scores);
     free(ru);
     free(rg);
+    free(rope_cs);
     free(pos);
     free(valid);
     if (status < 0) rosa_analysis_free(out);

@@ -67,7 +67,7 @@ static int prefill_gemm(const rosa_kv_cache *kv, int T) { return kv->len == 0 &&
 
 /* Scratch layout for one call with N = B*T rows. */
 typedef struct {
-    float *x, *h, *q, *k, *v, *att, *gate, *up, *scores, *roae_u, *roae_g, *lse;
+    float *x, *h, *q, *k, *v, *att, *gate, *up, *scores, *roae_u, *roae_g, *lse, *rope_cs;
     int *pos;
     int32_t *rows; /* logits rows to compute */
 } fwd_buffers;
@@ -84,7 +84,8 @@ static int carve(rosa_kv_cache *kv, const rosa_model *m, int T, fwd_buffers *b) 
         score_floats = threads * 2 * (size_t)T * T;
         lse = (size_t)T * c->num_heads;
     }
-    size_t sizes[] = {N * D, N * D, N * Q, N * K, N * K, N * Q, N * F, N * F, score_floats, N * R, N * G, lse, N, N};
+    size_t sizes[] = {N * D, N * D, N * Q, N * K, N * K, N * Q, N * F, N * F, score_floats, N * R, N * G, lse,
+                      N * (size_t)c->head_dim, N, N};
     size_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += (sizes[i] + 15) & ~(size_t)15;
     if (total > kv->scratch_size) {
@@ -94,8 +95,8 @@ static int carve(rosa_kv_cache *kv, const rosa_model *m, int T, fwd_buffers *b) 
         kv->scratch_size = total;
     }
     float *p = kv->scratch;
-    float **slots[] = {&b->x,      &b->h,      &b->q,      &b->k,      &b->v,      &b->att,
-                       &b->gate,   &b->up,     &b->scores, &b->roae_u, &b->roae_g, &b->lse};
+    float **slots[] = {&b->x,      &b->h,      &b->q,      &b->k,      &b->v,      &b->att,   &b->gate,
+                       &b->up,     &b->scores, &b->roae_u, &b->roae_g, &b->lse,    &b->rope_cs};
     size_t i = 0;
     for (; i < sizeof slots / sizeof slots[0]; i++) {
         *slots[i] = p;
@@ -158,6 +159,7 @@ int rosa_forward(rosa_model *m, rosa_kv_cache *kv, int T, const int32_t *ids, co
     }
 
     embedding_forward(b.x, ids, m->embed, N, D);
+    rope_table(b.rope_cs, b.pos, m->inv_freq, N, hd);
     size_t layer_stride = (size_t)B * (size_t)kv->cap * (size_t)K;
     for (int l = 0; l < c->num_layers; l++) {
         const rosa_layer *L = &m->layers[l];
@@ -167,8 +169,8 @@ int rosa_forward(rosa_model *m, rosa_kv_cache *kv, int T, const int32_t *ids, co
         frozen_linear_forward(b.v, b.h, L->wv, L->packed[2], L->bv, N, D, K, 0);
         const rosa_roae_hook *ro = &m->roae;
         if (ro->on && ro->pre_rope) roae_apply(m, l, &b, N);
-        rope_forward(b.q, b.pos, m->inv_freq, N, Hq, hd);
-        rope_forward(b.k, b.pos, m->inv_freq, N, Hkv, hd);
+        rope_apply(b.q, b.rope_cs, N, Hq, hd, 1.0f);
+        rope_apply(b.k, b.rope_cs, N, Hkv, hd, 1.0f);
         if (ro->on && !ro->pre_rope) roae_apply(m, l, &b, N); /* the cache keeps the modulated K */
         float *kc = kv->k + (size_t)l * layer_stride, *vc = kv->v + (size_t)l * layer_stride;
         for (int s = 0; s < B; s++) {

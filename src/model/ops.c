@@ -62,20 +62,6 @@ static inline void rotate_row(float *x, const float *c, const float *s, int H, i
     }
 }
 
-static void rope_rotate(float *x, const int *pos, const double *inv_freq, int N, int H, int hd, float sign) {
-    int half = hd / 2;
-#pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++) {
-        float cs[4096]; /* head_dim <= 4096: config.c refuses more */
-        for (int j = 0; j < half; j++) {
-            double angle = (double)pos[n] * inv_freq[j];
-            cs[j] = (float)cos(angle);
-            cs[half + j] = (float)sin(angle);
-        }
-        rotate_row(x + (int64_t)n * H * hd, cs, cs + half, H, hd, sign);
-    }
-}
-
 void rope_table(float *cs, const int *pos, const double *inv_freq, int N, int hd) {
     int half = hd / 2;
 #pragma omp parallel for schedule(static)
@@ -115,14 +101,6 @@ int frozen_linear_backward(float *dx, const float *dout, const float *W, rosa_bf
         return 0;
     }
     return rosa_bf16_backward(P, dx, dout, N, accumulate);
-}
-
-void rope_forward(float *x, const int *pos, const double *inv_freq, int N, int H, int hd) {
-    rope_rotate(x, pos, inv_freq, N, H, hd, 1.0f);
-}
-
-void rope_backward(float *dx, const int *pos, const double *inv_freq, int N, int H, int hd) {
-    rope_rotate(dx, pos, inv_freq, N, H, hd, -1.0f);
 }
 
 static float silu(float x) { return x / (1.0f + exp_vec(-x)); }
@@ -186,10 +164,13 @@ void residual_forward(float *y, const float *x, int64_t n) {
  * triangle beyond the diagonal blocks (about 3/8 of the work at T = 256). */
 #define ATT_BLOCK 64
 
+/* The end of the block of query rows that starts at r0. */
+static inline int att_block_end(int r0, int T) { return r0 + ATT_BLOCK < T ? r0 + ATT_BLOCK : T; }
+
 double attention_pairs(int T) {
     double n = 0.0;
     for (int r0 = 0; r0 < T; r0 += ATT_BLOCK) {
-        int r1 = r0 + ATT_BLOCK < T ? r0 + ATT_BLOCK : T;
+        int r1 = att_block_end(r0, T);
         n += (double)(r1 - r0) * r1;
     }
     return n;
@@ -215,7 +196,7 @@ void attention_seq_forward(float *out, float *lse, const float *q, const float *
         const uint8_t *vm = valid + (int64_t)b * T;
         float *lb = lse + (int64_t)b * T * Hq;
         for (int r0 = 0; r0 < T; r0 += ATT_BLOCK) {
-            int r1 = r0 + ATT_BLOCK < T ? r0 + ATT_BLOCK : T; /* keys [0, r1) */
+            int r1 = att_block_end(r0, T); /* keys [0, r1) */
             attention_scores(P, qb, kb, T, r0, r1, Hq, Hkv, hd, h, g, scale);
             for (int t = r0; t < r1; t++) {
                 float *row = P + (int64_t)t * T, mx = -INFINITY;
@@ -256,7 +237,7 @@ void attention_seq_backward(float *dq, float *dk, float *dv, const float *dout, 
         const float *lb = lse + (int64_t)b * T * Hq;
         for (int h = g * group; h < (g + 1) * group; h++) {
             for (int r0 = 0; r0 < T; r0 += ATT_BLOCK) {
-                int r1 = r0 + ATT_BLOCK < T ? r0 + ATT_BLOCK : T, rows = r1 - r0;
+                int r1 = att_block_end(r0, T), rows = r1 - r0;
                 const float *qr = qb + (int64_t)r0 * Q + (int64_t)h * hd, *dor = dob + (int64_t)r0 * Q + (int64_t)h * hd;
                 float *Pr = P + (int64_t)r0 * T, *dPr = dP + (int64_t)r0 * T;
                 attention_scores(P, qb, kb, T, r0, r1, Hq, Hkv, hd, h, g, scale);

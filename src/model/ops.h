@@ -51,15 +51,10 @@ void rmsnorm_apply(float *out, const float *x, const float *rstd, const float *w
 void linear_forward(float *out, const float *x, const float *W, const float *b, int N, int IN, int OUT,
                     int accumulate);
 
-/* Rotates x[N][H][hd] in place, rotate_half layout: pair (j, j + hd/2) turns by
- * pos[n] * inv_freq[j]. */
-void rope_forward(float *x, const int *pos, const double *inv_freq, int N, int H, int hd);
-/* The adjoint: rotates a gradient in place by the opposite angle. */
-void rope_backward(float *dx, const int *pos, const double *inv_freq, int N, int H, int hd);
-/* The same rotations from a table made once for many calls (training: every
- * layer, both passes): cs[N][hd] holds cos(pos[n] * inv_freq[j]) at j and the
- * sine at hd/2 + j.  rope_apply turns by the angles (sign 1) or their
- * opposites (sign -1), bit for bit as rope_forward / rope_backward. */
+/* RoPE, rotate_half layout, from a table made once per pass and shared by
+ * every layer: cs[N][hd] holds cos(pos[n] * inv_freq[j]) at j and the sine at
+ * hd/2 + j.  rope_apply rotates x[N][H][hd] in place, each pair (j, j + hd/2)
+ * by the angle (sign 1) or, for a gradient, by its opposite (sign -1). */
 void rope_table(float *cs, const int *pos, const double *inv_freq, int N, int hd);
 void rope_apply(float *x, const float *cs, int N, int H, int hd, float sign);
 
