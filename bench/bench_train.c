@@ -19,14 +19,16 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "io/config.h"
+#include "peft/lora.h"
+#include "peft/roae.h"
+#include "arch/config.h"
 #include "model/bf16.h"
 #include "model/gemm.h"
 #include "model/model.h"
 #include "model/ops.h"
 #include "prof.h"
 #include "train/optim.h"
-#include "train/train_model.h"
+#include "train/train_ctx.h"
 #include "util.h"
 
 #define BATCH 4
@@ -128,7 +130,7 @@ static int train_case(rosa_model *m, const char *name, int steps, int recompute)
         rosa_lora_options_default(&o);
         o.rank = 8;
         o.dropout = 0.0f;
-        o.targets = (1u << N_MODULES) - 1;
+        o.targets = (1u << N_PROJ) - 1;
         a = rosa_adapter_new_lora(c, &o, 1);
     } else {
         rosa_roae_options o;
@@ -139,7 +141,7 @@ static int train_case(rosa_model *m, const char *name, int steps, int recompute)
     if (!a) return -1;
     for (size_t i = 0; i < a->n_floats; i++) /* B != 0: the same work as mid-training */
         if (a->w[i] == 0.0f) a->w[i] = 1e-3f;
-    rosa_train_model *t = rosa_train_model_new(m, a, BATCH, SEQ, recompute);
+    rosa_train_ctx *t = rosa_train_ctx_new(m, a, BATCH, SEQ, recompute);
     rosa_adamw opt;
     if (!t || rosa_adamw_init(&opt, a) < 0) return -1;
     rosa_adamw_options ao;
@@ -164,7 +166,7 @@ static int train_case(rosa_model *m, const char *name, int steps, int recompute)
         double t0 = rosa_now(), loss;
         int n;
         memset(a->g, 0, sizeof(float) * a->n_floats);
-        if (rosa_train_microbatch(t, &b, 1.0f / (BATCH * (SEQ - 1)), 1, stop, NULL, &loss, &n, NULL) < 0) return -1;
+        if (rosa_train_microbatch(t, &b, 1.0f / (BATCH * (SEQ - 1)), &(rosa_step_plan){.backward = 1, .stop_layer = stop}, NULL, &loss, &n, NULL) < 0) return -1;
         double t1 = rosa_now(), gn = rosa_grad_norm(a, param_active);
         rosa_clip_grads(a, param_active, gn, 1.0f);
         rosa_adamw_step(&opt, a, param_active, 1e-4f, &ao);

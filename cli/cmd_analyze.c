@@ -11,9 +11,8 @@
 #include "model/model.h"
 #include "report/analysis_report.h"
 #include "rosa.h"
-#include "train/adapter.h"
+#include "peft/peft.h"
 #include "train/data.h"
-#include "train/merge.h"
 #include "train/progress.h"
 #include "util.h"
 
@@ -93,15 +92,17 @@ int cmd_analyze(int argc, char **argv) {
     }
     if (adapter_dir) {
         a = rosa_adapter_load(adapter_dir, &m->cfg);
-        if (!a || rosa_model_apply_adapter(m, a) < 0) goto fail;
-        if (a->method == ROSA_METHOD_ROAE) {
-            snprintf(kind, sizeof kind, "RoAE %s %s, r_low %g", a->roae.pre_rope ? "pre-rope" : "post-rope",
-                     a->roae.add_form ? "add" : "gate", (double)a->roae.r_low);
-            if (isnan(r_low)) r_low = a->roae.r_low;
-        } else snprintf(kind, sizeof kind, "LoRA r %d, merged", a->lora.rank);
+        if (!a || rosa_adapter_apply(m, a) < 0) goto fail;
+        rosa_adapter_describe(a, kind, sizeof kind - 10);
+        if (a->method->merge) strcat(kind, ", merged");
+        if (isnan(r_low) && a->method->analysis_r_low) r_low = a->method->analysis_r_low(a);
     }
     if (isnan(r_low)) r_low = 0.25f;
-    if (rosa_roae_m(m->cfg.head_dim, r_low) < 0) goto fail;
+    if (!(r_low > 0.0f && r_low <= 1.0f)) {
+        rosa_fail("--r-low %g must be in (0, 1]", r_low);
+        goto fail;
+    }
+    if (rosa_rope_low_dims(m->cfg.head_dim, r_low, NULL) < 0) goto fail;
     if (rosa_records_load(data, skip_bad, &recs) < 0) goto fail;
     if (recs.n_bad)
         fprintf(stderr, "rosa: warning: %s: skipped %d bad record%s\n", data, recs.n_bad, recs.n_bad == 1 ? "" : "s");
@@ -160,7 +161,7 @@ done:
     free(lens);
     rosa_dataset_free(&ds);
     rosa_records_free(&recs);
-    rosa_adapter_free(a);
     rosa_model_free(m);
+    rosa_adapter_free(a); /* after the model it may be attached to */
     return status;
 }

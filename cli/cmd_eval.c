@@ -9,8 +9,7 @@
 #include "eval/tasks.h"
 #include "model/model.h"
 #include "rosa.h"
-#include "train/adapter.h"
-#include "train/merge.h"
+#include "peft/peft.h"
 #include "util.h"
 
 /* --task and --task-type may repeat, which the option table cannot express:
@@ -105,6 +104,7 @@ int cmd_eval(int argc, char **argv) {
     int status = 2, n_args = argc;
     rosa_task_list tasks = {0};
     rosa_model *m = NULL;
+    rosa_adapter *a = NULL; /* attached to m when not merged: freed after it */
     rosa_eval_report rep = {0};
     if (take_custom(&n_args, args, &ca) < 0) goto done;
     int r = args_parse(&p, n_args, args);
@@ -200,9 +200,8 @@ int cmd_eval(int argc, char **argv) {
         goto fail;
     }
     if (adapter_dir) {
-        rosa_adapter *a = rosa_adapter_load(adapter_dir, &m->cfg);
-        int rc = a ? rosa_model_apply_adapter(m, a) : -1;
-        rosa_adapter_free(a);
+        a = rosa_adapter_load(adapter_dir, &m->cfg);
+        int rc = a ? rosa_adapter_apply(m, a) : -1;
         if (rc < 0) goto fail;
     }
     rosa_dtype compute;
@@ -224,6 +223,7 @@ done:
     rosa_eval_report_free(&rep);
     rosa_task_list_free(&tasks);
     rosa_model_free(m);
+    rosa_adapter_free(a);
     free(ca.spec);
     free(ca.type);
     free(args);

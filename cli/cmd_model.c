@@ -6,7 +6,8 @@
 #include "args.h"
 #include "commands.h"
 #include "rosa.h"
-#include "train/merge.h"
+#include "model/model.h"
+#include "peft/peft.h"
 #include "util.h"
 
 typedef struct {
@@ -102,19 +103,21 @@ int cmd_generate(int argc, char **argv) {
 
     rosa_model *m = rosa_model_load(model_dir);
     if (!m) return die_msg("%s", rosa_last_error()), 1;
+    rosa_adapter *a = NULL; /* attached to m when not merged: freed after it */
     if (adapter_dir) {
-        rosa_adapter *a = rosa_adapter_load(adapter_dir, &m->cfg);
-        int rc = a ? rosa_model_apply_adapter(m, a) : -1;
-        rosa_adapter_free(a);
+        a = rosa_adapter_load(adapter_dir, &m->cfg);
+        int rc = a ? rosa_adapter_apply(m, a) : -1;
         if (rc < 0) {
             die_msg("%s", rosa_last_error());
             rosa_model_free(m);
+        rosa_adapter_free(a);
             return 1;
         }
     }
     if (rosa_model_set_compute(m, compute) < 0) { /* after the adapter: merged weights get packed */
         die_msg("%s", rosa_last_error());
         rosa_model_free(m);
+        rosa_adapter_free(a);
         return 1;
     }
     int32_t *ids = NULL, *out = NULL;
@@ -159,6 +162,7 @@ done:
     free(ids);
     free(out);
     rosa_model_free(m);
+        rosa_adapter_free(a);
     return status;
 }
 

@@ -7,10 +7,11 @@
 
 #include "args.h"
 #include "commands.h"
-#include "io/config.h"
+#include "arch/config.h"
 #include "model/model.h"
 #include "rosa.h"
-#include "train/merge.h"
+#include "arch/arch.h"
+#include "peft/peft.h"
 #include "train/progress.h"
 #include "train/trainer.h"
 #include "util.h"
@@ -40,17 +41,6 @@ int parse_bool(const char *flag, const char *v, int *out) {
     return 0;
 }
 
-/* "0,3,5" -> malloc'ed ints. */
-static int parse_int_list(const char *flag, const char *s, int **out, int *n) {
-    int32_t *ids;
-    if (parse_id_list(s, &ids, n) < 0 || *n == 0) {
-        die_msg("--%s expects a list of integers like 0,2,5", flag);
-        return -1;
-    }
-    *out = (int *)ids;
-    return 0;
-}
-
 /* "8G", "512M", "1.5GiB" -> bytes. */
 static int parse_size(const char *flag, const char *s, double *out) {
     char *end;
@@ -71,57 +61,111 @@ static int parse_size(const char *flag, const char *s, double *out) {
 
 /* --param-budget: the rank whose trainable parameters are closest to the
  * fraction of the base model (ties: the smaller rank). */
-static int choose_rank(rosa_train_options *o, float budget) {
+static int choose_rank(rosa_train_options *o, void *opts, float budget) {
     rosa_config c;
     if (rosa_config_load(o->model_dir, &c) < 0) return die_msg("%s", rosa_last_error()), -1;
-    /* Base parameters, tied embeddings counted once. */
-    int64_t D = c.hidden_size, F = c.intermediate_size, Q = (int64_t)c.num_heads * c.head_dim,
-            K = (int64_t)c.num_kv_heads * c.head_dim, V = c.vocab_size;
-    int64_t layer = 2 * D + D * Q + 2 * D * K + Q * D + 3 * D * F;
-    if (c.attention_bias) layer += Q + 2 * K + D;
-    else if (c.qkv_bias) layer += Q + 2 * K;
-    if (c.mlp_bias) layer += 2 * F + D;
-    int64_t base = V * D * (c.tie_word_embeddings ? 1 : 2) + D + layer * c.num_layers;
-    double target = budget * (double)base, best_err = INFINITY;
+    double target = budget * (double)rosa_config_num_params(&c), best_err = INFINITY;
     int best = 1;
     for (int r = 1; r <= 4096; r++) {
-        int64_t n = o->method == ROSA_METHOD_ROAE ? rosa_roae_num_params(&c, &o->roae, r)
-                                                   : rosa_lora_num_params(&c, &o->lora, r);
+        o->method->set_rank(opts, r);
+        int64_t n = rosa_peft_num_params(o->method, &c, opts);
+        if (n < 0) return die_msg("%s", rosa_last_error()), -1;
         double err = fabs((double)n - target);
         if (err < best_err) best_err = err, best = r;
     }
-    o->lora.rank = o->roae.rank = best;
+    o->method->set_rank(opts, best);
     if (!o->quiet) fprintf(stderr, "rosa: --param-budget %g: rank %d\n", budget, best);
+    return 0;
+}
+
+/* The --method value in argv ("lora" when absent). */
+static const char *method_arg(int argc, char **argv) {
+    for (int i = 0; i < argc; i++) {
+        if (strncmp(argv[i], "--method=", 9) == 0) return argv[i] + 9;
+        if (strcmp(argv[i], "--method") == 0 && i + 1 < argc) return argv[i + 1];
+    }
+    return "lora";
+}
+
+/* Whether --flag is an option of method m. */
+static int method_has(const rosa_peft_method *m, const char *flag, size_t n) {
+    for (const rosa_peft_option *o = m->options; o->flag; o++)
+        if (strlen(o->flag) == n && strncmp(o->flag, flag, n) == 0) return 1;
+    return 0;
+}
+
+/* An option of another method is a usage error that names its method. */
+static int check_foreign_options(const rosa_peft_method *m, const char *method, int argc, char **argv) {
+    for (int i = 0; i < argc; i++) {
+        if (strncmp(argv[i], "--", 2) != 0) continue;
+        const char *flag = argv[i] + 2;
+        size_t n = strcspn(flag, "=");
+        if (method_has(m, flag, n)) continue;
+        const rosa_peft_method *other;
+        for (int k = 0; (other = rosa_peft_at(k)); k++) {
+            if (other != m && method_has(other, flag, n)) {
+                die_msg("--%.*s applies to --method %s, not %s", (int)n, flag, other->name, method);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* The method's options as arg_specs (values kept as strings, set afterwards
+ * through rosa_peft_set_option, so that the help and the parsing come from
+ * the method's own table). */
+#define MAX_METHOD_OPTS 32
+typedef struct {
+    arg_spec specs[MAX_METHOD_OPTS];
+    const char *values[MAX_METHOD_OPTS];
+    int flags[MAX_METHOD_OPTS];
+    char help[MAX_METHOD_OPTS][160];
+    int n;
+} method_args;
+
+static void method_specs(const rosa_peft_method *m, method_args *ma) {
+    ma->n = 0;
+    for (const rosa_peft_option *o = m->options; o->flag && ma->n < MAX_METHOD_OPTS; o++) {
+        int i = ma->n++;
+        snprintf(ma->help[i], sizeof ma->help[i], "%s: %s", m->title, o->help);
+        ma->values[i] = NULL;
+        ma->flags[i] = 0;
+        ma->specs[i] = (arg_spec){o->flag, o->type == PEFT_OPT_FLAG ? ARG_FLAG : ARG_STR,
+                                  o->type == PEFT_OPT_FLAG ? (void *)&ma->flags[i] : (void *)&ma->values[i],
+                                  o->metavar, ma->help[i], 0, 0};
+    }
+}
+
+static int method_apply(const rosa_peft_method *m, const method_args *ma, void *opts) {
+    for (int i = 0; i < ma->n; i++) {
+        if (!ma->specs[i].seen) continue;
+        const char *v = ma->specs[i].type == ARG_FLAG ? "1" : ma->values[i];
+        if (rosa_peft_set_option(m, opts, ma->specs[i].name, v) != 0) return die_msg("%s", rosa_last_error()), -1;
+    }
     return 0;
 }
 
 int cmd_train(int argc, char **argv) {
     rosa_train_options o;
     rosa_train_options_default(&o);
-    const char *method = "lora", *targets = NULL, *layers = NULL, *sched = "linear", *train_inputs = "true",
-               *loss_norm = "mean", *nan_policy = "stop", *max_mem = NULL, *log_format = NULL, *roae_targets = "q,k",
-               *placement = "post-rope", *form = "gate", *dls_inactive = "skip", *dtype = "fp32";
-    int threads = 0, no_shuffle = 0, rank = 0, dls = 0, train_norms = 0;
-    float alpha = NAN, dropout = NAN, r_low = 0.25f, budget = 0.0f;
+    const char *method = method_arg(argc, argv), *sched = "linear", *train_inputs = "true", *loss_norm = "mean",
+               *nan_policy = "stop", *max_mem = NULL, *log_format = NULL, *dls_inactive = "skip", *dtype = "fp32";
+    int threads = 0, no_shuffle = 0, dls = 0;
+    float budget = 0.0f;
     rosa_dls_options *d = &o.dls;
-    arg_spec specs[] = {
+    o.method = rosa_peft_find(method, &dls);
+    if (!o.method) return die_msg("--method: unknown method \"%s\" (available: %s)", method, rosa_peft_names()), 2;
+    method_args ma;
+    method_specs(o.method, &ma);
+    arg_spec common[] = {
         {"model", ARG_STR, &o.model_dir, "DIR", "base model (Hugging Face directory)", 1, 0},
         {"data", ARG_STR, &o.data_path, "FILE", "training data (LLM-Adapters JSON or JSON Lines)", 1, 0},
         {"output", ARG_STR, &o.output_dir, "DIR", "where checkpoints, metrics and the adapter go", 1, 0},
-        {"method", ARG_STR, &method, "NAME", "lora (default), roae, or rosa (= roae + DLS)", 0, 0},
-        {"target-modules", ARG_STR, &targets, "LIST", "LoRA modules, e.g. q_proj,v_proj (default) or all", 0, 0},
-        {"rank", ARG_INT, &rank, "R", "adapter rank (default: LoRA 8, RoAE 32)", 0, 0},
+        {"method", ARG_STR, &method, "NAME", "lora (default), roae, or rosa (= roae + DLS); "
+                                              "`rosa train --method NAME --help` lists its options", 0, 0},
         {"param-budget", ARG_FLOAT, &budget, "F", "pick the rank whose size is closest to F x the base model", 0, 0},
-        {"alpha", ARG_FLOAT, &alpha, "A", "LoRA: scaling alpha/r (default 16); RoAE: gate scale (default 1)", 0, 0},
-        {"rslora", ARG_FLAG, &o.lora.rslora, NULL, "LoRA: scale by alpha/sqrt(r) instead", 0, 0},
-        {"dropout", ARG_FLOAT, &dropout, "P", "dropout on the adapter input (default: LoRA 0.05, RoAE 0)", 0, 0},
-        {"layers", ARG_STR, &layers, "LIST", "LoRA: adapt only these layers, e.g. 0,1,2", 0, 0},
-        {"r-low", ARG_FLOAT, &r_low, "F", "RoAE: share of each head's dimensions adapted (default 0.25)", 0, 0},
-        {"roae-targets", ARG_STR, &roae_targets, "q,k|q|k", "RoAE: states modulated (default q,k)", 0, 0},
-        {"roae-placement", ARG_STR, &placement, "WHERE", "RoAE: post-rope (default) or pre-rope", 0, 0},
-        {"roae-form", ARG_STR, &form, "FORM", "RoAE: gate (default, Z + Z*alpha*SiLU(hAB)) or add", 0, 0},
-        {"train-norms", ARG_FLAG, &train_norms, NULL, "RoAE: also train the RMSNorm weights of active layers", 0, 0},
-        {"dls", ARG_FLAG, &dls, NULL, "dynamic layer selection (on with --method rosa)", 0, 0},
+        {"dls", ARG_FLAG, &dls, NULL, "dynamic layer selection, with any method (on with --method rosa)", 0, 0},
         {"dls-interval", ARG_INT, &d->interval, "U", "DLS: reselect every U steps (default 50)", 0, 0},
         {"dls-warmup", ARG_INT, &d->warmup, "N", "DLS: all layers train for the first N steps (default U)", 0, 0},
         {"dls-k-ratio", ARG_FLOAT, &d->k_ratio, "F", "DLS: share of layers active (default 0.5)", 0, 0},
@@ -160,75 +204,89 @@ int cmd_train(int argc, char **argv) {
         {"threads", ARG_INT, &threads, "N", "threads (default: all cores)", 0, 0},
         {"log-format", ARG_STR, &log_format, "tty|plain", "progress display (default: tty on a terminal)", 0, 0},
         {"quiet", ARG_FLAG, &o.quiet, NULL, "no progress output", 0, 0},
-        {0},
     };
+    enum { N_COMMON = sizeof common / sizeof common[0] };
+    arg_spec specs[N_COMMON + MAX_METHOD_OPTS + 1];
+    /* The method's options come right after --method in the help. */
+    memcpy(specs, common, sizeof(arg_spec) * 4);
+    memcpy(specs + 4, ma.specs, sizeof(arg_spec) * (size_t)ma.n);
+    memcpy(specs + 4 + ma.n, common + 4, sizeof(arg_spec) * (N_COMMON - 4));
+    memset(&specs[N_COMMON + ma.n], 0, sizeof specs[0]);
     arg_parser p = {"train", "--model DIR --data FILE --output DIR [options]",
                     "Fine-tunes an adapter on a frozen base model and saves it in PEFT format.", specs, NULL, NULL};
+    int with_dls = dls;
+    dls = 0;
+    if (check_foreign_options(o.method, method, argc, argv) < 0) return 2;
     int r = args_parse(&p, argc, argv);
     if (r) return r > 0 ? 0 : 2;
-    if (strcmp(method, "lora") == 0) o.method = ROSA_METHOD_LORA;
-    else if (strcmp(method, "roae") == 0 || strcmp(method, "rosa") == 0) o.method = ROSA_METHOD_ROAE;
-    else return die_msg("--method: unknown method \"%s\" (available: lora, roae, rosa)", method), 2;
-    int roae = o.method == ROSA_METHOD_ROAE;
-    if (!roae && (train_norms || strcmp(placement, "post-rope") || strcmp(form, "gate") || strcmp(roae_targets, "q,k")))
-        return die_msg("--train-norms and --roae-* apply to --method roae and rosa"), 2;
-    if (roae && (targets || layers || o.lora.rslora))
-        return die_msg("--target-modules, --layers and --rslora apply to --method lora"), 2;
-    if (targets && rosa_parse_target_modules(targets, &o.lora.targets) < 0) return die_msg("--target-modules: %s", rosa_last_error()), 2;
-    /* Method-dependent defaults (see docs/method.md). */
-    o.lora.rank = o.roae.rank = rank > 0 ? rank : roae ? 32 : 8;
-    if (rank < 0) return die_msg("--rank must be positive"), 2;
-    o.lora.alpha = isnan(alpha) ? 16.0f : alpha;
-    o.roae.alpha = isnan(alpha) ? 1.0f : alpha;
-    o.lora.dropout = isnan(dropout) ? 0.05f : dropout;
-    o.roae.dropout = isnan(dropout) ? 0.0f : dropout;
-    o.roae.r_low = r_low;
-    o.roae.train_norms = train_norms;
-    if (strcmp(roae_targets, "q,k") == 0 || strcmp(roae_targets, "k,q") == 0) o.roae.target_q = o.roae.target_k = 1;
-    else if (strcmp(roae_targets, "q") == 0) o.roae.target_q = 1, o.roae.target_k = 0;
-    else if (strcmp(roae_targets, "k") == 0) o.roae.target_q = 0, o.roae.target_k = 1;
-    else return die_msg("--roae-targets expects q,k or q or k"), 2;
-    if (strcmp(placement, "post-rope") && strcmp(placement, "pre-rope")) return die_msg("--roae-placement expects post-rope or pre-rope"), 2;
-    o.roae.pre_rope = strcmp(placement, "pre-rope") == 0;
-    if (strcmp(form, "gate") && strcmp(form, "add")) return die_msg("--roae-form expects gate or add"), 2;
-    o.roae.add_form = strcmp(form, "add") == 0;
-    d->enabled = dls || strcmp(method, "rosa") == 0;
+    for (int i = 0; i < ma.n; i++) ma.specs[i].seen = specs[4 + i].seen;
+    void *opts = rosa_peft_opts_new(o.method, NULL);
+    if (!opts) return die_msg("%s", rosa_last_error()), 1;
+    int status = 2;
+    if (method_apply(o.method, &ma, opts) < 0) goto done;
+    o.method_opts = opts;
+    d->enabled = dls || with_dls;
     if (!arg_seen(specs, "dls-warmup")) d->warmup = d->interval;
-    if (strcmp(dls_inactive, "skip") && strcmp(dls_inactive, "zero-grad")) return die_msg("--dls-inactive expects skip or zero-grad"), 2;
+    if (strcmp(dls_inactive, "skip") && strcmp(dls_inactive, "zero-grad")) {
+        die_msg("--dls-inactive expects skip or zero-grad");
+        goto done;
+    }
     d->zero_grad = strcmp(dls_inactive, "zero-grad") == 0;
     d->seed = o.seed;
     if (!d->enabled && (arg_seen(specs, "dls-interval") || arg_seen(specs, "dls-warmup") || arg_seen(specs, "dls-k-ratio") ||
                         arg_seen(specs, "dls-p-exploit") || arg_seen(specs, "dls-score-ema") || arg_seen(specs, "dls-inactive") ||
-                        d->full_backward))
-        return die_msg("--dls-* options need --dls (or --method rosa)"), 2;
-    int *layer_list = NULL;
-    if (layers && parse_int_list("layers", layers, &layer_list, &o.lora.n_layers) < 0) return 2;
-    o.lora.layers = layer_list;
-    if (budget > 0 && choose_rank(&o, budget) < 0) return 1;
-    if (rosa_parse_schedule(sched, &o.schedule) < 0) return die_msg("--lr-scheduler: %s", rosa_last_error()), 2;
-    if (parse_bool("train-on-inputs", train_inputs, &o.data.train_on_inputs) < 0) return 2;
+                        d->full_backward)) {
+        die_msg("--dls-* options need --dls (or --method rosa)");
+        goto done;
+    }
+    if (budget > 0 && choose_rank(&o, opts, budget) < 0) {
+        status = 1;
+        goto done;
+    }
+    if (rosa_parse_schedule(sched, &o.schedule) < 0) {
+        die_msg("--lr-scheduler: %s", rosa_last_error());
+        goto done;
+    }
+    if (parse_bool("train-on-inputs", train_inputs, &o.data.train_on_inputs) < 0) goto done;
     if (strcmp(loss_norm, "mean") == 0) o.loss_norm = ROSA_LOSS_MEAN;
     else if (strcmp(loss_norm, "token") == 0) o.loss_norm = ROSA_LOSS_TOKEN;
-    else return die_msg("--loss-norm expects mean or token"), 2;
+    else {
+        die_msg("--loss-norm expects mean or token");
+        goto done;
+    }
     if (strcmp(nan_policy, "stop") == 0) o.nan_policy = ROSA_NAN_STOP;
     else if (strcmp(nan_policy, "skip") == 0) o.nan_policy = ROSA_NAN_SKIP;
-    else return die_msg("--nan-policy expects stop or skip"), 2;
-    if (max_mem && parse_size("max-memory", max_mem, &o.max_memory) < 0) return 2;
+    else {
+        die_msg("--nan-policy expects stop or skip");
+        goto done;
+    }
+    if (max_mem && parse_size("max-memory", max_mem, &o.max_memory) < 0) goto done;
     if (log_format) {
         if (strcmp(log_format, "plain") == 0) o.plain_log = 1;
-        else if (strcmp(log_format, "tty") != 0) return die_msg("--log-format expects tty or plain"), 2;
+        else if (strcmp(log_format, "tty") != 0) {
+            die_msg("--log-format expects tty or plain");
+            goto done;
+        }
     }
-    if (parse_dtype(dtype, &o.compute) < 0) return 2;
-    if (o.data.cutoff_len < 2) return die_msg("--cutoff-len must be at least 2"), 2;
-    if (o.warmup_steps < 0 || o.epochs < 1 || !(o.adam.lr >= 0)) return die_msg("--warmup-steps, --epochs and --lr must be positive"), 2;
+    if (parse_dtype(dtype, &o.compute) < 0) goto done;
+    if (o.data.cutoff_len < 2) {
+        die_msg("--cutoff-len must be at least 2");
+        goto done;
+    }
+    if (o.warmup_steps < 0 || o.epochs < 1 || !(o.adam.lr >= 0)) {
+        die_msg("--warmup-steps, --epochs and --lr must be positive");
+        goto done;
+    }
     o.shuffle = !no_shuffle;
     rosa_set_threads(threads);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     int rc = rosa_train(&o);
-    free(layer_list);
-    if (rc < 0) return die_msg("%s", rosa_last_error()), 1;
-    return rc;
+    if (rc < 0) die_msg("%s", rosa_last_error());
+    status = rc < 0 ? 1 : rc;
+done:
+    rosa_peft_opts_free(o.method, opts);
+    return status;
 }
 
 int cmd_loss(int argc, char **argv) {
@@ -270,7 +328,7 @@ int cmd_loss(int argc, char **argv) {
     rosa_records recs = {0};
     rosa_dataset ds = {0};
     rosa_adapter *a = NULL;
-    rosa_train_model *tm = NULL;
+    rosa_train_ctx *tm = NULL;
     int32_t *idx = NULL;
     double *per = NULL;
     rosa_model *m = rosa_model_load(model_dir);
@@ -279,25 +337,14 @@ int cmd_loss(int argc, char **argv) {
         rosa_fail("%s: the model directory has no tokenizer.json", model_dir);
         goto fail;
     }
-    if (adapter_dir) {
-        a = rosa_adapter_load(adapter_dir, &m->cfg);
-    } else { /* no adapter: an empty LoRA (B = 0) leaves the model as it is */
-        rosa_lora_options lo;
-        rosa_lora_options_default(&lo);
-        lo.rank = 1;
-        lo.dropout = 0;
-        lo.targets = 1u << MOD_Q;
-        a = rosa_adapter_new_lora(&m->cfg, &lo, 0);
-        if (a) memset(a->w, 0, sizeof(float) * a->n_floats);
-    }
-    if (!a) goto fail;
+    if (adapter_dir && !(a = rosa_adapter_load(adapter_dir, &m->cfg))) goto fail;
     if (rosa_records_load(data, skip_bad, &recs) < 0) goto fail;
     if (limit > 0) rosa_records_truncate(&recs, limit);
     if (rosa_dataset_tokenize(rosa_model_tokenizer(m), &recs, &d, &ds) < 0) goto fail;
     int Tmax = 1;
     for (int i = 0; i < ds.n; i++)
         if (ds.ex[i].n > Tmax) Tmax = ds.ex[i].n;
-    tm = rosa_train_model_new(m, a, micro, Tmax, 0);
+    tm = rosa_train_ctx_new(m, a, micro, Tmax, 0);
     idx = rosa_malloc(sizeof(int32_t) * (size_t)(ds.n ? ds.n : 1), "indices");
     per = rosa_malloc(sizeof(double) * (size_t)(ds.n ? ds.n : 1), "losses");
     if (!tm || !idx || !per) goto fail;
@@ -358,7 +405,7 @@ fail:
 done:
     free(idx);
     free(per);
-    rosa_train_model_free(tm);
+    rosa_train_ctx_free(tm);
     rosa_dataset_free(&ds);
     rosa_records_free(&recs);
     rosa_adapter_free(a);
@@ -370,18 +417,18 @@ int cmd_merge(int argc, char **argv) {
     const char *model_dir = NULL, *adapter_dir = NULL, *out = NULL;
     arg_spec specs[] = {
         {"model", ARG_STR, &model_dir, "DIR", "base model", 1, 0},
-        {"adapter", ARG_STR, &adapter_dir, "DIR", "LoRA adapter to merge", 1, 0},
+        {"adapter", ARG_STR, &adapter_dir, "DIR", "adapter to merge (a method that can: LoRA)", 1, 0},
         {"output", ARG_STR, &out, "DIR", "the merged model directory to write", 1, 0},
         {0},
     };
     arg_parser p = {"merge", "--model DIR --adapter DIR --output DIR",
-                    "Writes a model directory with the LoRA adapter folded into the weights (W + s B A).", specs, NULL,
+                    "Writes a model directory with the adapter folded into the weights (LoRA: W + s B A).", specs, NULL,
                     NULL};
     int r = args_parse(&p, argc, argv);
     if (r) return r > 0 ? 0 : 2;
     rosa_model *m = rosa_model_load(model_dir);
     rosa_adapter *a = m ? rosa_adapter_load(adapter_dir, &m->cfg) : NULL;
-    int rc = a ? rosa_merge_write(m, model_dir, a, out) : -1;
+    int rc = a ? rosa_adapter_merge_write(m, model_dir, a, out) : -1;
     if (rc < 0) die_msg("%s", rosa_last_error());
     else printf("merged model written to %s\n", out);
     rosa_adapter_free(a);

@@ -7,8 +7,9 @@
 #include <math.h>
 
 #include "fuzz_common.h"
-#include "io/config.h"
-#include "train/adapter.h"
+#include "arch/config.h"
+#include "peft/lora.h"
+#include "peft/roae.h"
 
 /* 2 layers, hidden 8, 2 query heads and 1 KV head of 4, MLP 12. */
 static const char config_json[] =

@@ -10,9 +10,10 @@
 #include "model/analyze.h"
 #include "model/model.h"
 #include "test.h"
-#include "train/adapter.h"
+#include "peft/lora.h"
+#include "peft/roae.h"
 #include "train/data.h"
-#include "train/merge.h"
+#include "peft/peft.h"
 #include "util.h"
 
 #define PY "/usr/bin/python3"
@@ -24,15 +25,15 @@ static const char *data_file(void) { return shared_path("data/llm-adapters/boolq
 
 TEST(analyze_roae_dims_rule) {
     /* m = max(1, floor(d * r_low / 2 + 0.5)), as RoAE (docs/method.md) */
-    CHECK_EQ_INT(rosa_roae_m(8, 0.25f), 1);
-    CHECK_EQ_INT(rosa_roae_m(8, 0.5f), 2);
-    CHECK_EQ_INT(rosa_roae_m(8, 1.0f), 4);
-    CHECK_EQ_INT(rosa_roae_m(8, 0.01f), 1);
-    CHECK_EQ_INT(rosa_roae_m(128, 0.25f), 16);
-    CHECK_EQ_INT(rosa_roae_m(64, 0.3f), 10);   /* 9.6 + 0.5 -> 10 */
-    CHECK_EQ_INT(rosa_roae_m(10, 0.5f), 3);    /* 2.5 + 0.5 -> 3 (half up) */
-    CHECK(rosa_roae_m(8, 0.0f) < 0);
-    CHECK(rosa_roae_m(8, 1.5f) < 0);
+    CHECK_EQ_INT(rosa_rope_low_dims(8, 0.25f, NULL), 1);
+    CHECK_EQ_INT(rosa_rope_low_dims(8, 0.5f, NULL), 2);
+    CHECK_EQ_INT(rosa_rope_low_dims(8, 1.0f, NULL), 4);
+    CHECK_EQ_INT(rosa_rope_low_dims(8, 0.01f, NULL), 1);
+    CHECK_EQ_INT(rosa_rope_low_dims(128, 0.25f, NULL), 16);
+    CHECK_EQ_INT(rosa_rope_low_dims(64, 0.3f, NULL), 10);   /* 9.6 + 0.5 -> 10 */
+    CHECK_EQ_INT(rosa_rope_low_dims(10, 0.5f, NULL), 3);    /* 2.5 + 0.5 -> 3 (half up) */
+    CHECK(rosa_rope_low_dims(8, 0.0f, NULL) < 0);
+    CHECK(rosa_rope_low_dims(8, 1.5f, NULL) < 0);
     CHECK_ERROR_HAS("r-low");
 }
 
@@ -89,7 +90,7 @@ static int make_lora(rosa_model *m, const char *dir) {
     rosa_lora_options_default(&o);
     o.rank = 4;
     o.dropout = 0;
-    o.targets = (1u << MOD_Q) | (1u << MOD_K);
+    o.targets = (1u << PROJ_Q) | (1u << PROJ_K);
     rosa_adapter *a = rosa_adapter_new_lora(&m->cfg, &o, 7);
     if (!a) return -1;
     rosa_rng r;
@@ -153,8 +154,8 @@ static int analyze_with(const char *adapter, const rosa_dataset *ds, float r_low
     if (!m) return -1;
     rosa_adapter *a = adapter ? rosa_adapter_load(adapter, &m->cfg) : NULL;
     int rc = -1;
-    if (adapter && (!a || rosa_model_apply_adapter(m, a) < 0)) goto done;
-    if (a && a->method == ROSA_METHOD_ROAE) r_low = a->roae.r_low;
+    if (adapter && (!a || rosa_adapter_apply(m, a) < 0)) goto done;
+    if (a && a->method == &rosa_peft_roae) r_low = ((rosa_roae_options *)a->opts)->r_low;
     const int32_t *ids[LIMIT];
     int lens[LIMIT];
     for (int i = 0; i < ds->n && i < LIMIT; i++) ids[i] = ds->ex[i].ids, lens[i] = ds->ex[i].n;

@@ -3,9 +3,11 @@
  * gradients, on random tiny models of both families with a padded batch. */
 #include <stdlib.h>
 
+#include "peft/lora.h"
+#include "peft/roae.h"
 #include "model/model.h"
 #include "test.h"
-#include "train/train_model.h"
+#include "train/train_ctx.h"
 #include "util.h"
 
 /* Two sequences, right-padded: lengths 9 and 6 (T = 9). */
@@ -21,16 +23,16 @@ static void make_batch(rosa_batch *b, int V, int32_t *ids, int32_t *labels, uint
     *b = (rosa_batch){.B = 2, .T = T, .ids = ids, .labels = labels, .mask = mask};
 }
 
-static double loss_of(rosa_train_model *t, const rosa_batch *b) {
+static double loss_of(rosa_train_ctx *t, const rosa_batch *b) {
     double loss;
     int n;
-    rosa_train_microbatch(t, b, 0.25f, 0, 0, NULL, &loss, &n, NULL);
+    rosa_train_microbatch(t, b, 0.25f, &(rosa_step_plan){.backward = 0, .stop_layer = 0}, NULL, &loss, &n, NULL);
     return loss;
 }
 
 /* Central differences on up to `max_checks` entries (the largest analytic
  * gradients, where a missing term would show). */
-static double check_entries(rosa_train_model *t, const rosa_batch *b, float *x, const float *grad, size_t n,
+static double check_entries(rosa_train_ctx *t, const rosa_batch *b, float *x, const float *grad, size_t n,
                             float eps) {
     double worst = 0.0, gmax = 1e-3;
     for (size_t i = 0; i < n; i++)
@@ -57,7 +59,7 @@ static void check_model(const char *name, int check_norms) {
     o.rank = 3;
     o.alpha = 6.0f;
     o.dropout = 0.0f;
-    o.targets = (1u << N_MODULES) - 1;
+    o.targets = (1u << N_PROJ) - 1;
     rosa_adapter *a = rosa_adapter_new_lora(&m->cfg, &o, 11);
     REQUIRE(a);
     rosa_rng rng;
@@ -66,7 +68,7 @@ static void check_model(const char *name, int check_norms) {
         float *B = a->w + a->params[i].offset;
         for (int k = 0; k < a->params[i].rows * a->params[i].cols; k++) B[k] = 0.2f * (rosa_rng_uniform(&rng) - 0.5f);
     }
-    rosa_train_model *t = rosa_train_model_new(m, a, 2, 9, 0);
+    rosa_train_ctx *t = rosa_train_ctx_new(m, a, 2, 9, 0);
     REQUIRE(t);
     int32_t ids[18], labels[18];
     uint8_t mask[18];
@@ -76,7 +78,7 @@ static void check_model(const char *name, int check_norms) {
     memset(t->norm_grad, 0, sizeof(float) * (size_t)m->cfg.num_layers * 2 * m->cfg.hidden_size);
     double loss;
     int n_tok;
-    REQUIRE(rosa_train_microbatch(t, &b, 0.25f, 1, 0, NULL, &loss, &n_tok, NULL) == 0);
+    REQUIRE(rosa_train_microbatch(t, &b, 0.25f, &(rosa_step_plan){.backward = 1, .stop_layer = 0}, NULL, &loss, &n_tok, NULL) == 0);
     CHECK_EQ_INT(n_tok, 7 + 4);
     double worst = 0.0;
     for (int i = 0; i < a->n_params; i++) {
@@ -90,7 +92,7 @@ static void check_model(const char *name, int check_norms) {
          * perturbing the (frozen) norm weights in place is allowed here. */
         int D = m->cfg.hidden_size;
         for (int l = 0; l < m->cfg.num_layers; l++) {
-            float *g_in = (float *)m->layers[l].attn_norm, *g_post = (float *)m->layers[l].ffn_norm;
+            float *g_in = (float *)m->layers[l].norm[NORM_ATTN], *g_post = (float *)m->layers[l].norm[NORM_FFN];
             double e1 = check_entries(t, &b, g_in, t->norm_grad + (size_t)l * 2 * D, (size_t)D, 1e-2f);
             double e2 = check_entries(t, &b, g_post, t->norm_grad + (size_t)l * 2 * D + D, (size_t)D, 1e-2f);
             CHECK_MSG(e1 < 2e-2 && e2 < 2e-2, "%s layer %d: norm gradients off by %g, %g", name, l, e1, e2);
@@ -98,7 +100,7 @@ static void check_model(const char *name, int check_norms) {
     }
     /* The backward told to stop at layer 1 leaves layer 0's gradients alone. */
     memset(a->g, 0, sizeof(float) * a->n_floats);
-    REQUIRE(rosa_train_microbatch(t, &b, 0.25f, 1, 1, NULL, &loss, &n_tok, NULL) == 0);
+    REQUIRE(rosa_train_microbatch(t, &b, 0.25f, &(rosa_step_plan){.backward = 1, .stop_layer = 1}, NULL, &loss, &n_tok, NULL) == 0);
     int touched0 = 0, touched1 = 0;
     for (int i = 0; i < a->n_params; i++) {
         const rosa_param *p = &a->params[i];
@@ -106,7 +108,7 @@ static void check_model(const char *name, int check_norms) {
             if (a->g[p->offset + k] != 0.0f) *(p->layer == 0 ? &touched0 : &touched1) = 1;
     }
     CHECK(!touched0 && touched1);
-    rosa_train_model_free(t);
+    rosa_train_ctx_free(t);
     rosa_adapter_free(a);
     rosa_model_free(m);
 }
@@ -124,12 +126,12 @@ TEST(lora_dropout_masks_forward_and_backward_alike) {
     rosa_lora_options_default(&o);
     o.rank = 2;
     o.dropout = 0.3f;
-    o.targets = (1u << MOD_Q) | (1u << MOD_DOWN);
+    o.targets = (1u << PROJ_Q) | (1u << PROJ_DOWN);
     rosa_adapter *a = rosa_adapter_new_lora(&m->cfg, &o, 3);
     REQUIRE(a);
     for (int i = 1; i < a->n_params; i += 2)
         for (int k = 0; k < a->params[i].rows * a->params[i].cols; k++) a->w[a->params[i].offset + k] = 0.05f * (k % 7 - 3);
-    rosa_train_model *t = rosa_train_model_new(m, a, 2, 9, 0);
+    rosa_train_ctx *t = rosa_train_ctx_new(m, a, 2, 9, 0);
     REQUIRE(t);
     int32_t ids[18], labels[18];
     uint8_t mask[18];
@@ -140,7 +142,7 @@ TEST(lora_dropout_masks_forward_and_backward_alike) {
     int n;
     memset(a->g, 0, sizeof(float) * a->n_floats);
     rosa_rng_seed(&r, 99);
-    REQUIRE(rosa_train_microbatch(t, &b, 0.25f, 1, 0, &r, &loss, &n, NULL) == 0);
+    REQUIRE(rosa_train_microbatch(t, &b, 0.25f, &(rosa_step_plan){.backward = 1, .stop_layer = 0}, &r, &loss, &n, NULL) == 0);
     double worst = 0.0, gmax = 1e-3;
     const rosa_param *p = &a->params[0]; /* layer 0 q_proj lora_A */
     for (int k = 0; k < p->rows * p->cols; k++)
@@ -149,16 +151,16 @@ TEST(lora_dropout_masks_forward_and_backward_alike) {
         float *x = &a->w[p->offset + k], keep = *x;
         *x = keep + 1e-2f;
         rosa_rng_seed(&r, 99);
-        rosa_train_microbatch(t, &b, 0.25f, 0, 0, &r, &loss, &n, NULL);
+        rosa_train_microbatch(t, &b, 0.25f, &(rosa_step_plan){.backward = 0, .stop_layer = 0}, &r, &loss, &n, NULL);
         *x = keep - 1e-2f;
         rosa_rng_seed(&r, 99);
-        rosa_train_microbatch(t, &b, 0.25f, 0, 0, &r, &l2, &n, NULL);
+        rosa_train_microbatch(t, &b, 0.25f, &(rosa_step_plan){.backward = 0, .stop_layer = 0}, &r, &l2, &n, NULL);
         *x = keep;
         double e = fabs((loss - l2) / 2e-2 - a->g[p->offset + k]) / gmax;
         if (e > worst) worst = e;
     }
     CHECK_MSG(worst < 2e-2, "dropout gradient off by %g", worst);
-    rosa_train_model_free(t);
+    rosa_train_ctx_free(t);
     rosa_adapter_free(a);
     rosa_model_free(m);
 }
@@ -180,9 +182,9 @@ static void check_roae(const char *name, int pre_rope, int add_form, int target_
     o.train_norms = train_norms;
     rosa_adapter *a = rosa_adapter_new_roae(m, &o, 21);
     REQUIRE(a);
-    CHECK_EQ_INT(a->d_low, 2 * 4); /* head_dim 16, r_low 0.5: m = 4 */
-    CHECK_EQ_INT(a->low_dims[0], 4);
-    CHECK_EQ_INT(a->low_dims[4], 12);
+    CHECK_EQ_INT(rosa_roae_state_of(a)->d_low, 2 * 4); /* head_dim 16, r_low 0.5: m = 4 */
+    CHECK_EQ_INT(rosa_roae_state_of(a)->low_dims[0], 4);
+    CHECK_EQ_INT(rosa_roae_state_of(a)->low_dims[4], 12);
     rosa_rng rng;
     rosa_rng_seed(&rng, 22);
     for (int i = 0; i < a->n_params; i++) {
@@ -190,7 +192,7 @@ static void check_roae(const char *name, int pre_rope, int add_form, int target_
         float *B = a->w + a->params[i].offset;
         for (int k = 0; k < a->params[i].rows * a->params[i].cols; k++) B[k] = 0.6f * (rosa_rng_uniform(&rng) - 0.5f);
     }
-    rosa_train_model *t = rosa_train_model_new(m, a, 2, 9, 0);
+    rosa_train_ctx *t = rosa_train_ctx_new(m, a, 2, 9, 0);
     REQUIRE(t);
     int32_t ids[18], labels[18];
     uint8_t mask[18];
@@ -199,11 +201,11 @@ static void check_roae(const char *name, int pre_rope, int add_form, int target_
     memset(a->g, 0, sizeof(float) * a->n_floats);
     double loss;
     int n_tok;
-    REQUIRE(rosa_train_microbatch(t, &b, 0.25f, 1, 0, NULL, &loss, &n_tok, NULL) == 0);
+    REQUIRE(rosa_train_microbatch(t, &b, 0.25f, &(rosa_step_plan){.backward = 1, .stop_layer = 0}, NULL, &loss, &n_tok, NULL) == 0);
     if (train_norms) { /* the trainer copies norm gradients into the adapter's */
         int D = m->cfg.hidden_size;
         for (int l = 0; l < a->L; l++)
-            memcpy(a->g + a->params[a->norm_idx[l]].offset, t->norm_grad + (size_t)l * 2 * D, sizeof(float) * 2 * D);
+            memcpy(a->g + a->params[rosa_roae_state_of(a)->norm_idx[l]].offset, t->norm_grad + (size_t)l * 2 * D, sizeof(float) * 2 * D);
     }
     for (int i = 0; i < a->n_params; i++) {
         const rosa_param *p = &a->params[i];
@@ -211,7 +213,7 @@ static void check_roae(const char *name, int pre_rope, int add_form, int target_
         CHECK_MSG(e < 2e-2, "%s %s%s: %s gradient off by %g", name, pre_rope ? "pre-rope" : "post-rope",
                   add_form ? " add" : " gate", p->name, e);
     }
-    rosa_train_model_free(t);
+    rosa_train_ctx_free(t);
     rosa_adapter_free(a);
     rosa_model_free(m);
 }
@@ -235,7 +237,7 @@ TEST(roae_at_init_equals_base_model) {
     lo.dropout = 0;
     rosa_adapter *none = rosa_adapter_new_lora(&m->cfg, &lo, 1); /* B = 0 too */
     REQUIRE(a && none);
-    rosa_train_model *t1 = rosa_train_model_new(m, a, 2, 9, 0), *t2 = rosa_train_model_new(m, none, 2, 9, 0);
+    rosa_train_ctx *t1 = rosa_train_ctx_new(m, a, 2, 9, 0), *t2 = rosa_train_ctx_new(m, none, 2, 9, 0);
     REQUIRE(t1 && t2);
     int32_t ids[18], labels[18];
     uint8_t mask[18];
@@ -244,11 +246,11 @@ TEST(roae_at_init_equals_base_model) {
     float ce1[18], ce2[18];
     double l1, l2;
     int n;
-    REQUIRE(rosa_train_microbatch(t1, &b, 1.0f, 0, 0, NULL, &l1, &n, ce1) == 0);
-    REQUIRE(rosa_train_microbatch(t2, &b, 1.0f, 0, 0, NULL, &l2, &n, ce2) == 0);
+    REQUIRE(rosa_train_microbatch(t1, &b, 1.0f, &(rosa_step_plan){.backward = 0, .stop_layer = 0}, NULL, &l1, &n, ce1) == 0);
+    REQUIRE(rosa_train_microbatch(t2, &b, 1.0f, &(rosa_step_plan){.backward = 0, .stop_layer = 0}, NULL, &l2, &n, ce2) == 0);
     CHECK(l1 == l2 && memcmp(ce1, ce2, sizeof ce1) == 0);
-    rosa_train_model_free(t1);
-    rosa_train_model_free(t2);
+    rosa_train_ctx_free(t1);
+    rosa_train_ctx_free(t2);
     rosa_adapter_free(a);
     rosa_adapter_free(none);
     rosa_model_free(m);
@@ -260,9 +262,9 @@ TEST(roae_at_init_equals_base_model) {
  * a subset of layers (the shared set must still hold every branch), RoAE, and
  * a truncated backward. */
 static void same_grads_with_recompute(rosa_model *m, rosa_adapter *a, int dropout_seed, int stop) {
-    rosa_train_model *t1 = rosa_train_model_new(m, a, 2, 9, 0), *t2 = rosa_train_model_new(m, a, 2, 9, 1);
+    rosa_train_ctx *t1 = rosa_train_ctx_new(m, a, 2, 9, 0), *t2 = rosa_train_ctx_new(m, a, 2, 9, 1);
     REQUIRE(t1 && t2);
-    CHECK(rosa_train_model_bytes(m, a, 2, 9, 1) < rosa_train_model_bytes(m, a, 2, 9, 0));
+    CHECK(rosa_train_ctx_bytes(m, a, 2, 9, 1) < rosa_train_ctx_bytes(m, a, 2, 9, 0));
     int32_t ids[18], labels[18];
     uint8_t mask[18];
     rosa_batch b;
@@ -275,16 +277,16 @@ static void same_grads_with_recompute(rosa_model *m, rosa_adapter *a, int dropou
     rosa_rng_seed(&r1, (uint64_t)dropout_seed);
     r2 = r1;
     memset(a->g, 0, sizeof(float) * a->n_floats);
-    REQUIRE(rosa_train_microbatch(t1, &b, 0.25f, 1, stop, dropout_seed ? &r1 : NULL, &l1, &n, NULL) == 0);
+    REQUIRE(rosa_train_microbatch(t1, &b, 0.25f, &(rosa_step_plan){.backward = 1, .stop_layer = stop}, dropout_seed ? &r1 : NULL, &l1, &n, NULL) == 0);
     memcpy(g1, a->g, sizeof(float) * a->n_floats);
     memset(a->g, 0, sizeof(float) * a->n_floats);
-    REQUIRE(rosa_train_microbatch(t2, &b, 0.25f, 1, stop, dropout_seed ? &r2 : NULL, &l2, &n, NULL) == 0);
+    REQUIRE(rosa_train_microbatch(t2, &b, 0.25f, &(rosa_step_plan){.backward = 1, .stop_layer = stop}, dropout_seed ? &r2 : NULL, &l2, &n, NULL) == 0);
     CHECK(l1 == l2);
     CHECK(memcmp(g1, a->g, sizeof(float) * a->n_floats) == 0);
     CHECK(memcmp(t1->norm_grad, t2->norm_grad, sizeof(float) * nn) == 0);
     free(g1);
-    rosa_train_model_free(t1);
-    rosa_train_model_free(t2);
+    rosa_train_ctx_free(t1);
+    rosa_train_ctx_free(t2);
 }
 
 TEST(recompute_gives_identical_gradients) {
@@ -294,7 +296,7 @@ TEST(recompute_gives_identical_gradients) {
     rosa_lora_options_default(&o);
     o.rank = 3;
     o.dropout = 0.1f;
-    o.targets = (1u << N_MODULES) - 1;
+    o.targets = (1u << N_PROJ) - 1;
     rosa_adapter *a = rosa_adapter_new_lora(&m->cfg, &o, 11);
     REQUIRE(a);
     for (size_t i = 0; i < a->n_floats; i++)
@@ -302,7 +304,7 @@ TEST(recompute_gives_identical_gradients) {
     same_grads_with_recompute(m, a, 5, 0);
     same_grads_with_recompute(m, a, 0, 1);
     rosa_adapter_free(a);
-    static const int one_layer[] = {1}; /* layer 0's shared set must still hold layer 1's branches */
+    static int one_layer[] = {1}; /* layer 0's shared set must still hold layer 1's branches */
     o.layers = one_layer;
     o.n_layers = 1;
     a = rosa_adapter_new_lora(&m->cfg, &o, 11);

@@ -4,7 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "io/config.h"
+#include "arch/config.h"
 #include "io/safetensors.h"
 #include "model/model.h"
 #include "test.h"

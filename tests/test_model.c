@@ -371,7 +371,7 @@ TEST(sample_top_p_keeps_the_smallest_nucleus) {
 TEST(bf16_compute_releases_the_fp32_weights) {
     rosa_model *m = rosa_model_load(testdata_path("llama_gqa"));
     REQUIRE(m);
-    REQUIRE(m->lm_head != m->embed);
+    REQUIRE(m->lm_head.f32 != m->embed);
     int V = m->cfg.vocab_size, n = 12;
     int32_t ids[12];
     for (int i = 0; i < n; i++) ids[i] = 3 + (i * 29) % (V - 3);
@@ -382,8 +382,8 @@ TEST(bf16_compute_releases_the_fp32_weights) {
     int64_t before = rosa_model_weight_bytes(m);
     REQUIRE(rosa_model_set_compute(m, ROSA_DTYPE_BF16) == 0);
     for (int l = 0; l < m->cfg.num_layers; l++)
-        for (int w = 0; w < 7; w++) CHECK(*rosa_layer_weight_slot(&m->layers[l], w) == NULL);
-    CHECK(m->lm_head == NULL && m->embed != NULL);
+        for (int w = 0; w < N_PROJ; w++) CHECK(m->layers[l].proj[w].f32 == NULL);
+    CHECK(m->lm_head.f32 == NULL && m->embed != NULL);
     CHECK(rosa_model_weight_bytes(m) != before);
     rosa_kv_cache_reset(kv);
     REQUIRE(rosa_forward(m, kv, n, ids, NULL, b16, 1) == 0);

@@ -13,7 +13,8 @@
 #include "report/report.h"
 #include "report/svg.h"
 #include "test.h"
-#include "train/adapter.h"
+#include "peft/lora.h"
+#include "peft/roae.h"
 #include "util.h"
 
 #define PY "/usr/bin/python3"

@@ -17,11 +17,12 @@
 #include <unistd.h>
 
 #include "eval/eval.h"
-#include "io/config.h"
+#include "arch/config.h"
 #include "io/safetensors.h"
 #include "model/model.h"
 #include "test.h"
-#include "train/adapter.h"
+#include "peft/lora.h"
+#include "peft/roae.h"
 #include "train/data.h"
 #include "util.h"
 

@@ -6,14 +6,16 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "peft/lora.h"
+#include "peft/roae.h"
 #include "io/json.h"
 #include "model/model.h"
 #include "test.h"
-#include "io/config.h"
+#include "arch/config.h"
 #include "io/safetensors.h"
 #include "train/dls.h"
-#include "train/merge.h"
-#include "train/train_model.h"
+#include "peft/peft.h"
+#include "train/train_ctx.h"
 #include "util.h"
 
 #define PY "/usr/bin/python3"
@@ -48,15 +50,15 @@ static void roae_inference(int pre_rope, int add_form) {
     uint8_t mask[24];
     for (int i = 0; i < n; i++) ids[i] = labels[i] = 3 + (i * 41) % (V - 3), mask[i] = 1;
     /* Training forward CE first (the model is unchanged by it). */
-    rosa_train_model *t = rosa_train_model_new(m, a, 1, n, 0);
+    rosa_train_ctx *t = rosa_train_ctx_new(m, a, 1, n, 0);
     REQUIRE(t);
     rosa_batch b = {.B = 1, .T = n, .ids = ids, .labels = labels, .mask = mask};
     float ce[24];
     double loss;
     int nt;
-    REQUIRE(rosa_train_microbatch(t, &b, 1.0f, 0, 0, NULL, &loss, &nt, ce) == 0);
-    rosa_train_model_free(t);
-    REQUIRE(rosa_model_apply_adapter(m, a) == 0);
+    REQUIRE(rosa_train_microbatch(t, &b, 1.0f, &(rosa_step_plan){.backward = 0, .stop_layer = 0}, NULL, &loss, &nt, ce) == 0);
+    rosa_train_ctx_free(t);
+    REQUIRE(rosa_adapter_apply(m, a) == 0);
     float *full = malloc(sizeof(float) * (size_t)n * V), *step = malloc(sizeof(float) * (size_t)V);
     rosa_kv_cache *kv = rosa_kv_cache_new(m, 1, n);
     REQUIRE(kv && full && step);
@@ -103,22 +105,23 @@ TEST(roae_low_frequency_dimensions) {
     rosa_adapter *a = rosa_adapter_new_roae(&fake, &o, 1);
     REQUIRE(a);
     /* d_h = 128, r_low = 0.25: {48..63} u {112..127} */
-    CHECK_EQ_INT(a->d_low, 32);
-    CHECK(a->low_dims[0] == 48 && a->low_dims[15] == 63 && a->low_dims[16] == 112 && a->low_dims[31] == 127);
+    CHECK_EQ_INT(rosa_roae_state_of(a)->d_low, 32);
+    CHECK(rosa_roae_state_of(a)->low_dims[0] == 48 && rosa_roae_state_of(a)->low_dims[15] == 63 && rosa_roae_state_of(a)->low_dims[16] == 112 && rosa_roae_state_of(a)->low_dims[31] == 127);
     rosa_adapter_free(a);
     fake.cfg.head_dim = 8; /* 8 * 0.25 / 2 = 1: m = 1, {3} u {7} */
     a = rosa_adapter_new_roae(&fake, &o, 1);
     REQUIRE(a);
-    CHECK(a->d_low == 2 && a->low_dims[0] == 3 && a->low_dims[1] == 7);
+    CHECK(rosa_roae_state_of(a)->d_low == 2 && rosa_roae_state_of(a)->low_dims[0] == 3 && rosa_roae_state_of(a)->low_dims[1] == 7);
     rosa_adapter_free(a);
     o.r_low = 0.01f; /* m = max(1, round(0.64)) = 1 */
     fake.cfg.head_dim = 64;
     a = rosa_adapter_new_roae(&fake, &o, 1);
     REQUIRE(a);
-    CHECK(a->d_low == 2 && a->low_dims[0] == 31 && a->low_dims[1] == 63);
+    CHECK(rosa_roae_state_of(a)->d_low == 2 && rosa_roae_state_of(a)->low_dims[0] == 31 && rosa_roae_state_of(a)->low_dims[1] == 63);
     /* Budget: L * r * (2d + (Hq + Hkv) * d_low) */
     CHECK_EQ_INT(rosa_adapter_num_params(a), 1 * 32 * (2 * 8 + 2 * 2));
-    CHECK_EQ_INT(rosa_roae_num_params(&fake.cfg, &o, 32), 1 * 32 * (2 * 8 + 2 * 2));
+    o.rank = 32;
+    CHECK_EQ_INT(rosa_peft_num_params(&rosa_peft_roae, &fake.cfg, &o), 1 * 32 * (2 * 8 + 2 * 2));
     rosa_adapter_free(a);
 }
 

@@ -6,10 +6,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "peft/lora.h"
+#include "peft/roae.h"
 #include "io/json.h"
 #include "model/model.h"
 #include "test.h"
-#include "train/merge.h"
+#include "peft/peft.h"
 #include "train/optim.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
@@ -44,7 +46,7 @@ static rosa_adapter *tiny_adapter(void) {
     rosa_lora_options o;
     rosa_lora_options_default(&o);
     o.rank = 1;
-    o.targets = 1u << MOD_Q;
+    o.targets = 1u << PROJ_Q;
     return rosa_adapter_new_lora(&c, &o, 1);
 }
 
@@ -225,7 +227,7 @@ TEST(train_token_loss_norm_matches_pytorch_reference) {
     rosa_model *m = rosa_model_load(model);
     rosa_adapter *a = m ? rosa_adapter_load(out, &m->cfg) : NULL;
     REQUIRE(a);
-    CHECK(a->lora.rslora && a->n_params == 2 * 2 * 2);
+    CHECK(((rosa_lora_options *)a->opts)->rslora && a->n_params == 2 * 2 * 2);
     double worst = 0.0;
     for (int i = 0; i < a->n_params; i++) {
         const cJSON *want = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "adapter"), a->params[i].name);
@@ -473,15 +475,15 @@ TEST(adapter_files_follow_peft_and_refuse_what_rosa_lacks) {
     rosa_adapter *a = rosa_adapter_new_lora(&m->cfg, &o, 7);
     REQUIRE(a);
     CHECK_EQ_INT(a->n_params, 2 * 2 * 2);
-    CHECK(a->lora_idx[1][MOD_Q] >= 0 && a->lora_idx[3][MOD_DOWN] >= 0 && a->lora_idx[0][MOD_Q] < 0 &&
-          a->lora_idx[1][MOD_V] < 0);
+    CHECK(rosa_lora_state_of(a)->idx[1][PROJ_Q] >= 0 && rosa_lora_state_of(a)->idx[3][PROJ_DOWN] >= 0 && rosa_lora_state_of(a)->idx[0][PROJ_Q] < 0 &&
+          rosa_lora_state_of(a)->idx[1][PROJ_V] < 0);
     CHECK_STR(a->params[0].name, "base_model.model.model.layers.1.self_attn.q_proj.lora_A.weight");
     const char *dir = test_tmp_path("peft");
     REQUIRE(rosa_adapter_save(a, dir, "stories260K") == 0);
     rosa_adapter *b = rosa_adapter_load(dir, &m->cfg);
     REQUIRE(b);
     CHECK(b->n_floats == a->n_floats && memcmp(a->w, b->w, sizeof(float) * a->n_floats) == 0);
-    CHECK_STR(b->target_regex, ".*\\.(q_proj|down_proj)");
+    CHECK_STR(((rosa_lora_options *)b->opts)->target_regex, ".*\\.(q_proj|down_proj)");
     rosa_adapter_free(b);
     char cfg[600];
     snprintf(cfg, sizeof cfg, "%s/adapter_config.json", dir);

@@ -1,8 +1,8 @@
 /* analyze.c: per-dimension statistics of the RoPE-rotated Q and K states.
  *
- * The forward replicates forward.c layer by layer with the ops of ops.h (one
- * record at a time, no KV cache), stopping after the last layer's Q and K, and
- * accumulates sums of squares in double precision. */
+ * Each record runs alone through the decoder block (model/block.c), stopping
+ * after the last layer's Q and K; a tap hook accumulates their sums of
+ * squares in double precision. */
 #include "analyze.h"
 
 #include <math.h>
@@ -10,16 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ops.h"
+#include "model/block.h"
+#include "model/ops.h"
 #include "util.h"
-
-int rosa_roae_m(int hd, float r_low) {
-    if (!(r_low > 0.0f && r_low <= 1.0f)) return rosa_fail("--r-low %g must be in (0, 1]", r_low);
-    int m = (int)floor((double)hd * r_low / 2.0 + 0.5);
-    if (m < 1) m = 1;
-    if (m > hd / 2) return rosa_fail("r_low %g selects %d dimensions per half of a %d-dimensional head", r_low, m, hd);
-    return m;
-}
 
 void rosa_analysis_free(rosa_analysis *a) {
     if (!a) return;
@@ -36,19 +29,6 @@ void rosa_analysis_free(rosa_analysis *a) {
     memset(a, 0, sizeof *a);
 }
 
-/* RoAE of layer l on q and k from the normed input h (as forward.c's roae_apply). */
-static void roae_apply(const rosa_model *m, int l, const float *h, float *q, float *k, float *u, float *g, int N) {
-    const rosa_roae_hook *ro = &m->roae;
-    const rosa_config *c = &m->cfg;
-    for (int w = 0; w < 2; w++) {
-        if (!ro->A[l][w]) continue;
-        int H = w ? c->num_kv_heads : c->num_heads, G = H * ro->d_low;
-        linear_forward(u, h, ro->A[l][w], NULL, N, c->hidden_size, ro->rank, 0);
-        linear_forward(g, u, ro->B[l][w], NULL, N, ro->rank, G, 0);
-        roae_modulate_forward(w ? k : q, NULL, g, ro->low_dims, N, H, c->head_dim, ro->d_low, ro->alpha, ro->add_form);
-    }
-}
-
 /* sumsq[c] += sum_t z[t][c]^2 for the C columns of z [T][C]. */
 static void accumulate(double *sumsq, const float *z, int T, int C) {
 #pragma omp parallel for schedule(static) if ((int64_t)T * C >= 1 << 16)
@@ -62,6 +42,27 @@ static void accumulate(double *sumsq, const float *z, int T, int C) {
     }
 }
 
+/* The tap: a hook after every other at the POST_ROPE point, so it sees Q
+ * and K as attention will (after RoPE and any adapter's modulation). */
+typedef struct {
+    rosa_analysis *out;
+    int N;
+} tap_state;
+
+static int tap_qk(void *self, const rosa_block_ctx *c, int l, int stage, float *acts, const float *h, float *q,
+                  float *k) {
+    (void)acts, (void)h;
+    if (stage != HOOK_POST_ROPE) return 0;
+    tap_state *t = self;
+    const rosa_config *cf = &c->m->cfg;
+    int Q = cf->num_heads * cf->head_dim, K = cf->num_kv_heads * cf->head_dim;
+    accumulate(t->out->q_sumsq + (size_t)l * Q, q, t->N, Q);
+    accumulate(t->out->k_sumsq + (size_t)l * K, k, t->N, K);
+    return 0;
+}
+
+static const rosa_hook_ops tap_ops = {.qk_forward = tap_qk};
+
 int rosa_analyze(rosa_model *m, const int32_t *const *ids, const int *lens, int n, float r_low,
                  rosa_analyze_progress progress, void *user, rosa_analysis *out) {
     memset(out, 0, sizeof *out);
@@ -69,7 +70,7 @@ int rosa_analyze(rosa_model *m, const int32_t *const *ids, const int *lens, int 
     const rosa_config *c = &m->cfg;
     int L = c->num_layers, D = c->hidden_size, F = c->intermediate_size, hd = c->head_dim, Hq = c->num_heads,
         Hkv = c->num_kv_heads, Q = Hq * hd, K = Hkv * hd, V = c->vocab_size;
-    int mm = rosa_roae_m(hd, r_low);
+    int mm = rosa_rope_low_dims(hd, r_low, NULL);
     if (mm < 0) return -1;
     int Tmax = 0;
     for (int i = 0; i < n; i++) {
@@ -97,59 +98,77 @@ int rosa_analyze(rosa_model *m, const int32_t *const *ids, const int *lens, int 
     out->k_share = rosa_calloc((size_t)L, sizeof(double), "analysis");
     out->q_sumsq = rosa_calloc((size_t)L * Q, sizeof(double), "analysis");
     out->k_sumsq = rosa_calloc((size_t)L * K, sizeof(double), "analysis");
-    size_t T = (size_t)Tmax, threads = (size_t)omp_get_max_threads();
-    size_t R = m->roae.on ? (size_t)m->roae.rank : 1, G = m->roae.on ? (size_t)Hq * m->roae.d_low : 1;
-    float *x = rosa_malloc(sizeof(float) * T * D, "analysis activations");
-    float *h = rosa_malloc(sizeof(float) * T * D, "analysis activations");
-    float *q = rosa_malloc(sizeof(float) * T * Q, "analysis activations");
-    float *k = rosa_malloc(sizeof(float) * T * K, "analysis activations");
-    float *v = rosa_malloc(sizeof(float) * T * K, "analysis activations");
-    float *att = rosa_malloc(sizeof(float) * T * Q, "analysis activations");
-    float *gate = rosa_malloc(sizeof(float) * T * F, "analysis activations");
-    float *up = rosa_malloc(sizeof(float) * T * F, "analysis activations");
-    float *scores = rosa_malloc(sizeof(float) * threads * T, "analysis activations");
-    float *ru = rosa_malloc(sizeof(float) * T * R, "analysis activations");
-    float *rg = rosa_malloc(sizeof(float) * T * G, "analysis activations");
-    float *rope_cs = rosa_malloc(sizeof(float) * T * (size_t)hd, "analysis activations");
-    int *pos = rosa_malloc(sizeof(int) * T, "analysis activations");
-    uint8_t *valid = rosa_malloc(T, "analysis activations");
+    if (m->n_hooks == ROSA_MAX_HOOKS) return rosa_fail("analyze: no room for its tap beside %d hooks", m->n_hooks);
+    /* One record at a time through the decoder block, attention over the
+     * whole record; nothing is kept, so the residual stream is updated in
+     * place.  One arena, carved by a size table. */
+    size_t T = (size_t)Tmax, threads = (size_t)omp_get_max_threads(), hook = 0, off = 0;
+    for (int l = 0; l < L; l++) {
+        size_t need = rosa_block_hook_floats(m->hooks, m->n_hooks, l, (int)T);
+        if (need > hook) hook = need;
+    }
+    rosa_hook hooks[ROSA_MAX_HOOKS];
+    memcpy(hooks, m->hooks, sizeof(rosa_hook) * (size_t)m->n_hooks);
+    tap_state tap = {out, 0};
+    hooks[m->n_hooks] = (rosa_hook){&tap_ops, &tap};
+    rosa_block_acts A = {0};
+    rosa_block_ctx bc = {.m = m, .hooks = hooks, .n_hooks = m->n_hooks + 1, .B = 1};
+    size_t scratch[ROSA_MAX_HOOKS] = {0};
+    for (int i = 0; i < m->n_hooks; i++)
+        if (hooks[i].ops->scratch_floats) scratch[i] = hooks[i].ops->scratch_floats(hooks[i].self, (int)T);
+    float *rope_cs = NULL, *hook_region = NULL, *arena = NULL;
+    uint8_t *valid = NULL;
+    int *pos = NULL;
+    for (int pass = 0; pass < 2; pass++) {
+#define TAKE(ptr, n)                                                     \
+    do {                                                                 \
+        if (arena) (ptr) = (void *)(arena + off);                        \
+        off += ((size_t)(n) + 15) & ~(size_t)15;                         \
+    } while (0)
+        off = 0;
+        TAKE(A.x, T * D);
+        TAKE(bc.h, T * D);
+        TAKE(A.q, T * Q);
+        TAKE(A.k, T * K);
+        TAKE(A.v, T * K);
+        TAKE(A.att, T * Q);
+        TAKE(A.lse, T * Hq);
+        TAKE(A.gate, T * F);
+        TAKE(A.up, T * F);
+        TAKE(bc.scores, threads * 2 * T * T);
+        TAKE(rope_cs, T * (size_t)hd);
+        TAKE(hook_region, hook);
+        for (int i = 0; i < m->n_hooks; i++) TAKE(bc.hook_scratch[i], scratch[i]);
+        TAKE(pos, T);
+        TAKE(valid, T);
+#undef TAKE
+        if (pass == 0) arena = rosa_malloc(sizeof(float) * off, "analysis activations");
+        if (!arena) break;
+    }
     int status = -1;
     if (!out->dims || !out->inv_freq || !out->q_norm || !out->k_norm || !out->q_band || !out->k_band ||
-        !out->q_share || !out->k_share || !out->q_sumsq || !out->k_sumsq || !x || !h || !q || !k || !v || !att ||
-        !gate || !up || !scores || !ru || !rg || !rope_cs || !pos || !valid)
+        !out->q_share || !out->k_share || !out->q_sumsq || !out->k_sumsq || !arena)
         goto done;
-    for (int i = 0; i < mm; i++) {
-        out->dims[i] = hd / 2 - mm + i;
-        out->dims[mm + i] = hd - mm + i;
-    }
+    A.x2 = A.x;
+    rosa_rope_low_dims(hd, r_low, out->dims);
     memcpy(out->inv_freq, m->inv_freq, sizeof(double) * (size_t)(hd / 2));
     for (size_t t = 0; t < T; t++) pos[t] = (int)t, valid[t] = 1;
     rope_table(rope_cs, pos, m->inv_freq, (int)T, hd); /* every record starts at position 0 */
-    const rosa_roae_hook *ro = &m->roae;
+    bc.rope_cs = rope_cs;
+    bc.mask = valid;
     for (int r = 0; r < n; r++) {
         int N = lens[r];
         if (N <= 0) continue;
-        embedding_forward(x, ids[r], m->embed, N, D);
+        bc.T = bc.N = tap.N = N;
+        embedding_forward(A.x, ids[r], m->embed, N, D);
         for (int l = 0; l < L; l++) {
-            const rosa_layer *Ly = &m->layers[l];
-            rmsnorm_forward(h, NULL, x, Ly->attn_norm, N, D, c->rms_norm_eps);
-            linear_forward(q, h, Ly->wq, Ly->bq, N, D, Q, 0);
-            linear_forward(k, h, Ly->wk, Ly->bk, N, D, K, 0);
-            if (ro->on && ro->pre_rope) roae_apply(m, l, h, q, k, ru, rg, N);
-            rope_apply(q, rope_cs, N, Hq, hd, 1.0f);
-            rope_apply(k, rope_cs, N, Hkv, hd, 1.0f);
-            if (ro->on && !ro->pre_rope) roae_apply(m, l, h, q, k, ru, rg, N);
-            accumulate(out->q_sumsq + (size_t)l * Q, q, N, Q);
-            accumulate(out->k_sumsq + (size_t)l * K, k, N, K);
-            if (l == L - 1) break; /* nothing after the last layer's Q and K is needed */
-            linear_forward(v, h, Ly->wv, Ly->bv, N, D, K, 0);
-            attention_forward(att, q, k, v, valid, 0, N, Hq, Hkv, hd, K, scores);
-            linear_forward(x, att, Ly->wo, Ly->bo, N, Q, D, 1);
-            rmsnorm_forward(h, NULL, x, Ly->ffn_norm, N, D, c->rms_norm_eps);
-            linear_forward(gate, h, Ly->w_gate, Ly->b_gate, N, D, F, 0);
-            linear_forward(up, h, Ly->w_up, Ly->b_up, N, D, F, 0);
-            swiglu_forward(gate, gate, up, N, F);
-            linear_forward(x, gate, Ly->w_down, Ly->b_down, N, F, D, 1);
+            float *region = hook_region;
+            for (int i = 0; i < m->n_hooks; i++) {
+                A.hook[i] = region;
+                if (hooks[i].ops->act_floats) region += (hooks[i].ops->act_floats(hooks[i].self, l, N) + 15) & ~(size_t)15;
+            }
+            bc.qk_only = l == L - 1; /* nothing after the last layer's Q and K is needed */
+            if (rosa_block_forward(&bc, l, &A, A.x) < 0) goto done;
         }
         out->n_records++;
         out->n_tokens += N;
@@ -177,20 +196,7 @@ int rosa_analyze(rosa_model *m, const int32_t *const *ids, const int *lens, int 
     }
     status = 0;
 done:
-    free(x);
-    free(h);
-    free(q);
-    free(k);
-    free(v);
-    free(att);
-    free(gate);
-    free(up);
-    free(scores);
-    free(ru);
-    free(rg);
-    free(rope_cs);
-    free(pos);
-    free(valid);
+    free(arena);
     if (status < 0) rosa_analysis_free(out);
     return status;
 }

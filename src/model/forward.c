@@ -9,8 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model.h"
-#include "ops.h"
+#include "model/block.h"
+#include "model/model.h"
+#include "model/ops.h"
 #include "util.h"
 
 rosa_kv_cache *rosa_kv_cache_new(const rosa_model *m, int batch, int capacity) {
@@ -61,72 +62,81 @@ void rosa_kv_cache_reset(rosa_kv_cache *kv) {
 
 int rosa_kv_cache_length(const rosa_kv_cache *kv) { return kv->len; }
 
-/* A call that starts an empty cache with several slots computes attention
- * with GEMMs (attention_seq_forward), up to a bounded score block. */
-static int prefill_gemm(const rosa_kv_cache *kv, int T) { return kv->len == 0 && T > 1 && T <= 2048; }
-
-/* Scratch layout for one call with N = B*T rows. */
+/* Scratch of one call with N = B*T rows, carved from the cache's buffer by
+ * one walk (with base NULL it only counts floats). */
 typedef struct {
-    float *x, *h, *q, *k, *v, *att, *gate, *up, *scores, *roae_u, *roae_g, *lse, *rope_cs;
+    rosa_block_acts acts;
+    float *h, *scores, *rope_cs;
+    float *hook_region;  /* the hooks' per-layer state (scratch here: nothing is kept) */
+    float *hook_scratch[ROSA_MAX_HOOKS];
     int *pos;
     int32_t *rows; /* logits rows to compute */
 } fwd_buffers;
 
-static int carve(rosa_kv_cache *kv, const rosa_model *m, int T, fwd_buffers *b) {
+static size_t layout(const rosa_kv_cache *kv, const rosa_model *m, int T, fwd_buffers *b, float *base) {
     const rosa_config *c = &m->cfg;
     size_t N = (size_t)kv->B * (size_t)T, D = (size_t)c->hidden_size, F = (size_t)c->intermediate_size,
-           Q = (size_t)c->num_heads * (size_t)c->head_dim, K = (size_t)kv->kv_dim;
+           Q = (size_t)c->num_heads * (size_t)c->head_dim, K = (size_t)kv->kv_dim, off = 0;
     size_t S = (size_t)kv->len + (size_t)T, threads = (size_t)omp_get_max_threads();
-    size_t R = m->roae.on ? (size_t)m->roae.rank : 0, G = m->roae.on ? (size_t)c->num_heads * m->roae.d_low : 0;
     /* A prefill uses the GEMM attention (a T x T score block per thread). */
-    size_t score_floats = threads * S, lse = 0;
-    if (prefill_gemm(kv, T)) {
-        score_floats = threads * 2 * (size_t)T * T;
-        lse = (size_t)T * c->num_heads;
+    int gemm = rosa_block_prefill_gemm(kv, T);
+    size_t hook = 0;
+    for (int l = 0; l < c->num_layers; l++) {
+        size_t n = rosa_block_hook_floats(m->hooks, m->n_hooks, l, (int)N);
+        if (n > hook) hook = n;
     }
-    size_t sizes[] = {N * D, N * D, N * Q, N * K, N * K, N * Q, N * F, N * F, score_floats, N * R, N * G, lse,
-                      N * (size_t)c->head_dim, N, N};
-    size_t total = 0;
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += (sizes[i] + 15) & ~(size_t)15;
+#define TAKE(ptr, n)                                                     \
+    do {                                                                 \
+        if (base) (ptr) = (void *)(base + off);                          \
+        off += ((size_t)(n) + 15) & ~(size_t)15;                         \
+    } while (0)
+    rosa_block_acts *A = &b->acts;
+    TAKE(A->x, N * D);
+    TAKE(b->h, N * D);
+    TAKE(A->q, N * Q);
+    TAKE(A->k, N * K);
+    TAKE(A->v, N * K);
+    TAKE(A->att, N * Q);
+    TAKE(A->gate, N * F);
+    TAKE(A->up, N * F);
+    TAKE(b->scores, gemm ? threads * 2 * (size_t)T * T : threads * S);
+    TAKE(A->lse, gemm ? (size_t)T * c->num_heads : 0);
+    TAKE(b->rope_cs, N * (size_t)c->head_dim);
+    TAKE(b->hook_region, hook);
+    for (int i = 0; i < m->n_hooks; i++)
+        if (m->hooks[i].ops->scratch_floats) TAKE(b->hook_scratch[i], m->hooks[i].ops->scratch_floats(m->hooks[i].self, (int)N));
+    TAKE(b->pos, N);
+    TAKE(b->rows, N);
+#undef TAKE
+    A->x2 = A->x; /* the residual stream is updated in place */
+    return off;
+}
+
+/* The per-layer hook slices of layer l inside region r. */
+static void hook_slices(const rosa_model *m, int l, int N, float *r, rosa_block_acts *A) {
+    for (int i = 0; i < m->n_hooks; i++) {
+        A->hook[i] = r;
+        if (m->hooks[i].ops->act_floats) r += (m->hooks[i].ops->act_floats(m->hooks[i].self, l, N) + 15) & ~(size_t)15;
+    }
+}
+
+static int carve(rosa_kv_cache *kv, const rosa_model *m, int T, fwd_buffers *b) {
+    size_t total = layout(kv, m, T, b, NULL);
     if (total > kv->scratch_size) {
         float *p = rosa_realloc(kv->scratch, total * sizeof(float), "forward scratch");
         if (!p) return -1;
         kv->scratch = p;
         kv->scratch_size = total;
     }
-    float *p = kv->scratch;
-    float **slots[] = {&b->x,      &b->h,      &b->q,      &b->k,      &b->v,      &b->att,   &b->gate,
-                       &b->up,     &b->scores, &b->roae_u, &b->roae_g, &b->lse,    &b->rope_cs};
-    size_t i = 0;
-    for (; i < sizeof slots / sizeof slots[0]; i++) {
-        *slots[i] = p;
-        p += (sizes[i] + 15) & ~(size_t)15;
-    }
-    b->pos = (int *)p;
-    p += (sizes[i++] + 15) & ~(size_t)15;
-    b->rows = (int32_t *)p;
+    memset(b, 0, sizeof *b);
+    layout(kv, m, T, b, kv->scratch);
     return 0;
-}
-
-/* RoAE of layer l on b->q and b->k from the normed input b->h. */
-static void roae_apply(const rosa_model *m, int l, fwd_buffers *b, int N) {
-    const rosa_roae_hook *ro = &m->roae;
-    const rosa_config *c = &m->cfg;
-    for (int w = 0; w < 2; w++) {
-        if (!ro->A[l][w]) continue;
-        int H = w ? c->num_kv_heads : c->num_heads, G = H * ro->d_low;
-        linear_forward(b->roae_u, b->h, ro->A[l][w], NULL, N, c->hidden_size, ro->rank, 0);
-        linear_forward(b->roae_g, b->roae_u, ro->B[l][w], NULL, N, ro->rank, G, 0);
-        roae_modulate_forward(w ? b->k : b->q, NULL, b->roae_g, ro->low_dims, N, H, c->head_dim, ro->d_low, ro->alpha,
-                              ro->add_form);
-    }
 }
 
 int rosa_forward(rosa_model *m, rosa_kv_cache *kv, int T, const int32_t *ids, const uint8_t *mask, float *logits,
                  int all_logits) {
     const rosa_config *c = &m->cfg;
-    int B = kv->B, D = c->hidden_size, F = c->intermediate_size, V = c->vocab_size, hd = c->head_dim;
-    int Hq = c->num_heads, Hkv = c->num_kv_heads, Q = Hq * hd, K = kv->kv_dim, N = B * T;
+    int B = kv->B, D = c->hidden_size, V = c->vocab_size, hd = c->head_dim, N = B * T;
     if (T < 1) return rosa_fail("forward: no new slots");
     if (T > kv->cap - kv->len)
         return rosa_fail("forward: %d new slots do not fit the KV cache (%d of %d used)", T, kv->len, kv->cap);
@@ -158,47 +168,23 @@ int rosa_forward(rosa_model *m, rosa_kv_cache *kv, int T, const int32_t *ids, co
         m->warned_positions = 1;
     }
 
-    embedding_forward(b.x, ids, m->embed, N, D);
+    embedding_forward(b.acts.x, ids, m->embed, N, D);
     rope_table(b.rope_cs, b.pos, m->inv_freq, N, hd);
-    size_t layer_stride = (size_t)B * (size_t)kv->cap * (size_t)K;
+    rosa_block_ctx bc = {.m = m, .hooks = m->hooks, .n_hooks = m->n_hooks, .B = B, .T = T, .N = N,
+                         .rope_cs = b.rope_cs, .kv = kv, .scores = b.scores, .h = b.h};
+    memcpy(bc.hook_scratch, b.hook_scratch, sizeof bc.hook_scratch);
     for (int l = 0; l < c->num_layers; l++) {
-        const rosa_layer *L = &m->layers[l];
-        rmsnorm_forward(b.h, NULL, b.x, L->attn_norm, N, D, c->rms_norm_eps);
-        frozen_linear_forward(b.q, b.h, L->wq, L->packed[0], L->bq, N, D, Q, 0);
-        frozen_linear_forward(b.k, b.h, L->wk, L->packed[1], L->bk, N, D, K, 0);
-        frozen_linear_forward(b.v, b.h, L->wv, L->packed[2], L->bv, N, D, K, 0);
-        const rosa_roae_hook *ro = &m->roae;
-        if (ro->on && ro->pre_rope) roae_apply(m, l, &b, N);
-        rope_apply(b.q, b.rope_cs, N, Hq, hd, 1.0f);
-        rope_apply(b.k, b.rope_cs, N, Hkv, hd, 1.0f);
-        if (ro->on && !ro->pre_rope) roae_apply(m, l, &b, N); /* the cache keeps the modulated K */
-        float *kc = kv->k + (size_t)l * layer_stride, *vc = kv->v + (size_t)l * layer_stride;
-        for (int s = 0; s < B; s++) {
-            float *ks = kc + (size_t)s * kv->cap * K, *vs = vc + (size_t)s * kv->cap * K;
-            memcpy(ks + (size_t)kv->len * K, b.k + (size_t)s * T * K, sizeof(float) * (size_t)T * K);
-            memcpy(vs + (size_t)kv->len * K, b.v + (size_t)s * T * K, sizeof(float) * (size_t)T * K);
-            if (prefill_gemm(kv, T)) /* the cache rows of this sequence are contiguous from slot 0 */
-                attention_seq_forward(b.att + (size_t)s * T * Q, b.lse, b.q + (size_t)s * T * Q, ks, vs,
-                                      kv->valid + (size_t)s * kv->cap, 1, T, Hq, Hkv, hd, b.scores);
-            else
-                attention_forward(b.att + (size_t)s * T * Q, b.q + (size_t)s * T * Q, ks, vs,
-                                  kv->valid + (size_t)s * kv->cap, kv->len, T, Hq, Hkv, hd, K, b.scores);
-        }
-        frozen_linear_forward(b.x, b.att, L->wo, L->packed[3], L->bo, N, Q, D, 1);
-        rmsnorm_forward(b.h, NULL, b.x, L->ffn_norm, N, D, c->rms_norm_eps);
-        frozen_linear_forward(b.gate, b.h, L->w_gate, L->packed[4], L->b_gate, N, D, F, 0);
-        frozen_linear_forward(b.up, b.h, L->w_up, L->packed[5], L->b_up, N, D, F, 0);
-        swiglu_forward(b.gate, b.gate, b.up, N, F);
-        frozen_linear_forward(b.x, b.gate, L->w_down, L->packed[6], L->b_down, N, F, D, 1);
+        hook_slices(m, l, N, b.hook_region, &b.acts);
+        if (rosa_block_forward(&bc, l, &b.acts, b.acts.x) < 0) return -1;
     }
-    if (rosa_bf16_take_error()) return -1;
     kv->len += T;
     for (int s = 0; s < B; s++)
         for (int t = 0; t < T; t++) kv->n_real[s] += mask ? mask[s * T + t] != 0 : 1;
 
+    float *x = b.acts.x, *h = b.h;
     if (all_logits) {
-        rmsnorm_forward(b.h, NULL, b.x, m->norm, N, D, c->rms_norm_eps);
-        return frozen_linear_forward(logits, b.h, m->lm_head, m->lm_packed, NULL, N, D, V, 0);
+        rmsnorm_forward(h, NULL, x, m->norm, N, D, c->rms_norm_eps);
+        return rosa_weight_forward(&m->lm_head, logits, h, NULL, N, 0);
     }
     /* Only each sequence's last real slot of this call needs logits. */
     int n_rows = 0;
@@ -207,17 +193,15 @@ int rosa_forward(rosa_model *m, rosa_kv_cache *kv, int T, const int32_t *ids, co
         for (int t = 0; t < T; t++)
             if (!mask || mask[s * T + t]) last = t;
         if (last < 0) continue;
-        memcpy(b.h + (size_t)n_rows * D, b.x + ((size_t)s * T + last) * D, sizeof(float) * (size_t)D);
+        memcpy(h + (size_t)n_rows * D, x + ((size_t)s * T + last) * D, sizeof(float) * (size_t)D);
         b.rows[n_rows++] = s;
     }
     if (n_rows == 0) return 0;
-    rmsnorm_forward(b.x, NULL, b.h, m->norm, n_rows, D, c->rms_norm_eps);
-    if (n_rows == B) { /* the usual case: one GEMM straight into logits */
-        return frozen_linear_forward(logits, b.x, m->lm_head, m->lm_packed, NULL, B, D, V, 0);
-    }
+    rmsnorm_forward(x, NULL, h, m->norm, n_rows, D, c->rms_norm_eps);
+    if (n_rows == B) /* the usual case: one GEMM straight into logits */
+        return rosa_weight_forward(&m->lm_head, logits, x, NULL, B, 0);
     for (int r = 0; r < n_rows; r++)
-        if (frozen_linear_forward(logits + (size_t)b.rows[r] * V, b.x + (size_t)r * D, m->lm_head, m->lm_packed, NULL, 1,
-                                  D, V, 0) < 0)
+        if (rosa_weight_forward(&m->lm_head, logits + (size_t)b.rows[r] * V, x + (size_t)r * D, NULL, 1, 0) < 0)
             return -1;
     return 0;
 }

@@ -8,7 +8,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "io/config.h"
+#include "arch/arch.h"
+#include "arch/config.h"
 #include "util.h"
 
 int rosa_model_own(rosa_model *m, void *p) {
@@ -96,36 +97,31 @@ static int check_extra_layers(const rosa_model *m, const char *dir) {
 
 static int load_layer(rosa_model *m, const char *dir, int l) {
     const rosa_config *c = &m->cfg;
-    int64_t D = c->hidden_size, F = c->intermediate_size, Q = (int64_t)c->num_heads * c->head_dim,
-            K = (int64_t)c->num_kv_heads * c->head_dim;
-    int qkv_bias = c->attention_bias || c->qkv_bias, err = 0;
+    const rosa_arch_desc *ad = rosa_arch_of(c);
+    int64_t D = c->hidden_size;
+    int err = 0;
     rosa_layer *L = &m->layers[l];
-    char name[256];
-#define W(field, suffix, nd, a, b, req)                                        \
-    snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix);              \
-    L->field = tensor(m, dir, name, nd, a, b, req, &err);                      \
-    if (err) return -1;
-    W(attn_norm, "input_layernorm.weight", 1, D, 0, 1)
-    W(wq, "self_attn.q_proj.weight", 2, Q, D, 1)
-    W(wk, "self_attn.k_proj.weight", 2, K, D, 1)
-    W(wv, "self_attn.v_proj.weight", 2, K, D, 1)
-    W(wo, "self_attn.o_proj.weight", 2, D, Q, 1)
-    W(bq, "self_attn.q_proj.bias", 1, Q, 0, qkv_bias)
-    W(bk, "self_attn.k_proj.bias", 1, K, 0, qkv_bias)
-    W(bv, "self_attn.v_proj.bias", 1, K, 0, qkv_bias)
-    W(bo, "self_attn.o_proj.bias", 1, D, 0, c->attention_bias)
-    W(ffn_norm, "post_attention_layernorm.weight", 1, D, 0, 1)
-    W(w_gate, "mlp.gate_proj.weight", 2, F, D, 1)
-    W(w_up, "mlp.up_proj.weight", 2, F, D, 1)
-    W(w_down, "mlp.down_proj.weight", 2, D, F, 1)
-    W(b_gate, "mlp.gate_proj.bias", 1, F, 0, c->mlp_bias)
-    W(b_up, "mlp.up_proj.bias", 1, F, 0, c->mlp_bias)
-    W(b_down, "mlp.down_proj.bias", 1, D, 0, c->mlp_bias)
-#undef W
-    /* A bias the config does not ask for would be silently ignored: refuse it. */
-    if (!qkv_bias && L->bq) return rosa_fail("%s: weights have q_proj.bias but config.json has no attention_bias", dir);
-    if (!c->attention_bias && L->bo) return rosa_fail("%s: weights have o_proj.bias but config.json has no attention_bias", dir);
-    if (!c->mlp_bias && L->b_gate) return rosa_fail("%s: weights have mlp biases but config.json has mlp_bias false", dir);
+    char base[192], name[256];
+    for (int i = 0; i < ad->n_norms; i++) {
+        snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, ad->norm_names[i]);
+        L->norm[i] = tensor(m, dir, name, 1, D, 0, 1, &err);
+        if (err) return -1;
+    }
+    for (int p = 0; p < N_PROJ; p++) {
+        int in, out, has_bias = rosa_proj_has_bias(c, p);
+        rosa_proj_shape(c, p, &in, &out);
+        rosa_proj_tensor_name(base, sizeof base, l, p);
+        snprintf(name, sizeof name, "%s.weight", base);
+        L->proj[p] = (rosa_weight){tensor(m, dir, name, 2, out, in, 1, &err), NULL, out, in};
+        if (err) return -1;
+        snprintf(name, sizeof name, "%s.bias", base);
+        L->bias[p] = tensor(m, dir, name, 1, out, 0, has_bias, &err);
+        if (err) return -1;
+        /* A bias the config does not ask for would be silently ignored: refuse it. */
+        if (L->bias[p] && !has_bias)
+            return rosa_fail("%s: weights have %s.bias but config.json asks for no %s bias", dir, base,
+                             p <= PROJ_O ? "attention" : "MLP");
+    }
     return 0;
 }
 
@@ -153,6 +149,18 @@ void rosa_rope_inv_freq(const rosa_config *c, double *inv_freq) {
     }
 }
 
+int rosa_rope_low_dims(int hd, float r_low, int *dims) {
+    if (!(r_low > 0.0f && r_low <= 1.0f)) return rosa_fail("--r-low %g must be in (0, 1]", r_low);
+    int m = (int)floor((double)hd * r_low / 2.0 + 0.5);
+    if (m < 1) m = 1;
+    if (m > hd / 2) return rosa_fail("r_low %g selects %d dimensions per half of a %d-dimensional head", r_low, m, hd);
+    for (int i = 0; dims && i < m; i++) {
+        dims[i] = hd / 2 - m + i;
+        dims[m + i] = hd - m + i;
+    }
+    return m;
+}
+
 rosa_model *rosa_model_load(const char *dir) {
     rosa_model *m = rosa_calloc(1, sizeof *m, "model");
     if (!m) return NULL;
@@ -170,15 +178,19 @@ rosa_model *rosa_model_load(const char *dir) {
         if (load_layer(m, dir, l) < 0) goto fail;
     m->norm = tensor(m, dir, "model.norm.weight", 1, D, 0, 1, &err);
     if (err) goto fail;
-    m->lm_head = tensor(m, dir, "lm_head.weight", 2, V, D, !c->tie_word_embeddings, &err);
+    m->lm_head = (rosa_weight){tensor(m, dir, "lm_head.weight", 2, V, D, !c->tie_word_embeddings, &err), NULL,
+                               (int)V, (int)D};
     if (err) goto fail;
     /* transformers ties when the config says so, even if lm_head.weight is stored. */
     if (c->tie_word_embeddings) {
-        if (m->lm_head) m->n_params -= V * D;
-        m->lm_head = m->embed;
+        if (m->lm_head.f32) m->n_params -= V * D;
+        m->lm_head.f32 = m->embed;
     }
     {
-        const st_tensor *t = st_set_find(&m->weights, "model.layers.0.self_attn.q_proj.weight");
+        char q[256];
+        rosa_proj_tensor_name(q, sizeof q - 8, 0, PROJ_Q);
+        strcat(q, ".weight");
+        const st_tensor *t = st_set_find(&m->weights, q);
         m->cfg.weight_dtype = t->dtype == ST_F16 ? ROSA_DTYPE_F16 : t->dtype == ST_BF16 ? ROSA_DTYPE_BF16 : ROSA_DTYPE_F32;
     }
     rosa_rope_inv_freq(c, m->inv_freq);
@@ -207,12 +219,8 @@ rosa_model *rosa_model_random(const rosa_config *c, uint64_t seed) {
     rosa_model *m = rosa_calloc(1, sizeof *m, "model");
     if (!m) return NULL;
     m->cfg = *c;
-    int64_t V = c->vocab_size, D = c->hidden_size, F = c->intermediate_size, Q = (int64_t)c->num_heads * c->head_dim,
-            K = (int64_t)c->num_kv_heads * c->head_dim;
-    int qkv_bias = c->attention_bias || c->qkv_bias;
-    int64_t per_layer = 2 * D + Q * D + 2 * K * D + D * Q + 3 * F * D + (qkv_bias ? Q + 2 * K : 0) +
-                        (c->attention_bias ? D : 0) + (c->mlp_bias ? 2 * F + D : 0);
-    int64_t total = V * D * (c->tie_word_embeddings ? 1 : 2) + D + per_layer * c->num_layers;
+    const rosa_arch_desc *ad = rosa_arch_of(c);
+    int64_t V = c->vocab_size, D = c->hidden_size, total = rosa_config_num_params(c);
     float *w = rosa_malloc(sizeof(float) * (size_t)total, "random weights");
     if (!w || rosa_model_own(m, w) < 0) {
         free(w);
@@ -237,30 +245,19 @@ rosa_model *rosa_model_random(const rosa_config *c, uint64_t seed) {
     } while (0)
     TAKE(m->embed, V * D, 0);
     TAKE(m->norm, D, 1);
-    if (c->tie_word_embeddings) m->lm_head = m->embed;
-    else TAKE(m->lm_head, V * D, 0);
+    m->lm_head = (rosa_weight){m->embed, NULL, (int)V, (int)D};
+    if (!c->tie_word_embeddings) TAKE(m->lm_head.f32, V * D, 0);
     for (int l = 0; l < c->num_layers; l++) {
         rosa_layer *L = &m->layers[l];
-        TAKE(L->attn_norm, D, 1);
-        TAKE(L->ffn_norm, D, 1);
-        TAKE(L->wq, Q * D, 0);
-        TAKE(L->wk, K * D, 0);
-        TAKE(L->wv, K * D, 0);
-        TAKE(L->wo, D * Q, 0);
-        TAKE(L->w_gate, F * D, 0);
-        TAKE(L->w_up, F * D, 0);
-        TAKE(L->w_down, D * F, 0);
-        if (qkv_bias) {
-            TAKE(L->bq, Q, 0);
-            TAKE(L->bk, K, 0);
-            TAKE(L->bv, K, 0);
+        for (int i = 0; i < ad->n_norms; i++) TAKE(L->norm[i], D, 1);
+        for (int q = 0; q < N_PROJ; q++) {
+            int in, out;
+            rosa_proj_shape(c, q, &in, &out);
+            L->proj[q] = (rosa_weight){NULL, NULL, out, in};
+            TAKE(L->proj[q].f32, (int64_t)in * out, 0);
         }
-        if (c->attention_bias) TAKE(L->bo, D, 0);
-        if (c->mlp_bias) {
-            TAKE(L->b_gate, F, 0);
-            TAKE(L->b_up, F, 0);
-            TAKE(L->b_down, D, 0);
-        }
+        for (int q = 0; q < N_PROJ; q++)
+            if (rosa_proj_has_bias(c, q)) TAKE(L->bias[q], L->proj[q].out, 0);
     }
 #undef TAKE
     m->n_params = total;
@@ -271,12 +268,8 @@ rosa_model *rosa_model_random(const rosa_config *c, uint64_t seed) {
 
 static void drop_packed(rosa_model *m) {
     for (int l = 0; m->layers && l < m->cfg.num_layers; l++)
-        for (int w = 0; w < 7; w++) {
-            rosa_bf16_weight_free(m->layers[l].packed[w]);
-            m->layers[l].packed[w] = NULL;
-        }
-    rosa_bf16_weight_free(m->lm_packed);
-    m->lm_packed = NULL;
+        for (int p = 0; p < N_PROJ; p++) rosa_weight_drop_bf16(&m->layers[l].proj[p]);
+    rosa_weight_drop_bf16(&m->lm_head);
 }
 
 /* Hands the whole pages inside [p, p + bytes) back to the kernel.  The caller
@@ -299,18 +292,13 @@ int rosa_model_set_compute(rosa_model *m, rosa_dtype dtype) {
     if (dtype == ROSA_DTYPE_F32) return 0;
     if (!rosa_bf16_supported()) return rosa_fail("--dtype bf16: this CPU (or oneDNN build) has no BF16 matrix product");
     const rosa_config *c = &m->cfg;
-    int D = c->hidden_size, F = c->intermediate_size, Q = c->num_heads * c->head_dim, K = c->num_kv_heads * c->head_dim;
-    const int out[7] = {Q, K, K, D, F, F, D}, in[7] = {D, D, D, Q, D, D, F};
     for (int l = 0; l < c->num_layers; l++)
-        for (int w = 0; w < 7; w++) {
-            m->layers[l].packed[w] = rosa_bf16_weight_new(*rosa_layer_weight_slot(&m->layers[l], w), out[w], in[w]);
-            if (!m->layers[l].packed[w]) {
+        for (int p = 0; p < N_PROJ; p++)
+            if (rosa_weight_pack_bf16(&m->layers[l].proj[p]) < 0) {
                 drop_packed(m);
                 return -1;
             }
-        }
-    m->lm_packed = rosa_bf16_weight_new(m->lm_head, c->vocab_size, D);
-    if (!m->lm_packed) {
+    if (rosa_weight_pack_bf16(&m->lm_head) < 0) {
         drop_packed(m);
         return -1;
     }
@@ -320,23 +308,43 @@ int rosa_model_set_compute(rosa_model *m, rosa_dtype dtype) {
      * random-weight buffer), so BF16 mode does not hold the base twice; their
      * pointers become NULL so that nothing can read released pages.  The
      * embedding stays: token lookup reads its rows. */
-    int64_t released = 0, packed = (int64_t)rosa_bf16_weight_bytes(m->lm_packed);
+    int64_t released = 0, packed = (int64_t)rosa_bf16_weight_bytes(m->lm_head.bf16);
     for (int l = 0; l < c->num_layers; l++)
-        for (int w = 0; w < 7; w++) {
-            const float **slot = rosa_layer_weight_slot(&m->layers[l], w);
-            size_t bytes = sizeof(float) * (size_t)out[w] * (size_t)in[w];
-            release_pages(*slot, bytes);
-            *slot = NULL;
+        for (int p = 0; p < N_PROJ; p++) {
+            rosa_weight *w = &m->layers[l].proj[p];
+            size_t bytes = sizeof(float) * (size_t)w->out * (size_t)w->in;
+            release_pages(w->f32, bytes);
+            w->f32 = NULL;
             released += (int64_t)bytes;
-            packed += (int64_t)rosa_bf16_weight_bytes(m->layers[l].packed[w]);
+            packed += (int64_t)rosa_bf16_weight_bytes(w->bf16);
         }
-    if (m->lm_head != m->embed) {
-        release_pages(m->lm_head, sizeof(float) * (size_t)c->vocab_size * (size_t)D);
-        m->lm_head = NULL;
-        released += (int64_t)sizeof(float) * c->vocab_size * D;
+    if (m->lm_head.f32 != m->embed) {
+        release_pages(m->lm_head.f32, sizeof(float) * (size_t)c->vocab_size * (size_t)c->hidden_size);
+        released += (int64_t)sizeof(float) * c->vocab_size * c->hidden_size;
     }
+    m->lm_head.f32 = NULL;
     m->fp32_released = 1;
     m->weight_bytes += packed - released;
+    return 0;
+}
+
+int rosa_model_attach_hook(rosa_model *m, rosa_hook h) {
+    if (m->n_hooks == ROSA_MAX_HOOKS) return rosa_fail("at most %d adapters can be attached at once", ROSA_MAX_HOOKS);
+    m->hooks[m->n_hooks++] = h;
+    return 0;
+}
+
+int rosa_model_replace_weight(rosa_model *m, int layer, int p, const float *w) {
+    if (m->fp32_released) return rosa_fail("cannot merge into a model whose FP32 weights were released (--dtype bf16)");
+    rosa_weight *dst = &m->layers[layer].proj[p];
+    size_t n = (size_t)dst->out * (size_t)dst->in;
+    float *copy = rosa_malloc(sizeof(float) * n, "merged weight");
+    if (!copy || rosa_model_own(m, copy) < 0) {
+        free(copy);
+        return -1;
+    }
+    memcpy(copy, w, sizeof(float) * n);
+    dst->f32 = copy;
     return 0;
 }
 
@@ -345,9 +353,6 @@ void rosa_model_free(rosa_model *m) {
     drop_packed(m);
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
-    free(m->roae.low_dims);
-    free(m->roae.A);
-    free(m->roae.B);
     free(m->layers);
     free(m->inv_freq);
     st_set_close(&m->weights);

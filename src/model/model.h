@@ -1,42 +1,28 @@
-/* model.h: the in-memory model (weights as raw fp32 pointers) and the KV cache. */
+/* model.h: the in-memory model (frozen weights, the attached hooks) and the KV cache. */
 #ifndef ROSA_MODEL_H
 #define ROSA_MODEL_H
 
 #include "io/safetensors.h"
-#include "model/bf16.h"
+#include "arch/arch.h"
+#include "model/block.h"
+#include "model/weight.h"
 #include "rosa.h"
 
 /* One decoder layer.  Matrices are row-major [out][in] as Hugging Face stores
- * them (y = x W^T); biases are NULL when the architecture has none.
- * Shapes: D hidden, F intermediate, Q = H_q*hd, K = H_kv*hd. */
+ * them (y = x W^T), behind rosa_weight; biases are NULL when the architecture
+ * has none.  norm[] holds the architecture's n_norms RMSNorm weights [D]. */
 typedef struct {
-    const float *attn_norm;          /* [D] input_layernorm */
-    const float *wq, *wk, *wv, *wo;  /* [Q][D], [K][D], [K][D], [D][Q] */
-    const float *bq, *bk, *bv, *bo;  /* [Q], [K], [K], [D] */
-    const float *ffn_norm;           /* [D] post_attention_layernorm */
-    const float *w_gate, *w_up;      /* [F][D] */
-    const float *w_down;             /* [D][F] */
-    const float *b_gate, *b_up, *b_down;
-    /* --dtype bf16: packed copies of the seven projections, in the order
-     * q, k, v, o, gate, up, down (the adapter's MOD_* order); NULL in FP32. */
-    rosa_bf16_weight *packed[7];
+    const float *norm[MAX_NORMS];
+    rosa_weight proj[N_PROJ];    /* q, k, v, o, gate, up, down (arch.h's PROJ_*) */
+    const float *bias[N_PROJ];
 } rosa_layer;
-
-/* RoAE for inference (set from an adapter by rosa_model_apply_adapter). */
-typedef struct {
-    int on, rank, pre_rope, add_form, d_low;
-    float alpha;
-    int *low_dims;           /* [d_low] */
-    const float *(*A)[2];    /* [L][q, k]: [r][D], NULL when the layer has none */
-    const float *(*B)[2];    /* [L][q, k]: [H*d_low][r] */
-} rosa_roae_hook;
 
 struct rosa_model {
     rosa_config cfg;
     st_set weights;       /* the mapped safetensors files */
     const float *embed;   /* [V][D] */
     const float *norm;    /* [D] final norm */
-    const float *lm_head; /* [V][D]; == embed when tied */
+    rosa_weight lm_head;  /* [V][D]; its rows are embed's when tied */
     rosa_layer *layers;   /* [L] */
     void **owned;         /* buffers converted from F16/BF16 or realigned */
     int n_owned;
@@ -44,25 +30,26 @@ struct rosa_model {
     rosa_tokenizer *tok;  /* NULL when the directory has no tokenizer.json */
     int64_t n_params, weight_bytes;
     int warned_positions; /* the past-max_position_embeddings warning is printed once */
-    rosa_roae_hook roae;
+    rosa_hook hooks[ROSA_MAX_HOOKS]; /* attached at inference (rosa_model_attach_hook) */
+    int n_hooks;
     rosa_dtype compute;          /* ROSA_DTYPE_F32 (default) or ROSA_DTYPE_BF16 */
-    rosa_bf16_weight *lm_packed; /* the LM head's packed copy in BF16 mode */
     int fp32_released;           /* BF16 mode dropped the FP32 projections: no way back */
 };
 
 /* Switches the frozen weights' matrix products to BF16 (packing every
  * projection and the LM head) or leaves them in FP32.  BF16 releases the FP32
  * projections (and an untied LM head) after packing, so the model cannot go
- * back to FP32 afterwards: apply LoRA merges before switching.  Returns -1
+ * back to FP32 afterwards: merge adapters before switching.  Returns -1
  * when the CPU or oneDNN cannot do BF16. */
 int rosa_model_set_compute(rosa_model *m, rosa_dtype dtype);
 
-/* The slot holding the FP32 weight of projection w (0..6 = q, k, v, o, gate,
- * up, down: the adapter's MOD_* order). */
-static inline const float **rosa_layer_weight_slot(rosa_layer *L, int w) {
-    const float **all[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-    return all[w];
-}
+/* Attaches a hook that every forward runs (an adapter that is not merged);
+ * the hook's object must outlive the model's use. */
+int rosa_model_attach_hook(rosa_model *m, rosa_hook h);
+
+/* Replaces the FP32 rows of projection p of layer l by a copy of w (owned by
+ * the model): merging an adapter.  FP32 mode only. */
+int rosa_model_replace_weight(rosa_model *m, int layer, int p, const float *w);
 
 struct rosa_kv_cache {
     int B, cap, len;       /* sequences, slots per sequence, slots used */
@@ -87,5 +74,11 @@ rosa_model *rosa_model_random(const rosa_config *c, uint64_t seed);
 /* Inverse RoPE frequencies for head_dim hd with the config's scaling
  * (transformers' default / linear / llama3 rules), in double precision. */
 void rosa_rope_inv_freq(const rosa_config *c, double *inv_freq);
+
+/* The lowest-frequency RoPE dimensions of a head of hd dimensions that a
+ * share r_low in (0, 1] selects: m = max(1, round(hd * r_low / 2)) of each
+ * half, dims[0..2m) = {hd/2 - m .. hd/2 - 1, hd - m .. hd - 1} (dims may be
+ * NULL).  Returns m, or -1 (message set) when r_low is out of range. */
+int rosa_rope_low_dims(int hd, float r_low, int *dims);
 
 #endif

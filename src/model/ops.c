@@ -5,6 +5,7 @@
 
 #include "gemm.h"
 #include "prof.h"
+#include "util.h"
 
 #include <math.h>
 #include <omp.h>
@@ -77,30 +78,6 @@ void rope_apply(float *x, const float *cs, int N, int H, int hd, float sign) {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++)
         rotate_row(x + (int64_t)n * H * hd, cs + (int64_t)n * hd, cs + (int64_t)n * hd + hd / 2, H, hd, sign);
-}
-
-int frozen_linear_forward(float *out, const float *x, const float *W, rosa_bf16_weight *P, const float *b, int N,
-                          int IN, int OUT, int accumulate) {
-    if (!P) {
-        linear_forward(out, x, W, b, N, IN, OUT, accumulate);
-        return 0;
-    }
-    if (rosa_bf16_forward(P, out, x, N, accumulate) < 0) return -1;
-    if (b) {
-#pragma omp parallel for schedule(static)
-        for (int n = 0; n < N; n++)
-            for (int o = 0; o < OUT; o++) out[(int64_t)n * OUT + o] += b[o];
-    }
-    return 0;
-}
-
-int frozen_linear_backward(float *dx, const float *dout, const float *W, rosa_bf16_weight *P, int N, int IN, int OUT,
-                           int accumulate) {
-    if (!P) {
-        linear_backward_input(dx, dout, W, N, IN, OUT, accumulate);
-        return 0;
-    }
-    return rosa_bf16_backward(P, dx, dout, N, accumulate);
 }
 
 static float silu(float x) { return x / (1.0f + exp_vec(-x)); }
@@ -309,16 +286,16 @@ static int lm_chunk_rows(int V) {
     return rows < 256 ? 256 : rows > 1024 ? 1024 : rows;
 }
 
-double lm_head_loss(float *dh, float *ce, const float *h, const float *W, rosa_bf16_weight *P, const int32_t *target,
-                    const float *weight, int N, int D, int V) {
+int lm_head_loss(double *loss, float *dh, float *ce, const float *h, const rosa_weight *W, const int32_t *target,
+                 const float *weight, int N, int D, int V) {
     int chunk = lm_chunk_rows(V);
-    float *logits = malloc(sizeof(float) * (size_t)chunk * (size_t)V);
-    double *row_loss = malloc(sizeof(double) * (size_t)chunk);
+    float *logits = rosa_malloc(sizeof(float) * (size_t)chunk * (size_t)V, "LM head logits");
+    double *row_loss = rosa_malloc(sizeof(double) * (size_t)chunk, "LM head losses");
     double total = 0.0;
     if (!logits || !row_loss) {
         free(logits);
         free(row_loss);
-        return NAN;
+        return -1;
     }
     for (int n0 = 0; n0 < N; n0 += chunk) {
         int rows = N - n0 < chunk ? N - n0 : chunk;
@@ -331,12 +308,12 @@ double lm_head_loss(float *dh, float *ce, const float *h, const float *W, rosa_b
             continue;
         }
         double t0 = rosa_prof_now();
-        int rc = frozen_linear_forward(logits, h + (int64_t)n0 * D, W, P, NULL, rows, D, V, 0);
+        int rc = rosa_weight_forward(W, logits, h + (int64_t)n0 * D, NULL, rows, 0);
         rosa_prof_add(PROF_HEAD, t0, 2.0 * rows * V * D);
         if (rc < 0) {
             free(logits);
             free(row_loss);
-            return NAN;
+            return -1;
         }
         t0 = rosa_prof_now();
 #pragma omp parallel for schedule(static)
@@ -368,52 +345,16 @@ double lm_head_loss(float *dh, float *ce, const float *h, const float *W, rosa_b
         rosa_prof_add(PROF_LOSS, t0, 0);
         if (!dh) continue;
         t0 = rosa_prof_now();
-        rc = frozen_linear_backward(dh + (int64_t)n0 * D, logits, W, P, rows, D, V, 0);
+        rc = rosa_weight_backward(W, dh + (int64_t)n0 * D, logits, rows, 0);
         rosa_prof_add(PROF_HEAD, t0, 2.0 * rows * V * D);
         if (rc < 0) {
             free(logits);
             free(row_loss);
-            return NAN;
+            return -1;
         }
     }
     free(logits);
     free(row_loss);
-    return total;
-}
-
-void roae_modulate_forward(float *z, float *low, const float *g, const int *low_dims, int N, int H, int hd, int dl,
-                           float alpha, int add_form) {
-#pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++)
-        for (int h = 0; h < H; h++) {
-            float *zv = z + ((int64_t)n * H + h) * hd;
-            const float *gv = g + ((int64_t)n * H + h) * dl;
-            float *lv = low ? low + ((int64_t)n * H + h) * dl : NULL;
-            for (int c = 0; c < dl; c++) {
-                float x = zv[low_dims[c]];
-                if (low) lv[c] = x;
-                zv[low_dims[c]] = add_form ? x + alpha * gv[c] : x + x * alpha * (gv[c] / (1.0f + exp_vec(-gv[c])));
-            }
-        }
-}
-
-void roae_modulate_backward(float *dz, float *dg, const float *low, const float *g, const int *low_dims,
-                                   int N, int H, int hd, int dl, float alpha, int add_form) {
-#pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++)
-        for (int h = 0; h < H; h++) {
-            float *dzv = dz + ((int64_t)n * H + h) * hd;
-            const float *gv = g + ((int64_t)n * H + h) * dl, *lv = low + ((int64_t)n * H + h) * dl;
-            float *dgv = dg + ((int64_t)n * H + h) * dl;
-            for (int c = 0; c < dl; c++) {
-                float d = dzv[low_dims[c]];
-                if (add_form) {
-                    dgv[c] = alpha * d;
-                } else {
-                    float sig = 1.0f / (1.0f + exp_vec(-gv[c])), silu = gv[c] * sig;
-                    dgv[c] = d * lv[c] * alpha * sig * (1.0f + gv[c] * (1.0f - sig));
-                    dzv[low_dims[c]] = d * (1.0f + alpha * silu);
-                }
-            }
-        }
+    *loss = total;
+    return 0;
 }

@@ -6,7 +6,7 @@
 #include <math.h>
 #include <stdint.h>
 
-#include "model/bf16.h"
+#include "model/weight.h"
 
 /* exp(x) for float x, within 2 ulp of the exact value (normal results; a
  * denormal result is within 1e-45), inf above 88.72, NaN for NaN.  Unlike
@@ -99,36 +99,18 @@ void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, c
 /* dx[N][IN] (+)= dout[N][OUT] W[OUT][IN]   (the input gradient of linear_forward) */
 void linear_backward_input(float *dx, const float *dout, const float *W, int N, int IN, int OUT, int accumulate);
 
-/* The same two for a frozen base weight: through its packed BF16 copy P when
- * the model runs in BF16 (P != NULL), else in FP32 as above.  Return -1 when
- * oneDNN fails. */
-int frozen_linear_forward(float *out, const float *x, const float *W, rosa_bf16_weight *P, const float *b, int N,
-                          int IN, int OUT, int accumulate);
-int frozen_linear_backward(float *dx, const float *dout, const float *W, rosa_bf16_weight *P, int N, int IN, int OUT,
-                           int accumulate);
-
 /* dgate, dup [N][F] from dout of swiglu_forward. */
 void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int N, int F);
 
 /* Cross-entropy of rows of h [N][D] through the LM head W [V][D], in chunks so
  * that the [N][V] logits are never all alive.  Row n has target[n] (negative
- * = no loss) and weight[n]; returns sum_n weight[n] * CE_n, and when dh is not
+ * = no loss) and weight[n]; sets *loss = sum_n weight[n] * CE_n, and when dh is not
  * NULL writes dh[N][D] = d(sum)/dh.  ce (may be NULL) receives CE_n (0 where
- * no target).  P: the head's packed BF16 copy, or NULL. */
-double lm_head_loss(float *dh, float *ce, const float *h, const float *W, rosa_bf16_weight *P, const int32_t *target,
-                    const float *weight, int N, int D, int V);
+ * no target).  Returns 0, or -1 (out of memory, a failed BF16 product). */
+int lm_head_loss(double *loss, float *dh, float *ce, const float *h, const rosa_weight *W, const int32_t *target,
+                 const float *weight, int N, int D, int V);
 
 /* y[N][D] += x[N][D] */
 void residual_forward(float *y, const float *x, int64_t n);
-
-/* RoAE modulation of z [N][H][hd] at the low-frequency dimensions
- * low_dims[0..dl) of every head, by g [N][H][dl] = h A^T B^T:
- *   gate: z += z * alpha * SiLU(g);   add: z += alpha * g.
- * low [N][H][dl] (may be NULL) receives z at those dimensions before. */
-void roae_modulate_forward(float *z, float *low, const float *g, const int *low_dims, int N, int H, int hd, int dl,
-                           float alpha, int add_form);
-/* Its backward: dz [N][H][hd] in place (gradient after -> before), dg written. */
-void roae_modulate_backward(float *dz, float *dg, const float *low, const float *g, const int *low_dims, int N, int H,
-                            int hd, int dl, float alpha, int add_form);
 
 #endif

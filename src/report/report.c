@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/config.h"
+#include "arch/arch.h"
+#include "arch/config.h"
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "util.h"
@@ -68,16 +69,6 @@ void rosa_ema(const double *y, int n, double span, double *out) {
         den = w * den + 1.0;
         out[i] = num / den;
     }
-}
-
-int64_t rosa_config_num_params(const rosa_config *c) {
-    int64_t D = c->hidden_size, F = c->intermediate_size, Q = (int64_t)c->num_heads * c->head_dim,
-            K = (int64_t)c->num_kv_heads * c->head_dim, V = c->vocab_size;
-    int64_t layer = 2 * D + D * Q + 2 * D * K + Q * D + 3 * D * F;
-    if (c->attention_bias) layer += Q + 2 * K + D;
-    else if (c->qkv_bias) layer += Q + 2 * K;
-    if (c->mlp_bias) layer += 2 * F + D;
-    return V * D * (c->tie_word_embeddings ? 1 : 2) + D + layer * c->num_layers;
 }
 
 /* ------------------------------------------------------------ reading a run */

@@ -70,9 +70,6 @@ double rosa_report_span(int n);
  * (pandas' ewm(span, adjust=True)); NaN inputs are skipped (their output is NaN). */
 void rosa_ema(const double *y, int n, double span, double *out);
 
-/* Base model parameters from its config (tied embeddings counted once), as
- * rosa_model_num_params counts them. */
-int64_t rosa_config_num_params(const rosa_config *c);
 
 /* The HTML report of runs[0..n) (n > 1: side by side) into out. */
 int rosa_report_html(rosa_run *runs, int n, svg_buf *out);

@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 
-#include "train/adapter.h"
+#include "peft/peft.h"
 #include "train/dls.h"
 #include "train/optim.h"
 

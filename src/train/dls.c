@@ -87,11 +87,11 @@ int rosa_dls_stop_layer(const rosa_dls *d, int64_t t) {
     return 0;
 }
 
-void rosa_dls_update_scores(rosa_dls *d, const float *norm_grad, int D, float *raw_out) {
+void rosa_dls_update_scores(rosa_dls *d, const float *norm_grad, int n_norms, int D, float *raw_out) {
     for (int l = 0; l < d->L; l++) {
-        const float *g = norm_grad + (size_t)l * 2 * D;
+        const float *g = norm_grad + (size_t)l * n_norms * D;
         double ss = 0.0;
-        for (int i = 0; i < 2 * D; i++) ss += (double)g[i] * g[i];
+        for (int i = 0; i < n_norms * D; i++) ss += (double)g[i] * g[i];
         float raw = (float)sqrt(ss);
         if (raw_out) raw_out[l] = raw;
         float beta = d->o.score_ema;

@@ -1,6 +1,7 @@
 /* dls.h: dynamic layer selection (the DLS half of RoSA, docs/method.md).
  *
- * Layers are scored by the gradient norm of their two RMSNorm weights.  Every
+ * Layers are scored by the gradient norm of their RMSNorm weights (all the
+ * norms a layer of the architecture has).  Every
  * `interval` steps after `warmup`, k layers become active: the top-k by score
  * with probability p_exploit, else k at random.  Only active layers train. */
 #ifndef ROSA_DLS_H
@@ -8,7 +9,7 @@
 
 #include <stdint.h>
 
-#include "train/adapter.h"
+#include "peft/peft.h"
 
 typedef struct {
     rosa_dls_options o;
@@ -34,7 +35,7 @@ int rosa_dls_begin_step(rosa_dls *d, int64_t t, int *exploit);
 int rosa_dls_scores_needed(const rosa_dls *d, int64_t t);
 /* The lowest layer the backward of step t must reach. */
 int rosa_dls_stop_layer(const rosa_dls *d, int64_t t);
-/* Scores from the step's summed RMSNorm gradients norm_grad [L][2][D]. */
-void rosa_dls_update_scores(rosa_dls *d, const float *norm_grad, int D, float *raw_out);
+/* Scores from the step's summed RMSNorm gradients norm_grad [L][n_norms][D]. */
+void rosa_dls_update_scores(rosa_dls *d, const float *norm_grad, int n_norms, int D, float *raw_out);
 
 #endif

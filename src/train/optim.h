@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#include "train/adapter.h"
+#include "peft/peft.h"
 
 typedef struct {
     float lr, beta1, beta2, eps, weight_decay;

@@ -23,16 +23,14 @@
 #include "model/model.h"
 #include "train/checkpoint.h"
 #include "train/progress.h"
-#include "train/train_model.h"
+#include "train/train_ctx.h"
 #include "util.h"
 
 volatile int rosa_train_interrupted;
 
 void rosa_train_options_default(rosa_train_options *o) {
     memset(o, 0, sizeof *o);
-    o->method = ROSA_METHOD_LORA;
-    rosa_lora_options_default(&o->lora);
-    rosa_roae_options_default(&o->roae);
+    o->method = rosa_peft_find("lora", NULL);
     rosa_dls_options_default(&o->dls);
     rosa_adamw_options_default(&o->adam);
     o->schedule = ROSA_SCHED_LINEAR;
@@ -63,57 +61,6 @@ static int example_label_tokens(const rosa_example *e) {
     return n;
 }
 
-int rosa_eval_loss(rosa_train_model *tm, const rosa_dataset *d, const int32_t *idx, int n, int micro,
-                   double *token_mean, double *example_mean, double *per_example) {
-    const rosa_config *c = &tm->m->cfg;
-    double total = 0.0, ex_total = 0.0;
-    long long tokens = 0;
-    int examples = 0;
-    float *ce = rosa_malloc(sizeof(float) * (size_t)micro * (size_t)tm->Tmax, "losses");
-    if (!ce) return -1;
-    for (int i = 0; i < n; i += micro) {
-        int B = n - i < micro ? n - i : micro;
-        rosa_batch b;
-        if (rosa_batch_make(d, idx + i, B, 0, &b) < 0) {
-            free(ce);
-            return -1;
-        }
-        double sum;
-        int ntok;
-        int rc = rosa_train_microbatch(tm, &b, 1.0f, 0, 0, NULL, &sum, &ntok, ce);
-        if (rc == 0) {
-            for (int s = 0; s < B; s++) {
-                double es = 0.0;
-                int et = 0;
-                for (int t = 0; t + 1 < b.T; t++) {
-                    if (b.mask[s * b.T + t] && b.labels[s * b.T + t + 1] != ROSA_IGNORE_INDEX) {
-                        es += ce[s * b.T + t];
-                        et++;
-                    }
-                }
-                total += es;
-                tokens += et;
-                double mean = et ? es / et : NAN;
-                if (per_example) per_example[i + s] = mean;
-                if (et) {
-                    ex_total += mean;
-                    examples++;
-                }
-            }
-        }
-        rosa_batch_free(&b);
-        if (rc < 0) {
-            free(ce);
-            return -1;
-        }
-    }
-    (void)c;
-    free(ce);
-    *token_mean = tokens ? total / (double)tokens : NAN;
-    if (example_mean) *example_mean = examples ? ex_total / examples : NAN;
-    return 0;
-}
-
 typedef struct {
     const rosa_train_options *o;
     rosa_model *m;
@@ -124,9 +71,10 @@ typedef struct {
     int64_t total_steps;
     rosa_adapter *a;
     rosa_adamw opt;
-    rosa_train_model *tm;
+    rosa_train_ctx *tm;
     rosa_dls dls;             /* layer selection, when o->dls.enabled */
     uint8_t *param_active;    /* [n_params]: updated this step */
+    rosa_step_plan plan;      /* what each micro-batch's pass does this step */
     float *raw_scores;        /* [L] */
     FILE *metrics;
     int lock_fd;
@@ -201,16 +149,15 @@ static int prepare_adapter(run *r) {
     if (o->init_adapter) {
         r->a = rosa_adapter_load(o->init_adapter, &r->m->cfg);
         if (!r->a) return -1;
-        /* The adapter's structure comes from its file; dropout from the command line. */
-        if (r->a->method == ROSA_METHOD_LORA) r->a->lora.dropout = o->lora.dropout;
-        else r->a->roae.dropout = o->roae.dropout;
-    } else if (o->method == ROSA_METHOD_ROAE) {
-        r->a = rosa_adapter_new_roae(r->m, &o->roae, o->seed);
+        /* The adapter's method and structure come from its file; dropout from
+         * the command line (when it names the same method). */
+        if (r->a->method == o->method && o->method_opts && o->method->runtime_from)
+            o->method->runtime_from(r->a->opts, o->method_opts);
     } else {
-        r->a = rosa_adapter_new_lora(&r->m->cfg, &o->lora, o->seed);
+        r->a = rosa_adapter_new(o->method, o->method_opts, &r->m->cfg, r->m, o->seed);
     }
     if (!r->a) return -1;
-    r->a->dls = o->dls; /* recorded in a ROSA adapter's config */
+    r->a->dls = o->dls; /* recorded by methods that save it */
     r->param_active = rosa_malloc((size_t)r->a->n_params, "active tensors");
     r->raw_scores = rosa_calloc((size_t)r->m->cfg.num_layers, sizeof(float), "scores");
     if (!r->param_active || !r->raw_scores) return -1;
@@ -230,7 +177,7 @@ static void dls_begin(run *r, int64_t s) {
             if (r->dls.active[l]) fprintf(r->metrics, "%s%d", n++ ? ", " : "", l);
         fprintf(r->metrics, "]}}\n");
     }
-    r->tm->active = r->dls.active;
+    r->plan.layer_active = r->dls.active;
     /* skip: inactive tensors are left out of the update and of the clip norm;
      * zero-grad: they get zero gradients and AdamW still steps them. */
     for (int i = 0; i < r->a->n_params; i++)
@@ -318,10 +265,11 @@ static int train_step(run *r, int64_t s, double *loss_out, double *gnorm_out, lo
     const rosa_train_options *o = r->o;
     rosa_adapter *a = r->a;
     memset(a->g, 0, sizeof(float) * a->n_floats);
-    memset(r->tm->norm_grad, 0, sizeof(float) * (size_t)r->m->cfg.num_layers * 2 * r->m->cfg.hidden_size);
+    rosa_train_zero_norm_grads(r->tm);
     rosa_rng drop;
     rosa_rng_seed(&drop, mix_seed(o->seed, 0xD80Bu + (uint64_t)s));
-    int stop_layer = o->dls.enabled ? rosa_dls_stop_layer(&r->dls, s) : 0;
+    r->plan.backward = 1;
+    r->plan.stop_layer = o->dls.enabled ? rosa_dls_stop_layer(&r->dls, s) : 0;
     /* Token normalisation weighs every label token of the step equally. */
     long long step_tokens = 0;
     for (int j = 0; j < r->n_accum; j++) {
@@ -350,7 +298,7 @@ static int train_step(run *r, int64_t s, double *loss_out, double *gnorm_out, lo
         if (rosa_batch_make(&r->data, idx, o->micro_batch_size, 0, &b) < 0) return -1;
         double sum;
         int ntok;
-        int rc = rosa_train_microbatch(r->tm, &b, w, 1, stop_layer, &drop, &sum, &ntok, NULL);
+        int rc = rosa_train_microbatch(r->tm, &b, w, &r->plan, &drop, &sum, &ntok, NULL);
         for (int t = 0; t < b.B * b.T; t++) tokens += b.mask[t];
         rosa_batch_free(&b);
         if (rc < 0) return -1;
@@ -369,13 +317,11 @@ static int train_step(run *r, int64_t s, double *loss_out, double *gnorm_out, lo
         rosa_progress_note("warning: step %lld: %d micro-batches without label tokens contribute zero",
                            (long long)(s + 1), empty);
     const rosa_config *c = &r->m->cfg;
-    if (a->method == ROSA_METHOD_ROAE && a->roae.train_norms) /* trained norms take the gradients computed for DLS */
-        for (int l = 0; l < c->num_layers; l++)
-            if (r->param_active[a->norm_idx[l]] && (!o->dls.enabled || r->dls.active[l]))
-                memcpy(a->g + a->params[a->norm_idx[l]].offset, r->tm->norm_grad + (size_t)l * 2 * c->hidden_size,
-                       sizeof(float) * 2 * (size_t)c->hidden_size);
+    /* A method that trains norm weights takes the gradients computed for DLS. */
+    rosa_adapter_take_norm_grads(a, r->tm->norm_grad, r->tm->n_norms, c->hidden_size,
+                                 o->dls.enabled ? r->dls.active : NULL);
     if (o->dls.enabled && rosa_dls_scores_needed(&r->dls, s)) {
-        rosa_dls_update_scores(&r->dls, r->tm->norm_grad, c->hidden_size, r->raw_scores);
+        rosa_dls_update_scores(&r->dls, r->tm->norm_grad, r->tm->n_norms, c->hidden_size, r->raw_scores);
         fprintf(r->metrics, "{\"step\": %lld, \"dls_scores\": [", (long long)(s + 1));
         for (int l = 0; l < c->num_layers; l++) fprintf(r->metrics, "%s%.6g", l ? ", " : "", r->raw_scores[l]);
         fprintf(r->metrics, "]}\n");
@@ -402,7 +348,7 @@ static void run_free(run *r) {
     rosa_dls_free(&r->dls);
     free(r->param_active);
     free(r->raw_scores);
-    rosa_train_model_free(r->tm);
+    rosa_train_ctx_free(r->tm);
     rosa_adamw_free(&r->opt);
     rosa_adapter_free(r->a);
     rosa_dataset_free(&r->data);
@@ -451,7 +397,7 @@ int rosa_train(const rosa_train_options *o) {
         if (!o->quiet) fprintf(stderr, "rosa: resuming from %s/checkpoint-%lld\n", o->output_dir, (long long)last);
     }
 
-    size_t act = rosa_train_model_bytes(r.m, r.a, o->micro_batch_size, r.Tmax, o->recompute);
+    size_t act = rosa_train_ctx_bytes(r.m, r.a, o->micro_batch_size, r.Tmax, o->recompute);
     size_t total_mem = (size_t)rosa_model_weight_bytes(r.m) + act + 4 * sizeof(float) * r.a->n_floats;
     print_plan(&r, act);
     if (o->max_memory > 0 && (double)total_mem > o->max_memory) {
@@ -460,7 +406,7 @@ int rosa_train(const rosa_train_options *o) {
                   o->micro_batch_size, r.Tmax, o->recompute ? "" : ", or add --recompute");
         goto done;
     }
-    r.tm = rosa_train_model_new(r.m, r.a, o->micro_batch_size, r.Tmax, o->recompute);
+    r.tm = rosa_train_ctx_new(r.m, r.a, o->micro_batch_size, r.Tmax, o->recompute);
     if (!r.tm || open_metrics(&r, start) < 0) goto done;
     if (start == 0) { /* the plan, for reports (docs/formats.md) */
         fprintf(r.metrics,

@@ -5,11 +5,11 @@
 
 #include <stdint.h>
 
-#include "train/adapter.h"
-#include "train/dls.h"
+#include "peft/peft.h"
 #include "train/data.h"
+#include "train/dls.h"
 #include "train/optim.h"
-#include "train/train_model.h"
+#include "train/train_ctx.h"
 
 typedef enum { ROSA_LOSS_MEAN, ROSA_LOSS_TOKEN } rosa_loss_norm;
 typedef enum { ROSA_NAN_STOP, ROSA_NAN_SKIP } rosa_nan_policy;
@@ -19,9 +19,8 @@ typedef struct {
     const char *init_adapter; /* start from these adapter values (fresh optimizer) */
     int resume;               /* continue from the newest checkpoint in output_dir */
     int overwrite;
-    rosa_method method;
-    rosa_lora_options lora;
-    rosa_roae_options roae;
+    const rosa_peft_method *method; /* the PEFT method (peft/registry.c) */
+    const void *method_opts;  /* its options (NULL: its defaults) */
     rosa_dls_options dls;     /* dls.enabled turns layer selection on */
     rosa_adamw_options adam;
     rosa_schedule schedule;
@@ -48,13 +47,6 @@ void rosa_train_options_default(rosa_train_options *o);
 /* Runs a whole training; returns 0, -1 on error, or 130 when interrupted
  * (after saving a checkpoint). */
 int rosa_train(const rosa_train_options *o);
-
-/* Loss of examples idx[0..n) under the current adapter, in micro-batches of
- * `micro` (a record's loss never depends on its batch mates): the mean over
- * all label tokens, the mean of the per-example means, and (when not NULL)
- * each example's mean CE (NaN for an example without label tokens). */
-int rosa_eval_loss(rosa_train_model *tm, const rosa_dataset *d, const int32_t *idx, int n, int micro,
-                   double *token_mean, double *example_mean, double *per_example);
 
 /* Set from a signal handler: the loop saves a checkpoint and stops at the end
  * of the current step. */

@@ -7,7 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json.h"
+#include "arch/arch.h"
+#include "io/json.h"
 #include "util.h"
 
 /* Upper bounds that no real model reaches; they keep a hostile config from
@@ -17,16 +18,6 @@
 #define MAX_LAYERS 1024
 #define MAX_HEADS 1024
 #define MAX_POSITIONS (1 << 24)
-
-static const struct {
-    const char *name;
-    rosa_arch arch;
-    const char *model_type;
-} archs[] = {
-    {"LlamaForCausalLM", ROSA_ARCH_LLAMA, "llama"},
-    {"Qwen2ForCausalLM", ROSA_ARCH_QWEN2, "qwen2"},
-    {"MistralForCausalLM", ROSA_ARCH_MISTRAL, "mistral"},
-};
 
 static int get_int(const cJSON *j, const char *key, const char *what, long long lo, long long hi, int *out) {
     long long v;
@@ -114,16 +105,14 @@ static int parse_config(const cJSON *j, const char *what, rosa_config *c) {
     int err;
     const char *mt = rosa_json_str_opt(j, "model_type", what, &err);
     if (err) return -1;
-    for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++) {
-        if ((arch && strcmp(arch, archs[i].name) == 0) || (!arch && mt && strcmp(mt, archs[i].model_type) == 0)) {
-            c->arch = archs[i].arch;
-            snprintf(c->architecture, sizeof c->architecture, "%s", archs[i].name);
-        }
+    const rosa_arch_desc *ad = rosa_arch_find(arch, mt);
+    if (!ad) {
+        if (arch) return rosa_fail("%s: unsupported architecture \"%s\" (supported: %s)", what, arch, rosa_arch_names());
+        return rosa_fail("%s: no \"architectures\" (and model_type \"%s\" is not one rosa knows; supported: %s)",
+                         what, mt ? mt : "", rosa_arch_names());
     }
-    if (!c->arch) {
-        if (arch) return rosa_fail("%s: unsupported architecture \"%s\" (supported: LlamaForCausalLM, Qwen2ForCausalLM, MistralForCausalLM)", what, arch);
-        return rosa_fail("%s: no \"architectures\" (and model_type \"%s\" is not llama, qwen2 or mistral)", what, mt ? mt : "");
-    }
+    c->arch = ad->id;
+    snprintf(c->architecture, sizeof c->architecture, "%s", ad->hf_name);
     const char *act = rosa_json_str_opt(j, "hidden_act", what, &err);
     if (err) return -1;
     if (act && strcmp(act, "silu") != 0) return rosa_fail("%s: unsupported hidden_act \"%s\" (only silu)", what, act);
@@ -164,22 +153,10 @@ static int parse_config(const cJSON *j, const char *what, rosa_config *c) {
 
     int tie_default = 0;
     if (rosa_json_bool_opt(j, "tie_word_embeddings", what, tie_default, &c->tie_word_embeddings) < 0) return -1;
-    if (c->arch == ROSA_ARCH_LLAMA) {
-        if (rosa_json_bool_opt(j, "attention_bias", what, 0, &c->attention_bias) < 0 ||
-            rosa_json_bool_opt(j, "mlp_bias", what, 0, &c->mlp_bias) < 0)
-            return -1;
-    }
-    if (c->arch == ROSA_ARCH_QWEN2) c->qkv_bias = 1;
-
-    /* Mistral attends within sliding_window; Qwen2 only when use_sliding_window. */
+    /* Read (and bounded) for every family; the family decides whether it applies. */
     long long sw;
     if (rosa_json_int_opt(j, "sliding_window", what, 0, MAX_POSITIONS, 0, &sw) < 0) return -1;
-    if (c->arch == ROSA_ARCH_MISTRAL) c->sliding_window = (int)sw;
-    if (c->arch == ROSA_ARCH_QWEN2) {
-        int use_sw;
-        if (rosa_json_bool_opt(j, "use_sliding_window", what, 0, &use_sw) < 0) return -1;
-        if (use_sw) c->sliding_window = (int)sw;
-    }
+    if (ad->parse(j, what, c) < 0) return -1;
 
     long long bos;
     if (rosa_json_int_opt(j, "bos_token_id", what, -1, MAX_VOCAB, -1, &bos) < 0) return -1;

@@ -1,0 +1,53 @@
+/* arch.h: the table of model architectures.
+ *
+ * An architecture entry says what a Hugging Face config.json of that family
+ * means beyond the keys every Llama-family config shares (read by config.c):
+ * its own keys and flags (biases, sliding window), and the layer's norms by
+ * name, in block order.  The tensor names and shapes of a layer, which every
+ * family here shares, are the helpers below: the one owner of those facts.
+ * Adding a family whose block is the Llama block with other flags is one
+ * entry in arch/registry.c and a parse function (see arch/llama.c). */
+#ifndef ROSA_ARCH_H
+#define ROSA_ARCH_H
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+
+#include "rosa.h"
+
+/* The seven linear projections of a decoder layer, in block order. */
+enum { PROJ_Q, PROJ_K, PROJ_V, PROJ_O, PROJ_GATE, PROJ_UP, PROJ_DOWN, N_PROJ };
+/* A layer's RMSNorms; an architecture has the first n_norms of them. */
+enum { NORM_ATTN, NORM_FFN, MAX_NORMS = 4 };
+
+typedef struct {
+    const char *hf_name;      /* "architectures"[0], e.g. "LlamaForCausalLM" */
+    const char *model_type;   /* config.json "model_type", e.g. "llama" */
+    rosa_arch id;
+    /* Reads the family's own keys into c (the common ones are already set). */
+    int (*parse)(const cJSON *j, const char *what, rosa_config *c);
+    int n_norms;
+    const char *norm_names[MAX_NORMS]; /* tensor names within a layer, without ".weight" */
+} rosa_arch_desc;
+
+/* The entry for an "architectures" name, or when it is NULL for a model_type;
+ * NULL when unknown. */
+const rosa_arch_desc *rosa_arch_find(const char *hf_name, const char *model_type);
+/* The entry of a loaded config (never NULL for a config rosa parsed). */
+const rosa_arch_desc *rosa_arch_of(const rosa_config *c);
+/* "LlamaForCausalLM, Qwen2ForCausalLM, ..." for error messages. */
+const char *rosa_arch_names(void);
+
+/* PEFT's module names ("q_proj", ...) and their parents ("self_attn", "mlp"). */
+extern const char *const rosa_proj_names[N_PROJ];
+const char *rosa_proj_parent(int p);
+/* in and out features of projection p (y[out] = W[out][in] x). */
+void rosa_proj_shape(const rosa_config *c, int p, int *in, int *out);
+/* Whether projection p has a bias under config c. */
+int rosa_proj_has_bias(const rosa_config *c, int p);
+/* "model.layers.3.self_attn.q_proj" into buf. */
+void rosa_proj_tensor_name(char *buf, size_t n, int layer, int p);
+/* Parameters of the base model (tied embeddings counted once). */
+int64_t rosa_config_num_params(const rosa_config *c);
+
+#endif

@@ -1,0 +1,70 @@
+/* registry.c: the architectures rosa knows, and the shared layer facts. */
+#include "arch/arch.h"
+
+#include <stdio.h>
+#include <string.h>
+
+extern const rosa_arch_desc rosa_arch_llama, rosa_arch_qwen2, rosa_arch_mistral;
+
+static const rosa_arch_desc *const archs[] = {&rosa_arch_llama, &rosa_arch_qwen2, &rosa_arch_mistral};
+#define N_ARCHS (sizeof archs / sizeof archs[0])
+
+const rosa_arch_desc *rosa_arch_find(const char *hf_name, const char *model_type) {
+    for (size_t i = 0; i < N_ARCHS; i++)
+        if ((hf_name && strcmp(hf_name, archs[i]->hf_name) == 0) ||
+            (!hf_name && model_type && strcmp(model_type, archs[i]->model_type) == 0))
+            return archs[i];
+    return NULL;
+}
+
+const rosa_arch_desc *rosa_arch_of(const rosa_config *c) {
+    for (size_t i = 0; i < N_ARCHS; i++)
+        if (archs[i]->id == c->arch) return archs[i];
+    return archs[0];
+}
+
+const char *rosa_arch_names(void) {
+    static char buf[256];
+    if (!buf[0])
+        for (size_t i = 0, k = 0; i < N_ARCHS && k < sizeof buf; i++)
+            k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%s", i ? ", " : "", archs[i]->hf_name);
+    return buf;
+}
+
+const char *const rosa_proj_names[N_PROJ] = {"q_proj", "k_proj", "v_proj", "o_proj",
+                                             "gate_proj", "up_proj", "down_proj"};
+
+const char *rosa_proj_parent(int p) { return p <= PROJ_O ? "self_attn" : "mlp"; }
+
+void rosa_proj_shape(const rosa_config *c, int p, int *in, int *out) {
+    int D = c->hidden_size, F = c->intermediate_size, Q = c->num_heads * c->head_dim,
+        K = c->num_kv_heads * c->head_dim;
+    static const char attn_in[N_PROJ] = {1, 1, 1, 0, 1, 1, 0};
+    *in = attn_in[p] ? D : p == PROJ_O ? Q : F;
+    switch (p) {
+    case PROJ_Q: *out = Q; break;
+    case PROJ_K: case PROJ_V: *out = K; break;
+    case PROJ_GATE: case PROJ_UP: *out = F; break;
+    default: *out = D; break;
+    }
+}
+
+int rosa_proj_has_bias(const rosa_config *c, int p) {
+    if (p <= PROJ_V) return c->attention_bias || c->qkv_bias;
+    if (p == PROJ_O) return c->attention_bias;
+    return c->mlp_bias;
+}
+
+void rosa_proj_tensor_name(char *buf, size_t n, int layer, int p) {
+    snprintf(buf, n, "model.layers.%d.%s.%s", layer, rosa_proj_parent(p), rosa_proj_names[p]);
+}
+
+int64_t rosa_config_num_params(const rosa_config *c) {
+    int64_t V = c->vocab_size, D = c->hidden_size, per_layer = (int64_t)rosa_arch_of(c)->n_norms * D;
+    for (int p = 0; p < N_PROJ; p++) {
+        int in, out;
+        rosa_proj_shape(c, p, &in, &out);
+        per_layer += (int64_t)in * out + (rosa_proj_has_bias(c, p) ? out : 0);
+    }
+    return V * D * (c->tie_word_embeddings ? 1 : 2) + D + per_layer * c->num_layers;
+}

@@ -1,0 +1,180 @@
+/* block.c: the decoder layer (see block.h for the equations).
+ *
+ * The base weights are frozen: the backward computes input gradients through
+ * them, never their weight gradients.  The RMSNorm weight gradients are
+ * computed (not applied) because layer selection scores layers by them. */
+#include "model/block.h"
+
+#include <string.h>
+
+#include "model/model.h"
+#include "model/ops.h"
+#include "prof.h"
+
+/* A prefill (first call on an empty cache, several slots) runs attention
+ * through GEMMs over one T x T score block per thread; above this many slots
+ * that block would outgrow the scratch a decode step needs by too much. */
+#define PREFILL_GEMM_MAX_T 2048
+
+int rosa_block_prefill_gemm(const rosa_kv_cache *kv, int T) { return kv->len == 0 && T > 1 && T <= PREFILL_GEMM_MAX_T; }
+
+size_t rosa_block_hook_floats(const rosa_hook *hooks, int n_hooks, int layer, int N) {
+    size_t n = 0;
+    for (int i = 0; i < n_hooks; i++)
+        if (hooks[i].ops->act_floats) n += (hooks[i].ops->act_floats(hooks[i].self, layer, N) + 15) & ~(size_t)15;
+    return n;
+}
+
+float *rosa_block_hook_scratch(const rosa_block_ctx *c, const void *self) {
+    for (int i = 0; i < c->n_hooks; i++)
+        if (c->hooks[i].self == self) return c->hook_scratch[i];
+    return NULL;
+}
+
+const float *rosa_block_norm(const rosa_block_ctx *c, int layer, int which) {
+    for (int i = c->n_hooks - 1; i >= 0; i--) {
+        const rosa_hook *h = &c->hooks[i];
+        const float *w = h->ops->norm_weight ? h->ops->norm_weight(h->self, layer, which) : NULL;
+        if (w) return w;
+    }
+    return c->m->layers[layer].norm[which];
+}
+
+/* y = x W_p^T + b_p (y += with accumulate), then every hook's term. */
+static int proj_forward(const rosa_block_ctx *c, int l, int p, rosa_block_acts *a, float *y, const float *x,
+                        int accumulate) {
+    const rosa_layer *L = &c->m->layers[l];
+    const rosa_weight *w = &L->proj[p];
+    int rc;
+    PROF(PROF_PROJ, 2.0 * c->N * w->in * w->out, rc = rosa_weight_forward(w, y, x, L->bias[p], c->N, accumulate));
+    for (int i = 0; rc == 0 && i < c->n_hooks; i++)
+        if (c->hooks[i].ops->proj_forward)
+            rc = c->hooks[i].ops->proj_forward(c->hooks[i].self, c, l, p, a->hook[i], y, x);
+    return rc;
+}
+
+/* dx (=, or += with accumulate) from dy through proj_forward; x is its input. */
+static int proj_backward(const rosa_block_ctx *c, int l, int p, rosa_block_acts *a, float *dx, int accumulate,
+                         const float *dy, const float *x) {
+    const rosa_weight *w = &c->m->layers[l].proj[p];
+    int rc;
+    PROF(PROF_PROJ, 2.0 * c->N * w->in * w->out, rc = rosa_weight_backward(w, dx, dy, c->N, accumulate));
+    for (int i = 0; rc == 0 && i < c->n_hooks; i++)
+        if (c->hooks[i].ops->proj_backward)
+            rc = c->hooks[i].ops->proj_backward(c->hooks[i].self, c, l, p, a->hook[i], dx, dy, x);
+    return rc;
+}
+
+static int qk_forward(const rosa_block_ctx *c, int l, int stage, rosa_block_acts *a, const float *h) {
+    for (int i = 0; i < c->n_hooks; i++)
+        if (c->hooks[i].ops->qk_forward &&
+            c->hooks[i].ops->qk_forward(c->hooks[i].self, c, l, stage, a->hook[i], h, a->q, a->k) < 0)
+            return -1;
+    return 0;
+}
+
+static int qk_backward(const rosa_block_ctx *c, int l, int stage, rosa_block_acts *a, const float *h) {
+    for (int i = c->n_hooks - 1; i >= 0; i--)
+        if (c->hooks[i].ops->qk_backward &&
+            c->hooks[i].ops->qk_backward(c->hooks[i].self, c, l, stage, a->hook[i], h, c->dq, c->dk, c->dh) < 0)
+            return -1;
+    return 0;
+}
+
+/* Attention of the T new slots of each sequence over the KV cache, whose
+ * layer-l rows receive this call's k and v first. */
+static void attention_cached(const rosa_block_ctx *c, int l, rosa_block_acts *a) {
+    const rosa_config *cf = &c->m->cfg;
+    rosa_kv_cache *kv = c->kv;
+    int T = c->T, Hq = cf->num_heads, Hkv = cf->num_kv_heads, hd = cf->head_dim, Q = Hq * hd, K = kv->kv_dim;
+    size_t layer_stride = (size_t)kv->B * (size_t)kv->cap * (size_t)K;
+    float *kc = kv->k + (size_t)l * layer_stride, *vc = kv->v + (size_t)l * layer_stride;
+    for (int s = 0; s < c->B; s++) {
+        float *ks = kc + (size_t)s * kv->cap * K, *vs = vc + (size_t)s * kv->cap * K;
+        memcpy(ks + (size_t)kv->len * K, a->k + (size_t)s * T * K, sizeof(float) * (size_t)T * K);
+        memcpy(vs + (size_t)kv->len * K, a->v + (size_t)s * T * K, sizeof(float) * (size_t)T * K);
+        const uint8_t *valid = kv->valid + (size_t)s * kv->cap;
+        if (rosa_block_prefill_gemm(kv, T)) /* this sequence's cache rows are contiguous from slot 0 */
+            attention_seq_forward(a->att + (size_t)s * T * Q, a->lse, a->q + (size_t)s * T * Q, ks, vs, valid, 1, T,
+                                  Hq, Hkv, hd, c->scores);
+        else
+            attention_forward(a->att + (size_t)s * T * Q, a->q + (size_t)s * T * Q, ks, vs, valid, kv->len, T, Hq,
+                              Hkv, hd, K, c->scores);
+    }
+}
+
+/* dst = base + y, where y is a projection's output: straight into dst when
+ * dst is base (nothing kept), else through the scratch row block. */
+static int residual_proj(const rosa_block_ctx *c, int l, int p, rosa_block_acts *a, float *dst, const float *base,
+                         const float *x) {
+    int D = c->m->cfg.hidden_size;
+    if (dst == base) return proj_forward(c, l, p, a, dst, x, 1);
+    if (proj_forward(c, l, p, a, c->tmp, x, 0) < 0) return -1;
+    PROF(PROF_OTHER, 0, memcpy(dst, base, sizeof(float) * (size_t)c->N * D);
+                        residual_forward(dst, c->tmp, (int64_t)c->N * D));
+    return 0;
+}
+
+int rosa_block_forward(const rosa_block_ctx *c, int l, rosa_block_acts *a, float *next) {
+    const rosa_config *cf = &c->m->cfg;
+    int N = c->N, D = cf->hidden_size, F = cf->intermediate_size, hd = cf->head_dim, Hq = cf->num_heads,
+        Hkv = cf->num_kv_heads;
+    float eps = cf->rms_norm_eps, *h = c->h, *act = c->act ? c->act : a->gate;
+    PROF(PROF_NORM, 0, rmsnorm_forward(h, a->rstd1, a->x, rosa_block_norm(c, l, NORM_ATTN), N, D, eps));
+    if (proj_forward(c, l, PROJ_Q, a, a->q, h, 0) < 0 || proj_forward(c, l, PROJ_K, a, a->k, h, 0) < 0 ||
+        proj_forward(c, l, PROJ_V, a, a->v, h, 0) < 0 || qk_forward(c, l, HOOK_PRE_ROPE, a, h) < 0)
+        return -1;
+    PROF(PROF_ROPE, 0, rope_apply(a->q, c->rope_cs, N, Hq, hd, 1.0f); rope_apply(a->k, c->rope_cs, N, Hkv, hd, 1.0f));
+    if (qk_forward(c, l, HOOK_POST_ROPE, a, h) < 0) return -1; /* a cache keeps the modified K */
+    if (c->qk_only) return 0;
+    if (c->kv)
+        PROF(PROF_ATTN, 0, attention_cached(c, l, a));
+    else
+        PROF(PROF_ATTN, 4.0 * c->B * attention_pairs(c->T) * Hq * hd,
+             attention_seq_forward(a->att, a->lse, a->q, a->k, a->v, c->mask, c->B, c->T, Hq, Hkv, hd, c->scores));
+    if (residual_proj(c, l, PROJ_O, a, a->x2, a->x, a->att) < 0) return -1;
+    PROF(PROF_NORM, 0, rmsnorm_forward(h, a->rstd2, a->x2, rosa_block_norm(c, l, NORM_FFN), N, D, eps));
+    if (proj_forward(c, l, PROJ_GATE, a, a->gate, h, 0) < 0 || proj_forward(c, l, PROJ_UP, a, a->up, h, 0) < 0)
+        return -1;
+    PROF(PROF_SWIGLU, 0, swiglu_forward(act, a->gate, a->up, N, F));
+    return residual_proj(c, l, PROJ_DOWN, a, next, a->x2, act);
+}
+
+int rosa_block_backward(const rosa_block_ctx *c, int l, rosa_block_acts *a) {
+    const rosa_config *cf = &c->m->cfg;
+    int N = c->N, D = cf->hidden_size, F = cf->intermediate_size, hd = cf->head_dim, Hq = cf->num_heads,
+        Hkv = cf->num_kv_heads, K = Hkv * hd, n_norms = rosa_arch_of(cf)->n_norms;
+    float *g_in = c->norm_grad ? c->norm_grad + ((size_t)l * n_norms + NORM_ATTN) * D : NULL;
+    float *g_post = c->norm_grad ? c->norm_grad + ((size_t)l * n_norms + NORM_FFN) * D : NULL;
+    const float *w_in = rosa_block_norm(c, l, NORM_ATTN), *w_post = rosa_block_norm(c, l, NORM_FFN);
+
+    /* MLP: x' = x2 + down(silu(gate) * up).  silu(gate) * up is rebuilt in
+     * dgate, free until swiglu_backward overwrites it. */
+    PROF(PROF_SWIGLU, 0, swiglu_forward(c->dgate, a->gate, a->up, N, F));
+    if (proj_backward(c, l, PROJ_DOWN, a, c->dact, 0, c->dx, c->dgate) < 0) return -1;
+    PROF(PROF_SWIGLU, 0, swiglu_backward(c->dgate, c->dup, c->dact, a->gate, a->up, N, F));
+    PROF(PROF_NORM, 0, rmsnorm_apply(c->h, a->x2, a->rstd2, w_post, N, D));
+    if (proj_backward(c, l, PROJ_GATE, a, c->dh, 0, c->dgate, c->h) < 0 ||
+        proj_backward(c, l, PROJ_UP, a, c->dh, 1, c->dup, c->h) < 0)
+        return -1;
+    PROF(PROF_NORM, 0, rmsnorm_backward(c->dx, g_post, c->dh, a->x2, w_post, a->rstd2, N, D));
+
+    /* Attention: x2 = x + o(att(rope(q), rope(k), v)) */
+    if (proj_backward(c, l, PROJ_O, a, c->datt, 0, c->dx, a->att) < 0) return -1;
+    PROF(PROF_ATTN, 10.0 * c->B * attention_pairs(c->T) * Hq * hd,
+         memset(c->dk, 0, sizeof(float) * (size_t)N * K);
+         memset(c->dv, 0, sizeof(float) * (size_t)N * K);
+         attention_seq_backward(c->dq, c->dk, c->dv, c->datt, a->att, a->lse, a->q, a->k, a->v, c->mask, c->B, c->T,
+                                Hq, Hkv, hd, c->scores));
+    float *h1 = c->h;
+    PROF(PROF_NORM, 0, rmsnorm_apply(h1, a->x, a->rstd1, w_in, N, D));
+    memset(c->dh, 0, sizeof(float) * (size_t)N * D);
+    if (qk_backward(c, l, HOOK_POST_ROPE, a, h1) < 0) return -1;
+    PROF(PROF_ROPE, 0, rope_apply(c->dq, c->rope_cs, N, Hq, hd, -1.0f); rope_apply(c->dk, c->rope_cs, N, Hkv, hd, -1.0f));
+    if (qk_backward(c, l, HOOK_PRE_ROPE, a, h1) < 0 || proj_backward(c, l, PROJ_Q, a, c->dh, 1, c->dq, h1) < 0 ||
+        proj_backward(c, l, PROJ_K, a, c->dh, 1, c->dk, h1) < 0 ||
+        proj_backward(c, l, PROJ_V, a, c->dh, 1, c->dv, h1) < 0)
+        return -1;
+    PROF(PROF_NORM, 0, rmsnorm_backward(c->dx, g_in, c->dh, a->x, w_in, a->rstd1, N, D));
+    return 0;
+}

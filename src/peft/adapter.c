@@ -1,0 +1,419 @@
+/* adapter.c: the method-agnostic adapter: its tensor table, options, the PEFT
+ * file format (adapter_config.json + adapter_model.safetensors), and putting
+ * an adapter on a model for inference (merge, or hooks). */
+#include "peft/peft.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "io/json.h"
+#include "io/safetensors.h"
+#include "model/model.h"
+#include "util.h"
+
+void rosa_dls_options_default(rosa_dls_options *o) {
+    memset(o, 0, sizeof *o);
+    o->interval = 50;
+    o->warmup = 50;
+    o->k_ratio = 0.5f;
+    o->p_exploit = 0.8f;
+    o->seed = 42;
+}
+
+/* ------------------------------------------------------------- options */
+
+void *rosa_peft_opts_new(const rosa_peft_method *m, const void *src) {
+    void *o = rosa_calloc(1, m->opts_size, "method options");
+    if (!o) return NULL;
+    if (!src) {
+        m->opts_default(o);
+    } else if (m->opts_copy) {
+        if (m->opts_copy(o, src) < 0) {
+            rosa_peft_opts_free(m, o);
+            return NULL;
+        }
+    } else {
+        memcpy(o, src, m->opts_size);
+    }
+    return o;
+}
+
+void rosa_peft_opts_free(const rosa_peft_method *m, void *opts) {
+    if (!opts) return;
+    if (m->opts_free) m->opts_free(opts);
+    free(opts);
+}
+
+int rosa_peft_set_option(const rosa_peft_method *m, void *opts, const char *flag, const char *value) {
+    for (const rosa_peft_option *o = m->options; o && o->flag; o++) {
+        if (strcmp(o->flag, flag) != 0) continue;
+        char *field = (char *)opts + o->offset, *end;
+        switch (o->type) {
+        case PEFT_OPT_INT: {
+            long v = strtol(value, &end, 10);
+            if (end == value || *end || v < -2147483647L || v > 2147483647L)
+                return rosa_fail("--%s expects an integer, got \"%s\"", flag, value);
+            *(int *)field = (int)v;
+            return 0;
+        }
+        case PEFT_OPT_FLOAT: {
+            float v = strtof(value, &end);
+            if (end == value || *end || !isfinite(v)) return rosa_fail("--%s expects a number, got \"%s\"", flag, value);
+            *(float *)field = v;
+            return 0;
+        }
+        case PEFT_OPT_FLAG: *(int *)field = strcmp(value, "0") != 0; return 0;
+        case PEFT_OPT_CHOICE: {
+            int i = 0;
+            for (const char *c = o->choices; *c; i++) {
+                size_t n = strcspn(c, "|");
+                if (strlen(value) == n && strncmp(value, c, n) == 0) {
+                    *(int *)field = i;
+                    return 0;
+                }
+                c += n + (c[n] == '|');
+            }
+            return rosa_fail("--%s expects %s, got \"%s\"", flag, o->choices, value);
+        }
+        case PEFT_OPT_CUSTOM: return o->parse(opts, value);
+        }
+    }
+    return 1;
+}
+
+int64_t rosa_peft_num_params(const rosa_peft_method *m, const rosa_config *c, const void *opts) {
+    rosa_adapter a = {.method = m, .L = c->num_layers, .opts = (void *)opts};
+    int64_t n = m->build(&a, c) < 0 ? -1 : (int64_t)a.n_floats;
+    if (m->free_state) m->free_state(a.state);
+    free(a.params);
+    return n;
+}
+
+/* ------------------------------------------------------------- the table */
+
+int rosa_adapter_add_param(rosa_adapter *a, const char *name, int layer, int rows, int cols) {
+    rosa_param *p = rosa_realloc(a->params, sizeof *p * (size_t)(a->n_params + 1), "adapter table");
+    if (!p) return -1;
+    a->params = p;
+    rosa_param *t = &a->params[a->n_params++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->layer = layer;
+    t->rows = rows;
+    t->cols = cols;
+    t->ndim = 2;
+    t->offset = a->n_floats;
+    a->n_floats += (size_t)rows * (size_t)cols;
+    return 0;
+}
+
+/* An adapter of method m with a copy of opts, its table built; values are
+ * allocated only when a file could hold them (max_floats, a file's bound). */
+static rosa_adapter *adapter_build(const rosa_peft_method *m, const void *opts, const rosa_config *c,
+                                   const cJSON *config, const char *path, size_t max_floats) {
+    rosa_adapter *a = rosa_calloc(1, sizeof *a, "adapter");
+    if (!a) return NULL;
+    a->method = m;
+    a->L = c->num_layers;
+    rosa_dls_options_default(&a->dls);
+    a->opts = rosa_peft_opts_new(m, opts);
+    if (!a->opts) goto fail;
+    if (config && m->parse_config(a, config, path, c) < 0) goto fail;
+    if (m->build(a, c) < 0) goto fail;
+    if (a->n_floats > max_floats) {
+        rosa_fail("the adapter has %zu values but adapter_model.safetensors is only %zu bytes", a->n_floats,
+                  2 * max_floats);
+        goto fail;
+    }
+    a->w = rosa_calloc(a->n_floats, sizeof(float), "adapter weights");
+    a->g = rosa_calloc(a->n_floats, sizeof(float), "adapter gradients");
+    if (!a->w || !a->g) goto fail;
+    return a;
+fail:
+    rosa_adapter_free(a);
+    return NULL;
+}
+
+rosa_adapter *rosa_adapter_new(const rosa_peft_method *m, const void *opts, const rosa_config *c,
+                               const rosa_model *model, uint64_t seed) {
+    rosa_adapter *a = adapter_build(m, opts, c, NULL, NULL, SIZE_MAX);
+    if (a && m->init) m->init(a, model, seed);
+    return a;
+}
+
+void rosa_adapter_free(rosa_adapter *a) {
+    if (!a) return;
+    if (a->method->free_state) a->method->free_state(a->state);
+    rosa_peft_opts_free(a->method, a->opts);
+    free(a->params);
+    free(a->w);
+    free(a->g);
+    free(a);
+}
+
+int64_t rosa_adapter_num_params(const rosa_adapter *a) { return (int64_t)a->n_floats; }
+
+int rosa_adapter_copy_values(rosa_adapter *dst, const rosa_adapter *src) {
+    if (dst->method != src->method || dst->n_floats != src->n_floats || dst->n_params != src->n_params)
+        return rosa_fail("adapter shapes differ (%zu vs %zu values)", dst->n_floats, src->n_floats);
+    memcpy(dst->w, src->w, sizeof(float) * dst->n_floats);
+    return 0;
+}
+
+void rosa_adapter_describe(const rosa_adapter *a, char *buf, size_t n) {
+    if (a->method->describe) a->method->describe(a, buf, n);
+    else snprintf(buf, n, "%s", a->method->title);
+}
+
+rosa_hook rosa_adapter_hook(rosa_adapter *a) { return (rosa_hook){a->method->hooks, a}; }
+
+void rosa_adapter_take_norm_grads(rosa_adapter *a, const float *norm_grad, int n_norms, int D, const uint8_t *active) {
+    if (a->method->take_norm_grads) a->method->take_norm_grads(a, norm_grad, n_norms, D, active);
+}
+
+/* ------------------------------------------------------------- files */
+
+int rosa_adapter_save(const rosa_adapter *a, const char *dir, const char *base_model) {
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return rosa_fail("%s: cannot create directory: %s", dir, strerror(errno));
+    cJSON *j = cJSON_CreateObject();
+    if (!j) return rosa_fail("out of memory");
+    cJSON_AddStringToObject(j, "base_model_name_or_path", base_model ? base_model : "");
+    a->method->write_config(a, j);
+    char *text = cJSON_Print(j);
+    cJSON_Delete(j);
+    if (!text) return rosa_fail("out of memory");
+    char *path = rosa_path_join(dir, "adapter_config.json");
+    int rc = path ? rosa_write_file_atomic(path, text, strlen(text)) : -1;
+    free(path);
+    free(text);
+    if (rc < 0) return -1;
+
+    st_write_entry *e = rosa_calloc((size_t)a->n_params, sizeof *e, "adapter tensors");
+    int64_t *shapes = rosa_calloc((size_t)a->n_params * 2, sizeof(int64_t), "adapter shapes");
+    if (!e || !shapes) {
+        free(e);
+        free(shapes);
+        return -1;
+    }
+    for (int i = 0; i < a->n_params; i++) {
+        shapes[2 * i] = a->params[i].rows;
+        shapes[2 * i + 1] = a->params[i].cols;
+        if (a->params[i].ndim == 1) shapes[2 * i] = a->params[i].cols;
+        e[i] = (st_write_entry){a->params[i].name, ST_F32, a->params[i].ndim, &shapes[2 * i], a->w + a->params[i].offset};
+    }
+    path = rosa_path_join(dir, "adapter_model.safetensors");
+    rc = path ? st_write_file(path, e, a->n_params, "{\"format\": \"pt\"}") : -1;
+    free(path);
+    free(e);
+    free(shapes);
+    return rc;
+}
+
+/* Reads the values of every tensor of a's table from s, and refuses a tensor
+ * the table does not have (it would be silently ignored). */
+static int read_values(rosa_adapter *a, const st_set *s, const char *st_path) {
+    for (int i = 0; i < a->n_params; i++) {
+        const rosa_param *p = &a->params[i];
+        const st_tensor *t = st_set_find(s, p->name);
+        if (!t) return rosa_fail("%s: tensor \"%s\" is missing", st_path, p->name);
+        int shape_ok = p->ndim == 1 ? t->ndim == 1 && t->shape[0] == p->cols
+                                    : t->ndim == 2 && t->shape[0] == p->rows && t->shape[1] == p->cols;
+        if (!shape_ok) {
+            if (p->ndim == 1) return rosa_fail("%s: tensor \"%s\" should have shape [%d]", st_path, p->name, p->cols);
+            return rosa_fail("%s: tensor \"%s\" should have shape [%d, %d]", st_path, p->name, p->rows, p->cols);
+        }
+        const unsigned char *src = t->data;
+        float *w = a->w + p->offset;
+        for (int64_t k = 0; k < st_numel(t); k++) {
+            if (t->dtype == ST_F32) {
+                memcpy(&w[k], src + 4 * k, 4);
+            } else if (t->dtype == ST_F16 || t->dtype == ST_BF16) {
+                uint16_t h;
+                memcpy(&h, src + 2 * k, 2);
+                w[k] = t->dtype == ST_F16 ? rosa_f16_to_f32(h) : rosa_bf16_to_f32(h);
+            } else {
+                return rosa_fail("%s: tensor \"%s\" has dtype %s (expected F32, F16 or BF16)", st_path, p->name,
+                                 st_dtype_name(t->dtype));
+            }
+            if (!isfinite(w[k])) return rosa_fail("%s: tensor \"%s\" holds a non-finite value", st_path, p->name);
+        }
+    }
+    for (int i = 0; i < s->n_tensors; i++) {
+        int known = 0;
+        for (int k = 0; k < a->n_params && !known; k++) known = strcmp(a->params[k].name, s->tensors[i].name) == 0;
+        if (!known)
+            return rosa_fail("%s: unexpected tensor \"%s\" (not selected by adapter_config.json)", st_path,
+                             s->tensors[i].name);
+    }
+    return 0;
+}
+
+rosa_adapter *rosa_adapter_load(const char *dir, const rosa_config *c) {
+    char *cfg_path = rosa_path_join(dir, "adapter_config.json");
+    char *st_path = rosa_path_join(dir, "adapter_model.safetensors");
+    cJSON *j = NULL;
+    rosa_adapter *a = NULL;
+    st_set s = {0};
+    if (!cfg_path || !st_path) goto done;
+    if (!rosa_is_dir(dir)) {
+        rosa_fail("%s: adapter directory not found", dir);
+        goto done;
+    }
+    j = rosa_json_load(cfg_path);
+    if (!j) goto done;
+    if (!cJSON_IsObject(j)) {
+        rosa_fail("%s: not a JSON object", cfg_path);
+        goto done;
+    }
+    int err;
+    const char *type = rosa_json_str_opt(j, "peft_type", cfg_path, &err);
+    if (err) goto done;
+    const rosa_peft_method *m = type ? rosa_peft_by_type(type) : NULL;
+    if (!m) {
+        rosa_fail("%s: unsupported peft_type \"%s\" (supported: %s)", cfg_path, type ? type : "", rosa_peft_types());
+        goto done;
+    }
+    const char *task = rosa_json_str_opt(j, "task_type", cfg_path, &err);
+    if (err) goto done;
+    if (task && strcmp(task, "CAUSAL_LM") != 0) {
+        rosa_fail("%s: task_type \"%s\" is not supported (only CAUSAL_LM)", cfg_path, task);
+        goto done;
+    }
+    /* Every value takes at least 2 bytes of the tensor file (F16/BF16): a
+     * config asking for more is refused before its values are allocated. */
+    struct stat sb;
+    size_t max_floats = stat(st_path, &sb) == 0 ? (size_t)sb.st_size / 2 : SIZE_MAX;
+    a = adapter_build(m, NULL, c, j, cfg_path, max_floats);
+    if (!a) {
+        if (!strstr(rosa_last_error(), cfg_path)) rosa_error_prefix("%s", cfg_path);
+        goto done;
+    }
+    if (st_set_add_file(&s, st_path) < 0 || read_values(a, &s, st_path) < 0) {
+        rosa_adapter_free(a);
+        a = NULL;
+    }
+done:
+    st_set_close(&s);
+    cJSON_Delete(j);
+    free(cfg_path);
+    free(st_path);
+    return a;
+}
+
+/* ------------------------------------------------------------- inference */
+
+/* Merges a into m's FP32 weights, projection by projection. */
+static int merge_into(rosa_model *m, const rosa_adapter *a) {
+    for (int l = 0; l < a->L; l++)
+        for (int p = 0; p < N_PROJ; p++) {
+            const rosa_weight *w = &m->layers[l].proj[p];
+            size_t n = (size_t)w->out * (size_t)w->in;
+            float *tmp = rosa_malloc(sizeof(float) * n, "merged weight");
+            if (!tmp) return -1;
+            memcpy(tmp, w->f32, sizeof(float) * n);
+            int rc = a->method->merge(a, l, p, tmp, w->out, w->in);
+            if (rc > 0) rc = rosa_model_replace_weight(m, l, p, tmp);
+            free(tmp);
+            if (rc < 0) return -1;
+        }
+    return 0;
+}
+
+int rosa_adapter_apply(rosa_model *m, rosa_adapter *a) {
+    if (a->L != m->cfg.num_layers) return rosa_fail("the adapter has %d layers, the model %d", a->L, m->cfg.num_layers);
+    if (!a->method->merge) return rosa_model_attach_hook(m, rosa_adapter_hook(a));
+    /* Merged weights must be packed again in BF16 mode. */
+    rosa_dtype compute = m->compute;
+    if (compute != ROSA_DTYPE_F32 && rosa_model_set_compute(m, ROSA_DTYPE_F32) < 0) return -1;
+    if (merge_into(m, a) < 0) return -1;
+    return rosa_model_set_compute(m, compute);
+}
+
+static int copy_file(const char *from, const char *to) {
+    size_t len;
+    char *data = rosa_read_file(from, &len);
+    if (!data) return -1;
+    int rc = rosa_write_file_atomic(to, data, len);
+    free(data);
+    return rc;
+}
+
+/* The layer and projection of a stored weight name, or -1. */
+static int proj_of_tensor(const char *name, int L, int *layer) {
+    for (int p = 0; p < N_PROJ; p++) {
+        char fmt[96];
+        int l, consumed = 0;
+        snprintf(fmt, sizeof fmt, "model.layers.%%d.%s.%s.weight%%n", rosa_proj_parent(p), rosa_proj_names[p]);
+        if (sscanf(name, fmt, &l, &consumed) == 1 && consumed == (int)strlen(name) && l >= 0 && l < L) {
+            *layer = l;
+            return p;
+        }
+    }
+    return -1;
+}
+
+int rosa_adapter_merge_write(const rosa_model *m, const char *model_dir, const rosa_adapter *a, const char *out_dir) {
+    if (!a->method->merge)
+        return rosa_fail("%s adapters cannot be merged into weights (they act inside attention; use --adapter)",
+                         a->method->title);
+    if (m->fp32_released) return rosa_fail("merging needs the FP32 weights: load the model without --dtype bf16");
+    if (mkdir(out_dir, 0755) != 0 && errno != EEXIST)
+        return rosa_fail("%s: cannot create directory: %s", out_dir, strerror(errno));
+    static const char *const files[] = {"config.json", "generation_config.json", "tokenizer.json",
+                                        "tokenizer_config.json", "special_tokens_map.json", NULL};
+    for (int i = 0; files[i]; i++) {
+        char *from = rosa_path_join(model_dir, files[i]), *to = rosa_path_join(out_dir, files[i]);
+        int rc = from && to ? (rosa_file_exists(from) ? copy_file(from, to) : 0) : -1;
+        free(from);
+        free(to);
+        if (rc < 0) return -1;
+    }
+    const st_set *s = &m->weights;
+    st_write_entry *e = rosa_calloc((size_t)s->n_tensors, sizeof *e, "tensors");
+    void **bufs = rosa_calloc((size_t)s->n_tensors, sizeof(void *), "tensors");
+    int rc = e && bufs ? 0 : -1;
+    for (int i = 0; rc == 0 && i < s->n_tensors; i++) {
+        const st_tensor *t = &s->tensors[i];
+        e[i] = (st_write_entry){t->name, t->dtype, t->ndim, t->shape, t->data};
+        int l, p = proj_of_tensor(t->name, a->L, &l);
+        if (p < 0) continue;
+        const rosa_weight *w = &m->layers[l].proj[p];
+        size_t n = (size_t)w->out * (size_t)w->in;
+        float *merged = rosa_malloc(sizeof(float) * n, "merged weight");
+        if (!merged) {
+            rc = -1;
+            break;
+        }
+        memcpy(merged, w->f32, sizeof(float) * n);
+        int did = a->method->merge(a, l, p, merged, w->out, w->in);
+        if (did <= 0) {
+            free(merged);
+            rc = did;
+            continue;
+        }
+        bufs[i] = merged;
+        if (t->dtype != ST_F32) { /* back to the stored dtype */
+            uint16_t *h = rosa_malloc(sizeof(uint16_t) * n, "merged weight");
+            if (!h) {
+                rc = -1;
+                break;
+            }
+            for (size_t k = 0; k < n; k++)
+                h[k] = t->dtype == ST_BF16 ? rosa_f32_to_bf16(merged[k]) : rosa_f32_to_f16(merged[k]);
+            free(merged);
+            bufs[i] = h;
+        }
+        e[i].data = bufs[i];
+    }
+    if (rc == 0) {
+        char *path = rosa_path_join(out_dir, "model.safetensors");
+        rc = path ? st_write_file(path, e, s->n_tensors, "{\"format\": \"pt\"}") : -1;
+        free(path);
+    }
+    for (int i = 0; bufs && i < s->n_tensors; i++) free(bufs[i]);
+    free(bufs);
+    free(e);
+    return rc;
+}

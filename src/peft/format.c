@@ -1,0 +1,77 @@
+/* format.c: shared pieces of the adapter_config.json readers and writers. */
+#include "peft/format.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+static int is_off(const cJSON *v) {
+    return cJSON_IsNull(v) || cJSON_IsFalse(v) || (cJSON_IsString(v) && !*v->valuestring) ||
+           ((cJSON_IsObject(v) || cJSON_IsArray(v)) && cJSON_GetArraySize(v) == 0);
+}
+
+static int known_key(const char *key, const char *const *known) {
+    for (int k = 0; known[k]; k++)
+        if (strcmp(key, known[k]) == 0) return 1;
+    return 0;
+}
+
+int rosa_peft_check_keys(const cJSON *j, const char *path, const char *const *known) {
+    const cJSON *item;
+    cJSON_ArrayForEach(item, j) {
+        if (!known_key(item->string, known) && !is_off(item))
+            return rosa_fail("%s: \"%s\" is not supported by rosa (only its default value is accepted)", path,
+                             item->string);
+    }
+    return 0;
+}
+
+int rosa_peft_check_keys_strict(const cJSON *j, const char *path, const char *what, const char *const *known) {
+    const cJSON *item;
+    cJSON_ArrayForEach(item, j) {
+        if (!known_key(item->string, known)) return rosa_fail("%s: unknown key \"%s\" in %s", path, item->string, what);
+    }
+    return 0;
+}
+
+void rosa_json_add_float(cJSON *o, const char *key, float v) {
+    char buf[32];
+    for (int prec = 6; prec <= 9; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, v);
+        if (strtof(buf, NULL) == v) break;
+    }
+    cJSON_AddItemToObject(o, key, cJSON_CreateRaw(buf));
+}
+
+int rosa_parse_int_list(const char *s, int32_t **ids, int *n) {
+    int cap = 16, k = 0;
+    int32_t *a = rosa_malloc(sizeof(int32_t) * (size_t)cap, "integer list");
+    if (!a) return -1;
+    const char *p = s;
+    for (;;) {
+        while (*p == ' ' || *p == ',' || *p == '\t' || *p == '\n' || *p == '[' || *p == ']') p++;
+        if (!*p) break;
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 0 || v > 0x7fffffffL) {
+            free(a);
+            return rosa_fail("\"%s\" is not a list of non-negative integers", s);
+        }
+        if (k == cap) {
+            cap *= 2;
+            int32_t *b = rosa_realloc(a, sizeof(int32_t) * (size_t)cap, "integer list");
+            if (!b) {
+                free(a);
+                return -1;
+            }
+            a = b;
+        }
+        a[k++] = (int32_t)v;
+        p = end;
+    }
+    *ids = a;
+    *n = k;
+    return 0;
+}

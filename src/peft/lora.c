@@ -1,0 +1,403 @@
+/* lora.c: the LoRA method (see lora.h). */
+#include "peft/lora.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <float.h>
+#include <math.h>
+#include <pcre2.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/json.h"
+#include "model/gemm.h"
+#include "model/model.h"
+#include "peft/format.h"
+#include "peft/lowrank.h"
+#include "prof.h"
+#include "util.h"
+
+/* ------------------------------------------------------------- options */
+
+static void opts_default(void *p) {
+    rosa_lora_options *o = p;
+    memset(o, 0, sizeof *o);
+    o->rank = 8;
+    o->alpha = 16.0f;
+    o->dropout = 0.05f;
+    o->targets = (1u << PROJ_Q) | (1u << PROJ_V);
+}
+
+static int opts_copy(void *dst, const void *src) {
+    rosa_lora_options *d = dst;
+    const rosa_lora_options *s = src;
+    *d = *s;
+    d->target_regex = NULL;
+    d->layers = NULL;
+    if (s->target_regex && !(d->target_regex = rosa_strdup(s->target_regex))) return -1;
+    if (s->layers) {
+        d->layers = rosa_malloc(sizeof(int) * (size_t)(s->n_layers ? s->n_layers : 1), "layers");
+        if (!d->layers) return -1;
+        memcpy(d->layers, s->layers, sizeof(int) * (size_t)s->n_layers);
+    }
+    return 0;
+}
+
+static void opts_free(void *p) {
+    rosa_lora_options *o = p;
+    free(o->target_regex);
+    free(o->layers);
+    o->target_regex = NULL;
+    o->layers = NULL;
+}
+
+int rosa_parse_target_modules(const char *list, unsigned *mask) {
+    *mask = 0;
+    if (strcmp(list, "all") == 0 || strcmp(list, "all-linear") == 0) {
+        *mask = (1u << N_PROJ) - 1;
+        return 0;
+    }
+    const char *p = list;
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        int found = -1;
+        for (int m = 0; m < N_PROJ; m++)
+            if (strlen(rosa_proj_names[m]) == n && strncmp(p, rosa_proj_names[m], n) == 0) found = m;
+        if (found < 0)
+            return rosa_fail("unknown target module \"%.*s\" (expected q_proj, k_proj, v_proj, o_proj, gate_proj, "
+                             "up_proj, down_proj)", (int)n, p);
+        *mask |= 1u << found;
+        p += n;
+        if (*p == ',') p++;
+    }
+    if (!*mask) return rosa_fail("no target modules given");
+    return 0;
+}
+
+static int parse_targets(void *p, const char *v) {
+    rosa_lora_options *o = p;
+    if (rosa_parse_target_modules(v, &o->targets) < 0) return rosa_error_prefix("--target-modules"), -1;
+    return 0;
+}
+
+static int parse_layers(void *p, const char *v) {
+    rosa_lora_options *o = p;
+    int32_t *ids;
+    int n;
+    if (rosa_parse_int_list(v, &ids, &n) < 0 || n == 0) return rosa_fail("--layers expects a list of integers like 0,2,5");
+    free(o->layers);
+    o->layers = (int *)ids;
+    o->n_layers = n;
+    return 0;
+}
+
+static const rosa_peft_option options[] = {
+    {"rank", PEFT_OPT_INT, offsetof(rosa_lora_options, rank), "R", "rank r (default 8)", NULL, NULL},
+    {"alpha", PEFT_OPT_FLOAT, offsetof(rosa_lora_options, alpha), "A", "scaling alpha/r (default 16)", NULL, NULL},
+    {"dropout", PEFT_OPT_FLOAT, offsetof(rosa_lora_options, dropout), "P", "dropout on the adapter input (default 0.05)",
+     NULL, NULL},
+    {"rslora", PEFT_OPT_FLAG, offsetof(rosa_lora_options, rslora), NULL, "scale by alpha/sqrt(r) instead", NULL, NULL},
+    {"target-modules", PEFT_OPT_CUSTOM, 0, "LIST", "modules adapted, e.g. q_proj,v_proj (default) or all", NULL,
+     parse_targets},
+    {"layers", PEFT_OPT_CUSTOM, 0, "LIST", "adapt only these layers, e.g. 0,1,2 (default: all)", NULL, parse_layers},
+    {0},
+};
+
+static void set_rank(void *p, int r) { ((rosa_lora_options *)p)->rank = r; }
+
+static void runtime_from(void *p, const void *from) {
+    ((rosa_lora_options *)p)->dropout = ((const rosa_lora_options *)from)->dropout;
+}
+
+/* --------------------------------------------------- adapter_config.json */
+
+static const char *const keys_read[] = {
+    "peft_type", "task_type", "r", "lora_alpha", "lora_dropout", "target_modules", "use_rslora",
+    "layers_to_transform", "bias", "base_model_name_or_path", "revision", "inference_mode",
+    "init_lora_weights", "megatron_core", "auto_mapping", NULL};
+
+static int parse_config(rosa_adapter *a, const cJSON *j, const char *path, const rosa_config *c) {
+    rosa_lora_options *o = a->opts;
+    if (rosa_peft_check_keys(j, path, keys_read) < 0) return -1;
+    int err;
+    const char *bias = rosa_json_str_opt(j, "bias", path, &err);
+    if (err) return -1;
+    if (bias && strcmp(bias, "none") != 0) return rosa_fail("%s: \"bias\": \"%s\" is not supported (only \"none\")", path, bias);
+    long long r;
+    double alpha, dropout;
+    if (rosa_json_int(j, "r", path, 1, ROSA_MAX_RANK, &r) < 0 || rosa_json_num_opt(j, "lora_alpha", path, 8.0, &alpha) < 0 ||
+        rosa_json_num_opt(j, "lora_dropout", path, 0.0, &dropout) < 0 ||
+        rosa_json_bool_opt(j, "use_rslora", path, 0, &o->rslora) < 0)
+        return -1;
+    if (!(fabs(alpha) <= FLT_MAX)) return rosa_fail("%s: \"lora_alpha\" %g does not fit a float", path, alpha);
+    o->rank = (int)r;
+    o->alpha = (float)alpha;
+    o->dropout = (float)dropout;
+    const cJSON *tm = cJSON_GetObjectItemCaseSensitive(j, "target_modules");
+    if (cJSON_IsString(tm)) {
+        o->target_regex = rosa_strdup(tm->valuestring);
+        if (!o->target_regex) return -1;
+    } else if (cJSON_IsArray(tm)) {
+        o->targets = 0;
+        const cJSON *t;
+        cJSON_ArrayForEach(t, tm) {
+            unsigned bit;
+            if (!cJSON_IsString(t)) return rosa_fail("%s: target_modules entries must be strings", path);
+            if (rosa_parse_target_modules(t->valuestring, &bit) < 0) {
+                rosa_error_prefix("%s", path);
+                return -1;
+            }
+            o->targets |= bit;
+        }
+    } else {
+        return rosa_fail("%s: \"target_modules\" must be a list or a regex string", path);
+    }
+    const cJSON *lt = cJSON_GetObjectItemCaseSensitive(j, "layers_to_transform");
+    if (lt && !cJSON_IsNull(lt)) {
+        int n = cJSON_IsArray(lt) ? cJSON_GetArraySize(lt) : 1;
+        o->layers = rosa_malloc(sizeof(int) * (size_t)(n ? n : 1), "layers");
+        if (!o->layers) return -1;
+        for (int i = 0; i < n; i++) {
+            const cJSON *v = cJSON_IsArray(lt) ? cJSON_GetArrayItem(lt, i) : lt;
+            if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble >= c->num_layers)
+                return rosa_fail("%s: layers_to_transform must hold layer indices below %d", path, c->num_layers);
+            o->layers[i] = (int)v->valuedouble;
+        }
+        o->n_layers = n;
+    }
+    return 0;
+}
+
+static void write_config(const rosa_adapter *a, cJSON *j) {
+    const rosa_lora_options *o = a->opts;
+    const rosa_lora_state *st = a->state;
+    cJSON_AddStringToObject(j, "bias", "none");
+    cJSON_AddBoolToObject(j, "fan_in_fan_out", 0);
+    cJSON_AddBoolToObject(j, "inference_mode", 1);
+    cJSON_AddBoolToObject(j, "init_lora_weights", 1);
+    int all = 1;
+    for (int l = 0; l < a->L; l++) all &= st->layer_on[l];
+    if (all) {
+        cJSON_AddNullToObject(j, "layers_to_transform");
+    } else {
+        cJSON *ls = cJSON_AddArrayToObject(j, "layers_to_transform");
+        for (int l = 0; l < a->L; l++)
+            if (st->layer_on[l]) cJSON_AddItemToArray(ls, cJSON_CreateNumber(l));
+    }
+    rosa_json_add_float(j, "lora_alpha", o->alpha);
+    rosa_json_add_float(j, "lora_dropout", o->dropout);
+    cJSON_AddNullToObject(j, "modules_to_save");
+    cJSON_AddStringToObject(j, "peft_type", "LORA");
+    cJSON_AddNumberToObject(j, "r", o->rank);
+    if (o->target_regex) {
+        cJSON_AddStringToObject(j, "target_modules", o->target_regex);
+    } else {
+        cJSON *tm = cJSON_AddArrayToObject(j, "target_modules");
+        for (int m = 0; m < N_PROJ; m++)
+            if ((o->targets >> m) & 1u) cJSON_AddItemToArray(tm, cJSON_CreateString(rosa_proj_names[m]));
+    }
+    cJSON_AddStringToObject(j, "task_type", "CAUSAL_LM");
+    cJSON_AddBoolToObject(j, "use_dora", 0);
+    cJSON_AddBoolToObject(j, "use_rslora", o->rslora);
+}
+
+/* ------------------------------------------------------------- tensors */
+
+/* Does PEFT's regex form of target_modules select this module?  PEFT
+ * full-matches the pattern against the module's name in the base model. */
+static int regex_selects(const pcre2_code *re, int layer, int p) {
+    char key[128];
+    rosa_proj_tensor_name(key, sizeof key, layer, p);
+    pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
+    int rc = md ? pcre2_match(re, (PCRE2_SPTR)key, strlen(key), 0, PCRE2_ANCHORED | PCRE2_ENDANCHORED, md, NULL) : -1;
+    pcre2_match_data_free(md);
+    return rc >= 0;
+}
+
+static void free_state(void *p) {
+    rosa_lora_state *st = p;
+    if (!st) return;
+    free(st->layer_on);
+    free(st->idx);
+    free(st);
+}
+
+static int build(rosa_adapter *a, const rosa_config *c) {
+    const rosa_lora_options *o = a->opts;
+    if (o->rank < 1 || o->rank > ROSA_MAX_RANK) return rosa_fail("LoRA rank %d must be in [1, %d]", o->rank, ROSA_MAX_RANK);
+    if (!(o->dropout >= 0.0f && o->dropout < 1.0f)) return rosa_fail("LoRA dropout %g must be in [0, 1)", o->dropout);
+    rosa_lora_state *st = rosa_calloc(1, sizeof *st, "adapter");
+    if (!st) return -1;
+    a->state = st;
+    st->scaling = o->rslora ? o->alpha / sqrtf((float)o->rank) : o->alpha / (float)o->rank;
+    st->layer_on = rosa_calloc((size_t)a->L, 1, "adapter layers");
+    st->idx = rosa_calloc((size_t)a->L, sizeof *st->idx, "adapter index");
+    if (!st->layer_on || !st->idx) return -1;
+    pcre2_code *re = NULL;
+    if (o->target_regex) {
+        int err;
+        PCRE2_SIZE off;
+        re = pcre2_compile((PCRE2_SPTR)o->target_regex, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &err, &off, NULL);
+        if (!re) return rosa_fail("target_modules regex \"%s\" does not compile (at offset %zu)", o->target_regex, (size_t)off);
+    }
+    int rc = 0;
+    if (o->layers) {
+        for (int i = 0; i < o->n_layers && rc == 0; i++) {
+            if (o->layers[i] < 0 || o->layers[i] >= a->L)
+                rc = rosa_fail("layer %d is out of range (the model has %d layers)", o->layers[i], a->L);
+            else st->layer_on[o->layers[i]] = 1;
+        }
+    } else {
+        memset(st->layer_on, 1, (size_t)a->L);
+    }
+    for (int l = 0; rc == 0 && l < a->L; l++) {
+        for (int p = 0; rc == 0 && p < N_PROJ; p++) {
+            st->idx[l][p] = -1;
+            int on = st->layer_on[l] && (re ? regex_selects(re, l, p) : (int)((o->targets >> p) & 1u));
+            if (!on) continue;
+            int in, out;
+            rosa_proj_shape(c, p, &in, &out);
+            char base[96], name[128];
+            rosa_proj_tensor_name(base, sizeof base, l, p);
+            st->idx[l][p] = a->n_params;
+            snprintf(name, sizeof name, "base_model.model.%s.lora_A.weight", base);
+            rc = rosa_adapter_add_param(a, name, l, o->rank, in);
+            snprintf(name, sizeof name, "base_model.model.%s.lora_B.weight", base);
+            if (rc == 0) rc = rosa_adapter_add_param(a, name, l, out, o->rank);
+        }
+    }
+    pcre2_code_free(re);
+    if (rc == 0 && a->n_params == 0) rc = rosa_fail("the LoRA target modules and layers select no module of this model");
+    return rc;
+}
+
+/* PEFT: kaiming_uniform_(A, a=sqrt(5)) gives bound 1/sqrt(fan_in); B = 0. */
+static void init(rosa_adapter *a, const rosa_model *m, uint64_t seed) {
+    (void)m;
+    rosa_rng rng;
+    rosa_rng_seed(&rng, seed);
+    for (int i = 0; i < a->n_params; i += 2) {
+        const rosa_param *A = &a->params[i];
+        float bound = 1.0f / sqrtf((float)A->cols), *w = a->w + A->offset;
+        for (int k = 0; k < A->rows * A->cols; k++) w[k] = (2.0f * rosa_rng_uniform(&rng) - 1.0f) * bound;
+    }
+}
+
+static void describe(const rosa_adapter *a, char *buf, size_t n) {
+    const rosa_lora_options *o = a->opts;
+    snprintf(buf, n, "LoRA r %d, alpha %g%s", o->rank, (double)o->alpha, o->rslora ? " (rsLoRA)" : "");
+}
+
+const rosa_lora_state *rosa_lora_state_of(const rosa_adapter *a) {
+    return a && a->method == &rosa_peft_lora ? a->state : NULL;
+}
+
+/* W += s B A for projection p of layer l. */
+static int merge(const rosa_adapter *a, int l, int p, float *W, int out, int in) {
+    const rosa_lora_state *st = a->state;
+    int idx = st->idx[l][p];
+    if (idx < 0) return 0;
+    const rosa_param *A = &a->params[idx], *B = &a->params[idx + 1];
+    if (B->rows != out || A->cols != in) return rosa_fail("LoRA tensors of layer %d do not match the model", l);
+    rosa_gemm('N', 'N', out, in, A->rows, st->scaling, a->w + B->offset, B->cols, a->w + A->offset, A->cols, 1.0f, W,
+              in);
+    return 1;
+}
+
+/* ------------------------------------------------------------- hooks */
+
+/* Layer l's state: one branch per adapted projection, in projection order. */
+static size_t act_floats(const void *self, int l, int N) {
+    const rosa_adapter *a = self;
+    const rosa_lora_options *o = a->opts;
+    const rosa_lora_state *st = a->state;
+    size_t n = 0;
+    for (int p = 0; p < N_PROJ; p++)
+        if (st->idx[l][p] >= 0) n += lowrank_act_floats(N, a->params[st->idx[l][p]].cols, o->rank, o->dropout);
+    return n;
+}
+
+static lowrank_acts branch_acts(const rosa_adapter *a, int l, int p, float *acts, int N) {
+    const rosa_lora_options *o = a->opts;
+    const rosa_lora_state *st = a->state;
+    lowrank_acts ba = {0};
+    for (int q = 0; q <= p; q++)
+        if (st->idx[l][q] >= 0) ba = lowrank_carve(&acts, N, a->params[st->idx[l][q]].cols, o->rank, o->dropout);
+    return ba;
+}
+
+/* du [N][r], and with dropout the widest input [N][in]. */
+static size_t scratch_floats(const void *self, int N) {
+    const rosa_adapter *a = self;
+    const rosa_lora_options *o = a->opts;
+    int widest = 0;
+    for (int i = 0; i < a->n_params; i += 2)
+        if (a->params[i].cols > widest) widest = a->params[i].cols;
+    return (size_t)N * o->rank + 16 + (o->dropout > 0 ? (size_t)N * widest : 0);
+}
+
+static int proj_forward(void *self, const rosa_block_ctx *c, int l, int p, float *acts, float *y, const float *x) {
+    const rosa_adapter *a = self;
+    const rosa_lora_options *o = a->opts;
+    const rosa_lora_state *st = a->state;
+    int idx = st->idx[l][p];
+    if (idx < 0) return 0;
+    const rosa_param *A = &a->params[idx], *B = &a->params[idx + 1];
+    lowrank_acts ba = branch_acts(a, l, p, acts, c->N);
+    PROF(PROF_ADAPTER, 2.0 * c->N * o->rank * (A->cols + B->rows),
+         lowrank_forward(&ba, y, 1, x, a->w + A->offset, a->w + B->offset, st->scaling, c->N, A->cols, o->rank,
+                         B->rows, o->dropout, c->drop));
+    return 0;
+}
+
+static int proj_backward(void *self, const rosa_block_ctx *c, int l, int p, float *acts, float *dx, const float *dy,
+                         const float *x) {
+    const rosa_adapter *a = self;
+    const rosa_lora_options *o = a->opts;
+    const rosa_lora_state *st = a->state;
+    int idx = st->idx[l][p];
+    if (idx < 0) return 0;
+    const rosa_param *A = &a->params[idx], *B = &a->params[idx + 1];
+    lowrank_acts ba = branch_acts(a, l, p, acts, c->N);
+    int act = rosa_block_layer_active(c, l);
+    float *du = rosa_block_hook_scratch(c, self), *dtmp = du + (((size_t)c->N * o->rank + 15) & ~(size_t)15);
+    PROF(PROF_ADAPTER, (act ? 4.0 : 2.0) * c->N * o->rank * (A->cols + B->rows),
+         lowrank_backward(&ba, dx, dy, x, a->w + A->offset, a->w + B->offset, act ? a->g + A->offset : NULL,
+                          act ? a->g + B->offset : NULL, st->scaling, c->N, A->cols, o->rank, B->rows, o->dropout, du,
+                          dtmp));
+    return 0;
+}
+
+static const rosa_hook_ops hooks = {
+    .act_floats = act_floats,
+    .scratch_floats = scratch_floats,
+    .proj_forward = proj_forward,
+    .proj_backward = proj_backward,
+};
+
+const rosa_peft_method rosa_peft_lora = {
+    .name = "lora",
+    .peft_type = "LORA",
+    .title = "LoRA",
+    .opts_size = sizeof(rosa_lora_options),
+    .opts_default = opts_default,
+    .opts_copy = opts_copy,
+    .opts_free = opts_free,
+    .options = options,
+    .set_rank = set_rank,
+    .runtime_from = runtime_from,
+    .parse_config = parse_config,
+    .write_config = write_config,
+    .build = build,
+    .free_state = free_state,
+    .init = init,
+    .describe = describe,
+    .merge = merge,
+    .hooks = &hooks,
+};
+
+void rosa_lora_options_default(rosa_lora_options *o) { opts_default(o); }
+
+rosa_adapter *rosa_adapter_new_lora(const rosa_config *c, const rosa_lora_options *o, uint64_t seed) {
+    return rosa_adapter_new(&rosa_peft_lora, o, c, NULL, seed);
+}

@@ -1,0 +1,37 @@
+/* lora.h: LoRA (Hu et al.), exactly as Hugging Face PEFT computes, initialises
+ * and saves it: y = x W^T + s * (drop(x) A^T) B^T with s = alpha / r (or
+ * alpha / sqrt(r) with rsLoRA), A Kaiming-uniform, B = 0. */
+#ifndef ROSA_LORA_H
+#define ROSA_LORA_H
+
+#include "peft/peft.h"
+
+typedef struct {
+    int rank;           /* r (default 8) */
+    float alpha;        /* lora_alpha (default 16) */
+    int rslora;         /* scaling alpha/sqrt(r) instead of alpha/r */
+    float dropout;      /* on the adapter input (default 0.05) */
+    unsigned targets;   /* bit p set: projection p adapted (when target_regex is NULL); default q, v */
+    char *target_regex; /* PEFT's string form, full-matched on module names (owned) */
+    int *layers;        /* layers_to_transform (owned), NULL = all */
+    int n_layers;
+} rosa_lora_options;
+
+typedef struct {
+    float scaling;
+    uint8_t *layer_on;      /* [L]: layers_to_transform */
+    int (*idx)[N_PROJ];     /* [L][p]: index of lora_A in the table (B follows), -1 */
+} rosa_lora_state;
+
+extern const rosa_peft_method rosa_peft_lora;
+
+/* Parses "q_proj,v_proj" (or "all", "all-linear") into a projection bit set;
+ * -1 on an unknown name. */
+int rosa_parse_target_modules(const char *list, unsigned *mask);
+void rosa_lora_options_default(rosa_lora_options *o);
+/* A new LoRA adapter with PEFT's initialisation (values drawn from seed). */
+rosa_adapter *rosa_adapter_new_lora(const rosa_config *c, const rosa_lora_options *o, uint64_t seed);
+/* The state of a LoRA adapter (NULL for another method). */
+const rosa_lora_state *rosa_lora_state_of(const rosa_adapter *a);
+
+#endif

@@ -1,0 +1,58 @@
+/* registry.c: the PEFT methods rosa knows.  Adding one is a line here. */
+#include "peft/lora.h"
+#include "peft/roae.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* --method names; an alias may switch dynamic layer selection on. */
+static const struct {
+    const char *name;
+    const rosa_peft_method *method;
+    int with_dls;
+} methods[] = {
+    {"lora", &rosa_peft_lora, 0},
+    {"roae", &rosa_peft_roae, 0},
+    {"rosa", &rosa_peft_roae, 1}, /* RoSA = RoAE + DLS */
+};
+#define N_METHODS (sizeof methods / sizeof methods[0])
+
+const rosa_peft_method *rosa_peft_find(const char *name, int *with_dls) {
+    for (size_t i = 0; i < N_METHODS; i++)
+        if (strcmp(name, methods[i].name) == 0) {
+            if (with_dls) *with_dls = methods[i].with_dls;
+            return methods[i].method;
+        }
+    return NULL;
+}
+
+const rosa_peft_method *rosa_peft_at(int k) {
+    for (size_t i = 0; i < N_METHODS; i++) {
+        int first = 1;
+        for (size_t j = 0; j < i; j++) first &= methods[j].method != methods[i].method;
+        if (first && k-- == 0) return methods[i].method;
+    }
+    return NULL;
+}
+
+const rosa_peft_method *rosa_peft_by_type(const char *peft_type) {
+    for (size_t i = 0; i < N_METHODS; i++)
+        if (strcmp(peft_type, methods[i].method->peft_type) == 0) return methods[i].method;
+    return NULL;
+}
+
+const char *rosa_peft_names(void) {
+    static char buf[256];
+    if (!buf[0])
+        for (size_t i = 0, k = 0; i < N_METHODS && k < sizeof buf; i++)
+            k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%s", i ? ", " : "", methods[i].name);
+    return buf;
+}
+
+const char *rosa_peft_types(void) {
+    static char buf[256];
+    if (!buf[0])
+        for (int i = 0, k = 0; rosa_peft_at(i) && k < (int)sizeof buf; i++)
+            k += snprintf(buf + k, sizeof buf - (size_t)k, "%s%s", i ? ", " : "", rosa_peft_at(i)->peft_type);
+    return buf;
+}
