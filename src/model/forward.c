@@ -63,7 +63,8 @@ int rosa_kv_cache_length(const rosa_kv_cache *kv) { return kv->len; }
 
 /* A call that starts an empty cache with several slots computes attention
  * with GEMMs (attention_seq_forward), up to a bounded score block. */
-static int prefill_gemm(const rosa_kv_cache *kv, int T) { return kv->len == 0 && T > 1 && T <= 2048; }
+#define PREFILL_GEMM_MAX_T 2048 /* its scratch is 2 T x T floats per thread (32 MiB at 2048); longer: per-slot path */
+static int prefill_gemm(const rosa_kv_cache *kv, int T) { return kv->len == 0 && T > 1 && T <= PREFILL_GEMM_MAX_T; }
 
 /* Scratch layout for one call with N = B*T rows. */
 typedef struct {

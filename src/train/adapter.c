@@ -20,6 +20,8 @@
 const char *const rosa_module_names[N_MODULES] = {"q_proj", "k_proj", "v_proj", "o_proj",
                                                   "gate_proj", "up_proj", "down_proj"};
 
+#define MAX_RANK 65536 /* bound on r (options, adapter configs): far above useful ranks; a corrupt r fails early */
+
 static const char *module_parent(int m) { return m <= MOD_O ? "self_attn" : "mlp"; }
 
 /* in/out features of module m. */
@@ -95,7 +97,7 @@ static int regex_selects(const pcre2_code *re, int layer, int m) {
     return rc >= 0;
 }
 
-/* Builds the table (values zero) for a LoRA adapter on config c.  max_floats:
+/* Defined below.  lora_table and roae_table build a table (values zero); max_floats:
  * refuse, before allocating, a table of more values than that (a file's bound). */
 static rosa_adapter *roae_table(const rosa_config *c, const rosa_roae_options *o, size_t max_floats);
 
@@ -110,8 +112,8 @@ static int alloc_values(rosa_adapter *a, size_t max_floats) {
 }
 
 static rosa_adapter *lora_table(const rosa_config *c, const rosa_lora_options *o, size_t max_floats) {
-    if (o->rank < 1 || o->rank > 65536) {
-        rosa_fail("LoRA rank %d must be in [1, 65536]", o->rank);
+    if (o->rank < 1 || o->rank > MAX_RANK) {
+        rosa_fail("LoRA rank %d must be in [1, %d]", o->rank, MAX_RANK);
         return NULL;
     }
     if (!(o->dropout >= 0.0f && o->dropout < 1.0f)) {
@@ -242,8 +244,8 @@ int64_t rosa_roae_num_params(const rosa_config *c, const rosa_roae_options *o, i
 
 /* Builds the table (values zero) of a RoAE adapter on config c. */
 static rosa_adapter *roae_table(const rosa_config *c, const rosa_roae_options *o, size_t max_floats) {
-    if (o->rank < 1 || o->rank > 65536) {
-        rosa_fail("RoAE rank %d must be in [1, 65536]", o->rank);
+    if (o->rank < 1 || o->rank > MAX_RANK) {
+        rosa_fail("RoAE rank %d must be in [1, %d]", o->rank, MAX_RANK);
         return NULL;
     }
     if (!(o->r_low > 0.0f && o->r_low <= 1.0f)) {
@@ -495,7 +497,7 @@ static int parse_lora_config(const cJSON *j, const char *path, const rosa_config
     if (task && strcmp(task, "CAUSAL_LM") != 0) return rosa_fail("%s: task_type \"%s\" is not supported (only CAUSAL_LM)", path, task);
     long long r;
     double alpha, dropout;
-    if (rosa_json_int(j, "r", path, 1, 65536, &r) < 0 || rosa_json_num_opt(j, "lora_alpha", path, 8.0, &alpha) < 0 ||
+    if (rosa_json_int(j, "r", path, 1, MAX_RANK, &r) < 0 || rosa_json_num_opt(j, "lora_alpha", path, 8.0, &alpha) < 0 ||
         rosa_json_num_opt(j, "lora_dropout", path, 0.0, &dropout) < 0 ||
         rosa_json_bool_opt(j, "use_rslora", path, 0, &o->rslora) < 0)
         return -1;
@@ -557,7 +559,7 @@ static int parse_roae_config(const cJSON *j, const char *path, rosa_roae_options
     long long r;
     double alpha, r_low, dropout;
     int err;
-    if (rosa_json_int(j, "r", path, 1, 65536, &r) < 0 || rosa_json_num_opt(j, "alpha", path, 1.0, &alpha) < 0 ||
+    if (rosa_json_int(j, "r", path, 1, MAX_RANK, &r) < 0 || rosa_json_num_opt(j, "alpha", path, 1.0, &alpha) < 0 ||
         rosa_json_num_opt(j, "r_low", path, 0.25, &r_low) < 0 ||
         rosa_json_num_opt(j, "dropout", path, 0.0, &dropout) < 0 ||
         rosa_json_bool_opt(j, "train_norms", path, 0, &o->train_norms) < 0)

@@ -1,4 +1,4 @@
-/* adapter.h: trainable adapters (LoRA now, RoAE with the RoSA issue): a table
+/* adapter.h: trainable adapters (LoRA, and RoAE for RoSA): a table
  * of tensors carved from flat parameter and gradient buffers, PEFT-style
  * files in and out. */
 #ifndef ROSA_ADAPTER_H

@@ -1,4 +1,4 @@
-/* merge.c: W' = W + s * B A for every LoRA module. */
+/* merge.c: W' = W + s * B A for every LoRA module; a RoAE adapter is installed as the forward's hook. */
 #include "merge.h"
 
 #include <errno.h>
@@ -17,7 +17,7 @@ static float *merged(const float *W, const rosa_adapter *a, int idx) {
     if (!out) return NULL;
     memcpy(out, W, sizeof(float) * n);
     rosa_gemm('N', 'N', B->rows, A->cols, A->rows, a->scaling, a->w + B->offset,
-                B->cols, a->w + A->offset, A->cols, 1.0f, out, A->cols);
+              B->cols, a->w + A->offset, A->cols, 1.0f, out, A->cols);
     return out;
 }
 

@@ -1,5 +1,5 @@
-/* merge.h: folding a LoRA adapter into base weights (W' = W + s B A), for
- * inference with an adapter and for `rosa merge`. */
+/* merge.h: applying an adapter for inference (LoRA folded into the base weights,
+ * W' = W + s B A; RoAE installed as the forward's hook) and `rosa merge` (LoRA). */
 #ifndef ROSA_MERGE_H
 #define ROSA_MERGE_H
 

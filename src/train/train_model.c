@@ -184,8 +184,7 @@ static void branch_forward(branch_acts *ba, float *out, int accumulate, const fl
         xd = ba->xd;
     }
     linear_forward(ba->u, xd, A, NULL, N, in, r, 0);
-    rosa_gemm('N', 'T', N, od, r, s, ba->u, r, B, r, accumulate ? 1.0f : 0.0f, out,
-                od);
+    rosa_gemm('N', 'T', N, od, r, s, ba->u, r, B, r, accumulate ? 1.0f : 0.0f, out, od);
 }
 
 /* Backward of branch_forward: dx[N][in] += d/dx; dA, dB (may be NULL: no
