@@ -34,7 +34,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps test test-san test-tsan fuzz fuzz-ci demo bench bench-quick bench-results clean help testdata
+.PHONY: all deps test check-readme test-san test-tsan fuzz fuzz-ci demo bench bench-quick bench-results clean help testdata
 
 all: $(BUILD)/rosa $(BUILD)/test_rosa
 
@@ -42,6 +42,7 @@ help:
 	@echo "make            build build/rosa and the test binary"
 	@echo "make demo       fine-tune the shipped model and evaluate it (installs packages)"
 	@echo "make test       run the whole test suite (installs packages)"
+	@echo "make check-readme  build and run README's library example as it is shown"
 	@echo "make test-san   the test suite under ASan + UBSan"
 	@echo "make test-tsan  the test suite under ThreadSanitizer (clang)"
 	@echo "make fuzz       each fuzz target for FUZZ_SECONDS (60) under ASan + UBSan (clang)"
@@ -96,6 +97,11 @@ testdata: deps $(TESTDATA)
 test: deps
 	@$(MAKE) --no-print-directory all $(TESTDATA)
 	ROSA_SHARED=$(SHARED) ROSA_TESTDATA=$(BUILD)/testdata ROSA_BIN=$(BUILD)/rosa $(BUILD)/test_rosa
+
+# README's library example, built with the command shown next to it and run
+# (tests/test_readme.c; also part of make test).
+check-readme: all
+	ROSA_SHARED=$(SHARED) ROSA_BIN=$(BUILD)/rosa $(BUILD)/test_rosa readme
 
 test-san: deps
 	@$(MAKE) --no-print-directory SAN=1 all

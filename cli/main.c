@@ -16,7 +16,7 @@ static const struct {
     {"generate", cmd_generate, "generate text from a prompt (greedy or sampled)"},
     {"info", cmd_info, "describe a model directory"},
     {"tokenize", cmd_tokenize, "encode text to token ids, or decode ids; show what training sees"},
-    {"train", cmd_train, "fine-tune an adapter (LoRA) on a frozen model"},
+    {"train", cmd_train, "fine-tune an adapter (LoRA, RoAE or RoSA) on a frozen model"},
     {"loss", cmd_loss, "mean loss of a data set, with or without an adapter"},
     {"merge", cmd_merge, "fold a LoRA adapter into the model's weights"},
     {"eval", cmd_eval, "accuracy on the LLM-Adapters benchmarks (commonsense, math)"},

@@ -1,6 +1,6 @@
-/* ops.c: forward ops.  GEMMs go to CBLAS; the rest is OpenMP over rows.  The
- * OpenMP build of OpenBLAS runs single-threaded when called inside a parallel
- * region, so BLAS threads and OpenMP threads never multiply. */
+/* ops.c: forward and backward ops.  GEMMs go to rosa_gemm (gemm.h: oneDNN, or
+ * OpenBLAS with ROSA_GEMM=openblas), which runs single-threaded inside a parallel
+ * region; the rest is OpenMP over rows, so GEMM and OpenMP threads never multiply. */
 #include "ops.h"
 
 #include "gemm.h"
@@ -40,8 +40,7 @@ void rmsnorm_apply(float *out, const float *x, const float *rstd, const float *w
 
 void linear_forward(float *out, const float *x, const float *W, const float *b, int N, int IN, int OUT,
                     int accumulate) {
-    rosa_gemm('N', 'T', N, OUT, IN, 1.0f, x, IN, W, IN, accumulate ? 1.0f : 0.0f,
-                out, OUT);
+    rosa_gemm('N', 'T', N, OUT, IN, 1.0f, x, IN, W, IN, accumulate ? 1.0f : 0.0f, out, OUT);
     if (b) {
 #pragma omp parallel for schedule(static)
         for (int n = 0; n < N; n++)
@@ -264,8 +263,7 @@ void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, c
 }
 
 void linear_backward_input(float *dx, const float *dout, const float *W, int N, int IN, int OUT, int accumulate) {
-    rosa_gemm('N', 'N', N, IN, OUT, 1.0f, dout, OUT, W, IN,
-                accumulate ? 1.0f : 0.0f, dx, IN);
+    rosa_gemm('N', 'N', N, IN, OUT, 1.0f, dout, OUT, W, IN, accumulate ? 1.0f : 0.0f, dx, IN);
 }
 
 void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int N, int F) {

@@ -1,4 +1,4 @@
-/* ops.h: the forward ops of a Llama decoder, as plain functions over raw fp32
+/* ops.h: the forward and backward ops of a Llama decoder, as plain functions over raw fp32
  * pointers.  Row-major throughout; N is the number of token rows. */
 #ifndef ROSA_OPS_H
 #define ROSA_OPS_H

@@ -53,6 +53,8 @@ static uint64_t mix_seed(uint64_t a, uint64_t b) {
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
 }
+#define SHUFFLE_SALT 0x0DA7A000u /* epoch e shuffles with mix_seed(seed, SHUFFLE_SALT + e); fixed: runs repeat */
+#define DROPOUT_SALT 0xD80Bu     /* step s drops out with DROPOUT_SALT + s: a shuffle seed only past 2e8 steps */
 
 /* Label tokens of an example that carry loss (shifted targets, t >= 1). */
 static int example_label_tokens(const rosa_example *e) {
@@ -88,7 +90,7 @@ static const int32_t *micro_indices(run *r, int64_t s, int j) {
         memcpy(r->order, r->train_idx, sizeof(int32_t) * (size_t)r->n_train);
         if (r->o->shuffle) {
             rosa_rng rng;
-            rosa_rng_seed(&rng, mix_seed(r->o->seed, 0x0DA7A000u + (uint64_t)epoch));
+            rosa_rng_seed(&rng, mix_seed(r->o->seed, SHUFFLE_SALT + (uint64_t)epoch));
             rosa_shuffle(r->order, r->n_train, &rng);
         }
         r->order_epoch = epoch;
@@ -267,7 +269,7 @@ static int train_step(run *r, int64_t s, double *loss_out, double *gnorm_out, lo
     memset(a->g, 0, sizeof(float) * a->n_floats);
     rosa_train_zero_norm_grads(r->tm);
     rosa_rng drop;
-    rosa_rng_seed(&drop, mix_seed(o->seed, 0xD80Bu + (uint64_t)s));
+    rosa_rng_seed(&drop, mix_seed(o->seed, DROPOUT_SALT + (uint64_t)s));
     r->plan.backward = 1;
     r->plan.stop_layer = o->dls.enabled ? rosa_dls_stop_layer(&r->dls, s) : 0;
     /* Token normalisation weighs every label token of the step equally. */

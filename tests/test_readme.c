@@ -1,0 +1,120 @@
+/* test_readme.c: the library example of README.md ("Using the library") is
+ * built with the command the README shows next to it and run on the shipped
+ * model, so that the README fails a test when it stops compiling, linking or
+ * working.  Runs from the repository root (make test, make check-readme). */
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "test.h"
+#include "util.h"
+
+/* A copy of the n bytes at p. */
+static char *dup_n(const char *p, size_t n) {
+    char *s = malloc(n + 1);
+    if (s) {
+        memcpy(s, p, n);
+        s[n] = 0;
+    }
+    return s;
+}
+
+/* The first ```c block of the README (*code) and the first `cc ...` command
+ * after it (*cmd), both malloc'ed; 0, or -1 with the reason in *why. */
+static int readme_example(const char *readme, char **code, char **cmd, const char **why) {
+    const char *b = strstr(readme, "\n```c\n");
+    if (!b) return *why = "no ```c block", -1;
+    b += 6;
+    const char *e = strstr(b, "\n```\n");
+    if (!e) return *why = "the ```c block is not closed", -1;
+    const char *c = strstr(e, "`cc ");
+    const char *ce = c ? strchr(c + 1, '`') : NULL;
+    if (!ce) return *why = "no `cc ...` command after the ```c block", -1;
+    *code = dup_n(b, (size_t)(e + 1 - b));
+    *cmd = dup_n(c + 1, (size_t)(ce - c - 1));
+    return 0;
+}
+
+/* The README's command with example.c and build/librosa.a replaced by src and
+ * lib (its words otherwise kept as they are), output to exe.  Under ASan the
+ * library needs the sanitizer runtime too. */
+static int build_command(char *out, size_t size, const char *cmd, const char *src, const char *lib, const char *exe) {
+    char words[4096];
+    snprintf(words, sizeof words, "%s", cmd);
+    int have_src = 0, have_lib = 0;
+    size_t len = 0;
+    out[0] = 0;
+    for (char *save = NULL, *w = strtok_r(words, " \n", &save); w; w = strtok_r(NULL, " \n", &save)) {
+        size_t wl = strlen(w);
+        const char *put = w;
+        if (strcmp(w, "example.c") == 0) put = src, have_src = 1;
+        else if (wl >= 9 && strcmp(w + wl - 9, "librosa.a") == 0) put = lib, have_lib = 1;
+        len += (size_t)snprintf(out + len, size - len, "%s%s", len ? " " : "", put);
+        if (len >= size) return -1;
+    }
+    const char *san = "";
+#if defined(__SANITIZE_ADDRESS__)
+    san = " -fsanitize=address,undefined";
+#endif
+    len += (size_t)snprintf(out + len, size - len, " -Wall -Wextra -Werror%s -o %s", san, exe);
+    return have_src && have_lib && len < size ? 0 : -1;
+}
+
+TEST(readme_library_example_compiles_links_and_runs) {
+    if (getenv("ROSA_TSAN")) { /* make test-tsan: a clang/libomp library the README's cc cannot link */
+        test_skip("the README's command links a plain build, not the ThreadSanitizer one");
+        return;
+    }
+    char *readme = rosa_read_file("README.md", NULL);
+    REQUIRE(readme);
+    char *code = NULL, *cmd = NULL;
+    const char *why = "";
+    int found = readme_example(readme, &code, &cmd, &why);
+    free(readme);
+    CHECK_MSG(found == 0, "README.md: %s", why);
+    if (found < 0) return;
+
+    /* librosa.a next to the rosa binary under test (build/ or build-san/). */
+    char lib[1024];
+    const char *bin = rosa_bin(), *slash = strrchr(bin, '/');
+    snprintf(lib, sizeof lib, "%.*s/librosa.a", slash ? (int)(slash - bin) : 1, slash ? bin : ".");
+    struct stat st;
+    CHECK_MSG(stat(lib, &st) == 0, "%s is missing (make all builds it)", lib);
+
+    const char *src = test_tmp_path("readme_example.c"), *exe = test_tmp_path("readme_example");
+    FILE *f = fopen(src, "w");
+    REQUIRE(f);
+    fputs(code, f);
+    fclose(f);
+    char build[8192], *out;
+    CHECK_MSG(build_command(build, sizeof build, cmd, src, lib, exe) == 0,
+              "README.md: the command `%s` should name example.c and build/librosa.a", cmd);
+    int rc = run_capture(build, 1, &out);
+    CHECK_MSG(rc == 0, "the README's example does not build (exit %d):\n  %s\n%s", rc, build, out);
+    free(out);
+    free(code);
+    free(cmd);
+    if (rc != 0) return;
+
+    /* It prints the greedy continuation of its prompt: the CLI's, word for word. */
+    char run[4096], *got, *want;
+    snprintf(run, sizeof run, "%s '%s'", exe, shared_path("models/stories260K"));
+    rc = run_capture(run, 0, &got);
+    CHECK_MSG(rc == 0, "the README's example exited with %d: %s", rc, got);
+    snprintf(run, sizeof run, "%s generate --model '%s' --prompt 'Once upon a time' --json", rosa_bin(),
+             shared_path("models/stories260K"));
+    CHECK_EQ_INT(run_capture(run, 0, &want), 0);
+    cJSON *j = cJSON_Parse(want);
+    const cJSON *text = cJSON_GetObjectItem(j, "text");
+    if (cJSON_IsString(text)) {
+        CHECK(strlen(text->valuestring) > 0);
+        char expect[8192];
+        snprintf(expect, sizeof expect, "%s\n", text->valuestring);
+        CHECK_STR(got, expect);
+    } else {
+        CHECK_MSG(0, "rosa generate --json printed: %s", want);
+    }
+    cJSON_Delete(j);
+    free(got);
+    free(want);
+}
