@@ -281,9 +281,13 @@ int cmd_train(int argc, char **argv) {
     rosa_set_threads(threads);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    int rc = rosa_train(&o);
-    if (rc < 0) die_msg("%s", rosa_last_error());
-    status = rc < 0 ? 1 : rc;
+    rosa_train_result res;
+    if (rosa_train(&o, &res) < 0) {
+        die_msg("%s", rosa_last_error());
+        status = 1;
+    } else {
+        status = res.interrupted ? 130 : 0; /* 128 + SIGINT, as a shell reports an interrupted command */
+    }
 done:
     rosa_peft_opts_free(o.method, opts);
     return status;

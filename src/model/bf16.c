@@ -14,13 +14,6 @@
 static dnnl_engine_t engine;
 static dnnl_stream_t stream;
 static char impl_name[64] = "none";
-static int failed;
-
-int rosa_bf16_take_error(void) {
-    int f = failed;
-    failed = 0;
-    return f;
-}
 
 /* Scratch shared by all calls: the BF16 copy of the input and the FP32 output. */
 static uint16_t *src_buf;
@@ -241,13 +234,9 @@ int rosa_bf16_forward_rows(rosa_bf16_weight *w, float *y, const uint16_t *x, int
 }
 
 int rosa_bf16_forward(rosa_bf16_weight *w, float *y, const float *x, int M, int accumulate) {
-    int rc = run(&w->fwd, y, x, M, accumulate);
-    if (rc < 0) failed = 1;
-    return rc;
+    return run(&w->fwd, y, x, M, accumulate);
 }
 
 int rosa_bf16_backward(rosa_bf16_weight *w, float *dx, const float *dy, int M, int accumulate) {
-    int rc = run(&w->bwd, dx, dy, M, accumulate);
-    if (rc < 0) failed = 1;
-    return rc;
+    return run(&w->bwd, dx, dy, M, accumulate);
 }

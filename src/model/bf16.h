@@ -28,10 +28,6 @@ int rosa_bf16_forward(rosa_bf16_weight *w, float *y, const float *x, int M, int 
 int rosa_bf16_forward_rows(rosa_bf16_weight *w, float *y, const uint16_t *x, int M);
 /* dx[M][in] = dy W (dx += with accumulate) */
 int rosa_bf16_backward(rosa_bf16_weight *w, float *dx, const float *dy, int M, int accumulate);
-/* 1 when a BF16 product failed since the last call (the error message is in
- * rosa_last_error()); clears the flag.  Passes check it once at their end,
- * so that no result computed after a failure is presented as valid. */
-int rosa_bf16_take_error(void);
 /* The oneDNN implementation chosen (e.g. "brg:avx512_core_amx_bf16"). */
 const char *rosa_bf16_impl(void);
 

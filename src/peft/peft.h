@@ -113,6 +113,9 @@ const rosa_peft_method *rosa_peft_find(const char *name, int *with_dls);
 const rosa_peft_method *rosa_peft_at(int k);
 /* The method of a peft_type, or NULL. */
 const rosa_peft_method *rosa_peft_by_type(const char *peft_type);
+/* How reports name a run of method m, with or without DLS ("LoRA + DLS",
+ * "RoSA (RoAE + DLS)"). */
+const char *rosa_peft_display_name(const rosa_peft_method *m, int with_dls);
 /* "lora, roae, rosa" / "LORA, ROSA" for messages and help. */
 const char *rosa_peft_names(void);
 const char *rosa_peft_types(void);

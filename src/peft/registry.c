@@ -10,10 +10,11 @@ static const struct {
     const char *name;
     const rosa_peft_method *method;
     int with_dls;
+    const char *display; /* in reports (NULL: the method's title) */
 } methods[] = {
-    {"lora", &rosa_peft_lora, 0},
-    {"roae", &rosa_peft_roae, 0},
-    {"rosa", &rosa_peft_roae, 1}, /* RoSA = RoAE + DLS */
+    {"lora", &rosa_peft_lora, 0, NULL},
+    {"roae", &rosa_peft_roae, 0, NULL},
+    {"rosa", &rosa_peft_roae, 1, "RoSA (RoAE + DLS)"},
 };
 #define N_METHODS (sizeof methods / sizeof methods[0])
 
@@ -55,4 +56,18 @@ const char *rosa_peft_types(void) {
         for (int i = 0, k = 0; rosa_peft_at(i) && k < (int)sizeof buf; i++)
             k += snprintf(buf + k, sizeof buf - (size_t)k, "%s%s", i ? ", " : "", rosa_peft_at(i)->peft_type);
     return buf;
+}
+
+const char *rosa_peft_display_name(const rosa_peft_method *m, int with_dls) {
+    for (size_t i = 0; i < N_METHODS; i++)
+        if (methods[i].method == m && methods[i].with_dls == with_dls && methods[i].display) return methods[i].display;
+    if (!with_dls) return m->title;
+    /* "LoRA + DLS": each method's once, built on first use. */
+    static char names[N_METHODS][64];
+    for (size_t i = 0; i < N_METHODS; i++)
+        if (methods[i].method == m) {
+            if (!names[i][0]) snprintf(names[i], sizeof names[i], "%s + DLS", m->title);
+            return names[i];
+        }
+    return m->title;
 }

@@ -13,6 +13,7 @@
 #include "arch/config.h"
 #include "io/json.h"
 #include "io/safetensors.h"
+#include "peft/peft.h"
 #include "util.h"
 
 /* ------------------------------------------------------------ small helpers */
@@ -612,8 +613,8 @@ static const char *method_name(const rosa_run *r) {
     int dls = r->L > 0;
     const cJSON *d = c ? cJSON_GetObjectItemCaseSensitive(c, "dls") : NULL;
     if (d && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "enabled"))) dls = 1;
-    if (cJSON_IsString(pt) && strcmp(pt->valuestring, "LORA") == 0) return dls ? "LoRA + DLS" : "LoRA";
-    if (cJSON_IsString(pt) && strcmp(pt->valuestring, "ROSA") == 0) return dls ? "RoSA (RoAE + DLS)" : "RoAE";
+    const rosa_peft_method *m = cJSON_IsString(pt) ? rosa_peft_by_type(pt->valuestring) : NULL;
+    if (m) return rosa_peft_display_name(m, dls);
     return dls ? "DLS" : "unknown";
 }
 

@@ -362,8 +362,9 @@ static void run_free(run *r) {
     rosa_model_free(r->m);
 }
 
-int rosa_train(const rosa_train_options *o) {
+int rosa_train(const rosa_train_options *o, rosa_train_result *res) {
     run r = {.o = o, .lock_fd = -1};
+    rosa_train_result done_as = {0};
     int status = -1;
     if (o->batch_size < 1 || o->micro_batch_size < 1 || o->batch_size % o->micro_batch_size != 0) {
         rosa_fail("--batch-size %d must be a positive multiple of --micro-batch-size %d", o->batch_size,
@@ -461,7 +462,10 @@ int rosa_train(const rosa_train_options *o) {
             rosa_progress_end(&prog);
             fprintf(stderr, "rosa: interrupted after step %lld; checkpoint saved in %s/checkpoint-%lld; continue with "
                             "the same command and --resume\n", (long long)(s + 1), o->output_dir, (long long)(s + 1));
-            status = 130;
+            done_as.interrupted = 1;
+            done_as.last_step = s + 1;
+            done_as.skipped_steps = skipped;
+            status = 0;
             goto done;
         }
     }
@@ -486,8 +490,11 @@ int rosa_train(const rosa_train_options *o) {
     if (rosa_adapter_save(r.a, o->output_dir, o->model_dir) < 0) goto done;
     if (skipped && !o->quiet) fprintf(stderr, "rosa: %d steps were skipped (non-finite loss)\n", skipped);
     if (!o->quiet) fprintf(stderr, "rosa: adapter saved in %s\n", o->output_dir);
+    done_as.last_step = r.total_steps;
+    done_as.skipped_steps = skipped;
     status = 0;
 done:
     run_free(&r);
+    if (status == 0 && res) *res = done_as;
     return status;
 }

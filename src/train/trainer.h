@@ -44,9 +44,16 @@ typedef struct {
 
 void rosa_train_options_default(rosa_train_options *o);
 
-/* Runs a whole training; returns 0, -1 on error, or 130 when interrupted
- * (after saving a checkpoint). */
-int rosa_train(const rosa_train_options *o);
+/* How a training that returned 0 ended. */
+typedef struct {
+    int interrupted;      /* stopped by rosa_train_interrupted, after saving a checkpoint */
+    int64_t last_step;    /* the last step done (the checkpoint's) */
+    int skipped_steps;    /* steps skipped under --nan-policy skip */
+} rosa_train_result;
+
+/* Runs a whole training; returns 0 (res, which may be NULL, says how it
+ * ended) or -1 on error. */
+int rosa_train(const rosa_train_options *o, rosa_train_result *res);
 
 /* Set from a signal handler: the loop saves a checkpoint and stops at the end
  * of the current step. */
