@@ -20,6 +20,13 @@ enum { PROJ_Q, PROJ_K, PROJ_V, PROJ_O, PROJ_GATE, PROJ_UP, PROJ_DOWN, N_PROJ };
 /* A layer's RMSNorms; an architecture has the first n_norms of them. */
 enum { NORM_ATTN, NORM_FFN, MAX_NORMS = 4 };
 
+/* What may differ from layer to layer (interleaved local and global layers). */
+typedef struct {
+    int window;         /* attention window in tokens, 0 = full causal attention */
+    float rope_theta;   /* RoPE base of the layer */
+    int rope_scaling;   /* whether config.json's rope_scaling applies to it */
+} rosa_layer_props;
+
 typedef struct {
     const char *hf_name;      /* "architectures"[0], e.g. "LlamaForCausalLM" */
     const char *model_type;   /* config.json "model_type", e.g. "llama" */
@@ -28,6 +35,9 @@ typedef struct {
     int (*parse)(const cJSON *j, const char *what, rosa_config *c);
     int n_norms;
     const char *norm_names[MAX_NORMS]; /* tensor names within a layer, without ".weight" */
+    /* Layer l's properties (NULL: every layer has the config's window and
+     * RoPE, rosa_layer_props_default). */
+    void (*layer_props)(const rosa_config *c, int layer, rosa_layer_props *p);
 } rosa_arch_desc;
 
 /* The entry for an "architectures" name, or when it is NULL for a model_type;
@@ -37,6 +47,9 @@ const rosa_arch_desc *rosa_arch_find(const char *hf_name, const char *model_type
 const rosa_arch_desc *rosa_arch_of(const rosa_config *c);
 /* "LlamaForCausalLM, Qwen2ForCausalLM, ..." for error messages. */
 const char *rosa_arch_names(void);
+
+/* Layer l's properties under config c (through its architecture's entry). */
+void rosa_layer_props_of(const rosa_config *c, int layer, rosa_layer_props *p);
 
 /* PEFT's module names ("q_proj", ...) and their parents ("self_attn", "mlp"). */
 extern const char *const rosa_proj_names[N_PROJ];

@@ -37,7 +37,8 @@ static int parse_mistral(const cJSON *j, const char *what, rosa_config *c) {
     return 0;
 }
 
-#define LLAMA_NORMS 2, {"input_layernorm", "post_attention_layernorm"}
+/* Every layer of the family has the config's window and RoPE (layer_props NULL). */
+#define LLAMA_NORMS 2, {"input_layernorm", "post_attention_layernorm"}, NULL
 
 const rosa_arch_desc rosa_arch_llama = {"LlamaForCausalLM", "llama", ROSA_ARCH_LLAMA, parse_llama, LLAMA_NORMS};
 const rosa_arch_desc rosa_arch_qwen2 = {"Qwen2ForCausalLM", "qwen2", ROSA_ARCH_QWEN2, parse_qwen2, LLAMA_NORMS};

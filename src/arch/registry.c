@@ -31,6 +31,12 @@ const char *rosa_arch_names(void) {
     return buf;
 }
 
+void rosa_layer_props_of(const rosa_config *c, int layer, rosa_layer_props *p) {
+    *p = (rosa_layer_props){c->sliding_window, c->rope_theta, 1};
+    const rosa_arch_desc *ad = rosa_arch_of(c);
+    if (ad->layer_props) ad->layer_props(c, layer, p);
+}
+
 const char *const rosa_proj_names[N_PROJ] = {"q_proj", "k_proj", "v_proj", "o_proj",
                                              "gate_proj", "up_proj", "down_proj"};
 

@@ -68,7 +68,7 @@ int rosa_analyze(rosa_model *m, const int32_t *const *ids, const int *lens, int 
     memset(out, 0, sizeof *out);
     if (m->fp32_released) return rosa_fail("analyze runs in FP32: load the model without --dtype bf16");
     const rosa_config *c = &m->cfg;
-    int L = c->num_layers, D = c->hidden_size, F = c->intermediate_size, hd = c->head_dim, Hq = c->num_heads,
+    int window = rosa_model_max_window(m), L = c->num_layers, D = c->hidden_size, F = c->intermediate_size, hd = c->head_dim, Hq = c->num_heads,
         Hkv = c->num_kv_heads, Q = Hq * hd, K = Hkv * hd, V = c->vocab_size;
     int mm = rosa_rope_low_dims(hd, r_low, NULL);
     if (mm < 0) return -1;
@@ -78,10 +78,10 @@ int rosa_analyze(rosa_model *m, const int32_t *const *ids, const int *lens, int 
         for (int t = 0; t < lens[i]; t++)
             if (ids[i][t] < 0 || ids[i][t] >= V)
                 return rosa_fail("analyze: record %d: token id %d out of range [0, %d)", i, ids[i][t], V);
-        if (c->sliding_window > 0 && lens[i] > c->sliding_window)
+        if (window > 0 && lens[i] > window)
             return rosa_fail("analyze: record %d has %d tokens, more than %s's sliding_window (%d); sliding-window "
                              "attention is not supported (lower --cutoff-len)", i, lens[i], c->architecture,
-                             c->sliding_window);
+                             window);
     }
     if (Tmax == 0) return rosa_fail("analyze: no tokens to analyse");
     if (Tmax > c->max_position_embeddings)
@@ -136,7 +136,7 @@ int rosa_analyze(rosa_model *m, const int32_t *const *ids, const int *lens, int 
         TAKE(A.gate, T * F);
         TAKE(A.up, T * F);
         TAKE(bc.scores, threads * 2 * T * T);
-        TAKE(rope_cs, T * (size_t)hd);
+        TAKE(rope_cs, (size_t)m->n_rope * T * (size_t)hd);
         TAKE(hook_region, hook);
         for (int i = 0; i < m->n_hooks; i++) TAKE(bc.hook_scratch[i], scratch[i]);
         TAKE(pos, T);
@@ -153,8 +153,9 @@ int rosa_analyze(rosa_model *m, const int32_t *const *ids, const int *lens, int 
     rosa_rope_low_dims(hd, r_low, out->dims);
     memcpy(out->inv_freq, m->inv_freq, sizeof(double) * (size_t)(hd / 2));
     for (size_t t = 0; t < T; t++) pos[t] = (int)t, valid[t] = 1;
-    rope_table(rope_cs, pos, m->inv_freq, (int)T, hd); /* every record starts at position 0 */
+    rosa_model_rope_tables(m, rope_cs, pos, (int)T); /* every record starts at position 0 */
     bc.rope_cs = rope_cs;
+    bc.rope_rows = (int)T; /* the tables are made once for the longest record */
     bc.mask = valid;
     for (int r = 0; r < n; r++) {
         int N = lens[r];

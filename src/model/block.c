@@ -120,11 +120,12 @@ int rosa_block_forward(const rosa_block_ctx *c, int l, rosa_block_acts *a, float
     int N = c->N, D = cf->hidden_size, F = cf->intermediate_size, hd = cf->head_dim, Hq = cf->num_heads,
         Hkv = cf->num_kv_heads;
     float eps = cf->rms_norm_eps, *h = c->h, *act = c->act ? c->act : a->gate;
+    const float *cs = c->rope_cs + (size_t)c->m->layers[l].rope * (c->rope_rows ? c->rope_rows : N) * hd;
     PROF(PROF_NORM, 0, rmsnorm_forward(h, a->rstd1, a->x, rosa_block_norm(c, l, NORM_ATTN), N, D, eps));
     if (proj_forward(c, l, PROJ_Q, a, a->q, h, 0) < 0 || proj_forward(c, l, PROJ_K, a, a->k, h, 0) < 0 ||
         proj_forward(c, l, PROJ_V, a, a->v, h, 0) < 0 || qk_forward(c, l, HOOK_PRE_ROPE, a, h) < 0)
         return -1;
-    PROF(PROF_ROPE, 0, rope_apply(a->q, c->rope_cs, N, Hq, hd, 1.0f); rope_apply(a->k, c->rope_cs, N, Hkv, hd, 1.0f));
+    PROF(PROF_ROPE, 0, rope_apply(a->q, cs, N, Hq, hd, 1.0f); rope_apply(a->k, cs, N, Hkv, hd, 1.0f));
     if (qk_forward(c, l, HOOK_POST_ROPE, a, h) < 0) return -1; /* a cache keeps the modified K */
     if (c->qk_only) return 0;
     if (c->kv)
@@ -170,7 +171,8 @@ int rosa_block_backward(const rosa_block_ctx *c, int l, rosa_block_acts *a) {
     PROF(PROF_NORM, 0, rmsnorm_apply(h1, a->x, a->rstd1, w_in, N, D));
     memset(c->dh, 0, sizeof(float) * (size_t)N * D);
     if (qk_backward(c, l, HOOK_POST_ROPE, a, h1) < 0) return -1;
-    PROF(PROF_ROPE, 0, rope_apply(c->dq, c->rope_cs, N, Hq, hd, -1.0f); rope_apply(c->dk, c->rope_cs, N, Hkv, hd, -1.0f));
+    const float *cs = c->rope_cs + (size_t)c->m->layers[l].rope * (c->rope_rows ? c->rope_rows : N) * hd;
+    PROF(PROF_ROPE, 0, rope_apply(c->dq, cs, N, Hq, hd, -1.0f); rope_apply(c->dk, cs, N, Hkv, hd, -1.0f));
     if (qk_backward(c, l, HOOK_PRE_ROPE, a, h1) < 0 || proj_backward(c, l, PROJ_Q, a, c->dh, 1, c->dq, h1) < 0 ||
         proj_backward(c, l, PROJ_K, a, c->dh, 1, c->dk, h1) < 0 ||
         proj_backward(c, l, PROJ_V, a, c->dh, 1, c->dv, h1) < 0)

@@ -78,7 +78,8 @@ struct rosa_block_ctx {
     const rosa_hook *hooks;      /* attached hooks, in order */
     int n_hooks;
     int B, T, N;                 /* sequences, slots per sequence, rows */
-    const float *rope_cs;        /* [N][hd] (rope_table) */
+    const float *rope_cs;        /* [n_rope][rope_rows][hd]: rosa_model_rope_tables */
+    int rope_rows;               /* rows of each table (0: N) */
     /* Attention: over the KV cache when kv is set (inference), else over whole
      * sequences of T slots with mask [B][T] (1 = real). */
     struct rosa_kv_cache *kv;

@@ -101,7 +101,7 @@ static size_t layout(const rosa_kv_cache *kv, const rosa_model *m, int T, fwd_bu
     TAKE(A->up, N * F);
     TAKE(b->scores, gemm ? threads * 2 * (size_t)T * T : threads * S);
     TAKE(A->lse, gemm ? (size_t)T * c->num_heads : 0);
-    TAKE(b->rope_cs, N * (size_t)c->head_dim);
+    TAKE(b->rope_cs, (size_t)m->n_rope * N * (size_t)c->head_dim);
     TAKE(b->hook_region, hook);
     for (int i = 0; i < m->n_hooks; i++)
         if (m->hooks[i].ops->scratch_floats) TAKE(b->hook_scratch[i], m->hooks[i].ops->scratch_floats(m->hooks[i].self, (int)N));
@@ -136,7 +136,7 @@ static int carve(rosa_kv_cache *kv, const rosa_model *m, int T, fwd_buffers *b) 
 int rosa_forward(rosa_model *m, rosa_kv_cache *kv, int T, const int32_t *ids, const uint8_t *mask, float *logits,
                  int all_logits) {
     const rosa_config *c = &m->cfg;
-    int B = kv->B, D = c->hidden_size, V = c->vocab_size, hd = c->head_dim, N = B * T;
+    int B = kv->B, D = c->hidden_size, V = c->vocab_size, N = B * T;
     if (T < 1) return rosa_fail("forward: no new slots");
     if (T > kv->cap - kv->len)
         return rosa_fail("forward: %d new slots do not fit the KV cache (%d of %d used)", T, kv->len, kv->cap);
@@ -147,7 +147,7 @@ int rosa_forward(rosa_model *m, rosa_kv_cache *kv, int T, const int32_t *ids, co
     if (carve(kv, m, T, &b) < 0) return -1;
 
     /* Positions: each real token takes the next position of its sequence. */
-    int max_pos = 0;
+    int max_pos = 0, window = rosa_model_max_window(m);
     for (int s = 0; s < B; s++) {
         int next = kv->n_real[s];
         for (int t = 0; t < T; t++) {
@@ -157,9 +157,9 @@ int rosa_forward(rosa_model *m, rosa_kv_cache *kv, int T, const int32_t *ids, co
             kv->pos[(size_t)s * kv->cap + slot] = real ? next : 0;
             next += real;
         }
-        if (c->sliding_window > 0 && next > c->sliding_window)
+        if (window > 0 && next > window)
             return rosa_fail("forward: a sequence of %d tokens is longer than %s's sliding_window (%d); "
-                             "sliding-window attention is not supported", next, c->architecture, c->sliding_window);
+                             "sliding-window attention is not supported", next, c->architecture, window);
         if (next > max_pos) max_pos = next;
     }
     if (max_pos > c->max_position_embeddings && !m->warned_positions) {
@@ -169,7 +169,7 @@ int rosa_forward(rosa_model *m, rosa_kv_cache *kv, int T, const int32_t *ids, co
     }
 
     embedding_forward(b.acts.x, ids, m->embed, N, D);
-    rope_table(b.rope_cs, b.pos, m->inv_freq, N, hd);
+    rosa_model_rope_tables(m, b.rope_cs, b.pos, N);
     rosa_block_ctx bc = {.m = m, .hooks = m->hooks, .n_hooks = m->n_hooks, .B = B, .T = T, .N = N,
                          .rope_cs = b.rope_cs, .kv = kv, .scores = b.scores, .h = b.h};
     memcpy(bc.hook_scratch, b.hook_scratch, sizeof bc.hook_scratch);

@@ -10,6 +10,7 @@
 
 #include "arch/arch.h"
 #include "arch/config.h"
+#include "model/ops.h"
 #include "util.h"
 
 int rosa_model_own(rosa_model *m, void *p) {
@@ -126,10 +127,15 @@ static int load_layer(rosa_model *m, const char *dir, int l) {
 }
 
 void rosa_rope_inv_freq(const rosa_config *c, double *inv_freq) {
+    rosa_rope_inv_freq_base(c, c->rope_theta, 1, inv_freq);
+}
+
+void rosa_rope_inv_freq_base(const rosa_config *c, float theta, int scaled, double *inv_freq) {
     int hd = c->head_dim;
     for (int j = 0; j < hd / 2; j++) {
-        double f = 1.0 / pow((double)c->rope_theta, (double)(2 * j) / (double)hd);
-        if (c->rope_type == ROSA_ROPE_LINEAR) {
+        double f = 1.0 / pow((double)theta, (double)(2 * j) / (double)hd);
+        if (!scaled) {
+        } else if (c->rope_type == ROSA_ROPE_LINEAR) {
             f /= c->rope_factor;
         } else if (c->rope_type == ROSA_ROPE_LLAMA3) {
             /* transformers' _compute_llama3_parameters: long wavelengths are
@@ -147,6 +153,40 @@ void rosa_rope_inv_freq(const rosa_config *c, double *inv_freq) {
         }
         inv_freq[j] = f;
     }
+}
+
+/* Each layer's window and RoPE table; layers with the same RoPE share one. */
+static int layer_props(rosa_model *m) {
+    const rosa_config *c = &m->cfg;
+    size_t half = (size_t)c->head_dim / 2;
+    rosa_layer_props *props = rosa_malloc(sizeof *props * (size_t)c->num_layers, "layer properties");
+    if (!props) return -1;
+    m->n_rope = 0;
+    for (int l = 0; l < c->num_layers; l++) {
+        rosa_layer_props_of(c, l, &props[l]);
+        int k = 0;
+        while (k < l && (props[k].rope_theta != props[l].rope_theta || props[k].rope_scaling != props[l].rope_scaling)) k++;
+        m->layers[l].window = props[l].window;
+        m->layers[l].rope = k < l ? m->layers[k].rope : m->n_rope++;
+    }
+    m->inv_freq = rosa_calloc((size_t)m->n_rope * half, sizeof(double), "rope");
+    for (int l = 0; m->inv_freq && l < c->num_layers; l++)
+        rosa_rope_inv_freq_base(c, props[l].rope_theta, props[l].rope_scaling, m->inv_freq + m->layers[l].rope * half);
+    free(props);
+    return m->inv_freq ? 0 : -1;
+}
+
+void rosa_model_rope_tables(const rosa_model *m, float *cs, const int *pos, int N) {
+    size_t half = (size_t)m->cfg.head_dim / 2;
+    for (int k = 0; k < m->n_rope; k++)
+        rope_table(cs + (size_t)k * N * m->cfg.head_dim, pos, m->inv_freq + k * half, N, m->cfg.head_dim);
+}
+
+int rosa_model_max_window(const rosa_model *m) {
+    int w = 0;
+    for (int l = 0; l < m->cfg.num_layers; l++)
+        if (m->layers[l].window > 0 && (w == 0 || m->layers[l].window < w)) w = m->layers[l].window;
+    return w;
 }
 
 int rosa_rope_low_dims(int hd, float r_low, int *dims) {
@@ -169,8 +209,7 @@ rosa_model *rosa_model_load(const char *dir) {
     int64_t V = c->vocab_size, D = c->hidden_size;
     int err = 0;
     m->layers = rosa_calloc((size_t)c->num_layers, sizeof(rosa_layer), "layers");
-    m->inv_freq = rosa_calloc((size_t)c->head_dim / 2, sizeof(double), "rope");
-    if (!m->layers || !m->inv_freq) goto fail;
+    if (!m->layers) goto fail;
     if (check_extra_layers(m, dir) < 0) goto fail;
     m->embed = tensor(m, dir, "model.embed_tokens.weight", 2, V, D, 1, &err);
     if (err) goto fail;
@@ -193,7 +232,7 @@ rosa_model *rosa_model_load(const char *dir) {
         const st_tensor *t = st_set_find(&m->weights, q);
         m->cfg.weight_dtype = t->dtype == ST_F16 ? ROSA_DTYPE_F16 : t->dtype == ST_BF16 ? ROSA_DTYPE_BF16 : ROSA_DTYPE_F32;
     }
-    rosa_rope_inv_freq(c, m->inv_freq);
+    if (layer_props(m) < 0) goto fail;
 
     /* The tokenizer is optional: a bare weights directory still runs on ids. */
     char *tp = rosa_path_join(dir, "tokenizer.json");
@@ -228,8 +267,7 @@ rosa_model *rosa_model_random(const rosa_config *c, uint64_t seed) {
         return NULL;
     }
     m->layers = rosa_calloc((size_t)c->num_layers, sizeof(rosa_layer), "layers");
-    m->inv_freq = rosa_calloc((size_t)c->head_dim / 2, sizeof(double), "rope");
-    if (!m->layers || !m->inv_freq) {
+    if (!m->layers) {
         rosa_model_free(m);
         return NULL;
     }
@@ -262,7 +300,10 @@ rosa_model *rosa_model_random(const rosa_config *c, uint64_t seed) {
 #undef TAKE
     m->n_params = total;
     m->weight_bytes = (int64_t)sizeof(float) * total;
-    rosa_rope_inv_freq(c, m->inv_freq);
+    if (layer_props(m) < 0) {
+        rosa_model_free(m);
+        return NULL;
+    }
     return m;
 }
 

@@ -15,6 +15,8 @@ typedef struct {
     const float *norm[MAX_NORMS];
     rosa_weight proj[N_PROJ];    /* q, k, v, o, gate, up, down (arch.h's PROJ_*) */
     const float *bias[N_PROJ];
+    int window;                  /* attention window in tokens, 0 = full (arch.h's rosa_layer_props) */
+    int rope;                    /* the model's RoPE table it uses */
 } rosa_layer;
 
 struct rosa_model {
@@ -26,7 +28,8 @@ struct rosa_model {
     rosa_layer *layers;   /* [L] */
     void **owned;         /* buffers converted from F16/BF16 or realigned */
     int n_owned;
-    double *inv_freq;     /* [hd/2] RoPE inverse frequencies, scaling applied */
+    double *inv_freq;     /* [n_rope][hd/2] RoPE inverse frequencies, scaling applied */
+    int n_rope;           /* distinct RoPE tables over the layers (1 for the Llama family) */
     rosa_tokenizer *tok;  /* NULL when the directory has no tokenizer.json */
     int64_t n_params, weight_bytes;
     int warned_positions; /* the past-max_position_embeddings warning is printed once */
@@ -74,6 +77,14 @@ rosa_model *rosa_model_random(const rosa_config *c, uint64_t seed);
 /* Inverse RoPE frequencies for head_dim hd with the config's scaling
  * (transformers' default / linear / llama3 rules), in double precision. */
 void rosa_rope_inv_freq(const rosa_config *c, double *inv_freq);
+/* The same for base theta, with the config's rope_scaling when scaled. */
+void rosa_rope_inv_freq_base(const rosa_config *c, float theta, int scaled, double *inv_freq);
+
+/* The RoPE tables of N rows at positions pos: cs[n_rope][N][hd] (rope_table). */
+void rosa_model_rope_tables(const rosa_model *m, float *cs, const int *pos, int N);
+
+/* The smallest attention window of any layer (0: no layer has one). */
+int rosa_model_max_window(const rosa_model *m);
 
 /* The lowest-frequency RoPE dimensions of a head of hd dimensions that a
  * share r_low in (0, 1] selects: m = max(1, round(hd * r_low / 2)) of each

@@ -76,7 +76,7 @@ static size_t layout(rosa_train_ctx *t, float *base) {
         if (t->hooks[i].ops->scratch_floats) TAKE(t->hook_scratch[i], t->hooks[i].ops->scratch_floats(t->hooks[i].self, (int)N));
     TAKE(t->scores, (size_t)omp_get_max_threads() * 2 * (size_t)t->Tmax * (size_t)t->Tmax);
     TAKE(t->pos, N);
-    TAKE(t->rope_cs, N * (size_t)c->head_dim);
+    TAKE(t->rope_cs, (size_t)t->m->n_rope * N * (size_t)c->head_dim);
     TAKE(t->target, N);
     TAKE(t->weight, N);
     TAKE(t->ce, N);
@@ -175,7 +175,7 @@ int rosa_train_microbatch(rosa_train_ctx *t, const rosa_batch *b, float token_we
                          .dq = t->dq, .dk = t->dk, .dv = t->dv, .datt = t->datt, .dgate = t->dgate, .dup = t->dup,
                          .dact = t->dact};
     memcpy(bc.hook_scratch, t->hook_scratch, sizeof bc.hook_scratch);
-    PROF(PROF_ROPE, 0, rope_table(t->rope_cs, t->pos, m->inv_freq, N, c->head_dim));
+    PROF(PROF_ROPE, 0, rosa_model_rope_tables(m, t->rope_cs, t->pos, N));
     PROF(PROF_OTHER, 0, embedding_forward(t->acts[0].x, b->ids, m->embed, N, D));
     for (int l = 0; l < L; l++) {
         if (dropout_rng) t->layer_rng[l] = *dropout_rng;
