@@ -19,15 +19,15 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "core/prof.h"
+#include "core/util.h"
 #include "io/config.h"
 #include "model/bf16.h"
 #include "model/gemm.h"
 #include "model/model.h"
 #include "model/ops.h"
-#include "prof.h"
 #include "train/optim.h"
 #include "train/train_model.h"
-#include "util.h"
 
 #define BATCH 4
 #define SEQ 256

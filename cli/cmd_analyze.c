@@ -12,10 +12,10 @@
 #include "report/analysis_report.h"
 #include "rosa.h"
 #include "train/adapter.h"
-#include "train/data.h"
+#include "data/data.h"
 #include "train/merge.h"
-#include "train/progress.h"
-#include "util.h"
+#include "core/progress.h"
+#include "core/util.h"
 
 static void on_progress(void *user, int done, int total, long long tokens) {
     static long long last_tokens;

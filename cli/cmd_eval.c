@@ -11,7 +11,7 @@
 #include "rosa.h"
 #include "train/adapter.h"
 #include "train/merge.h"
-#include "util.h"
+#include "core/util.h"
 
 /* --task and --task-type may repeat, which the option table cannot express:
  * they are taken out of argv here, in order. */

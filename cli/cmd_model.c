@@ -5,9 +5,9 @@
 
 #include "args.h"
 #include "commands.h"
+#include "core/util.h"
 #include "rosa.h"
 #include "train/merge.h"
-#include "util.h"
 
 typedef struct {
     rosa_detok *detok;

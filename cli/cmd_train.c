@@ -11,9 +11,9 @@
 #include "model/model.h"
 #include "rosa.h"
 #include "train/merge.h"
-#include "train/progress.h"
+#include "core/progress.h"
 #include "train/trainer.h"
-#include "util.h"
+#include "core/util.h"
 
 static void on_signal(int sig) {
     (void)sig;

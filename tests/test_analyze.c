@@ -6,14 +6,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/util.h"
+#include "data/data.h"
 #include "io/json.h"
 #include "model/analyze.h"
 #include "model/model.h"
 #include "test.h"
 #include "train/adapter.h"
-#include "train/data.h"
 #include "train/merge.h"
-#include "util.h"
 
 #define PY "/usr/bin/python3"
 #define LIMIT 6

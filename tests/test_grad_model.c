@@ -3,10 +3,10 @@
  * gradients, on random tiny models of both families with a padded batch. */
 #include <stdlib.h>
 
+#include "core/util.h"
 #include "model/model.h"
 #include "test.h"
 #include "train/train_model.h"
-#include "util.h"
 
 /* Two sequences, right-padded: lengths 9 and 6 (T = 9). */
 static void make_batch(rosa_batch *b, int V, int32_t *ids, int32_t *labels, uint8_t *mask) {

@@ -4,11 +4,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/util.h"
 #include "io/config.h"
 #include "io/safetensors.h"
 #include "model/model.h"
 #include "test.h"
-#include "util.h"
 
 static char tmp_root[256];
 

@@ -8,13 +8,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/util.h"
 #include "io/json.h"
 #include "model/model.h"
 #include "report/report.h"
 #include "report/svg.h"
 #include "test.h"
 #include "train/adapter.h"
-#include "util.h"
 
 #define PY "/usr/bin/python3"
 

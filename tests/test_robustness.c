@@ -16,14 +16,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/util.h"
+#include "data/data.h"
 #include "eval/eval.h"
 #include "io/config.h"
 #include "io/safetensors.h"
 #include "model/model.h"
 #include "test.h"
 #include "train/adapter.h"
-#include "train/data.h"
-#include "util.h"
 
 /* ------------------------------------------------------------ fuzz replay */
 

@@ -25,9 +25,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/util.h"
 #include "test.h"
 #include "train/checkpoint.h"
-#include "util.h"
 
 /* ---------------------------------------------------------------- helpers */
 

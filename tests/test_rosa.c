@@ -6,15 +6,15 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "core/util.h"
+#include "io/config.h"
 #include "io/json.h"
+#include "io/safetensors.h"
 #include "model/model.h"
 #include "test.h"
-#include "io/config.h"
-#include "io/safetensors.h"
 #include "train/dls.h"
 #include "train/merge.h"
 #include "train/train_model.h"
-#include "util.h"
 
 #define PY "/usr/bin/python3"
 

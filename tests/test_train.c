@@ -6,14 +6,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/util.h"
 #include "io/json.h"
 #include "model/model.h"
 #include "test.h"
+#include "train/checkpoint.h"
 #include "train/merge.h"
 #include "train/optim.h"
-#include "train/checkpoint.h"
 #include "train/trainer.h"
-#include "util.h"
 
 #define PY "/usr/bin/python3"
 

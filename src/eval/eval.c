@@ -18,12 +18,12 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "core/progress.h"
+#include "core/util.h"
+#include "data/data.h"
 #include "eval/extract.h"
 #include "io/json.h"
 #include "model/model.h"
-#include "train/data.h"
-#include "train/progress.h"
-#include "util.h"
 
 void rosa_eval_options_default(rosa_eval_options *o) {
     memset(o, 0, sizeof *o);

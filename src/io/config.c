@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/util.h"
 #include "json.h"
-#include "util.h"
 
 /* Upper bounds that no real model reaches; they keep a hostile config from
  * asking for absurd allocations. */

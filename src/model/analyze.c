@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "ops.h"
-#include "util.h"
+#include "core/util.h"
 
 int rosa_roae_m(int hd, float r_low) {
     if (!(r_low > 0.0f && r_low <= 1.0f)) return rosa_fail("--r-low %g must be in (0, 1]", r_low);

@@ -11,7 +11,7 @@
 
 #include "model.h"
 #include "ops.h"
-#include "util.h"
+#include "core/util.h"
 
 rosa_kv_cache *rosa_kv_cache_new(const rosa_model *m, int batch, int capacity) {
     const rosa_config *c = &m->cfg;

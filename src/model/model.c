@@ -8,8 +8,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "core/util.h"
 #include "io/config.h"
-#include "util.h"
 
 int rosa_model_own(rosa_model *m, void *p) {
     void **o = rosa_realloc(m->owned, sizeof(void *) * (size_t)(m->n_owned + 1), "buffer list");

@@ -3,8 +3,8 @@
  * region, so BLAS threads and OpenMP threads never multiply. */
 #include "ops.h"
 
+#include "core/prof.h"
 #include "gemm.h"
-#include "prof.h"
 
 #include <math.h>
 #include <omp.h>

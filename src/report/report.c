@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/util.h"
 #include "io/config.h"
 #include "io/json.h"
 #include "io/safetensors.h"
-#include "util.h"
 
 /* ------------------------------------------------------------ small helpers */
 

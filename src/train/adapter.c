@@ -15,7 +15,7 @@
 #include "io/json.h"
 #include "model/model.h"
 #include "io/safetensors.h"
-#include "util.h"
+#include "core/util.h"
 
 const char *const rosa_module_names[N_MODULES] = {"q_proj", "k_proj", "v_proj", "o_proj",
                                                   "gate_proj", "up_proj", "down_proj"};

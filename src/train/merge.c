@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 
 #include "model/gemm.h"
-#include "util.h"
+#include "core/util.h"
 
 /* out[rows][cols] = W + s * B A, with A [r][cols] and B [rows][r]. */
 static float *merged(const float *W, const rosa_adapter *a, int idx) {

@@ -22,8 +22,8 @@
 
 #include "model/ops.h"
 #include "model/gemm.h"
-#include "prof.h"
-#include "util.h"
+#include "core/prof.h"
+#include "core/util.h"
 
 typedef struct {
     int D, F, Q, K, Hq, Hkv, hd, V, L, r;

@@ -5,7 +5,7 @@
 
 #include "model/model.h"
 #include "train/adapter.h"
-#include "train/data.h"
+#include "data/data.h"
 
 /* Saved state of one low-rank branch out = s * (drop(x) A^T) B^T. */
 typedef struct {

@@ -22,9 +22,9 @@
 #include "io/safetensors.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
-#include "train/progress.h"
+#include "core/progress.h"
 #include "train/train_model.h"
-#include "util.h"
+#include "core/util.h"
 
 volatile int rosa_train_interrupted;
 

@@ -5,9 +5,9 @@
 
 #include <stdint.h>
 
+#include "data/data.h"
 #include "train/adapter.h"
 #include "train/dls.h"
-#include "train/data.h"
 #include "train/optim.h"
 #include "train/train_model.h"
 

@@ -1,11 +1,11 @@
 /* progress.c: step/total, loss, lr, grad norm, tokens/s, elapsed and ETA. */
-#include "progress.h"
+#include "core/progress.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "core/util.h"
 
 /* The line currently drawn on the terminal, so that notes can clear it. */
 static rosa_progress *active;

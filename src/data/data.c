@@ -1,12 +1,12 @@
 /* data.c: LLM-Adapters data sets: loading, the Alpaca prompt templates,
  * tokenization as finetune.py does it, validation split, shuffling, batches. */
-#include "data.h"
+#include "data/data.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/util.h"
 #include "io/json.h"
-#include "util.h"
 
 /* ------------------------------------------------------------------ loading */
 

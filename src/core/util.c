@@ -1,5 +1,5 @@
 /* util.c: errors, allocation, files and small helpers. */
-#include "util.h"
+#include "core/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
