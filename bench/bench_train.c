@@ -26,10 +26,9 @@
 #include "model/gemm.h"
 #include "model/model.h"
 #include "model/ops.h"
-#include "prof.h"
 #include "train/optim.h"
 #include "train/train_ctx.h"
-#include "util.h"
+#include "core/util.h"
 
 #define BATCH 4
 #define SEQ 256

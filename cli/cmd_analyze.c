@@ -12,9 +12,9 @@
 #include "report/analysis_report.h"
 #include "rosa.h"
 #include "peft/peft.h"
-#include "train/data.h"
-#include "train/progress.h"
-#include "util.h"
+#include "data/data.h"
+#include "core/progress.h"
+#include "core/util.h"
 
 static void on_progress(void *user, int done, int total, long long tokens) {
     static long long last_tokens;

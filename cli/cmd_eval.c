@@ -10,7 +10,7 @@
 #include "model/model.h"
 #include "rosa.h"
 #include "peft/peft.h"
-#include "util.h"
+#include "core/util.h"
 
 /* --task and --task-type may repeat, which the option table cannot express:
  * they are taken out of argv here, in order. */

@@ -5,10 +5,11 @@
 
 #include "args.h"
 #include "commands.h"
+#include "core/util.h"
 #include "rosa.h"
 #include "model/model.h"
 #include "peft/peft.h"
-#include "util.h"
+#include "core/util.h"
 
 typedef struct {
     rosa_detok *detok;

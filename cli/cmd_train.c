@@ -12,9 +12,9 @@
 #include "rosa.h"
 #include "arch/arch.h"
 #include "peft/peft.h"
-#include "train/progress.h"
+#include "core/progress.h"
 #include "train/trainer.h"
-#include "util.h"
+#include "core/util.h"
 
 static void on_signal(int sig) {
     (void)sig;

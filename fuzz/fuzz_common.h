@@ -16,8 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/util.h"
 #include "rosa.h"
-#include "util.h"
 
 #define FUZZ_SEP "\n#-#-#\n"
 

@@ -5,8 +5,8 @@
  *
  * The options come from the input's size so that seeds stay plain data
  * files: skip_bad (bit 0), train_on_inputs (bit 1), cutoff_len 2..64. */
+#include "data/data.h"
 #include "fuzz_common.h"
-#include "train/data.h"
 
 static rosa_tokenizer *data_tok;
 

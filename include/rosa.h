@@ -4,6 +4,8 @@
  *   - Every function that can fail returns NULL or a negative int and leaves a
  *     one-line message in rosa_last_error() (per thread).  The message names the
  *     file and field at fault when there is one.
+ *   - The library never prints errors and never exits; other messages go
+ *     through one log channel (rosa_set_log_callback below).
  *   - Objects are created by *_load / *_new and released by *_free; *_free(NULL)
  *     is a no-op.
  *   - Token ids are int32_t.  Text is UTF-8 with an explicit byte length.
@@ -22,6 +24,17 @@ extern "C" {
 
 /* The last error message of the calling thread ("" when none). */
 const char *rosa_last_error(void);
+
+/* Messages that are not errors (warnings, training's plan and notes) go
+ * through one log channel.  By default each is one line on stderr,
+ * "rosa: MESSAGE" (ROSA_LOG_INFO) or "rosa: warning: MESSAGE" (ROSA_LOG_WARN).
+ * rosa_set_log_callback(fn, user) sends them to fn instead, msg without
+ * the prefix or a newline (valid during the call only); NULL restores the
+ * default.  Set it before other calls: it is process-wide and not
+ * synchronised with messages being logged by other threads. */
+typedef enum { ROSA_LOG_INFO = 0, ROSA_LOG_WARN = 1 } rosa_log_level;
+typedef void (*rosa_log_fn)(rosa_log_level level, const char *msg, void *user);
+void rosa_set_log_callback(rosa_log_fn fn, void *user);
 
 /* Number of threads used by OpenMP regions and BLAS (0 = all cores). */
 void rosa_set_threads(int n);

@@ -6,15 +6,17 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/util.h"
+#include "data/data.h"
 #include "io/json.h"
 #include "model/analyze.h"
 #include "model/model.h"
 #include "test.h"
 #include "peft/lora.h"
 #include "peft/roae.h"
-#include "train/data.h"
+#include "data/data.h"
 #include "peft/peft.h"
-#include "util.h"
+#include "core/util.h"
 
 #define PY "/usr/bin/python3"
 #define LIMIT 6

@@ -2,9 +2,9 @@
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 
+#include "core/util.h"
 #include "io/json.h"
 #include "test.h"
-#include "util.h"
 
 /* Runs `rosa ARGS`, returns the exit status and the output (stdout, plus
  * stderr when merge). */

@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "core/util.h"
+#include "data/data.h"
 #include "test.h"
-#include "train/data.h"
-#include "util.h"
 
 /* ----------------------------------------------------------------- helpers */
 

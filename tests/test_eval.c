@@ -8,13 +8,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/util.h"
 #include "eval/beam.h"
 #include "eval/eval.h"
 #include "io/json.h"
 #include "model/kv_ops.h"
 #include "model/model.h"
 #include "test.h"
-#include "util.h"
 
 #define PY "/usr/bin/python3"
 
@@ -331,9 +331,9 @@ TEST(eval_greedy_equals_generate_and_batching_changes_nothing) {
 
 /* ------------------------------------------------------------ extraction */
 
+#include "data/data.h"
 #include "eval/extract.h"
 #include "eval/tasks.h"
-#include "train/data.h"
 
 typedef struct {
     const char *task, *response, *label, *pred;

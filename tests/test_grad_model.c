@@ -8,7 +8,7 @@
 #include "model/model.h"
 #include "test.h"
 #include "train/train_ctx.h"
-#include "util.h"
+#include "core/util.h"
 
 /* Two sequences, right-padded: lengths 9 and 6 (T = 9). */
 static void make_batch(rosa_batch *b, int V, int32_t *ids, int32_t *labels, uint8_t *mask) {

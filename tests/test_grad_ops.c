@@ -7,9 +7,9 @@
 #include <omp.h>
 #include <stdlib.h>
 
+#include "core/util.h"
 #include "model/ops.h"
 #include "test.h"
-#include "util.h"
 
 static void fill(float *x, int n, rosa_rng *r, float scale) {
     for (int i = 0; i < n; i++) x[i] = (rosa_rng_uniform(r) * 2.0f - 1.0f) * scale;

@@ -8,7 +8,6 @@
 #include "io/safetensors.h"
 #include "model/model.h"
 #include "test.h"
-#include "util.h"
 
 static char tmp_root[256];
 

@@ -6,8 +6,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/util.h"
 #include "test.h"
-#include "util.h"
 
 #define MAX_TESTS 1024
 

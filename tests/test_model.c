@@ -3,10 +3,10 @@
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 
+#include "core/util.h"
 #include "io/json.h"
 #include "model/model.h"
 #include "test.h"
-#include "util.h"
 
 /* "Agree to eps": max|ours - ref| <= eps * max(1, max|ref|). */
 static double rel_err(const float *ours, const float *ref, size_t n) {

@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 
 #include "test.h"
-#include "util.h"
+#include "core/util.h"
 
 /* A copy of the n bytes at p. */
 static char *dup_n(const char *p, size_t n) {

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/util.h"
 #include "io/json.h"
 #include "model/model.h"
 #include "report/report.h"
@@ -15,7 +16,7 @@
 #include "test.h"
 #include "peft/lora.h"
 #include "peft/roae.h"
-#include "util.h"
+#include "core/util.h"
 
 #define PY "/usr/bin/python3"
 

@@ -16,6 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/util.h"
+#include "data/data.h"
 #include "eval/eval.h"
 #include "arch/config.h"
 #include "io/safetensors.h"
@@ -23,8 +25,8 @@
 #include "test.h"
 #include "peft/lora.h"
 #include "peft/roae.h"
-#include "train/data.h"
-#include "util.h"
+#include "data/data.h"
+#include "core/util.h"
 
 /* ------------------------------------------------------------ fuzz replay */
 
@@ -200,7 +202,7 @@ static int parse_st(const char *header, size_t data) {
 /* ------------------------------------------------- crashes found by fuzzing */
 
 /* fuzz_data (UBSan float-cast-overflow): a numeric "answer" beyond long long
- * was cast before its range was checked (src/train/data.c take_answer). */
+ * was cast before its range was checked (src/data/records.c take_answer). */
 TEST(fuzz_regression_data_answer_beyond_long_long) {
     const char *p = rpath("answers.jsonl");
     put_text(p, "{\"instruction\": \"a\", \"output\": \"b\", \"answer\": -3e20}\n"

@@ -25,9 +25,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/util.h"
 #include "test.h"
 #include "train/checkpoint.h"
-#include "util.h"
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -497,7 +497,7 @@ TEST(faults_file_size_limit_keeps_the_previous_checkpoint) {
     /* checkpoint-3 by a run stopped at step 4 (a NaN injected there) */
     train_cmd(cmd, sizeof cmd, steps, 3, "all", out, "");
     char env_cmd[4200];
-    snprintf(env_cmd, sizeof env_cmd, "env ROSA_TEST_NAN_STEP=4 %s", cmd);
+    snprintf(env_cmd, sizeof env_cmd, "env ROSA_FAULT=nan-step:4 %s", cmd);
     CHECK_EQ_INT(run_cmd(env_cmd, fpath("fsize0.log"), NULL, 300), 1);
     CHECK_EQ_INT(rosa_checkpoint_latest(out, NULL), 3);
     /* resumed under a 64 KiB file size limit: optimizer.safetensors (370 KB) cannot be written */
@@ -609,7 +609,7 @@ TEST(faults_non_finite_loss_stops_keeping_a_resumable_checkpoint) {
     rm_rf(out);
     char cmd[4096], env_cmd[4300];
     train_cmd(cmd, sizeof cmd, steps, 1, "all", out, "");
-    snprintf(env_cmd, sizeof env_cmd, "env ROSA_TEST_NAN_STEP=4 %s", cmd);
+    snprintf(env_cmd, sizeof env_cmd, "env ROSA_FAULT=nan-step:4 %s", cmd);
     int rc = run_cmd(env_cmd, fpath("nan.log"), NULL, 300);
     char *l = slurp(fpath("nan.log"));
     CHECK_MSG(rc == 1 && strstr(l, "non-finite loss at step 4, micro-batch 0"), "exit %d: %s", rc, l);
@@ -621,7 +621,7 @@ TEST(faults_non_finite_loss_stops_keeping_a_resumable_checkpoint) {
     /* skip */
     rm_rf(out);
     train_cmd(cmd, sizeof cmd, steps, 1, "all", out, "--nan-policy skip");
-    snprintf(env_cmd, sizeof env_cmd, "env ROSA_TEST_NAN_STEP=4 %s", cmd);
+    snprintf(env_cmd, sizeof env_cmd, "env ROSA_FAULT=nan-step:4 %s", cmd);
     CHECK_EQ_INT(run_cmd(env_cmd, fpath("nan-skip.log"), NULL, 300), 0);
     char mp[600];
     snprintf(mp, sizeof mp, "%s/metrics.jsonl", out);
@@ -645,7 +645,7 @@ TEST(faults_overwrite_never_resumes_the_old_run) {
     snprintf(cmd, sizeof cmd, "cp -a %s %s", old, out);
     REQUIRE(system(cmd) == 0);
     train_cmd(cmd, sizeof cmd, steps, 1, "all", out, "--lr 1e-3 --overwrite");
-    snprintf(env_cmd, sizeof env_cmd, "env ROSA_TEST_NAN_STEP=3 %s", cmd);
+    snprintf(env_cmd, sizeof env_cmd, "env ROSA_FAULT=nan-step:3 %s", cmd);
     CHECK_EQ_INT(run_cmd(env_cmd, fpath("overwrite.log"), NULL, 300), 1);
     CHECK_EQ_INT(rosa_checkpoint_latest(out, NULL), 2);
     char p[600];

@@ -9,6 +9,7 @@
 #include "peft/lora.h"
 #include "peft/roae.h"
 #include "io/json.h"
+#include "io/safetensors.h"
 #include "model/model.h"
 #include "test.h"
 #include "arch/config.h"
@@ -16,7 +17,7 @@
 #include "train/dls.h"
 #include "peft/peft.h"
 #include "train/train_ctx.h"
-#include "util.h"
+#include "core/util.h"
 
 #define PY "/usr/bin/python3"
 

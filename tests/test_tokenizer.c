@@ -7,9 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/util.h"
 #include "test.h"
 #include "tokenizer/tokenizer_internal.h"
-#include "util.h"
 
 /* ---------------------------------------------------------------- helpers */
 

@@ -12,10 +12,10 @@
 #include "model/model.h"
 #include "test.h"
 #include "peft/peft.h"
-#include "train/optim.h"
 #include "train/checkpoint.h"
+#include "core/util.h"
+#include "train/optim.h"
 #include "train/trainer.h"
-#include "util.h"
 
 #define PY "/usr/bin/python3"
 
@@ -413,8 +413,8 @@ TEST(train_non_finite_loss_stops_or_skips) {
     const char *model = shared_path("models/stories260K"), *data = test_tmp_path("nan.jsonl"), *out = test_tmp_path("nan-out");
     write_toy_records(data, 8);
     char cmd[4096], *o = NULL;
-    /* ROSA_TEST_NAN_STEP makes that step's loss NaN (a test hook of the trainer). */
-    snprintf(cmd, sizeof cmd, "ROSA_TEST_NAN_STEP=3 %s train --model %s --data %s --output %s --max-steps 4 "
+    /* ROSA_FAULT=nan-step:N makes step N's loss NaN (the trainer's fault point, core/fault.h). */
+    snprintf(cmd, sizeof cmd, "ROSA_FAULT=nan-step:3 %s train --model %s --data %s --output %s --max-steps 4 "
              "--batch-size 2 --micro-batch-size 1 --save-steps 1 --cutoff-len 48 --quiet --overwrite", rosa_bin(),
              model, data, out);
     CHECK(sh(cmd, &o) == 1);
@@ -422,7 +422,7 @@ TEST(train_non_finite_loss_stops_or_skips) {
     CHECK_MSG(strstr(o, "non-finite loss at step 3, micro-batch 0") != NULL, "got: %s", o);
     free(o);
     CHECK_EQ_INT(rosa_checkpoint_latest(out, NULL), 2); /* the last good one is kept */
-    snprintf(cmd, sizeof cmd, "ROSA_TEST_NAN_STEP=3 %s train --model %s --data %s --output %s --max-steps 4 "
+    snprintf(cmd, sizeof cmd, "ROSA_FAULT=nan-step:3 %s train --model %s --data %s --output %s --max-steps 4 "
              "--batch-size 2 --micro-batch-size 1 --cutoff-len 48 --nan-policy skip --overwrite", rosa_bin(), model,
              data, out);
     CHECK(sh(cmd, &o) == 0);

@@ -315,7 +315,7 @@ def gemm_part(x, c):
 P("## Where the time goes (rosa, profile by op)")
 P()
 P("Seconds per step by kind of operation (mean of the timed steps; `PROF` counters of "
-  "src/prof.h, read by bench_train), their share of the step, and the GFLOP/s of the counted "
+  "src/core/prof.h, read by bench_train), their share of the step, and the GFLOP/s of the counted "
   "products. \"GEMM part\" is the products with the frozen weights (projections and LM head), "
   "the GEMM-dominated part of the step, against the ceiling of the dtype in use.")
 P()

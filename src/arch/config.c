@@ -9,7 +9,7 @@
 
 #include "arch/arch.h"
 #include "io/json.h"
-#include "util.h"
+#include "core/util.h"
 
 /* Upper bounds that no real model reaches; they keep a hostile config from
  * asking for absurd allocations. */

@@ -4,7 +4,7 @@
 #include "arch/arch.h"
 
 #include "io/json.h"
-#include "util.h"
+#include "core/util.h"
 
 /* The longest position a config may name (the same bound as config.c's). */
 #define MAX_WINDOW (1 << 24)

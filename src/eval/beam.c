@@ -21,9 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/util.h"
 #include "model/kv_ops.h"
 #include "model/model.h"
-#include "util.h"
 
 #define NEG_INF_SCORE (-1.0e9) /* transformers' "very large negative value" */
 

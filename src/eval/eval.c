@@ -18,12 +18,13 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "core/log.h"
+#include "core/progress.h"
+#include "core/util.h"
+#include "data/data.h"
 #include "eval/extract.h"
 #include "io/json.h"
 #include "model/model.h"
-#include "train/data.h"
-#include "train/progress.h"
-#include "util.h"
 
 void rosa_eval_options_default(rosa_eval_options *o) {
     memset(o, 0, sizeof *o);
@@ -55,12 +56,10 @@ static void progress_step(progress *p, const char *task) {
 static void note(progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void note(progress *p, const char *fmt, ...) {
     if (p->quiet) return;
-    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    rosa_vlog(ROSA_LOG_INFO, fmt, ap);
     va_end(ap);
-    rosa_progress_note("%s", msg);
 }
 
 /* ------------------------------------------------------------ predictions */
@@ -530,7 +529,7 @@ int rosa_eval_run(rosa_model *m, const rosa_task_list *tasks, const rosa_eval_op
         int e;
         if (o->mode == ROSA_EVAL_LOGLIK) {
             if (t->type != ROSA_TASK_COMMONSENSE) {
-                rosa_progress_note("warning: %s: loglik mode scores commonsense tasks only; skipped", t->name);
+                rosa_log(ROSA_LOG_WARN, "%s: loglik mode scores commonsense tasks only; skipped", t->name);
                 prog.line.total -= n_todo[ti];
                 continue;
             }

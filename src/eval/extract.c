@@ -20,7 +20,7 @@
 #include <string.h>
 #include <utf8proc.h>
 
-#include "util.h"
+#include "core/util.h"
 
 /* ------------------------------------------------------------ strings */
 

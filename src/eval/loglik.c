@@ -10,10 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/util.h"
 #include "eval/eval.h"
 #include "model/kv_ops.h"
 #include "model/model.h"
-#include "util.h"
 
 static double token_logprob(const float *x, int V, int32_t t) {
     float mx = x[0];

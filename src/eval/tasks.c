@@ -7,7 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "util.h"
+#include "core/util.h"
 
 static const char *const L_BOOL[] = {"true", "false"};
 static const char *const L_SOL[] = {"solution1", "solution2"};

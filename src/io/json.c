@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../util.h"
+#include "core/util.h"
 
 cJSON *rosa_json_parse(const char *text, size_t len, const char *what) {
     const char *end = NULL;

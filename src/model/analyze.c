@@ -12,7 +12,8 @@
 
 #include "model/block.h"
 #include "model/ops.h"
-#include "util.h"
+#include "core/log.h"
+#include "core/util.h"
 
 void rosa_analysis_free(rosa_analysis *a) {
     if (!a) return;
@@ -85,7 +86,7 @@ int rosa_analyze(rosa_model *m, const int32_t *const *ids, const int *lens, int 
     }
     if (Tmax == 0) return rosa_fail("analyze: no tokens to analyse");
     if (Tmax > c->max_position_embeddings)
-        fprintf(stderr, "rosa: warning: records of %d tokens are past max_position_embeddings (%d)\n", Tmax,
+        rosa_log(ROSA_LOG_WARN, "records of %d tokens are past max_position_embeddings (%d)", Tmax,
                 c->max_position_embeddings);
     out->L = L, out->Hq = Hq, out->Hkv = Hkv, out->hd = hd, out->r_low = r_low, out->m = mm;
     out->dims = rosa_malloc(sizeof(int) * 2 * (size_t)mm, "analysis");

@@ -9,7 +9,7 @@
 
 #include "model/model.h"
 #include "model/ops.h"
-#include "prof.h"
+#include "core/prof.h"
 
 /* A prefill (first call on an empty cache, several slots) runs attention
  * through GEMMs over one T x T score block per thread; above this many slots

@@ -12,7 +12,8 @@
 #include "model/block.h"
 #include "model/model.h"
 #include "model/ops.h"
-#include "util.h"
+#include "core/log.h"
+#include "core/util.h"
 
 rosa_kv_cache *rosa_kv_cache_new(const rosa_model *m, int batch, int capacity) {
     const rosa_config *c = &m->cfg;
@@ -163,8 +164,8 @@ int rosa_forward(rosa_model *m, rosa_kv_cache *kv, int T, const int32_t *ids, co
         if (next > max_pos) max_pos = next;
     }
     if (max_pos > c->max_position_embeddings && !m->warned_positions) {
-        fprintf(stderr, "rosa: warning: sequence length %d is past max_position_embeddings (%d); "
-                        "results may be degraded\n", max_pos, c->max_position_embeddings);
+        rosa_log(ROSA_LOG_WARN, "sequence length %d is past max_position_embeddings (%d); "
+                        "results may be degraded", max_pos, c->max_position_embeddings);
         m->warned_positions = 1;
     }
 

@@ -5,8 +5,8 @@
 #include <string.h>
 
 
+#include "core/util.h"
 #include "model.h"
-#include "util.h"
 
 void rosa_gen_params_default(rosa_gen_params *p) {
     memset(p, 0, sizeof *p);

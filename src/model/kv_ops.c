@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include "core/util.h"
 
 /* Start of row b's slots in layer l (k or v). */
 static inline float *row_ptr(float *base, const rosa_kv_cache *kv, int l, int b) {

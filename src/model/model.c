@@ -11,7 +11,7 @@
 #include "arch/arch.h"
 #include "arch/config.h"
 #include "model/ops.h"
-#include "util.h"
+#include "core/util.h"
 
 int rosa_model_own(rosa_model *m, void *p) {
     void **o = rosa_realloc(m->owned, sizeof(void *) * (size_t)(m->n_owned + 1), "buffer list");
@@ -130,11 +130,11 @@ void rosa_rope_inv_freq(const rosa_config *c, double *inv_freq) {
     rosa_rope_inv_freq_base(c, c->rope_theta, 1, inv_freq);
 }
 
-void rosa_rope_inv_freq_base(const rosa_config *c, float theta, int scaled, double *inv_freq) {
+void rosa_rope_inv_freq_base(const rosa_config *c, float theta, int use_scaling, double *inv_freq) {
     int hd = c->head_dim;
     for (int j = 0; j < hd / 2; j++) {
         double f = 1.0 / pow((double)theta, (double)(2 * j) / (double)hd);
-        if (!scaled) {
+        if (!use_scaling) {
         } else if (c->rope_type == ROSA_ROPE_LINEAR) {
             f /= c->rope_factor;
         } else if (c->rope_type == ROSA_ROPE_LLAMA3) {

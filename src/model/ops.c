@@ -3,9 +3,10 @@
  * region; the rest is OpenMP over rows, so GEMM and OpenMP threads never multiply. */
 #include "ops.h"
 
+#include "core/prof.h"
 #include "gemm.h"
-#include "prof.h"
-#include "util.h"
+#include "core/prof.h"
+#include "core/util.h"
 
 #include <math.h>
 #include <omp.h>

@@ -4,7 +4,7 @@
 #include <stdint.h>
 
 #include "model/ops.h"
-#include "util.h"
+#include "core/util.h"
 
 int rosa_weight_forward(const rosa_weight *w, float *y, const float *x, const float *b, int N, int accumulate) {
     if (!w->bf16) {

@@ -12,7 +12,7 @@
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "model/model.h"
-#include "util.h"
+#include "core/util.h"
 
 void rosa_dls_options_default(rosa_dls_options *o) {
     memset(o, 0, sizeof *o);

@@ -13,8 +13,8 @@
 #include "model/model.h"
 #include "peft/format.h"
 #include "peft/lowrank.h"
-#include "prof.h"
-#include "util.h"
+#include "core/prof.h"
+#include "core/util.h"
 
 /* ------------------------------------------------------------- options */
 

@@ -3,7 +3,7 @@
 
 #include "model/gemm.h"
 #include "model/ops.h"
-#include "util.h"
+#include "core/util.h"
 
 /* Every carved buffer starts on a 16-float boundary, as the arenas do. */
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }

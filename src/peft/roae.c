@@ -11,8 +11,8 @@
 #include "model/ops.h"
 #include "peft/format.h"
 #include "peft/lowrank.h"
-#include "prof.h"
-#include "util.h"
+#include "core/prof.h"
+#include "core/util.h"
 
 /* ------------------------------------------------------------- options */
 

@@ -14,7 +14,7 @@
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "peft/peft.h"
-#include "util.h"
+#include "core/util.h"
 
 /* ------------------------------------------------------------ small helpers */
 

@@ -12,7 +12,7 @@
 
 #include <stddef.h>
 
-#include "util.h"
+#include "core/util.h"
 
 /* An output buffer that remembers an allocation failure (checked once, at the end). */
 typedef struct {

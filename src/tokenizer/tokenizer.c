@@ -341,7 +341,7 @@ static int parse_added(rosa_tokenizer *tok, const cJSON *root) {
         if (int_field(F, it, "id", what, 0, TOK_MAX_ID - 1, 0, &id) < 0) return -1;
         const char *content = str_field(F, it, "content", what, 1);
         if (!content) return -1;
-        int special, lstrip, rstrip, normalized, single_word;
+        int special = 0, lstrip = 0, rstrip = 0, normalized = 0, single_word = 0; /* set on success (GCC -O3 cannot tell) */
         if (bool_field(F, it, "special", what, 0, &special) < 0 ||
             bool_field(F, it, "lstrip", what, 0, &lstrip) < 0 ||
             bool_field(F, it, "rstrip", what, 0, &rstrip) < 0 ||
@@ -475,7 +475,7 @@ static int parse_pretok(rosa_tokenizer *tok, const cJSON *j, const char *what, i
     }
     if (!strcmp(type, "Split")) {
         const char *pat, *beh;
-        int is_re, invert;
+        int is_re, invert = 0;
         if (pattern_field(F, j, what, &pat, &is_re) < 0) return -1;
         if (!(beh = str_field(F, j, "behavior", what, 1))) return -1;
         if (bool_field(F, j, "invert", what, 0, &invert) < 0) return -1;
@@ -494,7 +494,7 @@ static int parse_pretok(rosa_tokenizer *tok, const cJSON *j, const char *what, i
         return p->re ? 0 : -1;
     }
     if (!strcmp(type, "Digits")) {
-        int individual;
+        int individual = 0;
         if (bool_field(F, j, "individual_digits", what, 0, &individual) < 0) return -1;
         tok_pretok *p = new_pt(tok, what);
         if (!p) return -1;
@@ -514,7 +514,7 @@ static int parse_pretok(rosa_tokenizer *tok, const cJSON *j, const char *what, i
         return bool_field(F, j, "split", what, 1, &p->split);
     }
     if (!strcmp(type, "ByteLevel")) {
-        int aps, use_regex;
+        int aps = 0, use_regex = 0;
         if (bool_field(F, j, "add_prefix_space", what, 1, &aps) < 0 ||
             bool_field(F, j, "use_regex", what, 1, &use_regex) < 0)
             return -1;
@@ -586,7 +586,7 @@ static int parse_decoder(rosa_tokenizer *tok, const cJSON *j, const char *what) 
     }
     if (!strcmp(type, "Strip")) {
         uint32_t ch;
-        long start, stop;
+        long start = 0, stop = 0;
         if (char_field(F, j, "content", what, ' ', &ch) < 0 ||
             int_field(F, j, "start", what, 0, 1 << 20, 0, &start) < 0 ||
             int_field(F, j, "stop", what, 0, 1 << 20, 0, &stop) < 0)

@@ -14,8 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/util.h"
 #include "rosa.h"
-#include "util.h"
 
 /* Ids are < TOK_MAX_ID; a tokenizer.json asking for more is refused. */
 #define TOK_MAX_ID (1 << 22)

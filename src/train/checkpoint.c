@@ -10,9 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/util.h"
 #include "io/json.h"
 #include "io/safetensors.h"
-#include "util.h"
 
 static int remove_tree(const char *path) {
     DIR *d = opendir(path);

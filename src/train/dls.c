@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include "core/util.h"
 
 int rosa_dls_init(rosa_dls *d, const rosa_dls_options *o, int L) {
     memset(d, 0, sizeof *d);

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include "core/util.h"
 
 void rosa_adamw_options_default(rosa_adamw_options *o) {
     o->lr = 3e-4f;

@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "model/ops.h"
-#include "prof.h"
-#include "util.h"
+#include "core/prof.h"
+#include "core/util.h"
 
 /* Walks the arena layout: with base == NULL it only counts floats.  The one
  * list serves the size (--max-memory, the printed plan) and the carving. */

@@ -4,7 +4,7 @@
 #ifndef ROSA_TRAIN_CTX_H
 #define ROSA_TRAIN_CTX_H
 
-#include "train/data.h"
+#include "data/data.h"
 #include "model/model.h"
 #include "peft/peft.h"
 

@@ -22,9 +22,11 @@
 #include "io/safetensors.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
-#include "train/progress.h"
+#include "core/progress.h"
 #include "train/train_ctx.h"
-#include "util.h"
+#include "core/fault.h"
+#include "core/log.h"
+#include "core/util.h"
 
 volatile int rosa_train_interrupted;
 
@@ -123,7 +125,7 @@ static int prepare_data(run *r, const rosa_tokenizer *tok) {
     rosa_records recs;
     if (rosa_records_load(o->data_path, o->skip_bad_records, &recs) < 0) return -1;
     if (recs.n_bad && !o->quiet)
-        fprintf(stderr, "rosa: warning: %s: skipped %d bad records\n", o->data_path, recs.n_bad);
+        rosa_log(ROSA_LOG_WARN, "%s: skipped %d bad records", o->data_path, recs.n_bad);
     int rc = rosa_dataset_tokenize(tok, &recs, &o->data, &r->data);
     rosa_records_free(&recs);
     if (rc < 0) return -1;
@@ -192,13 +194,13 @@ static void print_plan(run *r, size_t act_bytes) {
     int64_t base = rosa_model_num_params(r->m), trainable = rosa_adapter_num_params(r->a);
     size_t weights = (size_t)rosa_model_weight_bytes(r->m), adapter = 2 * sizeof(float) * r->a->n_floats,
            optim = 2 * sizeof(float) * r->a->n_floats;
-    fprintf(stderr, "rosa: %d train records, %d validation; %d steps (%d per epoch), batch %d = %d x %d micro-batches\n",
+    rosa_log(ROSA_LOG_INFO, "%d train records, %d validation; %d steps (%d per epoch), batch %d = %d x %d micro-batches",
             r->n_train, r->n_val, (int)r->total_steps, r->steps_per_epoch, o->batch_size, r->n_accum,
             o->micro_batch_size);
-    fprintf(stderr, "rosa: trainable parameters %lld of %lld (%.4f%%)\n", (long long)trainable, (long long)base,
+    rosa_log(ROSA_LOG_INFO, "trainable parameters %lld of %lld (%.4f%%)", (long long)trainable, (long long)base,
             100.0 * (double)trainable / (double)base);
-    fprintf(stderr, "rosa: memory: weights %.1f MiB, activations %.1f MiB (micro-batch %d x %d tokens%s), adapter %.1f MiB, "
-                    "optimizer %.1f MiB, total %.1f MiB\n",
+    rosa_log(ROSA_LOG_INFO, "memory: weights %.1f MiB, activations %.1f MiB (micro-batch %d x %d tokens%s), adapter %.1f MiB, "
+                    "optimizer %.1f MiB, total %.1f MiB",
             weights / 1048576.0, act_bytes / 1048576.0, o->micro_batch_size, r->Tmax,
             o->recompute ? ", recomputed per layer" : "", adapter / 1048576.0,
             optim / 1048576.0, (weights + act_bytes + adapter + optim) / 1048576.0);
@@ -258,7 +260,7 @@ static int validate(run *r, int64_t step) {
         return -1;
     fprintf(r->metrics, "{\"step\": %lld, \"val_loss\": %.9g}\n", (long long)step, loss);
     fflush(r->metrics);
-    if (!r->o->quiet) rosa_progress_note("step %lld: validation loss %.4f", (long long)step, loss);
+    if (!r->o->quiet) rosa_log(ROSA_LOG_INFO, "step %lld: validation loss %.4f", (long long)step, loss);
     return 0;
 }
 
@@ -281,9 +283,9 @@ static int train_step(run *r, int64_t s, double *loss_out, double *gnorm_out, lo
     double loss = 0.0;
     long long tokens = 0;
     int empty = 0;
-    /* Test hook: ROSA_TEST_NAN_STEP=n makes step n's loss NaN (steps count from 1, as in
-     * metrics.jsonl and checkpoint names; tests/test_train.c). */
-    const char *poison = getenv("ROSA_TEST_NAN_STEP");
+    /* Fault point (core/fault.h): ROSA_FAULT=nan-step:n makes step n's loss NaN (steps count from 1, as in
+     * metrics.jsonl and checkpoint names), for the tests of --nan-policy and of resuming after it. */
+    const char *poison = ROSA_FAULT("nan-step");
     int64_t poison_step = poison ? atoll(poison) : -1;
     for (int j = 0; j < r->n_accum; j++) {
         const int32_t *idx = micro_indices(r, s, j);
@@ -307,7 +309,7 @@ static int train_step(run *r, int64_t s, double *loss_out, double *gnorm_out, lo
         if (poison_step == s + 1) sum = NAN;
         if (!isfinite(sum)) {
             if (o->nan_policy == ROSA_NAN_SKIP) {
-                rosa_progress_note("step %lld, micro-batch %d: non-finite loss; step skipped", (long long)(s + 1), j);
+                rosa_log(ROSA_LOG_INFO, "step %lld, micro-batch %d: non-finite loss; step skipped", (long long)(s + 1), j);
                 return 1;
             }
             return rosa_fail("non-finite loss at step %lld, micro-batch %d (records %d..); the last checkpoint is "
@@ -316,7 +318,7 @@ static int train_step(run *r, int64_t s, double *loss_out, double *gnorm_out, lo
         loss += sum;
     }
     if (empty && !o->quiet)
-        rosa_progress_note("warning: step %lld: %d micro-batches without label tokens contribute zero",
+        rosa_log(ROSA_LOG_WARN, "step %lld: %d micro-batches without label tokens contribute zero",
                            (long long)(s + 1), empty);
     const rosa_config *c = &r->m->cfg;
     /* A method that trains norm weights takes the gradients computed for DLS. */
@@ -331,7 +333,7 @@ static int train_step(run *r, int64_t s, double *loss_out, double *gnorm_out, lo
     double gnorm = rosa_grad_norm(a, r->param_active);
     if (!isfinite(gnorm)) {
         if (o->nan_policy == ROSA_NAN_SKIP) {
-            rosa_progress_note("step %lld: non-finite gradient; step skipped", (long long)(s + 1));
+            rosa_log(ROSA_LOG_INFO, "step %lld: non-finite gradient; step skipped", (long long)(s + 1));
             return 1;
         }
         return rosa_fail("non-finite gradient at step %lld; the last checkpoint is kept (use --nan-policy skip to skip "
@@ -397,7 +399,7 @@ int rosa_train(const rosa_train_options *o, rosa_train_result *res) {
             goto done;
         }
         start = st.step;
-        if (!o->quiet) fprintf(stderr, "rosa: resuming from %s/checkpoint-%lld\n", o->output_dir, (long long)last);
+        if (!o->quiet) rosa_log(ROSA_LOG_INFO, "resuming from %s/checkpoint-%lld", o->output_dir, (long long)last);
     }
 
     size_t act = rosa_train_ctx_bytes(r.m, r.a, o->micro_batch_size, r.Tmax, o->recompute);
@@ -476,9 +478,9 @@ int rosa_train(const rosa_train_options *o, rosa_train_result *res) {
         fprintf(r.metrics, "]}\n");
         fflush(r.metrics);
         if (!o->quiet) {
-            fprintf(stderr, "rosa: DLS selections per layer:");
-            for (int l = 0; l < r.dls.L; l++) fprintf(stderr, " %d:%lld", l, (long long)r.dls.counts[l]);
-            fprintf(stderr, "\n");
+            rosa_buf line = {0}; /* the counts of all layers, in one message */
+            for (int l = 0; l < r.dls.L; l++) rosa_buf_printf(&line, " %d:%lld", l, (long long)r.dls.counts[l]);
+            rosa_log(ROSA_LOG_INFO, "DLS selections per layer:%s", line.data ? line.data : ""), rosa_buf_free(&line);
         }
     }
     struct rusage ru;

@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #include "peft/peft.h"
-#include "train/data.h"
+#include "data/data.h"
 #include "train/dls.h"
 #include "train/optim.h"
 #include "train/train_ctx.h"

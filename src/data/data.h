@@ -1,6 +1,8 @@
-/* data.h: LLM-Adapters data sets: records, the Alpaca prompt templates,
- * tokenization into (ids, labels) exactly as LLM-Adapters' finetune.py does,
- * validation split, shuffling and micro-batches. */
+/* data.h: LLM-Adapters data sets: records (records.c), the Alpaca prompt
+ * templates (prompts.c), tokenization into (ids, labels) exactly as
+ * LLM-Adapters' finetune.py does, validation split, shuffling and
+ * micro-batches (dataset.c).  Used by training and evaluation alike, so it
+ * depends on neither (core/, io/ and the tokenizer only). */
 #ifndef ROSA_DATA_H
 #define ROSA_DATA_H
 

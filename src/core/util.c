@@ -1,5 +1,5 @@
 /* util.c: errors, allocation, files and small helpers. */
-#include "util.h"
+#include "core/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -281,6 +281,24 @@ int rosa_buf_append(rosa_buf *b, const void *p, size_t n) {
 }
 
 int rosa_buf_putc(rosa_buf *b, char c) { return rosa_buf_append(b, &c, 1); }
+
+int rosa_buf_printf(rosa_buf *b, const char *fmt, ...) {
+    char small[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0) return rosa_fail("buffer: bad format");
+    if ((size_t)n < sizeof small) return rosa_buf_append(b, small, (size_t)n);
+    char *big = rosa_malloc((size_t)n + 1, "buffer");
+    if (!big) return -1;
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    int rc = rosa_buf_append(b, big, (size_t)n);
+    free(big);
+    return rc;
+}
 
 void rosa_buf_free(rosa_buf *b) {
     free(b->data);

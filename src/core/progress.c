@@ -1,11 +1,10 @@
 /* progress.c: step/total, loss, lr, grad norm, tokens/s, elapsed and ETA. */
-#include "progress.h"
+#include "core/progress.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "core/util.h"
 
 /* The line currently drawn on the terminal, so that notes can clear it. */
 static rosa_progress *active;
@@ -64,15 +63,9 @@ void rosa_progress_end(rosa_progress *p) {
     active = NULL;
 }
 
-void rosa_progress_note(const char *fmt, ...) {
+void rosa_progress_clear(void) {
     if (active && active->open_line) {
         fputs("\r\033[K", stderr);
         active->open_line = 0;
     }
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("rosa: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
 }

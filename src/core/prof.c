@@ -1,5 +1,5 @@
 /* prof.c: the counters of prof.h. */
-#include "prof.h"
+#include "core/prof.h"
 
 #include <omp.h>
 

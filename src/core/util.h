@@ -62,6 +62,8 @@ typedef struct {
 } rosa_buf;
 int rosa_buf_append(rosa_buf *b, const void *p, size_t n);
 int rosa_buf_putc(rosa_buf *b, char c);
+/* Appends printf-style text (data stays NUL-terminated). */
+int rosa_buf_printf(rosa_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void rosa_buf_free(rosa_buf *b);
 
 /* Half-precision conversions (round-to-nearest-even for the narrowing ones). */
