@@ -6,10 +6,12 @@
  * (three records each, so that "index" lines resolve fast) and two custom
  * tasks, one commonsense (labels from each record's "Answer format:" line)
  * and one math.  Inputs of even size have no default task, odd ones default
- * to boolq.  Properties: counts are consistent, the JSON report is valid JSON. */
+ * to boolq.  Properties: counts are consistent, the JSON report is valid JSON
+ * and its reader (rosa_eval_report_read) gives back what was written. */
 #include <cjson/cJSON.h>
 
 #include "eval/eval.h"
+#include "eval/eval_report.h"
 #include "fuzz_common.h"
 
 static rosa_task_list pred_known;
@@ -90,6 +92,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_ASSERT(j != NULL, "the JSON report is not valid JSON");
     cJSON_Delete(j);
     free(text);
+    rosa_eval_summary back;
+    FUZZ_ASSERT(rosa_eval_report_read(out, &back) == 0, "reading the report back: %s", rosa_last_error());
+    FUZZ_ASSERT(back.n_tasks == rep.n && back.scored_predictions && strcmp(back.scored_predictions, path) == 0,
+                "%d tasks read back of %d", back.n_tasks, rep.n);
+    for (int i = 0; i < rep.n; i++) {
+        const rosa_task_result *r = &rep.r[i];
+        const rosa_eval_task_summary *t = &back.tasks[i];
+        FUZZ_ASSERT(strcmp(t->name, r->task->name) == 0 && t->group == r->task->type && t->n == r->n &&
+                        t->correct == r->correct && t->no_answer == r->no_answer && t->resumed == -1,
+                    "task %d read back differs", i);
+    }
+    rosa_eval_summary_free(&back);
     rosa_eval_report_free(&rep);
     return 0;
 }

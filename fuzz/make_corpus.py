@@ -392,13 +392,32 @@ def metrics_seeds():
                     "score_ema": 0.0, "inactive": "skip", "seed": 42}}
     lora = {"base_model_name_or_path": "", "peft_type": "LORA", "r": 8, "lora_alpha": 16,
             "target_modules": ["q_proj", "<x-fuzz>"], "layers_to_transform": None}
-    ev = {"rosa_version": "0.1.0", "model": "<x-fuzz>", "adapter": None,
-          "tasks": {"boolq": {"group": "commonsense", "accuracy": 0.5, "correct": 1, "n": 2, "no_answer": 0},
-                    "<x-fuzz>": {"group": "<x-fuzz>", "accuracy": 1, "n": 1}},
-          "groups": {"commonsense": {"tasks": ["boolq"], "macro_accuracy": 0.5, "micro_accuracy": 0.5}}}
+    # the shape of rosa eval --output (src/eval/eval_report.h), hostile strings where it has strings
+    ev = {"rosa_version": "0.1.0", "model": "<x-fuzz>", "adapter": None, "mode": "generate",
+          "decoding": {"strategy": "beam_search", "num_beams": 4, "beam_rule": "<x-fuzz>", "length_penalty": 1,
+                       "early_stopping": False, "max_new_tokens": {"commonsense": 32, "math": 256},
+                       "batch_size": 1},
+          "limit": 2, "seed": 42, "predictions": "<x-fuzz>.jsonl",
+          "tasks": {"boolq": {"group": "commonsense", "accuracy": 0.5, "correct": 1, "n": 2, "no_answer": 0,
+                              "resumed": 0, "file": "<x-fuzz>/boolq/test.json"},
+                    "<x-fuzz>": {"group": "math", "accuracy": None, "correct": 0, "n": 0, "no_answer": 0,
+                                 "resumed": 0}},
+          "groups": {"commonsense": {"tasks": ["boolq"], "macro_accuracy": 0.5, "micro_accuracy": 0.5,
+                                     "correct": 1, "n": 2, "no_answer": 0},
+                     "math": {"tasks": ["<x-fuzz>"], "macro_accuracy": None, "micro_accuracy": None,
+                              "correct": 0, "n": 0, "no_answer": 0},
+                     "all": {"tasks": ["boolq", "<x-fuzz>"], "macro_accuracy": 0.5, "micro_accuracy": 0.5,
+                             "correct": 1, "n": 2, "no_answer": 0}},
+          "seconds": 1.5, "new_examples": 2, "examples_per_second": 1.3333333333333333}
+    scored = {"rosa_version": "0.1.0", "scored_predictions": "<x-fuzz>",
+              "tasks": {"<script>": {"group": "commonsense", "accuracy": 1, "correct": 1, "n": 1, "no_answer": 0}},
+              "groups": {"commonsense": {"tasks": ["<script>"], "macro_accuracy": 1, "micro_accuracy": 1,
+                                         "correct": 1, "n": 1, "no_answer": 0}},
+              "seconds": 0.01}
     out(t, "metrics_only", metrics)
     out(t, "rosa_with_eval", metrics.encode() + SEP + js(rosa, 2).encode() + SEP + js(ev, 2).encode())
     out(t, "lora_adapter_only", b"" + SEP + js(lora).encode())
+    out(t, "rescored_eval", js(steps[0]).encode() + SEP + js(lora).encode() + SEP + js(scored, 2).encode())
     out(t, "eval_list", js(steps[0]).encode() + SEP + b"{}" + SEP +
         js([{"name": "a<script>", "acc": 51.5}, {"task": "b", "accuracy": 0.9, "n": 10}]).encode())
     out(t, "bad_lines", "not json\n{\"step\": \"x\"}\n[1]\n{\"step\": 1e308, \"loss\": -1e308}\n"

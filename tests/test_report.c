@@ -2,13 +2,15 @@
  * escaping, empty and degenerate data, each chart well-formed XML) and
  * `rosa report` on a real RoSA training run of stories260K and on hand-made
  * run directories (hostile strings escaped, --compare, bad lines, evaluation
- * JSON read generically, errors). */
+ * reports read back exactly as rosa eval wrote them and other shapes refused,
+ * errors). */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/util.h"
+#include "eval/eval_report.h"
 #include "io/json.h"
 #include "model/model.h"
 #include "report/report.h"
@@ -280,40 +282,131 @@ TEST(report_smoothing_and_counting) {
     }
 }
 
-TEST(report_reads_evaluation_json_generically) {
-    const char *a = "{\"tasks\": {\"boolq\": {\"accuracy\": 0.5, \"n\": 10, \"correct\": 5, \"no_answer\": 1},"
-                    " \"piqa\": {\"accuracy\": 0.75, \"n\": 4, \"correct\": 3}},"
-                    " \"groups\": {\"commonsense\": {\"macro\": 0.625, \"micro\": 0.5714}},"
-                    " \"macro_accuracy\": 0.625, \"predictions\": [{\"task\": \"boolq\", \"correct\": true}]}";
-    cJSON *j = cJSON_Parse(a);
-    REQUIRE(j);
-    rosa_eval_row *rows;
-    int n = rosa_eval_rows(j, &rows);
-    REQUIRE(n == 5);
-    CHECK_STR(rows[0].name, "boolq");
-    CHECK(rows[0].acc == 50.0 && !rows[0].is_avg && rows[0].n_extra == 3);
-    CHECK_STR(rows[0].extra_key[2], "no_answer");
-    CHECK_STR(rows[1].name, "piqa");
-    CHECK_STR(rows[2].name, "commonsense macro");
-    CHECK(rows[2].is_avg && fabs(rows[2].acc - 62.5) < 1e-9);
-    CHECK_STR(rows[3].name, "commonsense micro");
-    CHECK_STR(rows[4].name, "macro_accuracy");
-    CHECK(rows[4].is_avg);
-    rosa_eval_rows_free(rows, n);
-    cJSON_Delete(j);
-    /* a list of tasks with percentages */
-    j = cJSON_Parse("[{\"task\": \"gsm8k\", \"accuracy\": 12.5, \"n\": 8}, {\"task\": \"AQuA\", \"acc\": 25}]");
-    n = rosa_eval_rows(j, &rows);
-    REQUIRE(n == 2);
-    CHECK(rows[0].acc == 12.5 && rows[1].acc == 25.0);
-    CHECK_STR(rows[1].name, "AQuA");
-    rosa_eval_rows_free(rows, n);
-    cJSON_Delete(j);
-    j = cJSON_Parse("{\"nothing\": [1, 2, {\"x\": \"y\"}]}");
-    n = rosa_eval_rows(j, &rows);
-    CHECK_EQ_INT(n, 0);
-    rosa_eval_rows_free(rows, n);
-    cJSON_Delete(j);
+/* Three tasks (one without examples) of two groups, as rosa eval reports them. */
+static char hostile_task[] = "</td><script>x()</script>";
+static void sample_report(rosa_task tasks[4], rosa_task_result res[4], rosa_eval_report *rep) {
+    static char boolq_file[] = "D/boolq/test.json";
+    tasks[0] = *rosa_task_find_builtin("boolq");
+    tasks[0].file = boolq_file;
+    tasks[1] = *rosa_task_find_builtin("piqa");
+    tasks[2] = *rosa_task_find_builtin("gsm8k");
+    tasks[3] = (rosa_task){.name = hostile_task, .type = ROSA_TASK_COMMONSENSE};
+    res[0] = (rosa_task_result){&tasks[0], 10, 5, 1, 2};
+    res[1] = (rosa_task_result){&tasks[1], 0, 0, 0, 0};
+    res[2] = (rosa_task_result){&tasks[2], 4, 3, 0, 0};
+    res[3] = (rosa_task_result){&tasks[3], 4, 1, 2, 0};
+    *rep = (rosa_eval_report){res, 4, 2.5, 12};
+}
+
+/* Reading back gives the summary the writer wrote, field for field. */
+static void check_same_summary(const rosa_eval_summary *a, const rosa_eval_summary *b) {
+#define SAME_STR(x, y) CHECK_MSG(((x) == NULL) == ((y) == NULL) && (!(x) || strcmp((x), (y)) == 0), "%s differs", #x)
+#define SAME_NUM(x, y) CHECK_MSG((x) == (y) || (isnan(x) && isnan(y)), "%s: %g, read back %g", #x, (double)(x), (double)(y))
+    SAME_STR(a->rosa_version, b->rosa_version);
+    SAME_STR(a->scored_predictions, b->scored_predictions);
+    CHECK(a->have_run == b->have_run && a->have_decoding == b->have_decoding && a->mode == b->mode);
+    SAME_STR(a->model, b->model);
+    SAME_STR(a->adapter, b->adapter);
+    SAME_STR(a->decoding.strategy, b->decoding.strategy);
+    SAME_STR(a->decoding.beam_rule, b->decoding.beam_rule);
+    CHECK(a->decoding.num_beams == b->decoding.num_beams && a->decoding.batch_size == b->decoding.batch_size &&
+          a->decoding.early_stopping == b->decoding.early_stopping &&
+          a->decoding.max_new_tokens[0] == b->decoding.max_new_tokens[0] &&
+          a->decoding.max_new_tokens[1] == b->decoding.max_new_tokens[1]);
+    SAME_NUM(a->decoding.length_penalty, b->decoding.length_penalty);
+    CHECK(a->limit == b->limit && a->new_examples == b->new_examples);
+    SAME_NUM(a->seed, b->seed);
+    SAME_STR(a->predictions, b->predictions);
+    SAME_NUM(a->seconds, b->seconds);
+    SAME_NUM(a->examples_per_second, b->examples_per_second);
+    REQUIRE(a->n_tasks == b->n_tasks && a->n_groups == b->n_groups);
+    for (int i = 0; i < a->n_tasks; i++) {
+        const rosa_eval_task_summary *x = &a->tasks[i], *y = &b->tasks[i];
+        SAME_STR(x->name, y->name);
+        SAME_STR(x->file, y->file);
+        SAME_NUM(x->accuracy, y->accuracy);
+        CHECK(x->group == y->group && x->correct == y->correct && x->n == y->n && x->no_answer == y->no_answer &&
+              x->resumed == y->resumed);
+    }
+    for (int i = 0; i < a->n_groups; i++) {
+        const rosa_eval_group_summary *x = &a->groups[i], *y = &b->groups[i];
+        SAME_STR(x->name, y->name);
+        SAME_NUM(x->macro_accuracy, y->macro_accuracy);
+        SAME_NUM(x->micro_accuracy, y->micro_accuracy);
+        CHECK(x->correct == y->correct && x->n == y->n && x->no_answer == y->no_answer);
+        REQUIRE(x->n_tasks == y->n_tasks);
+        for (int k = 0; k < x->n_tasks; k++) SAME_STR(x->tasks[k], y->tasks[k]);
+    }
+#undef SAME_STR
+#undef SAME_NUM
+}
+
+TEST(report_reads_rosa_evaluation_json_exactly) {
+    rosa_task tasks[4];
+    rosa_task_result res[4];
+    rosa_eval_report rep;
+    sample_report(tasks, res, &rep);
+    rosa_eval_options o;
+    rosa_eval_options_default(&o);
+    o.model_dir = "models/m";
+    o.predictions = "preds.jsonl";
+    o.limit = 10;
+    o.seed = 7;
+    const char *path = test_tmp_path("eval-rt.json");
+    /* a generate run, a greedy run with an adapter, a loglik run, a rescoring, and neither */
+    for (int k = 0; k < 5; k++) {
+        rosa_eval_options q = o;
+        if (k == 1) q.num_beams = 1, q.adapter_dir = "runs/a", q.max_new_tokens = 16, q.limit = 0, q.model_dir = NULL;
+        if (k == 2) q.mode = ROSA_EVAL_LOGLIK, q.predictions = NULL;
+        const char *scored = k == 3 ? "saved.jsonl" : NULL;
+        const rosa_eval_options *op = k >= 3 ? NULL : &q;
+        REQUIRE(rosa_eval_report_write_json(&rep, op, path, scored) == 0);
+        rosa_eval_summary want, got;
+        REQUIRE(rosa_eval_summary_make(&rep, op, scored, &want) == 0);
+        int rc = rosa_eval_report_read(path, &got);
+        CHECK_MSG(rc == 0, "variant %d: %s", k, rosa_last_error());
+        if (rc == 0) {
+            check_same_summary(&want, &got);
+            CHECK_EQ_INT(got.have_run, k < 3);
+            CHECK_EQ_INT(got.n_tasks, 4);
+            CHECK_EQ_INT(got.n_groups, 3); /* commonsense, math, all */
+            CHECK(isnan(got.tasks[1].accuracy) && got.tasks[0].accuracy == 0.5);
+            CHECK_STR(got.tasks[3].name, hostile_task);
+            CHECK_STR(got.groups[2].name, "all");
+            CHECK(fabs(got.groups[0].macro_accuracy - (0.5 + 0.25) / 2) < 1e-15);
+            CHECK(fabs(got.groups[0].micro_accuracy - 6.0 / 14) < 1e-15);
+            CHECK_EQ_INT(got.tasks[0].resumed, k == 3 ? -1 : 2);
+            rosa_eval_summary_free(&got);
+        }
+        rosa_eval_summary_free(&want);
+    }
+    /* other shapes (hand-written; rosa never wrote them) are refused, saying why */
+    static const struct {
+        const char *json, *why;
+    } other[] = {
+        {"[{\"task\": \"gsm8k\", \"accuracy\": 12.5, \"n\": 8}]", "not a JSON object"},
+        {"{\"tasks\": {\"boolq\": {\"accuracy\": 0.5}}}", "rosa_version is missing"},
+        {"{\"rosa_version\": \"0.1.0\", \"tasks\": {\"boolq\": {\"group\": \"commonsense\", \"accuracy\": 0.5, "
+         "\"n\": 10}}, \"groups\": {}, \"seconds\": 1}",
+         "tasks.\"boolq\".correct is missing"},
+        {"{\"rosa_version\": \"0.1.0\", \"tasks\": {\"boolq\": {\"group\": \"commonsense\", \"accuracy\": 50, "
+         "\"correct\": 5, \"n\": 10, \"no_answer\": 0}}, \"groups\": {}, \"seconds\": 1}",
+         "tasks.\"boolq\".accuracy is not a fraction"},
+        {"{\"rosa_version\": \"0.1.0\", \"tasks\": {}, \"groups\": {\"commonsense\": {\"macro\": 0.625}}, "
+         "\"seconds\": 1}",
+         "groups.\"commonsense\".tasks is missing"},
+        {"{\"rosa_version\": \"0.1.0\", \"mode\": \"generate\", \"adapter\": null, \"tasks\": {}, \"groups\": {}, "
+         "\"seconds\": 1}",
+         "decoding is missing"},
+        {"{\"tasks\": ", "invalid JSON"},
+    };
+    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
+        rosa_eval_summary s;
+        CHECK_MSG(rosa_eval_report_parse(other[i].json, strlen(other[i].json), &s) < 0, "accepted: %s", other[i].json);
+        CHECK_MSG(strstr(rosa_last_error(), other[i].why), "%s: error \"%s\", expected \"%s\"", other[i].json,
+                  rosa_last_error(), other[i].why);
+        CHECK(s.tasks == NULL && s.owner == NULL);
+    }
 }
 
 /* A hand-made run: every line kind, a malformed line, a hostile base model
@@ -342,7 +435,17 @@ static const char *make_synthetic_run(void) {
                   "\"peft_type\": \"ROSA\", \"r\": 4, \"dls\": {\"enabled\": true, \"interval\": 2}}");
     free(p);
     p = rosa_path_join(dir, "eval.json");
-    write_text(p, "{\"tasks\": {\"</td><script>x()</script>\": {\"accuracy\": 0.25, \"n\": 4}}, \"macro\": 0.25}");
+    rosa_task tasks[4];
+    rosa_task_result res[4];
+    rosa_eval_report rep;
+    sample_report(tasks, res, &rep);
+    rosa_eval_options o;
+    rosa_eval_options_default(&o);
+    o.model_dir = "<b>model</b>";
+    rosa_eval_report_write_json(&rep, &o, p, NULL);
+    free(p);
+    p = rosa_path_join(dir, "eval-other.json"); /* not what rosa eval writes */
+    write_text(p, "{\"tasks\": {\"boolq\": {\"accuracy\": 0.25, \"n\": 4}}, \"macro\": 0.25}");
     free(p);
     p = rosa_path_join(dir, "eval-broken.json");
     write_text(p, "{\"tasks\": ");
@@ -363,9 +466,12 @@ TEST(report_handmade_run_escapes_and_notes) {
     CHECK(fabs(r.wall_seconds - 0.7) < 1e-12);
     CHECK(r.tokens_total == 300);
     CHECK_EQ_INT(r.trainable, -1); /* no adapter_model.safetensors */
-    CHECK_EQ_INT(r.n_eval, 2);
+    CHECK_EQ_INT(r.n_eval, 3);
     CHECK_STR(r.eval_files[0], "eval.json");
+    CHECK_STR(r.eval_files[2], "eval-other.json");
+    CHECK(r.evals[0] != NULL && r.evals[0]->n_tasks == 4);
     CHECK(r.evals[1] == NULL && r.eval_notes[1] != NULL);
+    CHECK(r.evals[2] == NULL && r.eval_notes[2] && strstr(r.eval_notes[2], "not a rosa eval report"));
     rosa_run_free(&r);
 
     char cmd[2048], *out;
@@ -385,7 +491,10 @@ TEST(report_handmade_run_escapes_and_notes) {
     CHECK(strstr(html, "is not reachable from here") != NULL);
     CHECK(strstr(html, "eval-broken.json") != NULL && strstr(html, "unreadable") != NULL);
     CHECK(strstr(html, "Accuracy per task") != NULL);
-    CHECK(strstr(html, "25.00%") != NULL);
+    CHECK(strstr(html, "25.00%") != NULL && strstr(html, "50.00%") != NULL); /* the hostile task, boolq */
+    CHECK(strstr(html, "37.50%") != NULL && strstr(html, "42.86%") != NULL); /* commonsense macro and micro */
+    CHECK(strstr(html, "&lt;b&gt;model&lt;/b&gt;") != NULL && strstr(html, "beam search, 4 beams") != NULL);
+    CHECK(strstr(html, "not a rosa eval report: rosa_version is missing") != NULL);
     CHECK(strstr(html, "Content-Security-Policy") != NULL);
     free(html);
     rc = check_html(test_tmp_path("syn.html"), 7, &out);
@@ -468,11 +577,14 @@ TEST(report_real_rosa_run) {
     CHECK_MSG(rc == 0, "rosa train failed: %s", out);
     free(out);
     if (rc) return;
-    /* eval results beside the run */
-    char *ep = rosa_path_join(run, "eval.json");
-    write_text(ep, "{\"tasks\": {\"boolq\": {\"accuracy\": 0.5, \"n\": 8}, \"piqa\": {\"accuracy\": 0.625, \"n\": 8}}, "
-                   "\"macro_accuracy\": 0.5625, \"micro_accuracy\": 0.5625}");
-    free(ep);
+    /* eval results beside the run, by rosa eval with the run's adapter */
+    snprintf(cmd, sizeof cmd,
+             "%s eval --model %s --adapter %s --tasks boolq,gsm8k --limit 2 --num-beams 1 --max-new-tokens 4 "
+             "--data-dir %s --threads 1 --quiet --output %s/eval.json",
+             rosa_bin(), shared_path("models/stories260K"), run, shared_path("data/llm-adapters"), run);
+    rc = run_capture(cmd, 1, &out);
+    CHECK_MSG(rc == 0, "rosa eval failed: %s", out);
+    free(out);
 
     snprintf(cmd, sizeof cmd, "%s report %s", rosa_bin(), run);
     rc = run_capture(cmd, 1, &out);
@@ -497,12 +609,12 @@ TEST(report_real_rosa_run) {
     int n_sel = 0, modes[2] = {0, 0};
     double counted[5] = {0}, logged[5] = {0};
     for (int i = 0; i < r.n_dls; i++) {
-        if (r.dls[i].kind == 1) {
+        if (r.dls[i].kind == ROSA_METRICS_DLS_SELECTION) {
             n_sel++;
-            modes[r.dls[i].mode == 1]++;
+            modes[r.dls[i].mode == ROSA_DLS_MODE_EXPLORE]++;
             CHECK_EQ_INT(r.dls[i].n, 3); /* k = round(0.5 * 5) */
             for (int k = 0; k < r.dls[i].n; k++) counted[(int)r.dls[i].vals[k]] += 1;
-        } else if (r.dls[i].kind == 2)
+        } else if (r.dls[i].kind == ROSA_METRICS_DLS_COUNTS)
             for (int l = 0; l < 5; l++) logged[l] = r.dls[i].vals[l];
     }
     CHECK_EQ_INT(n_sel, 4); /* steps 2, 4, 6, 8 */
@@ -527,7 +639,8 @@ TEST(report_real_rosa_run) {
     CHECK(strstr(html, "Throughput") != NULL);
     CHECK(strstr(html, "DLS: active layers and scores by step") != NULL);
     CHECK(strstr(html, "Selections per layer") != NULL);
-    CHECK(strstr(html, "Accuracy per task") != NULL && strstr(html, "micro_accuracy") != NULL);
+    CHECK(strstr(html, "Accuracy per task") != NULL && strstr(html, "micro average") != NULL);
+    CHECK(strstr(html, ">gsm8k<") != NULL && strstr(html, "greedy, at most 4 / 4 new tokens") != NULL);
     CHECK(count(html, "<polyline") >= 5); /* loss, validation, lr, grad norm, tokens/s (8 steps: no smoothing) */
     const char *heat = strstr(html, "DLS: active layers");
     REQUIRE(heat);

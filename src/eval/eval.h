@@ -61,7 +61,8 @@ int rosa_eval_score_file(const char *path, const rosa_task_list *known, const ch
 /* The readable table (percent, 2 decimals) with macro and micro averages per
  * group (commonsense, math, all). */
 void rosa_eval_report_print(const rosa_eval_report *rep, FILE *f);
-/* The JSON report (accuracies as fractions, with counts), written atomically. */
+/* The JSON report (accuracies as fractions, with counts), written atomically.
+ * Its format, and its reader rosa_eval_report_read, are in eval/eval_report.h. */
 int rosa_eval_report_write_json(const rosa_eval_report *rep, const rosa_eval_options *o, const char *path,
                                 const char *scored_file);
 void rosa_eval_report_free(rosa_eval_report *rep);

@@ -33,7 +33,7 @@ static void json_arr(svg_buf *o, const double *v, int n) {
 
 /* Means over layers of [L][n] rows. */
 static double *layer_mean(const double *v, int L, int n) {
-    double *m = calloc((size_t)(n > 0 ? n : 1), sizeof(double));
+    double *m = rosa_calloc((size_t)(n > 0 ? n : 1), sizeof(double), "analysis means");
     if (!m) return NULL;
     for (int l = 0; l < L; l++)
         for (int j = 0; j < n; j++) m[j] += v[(size_t)l * n + j] / L;
@@ -158,7 +158,7 @@ static void card(svg_buf *o, const char *k, const char *v, const char *d) {
 /* Per-dimension bars of one state, selected dims highlighted. */
 static void dim_bars(svg_buf *o, const rosa_analysis *a, const double *v, const char *title, int W, int H,
                      char **cats) {
-    unsigned char *hl = calloc((size_t)a->hd, 1);
+    unsigned char *hl = rosa_calloc((size_t)a->hd, 1, "analysis chart");
     if (!hl) {
         o->failed = 1;
         return;
@@ -178,10 +178,10 @@ static void dim_bars(svg_buf *o, const rosa_analysis *a, const double *v, const 
 
 static void heat(svg_buf *o, const rosa_analysis *a, const double *v, const char *title, int W) {
     int L = a->L, hd = a->hd;
-    double *norm = malloc(sizeof(double) * (size_t)L * hd);
-    double *edges = malloc(sizeof(double) * (size_t)(hd + 1));
-    double *mx = malloc(sizeof(double) * (size_t)(2 * a->m));
-    char **labels = calloc((size_t)L, sizeof(char *));
+    double *norm = rosa_calloc((size_t)L * hd, sizeof(double), "analysis heatmap");
+    double *edges = rosa_calloc((size_t)hd + 1, sizeof(double), "analysis heatmap");
+    double *mx = rosa_calloc(2 * (size_t)a->m, sizeof(double), "analysis heatmap");
+    char **labels = rosa_calloc((size_t)L, sizeof(char *), "analysis heatmap");
     if (!norm || !edges || !mx || !labels) {
         o->failed = 1;
         goto done;
@@ -222,8 +222,8 @@ int rosa_analysis_html(const rosa_analysis *a, const rosa_analysis_meta *meta, s
     int hd = a->hd, hb = hd / 2, L = a->L;
     double *qm = layer_mean(a->q_norm, L, hd), *km = layer_mean(a->k_norm, L, hd), *qb = layer_mean(a->q_band, L, hb),
            *kb = layer_mean(a->k_band, L, hb), *qs = layer_mean(a->q_share, L, 1), *ks = layer_mean(a->k_share, L, 1);
-    char **cats = calloc((size_t)hd, sizeof(char *));
-    double *xs = malloc(sizeof(double) * (size_t)hd);
+    char **cats = rosa_calloc((size_t)hd, sizeof(char *), "analysis page");
+    double *xs = rosa_calloc((size_t)hd, sizeof(double), "analysis page");
     if (!qm || !km || !qb || !kb || !qs || !ks || !cats || !xs) {
         o->failed = 1;
         goto done;
@@ -293,8 +293,8 @@ int rosa_analysis_html(const rosa_analysis *a, const rosa_analysis_meta *meta, s
     svg_put(o, "</div></div>\n");
     /* share per layer */
     {
-        char **lc = calloc((size_t)L, sizeof(char *));
-        double *sv = malloc(sizeof(double) * 2 * (size_t)L);
+        char **lc = rosa_calloc((size_t)L, sizeof(char *), "analysis chart");
+        double *sv = rosa_calloc(2 * (size_t)L, sizeof(double), "analysis chart");
         if (!lc || !sv) o->failed = 1;
         for (int l = 0; lc && sv && l < L; l++) {
             char buf[16];
@@ -331,8 +331,8 @@ int rosa_analysis_html(const rosa_analysis *a, const rosa_analysis_meta *meta, s
                "Faint lines: single layers; bold: mean over layers.</p><div class=\"grid2\">");
     for (int w = 0; w < 2; w++) {
         const double *band = w ? a->k_band : a->q_band;
-        svg_series *s = calloc((size_t)L + 1, sizeof(svg_series));
-        double *bx = malloc(sizeof(double) * (size_t)hb);
+        svg_series *s = rosa_calloc((size_t)L + 1, sizeof(svg_series), "analysis chart");
+        double *bx = rosa_calloc((size_t)hb, sizeof(double), "analysis chart");
         if (!s || !bx) {
             o->failed = 1;
             free(s);

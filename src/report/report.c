@@ -45,7 +45,7 @@ static char *dup_printf(const char *fmt, ...) {
     va_start(ap, fmt);
     int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    char *s = malloc((size_t)(n > 0 ? n : 0) + 1);
+    char *s = rosa_malloc((size_t)(n > 0 ? n : 0) + 1, "report text");
     if (!s) return NULL;
     va_start(ap, fmt);
     vsnprintf(s, (size_t)n + 1, fmt, ap);
@@ -91,7 +91,7 @@ static int cmp_keyed(const void *a, const void *b) {
 
 /* order[i] = the index of the i-th smallest key (stable); -1 on allocation failure. */
 static int stable_order(const double *key, size_t stride, int n, int *order) {
-    keyed *k = malloc(sizeof(keyed) * (size_t)(n > 0 ? n : 1));
+    keyed *k = rosa_calloc((size_t)(n > 0 ? n : 1), sizeof(keyed), "report order");
     if (!k) return -1;
     for (int i = 0; i < n; i++) k[i] = (keyed){*(const double *)((const char *)key + stride * (size_t)i), i};
     qsort(k, (size_t)n, sizeof(keyed), cmp_keyed);
@@ -106,8 +106,8 @@ static int sort_steps(rosa_run *r) {
         if (r->step[i] < r->step[i - 1]) sorted = 0;
     if (sorted) return 0;
     /* a hand-edited or concatenated file: put the parallel arrays in step order */
-    int *ord = malloc(sizeof(int) * (size_t)r->n);
-    double *tmp = malloc(sizeof(double) * (size_t)r->n);
+    int *ord = rosa_calloc((size_t)r->n, sizeof(int), "report order");
+    double *tmp = rosa_calloc((size_t)r->n, sizeof(double), "report order");
     if (!ord || !tmp || stable_order(r->step, sizeof(double), r->n, ord) < 0) {
         free(ord);
         free(tmp);
@@ -123,113 +123,104 @@ static int sort_steps(rosa_run *r) {
     return 0;
 }
 
+static void bad_line(rosa_run *r, int line_no) {
+    if (!r->bad_lines) r->first_bad_line = line_no;
+    r->bad_lines++;
+}
+
+/* metrics.jsonl as rosa_metrics_read hands it over. */
+typedef struct {
+    rosa_run *r;
+    dvec cols[7], vs, vl;
+    int cap_dls, failed; /* failed: memory ran out in on_metrics_line */
+} metrics_reader;
+
+static int add_dls_line(metrics_reader *m, const rosa_metrics_line *l) {
+    rosa_run *r = m->r;
+    if (r->n_dls == m->cap_dls) {
+        int cap = m->cap_dls ? m->cap_dls * 2 : 32;
+        rosa_dls_line *q = rosa_realloc(r->dls, sizeof *q * (size_t)cap, "report data");
+        if (!q) return -1;
+        r->dls = q, m->cap_dls = cap;
+    }
+    rosa_dls_line *d = &r->dls[r->n_dls];
+    d->vals = rosa_malloc(sizeof(double) * (size_t)(l->n ? l->n : 1), "report data");
+    if (!d->vals) return -1;
+    if (l->n) memcpy(d->vals, l->values, sizeof(double) * (size_t)l->n);
+    d->step = l->step, d->kind = l->kind, d->mode = l->mode, d->n = l->n;
+    r->n_dls++;
+    int span = d->n; /* the layers the line speaks of */
+    if (l->kind == ROSA_METRICS_DLS_SELECTION) {
+        span = 0;
+        for (int i = 0; i < d->n; i++)
+            if ((int)d->vals[i] + 1 > span) span = (int)d->vals[i] + 1;
+    }
+    if (span > r->L) r->L = span;
+    return 0;
+}
+
+static int on_metrics_line(const rosa_metrics_line *l, void *user) {
+    metrics_reader *m = user;
+    rosa_run *r = m->r;
+    if (!l->have_step) {
+        bad_line(r, l->line_no);
+        return 0;
+    }
+    if (l->step > r->max_step) r->max_step = l->step;
+    int rc = 0;
+    switch (l->kind) {
+    case ROSA_METRICS_BAD: bad_line(r, l->line_no); break;
+    case ROSA_METRICS_UNKNOWN: break;
+    case ROSA_METRICS_STEP: {
+        double v[7] = {l->step, l->loss, l->lr, l->grad_norm, l->tokens_per_second, l->tokens, l->seconds};
+        for (int c = 0; c < 7 && rc == 0; c++) rc = dvec_push(&m->cols[c], v[c]);
+        break;
+    }
+    case ROSA_METRICS_SKIPPED: r->n_skipped++; break;
+    case ROSA_METRICS_VAL:
+        rc = dvec_push(&m->vs, l->step) < 0 || dvec_push(&m->vl, l->val_loss) < 0 ? -1 : 0;
+        break;
+    case ROSA_METRICS_PLAN: {
+        char *compute = l->plan.compute ? rosa_strdup(l->plan.compute) : NULL;
+        if (l->plan.compute && !compute) {
+            rc = -1;
+            break;
+        }
+        free(r->plan_compute);
+        r->plan_compute = compute;
+        r->plan = l->plan;
+        r->plan.compute = compute;
+        r->have_plan = 1;
+        break;
+    }
+    case ROSA_METRICS_PEAK_RSS:
+        if (!(l->peak_rss_bytes <= r->peak_rss)) r->peak_rss = l->peak_rss_bytes;
+        break;
+    case ROSA_METRICS_DLS_SCORES:
+    case ROSA_METRICS_DLS_COUNTS:
+    case ROSA_METRICS_DLS_SELECTION: rc = add_dls_line(m, l); break;
+    }
+    if (rc < 0) m->failed = 1;
+    return rc;
+}
+
 static int read_metrics(rosa_run *r) {
     char *path = rosa_path_join(r->dir, "metrics.jsonl");
     if (!path) return -1;
-    size_t len;
-    char *text = rosa_file_exists(path) ? rosa_read_file(path, &len) : NULL;
-    free(path);
-    if (!text) {
-        rosa_clear_error();
-        return 0;
-    }
-    r->have_metrics = 1;
-    dvec cols[7] = {{0}}, vs = {0}, vl = {0};
-    int status = -1, line_no = 0, cap_dls = 0;
+    metrics_reader m = {.r = r};
+    int status = -1;
     r->peak_rss = NAN;
-    for (char *p = text; *p;) {
-        char *e = strchr(p, '\n');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        line_no++;
-        cJSON *o = n ? cJSON_ParseWithLength(p, n) : NULL;
-        p += n + (e ? 1 : 0);
-        if (n == 0 || (n == 1 && p[-1 - (e ? 1 : 0)] == '\r')) continue;
-        const cJSON *st = o ? cJSON_GetObjectItemCaseSensitive(o, "step") : NULL;
-        if (!cJSON_IsObject(o) || !cJSON_IsNumber(st)) {
-            if (!r->bad_lines) r->first_bad_line = line_no;
-            r->bad_lines++;
-            cJSON_Delete(o);
-            continue;
-        }
-        double step = st->valuedouble;
-        if (step > r->max_step) r->max_step = step;
-        const cJSON *x;
-        if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(o, "loss"))) {
-            double v[7] = {step, num_or_nan(o, "loss"), num_or_nan(o, "lr"), num_or_nan(o, "grad_norm"),
-                           num_or_nan(o, "tokens_per_second"), num_or_nan(o, "tokens"), num_or_nan(o, "seconds")};
-            for (int c = 0; c < 7; c++)
-                if (dvec_push(&cols[c], v[c]) < 0) goto done;
-        } else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "skipped"))) {
-            r->n_skipped++;
-        } else if (cJSON_IsNumber(x = cJSON_GetObjectItemCaseSensitive(o, "val_loss"))) {
-            if (dvec_push(&vs, step) < 0 || dvec_push(&vl, x->valuedouble) < 0) goto done;
-        } else if (cJSON_IsObject(x = cJSON_GetObjectItemCaseSensitive(o, "plan"))) {
-            cJSON_Delete(r->plan);
-            r->plan = cJSON_Duplicate(x, 1);
-        } else if (cJSON_IsNumber(x = cJSON_GetObjectItemCaseSensitive(o, "peak_rss_bytes"))) {
-            if (!(x->valuedouble <= r->peak_rss)) r->peak_rss = x->valuedouble;
-        } else {
-            int kind = -1, mode = 2;
-            const cJSON *arr = NULL;
-            if (cJSON_IsArray(x = cJSON_GetObjectItemCaseSensitive(o, "dls_scores"))) kind = 0, arr = x;
-            else if (cJSON_IsArray(x = cJSON_GetObjectItemCaseSensitive(o, "dls_counts"))) kind = 2, arr = x;
-            else if (cJSON_IsObject(x = cJSON_GetObjectItemCaseSensitive(o, "dls_selection"))) {
-                kind = 1;
-                arr = cJSON_GetObjectItemCaseSensitive(x, "layers");
-                const cJSON *m = cJSON_GetObjectItemCaseSensitive(x, "mode");
-                if (cJSON_IsString(m)) mode = strcmp(m->valuestring, "exploit") == 0 ? 0
-                                              : strcmp(m->valuestring, "explore") == 0 ? 1 : 2;
-                if (!cJSON_IsArray(arr)) kind = -1;
-            }
-            if (kind >= 0) {
-                int na = cJSON_GetArraySize(arr);
-                if (na > 4096) na = 4096;
-                if (r->n_dls == cap_dls) {
-                    int cap = cap_dls ? cap_dls * 2 : 32;
-                    rosa_dls_line *q = rosa_realloc(r->dls, sizeof *q * (size_t)cap, "report data");
-                    if (!q) {
-                        cJSON_Delete(o);
-                        goto done;
-                    }
-                    r->dls = q, cap_dls = cap;
-                }
-                rosa_dls_line *d = &r->dls[r->n_dls];
-                d->vals = rosa_malloc(sizeof(double) * (size_t)(na ? na : 1), "report data");
-                if (!d->vals) {
-                    cJSON_Delete(o);
-                    goto done;
-                }
-                d->step = step, d->kind = kind, d->mode = mode, d->n = 0;
-                int bad = 0;
-                const cJSON *it;
-                cJSON_ArrayForEach(it, arr) {
-                    if (d->n >= na) break;
-                    double v = cJSON_IsNumber(it) ? it->valuedouble : NAN;
-                    if (kind == 1 && !(v >= 0 && v < 4096 && v == floor(v))) bad = 1;
-                    d->vals[d->n++] = v;
-                }
-                if (bad) {
-                    free(d->vals);
-                    if (!r->bad_lines) r->first_bad_line = line_no;
-                    r->bad_lines++;
-                } else {
-                    r->n_dls++;
-                    int span = d->n;
-                    if (kind == 1)
-                        for (int i = 0; i < d->n; i++)
-                            if ((int)d->vals[i] + 1 > span) span = (int)d->vals[i] + 1;
-                    if (kind == 1 && d->n == 0) span = 0;
-                    if (span > r->L) r->L = span;
-                }
-            }
-        }
-        cJSON_Delete(o);
+    r->have_metrics = rosa_file_exists(path);
+    if (r->have_metrics && rosa_metrics_read(path, on_metrics_line, &m) < 0) {
+        if (m.failed) goto done;
+        r->have_metrics = 0; /* unreadable: as if absent */
     }
-    r->n = cols[0].n;
+    rosa_clear_error();
+    r->n = m.cols[0].n;
     double **dst[7] = {&r->step, &r->loss, &r->lr, &r->gnorm, &r->tps, &r->tokens, &r->seconds};
-    for (int c = 0; c < 7; c++) *dst[c] = cols[c].v, cols[c].v = NULL;
-    r->n_val = vs.n, r->val_step = vs.v, r->val_loss = vl.v;
-    vs.v = vl.v = NULL;
+    for (int c = 0; c < 7; c++) *dst[c] = m.cols[c].v, m.cols[c].v = NULL;
+    r->n_val = m.vs.n, r->val_step = m.vs.v, r->val_loss = m.vl.v;
+    m.vs.v = m.vl.v = NULL;
     if (sort_steps(r) < 0) goto done;
     for (int i = 0; i < r->n; i++) {
         if (isfinite(r->seconds[i])) r->wall_seconds += r->seconds[i];
@@ -237,10 +228,10 @@ static int read_metrics(rosa_run *r) {
     }
     status = 0;
 done:
-    for (int c = 0; c < 7; c++) free(cols[c].v);
-    free(vs.v);
-    free(vl.v);
-    free(text);
+    for (int c = 0; c < 7; c++) free(m.cols[c].v);
+    free(m.vs.v);
+    free(m.vl.v);
+    free(path);
     return status;
 }
 
@@ -331,7 +322,7 @@ static void read_evals(rosa_run *r) {
         if (fnmatch("eval*.json", e->d_name, 0) != 0) continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 4;
-            char **p = realloc(names, sizeof(char *) * (size_t)cap);
+            char **p = rosa_realloc(names, sizeof(char *) * (size_t)cap, "evaluation file names");
             if (!p) break;
             names = p;
         }
@@ -353,16 +344,28 @@ static void read_evals(rosa_run *r) {
         }
     r->eval_files = names;
     r->n_eval = n;
-    r->evals = calloc((size_t)n, sizeof(cJSON *));
-    r->eval_notes = calloc((size_t)n, sizeof(char *));
+    r->evals = rosa_calloc((size_t)n, sizeof *r->evals, "evaluation reports");
+    r->eval_notes = rosa_calloc((size_t)n, sizeof(char *), "evaluation reports");
     if (!r->evals || !r->eval_notes) {
+        for (int i = 0; i < n; i++) free(names[i]);
+        free(names);
+        free(r->evals);
+        free(r->eval_notes);
+        r->eval_files = NULL, r->evals = NULL, r->eval_notes = NULL;
         r->n_eval = 0;
+        rosa_clear_error();
         return;
     }
+    /* only what rosa eval --output writes (src/eval/eval_report.c) is read */
     for (int i = 0; i < n; i++) {
         char *path = rosa_path_join(r->dir, names[i]);
-        r->evals[i] = path && rosa_file_exists(path) ? rosa_json_load(path) : NULL;
-        if (!r->evals[i]) r->eval_notes[i] = dup_printf("unreadable: %s", rosa_last_error());
+        rosa_eval_summary *s = path ? rosa_calloc(1, sizeof *s, "evaluation report") : NULL;
+        if (s && rosa_eval_report_read(path, s) == 0) {
+            r->evals[i] = s;
+        } else {
+            free(s);
+            r->eval_notes[i] = dup_printf("unreadable: %s", rosa_last_error());
+        }
         free(path);
     }
     rosa_clear_error();
@@ -407,138 +410,17 @@ void rosa_run_free(rosa_run *r) {
     free(r->adapter_note);
     free(r->base_dir);
     free(r->base_note);
-    cJSON_Delete(r->plan);
+    free(r->plan_compute);
     for (int i = 0; i < r->n_eval; i++) {
         free(r->eval_files[i]);
-        cJSON_Delete(r->evals[i]);
+        if (r->evals[i]) rosa_eval_summary_free(r->evals[i]);
+        free(r->evals[i]);
         free(r->eval_notes[i]);
     }
     free(r->eval_files);
     free(r->evals);
     free(r->eval_notes);
     memset(r, 0, sizeof *r);
-}
-
-/* ------------------------------------------------------- evaluation results */
-
-static int contains_ci(const char *s, const char *needle) {
-    size_t n = strlen(needle);
-    for (; s && *s; s++)
-        if (strncasecmp(s, needle, n) == 0) return 1;
-    return 0;
-}
-
-static int avg_name(const char *s) {
-    return contains_ci(s, "macro") || contains_ci(s, "micro") || contains_ci(s, "average") || contains_ci(s, "overall") ||
-           contains_ci(s, "group") || contains_ci(s, "mean");
-}
-
-typedef struct {
-    rosa_eval_row *rows;
-    int n, cap, failed;
-} row_list;
-
-static rosa_eval_row *row_add(row_list *l, const char *name, double acc, int is_avg) {
-    if (l->n == l->cap) {
-        int cap = l->cap ? l->cap * 2 : 16;
-        rosa_eval_row *p = realloc(l->rows, sizeof *p * (size_t)cap);
-        if (!p) {
-            l->failed = 1;
-            return NULL;
-        }
-        l->rows = p, l->cap = cap;
-    }
-    rosa_eval_row *r = &l->rows[l->n];
-    memset(r, 0, sizeof *r);
-    r->name = rosa_strdup(name);
-    if (!r->name) {
-        l->failed = 1;
-        return NULL;
-    }
-    r->acc = acc;
-    r->is_avg = is_avg;
-    l->n++;
-    return r;
-}
-
-static const cJSON *acc_field(const cJSON *o) {
-    static const char *keys[] = {"accuracy", "acc"};
-    for (int i = 0; i < 2; i++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, keys[i]);
-        if (cJSON_IsNumber(v)) return v;
-    }
-    return NULL;
-}
-
-static void walk_eval(const cJSON *node, const char *name, const char *path, int depth, row_list *l) {
-    if (depth > 8 || l->failed) return;
-    if (cJSON_IsObject(node)) {
-        const cJSON *acc = acc_field(node);
-        if (acc) {
-            const cJSON *t = cJSON_GetObjectItemCaseSensitive(node, "task");
-            if (!cJSON_IsString(t)) t = cJSON_GetObjectItemCaseSensitive(node, "name");
-            const char *nm = cJSON_IsString(t) ? t->valuestring : name && *name ? name : "overall";
-            rosa_eval_row *r = row_add(l, nm, acc->valuedouble, avg_name(nm) || avg_name(path));
-            if (!r) return;
-            const cJSON *c;
-            cJSON_ArrayForEach(c, node) {
-                if (c == acc || !cJSON_IsNumber(c) || !c->string || r->n_extra == 8) continue;
-                r->extra_key[r->n_extra] = rosa_strdup(c->string);
-                if (!r->extra_key[r->n_extra]) {
-                    l->failed = 1;
-                    return;
-                }
-                r->extra_val[r->n_extra++] = c->valuedouble;
-            }
-            return;
-        }
-        const cJSON *c;
-        cJSON_ArrayForEach(c, node) {
-            const char *key = c->string ? c->string : "";
-            char sub[512];
-            snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "/" : "", key);
-            if (cJSON_IsNumber(c) && (contains_ci(key, "macro") || contains_ci(key, "micro"))) {
-                char nm[512];
-                snprintf(nm, sizeof nm, "%s%s%s", name && *name ? name : "", name && *name ? " " : "", key);
-                row_add(l, nm, c->valuedouble, 1);
-            } else if (cJSON_IsObject(c) || cJSON_IsArray(c)) {
-                walk_eval(c, key, sub, depth + 1, l);
-            }
-        }
-    } else if (cJSON_IsArray(node)) {
-        const cJSON *c;
-        int k = 0;
-        cJSON_ArrayForEach(c, node) {
-            if (k++ > 10000) break; /* a predictions list: nothing to tabulate there */
-            walk_eval(c, name, path, depth + 1, l);
-        }
-    }
-}
-
-int rosa_eval_rows(const cJSON *root, rosa_eval_row **rows) {
-    row_list l = {0};
-    walk_eval(root, "", "", 0, &l);
-    if (l.failed) {
-        rosa_eval_rows_free(l.rows, l.n);
-        *rows = NULL;
-        return rosa_fail("out of memory reading an evaluation report");
-    }
-    /* Fractions become percentages. */
-    int fractions = 1;
-    for (int i = 0; i < l.n; i++)
-        if (l.rows[i].acc > 1.0 + 1e-9) fractions = 0;
-    if (fractions)
-        for (int i = 0; i < l.n; i++) l.rows[i].acc *= 100.0;
-    *rows = l.rows;
-    return l.n;
-}
-
-void rosa_eval_rows_free(rosa_eval_row *rows, int n) {
-    for (int i = 0; i < n; i++) {
-        free(rows[i].name);
-        for (int k = 0; k < rows[i].n_extra; k++) free(rows[i].extra_key[k]);
-    }
-    free(rows);
 }
 
 /* ------------------------------------------------------------- HTML output */
@@ -632,10 +514,7 @@ static double last_finite(const double *v, int n) {
 
 static double memory_estimate(const rosa_run *r, int *exact) {
     *exact = 0;
-    if (r->plan) {
-        double m = num_or_nan(r->plan, "memory_bytes");
-        if (isfinite(m)) return *exact = 1, m;
-    }
+    if (r->have_plan && r->plan.memory_bytes >= 0) return *exact = 1, (double)r->plan.memory_bytes;
     if (isfinite(r->peak_rss)) return *exact = 2, r->peak_rss;
     if (r->base_params < 0 || r->trainable < 0) return NAN;
     /* weights in F32 + adapter values, gradients and two AdamW moments */
@@ -671,7 +550,7 @@ static int run_facts(const rosa_run *r, fact *f) {
     double last_step = r->n ? r->step[r->n - 1] : r->max_step;
     if (r->total_steps > 0) ADD("steps", r->n_skipped ? "some skipped" : "", "%.0f / %lld", last_step, (long long)r->total_steps);
     else ADD("steps", "", "%.0f", last_step);
-    double *sm = r->n ? malloc(sizeof(double) * (size_t)r->n) : NULL;
+    double *sm = r->n ? rosa_calloc((size_t)r->n, sizeof(double), "smoothed loss") : NULL;
     if (sm) {
         rosa_ema(r->loss, r->n, rosa_report_span(r->n), sm);
         snprintf(a, sizeof a, "raw %.4f", last_finite(r->loss, r->n));
@@ -771,7 +650,7 @@ static void metric_chart(svg_buf *o, rosa_run *runs, int n, int which, const cha
         double span = rosa_report_span(r->n);
         int smooth = which != 1 && span > 1;
         if (smooth) {
-            bufs[i] = malloc(sizeof(double) * (size_t)r->n);
+            bufs[i] = rosa_calloc((size_t)r->n, sizeof(double), "smoothed curve");
             if (!bufs[i]) smooth = 0;
             else rosa_ema(y, r->n, span, bufs[i]);
         }
@@ -815,14 +694,14 @@ static void dls_heatmap(svg_buf *o, const rosa_run *r, int W) {
     int cap = 200000 / L; /* at most ~200k cells, whatever the layer count */
     if (cap < 20) cap = 20;
     if (cols > cap) cols = cap;
-    double *vals = malloc(sizeof(double) * (size_t)L * cols);
-    unsigned char *faded = malloc((size_t)L * cols);
-    double *edges = malloc(sizeof(double) * (size_t)(cols + 1));
-    double *score = malloc(sizeof(double) * (size_t)L);
-    unsigned char *active = malloc((size_t)L);
-    double *mx = malloc(sizeof(double) * (size_t)(r->n_dls + 1));
-    int *mk = malloc(sizeof(int) * (size_t)(r->n_dls + 1));
-    char **labels = malloc(sizeof(char *) * (size_t)L);
+    double *vals = rosa_calloc((size_t)L * cols, sizeof(double), "DLS heatmap");
+    unsigned char *faded = rosa_calloc((size_t)L * cols, 1, "DLS heatmap");
+    double *edges = rosa_calloc((size_t)cols + 1, sizeof(double), "DLS heatmap");
+    double *score = rosa_calloc((size_t)L, sizeof(double), "DLS heatmap");
+    unsigned char *active = rosa_calloc((size_t)L, 1, "DLS heatmap");
+    double *mx = rosa_calloc((size_t)r->n_dls + 1, sizeof(double), "DLS heatmap");
+    int *mk = rosa_calloc((size_t)r->n_dls + 1, sizeof(int), "DLS heatmap");
+    char **labels = rosa_calloc((size_t)L, sizeof(char *), "DLS heatmap");
     if (!vals || !faded || !edges || !score || !active || !mx || !mk || !labels) {
         o->failed = 1;
         goto done;
@@ -835,7 +714,7 @@ static void dls_heatmap(svg_buf *o, const rosa_run *r, int W) {
     /* Walk the steps in order: a selection logged at step s holds from step s
      * on; scores logged at step s (computed after it) colour the steps after s. */
     int nm = 0;
-    int *ord = malloc(sizeof(int) * (size_t)(r->n_dls + 1));
+    int *ord = rosa_calloc((size_t)r->n_dls + 1, sizeof(int), "DLS heatmap");
     if (!ord) {
         o->failed = 1;
         goto done;
@@ -849,15 +728,15 @@ static void dls_heatmap(svg_buf *o, const rosa_run *r, int W) {
     for (int t = 1; t <= S; t++) {
         for (; sel_i < r->n_dls && r->dls[ord[sel_i]].step <= t; sel_i++) {
             const rosa_dls_line *d = &r->dls[ord[sel_i]];
-            if (d->kind != 1) continue;
+            if (d->kind != ROSA_METRICS_DLS_SELECTION) continue;
             memset(active, 0, (size_t)L);
             for (int k = 0; k < d->n; k++) active[(int)d->vals[k]] = 1;
             mx[nm] = d->step - 0.5;
-            mk[nm++] = d->mode == 1 ? 1 : 0;
+            mk[nm++] = d->mode == ROSA_DLS_MODE_EXPLORE ? 1 : 0;
         }
         for (; score_i < r->n_dls && r->dls[ord[score_i]].step < t; score_i++) {
             const rosa_dls_line *d = &r->dls[ord[score_i]];
-            if (d->kind != 0) continue;
+            if (d->kind != ROSA_METRICS_DLS_SCORES) continue;
             for (int l = 0; l < L; l++) score[l] = l < d->n ? d->vals[l] : NAN;
         }
         int col = (int)((long long)(t - 1) * cols / S);
@@ -905,13 +784,13 @@ static void dls_counts(const rosa_run *r, double *counts) {
     int have = 0;
     for (int i = 0; i < r->L; i++) counts[i] = 0;
     for (int i = r->n_dls - 1; i >= 0 && !have; i--)
-        if (r->dls[i].kind == 2) {
+        if (r->dls[i].kind == ROSA_METRICS_DLS_COUNTS) {
             for (int l = 0; l < r->L; l++) counts[l] = l < r->dls[i].n ? r->dls[i].vals[l] : 0;
             have = 1;
         }
     if (!have)
         for (int i = 0; i < r->n_dls; i++)
-            if (r->dls[i].kind == 1)
+            if (r->dls[i].kind == ROSA_METRICS_DLS_SELECTION)
                 for (int k = 0; k < r->dls[i].n; k++) counts[(int)r->dls[i].vals[k]] += 1;
 }
 
@@ -940,8 +819,8 @@ static void dls_section(svg_buf *o, rosa_run *runs, int n) {
         svg_put(o, "</div>");
     }
     /* counts */
-    double *vals = calloc((size_t)Lmax * (size_t)n, sizeof(double));
-    char **cats = calloc((size_t)Lmax, sizeof(char *));
+    double *vals = rosa_calloc((size_t)Lmax * (size_t)n, sizeof(double), "DLS counts chart");
+    char **cats = rosa_calloc((size_t)Lmax, sizeof(char *), "DLS counts chart");
     const char *labels[8], *colors[8];
     int ns = 0;
     if (!vals || !cats) {
@@ -950,7 +829,7 @@ static void dls_section(svg_buf *o, rosa_run *runs, int n) {
     }
     for (int l = 0; l < Lmax; l++)
         if (!(cats[l] = dup_printf("%d", l))) o->failed = 1;
-    double *cnt = malloc(sizeof(double) * (size_t)Lmax);
+    double *cnt = rosa_calloc((size_t)Lmax, sizeof(double), "DLS counts chart");
     if (!cnt) {
         o->failed = 1;
         goto done;
@@ -983,9 +862,9 @@ static void dls_section(svg_buf *o, rosa_run *runs, int n) {
         svg_put(o, "<table><tr><th>step</th><th>mode</th><th>layers</th></tr>");
         for (int k = 0; k < r->n_dls; k++) {
             const rosa_dls_line *d = &r->dls[k];
-            if (d->kind != 1) continue;
+            if (d->kind != ROSA_METRICS_DLS_SELECTION) continue;
             svg_printf(o, "<tr><td class=\"n\">%.0f</td><td>%s</td><td>", d->step,
-                       d->mode == 0 ? "exploit" : d->mode == 1 ? "explore" : "other");
+                       rosa_dls_mode_name(d->mode));
             for (int j = 0; j < d->n; j++) svg_printf(o, "%s%d", j ? ", " : "", (int)d->vals[j]);
             svg_put(o, "</td></tr>");
         }
@@ -1028,7 +907,7 @@ static void config_section(svg_buf *o, rosa_run *runs, int n) {
     kv *rows[8] = {0};
     int nr[8] = {0};
     for (int i = 0; i < n && i < 8; i++) {
-        rows[i] = calloc(CAP, sizeof(kv));
+        rows[i] = rosa_calloc(CAP, sizeof(kv), "configuration table");
         if (!rows[i]) {
             o->failed = 1;
             goto done;
@@ -1140,23 +1019,28 @@ static void config_section(svg_buf *o, rosa_run *runs, int n) {
     svg_put(o, "</table>");
     /* the "plan" line, when train wrote one */
     for (int i = 0; i < n && i < 8; i++) {
-        if (!runs[i].plan) continue;
-        kv pr[64];
-        int np = flatten(runs[i].plan, "", pr, 0, 64);
+        if (!runs[i].have_plan) continue;
+        const rosa_training_plan *p = &runs[i].plan;
         svg_put(o, "<h3>Training plan");
         if (n > 1) {
             svg_put(o, ": ");
             h(o, runs[i].name);
         }
         svg_put(o, "</h3><table>");
-        for (int k = 0; k < np; k++) {
-            svg_put(o, "<tr><th>");
-            h(o, pr[k].key);
-            svg_put(o, "</th><td><code>");
-            h(o, pr[k].val);
+        static const char *plan_keys[] = {"memory_bytes", "activation_bytes", "trainable_params", "base_params",
+                                     "total_steps"};
+        const int64_t plan_vals[] = {p->memory_bytes, p->activation_bytes, p->trainable_params, p->base_params,
+                                p->total_steps};
+        for (int k = 0; k < 5; k++)
+            if (plan_vals[k] >= 0)
+                svg_printf(o, "<tr><th>%s</th><td><code>%lld</code></td></tr>", plan_keys[k], (long long)plan_vals[k]);
+        if (p->compute) {
+            svg_put(o, "<tr><th>compute</th><td><code>");
+            h(o, p->compute);
             svg_put(o, "</code></td></tr>");
-            free(pr[k].val);
         }
+        if (p->recompute >= 0)
+            svg_printf(o, "<tr><th>recompute</th><td><code>%s</code></td></tr>", p->recompute ? "true" : "false");
         svg_put(o, "</table>");
     }
     svg_put(o, "</div></div>");
@@ -1167,42 +1051,84 @@ done:
     }
 }
 
-static void eval_table(svg_buf *o, const rosa_eval_row *rows, int n, int avg) {
-    const char *cols[16];
-    int nc = 0, any = 0;
-    for (int i = 0; i < n; i++) {
-        if (rows[i].is_avg != avg) continue;
-        any = 1;
-        for (int k = 0; k < rows[i].n_extra && nc < 16; k++) {
-            int seen = 0;
-            for (int j = 0; j < nc && !seen; j++) seen = strcmp(cols[j], rows[i].extra_key[k]) == 0;
-            if (!seen) cols[nc++] = rows[i].extra_key[k];
+/* A fraction as a percentage cell; "–" for null. */
+static void pct_cell(svg_buf *o, double frac) {
+    if (isnan(frac)) svg_put(o, "<td class=\"n\">–</td>");
+    else svg_printf(o, "<td class=\"n\">%.2f%%</td>", 100.0 * frac);
+}
+
+/* What the evaluation was: a rescoring, or a run's model, adapter, mode and decoding. */
+static void eval_context(svg_buf *o, const rosa_eval_summary *s) {
+    long long n = 0;
+    for (int i = 0; i < s->n_tasks; i++) n += s->tasks[i].n;
+    char dur[64];
+    fmt_duration(dur, sizeof dur, s->seconds);
+    svg_put(o, "<p class=\"muted\">");
+    if (s->scored_predictions) {
+        svg_put(o, "rescored from <code>");
+        h(o, s->scored_predictions);
+        svg_put(o, "</code> · ");
+    } else if (s->have_run) {
+        if (s->model) {
+            svg_put(o, "model <code>");
+            h(o, s->model);
+            svg_put(o, "</code> · ");
         }
+        if (s->adapter) {
+            svg_put(o, "adapter <code>");
+            h(o, s->adapter);
+            svg_put(o, "</code> · ");
+        } else svg_put(o, "no adapter · ");
+        if (s->mode == ROSA_EVAL_LOGLIK) svg_put(o, "loglik");
+        else if (s->have_decoding && s->decoding.num_beams > 1) {
+            svg_printf(o, "beam search, %d beams", s->decoding.num_beams);
+            if (s->decoding.beam_rule) {
+                svg_put(o, " (");
+                h(o, s->decoding.beam_rule);
+                svg_put(o, ")");
+            }
+        } else svg_put(o, "greedy");
+        if (s->have_decoding)
+            svg_printf(o, ", at most %d / %d new tokens (commonsense / math)", s->decoding.max_new_tokens[0],
+                       s->decoding.max_new_tokens[1]);
+        if (s->limit > 0) svg_printf(o, " · first %d examples per task", s->limit);
+        svg_put(o, " · ");
     }
-    if (!any) return;
-    svg_put(o, avg ? "<table><tr><th>average</th><th>accuracy</th>" : "<table><tr><th>task</th><th>accuracy</th>");
-    for (int j = 0; j < nc; j++) {
-        svg_put(o, "<th>");
-        h(o, cols[j]);
-        svg_put(o, "</th>");
-    }
-    svg_put(o, "</tr>");
-    for (int i = 0; i < n; i++) {
-        if (rows[i].is_avg != avg) continue;
+    svg_printf(o, "%lld examples, %s · rosa ", n, dur);
+    h(o, s->rosa_version);
+    svg_put(o, "</p>");
+}
+
+static void eval_tables(svg_buf *o, const rosa_eval_summary *s) {
+    eval_context(o, s);
+    svg_put(o, "<div class=\"grid2\"><div><table><tr><th>task</th><th>group</th><th>accuracy</th><th>correct</th>"
+               "<th>n</th><th>no answer</th></tr>");
+    for (int i = 0; i < s->n_tasks; i++) {
+        const rosa_eval_task_summary *t = &s->tasks[i];
         svg_put(o, "<tr><td>");
-        h(o, rows[i].name);
-        svg_printf(o, "</td><td class=\"n\">%.2f%%</td>", rows[i].acc);
-        for (int j = 0; j < nc; j++) {
-            double v = NAN;
-            for (int k = 0; k < rows[i].n_extra; k++)
-                if (strcmp(rows[i].extra_key[k], cols[j]) == 0) v = rows[i].extra_val[k];
-            if (!isfinite(v)) svg_put(o, "<td class=\"n\">–</td>");
-            else if (v == floor(v) && fabs(v) < 1e15) svg_printf(o, "<td class=\"n\">%.0f</td>", v);
-            else svg_printf(o, "<td class=\"n\">%.4g</td>", v);
-        }
-        svg_put(o, "</tr>");
+        h(o, t->name);
+        svg_printf(o, "</td><td>%s</td>", rosa_task_type_name(t->group));
+        pct_cell(o, t->accuracy);
+        svg_printf(o, "<td class=\"n\">%d</td><td class=\"n\">%d</td><td class=\"n\">%d</td></tr>", t->correct, t->n,
+                   t->no_answer);
     }
-    svg_put(o, "</table>");
+    svg_put(o, "</table></div><div>");
+    if (s->n_groups > 0) {
+        svg_put(o, "<table><tr><th>group</th><th>tasks</th><th>macro average</th><th>micro average</th>"
+                   "<th>correct</th><th>n</th><th>no answer</th></tr>");
+        for (int i = 0; i < s->n_groups; i++) {
+            const rosa_eval_group_summary *g = &s->groups[i];
+            svg_put(o, "<tr><td>");
+            h(o, g->name);
+            svg_printf(o, "</td><td class=\"n\">%d</td>", g->n_tasks);
+            pct_cell(o, g->macro_accuracy);
+            pct_cell(o, g->micro_accuracy);
+            svg_printf(o, "<td class=\"n\">%d</td><td class=\"n\">%d</td><td class=\"n\">%d</td></tr>", g->correct,
+                       g->n, g->no_answer);
+        }
+        svg_put(o, "</table>");
+    }
+    svg_put(o, "</div></div>");
 }
 
 static void eval_section(svg_buf *o, rosa_run *runs, int n) {
@@ -1215,42 +1141,33 @@ static void eval_section(svg_buf *o, rosa_run *runs, int n) {
         return;
     }
     /* per run: its first readable file gives the chart; every file gets tables */
-    rosa_eval_row *rows[8] = {0};
-    int nr[8] = {0};
-    for (int i = 0; i < n && i < 8; i++) {
-        for (int f = 0; f < runs[i].n_eval; f++) {
-            if (!runs[i].evals[f]) continue;
-            rosa_eval_row *rw;
-            int m = rosa_eval_rows(runs[i].evals[f], &rw);
-            if (m < 0) continue;
-            if (!rows[i]) rows[i] = rw, nr[i] = m;
-            else rosa_eval_rows_free(rw, m);
-        }
-    }
-    /* chart: tasks (not averages) x runs */
+    const rosa_eval_summary *first[8] = {0};
+    for (int i = 0; i < n && i < 8; i++)
+        for (int f = 0; f < runs[i].n_eval && !first[i]; f++) first[i] = runs[i].evals[f];
+    /* chart: tasks x runs */
     const char *cats[256];
     int ncat = 0;
     for (int i = 0; i < n && i < 8; i++)
-        for (int k = 0; k < nr[i]; k++) {
-            if (rows[i][k].is_avg || ncat == 256) continue;
+        for (int k = 0; first[i] && k < first[i]->n_tasks; k++) {
+            if (ncat == 256) break;
             int seen = 0;
-            for (int j = 0; j < ncat && !seen; j++) seen = strcmp(cats[j], rows[i][k].name) == 0;
-            if (!seen) cats[ncat++] = rows[i][k].name;
+            for (int j = 0; j < ncat && !seen; j++) seen = strcmp(cats[j], first[i]->tasks[k].name) == 0;
+            if (!seen) cats[ncat++] = first[i]->tasks[k].name;
         }
     if (ncat > 0) {
-        double *vals = malloc(sizeof(double) * (size_t)ncat * (size_t)(n < 8 ? n : 8));
+        double *vals = rosa_calloc((size_t)ncat * (size_t)(n < 8 ? n : 8), sizeof(double), "evaluation chart");
         const char *labels[8], *colors[8];
         int ns = 0;
         if (!vals) {
             o->failed = 1;
         } else {
             for (int i = 0; i < n && i < 8; i++) {
-                if (!rows[i]) continue;
+                if (!first[i]) continue;
                 for (int j = 0; j < ncat; j++) {
                     vals[(size_t)ns * ncat + j] = NAN;
-                    for (int k = 0; k < nr[i]; k++)
-                        if (!rows[i][k].is_avg && strcmp(rows[i][k].name, cats[j]) == 0)
-                            vals[(size_t)ns * ncat + j] = rows[i][k].acc;
+                    for (int k = 0; k < first[i]->n_tasks; k++)
+                        if (strcmp(first[i]->tasks[k].name, cats[j]) == 0)
+                            vals[(size_t)ns * ncat + j] = 100.0 * first[i]->tasks[k].accuracy; /* NAN stays NAN */
                 }
                 labels[ns] = runs[i].name;
                 colors[ns] = run_color(i);
@@ -1279,26 +1196,17 @@ static void eval_section(svg_buf *o, rosa_run *runs, int n) {
             svg_put(o, "</code></h3>");
             if (!runs[i].evals[f]) {
                 svg_put(o, "<p class=\"note\">");
-                h(o, runs[i].eval_notes[f]);
+                h(o, runs[i].eval_notes[f] ? runs[i].eval_notes[f] : "unreadable");
                 svg_put(o, "</p>");
                 continue;
             }
-            rosa_eval_row *rw;
-            int m = rosa_eval_rows(runs[i].evals[f], &rw);
-            if (m <= 0) {
-                svg_put(o, "<p class=\"muted\">no accuracies found in this file</p>");
-                if (m == 0) free(rw);
+            if (runs[i].evals[f]->n_tasks == 0) {
+                svg_put(o, "<p class=\"muted\">no tasks in this report</p>");
                 continue;
             }
-            svg_put(o, "<div class=\"grid2\"><div>");
-            eval_table(o, rw, m, 0);
-            svg_put(o, "</div><div>");
-            eval_table(o, rw, m, 1);
-            svg_put(o, "</div></div>");
-            rosa_eval_rows_free(rw, m);
+            eval_tables(o, runs[i].evals[f]);
         }
     }
-    for (int i = 0; i < 8; i++) rosa_eval_rows_free(rows[i], nr[i]);
 }
 
 static void notes(svg_buf *o, const rosa_run *r, int multi) {

@@ -9,15 +9,18 @@
 #include <cjson/cJSON.h>
 #include <stdint.h>
 
+#include "eval/eval_report.h"
 #include "report/svg.h"
 #include "rosa.h"
+#include "train/metrics.h"
 
-/* One DLS line of metrics.jsonl (dls_scores, dls_selection or dls_counts). */
+/* One DLS line of metrics.jsonl (dls_scores, dls_selection or dls_counts),
+ * as rosa_metrics_read gave it. */
 typedef struct {
     double step;
-    int kind;      /* 0 scores, 1 selection, 2 counts */
-    int mode;      /* selection: 0 exploit, 1 explore, 2 other */
-    double *vals;  /* scores / counts, or the selected layer indices */
+    rosa_metrics_kind kind; /* ROSA_METRICS_DLS_SCORES, _DLS_SELECTION or _DLS_COUNTS */
+    rosa_dls_mode mode;     /* a selection's */
+    double *vals;           /* scores / counts, or the selected layer indices */
     int n;
 } rosa_dls_line;
 
@@ -50,12 +53,14 @@ typedef struct {
     int64_t total_steps;  /* from the newest checkpoint's trainer_state.json, -1 unknown */
     double wall_seconds;  /* sum of step seconds */
     double tokens_total;
-    cJSON *plan;          /* an optional {"plan": {...}} line */
+    int have_plan;        /* an optional {"step": 0, "plan": {...}} line (the last one) */
+    rosa_training_plan plan;
+    char *plan_compute;   /* plan.compute points here */
     double peak_rss;      /* an optional "peak_rss_bytes" line, else NAN */
     int n_eval;
     char **eval_files;    /* file names in dir */
-    cJSON **evals;        /* parsed, or NULL when unreadable */
-    char **eval_notes;
+    rosa_eval_summary **evals; /* read with rosa_eval_report_read, or NULL when not */
+    char **eval_notes;    /* why not */
 } rosa_run;
 
 /* Reads a run directory.  Fails (-1, error set) only when the directory does
@@ -75,21 +80,5 @@ void rosa_ema(const double *y, int n, double span, double *out);
 int rosa_report_html(rosa_run *runs, int n, svg_buf *out);
 /* Loads the run directories and writes the report to path atomically. */
 int rosa_report_write(const char *const *dirs, int n, const char *path);
-
-/* Evaluation JSON read generically: rows with a name and an accuracy (as a
- * percentage), extra numeric columns, and whether it is an average. */
-typedef struct {
-    char *name;
-    double acc;        /* percent */
-    int is_avg;
-    int n_extra;
-    char *extra_key[8];
-    double extra_val[8];
-} rosa_eval_row;
-
-/* Extracts the rows of an evaluation JSON (see docs/report.md); returns the
- * count, rows malloc'ed in *rows (free with rosa_eval_rows_free). */
-int rosa_eval_rows(const cJSON *root, rosa_eval_row **rows);
-void rosa_eval_rows_free(rosa_eval_row *rows, int n);
 
 #endif

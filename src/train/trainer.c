@@ -23,6 +23,7 @@
 #include "model/model.h"
 #include "train/checkpoint.h"
 #include "core/progress.h"
+#include "train/metrics.h"
 #include "train/train_ctx.h"
 #include "core/fault.h"
 #include "core/log.h"
@@ -80,7 +81,7 @@ typedef struct {
     uint8_t *param_active;    /* [n_params]: updated this step */
     rosa_step_plan plan;      /* what each micro-batch's pass does this step */
     float *raw_scores;        /* [L] */
-    FILE *metrics;
+    rosa_metrics *metrics;    /* metrics.jsonl (train/metrics.h) */
     int lock_fd;
     int Tmax;
 } run;
@@ -170,22 +171,21 @@ static int prepare_adapter(run *r) {
     return rosa_adamw_init(&r->opt, r->a);
 }
 
-/* The layer-selection part of step s: the active set and its telemetry. */
-static void dls_begin(run *r, int64_t s) {
-    if (!r->o->dls.enabled) return;
+/* The layer-selection part of step s: the active set and its telemetry.
+ * Returns 0 or -1 (a failed metrics write). */
+static int dls_begin(run *r, int64_t s) {
+    if (!r->o->dls.enabled) return 0;
     int exploit = 0;
-    if (rosa_dls_begin_step(&r->dls, s, &exploit)) {
-        fprintf(r->metrics, "{\"step\": %lld, \"dls_selection\": {\"mode\": \"%s\", \"layers\": [", (long long)(s + 1),
-                exploit ? "exploit" : "explore");
-        for (int l = 0, n = 0; l < r->dls.L; l++)
-            if (r->dls.active[l]) fprintf(r->metrics, "%s%d", n++ ? ", " : "", l);
-        fprintf(r->metrics, "]}}\n");
-    }
+    if (rosa_dls_begin_step(&r->dls, s, &exploit) &&
+        rosa_metrics_dls_selection(r->metrics, s + 1, exploit ? ROSA_DLS_MODE_EXPLOIT : ROSA_DLS_MODE_EXPLORE,
+                                   r->dls.active, r->dls.L) < 0)
+        return -1;
     r->plan.layer_active = r->dls.active;
     /* skip: inactive tensors are left out of the update and of the clip norm;
      * zero-grad: they get zero gradients and AdamW still steps them. */
     for (int i = 0; i < r->a->n_params; i++)
         r->param_active[i] = r->o->dls.zero_grad || r->dls.active[r->a->params[i].layer];
+    return 0;
 }
 
 static void print_plan(run *r, size_t act_bytes) {
@@ -206,44 +206,14 @@ static void print_plan(run *r, size_t act_bytes) {
             optim / 1048576.0, (weights + act_bytes + adapter + optim) / 1048576.0);
 }
 
-/* Metrics file: on resume, keep the lines of steps up to the resumed one. */
+/* Metrics file: on resume, keep the lines of steps up to the resumed one
+ * (rosa_metrics_open). */
 static int open_metrics(run *r, int64_t start_step) {
     char *path = rosa_path_join(r->o->output_dir, "metrics.jsonl");
     if (!path) return -1;
-    rosa_buf keep = {0};
-    if (start_step > 0 && rosa_file_exists(path)) {
-        size_t len;
-        char *text = rosa_read_file(path, &len);
-        for (char *line = text, *next; text && line && *line; line = next) {
-            next = strchr(line, '\n');
-            if (next) *next++ = 0;
-            cJSON *j = cJSON_Parse(line);
-            const cJSON *st = j ? cJSON_GetObjectItem(j, "step") : NULL;
-            if (cJSON_IsNumber(st) && st->valuedouble <= (double)start_step) {
-                rosa_buf_append(&keep, line, strlen(line));
-                rosa_buf_putc(&keep, '\n');
-            }
-            cJSON_Delete(j);
-        }
-        free(text);
-    }
-    /* On resume the kept lines replace the file atomically: a kill at this
-     * moment must not lose them (tests/test_robustness_faults.c). */
-    if (start_step > 0 && rosa_write_file_atomic(path, keep.data ? keep.data : "", keep.len) < 0) {
-        free(path);
-        rosa_buf_free(&keep);
-        return -1;
-    }
-    r->metrics = fopen(path, start_step > 0 ? "a" : "w");
-    if (!r->metrics) {
-        rosa_fail("%s: cannot write: %s", path, strerror(errno));
-        free(path);
-        rosa_buf_free(&keep);
-        return -1;
-    }
+    r->metrics = rosa_metrics_open(path, start_step);
     free(path);
-    rosa_buf_free(&keep);
-    return 0;
+    return r->metrics ? 0 : -1;
 }
 
 static int save_checkpoint(run *r, int64_t step) {
@@ -258,8 +228,7 @@ static int validate(run *r, int64_t step) {
     double loss;
     if (rosa_eval_loss(r->tm, &r->data, r->val_idx, r->n_val, r->o->micro_batch_size, &loss, NULL, NULL) < 0)
         return -1;
-    fprintf(r->metrics, "{\"step\": %lld, \"val_loss\": %.9g}\n", (long long)step, loss);
-    fflush(r->metrics);
+    if (rosa_metrics_val(r->metrics, step, loss) < 0) return -1;
     if (!r->o->quiet) rosa_log(ROSA_LOG_INFO, "step %lld: validation loss %.4f", (long long)step, loss);
     return 0;
 }
@@ -326,9 +295,7 @@ static int train_step(run *r, int64_t s, double *loss_out, double *gnorm_out, lo
                                  o->dls.enabled ? r->dls.active : NULL);
     if (o->dls.enabled && rosa_dls_scores_needed(&r->dls, s)) {
         rosa_dls_update_scores(&r->dls, r->tm->norm_grad, r->tm->n_norms, c->hidden_size, r->raw_scores);
-        fprintf(r->metrics, "{\"step\": %lld, \"dls_scores\": [", (long long)(s + 1));
-        for (int l = 0; l < c->num_layers; l++) fprintf(r->metrics, "%s%.6g", l ? ", " : "", r->raw_scores[l]);
-        fprintf(r->metrics, "]}\n");
+        if (rosa_metrics_dls_scores(r->metrics, s + 1, r->raw_scores, c->num_layers) < 0) return -1;
     }
     double gnorm = rosa_grad_norm(a, r->param_active);
     if (!isfinite(gnorm)) {
@@ -359,7 +326,7 @@ static void run_free(run *r) {
     free(r->train_idx);
     free(r->val_idx);
     free(r->order);
-    if (r->metrics) fclose(r->metrics);
+    rosa_metrics_free(r->metrics);
     if (r->lock_fd > 0) close(r->lock_fd);
     rosa_model_free(r->m);
 }
@@ -414,13 +381,12 @@ int rosa_train(const rosa_train_options *o, rosa_train_result *res) {
     r.tm = rosa_train_ctx_new(r.m, r.a, o->micro_batch_size, r.Tmax, o->recompute);
     if (!r.tm || open_metrics(&r, start) < 0) goto done;
     if (start == 0) { /* the plan, for reports (docs/formats.md) */
-        fprintf(r.metrics,
-                "{\"step\": 0, \"plan\": {\"memory_bytes\": %zu, \"activation_bytes\": %zu, \"trainable_params\": %lld, "
-                "\"base_params\": %lld, \"total_steps\": %lld, \"compute\": \"%s\", \"recompute\": %s}}\n",
-                total_mem, act, (long long)rosa_adapter_num_params(r.a), (long long)rosa_model_num_params(r.m),
-                (long long)r.total_steps, o->compute == ROSA_DTYPE_BF16 ? "bf16" : "fp32",
-                o->recompute ? "true" : "false");
-        fflush(r.metrics);
+        rosa_training_plan plan = {.memory_bytes = (int64_t)total_mem, .activation_bytes = (int64_t)act,
+                                  .trainable_params = rosa_adapter_num_params(r.a),
+                                  .base_params = rosa_model_num_params(r.m), .total_steps = r.total_steps,
+                                  .compute = o->compute == ROSA_DTYPE_BF16 ? "bf16" : "fp32",
+                                  .recompute = o->recompute != 0};
+        if (rosa_metrics_plan(r.metrics, &plan) < 0) goto done;
     }
 
     rosa_progress prog;
@@ -430,24 +396,19 @@ int rosa_train(const rosa_train_options *o, rosa_train_result *res) {
         double loss = 0.0, gnorm = 0.0;
         long long tokens = 0;
         double t0 = rosa_now();
-        dls_begin(&r, s);
-        int rc = train_step(&r, s, &loss, &gnorm, &tokens);
+        int rc = dls_begin(&r, s) < 0 ? -1 : train_step(&r, s, &loss, &gnorm, &tokens);
         if (rc < 0) {
             rosa_progress_end(&prog);
             goto done;
         }
         double dt = rosa_now() - t0;
         float lr = (float)(o->adam.lr * rosa_lr_factor(o->schedule, s, r.total_steps, o->warmup_steps));
-        if (rc == 1) {
-            skipped++;
-            fprintf(r.metrics, "{\"step\": %lld, \"skipped\": true}\n", (long long)(s + 1));
-        } else {
-            fprintf(r.metrics,
-                    "{\"step\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, \"tokens\": %lld, "
-                    "\"tokens_per_second\": %.2f, \"seconds\": %.4f}\n",
-                    (long long)(s + 1), loss, lr, gnorm, tokens, dt > 0 ? tokens / dt : 0.0, dt);
+        if (rc == 1) skipped++;
+        if ((rc == 1 ? rosa_metrics_skipped(r.metrics, s + 1)
+                     : rosa_metrics_step(r.metrics, s + 1, loss, lr, gnorm, tokens, dt)) < 0) {
+            rosa_progress_end(&prog);
+            goto done;
         }
-        fflush(r.metrics);
         rosa_progress_update(&prog, s + 1, loss, lr, gnorm, tokens);
         int last = s + 1 == r.total_steps;
         if (o->eval_steps > 0 && r.n_val && ((s + 1) % o->eval_steps == 0 || last) && validate(&r, s + 1) < 0) {
@@ -462,8 +423,8 @@ int rosa_train(const rosa_train_options *o, rosa_train_result *res) {
         }
         if (rosa_train_interrupted && !last) {
             rosa_progress_end(&prog);
-            fprintf(stderr, "rosa: interrupted after step %lld; checkpoint saved in %s/checkpoint-%lld; continue with "
-                            "the same command and --resume\n", (long long)(s + 1), o->output_dir, (long long)(s + 1));
+            rosa_log(ROSA_LOG_INFO, "interrupted after step %lld; checkpoint saved in %s/checkpoint-%lld; continue with "
+                            "the same command and --resume", (long long)(s + 1), o->output_dir, (long long)(s + 1));
             done_as.interrupted = 1;
             done_as.last_step = s + 1;
             done_as.skipped_steps = skipped;
@@ -473,10 +434,7 @@ int rosa_train(const rosa_train_options *o, rosa_train_result *res) {
     }
     rosa_progress_end(&prog);
     if (o->dls.enabled) {
-        fprintf(r.metrics, "{\"step\": %lld, \"dls_counts\": [", (long long)r.total_steps);
-        for (int l = 0; l < r.dls.L; l++) fprintf(r.metrics, "%s%lld", l ? ", " : "", (long long)r.dls.counts[l]);
-        fprintf(r.metrics, "]}\n");
-        fflush(r.metrics);
+        if (rosa_metrics_dls_counts(r.metrics, r.total_steps, r.dls.counts, r.dls.L) < 0) goto done;
         if (!o->quiet) {
             rosa_buf line = {0}; /* the counts of all layers, in one message */
             for (int l = 0; l < r.dls.L; l++) rosa_buf_printf(&line, " %d:%lld", l, (long long)r.dls.counts[l]);
@@ -484,14 +442,15 @@ int rosa_train(const rosa_train_options *o, rosa_train_result *res) {
         }
     }
     struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) == 0) {
-        fprintf(r.metrics, "{\"step\": %lld, \"peak_rss_bytes\": %lld}\n", (long long)r.total_steps,
-                (long long)ru.ru_maxrss * 1024);
-        fflush(r.metrics);
-    }
+    if (getrusage(RUSAGE_SELF, &ru) == 0 &&
+        rosa_metrics_peak_rss(r.metrics, r.total_steps, (long long)ru.ru_maxrss * 1024) < 0)
+        goto done;
+    int mrc = rosa_metrics_close(r.metrics);
+    r.metrics = NULL;
+    if (mrc < 0) goto done;
     if (rosa_adapter_save(r.a, o->output_dir, o->model_dir) < 0) goto done;
-    if (skipped && !o->quiet) fprintf(stderr, "rosa: %d steps were skipped (non-finite loss)\n", skipped);
-    if (!o->quiet) fprintf(stderr, "rosa: adapter saved in %s\n", o->output_dir);
+    if (skipped && !o->quiet) rosa_log(ROSA_LOG_INFO, "%d steps were skipped (non-finite loss)", skipped);
+    if (!o->quiet) rosa_log(ROSA_LOG_INFO, "adapter saved in %s", o->output_dir);
     done_as.last_step = r.total_steps;
     done_as.skipped_steps = skipped;
     status = 0;
