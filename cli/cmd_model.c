@@ -34,7 +34,7 @@ static int prompt_ids(const rosa_model *m, const char *prompt, const char *ids_t
     const rosa_tokenizer *tok = rosa_model_tokenizer(m);
     const rosa_config *c = rosa_model_config(m);
     if (ids_text) {
-        if (parse_id_list(ids_text, ids, n) < 0) {
+        if (rosa_parse_int_list(ids_text, ids, n) < 0) {
             die_msg("--prompt-ids: expected a list of token ids like \"1,2,3\"");
             return -1;
         }

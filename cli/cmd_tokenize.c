@@ -205,7 +205,7 @@ int cmd_tokenize(int argc, char **argv) {
     if (decode) {
         int32_t *ids;
         int n;
-        if (parse_id_list(input, &ids, &n) < 0) {
+        if (rosa_parse_int_list(input, &ids, &n) < 0) {
             die_msg("--decode: expected token ids like \"1 2 3\"");
             goto done;
         }

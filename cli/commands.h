@@ -21,8 +21,6 @@ int parse_bool(const char *flag, const char *v, int *out);
 #include "rosa.h"
 int parse_dtype(const char *v, rosa_dtype *out);
 
-/* Parses "1,2,3" or "1 2 3" into a malloc'ed id array; -1 on a bad list. */
-int parse_id_list(const char *s, int32_t **ids, int *n);
 /* Writes s as a JSON string literal (quotes included). */
 void print_json_string(const char *s, size_t len);
 

@@ -398,3 +398,34 @@ uint64_t rosa_rng_below(rosa_rng *r, uint64_t bound) {
 }
 
 float rosa_rng_uniform(rosa_rng *r) { return (float)(rosa_rng_next(r) >> 40) * (1.0f / 16777216.0f); }
+
+int rosa_parse_int_list(const char *s, int32_t **ids, int *n) {
+    int cap = 16, k = 0;
+    int32_t *a = rosa_malloc(sizeof(int32_t) * (size_t)cap, "integer list");
+    if (!a) return -1;
+    const char *p = s;
+    for (;;) {
+        while (*p == ' ' || *p == ',' || *p == '\t' || *p == '\n' || *p == '[' || *p == ']') p++;
+        if (!*p) break;
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 0 || v > 0x7fffffffL) {
+            free(a);
+            return rosa_fail("\"%s\" is not a list of non-negative integers", s);
+        }
+        if (k == cap) {
+            cap *= 2;
+            int32_t *b = rosa_realloc(a, sizeof(int32_t) * (size_t)cap, "integer list");
+            if (!b) {
+                free(a);
+                return -1;
+            }
+            a = b;
+        }
+        a[k++] = (int32_t)v;
+        p = end;
+    }
+    *ids = a;
+    *n = k;
+    return 0;
+}

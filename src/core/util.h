@@ -90,4 +90,8 @@ uint64_t rosa_rng_below(rosa_rng *r, uint64_t bound);
 /* Uniform in [0, 1) with 24 bits of precision. */
 float rosa_rng_uniform(rosa_rng *r);
 
+/* "0,3,5" (or "[0, 3, 5]", spaces allowed) -> malloc'ed non-negative ints
+ * (free() them) and their count; -1 with a message on bad input. */
+int rosa_parse_int_list(const char *s, int32_t **ids, int *n);
+
 #endif

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/arena.h"
 #include "model/block.h"
 #include "model/ops.h"
 #include "core/log.h"
@@ -103,11 +104,8 @@ int rosa_analyze(rosa_model *m, const int32_t *const *ids, const int *lens, int 
     /* One record at a time through the decoder block, attention over the
      * whole record; nothing is kept, so the residual stream is updated in
      * place.  One arena, carved by a size table. */
-    size_t T = (size_t)Tmax, threads = (size_t)omp_get_max_threads(), hook = 0, off = 0;
-    for (int l = 0; l < L; l++) {
-        size_t need = rosa_block_hook_floats(m->hooks, m->n_hooks, l, (int)T);
-        if (need > hook) hook = need;
-    }
+    size_t T = (size_t)Tmax, threads = (size_t)omp_get_max_threads(), off = 0,
+           hook = rosa_block_hook_floats_max(m->hooks, m->n_hooks, L, Tmax);
     rosa_hook hooks[ROSA_MAX_HOOKS];
     memcpy(hooks, m->hooks, sizeof(rosa_hook) * (size_t)m->n_hooks);
     tap_state tap = {out, 0};
@@ -121,11 +119,7 @@ int rosa_analyze(rosa_model *m, const int32_t *const *ids, const int *lens, int 
     uint8_t *valid = NULL;
     int *pos = NULL;
     for (int pass = 0; pass < 2; pass++) {
-#define TAKE(ptr, n)                                                     \
-    do {                                                                 \
-        if (arena) (ptr) = (void *)(arena + off);                        \
-        off += ((size_t)(n) + 15) & ~(size_t)15;                         \
-    } while (0)
+#define TAKE(ptr, n) ROSA_ARENA_TAKE(arena, off, ptr, n)
         off = 0;
         TAKE(A.x, T * D);
         TAKE(bc.h, T * D);
@@ -164,11 +158,7 @@ int rosa_analyze(rosa_model *m, const int32_t *const *ids, const int *lens, int 
         bc.T = bc.N = tap.N = N;
         embedding_forward(A.x, ids[r], m->embed, N, D);
         for (int l = 0; l < L; l++) {
-            float *region = hook_region;
-            for (int i = 0; i < m->n_hooks; i++) {
-                A.hook[i] = region;
-                if (hooks[i].ops->act_floats) region += (hooks[i].ops->act_floats(hooks[i].self, l, N) + 15) & ~(size_t)15;
-            }
+            rosa_block_hook_slices(hooks, m->n_hooks, l, N, hook_region, &A);
             bc.qk_only = l == L - 1; /* nothing after the last layer's Q and K is needed */
             if (rosa_block_forward(&bc, l, &A, A.x) < 0) goto done;
         }

@@ -7,6 +7,7 @@
 
 #include <string.h>
 
+#include "core/arena.h"
 #include "model/model.h"
 #include "model/ops.h"
 #include "core/prof.h"
@@ -18,11 +19,31 @@
 
 int rosa_block_prefill_gemm(const rosa_kv_cache *kv, int T) { return kv->len == 0 && T > 1 && T <= PREFILL_GEMM_MAX_T; }
 
+/* Floats of hook i's state for layer l, rounded as the arenas carve. */
+static size_t hook_floats(const rosa_hook *h, int layer, int N) {
+    return h->ops->act_floats ? ROSA_ARENA_ROUND(h->ops->act_floats(h->self, layer, N)) : 0;
+}
+
 size_t rosa_block_hook_floats(const rosa_hook *hooks, int n_hooks, int layer, int N) {
     size_t n = 0;
-    for (int i = 0; i < n_hooks; i++)
-        if (hooks[i].ops->act_floats) n += (hooks[i].ops->act_floats(hooks[i].self, layer, N) + 15) & ~(size_t)15;
+    for (int i = 0; i < n_hooks; i++) n += hook_floats(&hooks[i], layer, N);
     return n;
+}
+
+size_t rosa_block_hook_floats_max(const rosa_hook *hooks, int n_hooks, int L, int N) {
+    size_t most = 0;
+    for (int l = 0; l < L; l++) {
+        size_t n = rosa_block_hook_floats(hooks, n_hooks, l, N);
+        if (n > most) most = n;
+    }
+    return most;
+}
+
+void rosa_block_hook_slices(const rosa_hook *hooks, int n_hooks, int layer, int N, float *region, rosa_block_acts *a) {
+    for (int i = 0; i < n_hooks; i++) {
+        a->hook[i] = region;
+        region += hook_floats(&hooks[i], layer, N);
+    }
 }
 
 float *rosa_block_hook_scratch(const rosa_block_ctx *c, const void *self) {

@@ -107,8 +107,13 @@ int rosa_block_prefill_gemm(const struct rosa_kv_cache *kv, int T);
 /* The scratch of the hook attached with object self. */
 float *rosa_block_hook_scratch(const rosa_block_ctx *c, const void *self);
 
-/* Floats of hook state all hooks of c need for layer l with N rows. */
+/* Floats of hook state all hooks need for layer l with N rows, and the
+ * most any of the L layers needs (the size of a region reused by all). */
 size_t rosa_block_hook_floats(const rosa_hook *hooks, int n_hooks, int layer, int N);
+size_t rosa_block_hook_floats_max(const rosa_hook *hooks, int n_hooks, int L, int N);
+/* Points a->hook[i] at each hook's slice of layer l's state inside region,
+ * in the order rosa_block_hook_floats counts them. */
+void rosa_block_hook_slices(const rosa_hook *hooks, int n_hooks, int layer, int N, float *region, rosa_block_acts *a);
 
 /* The norm weight layer l uses: a hook's override, else the model's. */
 const float *rosa_block_norm(const rosa_block_ctx *c, int layer, int which);

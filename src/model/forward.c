@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/arena.h"
 #include "model/block.h"
 #include "model/model.h"
 #include "model/ops.h"
@@ -81,16 +82,8 @@ static size_t layout(const rosa_kv_cache *kv, const rosa_model *m, int T, fwd_bu
     size_t S = (size_t)kv->len + (size_t)T, threads = (size_t)omp_get_max_threads();
     /* A prefill uses the GEMM attention (a T x T score block per thread). */
     int gemm = rosa_block_prefill_gemm(kv, T);
-    size_t hook = 0;
-    for (int l = 0; l < c->num_layers; l++) {
-        size_t n = rosa_block_hook_floats(m->hooks, m->n_hooks, l, (int)N);
-        if (n > hook) hook = n;
-    }
-#define TAKE(ptr, n)                                                     \
-    do {                                                                 \
-        if (base) (ptr) = (void *)(base + off);                          \
-        off += ((size_t)(n) + 15) & ~(size_t)15;                         \
-    } while (0)
+    size_t hook = rosa_block_hook_floats_max(m->hooks, m->n_hooks, c->num_layers, (int)N);
+#define TAKE(ptr, n) ROSA_ARENA_TAKE(base, off, ptr, n)
     rosa_block_acts *A = &b->acts;
     TAKE(A->x, N * D);
     TAKE(b->h, N * D);
@@ -111,14 +104,6 @@ static size_t layout(const rosa_kv_cache *kv, const rosa_model *m, int T, fwd_bu
 #undef TAKE
     A->x2 = A->x; /* the residual stream is updated in place */
     return off;
-}
-
-/* The per-layer hook slices of layer l inside region r. */
-static void hook_slices(const rosa_model *m, int l, int N, float *r, rosa_block_acts *A) {
-    for (int i = 0; i < m->n_hooks; i++) {
-        A->hook[i] = r;
-        if (m->hooks[i].ops->act_floats) r += (m->hooks[i].ops->act_floats(m->hooks[i].self, l, N) + 15) & ~(size_t)15;
-    }
 }
 
 static int carve(rosa_kv_cache *kv, const rosa_model *m, int T, fwd_buffers *b) {
@@ -175,7 +160,7 @@ int rosa_forward(rosa_model *m, rosa_kv_cache *kv, int T, const int32_t *ids, co
                          .rope_cs = b.rope_cs, .kv = kv, .scores = b.scores, .h = b.h};
     memcpy(bc.hook_scratch, b.hook_scratch, sizeof bc.hook_scratch);
     for (int l = 0; l < c->num_layers; l++) {
-        hook_slices(m, l, N, b.hook_region, &b.acts);
+        rosa_block_hook_slices(m->hooks, m->n_hooks, l, N, b.hook_region, &b.acts);
         if (rosa_block_forward(&bc, l, &b.acts, b.acts.x) < 0) return -1;
     }
     kv->len += T;

@@ -44,34 +44,3 @@ void rosa_json_add_float(cJSON *o, const char *key, float v) {
     }
     cJSON_AddItemToObject(o, key, cJSON_CreateRaw(buf));
 }
-
-int rosa_parse_int_list(const char *s, int32_t **ids, int *n) {
-    int cap = 16, k = 0;
-    int32_t *a = rosa_malloc(sizeof(int32_t) * (size_t)cap, "integer list");
-    if (!a) return -1;
-    const char *p = s;
-    for (;;) {
-        while (*p == ' ' || *p == ',' || *p == '\t' || *p == '\n' || *p == '[' || *p == ']') p++;
-        if (!*p) break;
-        char *end;
-        long v = strtol(p, &end, 10);
-        if (end == p || v < 0 || v > 0x7fffffffL) {
-            free(a);
-            return rosa_fail("\"%s\" is not a list of non-negative integers", s);
-        }
-        if (k == cap) {
-            cap *= 2;
-            int32_t *b = rosa_realloc(a, sizeof(int32_t) * (size_t)cap, "integer list");
-            if (!b) {
-                free(a);
-                return -1;
-            }
-            a = b;
-        }
-        a[k++] = (int32_t)v;
-        p = end;
-    }
-    *ids = a;
-    *n = k;
-    return 0;
-}

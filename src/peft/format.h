@@ -16,7 +16,5 @@ int rosa_peft_check_keys(const cJSON *j, const char *path, const char *const *kn
 int rosa_peft_check_keys_strict(const cJSON *j, const char *path, const char *what, const char *const *known);
 /* A float as the shortest decimal that reads back to the same float. */
 void rosa_json_add_float(cJSON *o, const char *key, float v);
-/* "0,3,5" (or "[0, 3, 5]") -> malloc'ed non-negative ints; -1 on bad input. */
-int rosa_parse_int_list(const char *s, int32_t **ids, int *n);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/arena.h"
 #include "io/json.h"
 #include "model/gemm.h"
 #include "model/model.h"
@@ -360,7 +361,7 @@ static int proj_backward(void *self, const rosa_block_ctx *c, int l, int p, floa
     const rosa_param *A = &a->params[idx], *B = &a->params[idx + 1];
     lowrank_acts ba = branch_acts(a, l, p, acts, c->N);
     int act = rosa_block_layer_active(c, l);
-    float *du = rosa_block_hook_scratch(c, self), *dtmp = du + (((size_t)c->N * o->rank + 15) & ~(size_t)15);
+    float *du = rosa_block_hook_scratch(c, self), *dtmp = du + ROSA_ARENA_ROUND((size_t)c->N * o->rank);
     PROF(PROF_ADAPTER, (act ? 4.0 : 2.0) * c->N * o->rank * (A->cols + B->rows),
          lowrank_backward(&ba, dx, dy, x, a->w + A->offset, a->w + B->offset, act ? a->g + A->offset : NULL,
                           act ? a->g + B->offset : NULL, st->scaling, c->N, A->cols, o->rank, B->rows, o->dropout, du,

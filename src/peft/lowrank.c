@@ -1,28 +1,26 @@
 /* lowrank.c: the low-rank branch shared by LoRA and RoAE. */
 #include "peft/lowrank.h"
 
+#include "core/arena.h"
 #include "model/gemm.h"
 #include "model/ops.h"
 #include "core/util.h"
 
-/* Every carved buffer starts on a 16-float boundary, as the arenas do. */
-static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
-
 size_t lowrank_act_floats(int N, int in, int r, float p) {
-    size_t n = round16((size_t)N * r);
-    if (p > 0) n += round16((size_t)N * in) + round16((size_t)N * in / sizeof(float) + 1);
+    size_t n = ROSA_ARENA_ROUND((size_t)N * r);
+    if (p > 0) n += ROSA_ARENA_ROUND((size_t)N * in) + ROSA_ARENA_ROUND((size_t)N * in / sizeof(float) + 1);
     return n;
 }
 
 lowrank_acts lowrank_carve(float **region, int N, int in, int r, float p) {
     lowrank_acts a = {0};
     a.u = *region;
-    *region += round16((size_t)N * r);
+    *region += ROSA_ARENA_ROUND((size_t)N * r);
     if (p > 0) {
         a.xd = *region;
-        *region += round16((size_t)N * in);
+        *region += ROSA_ARENA_ROUND((size_t)N * in);
         a.keep = (uint8_t *)*region;
-        *region += round16((size_t)N * in / sizeof(float) + 1);
+        *region += ROSA_ARENA_ROUND((size_t)N * in / sizeof(float) + 1);
     }
     return a;
 }

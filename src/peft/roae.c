@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/arena.h"
 #include "io/json.h"
 #include "model/model.h"
 #include "model/ops.h"
@@ -277,7 +278,7 @@ static size_t act_floats(const void *self, int l, int N) {
     size_t n = 0;
     for (int w = 0; w < 2; w++) {
         if (st->idx[l][w] < 0) continue;
-        size_t zn = (((size_t)N * a->params[st->idx[l][w] + 1].rows) + 15) & ~(size_t)15;
+        size_t zn = ROSA_ARENA_ROUND((size_t)N * a->params[st->idx[l][w] + 1].rows);
         n += lowrank_act_floats(N, a->params[st->idx[l][w]].cols, o->rank, o->dropout) + 2 * zn;
     }
     return n;
@@ -289,7 +290,7 @@ static qk_acts carve(const rosa_adapter *a, int l, int w, float *acts, int N) {
     qk_acts q = {0};
     for (int k = 0; k <= w; k++) {
         if (st->idx[l][k] < 0) continue;
-        size_t zn = (((size_t)N * a->params[st->idx[l][k] + 1].rows) + 15) & ~(size_t)15;
+        size_t zn = ROSA_ARENA_ROUND((size_t)N * a->params[st->idx[l][k] + 1].rows);
         q.br = lowrank_carve(&acts, N, a->params[st->idx[l][k]].cols, o->rank, o->dropout);
         q.z = acts;
         q.low = acts + zn;
@@ -346,8 +347,8 @@ static int qk_backward(void *self, const rosa_block_ctx *c, int l, int stage, fl
     const rosa_config *cf = &c->m->cfg;
     int N = c->N, act = rosa_block_layer_active(c, l);
     float *du = rosa_block_hook_scratch(c, self);
-    float *dz = du + (((size_t)N * o->rank + 15) & ~(size_t)15);
-    float *dtmp = dz + (((size_t)N * cf->num_heads * st->d_low + 15) & ~(size_t)15);
+    float *dz = du + ROSA_ARENA_ROUND((size_t)N * o->rank);
+    float *dtmp = dz + ROSA_ARENA_ROUND((size_t)N * cf->num_heads * st->d_low);
     for (int w = 0; w < 2; w++) {
         int idx = st->idx[l][w];
         if (idx < 0) continue;

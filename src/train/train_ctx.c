@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/arena.h"
 #include "model/ops.h"
 #include "core/prof.h"
 #include "core/util.h"
@@ -20,18 +21,10 @@ static size_t layout(rosa_train_ctx *t, float *base) {
     size_t N = (size_t)t->Bmax * (size_t)t->Tmax, off = 0, D = (size_t)c->hidden_size,
            F = (size_t)c->intermediate_size, Q = (size_t)c->num_heads * c->head_dim,
            K = (size_t)c->num_kv_heads * c->head_dim, L = (size_t)c->num_layers;
-#define TAKE(ptr, n)                                                     \
-    do {                                                                 \
-        if (base) (ptr) = (void *)(base + off);                          \
-        off += ((size_t)(n) + 15) & ~(size_t)15;                         \
-    } while (0)
+#define TAKE(ptr, n) ROSA_ARENA_TAKE(base, off, ptr, n)
     /* With recompute, layer 0's set serves every layer: it is sized for the
      * largest hook state of any layer. */
-    size_t shared_hook = 0;
-    for (size_t l = 0; t->recompute && l < L; l++) {
-        size_t n = rosa_block_hook_floats(t->hooks, t->n_hooks, (int)l, (int)N);
-        if (n > shared_hook) shared_hook = n;
-    }
+    size_t shared_hook = t->recompute ? rosa_block_hook_floats_max(t->hooks, t->n_hooks, (int)L, (int)N) : 0;
     for (size_t l = 0; l < L; l++) {
         rosa_block_acts *A = base ? &t->acts[l] : &(rosa_block_acts){0};
         TAKE(A->x, N * D);
@@ -85,14 +78,9 @@ static size_t layout(rosa_train_ctx *t, float *base) {
     return off;
 }
 
-/* Each hook's slice of layer l's hook region (one hook today: the adapter). */
+/* Each hook's slice of layer l's hook region (carved at hook[0]). */
 static void hook_slices(rosa_train_ctx *t, int l, int N) {
-    rosa_block_acts *A = &t->acts[l];
-    float *r = A->hook[0];
-    for (int i = 0; i < t->n_hooks; i++) {
-        A->hook[i] = r;
-        if (t->hooks[i].ops->act_floats) r += (t->hooks[i].ops->act_floats(t->hooks[i].self, l, N) + 15) & ~(size_t)15;
-    }
+    rosa_block_hook_slices(t->hooks, t->n_hooks, l, N, t->acts[l].hook[0], &t->acts[l]);
 }
 
 static void init_ctx(rosa_train_ctx *t, const rosa_model *m, rosa_adapter *a, int Bmax, int Tmax, int recompute) {
