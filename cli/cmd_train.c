@@ -137,11 +137,12 @@ static void method_specs(const rosa_peft_method *m, method_args *ma) {
     }
 }
 
-static int method_apply(const rosa_peft_method *m, const method_args *ma, void *opts) {
+/* Sets the options whose specs (the parsed copies of ma's) were seen. */
+static int method_apply(const rosa_peft_method *m, const method_args *ma, const arg_spec *seen, void *opts) {
     for (int i = 0; i < ma->n; i++) {
-        if (!ma->specs[i].seen) continue;
-        const char *v = ma->specs[i].type == ARG_FLAG ? "1" : ma->values[i];
-        if (rosa_peft_set_option(m, opts, ma->specs[i].name, v) != 0) return die_msg("%s", rosa_last_error()), -1;
+        if (!seen[i].seen) continue;
+        const char *v = seen[i].type == ARG_FLAG ? "1" : ma->values[i];
+        if (rosa_peft_set_option(m, opts, seen[i].name, v) != 0) return die_msg("%s", rosa_last_error()), -1;
     }
     return 0;
 }
@@ -154,7 +155,8 @@ int cmd_train(int argc, char **argv) {
     int threads = 0, no_shuffle = 0, dls = 0;
     float budget = 0.0f;
     rosa_dls_options *d = &o.dls;
-    o.method = rosa_peft_find(method, &dls);
+    int with_dls; /* the method's name switches DLS on (rosa) */
+    o.method = rosa_peft_find(method, &with_dls);
     if (!o.method) return die_msg("--method: unknown method \"%s\" (available: %s)", method, rosa_peft_names()), 2;
     method_args ma;
     method_specs(o.method, &ma);
@@ -214,16 +216,13 @@ int cmd_train(int argc, char **argv) {
     memset(&specs[N_COMMON + ma.n], 0, sizeof specs[0]);
     arg_parser p = {"train", "--model DIR --data FILE --output DIR [options]",
                     "Fine-tunes an adapter on a frozen base model and saves it in PEFT format.", specs, NULL, NULL};
-    int with_dls = dls;
-    dls = 0;
     if (check_foreign_options(o.method, method, argc, argv) < 0) return 2;
     int r = args_parse(&p, argc, argv);
     if (r) return r > 0 ? 0 : 2;
-    for (int i = 0; i < ma.n; i++) ma.specs[i].seen = specs[4 + i].seen;
     void *opts = rosa_peft_opts_new(o.method, NULL);
     if (!opts) return die_msg("%s", rosa_last_error()), 1;
     int status = 2;
-    if (method_apply(o.method, &ma, opts) < 0) goto done;
+    if (method_apply(o.method, &ma, specs + 4, opts) < 0) goto done;
     o.method_opts = opts;
     d->enabled = dls || with_dls;
     if (!arg_seen(specs, "dls-warmup")) d->warmup = d->interval;

@@ -304,18 +304,28 @@ done:
 
 /* ------------------------------------------------------------- inference */
 
-/* Merges a into m's FP32 weights, projection by projection. */
+/* A copy of projection p of layer l with a's delta merged (malloc'ed). */
+static float *merged_copy(const rosa_model *m, const rosa_adapter *a, int l, int p) {
+    const rosa_weight *w = &m->layers[l].proj[p];
+    size_t n = (size_t)w->out * (size_t)w->in;
+    float *out = rosa_malloc(sizeof(float) * n, "merged weight");
+    if (!out) return NULL;
+    memcpy(out, w->f32, sizeof(float) * n);
+    if (a->method->merge(a, l, p, out, w->out, w->in) < 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* Merges a into m's FP32 weights, the projections it adapts. */
 static int merge_into(rosa_model *m, const rosa_adapter *a) {
     for (int l = 0; l < a->L; l++)
         for (int p = 0; p < N_PROJ; p++) {
-            const rosa_weight *w = &m->layers[l].proj[p];
-            size_t n = (size_t)w->out * (size_t)w->in;
-            float *tmp = rosa_malloc(sizeof(float) * n, "merged weight");
-            if (!tmp) return -1;
-            memcpy(tmp, w->f32, sizeof(float) * n);
-            int rc = a->method->merge(a, l, p, tmp, w->out, w->in);
-            if (rc > 0) rc = rosa_model_replace_weight(m, l, p, tmp);
-            free(tmp);
+            if (!a->method->adapts(a, l, p)) continue;
+            float *w = merged_copy(m, a, l, p);
+            int rc = w ? rosa_model_replace_weight(m, l, p, w) : -1;
+            free(w);
             if (rc < 0) return -1;
         }
     return 0;
@@ -378,21 +388,13 @@ int rosa_adapter_merge_write(const rosa_model *m, const char *model_dir, const r
         const st_tensor *t = &s->tensors[i];
         e[i] = (st_write_entry){t->name, t->dtype, t->ndim, t->shape, t->data};
         int l, p = proj_of_tensor(t->name, a->L, &l);
-        if (p < 0) continue;
-        const rosa_weight *w = &m->layers[l].proj[p];
-        size_t n = (size_t)w->out * (size_t)w->in;
-        float *merged = rosa_malloc(sizeof(float) * n, "merged weight");
+        if (p < 0 || !a->method->adapts(a, l, p)) continue;
+        float *merged = merged_copy(m, a, l, p);
         if (!merged) {
             rc = -1;
             break;
         }
-        memcpy(merged, w->f32, sizeof(float) * n);
-        int did = a->method->merge(a, l, p, merged, w->out, w->in);
-        if (did <= 0) {
-            free(merged);
-            rc = did;
-            continue;
-        }
+        size_t n = (size_t)m->layers[l].proj[p].out * (size_t)m->layers[l].proj[p].in;
         bufs[i] = merged;
         if (t->dtype != ST_F32) { /* back to the stored dtype */
             uint16_t *h = rosa_malloc(sizeof(uint16_t) * n, "merged weight");

@@ -293,16 +293,17 @@ const rosa_lora_state *rosa_lora_state_of(const rosa_adapter *a) {
     return a && a->method == &rosa_peft_lora ? a->state : NULL;
 }
 
+static int adapts(const rosa_adapter *a, int l, int p) { return ((const rosa_lora_state *)a->state)->idx[l][p] >= 0; }
+
 /* W += s B A for projection p of layer l. */
 static int merge(const rosa_adapter *a, int l, int p, float *W, int out, int in) {
     const rosa_lora_state *st = a->state;
     int idx = st->idx[l][p];
-    if (idx < 0) return 0;
     const rosa_param *A = &a->params[idx], *B = &a->params[idx + 1];
     if (B->rows != out || A->cols != in) return rosa_fail("LoRA tensors of layer %d do not match the model", l);
     rosa_gemm('N', 'N', out, in, A->rows, st->scaling, a->w + B->offset, B->cols, a->w + A->offset, A->cols, 1.0f, W,
               in);
-    return 1;
+    return 0;
 }
 
 /* ------------------------------------------------------------- hooks */
@@ -393,6 +394,7 @@ const rosa_peft_method rosa_peft_lora = {
     .free_state = free_state,
     .init = init,
     .describe = describe,
+    .adapts = adapts,
     .merge = merge,
     .hooks = &hooks,
 };

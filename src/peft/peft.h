@@ -97,9 +97,11 @@ struct rosa_peft_method {
     /* Takes the step's norm-weight gradients [L][n_norms][D] of active layers
      * as its own (a method that trains norm weights; NULL otherwise). */
     void (*take_norm_grads)(rosa_adapter *a, const float *norm_grad, int n_norms, int D, const uint8_t *active);
-    /* W[out][in] += the adapter's delta of projection p of layer l; returns 0
-     * when it has none there, 1 when it merged.  NULL: not mergeable, its
-     * hooks stay on at inference. */
+    /* Whether it changes projection p of layer l (required with merge). */
+    int (*adapts)(const rosa_adapter *a, int layer, int p);
+    /* W[out][in] += the adapter's delta of projection p of layer l (one it
+     * adapts); returns 0 or -1.  NULL: not mergeable, its hooks stay on at
+     * inference. */
     int (*merge)(const rosa_adapter *a, int layer, int p, float *W, int out, int in);
     const rosa_hook_ops *hooks; /* what it does in the decoder block */
 };
