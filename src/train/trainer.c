@@ -29,7 +29,7 @@
 #include "core/log.h"
 #include "core/util.h"
 
-volatile int rosa_train_interrupted;
+atomic_int rosa_train_interrupted;
 
 void rosa_train_options_default(rosa_train_options *o) {
     memset(o, 0, sizeof *o);

@@ -3,6 +3,7 @@
 #ifndef ROSA_TRAINER_H
 #define ROSA_TRAINER_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "peft/peft.h"
@@ -55,8 +56,8 @@ typedef struct {
  * ended) or -1 on error. */
 int rosa_train(const rosa_train_options *o, rosa_train_result *res);
 
-/* Set from a signal handler: the loop saves a checkpoint and stops at the end
- * of the current step. */
-extern volatile int rosa_train_interrupted;
+/* Set (from another thread, or a signal handler: atomic either way): the loop
+ * saves a checkpoint and stops at the end of the current step. */
+extern atomic_int rosa_train_interrupted;
 
 #endif
