@@ -36,7 +36,9 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
 .PHONY: all deps test check-readme test-san test-tsan fuzz fuzz-ci demo bench bench-quick bench-results clean help testdata
 
-all: $(BUILD)/rosa $(BUILD)/test_rosa
+# The benchmarks are built with everything else so that a change cannot
+# leave them broken until the next `make bench`.
+all: $(BUILD)/rosa $(BUILD)/test_rosa $(BENCH_BIN)
 
 help:
 	@echo "make            build build/rosa and the test binary"

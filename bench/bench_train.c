@@ -28,6 +28,7 @@
 #include "model/ops.h"
 #include "train/optim.h"
 #include "train/train_ctx.h"
+#include "core/prof.h"
 #include "core/util.h"
 
 #define BATCH 4
@@ -153,7 +154,6 @@ static int train_case(rosa_model *m, const char *name, int steps, int recompute)
         for (int l = 0; l < L; l++) active[l] = l >= L / 2;
         for (int i = 0; i < a->n_params; i++) param_active[i] = active[a->params[i].layer];
         stop = L / 2;
-        t->active = active;
     }
     int32_t *ids = malloc(sizeof(int32_t) * BATCH * SEQ), *labels = malloc(sizeof(int32_t) * BATCH * SEQ);
     uint8_t *mask = malloc(BATCH * SEQ);
@@ -165,7 +165,7 @@ static int train_case(rosa_model *m, const char *name, int steps, int recompute)
         double t0 = rosa_now(), loss;
         int n;
         memset(a->g, 0, sizeof(float) * a->n_floats);
-        if (rosa_train_microbatch(t, &b, 1.0f / (BATCH * (SEQ - 1)), &(rosa_step_plan){.backward = 1, .stop_layer = stop}, NULL, &loss, &n, NULL) < 0) return -1;
+        if (rosa_train_microbatch(t, &b, 1.0f / (BATCH * (SEQ - 1)), &(rosa_step_plan){.backward = 1, .stop_layer = stop, .layer_active = active}, NULL, &loss, &n, NULL) < 0) return -1;
         double t1 = rosa_now(), gn = rosa_grad_norm(a, param_active);
         rosa_clip_grads(a, param_active, gn, 1.0f);
         rosa_adamw_step(&opt, a, param_active, 1e-4f, &ao);

@@ -7,14 +7,8 @@
 
 #include "args.h"
 #include "commands.h"
-#include "model/analyze.h"
-#include "model/model.h"
-#include "report/analysis_report.h"
 #include "rosa.h"
-#include "peft/peft.h"
-#include "data/data.h"
-#include "core/progress.h"
-#include "core/util.h"
+#include "rosa_train.h"
 
 static void on_progress(void *user, int done, int total, long long tokens) {
     static long long last_tokens;
@@ -79,7 +73,6 @@ int cmd_analyze(int argc, char **argv) {
     rosa_dataset ds = {0};
     rosa_adapter *a = NULL;
     rosa_analysis an = {0};
-    svg_buf out = {0};
     const int32_t **ids = NULL;
     int *lens = NULL;
     char kind[96] = "";
@@ -91,18 +84,18 @@ int cmd_analyze(int argc, char **argv) {
         goto fail;
     }
     if (adapter_dir) {
-        a = rosa_adapter_load(adapter_dir, &m->cfg);
+        a = rosa_adapter_load(adapter_dir, rosa_model_config(m));
         if (!a || rosa_adapter_apply(m, a) < 0) goto fail;
         rosa_adapter_describe(a, kind, sizeof kind - 10);
-        if (a->method->merge) strcat(kind, ", merged");
-        if (isnan(r_low) && a->method->analysis_r_low) r_low = a->method->analysis_r_low(a);
+        if (rosa_adapter_mergeable(a)) strcat(kind, ", merged");
+        if (isnan(r_low)) r_low = rosa_adapter_analysis_r_low(a);
     }
     if (isnan(r_low)) r_low = 0.25f;
     if (!(r_low > 0.0f && r_low <= 1.0f)) {
         rosa_fail("--r-low %g must be in (0, 1]", r_low);
         goto fail;
     }
-    if (rosa_rope_low_dims(m->cfg.head_dim, r_low, NULL) < 0) goto fail;
+    if (rosa_rope_low_dims(rosa_model_config(m)->head_dim, r_low, NULL) < 0) goto fail;
     if (rosa_records_load(data, skip_bad, &recs) < 0) goto fail;
     if (recs.n_bad)
         fprintf(stderr, "rosa: warning: %s: skipped %d bad record%s\n", data, recs.n_bad, recs.n_bad == 1 ? "" : "s");
@@ -145,9 +138,8 @@ int cmd_analyze(int argc, char **argv) {
     rosa_analysis_print(&an, stdout);
     if (output) {
         rosa_analysis_meta meta = {model_dir, adapter_dir, data, eval ? "eval" : "train", cutoff,
-                                   m->cfg.rope_theta, NULL, adapter_dir ? kind : NULL};
-        int w = ends_with(output, ".json") ? rosa_analysis_json(&an, &meta, &out) : rosa_analysis_html(&an, &meta, &out);
-        if (w < 0 || rosa_write_file_atomic(output, out.b.data, out.b.len) < 0) goto fail;
+                                   rosa_model_config(m)->rope_theta, NULL, adapter_dir ? kind : NULL};
+        if (rosa_analysis_write(&an, &meta, output) < 0) goto fail;
         printf("analysis written to %s\n", output);
     }
     status = 0;
@@ -155,7 +147,6 @@ int cmd_analyze(int argc, char **argv) {
 fail:
     die_msg("%s", rosa_last_error());
 done:
-    svg_buf_free(&out);
     rosa_analysis_free(&an);
     free(ids);
     free(lens);

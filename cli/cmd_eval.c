@@ -5,12 +5,8 @@
 
 #include "args.h"
 #include "commands.h"
-#include "eval/eval.h"
-#include "eval/tasks.h"
-#include "model/model.h"
 #include "rosa.h"
-#include "peft/peft.h"
-#include "core/util.h"
+#include "rosa_train.h"
 
 /* --task and --task-type may repeat, which the option table cannot express:
  * they are taken out of argv here, in order. */
@@ -200,7 +196,7 @@ int cmd_eval(int argc, char **argv) {
         goto fail;
     }
     if (adapter_dir) {
-        a = rosa_adapter_load(adapter_dir, &m->cfg);
+        a = rosa_adapter_load(adapter_dir, rosa_model_config(m));
         int rc = a ? rosa_adapter_apply(m, a) : -1;
         if (rc < 0) goto fail;
     }

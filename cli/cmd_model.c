@@ -5,11 +5,8 @@
 
 #include "args.h"
 #include "commands.h"
-#include "core/util.h"
 #include "rosa.h"
-#include "model/model.h"
-#include "peft/peft.h"
-#include "core/util.h"
+#include "rosa_train.h"
 
 typedef struct {
     rosa_detok *detok;
@@ -106,7 +103,7 @@ int cmd_generate(int argc, char **argv) {
     if (!m) return die_msg("%s", rosa_last_error()), 1;
     rosa_adapter *a = NULL; /* attached to m when not merged: freed after it */
     if (adapter_dir) {
-        a = rosa_adapter_load(adapter_dir, &m->cfg);
+        a = rosa_adapter_load(adapter_dir, rosa_model_config(m));
         int rc = a ? rosa_adapter_apply(m, a) : -1;
         if (rc < 0) {
             die_msg("%s", rosa_last_error());

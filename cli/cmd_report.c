@@ -5,8 +5,8 @@
 
 #include "args.h"
 #include "commands.h"
-#include "core/util.h"
-#include "report/report.h"
+#include "rosa.h"
+#include "rosa_train.h"
 
 int cmd_report(int argc, char **argv) {
     const char *output = NULL, *compare_help = NULL;

@@ -7,9 +7,8 @@
 
 #include "args.h"
 #include "commands.h"
-#include "core/util.h"
-#include "data/data.h"
 #include "rosa.h"
+#include "rosa_train.h"
 
 static int spec_seen(const arg_spec *specs, const char *name) {
     for (const arg_spec *a = specs; a->name; a++)

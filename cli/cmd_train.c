@@ -8,14 +8,8 @@
 
 #include "args.h"
 #include "commands.h"
-#include "arch/config.h"
-#include "model/model.h"
 #include "rosa.h"
-#include "arch/arch.h"
-#include "peft/peft.h"
-#include "core/progress.h"
-#include "train/trainer.h"
-#include "core/util.h"
+#include "rosa_train.h"
 
 /* SIGINT and SIGTERM are taken by one thread that waits for them, never
  * by an asynchronous handler: they are blocked in every other thread
@@ -27,7 +21,7 @@ static void *wait_for_stop(void *arg) {
     const sigset_t *set = arg;
     for (;;) {
         int sig;
-        if (sigwait(set, &sig) == 0) rosa_train_interrupted = 1;
+        if (sigwait(set, &sig) == 0) rosa_train_request_stop();
     }
     return NULL;
 }
@@ -90,13 +84,13 @@ static int choose_rank(rosa_train_options *o, void *opts, float budget) {
     double target = budget * (double)rosa_config_num_params(&c), best_err = INFINITY;
     int best = 1;
     for (int r = 1; r <= 4096; r++) {
-        o->method->set_rank(opts, r);
+        if (rosa_peft_set_rank(o->method, opts, r) < 0) return die_msg("--param-budget: %s", rosa_last_error()), -1;
         int64_t n = rosa_peft_num_params(o->method, &c, opts);
         if (n < 0) return die_msg("%s", rosa_last_error()), -1;
         double err = fabs((double)n - target);
         if (err < best_err) best_err = err, best = r;
     }
-    o->method->set_rank(opts, best);
+    rosa_peft_set_rank(o->method, opts, best);
     if (!o->quiet) fprintf(stderr, "rosa: --param-budget %g: rank %d\n", budget, best);
     return 0;
 }
@@ -112,7 +106,7 @@ static const char *method_arg(int argc, char **argv) {
 
 /* Whether --flag is an option of method m. */
 static int method_has(const rosa_peft_method *m, const char *flag, size_t n) {
-    for (const rosa_peft_option *o = m->options; o->flag; o++)
+    for (const rosa_peft_option *o = rosa_peft_method_options(m); o->flag; o++)
         if (strlen(o->flag) == n && strncmp(o->flag, flag, n) == 0) return 1;
     return 0;
 }
@@ -127,7 +121,7 @@ static int check_foreign_options(const rosa_peft_method *m, const char *method, 
         const rosa_peft_method *other;
         for (int k = 0; (other = rosa_peft_at(k)); k++) {
             if (other != m && method_has(other, flag, n)) {
-                die_msg("--%.*s applies to --method %s, not %s", (int)n, flag, other->name, method);
+                die_msg("--%.*s applies to --method %s, not %s", (int)n, flag, rosa_peft_method_name(other), method);
                 return -1;
             }
         }
@@ -149,9 +143,9 @@ typedef struct {
 
 static void method_specs(const rosa_peft_method *m, method_args *ma) {
     ma->n = 0;
-    for (const rosa_peft_option *o = m->options; o->flag && ma->n < MAX_METHOD_OPTS; o++) {
+    for (const rosa_peft_option *o = rosa_peft_method_options(m); o->flag && ma->n < MAX_METHOD_OPTS; o++) {
         int i = ma->n++;
-        snprintf(ma->help[i], sizeof ma->help[i], "%s: %s", m->title, o->help);
+        snprintf(ma->help[i], sizeof ma->help[i], "%s: %s", rosa_peft_display_name(m, 0), o->help);
         ma->values[i] = NULL;
         ma->flags[i] = 0;
         ma->specs[i] = (arg_spec){o->flag, o->type == PEFT_OPT_FLAG ? ARG_FLAG : ARG_STR,
@@ -366,7 +360,7 @@ int cmd_loss(int argc, char **argv) {
         rosa_fail("%s: the model directory has no tokenizer.json", model_dir);
         goto fail;
     }
-    if (adapter_dir && !(a = rosa_adapter_load(adapter_dir, &m->cfg))) goto fail;
+    if (adapter_dir && !(a = rosa_adapter_load(adapter_dir, rosa_model_config(m)))) goto fail;
     if (rosa_records_load(data, skip_bad, &recs) < 0) goto fail;
     if (limit > 0) rosa_records_truncate(&recs, limit);
     if (rosa_dataset_tokenize(rosa_model_tokenizer(m), &recs, &d, &ds) < 0) goto fail;
@@ -456,7 +450,7 @@ int cmd_merge(int argc, char **argv) {
     int r = args_parse(&p, argc, argv);
     if (r) return r > 0 ? 0 : 2;
     rosa_model *m = rosa_model_load(model_dir);
-    rosa_adapter *a = m ? rosa_adapter_load(adapter_dir, &m->cfg) : NULL;
+    rosa_adapter *a = m ? rosa_adapter_load(adapter_dir, rosa_model_config(m)) : NULL;
     int rc = a ? rosa_adapter_merge_write(m, model_dir, a, out) : -1;
     if (rc < 0) die_msg("%s", rosa_last_error());
     else printf("merged model written to %s\n", out);

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rosa.h"
+
 int cmd_generate(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
@@ -18,7 +20,6 @@ int cmd_analyze(int argc, char **argv);
 /* "true"/"false" (also 1/0, yes/no) for --flag; prints the error itself. */
 int parse_bool(const char *flag, const char *v, int *out);
 /* "fp32" or "bf16" for --dtype; prints the error itself. */
-#include "rosa.h"
 int parse_dtype(const char *v, rosa_dtype *out);
 
 /* Writes s as a JSON string literal (quotes included). */

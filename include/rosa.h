@@ -126,6 +126,13 @@ typedef struct {
     rosa_dtype weight_dtype; /* dtype of the stored weights (first matrix) */
 } rosa_config;
 
+/* Fills *c from dir/config.json and dir/generation_config.json without
+ * loading weights.  Refuses unknown architectures and unsupported values with
+ * an error naming them. */
+int rosa_config_load(const char *dir, rosa_config *c);
+/* Parameters of a model of config c (tied embeddings counted once). */
+int64_t rosa_config_num_params(const rosa_config *c);
+
 typedef struct rosa_model rosa_model;
 
 /* Loads a Hugging Face model directory: config.json, model.safetensors or
@@ -140,6 +147,12 @@ const rosa_tokenizer *rosa_model_tokenizer(const rosa_model *m);
 int64_t rosa_model_num_params(const rosa_model *m);
 /* Bytes of weights held in memory (mapped or owned). */
 int64_t rosa_model_weight_bytes(const rosa_model *m);
+/* Switches the frozen weights' matrix products to BF16 (packing every
+ * projection and the LM head) or leaves them in FP32.  BF16 releases the FP32
+ * projections (and an untied LM head) after packing, so the model cannot go
+ * back to FP32 afterwards: merge adapters before switching.  Returns -1
+ * when the CPU or oneDNN cannot do BF16. */
+int rosa_model_set_compute(rosa_model *m, rosa_dtype dtype);
 
 /* A KV cache for `batch` sequences of up to `capacity` slots each.  A slot is
  * one input position of a forward call, real or padding. */

@@ -333,7 +333,7 @@ TEST(eval_greedy_equals_generate_and_batching_changes_nothing) {
 
 #include "data/data.h"
 #include "eval/extract.h"
-#include "eval/tasks.h"
+#include "rosa_train.h"
 
 typedef struct {
     const char *task, *response, *label, *pred;

@@ -118,3 +118,29 @@ TEST(readme_library_example_compiles_links_and_runs) {
     free(got);
     free(want);
 }
+
+/* The public headers stand alone: each compiles as the only include of a C11
+ * file with pedantic warnings as errors, and as C++ where a C++ compiler is
+ * installed (they are wrapped in extern "C" for it). */
+TEST(public_headers_compile_alone) {
+    static const char *headers[] = {"rosa.h", "rosa_train.h"};
+    for (size_t i = 0; i < sizeof headers / sizeof headers[0]; i++) {
+        const char *src = test_tmp_path("header_alone.c");
+        FILE *f = fopen(src, "w");
+        REQUIRE(f);
+        fprintf(f, "#include <%s>\nint main(void) { return 0; }\n", headers[i]);
+        fclose(f);
+        char cmd[4096], *out;
+        snprintf(cmd, sizeof cmd, "cc -std=c11 -Wall -Wextra -pedantic -Werror -fsyntax-only -Iinclude %s", src);
+        int rc = run_capture(cmd, 1, &out);
+        CHECK_MSG(rc == 0, "include/%s does not compile alone as C11 (exit %d):\n%s", headers[i], rc, out);
+        free(out);
+        if (run_capture("command -v c++ >/dev/null", 1, &out) == 0) {
+            free(out);
+            snprintf(cmd, sizeof cmd, "c++ -std=c++11 -Wall -Wextra -Werror -fsyntax-only -x c++ -Iinclude %s", src);
+            rc = run_capture(cmd, 1, &out);
+            CHECK_MSG(rc == 0, "include/%s does not compile alone as C++ (exit %d):\n%s", headers[i], rc, out);
+        }
+        free(out);
+    }
+}

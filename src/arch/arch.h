@@ -60,7 +60,5 @@ void rosa_proj_shape(const rosa_config *c, int p, int *in, int *out);
 int rosa_proj_has_bias(const rosa_config *c, int p);
 /* "model.layers.3.self_attn.q_proj" into buf. */
 void rosa_proj_tensor_name(char *buf, size_t n, int layer, int p);
-/* Parameters of the base model (tied embeddings counted once). */
-int64_t rosa_config_num_params(const rosa_config *c);
 
 #endif

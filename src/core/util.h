@@ -1,4 +1,6 @@
-/* util.h: errors, allocation, files and small helpers shared by every module. */
+/* util.h: errors, allocation, files and small helpers shared by every module
+ * (those also offered to programs built on the library, such as rosa_fail and
+ * rosa_read_file, are declared in the public rosa_train.h). */
 #ifndef ROSA_UTIL_H
 #define ROSA_UTIL_H
 
@@ -8,30 +10,19 @@
 #include <string.h>
 
 #include "rosa.h"
+#include "rosa_train.h"
 
-/* Sets the calling thread's error message (printf-style) and returns -1, so
- * that `return rosa_fail("...")` reads naturally. */
-int rosa_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Prepends "prefix: " to the current error message. */
-void rosa_error_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void rosa_clear_error(void);
 
-/* Allocators that set an error naming `what` and return NULL on failure
- * (including size overflow). */
-void *rosa_malloc(size_t n, const char *what);
-void *rosa_calloc(size_t count, size_t size, const char *what);
+/* Allocators in the manner of rosa_malloc (rosa_train.h). */
 void *rosa_realloc(void *p, size_t n, const char *what);
 char *rosa_strdup(const char *s);
 char *rosa_strndup(const char *s, size_t n);
 /* a*b with overflow detection: returns 0 on overflow. */
 int rosa_mul_size(size_t a, size_t b, size_t *out);
 
-/* Reads a whole file into a NUL-terminated malloc'ed buffer. */
-char *rosa_read_file(const char *path, size_t *len);
 int rosa_file_exists(const char *path);
 int rosa_is_dir(const char *path);
-/* dir + "/" + name, malloc'ed. */
-char *rosa_path_join(const char *dir, const char *name);
 
 /* Atomic file replacement: write to the FILE from rosa_atomic_begin (a
  * temporary beside path), then rosa_atomic_end flushes, fsyncs, renames it
@@ -39,8 +30,6 @@ char *rosa_path_join(const char *dir, const char *name);
  * temporary is removed and path is left as it was. */
 FILE *rosa_atomic_begin(const char *path, char **tmp_path);
 int rosa_atomic_end(FILE *f, char *tmp_path, const char *path, int ok);
-/* The whole of data[0..len) written atomically to path. */
-int rosa_write_file_atomic(const char *path, const void *data, size_t len);
 
 /* A read-only memory-mapped file. */
 typedef struct {
@@ -80,8 +69,6 @@ static inline uint16_t rosa_f32_to_bf16(float f) {
     uint32_t quiet = (bits >> 16) | 0x40u;
     return (uint16_t)((bits & 0x7FFFFFFFu) > 0x7F800000u ? quiet : rounded);
 }
-/* Seconds since an arbitrary origin (monotonic). */
-double rosa_now(void);
 
 /* rosa_rng (rosa.h): xoshiro256** seeded with splitmix64, reproducible across platforms. */
 uint64_t rosa_rng_next(rosa_rng *r);
@@ -89,9 +76,5 @@ uint64_t rosa_rng_next(rosa_rng *r);
 uint64_t rosa_rng_below(rosa_rng *r, uint64_t bound);
 /* Uniform in [0, 1) with 24 bits of precision. */
 float rosa_rng_uniform(rosa_rng *r);
-
-/* "0,3,5" (or "[0, 3, 5]", spaces allowed) -> malloc'ed non-negative ints
- * (free() them) and their count; -1 with a message on bad input. */
-int rosa_parse_int_list(const char *s, int32_t **ids, int *n);
 
 #endif

@@ -9,66 +9,10 @@
 #include <stdint.h>
 
 #include "rosa.h"
+#include "rosa_train.h"
 
-#define ROSA_IGNORE_INDEX (-100)
-
-/* One record of a data file.  instruction and output are required strings;
- * input is optional ("" when absent); answer is kept for evaluation. */
-typedef struct {
-    char *instruction, *input, *output, *answer; /* answer may be NULL */
-    int index; /* the record's 0-based position in its file (bad ones counted) */
-} rosa_record;
-
-typedef struct {
-    rosa_record *rec;
-    int n;
-    int n_bad; /* records skipped with skip_bad */
-} rosa_records;
-
-/* Loads a JSON array of objects, or JSON Lines (one object per line).  A record
- * with a missing or mistyped field is an error naming the file, the record
- * index and the field; with skip_bad it is skipped and counted instead. */
-int rosa_records_load(const char *path, int skip_bad, rosa_records *out);
-void rosa_records_free(rosa_records *r);
-/* Keeps the first n records (all when n >= r->n). */
-void rosa_records_truncate(rosa_records *r, int n);
-
-/* The LLM-Adapters training prompt (finetune.py generate_prompt), byte for
- * byte, with the record's output appended; with_output = 0 gives the "user
- * prompt" (output ""). malloc'ed. */
-char *rosa_prompt_train(const rosa_record *r, int with_output);
-/* The LLM-Adapters evaluation prompt (commonsense/math evaluate.py
- * generate_prompt): instruction only, never the input. malloc'ed. */
-char *rosa_prompt_eval(const rosa_record *r);
-
-/* One tokenized example. */
-typedef struct {
-    int32_t *ids;
-    int32_t *labels; /* ROSA_IGNORE_INDEX where no loss is taken */
-    int n;
-} rosa_example;
-
-typedef struct {
-    rosa_example *ex;
-    int n;
-} rosa_dataset;
-
-typedef struct {
-    int cutoff_len;      /* default 256 */
-    int train_on_inputs; /* default 1 */
-    int add_eos;         /* default 1 */
-} rosa_data_options;
-
-void rosa_data_options_default(rosa_data_options *o);
-
-/* tokenize(prompt) of finetune.py: encode with special tokens (BOS as the
- * tokenizer adds it), truncate to cutoff_len, append EOS iff the last id is
- * not EOS and the length is below cutoff_len; labels = ids, and when
- * !train_on_inputs the first len(tokenize(user prompt, no EOS)) labels are
- * ignored. */
-int rosa_dataset_tokenize(const rosa_tokenizer *tok, const rosa_records *recs, const rosa_data_options *o,
-                          rosa_dataset *out);
-void rosa_dataset_free(rosa_dataset *d);
+/* Records, prompts, examples, datasets and their options are public
+ * (rosa_train.h); what follows is for the trainer. */
 
 /* Fisher-Yates shuffle of order[0..n) with r. */
 void rosa_shuffle(int32_t *order, int n, rosa_rng *r);

@@ -18,12 +18,7 @@
 #include <stdint.h>
 
 #include "rosa.h"
-
-typedef enum { ROSA_BEAM_LLM_ADAPTERS = 0, ROSA_BEAM_HF = 1 } rosa_beam_rule;
-
-/* "llm-adapters" / "hf"; parse returns -1 for an unknown name. */
-const char *rosa_beam_rule_name(rosa_beam_rule r);
-int rosa_beam_rule_parse(const char *s, rosa_beam_rule *out);
+#include "rosa_train.h" /* rosa_beam_rule */
 
 typedef struct {
     int num_beams;          /* 1 = greedy (default 4) */

@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include "eval/tasks.h"
+#include "rosa_train.h"
 
 /* Python's str.strip(): the bounds of s[0..len) without leading and trailing
  * Unicode whitespace (str.isspace: U+0009-000D, 001C-001F, 0020, 0085, 00A0,

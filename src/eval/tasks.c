@@ -1,7 +1,7 @@
-/* tasks.c: the task table.  Labels and rules are those of LLM-Adapters'
+/* tasks.c: the task table (declared in rosa_train.h).  Labels and rules are those of LLM-Adapters'
  * commonsense_evaluate.py (extract_answer) and evaluate.py
  * (extract_answer_number / extract_answer_letter). */
-#include "tasks.h"
+#include "rosa_train.h"
 
 #include <stdlib.h>
 #include <string.h>

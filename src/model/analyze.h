@@ -19,31 +19,9 @@
 #include <stdint.h>
 
 #include "model/model.h"
+#include "rosa_train.h"
 
-typedef struct {
-    int L, Hq, Hkv, hd;
-    int n_records;
-    long long n_tokens;
-    float r_low;
-    int m;             /* low-frequency dimensions per half */
-    int *dims;         /* [2m] the set D */
-    double *inv_freq;  /* [hd/2] */
-    double *q_norm, *k_norm;   /* [L][hd] */
-    double *q_band, *k_band;   /* [L][hd/2] */
-    double *q_share, *k_share; /* [L] */
-    double *q_sumsq, *k_sumsq; /* [L][Hq][hd], [L][Hkv][hd]: the raw sums */
-} rosa_analysis;
-
-/* Called after each record (may be NULL). */
-typedef void (*rosa_analyze_progress)(void *user, int done, int total, long long tokens);
-
-/* RoAE's m for head_dim hd and r_low; -1 (error set) when r_low is out of (0, 1]. */
-int rosa_roae_m(int hd, float r_low);
-
-/* Runs records ids[i][0..lens[i]) through m (with whatever adapter was applied
- * to it) and fills *out.  Records of length 0 are skipped. */
-int rosa_analyze(rosa_model *m, const int32_t *const *ids, const int *lens, int n, float r_low,
-                 rosa_analyze_progress progress, void *user, rosa_analysis *out);
-void rosa_analysis_free(rosa_analysis *a);
+/* rosa_analysis, rosa_analyze and rosa_analysis_free are public
+ * (rosa_train.h); analyze.c computes them. */
 
 #endif

@@ -7,6 +7,7 @@
 #include "model/block.h"
 #include "model/weight.h"
 #include "rosa.h"
+#include "rosa_train.h" /* rosa_rope_low_dims */
 
 /* One decoder layer.  Matrices are row-major [out][in] as Hugging Face stores
  * them (y = x W^T), behind rosa_weight; biases are NULL when the architecture
@@ -39,12 +40,6 @@ struct rosa_model {
     int fp32_released;           /* BF16 mode dropped the FP32 projections: no way back */
 };
 
-/* Switches the frozen weights' matrix products to BF16 (packing every
- * projection and the LM head) or leaves them in FP32.  BF16 releases the FP32
- * projections (and an untied LM head) after packing, so the model cannot go
- * back to FP32 afterwards: merge adapters before switching.  Returns -1
- * when the CPU or oneDNN cannot do BF16. */
-int rosa_model_set_compute(rosa_model *m, rosa_dtype dtype);
 
 /* Attaches a hook that every forward runs (an adapter that is not merged);
  * the hook's object must outlive the model's use. */
@@ -86,10 +81,5 @@ void rosa_model_rope_tables(const rosa_model *m, float *cs, const int *pos, int 
 /* The smallest attention window of any layer (0: no layer has one). */
 int rosa_model_max_window(const rosa_model *m);
 
-/* The lowest-frequency RoPE dimensions of a head of hd dimensions that a
- * share r_low in (0, 1] selects: m = max(1, round(hd * r_low / 2)) of each
- * half, dims[0..2m) = {hd/2 - m .. hd/2 - 1, hd - m .. hd - 1} (dims may be
- * NULL).  Returns m, or -1 (message set) when r_low is out of range. */
-int rosa_rope_low_dims(int hd, float r_low, int *dims);
 
 #endif

@@ -84,6 +84,12 @@ int rosa_peft_set_option(const rosa_peft_method *m, void *opts, const char *flag
     return 1;
 }
 
+int rosa_peft_set_rank(const rosa_peft_method *m, void *opts, int rank) {
+    if (!m->set_rank) return rosa_fail("%s has no rank", m->name);
+    m->set_rank(opts, rank);
+    return 0;
+}
+
 int64_t rosa_peft_num_params(const rosa_peft_method *m, const rosa_config *c, const void *opts) {
     rosa_adapter a = {.method = m, .L = c->num_layers, .opts = (void *)opts};
     int64_t n = m->build(&a, c) < 0 ? -1 : (int64_t)a.n_floats;
@@ -165,6 +171,14 @@ int rosa_adapter_copy_values(rosa_adapter *dst, const rosa_adapter *src) {
 void rosa_adapter_describe(const rosa_adapter *a, char *buf, size_t n) {
     if (a->method->describe) a->method->describe(a, buf, n);
     else snprintf(buf, n, "%s", a->method->title);
+}
+
+const rosa_peft_method *rosa_adapter_method(const rosa_adapter *a) { return a->method; }
+
+int rosa_adapter_mergeable(const rosa_adapter *a) { return a->method->merge != NULL; }
+
+float rosa_adapter_analysis_r_low(const rosa_adapter *a) {
+    return a->method->analysis_r_low ? a->method->analysis_r_low(a) : NAN;
 }
 
 rosa_hook rosa_adapter_hook(rosa_adapter *a) { return (rosa_hook){a->method->hooks, a}; }

@@ -58,6 +58,10 @@ const char *rosa_peft_types(void) {
     return buf;
 }
 
+const char *rosa_peft_method_name(const rosa_peft_method *m) { return m->name; }
+
+const rosa_peft_option *rosa_peft_method_options(const rosa_peft_method *m) { return m->options; }
+
 const char *rosa_peft_display_name(const rosa_peft_method *m, int with_dls) {
     for (size_t i = 0; i < N_METHODS; i++)
         if (methods[i].method == m && methods[i].with_dls == with_dls && methods[i].display) return methods[i].display;

@@ -395,3 +395,13 @@ done:
     free(ks);
     return o->failed ? rosa_fail("analyze: out of memory") : 0;
 }
+
+int rosa_analysis_write(const rosa_analysis *a, const rosa_analysis_meta *meta, const char *path) {
+    size_t n = strlen(path);
+    int json = n >= 5 && strcmp(path + n - 5, ".json") == 0;
+    svg_buf out = {0};
+    int rc = json ? rosa_analysis_json(a, meta, &out) : rosa_analysis_html(a, meta, &out);
+    if (rc == 0) rc = rosa_write_file_atomic(path, out.b.data, out.b.len);
+    svg_buf_free(&out);
+    return rc;
+}

@@ -8,20 +8,12 @@
 #include "model/analyze.h"
 #include "report/svg.h"
 
-typedef struct {
-    const char *model, *adapter, *data; /* adapter may be NULL */
-    const char *template_name;          /* "train" or "eval" */
-    int cutoff_len;
-    double rope_theta;
-    const char *rope_type;
-    const char *adapter_kind;           /* e.g. "ROSA post-rope gate", NULL without adapter */
-} rosa_analysis_meta;
+/* rosa_analysis_meta, rosa_analysis_write and rosa_analysis_print are
+ * public (rosa_train.h). */
 
 /* {"format": "rosa-analyze/1", ..., "layers": [...], "mean_over_layers": {...}} */
 int rosa_analysis_json(const rosa_analysis *a, const rosa_analysis_meta *meta, svg_buf *o);
 /* A self-contained HTML page with the plots. */
 int rosa_analysis_html(const rosa_analysis *a, const rosa_analysis_meta *meta, svg_buf *o);
-/* A short table for the terminal. */
-void rosa_analysis_print(const rosa_analysis *a, FILE *f);
 
 #endif

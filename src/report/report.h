@@ -12,6 +12,7 @@
 #include "eval/eval_report.h"
 #include "report/svg.h"
 #include "rosa.h"
+#include "rosa_train.h" /* rosa_report_write */
 #include "train/metrics.h"
 
 /* One DLS line of metrics.jsonl (dls_scores, dls_selection or dls_counts),
@@ -78,7 +79,5 @@ void rosa_ema(const double *y, int n, double span, double *out);
 
 /* The HTML report of runs[0..n) (n > 1: side by side) into out. */
 int rosa_report_html(rosa_run *runs, int n, svg_buf *out);
-/* Loads the run directories and writes the report to path atomically. */
-int rosa_report_write(const char *const *dirs, int n, const char *path);
 
 #endif

@@ -6,12 +6,9 @@
 #include <stdint.h>
 
 #include "peft/peft.h"
+#include "rosa_train.h"
 
-typedef struct {
-    float lr, beta1, beta2, eps, weight_decay;
-} rosa_adamw_options;
-
-void rosa_adamw_options_default(rosa_adamw_options *o);
+/* rosa_adamw_options, rosa_schedule and rosa_parse_schedule are public (rosa_train.h). */
 
 /* Moments over the adapter's flat buffer and one step count per tensor (a
  * tensor that is not updated keeps its count, as PyTorch does for a
@@ -33,8 +30,6 @@ double rosa_grad_norm(const rosa_adapter *a, const uint8_t *active);
 /* clip_grad_norm_: scales active gradients by min(1, max_norm / (norm + 1e-6)). */
 void rosa_clip_grads(rosa_adapter *a, const uint8_t *active, double norm, float max_norm);
 
-typedef enum { ROSA_SCHED_LINEAR, ROSA_SCHED_COSINE, ROSA_SCHED_CONSTANT } rosa_schedule;
-int rosa_parse_schedule(const char *s, rosa_schedule *out);
 /* The multiplier of the base lr at optimizer step t (from 0) of `total`. */
 double rosa_lr_factor(rosa_schedule s, int64_t t, int64_t total, int64_t warmup);
 

@@ -7,6 +7,11 @@
 #include "data/data.h"
 #include "model/model.h"
 #include "peft/peft.h"
+#include "rosa_train.h"
+
+/* rosa_train_ctx_new/_free (with recompute: per-layer activation
+ * checkpointing, one extra forward per layer in the backward for a fraction
+ * of the memory) and rosa_eval_loss are public (rosa_train.h). */
 
 /* What one micro-batch's pass does beyond the forward. */
 typedef struct {
@@ -15,7 +20,7 @@ typedef struct {
     const uint8_t *layer_active; /* [L]: layers whose adapter gets weight gradients (NULL = all) */
 } rosa_step_plan;
 
-typedef struct {
+struct rosa_train_ctx {
     const rosa_model *m;
     rosa_adapter *a;               /* NULL: the base model alone (evaluation) */
     rosa_hook hooks[1];
@@ -41,13 +46,8 @@ typedef struct {
     rosa_rng *layer_rng;           /* [L] */
     float *arena;
     size_t arena_floats;
-} rosa_train_ctx;
+};
 
-/* Allocates activations for micro-batches of up to Bmax x Tmax tokens; with
- * recompute, per-layer activation checkpointing (one extra forward per layer
- * in the backward, for a fraction of the memory).  a may be NULL. */
-rosa_train_ctx *rosa_train_ctx_new(const rosa_model *m, rosa_adapter *a, int Bmax, int Tmax, int recompute);
-void rosa_train_ctx_free(rosa_train_ctx *t);
 /* Bytes that rosa_train_ctx_new would allocate (activations + scratch). */
 size_t rosa_train_ctx_bytes(const rosa_model *m, rosa_adapter *a, int Bmax, int Tmax, int recompute);
 /* Zeroes the summed norm-weight gradients (at the start of a step). */
@@ -62,12 +62,5 @@ void rosa_train_zero_norm_grads(rosa_train_ctx *t);
  * predicts it (0 elsewhere). */
 int rosa_train_microbatch(rosa_train_ctx *t, const rosa_batch *b, float token_weight, const rosa_step_plan *plan,
                           rosa_rng *dropout_rng, double *loss_sum, int *n_tokens, float *ce_out);
-
-/* Loss of examples idx[0..n) of d under the current adapter, in micro-batches
- * of `micro` (a record's loss never depends on its batch mates): the mean over
- * all label tokens, the mean of the per-example means, and (when not NULL)
- * each example's mean CE (NaN for an example without label tokens). */
-int rosa_eval_loss(rosa_train_ctx *t, const rosa_dataset *d, const int32_t *idx, int n, int micro,
-                   double *token_mean, double *example_mean, double *per_example);
 
 #endif

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <dirent.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,11 @@
 #include "core/log.h"
 #include "core/util.h"
 
-atomic_int rosa_train_interrupted;
+/* Set by rosa_train_request_stop (a signal handler or another thread: a
+ * lock-free atomic is safe from both); read at the end of each step. */
+static atomic_int stop_requested;
+
+void rosa_train_request_stop(void) { atomic_store(&stop_requested, 1); }
 
 void rosa_train_options_default(rosa_train_options *o) {
     memset(o, 0, sizeof *o);
@@ -415,13 +420,13 @@ int rosa_train(const rosa_train_options *o, rosa_train_result *res) {
             rosa_progress_end(&prog);
             goto done;
         }
-        if ((o->save_steps > 0 && (s + 1) % o->save_steps == 0) || last || rosa_train_interrupted) {
+        if ((o->save_steps > 0 && (s + 1) % o->save_steps == 0) || last || atomic_load(&stop_requested)) {
             if (save_checkpoint(&r, s + 1) < 0) {
                 rosa_progress_end(&prog);
                 goto done;
             }
         }
-        if (rosa_train_interrupted && !last) {
+        if (atomic_load(&stop_requested) && !last) {
             rosa_progress_end(&prog);
             rosa_log(ROSA_LOG_INFO, "interrupted after step %lld; checkpoint saved in %s/checkpoint-%lld; continue with "
                             "the same command and --resume", (long long)(s + 1), o->output_dir, (long long)(s + 1));
