@@ -77,11 +77,13 @@ int cmd_eval(int argc, char **argv) {
         {"data-dir", ARG_STR, &data_dir, "DIR", "the LLM-Adapters test sets (default $ROSA_SHARED/data/llm-adapters, "
                                                 "else ../shared/data/llm-adapters)", 0, 0},
         {"mode", ARG_STR, &mode, "MODE", "generate (the paper's protocol, default) or loglik (commonsense only)", 0, 0},
-        {"num-beams", ARG_INT, &num_beams, "N", "beams (default 4; 1 = greedy)", 0, 0},
+        {"num-beams", ARG_INT, &num_beams, "N", "beams (default 4; 1 = greedy; at most 256)", 0, 0},
         {"beam-rule", ARG_STR, &rule, "RULE", "llm-adapters (transformers 4.28, default) or hf (transformers >= 4.50)",
          0, 0},
-        {"max-new-tokens", ARG_INT, &max_new, "N", "new tokens (default 32 commonsense, 256 math)", 0, 0},
-        {"batch-size", ARG_INT, &batch, "N", "prompts decoded together (default 1; results do not depend on it)", 0, 0},
+        {"max-new-tokens", ARG_INT, &max_new, "N", "new tokens (default 32 commonsense, 256 math; at most 1048576)", 0,
+         0},
+        {"batch-size", ARG_INT, &batch, "N", "prompts decoded together (default 1, at most 4096; results do not depend "
+                                             "on it)", 0, 0},
         {"limit", ARG_INT, &limit, "N", "only the first N examples of each task", 0, 0},
         {"seed", ARG_U64, &seed, "S", "recorded in the report (decoding is deterministic)", 0, 0},
         {"threads", ARG_INT, &threads, "N", "threads (default: all cores)", 0, 0},
@@ -120,12 +122,20 @@ int cmd_eval(int argc, char **argv) {
         die_msg("--beam-rule must be llm-adapters or hf, got \"%s\"", rule);
         goto done;
     }
-    if (num_beams < 1) {
-        die_msg("--num-beams must be >= 1");
+    if (num_beams < 1 || num_beams > ROSA_MAX_BEAMS) {
+        die_msg("--num-beams must be in [1, %d], got %d", ROSA_MAX_BEAMS, num_beams);
         goto done;
     }
-    if (max_new < 0 || batch < 1 || limit < 0) {
-        die_msg("--max-new-tokens and --limit must be >= 0, --batch-size >= 1");
+    if (max_new < 0 || max_new > ROSA_MAX_NEW_TOKENS) {
+        die_msg("--max-new-tokens must be in [0, %d] (0: per task type), got %d", ROSA_MAX_NEW_TOKENS, max_new);
+        goto done;
+    }
+    if (batch < 1 || batch > ROSA_MAX_BATCH) {
+        die_msg("--batch-size must be in [1, %d], got %d", ROSA_MAX_BATCH, batch);
+        goto done;
+    }
+    if (limit < 0) {
+        die_msg("--limit must be >= 0");
         goto done;
     }
     if (ca.n_type > 1 && ca.n_type != ca.n_spec) {

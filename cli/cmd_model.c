@@ -73,7 +73,8 @@ int cmd_generate(int argc, char **argv) {
         {"adapter", ARG_STR, &adapter_dir, "DIR", "apply this adapter (PEFT LoRA directory)", 0, 0},
         {"prompt", ARG_STR, &prompt, "TEXT", "prompt text (default: empty, i.e. BOS alone)", 0, 0},
         {"prompt-ids", ARG_STR, &ids_text, "IDS", "prompt as token ids \"1,2,3\" instead of text", 0, 0},
-        {"max-new-tokens", ARG_INT, &gp.max_new_tokens, "N", "tokens to generate at most (default 256)", 0, 0},
+        {"max-new-tokens", ARG_INT, &gp.max_new_tokens, "N", "tokens to generate at most (default 256; 0 to 1048576)", 0,
+         0},
         {"temperature", ARG_FLOAT, &gp.temperature, "T", "0 = greedy (default); > 0 samples", 0, 0},
         {"top-k", ARG_INT, &gp.top_k, "K", "sample among the K most likely tokens (0 = off)", 0, 0},
         {"top-p", ARG_FLOAT, &gp.top_p, "P", "nucleus sampling mass (1 = off)", 0, 0},
@@ -89,7 +90,8 @@ int cmd_generate(int argc, char **argv) {
                     "Generates a continuation of the prompt, streaming it to stdout.", specs, NULL, NULL};
     int r = args_parse(&p, argc, argv);
     if (r) return r > 0 ? 0 : 2;
-    if (gp.max_new_tokens < 0) return die_msg("--max-new-tokens must be >= 0"), 2;
+    if (gp.max_new_tokens < 0 || gp.max_new_tokens > ROSA_MAX_NEW_TOKENS)
+        return die_msg("--max-new-tokens must be in [0, %d], got %d", ROSA_MAX_NEW_TOKENS, gp.max_new_tokens), 2;
     if (gp.temperature < 0) return die_msg("--temperature must be >= 0"), 2;
     if (gp.top_k < 0) return die_msg("--top-k must be >= 0"), 2;
     if (!(gp.top_p > 0 && gp.top_p <= 1)) return die_msg("--top-p must be in (0, 1]"), 2;
@@ -108,7 +110,7 @@ int cmd_generate(int argc, char **argv) {
         if (rc < 0) {
             die_msg("%s", rosa_last_error());
             rosa_model_free(m);
-        rosa_adapter_free(a);
+            rosa_adapter_free(a);
             return 1;
         }
     }
@@ -121,8 +123,11 @@ int cmd_generate(int argc, char **argv) {
     int32_t *ids = NULL, *out = NULL;
     int n_ids = 0, n_out = 0, status = 1;
     if (prompt_ids(m, prompt, ids_text, &ids, &n_ids) < 0) goto done;
-    out = malloc(sizeof(int32_t) * (size_t)(gp.max_new_tokens + 1));
-    if (!out) goto done;
+    out = rosa_malloc(sizeof(int32_t) * ((size_t)gp.max_new_tokens + 1), "generated ids");
+    if (!out) {
+        die_msg("%s", rosa_last_error());
+        goto done;
+    }
     const rosa_tokenizer *tok = rosa_model_tokenizer(m);
     stream_state st = {tok ? rosa_detok_new(tok, 1) : NULL, json};
     double t0 = rosa_now();
@@ -160,7 +165,7 @@ done:
     free(ids);
     free(out);
     rosa_model_free(m);
-        rosa_adapter_free(a);
+    rosa_adapter_free(a);
     return status;
 }
 

@@ -209,8 +209,8 @@ int cmd_train(int argc, char **argv) {
         {"train-on-inputs", ARG_STR, &train_inputs, "BOOL", "take loss on the prompt too (default true)", 0, 0},
         {"no-shuffle", ARG_FLAG, &no_shuffle, NULL, "keep file order", 0, 0},
         {"val-set-size", ARG_INT, &o.val_set_size, "N", "hold out N random records for validation (default 0)", 0, 0},
-        {"eval-steps", ARG_INT, &o.eval_steps, "N", "validate every N steps (default 200)", 0, 0},
-        {"save-steps", ARG_INT, &o.save_steps, "N", "checkpoint every N steps (default 200)", 0, 0},
+        {"eval-steps", ARG_INT, &o.eval_steps, "N", "validate every N steps (default 200; 0: at the end only)", 0, 0},
+        {"save-steps", ARG_INT, &o.save_steps, "N", "checkpoint every N steps (default 200; 0: at the end only)", 0, 0},
         {"loss-norm", ARG_STR, &loss_norm, "MODE", "mean (per micro-batch, HF Trainer) or token", 0, 0},
         {"init-adapter", ARG_STR, &o.init_adapter, "DIR", "start from this adapter's weights", 0, 0},
         {"resume", ARG_FLAG, &o.resume, NULL, "continue from the newest checkpoint in --output", 0, 0},
@@ -255,6 +255,10 @@ int cmd_train(int argc, char **argv) {
         die_msg("--dls-* options need --dls (or --method rosa)");
         goto done;
     }
+    if (arg_seen(specs, "param-budget") && !(budget > 0.0f && budget < 1.0f)) {
+        die_msg("--param-budget %g must be a fraction of the base model in (0, 1)", (double)budget);
+        goto done;
+    }
     if (budget > 0 && choose_rank(&o, opts, budget) < 0) {
         status = 1;
         goto done;
@@ -285,15 +289,11 @@ int cmd_train(int argc, char **argv) {
         }
     }
     if (parse_dtype(dtype, &o.compute) < 0) goto done;
-    if (o.data.cutoff_len < 2) {
-        die_msg("--cutoff-len must be at least 2");
-        goto done;
-    }
-    if (o.warmup_steps < 0 || o.epochs < 1 || !(o.adam.lr >= 0)) {
-        die_msg("--warmup-steps, --epochs and --lr must be positive");
-        goto done;
-    }
     o.shuffle = !no_shuffle;
+    if (rosa_train_options_check(&o) < 0) { /* a value out of range is a usage error */
+        die_msg("%s", rosa_last_error());
+        goto done;
+    }
     if (take_stop_signals() < 0) {
         die_msg("cannot set up the handling of SIGINT and SIGTERM");
         status = 1;
@@ -405,12 +405,17 @@ int cmd_loss(int argc, char **argv) {
     token_mean = tok_n ? tok_sum / (double)tok_n : NAN;
     example_mean = ex_n ? ex_sum / ex_n : NAN;
     if (json) {
-        printf("{\"records\": %d, \"token_mean_loss\": %.9g, \"example_mean_loss\": %.9g", ds.n, token_mean, example_mean);
+        /* JSON has no NaN or infinity: a loss without label tokens, or a
+         * non-finite one, is null. */
+        printf("{\"records\": %d, \"token_mean_loss\": ", ds.n);
+        print_json_number(token_mean);
+        printf(", \"example_mean_loss\": ");
+        print_json_number(example_mean);
         if (per_example) {
             printf(", \"per_example\": [");
             for (int i = 0; i < ds.n; i++) {
-                if (isnan(per[i])) printf("%snull", i ? ", " : "");
-                else printf("%s%.9g", i ? ", " : "", per[i]);
+                if (i) printf(", ");
+                print_json_number(per[i]);
             }
             printf("]");
         }

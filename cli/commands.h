@@ -24,5 +24,7 @@ int parse_dtype(const char *v, rosa_dtype *out);
 
 /* Writes s as a JSON string literal (quotes included). */
 void print_json_string(const char *s, size_t len);
+/* Writes x with 9 significant digits, or null when it is not finite. */
+void print_json_number(double x);
 
 #endif

@@ -1,4 +1,5 @@
 /* util_cli.c: small helpers shared by the subcommands. */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,4 +22,9 @@ void print_json_string(const char *s, size_t len) {
         }
     }
     putchar('"');
+}
+
+void print_json_number(double x) {
+    if (isfinite(x)) printf("%.9g", x);
+    else fputs("null", stdout);
 }

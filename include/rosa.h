@@ -179,6 +179,13 @@ int rosa_forward(rosa_model *m, rosa_kv_cache *kv, int T, const int32_t *ids,
 
 /* -------------------------------------------------------------- generation */
 
+/* The largest sizes a caller may ask for; beyond them a call fails with an
+ * error naming the limit (sizes derived from them then fit every int and
+ * size_t the library computes). */
+#define ROSA_MAX_NEW_TOKENS 1048576 /* new tokens of one generation or beam search */
+#define ROSA_MAX_BEAMS 256          /* beams of a beam search */
+#define ROSA_MAX_BATCH 4096         /* prompts decoded together */
+
 typedef struct {
     int max_new_tokens;   /* default 256 */
     float temperature;    /* 0 = greedy (default) */

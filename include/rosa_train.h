@@ -224,6 +224,8 @@ typedef struct {
     int full_backward; /* always run the backward to layer 0 (for comparison; not saved) */
 } rosa_dls_options;
 void rosa_dls_options_default(rosa_dls_options *o);
+/* 0, or -1 naming the first value out of range. */
+int rosa_dls_options_check(const rosa_dls_options *o);
 
 /* AdamW, torch.optim.AdamW semantics. */
 typedef struct {
@@ -267,6 +269,11 @@ typedef struct {
 } rosa_train_options;
 
 void rosa_train_options_default(rosa_train_options *o);
+/* Checks every number of o against its range (AdamW's as torch.optim.AdamW
+ * checks them; sizes, steps, DLS) and the method's options against the
+ * model's config.json; 0, or -1 naming the first option at fault by its
+ * command-line flag.  rosa_train runs it first. */
+int rosa_train_options_check(const rosa_train_options *o);
 
 /* How a training that returned 0 ended. */
 typedef struct {

@@ -441,7 +441,7 @@ TEST(train_refuses_above_max_memory_and_bad_options) {
     free(o);
     snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --output %s --batch-size 6 --micro-batch-size 4",
              rosa_bin(), model, data, test_tmp_path("mem-out"));
-    CHECK(sh(cmd, &o) == 1);
+    CHECK(sh(cmd, &o) == 2); /* a usage error, found before anything is loaded */
     CHECK(strstr(o, "must be a positive multiple of --micro-batch-size") != NULL);
     free(o);
     snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --output %s --target-modules q_proj,lm_head", rosa_bin(),

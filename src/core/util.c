@@ -83,9 +83,23 @@ char *rosa_strndup(const char *s, size_t n) {
 char *rosa_strdup(const char *s) { return rosa_strndup(s, strlen(s)); }
 
 char *rosa_read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
+    /* O_NONBLOCK: a FIFO (or a device) is refused below instead of waiting
+     * for a writer that may never come; a regular file reads as usual. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        rosa_fail("%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        rosa_fail("%s: not a regular file", path);
+        close(fd);
+        return NULL;
+    }
+    FILE *f = fdopen(fd, "rb");
     if (!f) {
         rosa_fail("%s: cannot open: %s", path, strerror(errno));
+        close(fd);
         return NULL;
     }
     rosa_buf b = {0};

@@ -17,6 +17,7 @@
  *     _update_finished_beams and the early-stop heuristic, for a batch of one. */
 #include "beam.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -430,8 +431,11 @@ int rosa_decode(rosa_model *m, int n, const int32_t *const *prompts, const int *
                 int batch, rosa_decode_fn on_done, void *user) {
     const rosa_config *cfg = &m->cfg;
     if (n <= 0) return 0;
-    if (p->num_beams < 1) return rosa_fail("decode: num_beams must be >= 1");
-    if (p->max_new_tokens < 1) return rosa_fail("decode: max_new_tokens must be >= 1");
+    if (p->num_beams < 1 || p->num_beams > ROSA_MAX_BEAMS)
+        return rosa_fail("decode: num_beams %d must be in [1, %d]", p->num_beams, ROSA_MAX_BEAMS);
+    if (p->max_new_tokens < 1 || p->max_new_tokens > ROSA_MAX_NEW_TOKENS)
+        return rosa_fail("decode: max_new_tokens %d must be in [1, %d]", p->max_new_tokens, ROSA_MAX_NEW_TOKENS);
+    if (batch > ROSA_MAX_BATCH) return rosa_fail("decode: batch %d is above the limit %d", batch, ROSA_MAX_BATCH);
     if (batch < 1) batch = 1;
     ctx c = {0};
     c.m = m;
@@ -452,8 +456,10 @@ int rosa_decode(rosa_model *m, int n, const int32_t *const *prompts, const int *
     int G = batch < n ? batch : n, nb = c.nb, B = G * nb, V = c.V;
     /* A refilled group starts at the current length; with several groups
      * leave room for max_new more slots before the cache has to drain. */
-    int cap = maxT + c.max_new - 1 + (G > 1 ? c.max_new : 0);
-    if (cap < 1) cap = 1;
+    int64_t cap64 = (int64_t)maxT + c.max_new - 1 + (G > 1 ? c.max_new : 0);
+    if (cap64 > INT_MAX)
+        return rosa_fail("decode: prompts of up to %d tokens and %d new ones do not fit a KV cache", maxT, c.max_new);
+    int cap = cap64 < 1 ? 1 : (int)cap64;
     int rc = -1, next = 0, n_active = 0;
     rosa_decode_result res = {0};
     group *groups = rosa_calloc((size_t)G, sizeof(group), "decode groups");

@@ -1,4 +1,5 @@
 /* generate.c: sampling and single-sequence generation with a KV cache. */
+#include <limits.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -86,7 +87,11 @@ int rosa_generate(rosa_model *m, const int32_t *prompt, int n_prompt, const rosa
     const rosa_config *c = &m->cfg;
     if (n_out) *n_out = 0;
     if (n_prompt < 1) return rosa_fail("generate: the prompt has no tokens (add BOS for an empty prompt)");
-    if (p->max_new_tokens < 0) return rosa_fail("generate: max_new_tokens must be >= 0");
+    if (p->max_new_tokens < 0 || p->max_new_tokens > ROSA_MAX_NEW_TOKENS)
+        return rosa_fail("generate: max_new_tokens %d must be in [0, %d]", p->max_new_tokens, ROSA_MAX_NEW_TOKENS);
+    if (n_prompt > INT_MAX - p->max_new_tokens)
+        return rosa_fail("generate: a prompt of %d tokens and %d new ones do not fit a KV cache", n_prompt,
+                         p->max_new_tokens);
     if (p->max_new_tokens == 0) return 0;
     rosa_kv_cache *kv = rosa_kv_cache_new(m, 1, n_prompt + p->max_new_tokens);
     float *logits = kv ? rosa_malloc(sizeof(float) * (size_t)c->vocab_size, "logits") : NULL;

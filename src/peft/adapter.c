@@ -115,10 +115,17 @@ int rosa_adapter_add_param(rosa_adapter *a, const char *name, int layer, int row
     return 0;
 }
 
-/* An adapter of method m with a copy of opts, its table built; values are
- * allocated only when a file could hold them (max_floats, a file's bound). */
+/* An adapter of method m with a copy of opts, its table built; values (zero)
+ * are allocated only when with_values, and only when a file could hold them
+ * (max_floats, a file's bound). */
+static int alloc_values(rosa_adapter *a) {
+    a->w = rosa_calloc(a->n_floats, sizeof(float), "adapter weights");
+    a->g = a->w ? rosa_calloc(a->n_floats, sizeof(float), "adapter gradients") : NULL;
+    return a->g ? 0 : -1;
+}
+
 static rosa_adapter *adapter_build(const rosa_peft_method *m, const void *opts, const rosa_config *c,
-                                   const cJSON *config, const char *path, size_t max_floats) {
+                                   const cJSON *config, const char *path, size_t max_floats, int with_values) {
     rosa_adapter *a = rosa_calloc(1, sizeof *a, "adapter");
     if (!a) return NULL;
     a->method = m;
@@ -133,19 +140,30 @@ static rosa_adapter *adapter_build(const rosa_peft_method *m, const void *opts, 
                   2 * max_floats);
         goto fail;
     }
-    a->w = rosa_calloc(a->n_floats, sizeof(float), "adapter weights");
-    a->g = rosa_calloc(a->n_floats, sizeof(float), "adapter gradients");
-    if (!a->w || !a->g) goto fail;
+    if (with_values && alloc_values(a) < 0) goto fail;
     return a;
 fail:
     rosa_adapter_free(a);
     return NULL;
 }
 
+rosa_adapter *rosa_adapter_table(const rosa_peft_method *m, const void *opts, const rosa_config *c) {
+    return adapter_build(m, opts, c, NULL, NULL, SIZE_MAX, 0);
+}
+
+int rosa_adapter_init_values(rosa_adapter *a, const rosa_model *model, uint64_t seed) {
+    if (!a->w && alloc_values(a) < 0) return -1;
+    if (a->method->init) a->method->init(a, model, seed);
+    return 0;
+}
+
 rosa_adapter *rosa_adapter_new(const rosa_peft_method *m, const void *opts, const rosa_config *c,
                                const rosa_model *model, uint64_t seed) {
-    rosa_adapter *a = adapter_build(m, opts, c, NULL, NULL, SIZE_MAX);
-    if (a && m->init) m->init(a, model, seed);
+    rosa_adapter *a = rosa_adapter_table(m, opts, c);
+    if (a && rosa_adapter_init_values(a, model, seed) < 0) {
+        rosa_adapter_free(a);
+        return NULL;
+    }
     return a;
 }
 
@@ -299,7 +317,7 @@ rosa_adapter *rosa_adapter_load(const char *dir, const rosa_config *c) {
      * config asking for more is refused before its values are allocated. */
     struct stat sb;
     size_t max_floats = stat(st_path, &sb) == 0 ? (size_t)sb.st_size / 2 : SIZE_MAX;
-    a = adapter_build(m, NULL, c, j, cfg_path, max_floats);
+    a = adapter_build(m, NULL, c, j, cfg_path, max_floats, 1);
     if (!a) {
         if (!strstr(rosa_last_error(), cfg_path)) rosa_error_prefix("%s", cfg_path);
         goto done;

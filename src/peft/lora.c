@@ -272,15 +272,14 @@ static int build(rosa_adapter *a, const rosa_config *c) {
     return rc;
 }
 
-/* PEFT: kaiming_uniform_(A, a=sqrt(5)) gives bound 1/sqrt(fan_in); B = 0. */
+/* PEFT's: A Kaiming-uniform, B = 0. */
 static void init(rosa_adapter *a, const rosa_model *m, uint64_t seed) {
     (void)m;
     rosa_rng rng;
     rosa_rng_seed(&rng, seed);
     for (int i = 0; i < a->n_params; i += 2) {
         const rosa_param *A = &a->params[i];
-        float bound = 1.0f / sqrtf((float)A->cols), *w = a->w + A->offset;
-        for (int k = 0; k < A->rows * A->cols; k++) w[k] = (2.0f * rosa_rng_uniform(&rng) - 1.0f) * bound;
+        lowrank_init_a(a->w + A->offset, A->rows, A->cols, &rng);
     }
 }
 

@@ -1,10 +1,17 @@
 /* lowrank.c: the low-rank branch shared by LoRA and RoAE. */
 #include "peft/lowrank.h"
 
+#include <math.h>
+
 #include "core/arena.h"
 #include "model/gemm.h"
 #include "model/ops.h"
 #include "core/util.h"
+
+void lowrank_init_a(float *A, int r, int in, rosa_rng *rng) {
+    float bound = 1.0f / sqrtf((float)in);
+    for (size_t k = 0, n = (size_t)r * (size_t)in; k < n; k++) A[k] = (2.0f * rosa_rng_uniform(rng) - 1.0f) * bound;
+}
 
 size_t lowrank_act_floats(int N, int in, int r, float p) {
     size_t n = ROSA_ARENA_ROUND((size_t)N * r);

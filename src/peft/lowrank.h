@@ -15,6 +15,10 @@ typedef struct {
     uint8_t *keep;  /* [N][in]: its mask, 1 = kept */
 } lowrank_acts;
 
+/* A [r][in] as PEFT initialises it: kaiming_uniform_(a = sqrt(5)), i.e.
+ * uniform in +-1/sqrt(in), drawn from rng in row-major order (B stays 0). */
+void lowrank_init_a(float *A, int r, int in, rosa_rng *rng);
+
 /* Floats one branch keeps, and its carving from *p (advanced past it). */
 size_t lowrank_act_floats(int N, int in, int r, float p);
 lowrank_acts lowrank_carve(float **region, int N, int in, int r, float p);

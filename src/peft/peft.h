@@ -81,6 +81,13 @@ struct rosa_peft_method {
 
 /* ------------------------------------------------------------- adapters */
 
+/* What rosa_adapter_new would make, without values (w and g NULL): the
+ * tensor table and the method's state, for planning memory before the
+ * values are allocated; rosa_adapter_init_values then allocates and
+ * initialises them as rosa_adapter_new does. */
+rosa_adapter *rosa_adapter_table(const rosa_peft_method *m, const void *opts, const rosa_config *c);
+int rosa_adapter_init_values(rosa_adapter *a, const rosa_model *model, uint64_t seed);
+
 /* Appends a 2-D tensor to the table (for a method's build; set ndim = 1 on
  * the entry for a vector of `cols` values). */
 int rosa_adapter_add_param(rosa_adapter *a, const char *name, int layer, int rows, int cols);

@@ -231,8 +231,7 @@ static void init(rosa_adapter *a, const rosa_model *m, uint64_t seed) {
             int idx = st->idx[l][w];
             if (idx < 0) continue;
             const rosa_param *A = &a->params[idx];
-            float bound = 1.0f / sqrtf((float)A->cols), *v = a->w + A->offset;
-            for (int k = 0; k < A->rows * A->cols; k++) v[k] = (2.0f * rosa_rng_uniform(&rng) - 1.0f) * bound;
+            lowrank_init_a(a->w + A->offset, A->rows, A->cols, &rng);
         }
         for (int i = 0; st->norm_idx[l] >= 0 && i < rosa_arch_of(&m->cfg)->n_norms; i++)
             memcpy(a->w + a->params[st->norm_idx[l] + i].offset, m->layers[l].norm[i], sizeof(float) * D);

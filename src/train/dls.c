@@ -7,13 +7,18 @@
 
 #include "core/util.h"
 
-int rosa_dls_init(rosa_dls *d, const rosa_dls_options *o, int L) {
-    memset(d, 0, sizeof *d);
+int rosa_dls_options_check(const rosa_dls_options *o) {
     if (o->interval < 1 || o->warmup < 1)
         return rosa_fail("DLS interval (%d) and warm-up (%d) must be at least 1", o->interval, o->warmup);
     if (!(o->k_ratio > 0.0f && o->k_ratio <= 1.0f)) return rosa_fail("DLS k_ratio %g must be in (0, 1]", o->k_ratio);
     if (!(o->p_exploit >= 0.0f && o->p_exploit <= 1.0f)) return rosa_fail("DLS p_exploit %g must be in [0, 1]", o->p_exploit);
     if (!(o->score_ema >= 0.0f && o->score_ema < 1.0f)) return rosa_fail("DLS score_ema %g must be in [0, 1)", o->score_ema);
+    return 0;
+}
+
+int rosa_dls_init(rosa_dls *d, const rosa_dls_options *o, int L) {
+    memset(d, 0, sizeof *d);
+    if (rosa_dls_options_check(o) < 0) return -1;
     d->o = *o;
     d->L = L;
     d->k = (int)floor((double)o->k_ratio * L + 0.5);

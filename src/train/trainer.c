@@ -154,6 +154,47 @@ static int prepare_data(run *r, const rosa_tokenizer *tok) {
     return r->order ? 0 : -1;
 }
 
+/* The adapter's structure: from --init-adapter (its values read, a size the
+ * file bounds), else the method's table without values, so that the memory
+ * plan is checked before anything that grows with it is allocated. */
+int rosa_train_options_check(const rosa_train_options *o) {
+    const rosa_adamw_options *a = &o->adam;
+    /* torch.optim.AdamW's own checks, which PyTorch users get as errors. */
+    if (!(a->lr >= 0.0f && isfinite(a->lr))) return rosa_fail("--lr %g must be a finite number >= 0", (double)a->lr);
+    if (!(a->beta1 >= 0.0f && a->beta1 < 1.0f)) return rosa_fail("--adam-beta1 %g must be in [0, 1)", (double)a->beta1);
+    if (!(a->beta2 >= 0.0f && a->beta2 < 1.0f)) return rosa_fail("--adam-beta2 %g must be in [0, 1)", (double)a->beta2);
+    if (!(a->eps >= 0.0f && isfinite(a->eps))) return rosa_fail("--adam-eps %g must be a finite number >= 0", (double)a->eps);
+    if (!(a->weight_decay >= 0.0f && isfinite(a->weight_decay)))
+        return rosa_fail("--weight-decay %g must be a finite number >= 0", (double)a->weight_decay);
+    if (!(o->max_grad_norm >= 0.0f && isfinite(o->max_grad_norm)))
+        return rosa_fail("--max-grad-norm %g must be a finite number >= 0 (0: no clipping)", (double)o->max_grad_norm);
+    if (o->batch_size < 1 || o->micro_batch_size < 1 || o->batch_size % o->micro_batch_size != 0)
+        return rosa_fail("--batch-size %d must be a positive multiple of --micro-batch-size %d", o->batch_size,
+                         o->micro_batch_size);
+    if (o->warmup_steps < 0) return rosa_fail("--warmup-steps %d must be >= 0", o->warmup_steps);
+    if (o->max_steps < 0) return rosa_fail("--max-steps %d must be >= 0 (0: --epochs decides)", o->max_steps);
+    if (o->max_steps == 0 && o->epochs < 1) return rosa_fail("--epochs %d must be >= 1", o->epochs);
+    if (o->val_set_size < 0) return rosa_fail("--val-set-size %d must be >= 0", o->val_set_size);
+    if (o->eval_steps < 0) return rosa_fail("--eval-steps %d must be >= 0 (0: at the end only)", o->eval_steps);
+    if (o->save_steps < 0) return rosa_fail("--save-steps %d must be >= 0 (0: at the end only)", o->save_steps);
+    if (o->data.cutoff_len < 2) return rosa_fail("--cutoff-len %d must be at least 2", o->data.cutoff_len);
+    if (!(o->max_memory >= 0.0)) return rosa_fail("--max-memory must be >= 0");
+    if (o->dls.enabled && rosa_dls_options_check(&o->dls) < 0) return -1;
+    if (!o->method) return rosa_fail("no PEFT method given");
+    /* The method's options, on the model's shapes (config.json alone):
+     * building its table refuses a rank out of range, a module the model
+     * does not have, ... */
+    if (o->model_dir && !o->init_adapter) {
+        rosa_config c;
+        if (rosa_config_load(o->model_dir, &c) < 0) return -1;
+        void *opts = rosa_peft_opts_new(o->method, o->method_opts);
+        int64_t n = opts ? rosa_peft_num_params(o->method, &c, opts) : -1;
+        rosa_peft_opts_free(o->method, opts);
+        if (n < 0) return -1;
+    }
+    return 0;
+}
+
 static int prepare_adapter(run *r) {
     const rosa_train_options *o = r->o;
     if (o->init_adapter) {
@@ -164,9 +205,15 @@ static int prepare_adapter(run *r) {
         if (r->a->method == o->method && o->method_opts && o->method->runtime_from)
             o->method->runtime_from(r->a->opts, o->method_opts);
     } else {
-        r->a = rosa_adapter_new(o->method, o->method_opts, &r->m->cfg, r->m, o->seed);
+        r->a = rosa_adapter_table(o->method, o->method_opts, &r->m->cfg);
     }
-    if (!r->a) return -1;
+    return r->a ? 0 : -1;
+}
+
+/* After the plan: the adapter's values, AdamW's moments, DLS. */
+static int allocate_training_state(run *r) {
+    const rosa_train_options *o = r->o;
+    if (!o->init_adapter && rosa_adapter_init_values(r->a, r->m, o->seed) < 0) return -1;
     r->a->dls = o->dls; /* recorded by methods that save it */
     r->param_active = rosa_malloc((size_t)r->a->n_params, "active tensors");
     r->raw_scores = rosa_calloc((size_t)r->m->cfg.num_layers, sizeof(float), "scores");
@@ -340,11 +387,7 @@ int rosa_train(const rosa_train_options *o, rosa_train_result *res) {
     run r = {.o = o, .lock_fd = -1};
     rosa_train_result done_as = {0};
     int status = -1;
-    if (o->batch_size < 1 || o->micro_batch_size < 1 || o->batch_size % o->micro_batch_size != 0) {
-        rosa_fail("--batch-size %d must be a positive multiple of --micro-batch-size %d", o->batch_size,
-                  o->micro_batch_size);
-        return -1;
-    }
+    if (rosa_train_options_check(o) < 0) return -1;
     if (open_output(&r) < 0) goto done;
     r.m = rosa_model_load(o->model_dir);
     if (!r.m || rosa_model_set_compute(r.m, o->compute) < 0) goto done;
@@ -354,6 +397,17 @@ int rosa_train(const rosa_train_options *o, rosa_train_result *res) {
         goto done;
     }
     if (prepare_data(&r, tok) < 0 || prepare_adapter(&r) < 0) goto done;
+
+    size_t act = rosa_train_ctx_bytes(r.m, r.a, o->micro_batch_size, r.Tmax, o->recompute);
+    size_t total_mem = (size_t)rosa_model_weight_bytes(r.m) + act + 4 * sizeof(float) * r.a->n_floats;
+    print_plan(&r, act);
+    if (o->max_memory > 0 && (double)total_mem > o->max_memory) {
+        rosa_fail("training needs about %.1f MiB, more than --max-memory %.1f MiB: lower --micro-batch-size (now %d) "
+                  "or --cutoff-len (longest example %d tokens)%s", total_mem / 1048576.0, o->max_memory / 1048576.0,
+                  o->micro_batch_size, r.Tmax, o->recompute ? "" : ", or add --recompute");
+        goto done;
+    }
+    if (allocate_training_state(&r) < 0) goto done;
 
     int64_t start = 0;
     if (o->resume) {
@@ -374,15 +428,6 @@ int rosa_train(const rosa_train_options *o, rosa_train_result *res) {
         if (!o->quiet) rosa_log(ROSA_LOG_INFO, "resuming from %s/checkpoint-%lld", o->output_dir, (long long)last);
     }
 
-    size_t act = rosa_train_ctx_bytes(r.m, r.a, o->micro_batch_size, r.Tmax, o->recompute);
-    size_t total_mem = (size_t)rosa_model_weight_bytes(r.m) + act + 4 * sizeof(float) * r.a->n_floats;
-    print_plan(&r, act);
-    if (o->max_memory > 0 && (double)total_mem > o->max_memory) {
-        rosa_fail("training needs about %.1f MiB, more than --max-memory %.1f MiB: lower --micro-batch-size (now %d) "
-                  "or --cutoff-len (longest example %d tokens)%s", total_mem / 1048576.0, o->max_memory / 1048576.0,
-                  o->micro_batch_size, r.Tmax, o->recompute ? "" : ", or add --recompute");
-        goto done;
-    }
     r.tm = rosa_train_ctx_new(r.m, r.a, o->micro_batch_size, r.Tmax, o->recompute);
     if (!r.tm || open_metrics(&r, start) < 0) goto done;
     if (start == 0) { /* the plan, for reports (docs/formats.md) */
