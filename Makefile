@@ -135,6 +135,8 @@ build/fuzz/%.o: %.c
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 build/fuzz/fuzz_%: build/fuzz/fuzz/fuzz_%.o $(FUZZ_LIB_OBJ)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+# The command line's option parser is the CLI's, not the library's.
+build/fuzz/fuzz_args: build/fuzz/cli/args.o
 fuzz: deps
 	@$(MAKE) --no-print-directory $(FUZZ_BIN)
 	ROSA_SHARED=$(SHARED) sh fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)

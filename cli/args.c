@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 void die_msg(const char *fmt, ...) {
     va_list ap;
@@ -114,5 +115,32 @@ int args_parse(arg_parser *p, int argc, char **argv) {
 int arg_seen(const arg_spec *specs, const char *name) {
     for (const arg_spec *a = specs; a->name; a++)
         if (strcmp(a->name, name) == 0) return a->seen;
+    return 0;
+}
+
+int arg_parse_bool(const char *flag, const char *v, int *out) {
+    if (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes")) *out = 1;
+    else if (!strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no")) *out = 0;
+    else {
+        die_msg("--%s expects true or false, got \"%s\"", flag, v);
+        return -1;
+    }
+    return 0;
+}
+
+int arg_parse_size(const char *flag, const char *s, double *out) {
+    char *end;
+    double v = strtod(s, &end), mul = 1;
+    if (*end == 'K' || *end == 'k') mul = 1024.0, end++;
+    else if (*end == 'M' || *end == 'm') mul = 1048576.0, end++;
+    else if (*end == 'G' || *end == 'g') mul = 1073741824.0, end++;
+    else if (*end == 'T' || *end == 't') mul = 1099511627776.0, end++;
+    if (*end == 'i') end++;
+    if (*end == 'B' || *end == 'b') end++;
+    if (end == s || *end || !(v > 0) || !isfinite(v * mul)) {
+        die_msg("--%s expects a size like 8G or 512M, got \"%s\"", flag, s);
+        return -1;
+    }
+    *out = v * mul;
     return 0;
 }

@@ -28,6 +28,13 @@ typedef struct {
  * error (message printed as "rosa: error: ..."). */
 int args_parse(arg_parser *p, int argc, char **argv);
 void args_print_help(const arg_parser *p);
+/* Values of the kinds the table has no type for; each prints its usage
+ * error ("rosa: error: --flag expects ...") and returns -1.
+ * Booleans: true/false, yes/no (any case), 1/0. */
+int arg_parse_bool(const char *flag, const char *v, int *out);
+/* A positive size: "8G", "512M", "1.5GiB", "100000" (bytes); K, M, G, T
+ * are powers of 1024. */
+int arg_parse_size(const char *flag, const char *s, double *out);
 /* Whether --name was given. */
 int arg_seen(const arg_spec *specs, const char *name);
 

@@ -38,44 +38,6 @@ static int take_stop_signals(void) {
     return 0;
 }
 
-int parse_dtype(const char *v, rosa_dtype *out) {
-    if (strcmp(v, "fp32") == 0 || strcmp(v, "f32") == 0) *out = ROSA_DTYPE_F32;
-    else if (strcmp(v, "bf16") == 0) *out = ROSA_DTYPE_BF16;
-    else {
-        die_msg("--dtype expects fp32 or bf16, got \"%s\"", v);
-        return -1;
-    }
-    return 0;
-}
-
-int parse_bool(const char *flag, const char *v, int *out) {
-    if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0 || strcmp(v, "yes") == 0) *out = 1;
-    else if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0 || strcmp(v, "no") == 0) *out = 0;
-    else {
-        die_msg("--%s expects true or false, got \"%s\"", flag, v);
-        return -1;
-    }
-    return 0;
-}
-
-/* "8G", "512M", "1.5GiB" -> bytes. */
-static int parse_size(const char *flag, const char *s, double *out) {
-    char *end;
-    double v = strtod(s, &end);
-    double mul = 1;
-    if (*end == 'K' || *end == 'k') mul = 1024.0, end++;
-    else if (*end == 'M' || *end == 'm') mul = 1048576.0, end++;
-    else if (*end == 'G' || *end == 'g') mul = 1073741824.0, end++;
-    if (*end == 'i') end++;
-    if (*end == 'B' || *end == 'b') end++;
-    if (end == s || *end || !(v > 0)) {
-        die_msg("--%s expects a size like 8G or 512M, got \"%s\"", flag, s);
-        return -1;
-    }
-    *out = v * mul;
-    return 0;
-}
-
 /* --param-budget: the rank whose trainable parameters are closest to the
  * fraction of the base model (ties: the smaller rank). */
 static int choose_rank(rosa_train_options *o, void *opts, float budget) {
@@ -267,7 +229,7 @@ int cmd_train(int argc, char **argv) {
         die_msg("--lr-scheduler: %s", rosa_last_error());
         goto done;
     }
-    if (parse_bool("train-on-inputs", train_inputs, &o.data.train_on_inputs) < 0) goto done;
+    if (arg_parse_bool("train-on-inputs", train_inputs, &o.data.train_on_inputs) < 0) goto done;
     if (strcmp(loss_norm, "mean") == 0) o.loss_norm = ROSA_LOSS_MEAN;
     else if (strcmp(loss_norm, "token") == 0) o.loss_norm = ROSA_LOSS_TOKEN;
     else {
@@ -280,7 +242,7 @@ int cmd_train(int argc, char **argv) {
         die_msg("--nan-policy expects stop or skip");
         goto done;
     }
-    if (max_mem && parse_size("max-memory", max_mem, &o.max_memory) < 0) goto done;
+    if (max_mem && arg_parse_size("max-memory", max_mem, &o.max_memory) < 0) goto done;
     if (log_format) {
         if (strcmp(log_format, "plain") == 0) o.plain_log = 1;
         else if (strcmp(log_format, "tty") != 0) {
@@ -340,7 +302,7 @@ int cmd_loss(int argc, char **argv) {
                     NULL};
     int r = args_parse(&p, argc, argv);
     if (r) return r > 0 ? 0 : 2;
-    if (parse_bool("train-on-inputs", train_inputs, &d.train_on_inputs) < 0) return 2;
+    if (arg_parse_bool("train-on-inputs", train_inputs, &d.train_on_inputs) < 0) return 2;
     if (micro < 1) return die_msg("--micro-batch-size must be >= 1"), 2;
     if (log_format && strcmp(log_format, "plain") && strcmp(log_format, "tty")) return die_msg("--log-format expects tty or plain"), 2;
     plain = log_format && strcmp(log_format, "plain") == 0;

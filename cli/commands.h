@@ -17,8 +17,6 @@ int cmd_eval(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
 
-/* "true"/"false" (also 1/0, yes/no) for --flag; prints the error itself. */
-int parse_bool(const char *flag, const char *v, int *out);
 /* "fp32" or "bf16" for --dtype; prints the error itself. */
 int parse_dtype(const char *v, rosa_dtype *out);
 

@@ -63,6 +63,10 @@
 #define LLVMFuzzerTestOneInput fuzz_one_metrics
 #include "../fuzz/fuzz_metrics.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_one_args
+#include "../fuzz/fuzz_args.c"
+#include "../cli/args.c" /* the option parser is the CLI's, outside librosa.a */
+#undef LLVMFuzzerTestOneInput
 
 typedef struct {
     const char *name;
@@ -79,6 +83,7 @@ static const fuzz_harness harnesses[] = {
     {"adapter", fuzz_init_adapter, fuzz_one_adapter},
     {"predictions", fuzz_init_predictions, fuzz_one_predictions},
     {"metrics", NULL, fuzz_one_metrics},
+    {"args", NULL, fuzz_one_args},
 };
 
 /* With ROSA_FUZZ_REPLAY=<target> this binary replays every file of
@@ -143,6 +148,20 @@ TEST(fuzz_corpus_data_replays_cleanly) { replay("data"); }
 TEST(fuzz_corpus_adapter_replays_cleanly) { replay("adapter"); }
 TEST(fuzz_corpus_predictions_replays_cleanly) { replay("predictions"); }
 TEST(fuzz_corpus_metrics_replays_cleanly) { replay("metrics"); }
+TEST(fuzz_corpus_args_replays_cleanly) { replay("args"); }
+
+/* Found by fuzz_args: --layers with an empty list ("[" or ",") was refused
+ * but its parsed list leaked (LeakSanitizer, under make test-san). */
+TEST(fuzz_regression_args_empty_layers_list) {
+    const rosa_peft_method *lora = rosa_peft_find("lora", NULL);
+    REQUIRE(lora);
+    void *opts = rosa_peft_opts_new(lora, NULL);
+    REQUIRE(opts);
+    CHECK(rosa_peft_set_option(lora, opts, "layers", "[") < 0);
+    CHECK_ERROR_HAS("--layers");
+    CHECK(rosa_peft_set_option(lora, opts, "layers", "0,2") == 0);
+    rosa_peft_opts_free(lora, opts);
+}
 
 /* ---------------------------------------------------------------- helpers */
 
