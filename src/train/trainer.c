@@ -108,6 +108,12 @@ static const int32_t *micro_indices(run *r, int64_t s, int j) {
 
 static int open_output(run *r) {
     const rosa_train_options *o = r->o;
+    /* --overwrite clears the output and every run writes into it: an input
+     * there (or around it) would be overwritten or deleted. */
+    if (rosa_check_apart("--output", o->output_dir, "--init-adapter", o->init_adapter) < 0 ||
+        rosa_check_apart("--output", o->output_dir, "--model", o->model_dir) < 0 ||
+        rosa_check_apart("--output", o->output_dir, "--data", o->data_path) < 0)
+        return -1;
     if (mkdir(o->output_dir, 0755) != 0 && errno != EEXIST)
         return rosa_fail("%s: cannot create output directory: %s", o->output_dir, strerror(errno));
     char *lock = rosa_path_join(o->output_dir, "train.lock");
