@@ -234,9 +234,16 @@ FILE *rosa_atomic_begin(const char *path, char **tmp_path) {
     char *tmp = rosa_malloc(strlen(path) + 5, "path");
     if (!tmp) return NULL;
     sprintf(tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
+    /* A stale temporary is removed, never written through: with O_EXCL the
+     * open creates a new file and follows no link (a link left at NAME.tmp
+     * would otherwise truncate its target, wherever it is).  Whatever the
+     * unlink could not remove makes the open fail with its reason. */
+    unlink(tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
     if (!f) {
         rosa_fail("%s: cannot create: %s", tmp, strerror(errno));
+        if (fd >= 0) close(fd);
         free(tmp);
         return NULL;
     }
