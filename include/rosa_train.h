@@ -206,7 +206,8 @@ rosa_adapter *rosa_adapter_load(const char *dir, const rosa_config *c);
 int rosa_adapter_apply(rosa_model *m, rosa_adapter *a);
 /* Writes a model directory: m's files with the adapted tensors merged (in
  * their stored dtype), config, tokenizer and generation files copied.
- * Refused for a method that cannot merge. */
+ * Refused for a method that cannot merge, and for an out_dir that is, holds
+ * or lies inside model_dir. */
 int rosa_adapter_merge_write(const rosa_model *m, const char *model_dir, const rosa_adapter *a, const char *out_dir);
 
 /* ----------------------------------------------------------------- training */

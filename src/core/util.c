@@ -148,13 +148,102 @@ char *rosa_path_join(const char *dir, const char *name) {
     return p;
 }
 
+int rosa_path_inside(const char *path, const char *root) {
+    size_t n = strlen(root);
+    if (n == 1 && root[0] == '/') return path[0] == '/';
+    return strncmp(path, root, n) == 0 && (path[n] == '/' || path[n] == 0);
+}
+
+char *rosa_real_path(const char *path) {
+    rosa_buf abs = {0};
+    if (path[0] != '/') {
+        char *cwd = getcwd(NULL, 0);
+        if (!cwd) {
+            rosa_fail("%s: cannot resolve: the current directory: %s", path, strerror(errno));
+            return NULL;
+        }
+        int rc = rosa_buf_printf(&abs, "%s/", cwd);
+        free(cwd);
+        if (rc < 0) return NULL;
+    }
+    if (rosa_buf_printf(&abs, "%s", path) < 0) {
+        rosa_buf_free(&abs);
+        return NULL;
+    }
+    /* Cut components off the end until what is left resolves ("/" always
+     * does); the cut tail does not exist yet and is appended as written. */
+    char *head = abs.data, *tail = NULL, *real = NULL;
+    for (;;) {
+        real = realpath(*head ? head : "/", NULL);
+        if (real || !*head) break;
+        char *slash = strrchr(head, '/');
+        if (tail) tail[-1] = '/'; /* rejoin the previous cut */
+        *slash = 0;
+        tail = slash + 1;
+    }
+    rosa_buf out = {0};
+    if (!real || rosa_buf_printf(&out, "%s", real) < 0) {
+        if (!real) rosa_fail("%s: cannot resolve: %s", path, strerror(errno));
+        free(real);
+        rosa_buf_free(&abs);
+        rosa_buf_free(&out);
+        return NULL;
+    }
+    free(real);
+    for (char *c = tail, *next; c; c = next) {
+        char *slash = strchr(c, '/');
+        next = slash ? slash + 1 : NULL;
+        size_t n = slash ? (size_t)(slash - c) : strlen(c);
+        if (n == 0 || (n == 1 && c[0] == '.')) continue;
+        if (n == 2 && c[0] == '.' && c[1] == '.') { /* lexically: the directory does not exist */
+            char *up = strrchr(out.data, '/');
+            out.len = up > out.data ? (size_t)(up - out.data) : 1;
+            out.data[out.len] = 0;
+            continue;
+        }
+        if ((out.len > 1 && rosa_buf_putc(&out, '/') < 0) || rosa_buf_append(&out, c, n) < 0) {
+            rosa_buf_free(&abs);
+            rosa_buf_free(&out);
+            return NULL;
+        }
+    }
+    rosa_buf_free(&abs);
+    return out.data;
+}
+
+int rosa_path_overlaps(const char *a, const char *b) {
+    char *ra = rosa_real_path(a), *rb = ra ? rosa_real_path(b) : NULL;
+    int r = ra && rb ? (strcmp(ra, rb) == 0 ? 1 : rosa_path_inside(ra, rb) ? 2 : rosa_path_inside(rb, ra) ? 3 : 0) : -1;
+    free(ra);
+    free(rb);
+    return r;
+}
+
+int rosa_check_apart(const char *out_opt, const char *out, const char *in_opt, const char *in) {
+    if (!out || !in) return 0;
+    int r = rosa_path_overlaps(out, in);
+    /* An input that cannot be resolved is reported by its own open. */
+    if (r <= 0) return 0;
+    static const char *const how[] = {"", "is the same path as", "lies inside", "contains"};
+    return rosa_fail("%s %s %s %s %s: an output must not overlap an input (writing or clearing it would overwrite or "
+                     "delete the input); choose another %s",
+                     out_opt, out, how[r], in_opt, in, out_opt);
+}
+
 FILE *rosa_atomic_begin(const char *path, char **tmp_path) {
     char *tmp = rosa_malloc(strlen(path) + 5, "path");
     if (!tmp) return NULL;
     sprintf(tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
+    /* A stale temporary is removed, never written through: with O_EXCL the
+     * open creates a new file and follows no link (a link left at NAME.tmp
+     * would otherwise truncate its target, wherever it is).  Whatever the
+     * unlink could not remove makes the open fail with its reason. */
+    unlink(tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
     if (!f) {
         rosa_fail("%s: cannot create: %s", tmp, strerror(errno));
+        if (fd >= 0) close(fd);
         free(tmp);
         return NULL;
     }

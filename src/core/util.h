@@ -23,6 +23,21 @@ int rosa_mul_size(size_t a, size_t b, size_t *out);
 
 int rosa_file_exists(const char *path);
 int rosa_is_dir(const char *path);
+/* Is path root or below it (both absolute and resolved, as rosa_real_path
+ * gives them)?  Compares whole components: /a/bc is not below /a/b. */
+int rosa_path_inside(const char *path, const char *root);
+/* The absolute path that `path` names, symbolic links resolved, also when it
+ * does not exist yet (an output about to be made): its longest existing
+ * ancestor is resolved and the rest appended ("." dropped, ".." taken
+ * lexically).  malloc'ed; NULL with a message. */
+char *rosa_real_path(const char *path);
+/* Whether a and b (real paths compared) overlap: 1 the same path, 2 a lies
+ * inside b, 3 b lies inside a, 0 apart, -1 (with a message) unresolvable. */
+int rosa_path_overlaps(const char *a, const char *b);
+/* Refuses an output that overlaps an input (rosa_path_overlaps), which writing
+ * or clearing the output could overwrite or delete: -1 with a one-line message
+ * naming both options and paths; 0 when apart or when in is NULL. */
+int rosa_check_apart(const char *out_opt, const char *out, const char *in_opt, const char *in);
 
 /* Atomic file replacement: write to the FILE from rosa_atomic_begin (a
  * temporary beside path), then rosa_atomic_end flushes, fsyncs, renames it

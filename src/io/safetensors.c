@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "json.h"
 
@@ -228,33 +229,39 @@ static int shard_name_ok(const char *name) {
     return 1;
 }
 
-/* Is `path` (resolved) `root` or below it? */
-static int path_below(const char *path, const char *root) {
-    size_t n = strlen(root);
-    if (n == 1 && root[0] == '/') return 1;
-    return strncmp(path, root, n) == 0 && (path[n] == '/' || path[n] == 0);
-}
-
 /* A weight file of a model directory, symbolic links resolved, must stay in
  * the directory, or, when the directory is a Hugging Face cache snapshot
  * (<repo>/snapshots/<rev>/, whose files link to ../../blobs/<hash>), in the
- * repository's blobs/.  A file that does not resolve is left to the open that
- * follows, which names it.  Then adds it to the set. */
+ * repository's blobs/, which must then be a directory of the repository
+ * itself: not a link (`blobs -> /` would admit any file).  A file that does
+ * not resolve is left to the open that follows, which names it.  Then adds it
+ * to the set. */
 static int add_weight_file(st_set *s, const char *dir, const char *path) {
     char *rdir = realpath(dir, NULL), *rfile = realpath(path, NULL), *blobs = NULL;
-    int ok = !rfile || (rdir && path_below(rfile, rdir));
+    int ok = !rfile || (rdir && rosa_path_inside(rfile, rdir));
     if (!ok && rdir) {
-        char *parent = rosa_strdup(rdir), *slash = parent ? strrchr(parent, '/') : NULL;
+        /* rdir is resolved, so its grandparent is the real repository directory. */
+        char *repo = rosa_strdup(rdir), *slash = repo ? strrchr(repo, '/') : NULL;
         if (slash) *slash = 0;
-        slash = parent ? strrchr(parent, '/') : NULL;
+        slash = repo ? strrchr(repo, '/') : NULL;
         if (slash && strcmp(slash + 1, "snapshots") == 0) {
             *slash = 0;
-            char *b = rosa_path_join(*parent ? parent : "/", "blobs");
-            blobs = b ? realpath(b, NULL) : NULL;
+            const char *root = *repo ? repo : "/";
+            char *b = rosa_path_join(root, "blobs");
+            struct stat st;
+            if (b && lstat(b, &st) == 0 && S_ISDIR(st.st_mode)) {
+                blobs = realpath(b, NULL);
+                /* Not a link, so this holds; checked all the same: the blobs
+                 * admitted are the repository's own. */
+                if (blobs && (!rosa_path_inside(blobs, root) || strcmp(blobs, root) == 0)) {
+                    free(blobs);
+                    blobs = NULL;
+                }
+            }
             free(b);
         }
-        free(parent);
-        ok = blobs && path_below(rfile, blobs);
+        free(repo);
+        ok = blobs && rosa_path_inside(rfile, blobs);
     }
     int rc = ok ? st_set_add_file(s, path)
                 : rosa_fail("%s: resolves to %s, outside the model directory %s", path, rfile, rdir ? rdir : dir);

@@ -401,6 +401,8 @@ int rosa_adapter_merge_write(const rosa_model *m, const char *model_dir, const r
         return rosa_fail("%s adapters cannot be merged into weights (they act inside attention; use --adapter)",
                          a->method->title);
     if (m->fp32_released) return rosa_fail("merging needs the FP32 weights: load the model without --dtype bf16");
+    /* Merged weights written into (or around) the base model would replace them. */
+    if (rosa_check_apart("--output", out_dir, "--model", model_dir) < 0) return -1;
     if (mkdir(out_dir, 0755) != 0 && errno != EEXIST)
         return rosa_fail("%s: cannot create directory: %s", out_dir, strerror(errno));
     static const char *const files[] = {"config.json", "generation_config.json", "tokenizer.json",

@@ -14,18 +14,49 @@
 #include "io/json.h"
 #include "io/safetensors.h"
 
-static int remove_tree(const char *path) {
-    DIR *d = opendir(path);
-    if (!d) return unlink(path) == 0 || errno == ENOENT ? 0 : -1;
+/* Removes `name` in the directory open as dfd and, when it is a directory,
+ * everything in it.  Never follows a symbolic link: a link is unlinked as a
+ * link and its target left alone (a link named checkpoint-N or
+ * .checkpoint-N.tmp in an output directory must not empty the directory it
+ * points to).  Keeps going past a failure; returns -1 (errno set) if any. */
+static int remove_at(int dfd, const char *name) {
+    struct stat st;
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return errno == ENOENT ? 0 : -1;
+    if (!S_ISDIR(st.st_mode)) return unlinkat(dfd, name, 0) == 0 || errno == ENOENT ? 0 : -1;
+    /* O_NOFOLLOW: a directory swapped for a link since the fstatat is not entered. */
+    int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        int err = errno;
+        if (fd >= 0) close(fd);
+        return errno = err, -1;
+    }
+    int rc = 0, err = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        char *p = rosa_path_join(path, e->d_name);
-        if (p) remove_tree(p);
-        free(p);
+        if (remove_at(fd, e->d_name) != 0 && !err) err = errno, rc = -1;
     }
     closedir(d);
-    return rmdir(path);
+    if (rc == 0 && unlinkat(dfd, name, AT_REMOVEDIR) != 0 && errno != ENOENT) err = errno, rc = -1;
+    if (rc) errno = err;
+    return rc;
+}
+
+/* remove_at for a path: its last component, in its directory (which may be
+ * reached through links: the output directory itself may be one). */
+static int remove_tree(const char *path) {
+    char *dir = rosa_strdup(path);
+    if (!dir) return errno = ENOMEM, -1;
+    char *slash = strrchr(dir, '/');
+    const char *name = slash ? slash + 1 : dir;
+    if (slash) *slash = 0;
+    int dfd = open(slash ? (*dir ? dir : "/") : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = dfd >= 0 ? remove_at(dfd, name) : -1, err = errno;
+    if (dfd >= 0) close(dfd);
+    free(dir);
+    errno = err;
+    return rc;
 }
 
 static int fsync_dir(const char *path) {
@@ -152,7 +183,8 @@ int rosa_checkpoint_save(const char *out_dir, const rosa_adapter *a, const rosa_
     if (rc == 0) {
         /* Replacing a checkpoint of the same step (a resumed run re-saving it). */
         remove_tree(old_dir);
-        if (rosa_is_dir(final_dir) && rename(final_dir, old_dir) != 0)
+        struct stat ls; /* lstat: a link there is moved aside (and removed) as a link */
+        if (lstat(final_dir, &ls) == 0 && rename(final_dir, old_dir) != 0)
             rc = rosa_fail("%s: cannot move aside: %s", final_dir, strerror(errno));
         else if (rename(tmp_dir, final_dir) != 0)
             rc = rosa_fail("%s: cannot rename to %s: %s", tmp_dir, final_dir, strerror(errno));

@@ -3,11 +3,13 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/util.h"
 
@@ -196,9 +198,20 @@ rosa_metrics *rosa_metrics_open(const char *path, int64_t start_step) {
     rosa_metrics *m = rosa_calloc(1, sizeof *m, "metrics writer");
     if (!m) return NULL;
     m->path = rosa_strdup(path);
-    m->f = m->path ? fopen(path, start_step > 0 ? "a" : "w") : NULL;
+    /* O_NOFOLLOW: a link left at metrics.jsonl must not have rosa truncate
+     * or append to a file elsewhere. */
+    int fd = m->path ? open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (start_step > 0 ? O_APPEND : O_TRUNC),
+                            0666)
+                     : -1;
+    m->f = fd >= 0 ? fdopen(fd, start_step > 0 ? "a" : "w") : NULL;
     if (!m->f) {
-        if (m->path) rosa_fail("%s: cannot write: %s", path, strerror(errno));
+        int err = errno;
+        if (fd >= 0) close(fd);
+        if (m->path && err == ELOOP)
+            rosa_fail("%s is a symbolic link: rosa does not write through links in an output directory (remove it)",
+                      path);
+        else if (m->path)
+            rosa_fail("%s: cannot write: %s", path, strerror(err));
         free(m->path);
         free(m);
         return NULL;

@@ -108,13 +108,24 @@ static const int32_t *micro_indices(run *r, int64_t s, int j) {
 
 static int open_output(run *r) {
     const rosa_train_options *o = r->o;
+    /* --overwrite clears the output and every run writes into it: an input
+     * there (or around it) would be overwritten or deleted. */
+    if (rosa_check_apart("--output", o->output_dir, "--init-adapter", o->init_adapter) < 0 ||
+        rosa_check_apart("--output", o->output_dir, "--model", o->model_dir) < 0 ||
+        rosa_check_apart("--output", o->output_dir, "--data", o->data_path) < 0)
+        return -1;
     if (mkdir(o->output_dir, 0755) != 0 && errno != EEXIST)
         return rosa_fail("%s: cannot create output directory: %s", o->output_dir, strerror(errno));
     char *lock = rosa_path_join(o->output_dir, "train.lock");
     if (!lock) return -1;
-    r->lock_fd = open(lock, O_RDWR | O_CREAT, 0644);
+    /* O_NOFOLLOW: a link there would make rosa create or lock a file elsewhere. */
+    r->lock_fd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    int err = errno;
     free(lock);
-    if (r->lock_fd < 0) return rosa_fail("%s: cannot create train.lock: %s", o->output_dir, strerror(errno));
+    if (r->lock_fd < 0 && err == ELOOP)
+        return rosa_fail("%s/train.lock is a symbolic link: rosa does not write through links in an output directory "
+                         "(remove it)", o->output_dir);
+    if (r->lock_fd < 0) return rosa_fail("%s: cannot create train.lock: %s", o->output_dir, strerror(err));
     if (flock(r->lock_fd, LOCK_EX | LOCK_NB) != 0)
         return rosa_fail("%s: another rosa train is writing to this directory", o->output_dir);
     if (!o->resume && !o->overwrite && rosa_checkpoint_latest(o->output_dir, NULL) >= 0)
