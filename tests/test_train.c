@@ -493,13 +493,13 @@ TEST(adapter_files_follow_peft_and_refuse_what_rosa_lacks) {
     struct {
         const char *key, *value, *needle;
     } cases[] = {
-        {"use_dora", "true", "\"use_dora\" is not supported"},
-        {"modules_to_save", "[\"lm_head\"]", "\"modules_to_save\" is not supported"},
+        {"use_dora", "true", "\"use_dora\" is true: rosa does not implement DoRA"},
+        {"modules_to_save", "[\"lm_head\"]", "\"modules_to_save\" is [\"lm_head\"]: rosa does not implement"},
         {"peft_type", "\"IA3\"", "unsupported peft_type \"IA3\""},
-        {"bias", "\"all\"", "\"bias\": \"all\" is not supported"},
+        {"bias", "\"all\"", "\"bias\" is \"all\": rosa does not implement trained biases"},
         {"r", "3", "should have shape [3, 64]"},
-        {"rank_pattern", "{\"q_proj\": 4}", "\"rank_pattern\" is not supported"},
-        {"some_future_option", "7", "\"some_future_option\" is not supported"},
+        {"rank_pattern", "{\"q_proj\": 4}", "\"rank_pattern\" is {\"q_proj\":4}: rosa does not implement"},
+        {"some_future_option", "7", "\"some_future_option\" is 7: rosa does not know this field"},
         {"layers_to_transform", "[1]", "unexpected tensor"},
         {"layers_to_transform", "[1, 3, 4]", "is missing"},
         {"target_modules", "[\"q_proj\", \"lm_head\"]", "unknown target module \"lm_head\""},
@@ -520,6 +520,192 @@ TEST(adapter_files_follow_peft_and_refuse_what_rosa_lacks) {
         rosa_adapter_free(c);
     }
     free(orig);
+    rosa_adapter_free(a);
+    rosa_model_free(m);
+}
+
+/* adapter_config.json as PEFT 0.20 saves LoraConfig(r=2, target_modules=["q_proj",
+ * "v_proj"], lora_alpha=16, lora_dropout=0.05, task_type="CAUSAL_LM"): to_dict()
+ * writes every field, sort_keys and indent 2; plus runtime_config, which
+ * configs from other writers carry (PEFT drops it on load), and kasa_config
+ * of PEFT's main branch.  Before issue 18, qalora_group_size (16, PEFT's
+ * default since 0.16) and peft_version (since 0.18) were refused. */
+static const char peft_020_config[] =
+    "{\n"
+    "  \"alora_invocation_tokens\": null,\n"
+    "  \"alpha_pattern\": {},\n"
+    "  \"arrow_config\": null,\n"
+    "  \"auto_mapping\": null,\n"
+    "  \"base_model_name_or_path\": \"stories260K\",\n"
+    "  \"bias\": \"none\",\n"
+    "  \"corda_config\": null,\n"
+    "  \"ensure_weight_tying\": false,\n"
+    "  \"eva_config\": null,\n"
+    "  \"exclude_modules\": null,\n"
+    "  \"fan_in_fan_out\": false,\n"
+    "  \"inference_mode\": true,\n"
+    "  \"init_lora_weights\": true,\n"
+    "  \"kasa_config\": null,\n"
+    "  \"layer_replication\": null,\n"
+    "  \"layers_pattern\": null,\n"
+    "  \"layers_to_transform\": null,\n"
+    "  \"loftq_config\": {},\n"
+    "  \"lora_alpha\": 16,\n"
+    "  \"lora_bias\": false,\n"
+    "  \"lora_dropout\": 0.05,\n"
+    "  \"lora_ga_config\": null,\n"
+    "  \"megatron_config\": null,\n"
+    "  \"megatron_core\": \"megatron.core\",\n"
+    "  \"modules_to_save\": null,\n"
+    "  \"monteclora_config\": null,\n"
+    "  \"peft_type\": \"LORA\",\n"
+    "  \"peft_version\": \"0.20.0\",\n"
+    "  \"qalora_group_size\": 16,\n"
+    "  \"r\": 2,\n"
+    "  \"rank_pattern\": {},\n"
+    "  \"revision\": null,\n"
+    "  \"runtime_config\": {\n"
+    "    \"ephemeral_gpu_offload\": false\n"
+    "  },\n"
+    "  \"target_modules\": [\n"
+    "    \"v_proj\",\n"
+    "    \"q_proj\"\n"
+    "  ],\n"
+    "  \"target_parameters\": null,\n"
+    "  \"task_type\": \"CAUSAL_LM\",\n"
+    "  \"trainable_token_indices\": null,\n"
+    "  \"use_bdlora\": null,\n"
+    "  \"use_dora\": false,\n"
+    "  \"use_qalora\": false,\n"
+    "  \"use_rslora\": false,\n"
+    "  \"velora_config\": null\n"
+    "}\n";
+
+/* peft_020_config with each "key": value of `edits` (JSON, set in turn). */
+static void write_peft_config(const char *path, const char *const *edits, int n) {
+    cJSON *j = cJSON_Parse(peft_020_config);
+    for (int i = 0; i + 1 < n; i += 2) {
+        cJSON_DeleteItemFromObject(j, edits[i]);
+        cJSON_AddItemToObject(j, edits[i], cJSON_Parse(edits[i + 1]));
+    }
+    char *text = cJSON_Print(j);
+    write_file(path, text);
+    free(text);
+    cJSON_Delete(j);
+}
+
+TEST(adapter_config_from_current_peft_loads_with_every_field) {
+    rosa_model *m = rosa_model_load(shared_path("models/stories260K"));
+    REQUIRE(m);
+    rosa_lora_options o;
+    rosa_lora_options_default(&o);
+    o.rank = 2;
+    rosa_adapter *a = rosa_adapter_new_lora(&m->cfg, &o, 11);
+    REQUIRE(a);
+    for (size_t i = 0; i < a->n_floats; i++) a->w[i] = (float)((int)(i % 13) - 6) / 64.0f; /* lora_B too */
+    const char *dir = test_tmp_path("peft-0.20");
+    REQUIRE(rosa_adapter_save(a, dir, "stories260K") == 0);
+    char cfg[600];
+    snprintf(cfg, sizeof cfg, "%s/adapter_config.json", dir);
+
+    /* Every field of the shipped table is in the config (a field PEFT adds
+     * later gets a row and a place here), and every row is in docs/formats.md. */
+    cJSON *full = cJSON_Parse(peft_020_config);
+    REQUIRE(full);
+    char *doc = rosa_read_file("docs/formats.md", NULL);
+    REQUIRE(doc);
+    for (int pass = 0; pass < 2; pass++) {
+        const rosa_peft_field *t = pass ? rosa_peft_base_fields : rosa_lora_fields;
+        for (int k = 0; t[k].key; k++) {
+            char quoted[80];
+            snprintf(quoted, sizeof quoted, "`%s`", t[k].key);
+            CHECK_MSG(cJSON_GetObjectItemCaseSensitive(full, t[k].key) != NULL, "%s is not in the test config",
+                      t[k].key);
+            CHECK_MSG(strstr(doc, quoted) != NULL, "docs/formats.md does not name %s", quoted);
+        }
+    }
+    free(doc);
+    const cJSON *item;
+    cJSON_ArrayForEach(item, full) CHECK_MSG(rosa_peft_field_find(rosa_lora_fields, item->string) != NULL,
+                                             "%s of PEFT's LoraConfig is not in rosa's table", item->string);
+    cJSON_Delete(full);
+
+    /* As PEFT writes it, every field at its default: loads, honouring r,
+     * lora_alpha, lora_dropout and target_modules. */
+    write_peft_config(cfg, NULL, 0);
+    rosa_adapter *b = rosa_adapter_load(dir, &m->cfg);
+    CHECK_MSG(b != NULL, "PEFT 0.20's config refused: %s", rosa_last_error());
+    if (b) {
+        const rosa_lora_options *bo = b->opts;
+        CHECK_EQ_INT(bo->rank, 2);
+        CHECK(bo->alpha == 16.0f && bo->dropout == 0.05f && !bo->rslora);
+        CHECK(bo->targets == ((1u << PROJ_Q) | (1u << PROJ_V)) && !bo->target_regex);
+        CHECK(b->n_floats == a->n_floats && memcmp(a->w, b->w, sizeof(float) * a->n_floats) == 0);
+        CHECK(rosa_lora_state_of(b)->scaling == 8.0f);
+        rosa_adapter_free(b);
+    }
+
+    /* Values PEFT's math does not depend on, or treats as the default. */
+    static const char *const fine[][4] = {
+        {"peft_version", "\"0.21.0.dev0@0123abc\""},
+        {"qalora_group_size", "32"}, /* read only with use_qalora */
+        {"init_lora_weights", "\"eva\"", "eva_config", "{\"rho\": 2.0, \"tau\": 0.99, \"whiten\": false}"},
+        {"init_lora_weights", "\"gaussian\""},
+        {"init_lora_weights", "false"},
+        {"corda_config", "{\"corda_method\": \"ipm\"}"}, /* PEFT keeps it, ignored, unless init is corda */
+        {"runtime_config", "{\"ephemeral_gpu_offload\": true}"},
+        {"exclude_modules", "[]"},
+        {"modules_to_save", "[]"},
+        {"target_parameters", "[]"},
+        {"layers_pattern", "\"layers\"", "layers_to_transform", "[0, 1, 2, 3, 4]"},
+        {"ensure_weight_tying", "true"},
+        {"megatron_core", "null"},
+        {"use_rslora", "true"},
+        {"enable_lora", "null"}, /* a field of another PEFT version, off */
+    };
+    for (size_t i = 0; i < sizeof fine / sizeof fine[0]; i++) {
+        write_peft_config(cfg, fine[i], fine[i][2] ? 4 : 2);
+        b = rosa_adapter_load(dir, &m->cfg);
+        CHECK_MSG(b != NULL, "%s: %s refused: %s", fine[i][0], fine[i][1], rosa_last_error());
+        if (b && strcmp(fine[i][0], "use_rslora") == 0) CHECK(rosa_lora_state_of(b)->scaling == 16.0f / sqrtf(2.0f));
+        rosa_adapter_free(b);
+    }
+
+    /* What rosa does not implement is refused by name, with the value. */
+    static const char *const refused[][5] = {
+        {"use_qalora", "true", "qalora_group_size", "32", "\"use_qalora\" is true: rosa does not implement QALoRA"},
+        {"use_dora", "true", NULL, NULL, "\"use_dora\" is true: rosa does not implement DoRA"},
+        {"init_lora_weights", "\"pissa_niter_16\"", NULL, NULL,
+         "\"init_lora_weights\" is \"pissa_niter_16\": rosa does not implement this initialization"},
+        {"init_lora_weights", "\"loftq\"", "loftq_config", "{\"loftq_bits\": 4, \"loftq_iter\": 1}",
+         "\"init_lora_weights\" is \"loftq\": rosa does not implement"},
+        {"init_lora_weights", "\"mica\"", NULL, NULL, "\"init_lora_weights\" is \"mica\": rosa does not implement"},
+        {"lora_bias", "true", NULL, NULL, "\"lora_bias\" is true: rosa does not implement"},
+        {"fan_in_fan_out", "true", NULL, NULL, "\"fan_in_fan_out\" is true: rosa does not implement"},
+        {"alora_invocation_tokens", "[128, 9]", NULL, NULL,
+         "\"alora_invocation_tokens\" is [128,9]: rosa does not implement aLoRA"},
+        {"trainable_token_indices", "[0, 1]", NULL, NULL, "\"trainable_token_indices\" is [0,1]: rosa does not"},
+        {"target_parameters", "[\"mlp.experts.down_proj\"]", NULL, NULL, "\"target_parameters\" is [\"mlp."},
+        {"exclude_modules", "[\"model.layers.0.self_attn.q_proj\"]", NULL, NULL, "\"exclude_modules\" is"},
+        {"layer_replication", "[[0, 3], [1, 5]]", NULL, NULL, "\"layer_replication\" is [[0,3],[1,5]]: rosa does"},
+        {"layers_pattern", "\"h\"", "layers_to_transform", "[0]", "\"layers_pattern\" is \"h\": rosa does not"},
+        {"alpha_pattern", "{\"q_proj\": 32}", NULL, NULL, "\"alpha_pattern\" is {\"q_proj\":32}: rosa does not"},
+        {"megatron_config", "{}", NULL, NULL, "\"megatron_config\" is {}: rosa does not implement"},
+        {"velora_config", "{\"num_groups\": 64}", NULL, NULL, "\"velora_config\" is {\"num_groups\":64}: rosa"},
+        {"monteclora_config", "{}", NULL, NULL, "\"monteclora_config\" is {}: rosa does not implement"},
+        {"use_bdlora", "{\"nblocks\": 2}", NULL, NULL, "\"use_bdlora\" is {\"nblocks\":2}: rosa does not"},
+        {"arrow_config", "{\"top_k\": 3}", NULL, NULL, "\"arrow_config\" is {\"top_k\":3}: rosa does not"},
+        {"kasa_config", "{}", NULL, NULL, "\"kasa_config\" is {}: rosa does not implement KaSA"},
+        {"enable_lora", "[true]", NULL, NULL, "\"enable_lora\" is [true]: rosa does not know this field"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        write_peft_config(cfg, refused[i], refused[i][2] ? 4 : 2);
+        b = rosa_adapter_load(dir, &m->cfg);
+        CHECK_MSG(b == NULL, "%s: %s loaded", refused[i][0], refused[i][1]);
+        CHECK_ERROR_HAS(refused[i][4]);
+        CHECK_ERROR_HAS("adapter_config.json: ");
+        rosa_adapter_free(b);
+    }
     rosa_adapter_free(a);
     rosa_model_free(m);
 }

@@ -116,18 +116,66 @@ static void runtime_from(void *p, const void *from) {
 
 /* --------------------------------------------------- adapter_config.json */
 
-static const char *const keys_read[] = {
-    "peft_type", "task_type", "r", "lora_alpha", "lora_dropout", "target_modules", "use_rslora",
-    "layers_to_transform", "bias", "base_model_name_or_path", "revision", "inference_mode",
-    "init_lora_weights", "megatron_core", "auto_mapping", NULL};
+/* Every field of PEFT's LoraConfig (src/peft/tuners/lora/config.py, release
+ * 0.20 and its main branch), in PEFT's order; the base PeftConfig fields are
+ * in format.c.  PEFT's save writes them all: a field rosa does not implement
+ * is accepted at its default, and at the spellings PEFT treats as the default
+ * (None and an empty list, say, where PEFT tests the value's truth). */
+#define DEFAULT_ONLY(feature, ...) PEFT_FIELD_DEFAULT, feature, {__VA_ARGS__, NULL}
+const rosa_peft_field rosa_lora_fields[] = {
+    {"r", PEFT_FIELD_READ, NULL, {NULL}},
+    {"target_modules", PEFT_FIELD_READ, NULL, {NULL}},
+    {"exclude_modules", DEFAULT_ONLY("exclude_modules (modules taken out of target_modules)", "null", "[]", "\"\"")},
+    {"lora_alpha", PEFT_FIELD_READ, NULL, {NULL}},
+    {"lora_dropout", PEFT_FIELD_READ, NULL, {NULL}},
+    {"fan_in_fan_out", DEFAULT_ONLY("fan_in_fan_out (weights stored [in, out], as GPT-2's Conv1D)", "false")},
+    {"bias", DEFAULT_ONLY("trained biases", "\"none\"", "null")},
+    {"use_rslora", PEFT_FIELD_READ, NULL, {NULL}},
+    {"modules_to_save", DEFAULT_ONLY("modules_to_save (whole modules trained besides the adapter)", "null", "[]")},
+    /* The initialisations that leave the base weights alone and train A and
+     * B as LoRA does; the weights file holds the result.  PiSSA, OLoRA, CorDA,
+     * LoftQ and LoRA-GA save an adapter relative to changed base weights
+     * (unless converted on save, which writes true), MiCA freezes lora_B. */
+    {"init_lora_weights", DEFAULT_ONLY("this initialization (PiSSA, OLoRA, CorDA, LoftQ and LoRA-GA change the base "
+                                       "weights, MiCA freezes lora_B)",
+                                       "true", "false", "\"gaussian\"", "\"orthogonal\"", "\"eva\"")},
+    {"layers_to_transform", PEFT_FIELD_READ, NULL, {NULL}},
+    /* PEFT: an empty pattern means any layer list; a Llama's is "layers". */
+    {"layers_pattern", DEFAULT_ONLY("a layers_pattern other than \"layers\"", "null", "[]", "\"\"", "\"layers\"",
+                                    "[\"layers\"]")},
+    {"rank_pattern", DEFAULT_ONLY("rank_pattern (per-module ranks)", "{}", "null")},
+    {"alpha_pattern", DEFAULT_ONLY("alpha_pattern (per-module alphas)", "{}", "null")},
+    {"megatron_config", DEFAULT_ONLY("Megatron's parallel layers", "null")},
+    {"megatron_core", PEFT_FIELD_IGNORED, NULL, {NULL}}, /* read only with megatron_config */
+    {"trainable_token_indices", DEFAULT_ONLY("trainable_token_indices (trained embedding rows)", "null")},
+    /* Parameters of the initialisation init_lora_weights names (PEFT keeps
+     * them, ignored, under another one); the weights file holds the result. */
+    {"loftq_config", PEFT_FIELD_IGNORED, NULL, {NULL}},
+    {"eva_config", PEFT_FIELD_IGNORED, NULL, {NULL}},
+    {"corda_config", PEFT_FIELD_IGNORED, NULL, {NULL}},
+    {"lora_ga_config", PEFT_FIELD_IGNORED, NULL, {NULL}},
+    {"use_dora", DEFAULT_ONLY("DoRA", "false")},
+    {"velora_config", DEFAULT_ONLY("VeLoRA", "null")},
+    {"alora_invocation_tokens", DEFAULT_ONLY("aLoRA (activated LoRA)", "null")},
+    {"use_qalora", DEFAULT_ONLY("QALoRA", "false")},
+    {"qalora_group_size", PEFT_FIELD_IGNORED, NULL, {NULL}}, /* read only with use_qalora */
+    {"monteclora_config", DEFAULT_ONLY("MonteCLoRA", "null")},
+    {"layer_replication", DEFAULT_ONLY("layer_replication (stacked copies of layers)", "null", "[]")},
+    {"runtime_config", PEFT_FIELD_IGNORED, NULL, {NULL}}, /* PEFT drops it when loading */
+    {"lora_bias", DEFAULT_ONLY("lora_bias (a bias on lora_B)", "false")},
+    {"target_parameters", DEFAULT_ONLY("target_parameters (LoRA on bare parameters)", "null", "[]")},
+    {"use_bdlora", DEFAULT_ONLY("BD-LoRA (block-diagonal LoRA)", "null")},
+    {"arrow_config", DEFAULT_ONLY("Arrow routing", "null")},
+    {"kasa_config", DEFAULT_ONLY("KaSA", "null")},
+    /* Ties adapters on tied embeddings; rosa adapts only projections. */
+    {"ensure_weight_tying", PEFT_FIELD_IGNORED, NULL, {NULL}},
+    {NULL, 0, NULL, {NULL}},
+};
+#undef DEFAULT_ONLY
 
 static int parse_config(rosa_adapter *a, const cJSON *j, const char *path, const rosa_config *c) {
     rosa_lora_options *o = a->opts;
-    if (rosa_peft_check_keys(j, path, keys_read) < 0) return -1;
-    int err;
-    const char *bias = rosa_json_str_opt(j, "bias", path, &err);
-    if (err) return -1;
-    if (bias && strcmp(bias, "none") != 0) return rosa_fail("%s: \"bias\": \"%s\" is not supported (only \"none\")", path, bias);
+    if (rosa_peft_check_fields(j, path, rosa_lora_fields) < 0) return -1;
     long long r;
     double alpha, dropout;
     if (rosa_json_int(j, "r", path, 1, ROSA_MAX_RANK, &r) < 0 || rosa_json_num_opt(j, "lora_alpha", path, 8.0, &alpha) < 0 ||

@@ -4,6 +4,7 @@
 #ifndef ROSA_LORA_H
 #define ROSA_LORA_H
 
+#include "peft/format.h"
 #include "peft/peft.h"
 
 typedef struct {
@@ -24,6 +25,8 @@ typedef struct {
 } rosa_lora_state;
 
 extern const rosa_peft_method rosa_peft_lora;
+/* Every field of PEFT's LoraConfig and how rosa treats it (NULL key ends it). */
+extern const rosa_peft_field rosa_lora_fields[];
 
 /* Parses "q_proj,v_proj" (or "all", "all-linear") into a projection bit set;
  * -1 on an unknown name. */
