@@ -36,6 +36,8 @@ double max_rel_json(const float *a, const struct cJSON *ref, int n);
 /* Runs a shell command, captures stdout (and stderr when merge_stderr) into a
  * malloc'ed string; returns the exit status. */
 int run_capture(const char *cmd, int merge_stderr, char **out);
+/* The same for a printf-style command, stderr merged; out NULL: discarded. */
+int run_shellf(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define TEST(name)                                                                     \
     static void name(void);                                                            \

@@ -127,6 +127,19 @@ int run_capture(const char *cmd, int merge_stderr, char **out) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
+int run_shellf(char **out, const char *fmt, ...) {
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    char *o = NULL;
+    int rc = run_capture(cmd, 1, &o);
+    if (out) *out = o;
+    else free(o);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     int passed = 0, failed = 0, skipped = 0;
     setvbuf(stdout, NULL, _IOLBF, 0);

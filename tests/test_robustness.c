@@ -186,19 +186,6 @@ static void put(const char *path, const void *data, size_t n) {
 
 static void put_text(const char *path, const char *s) { put(path, s, strlen(s)); }
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...) {
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    char *out = NULL;
-    int rc = run_capture(cmd, 1, &out);
-    free(out);
-    return rc;
-}
-
 /* A safetensors file in memory: 8-byte length, header, `data` zero bytes. */
 static size_t st_buf(unsigned char *buf, size_t cap, const char *header, size_t data) {
     size_t h = strlen(header);
@@ -334,7 +321,7 @@ TEST(fuzz_regression_predictions_index_beyond_int) {
     const char *dir = rpath("evaltasks");
     char p[600];
     snprintf(p, sizeof p, "%s/boolq", dir);
-    sh("mkdir -p %s", p);
+    run_shellf(NULL, "mkdir -p %s", p);
     snprintf(p, sizeof p, "%s/boolq/test.json", dir);
     put_text(p, "[{\"instruction\": \"Q? Answer format: true/false\", \"output\": \"x\", \"answer\": \"true\"}]");
     rosa_task_list known = {0};
@@ -478,7 +465,7 @@ TEST(limits_absurd_tokenizer_files_are_refused) {
  * caller). */
 static const char *sharded_model(const char *name, const char *shard_name) {
     const char *dir = rpath(name);
-    sh("rm -rf %s && mkdir -p %s && cp %s %s %s %s/", dir, dir, shared_path("models/stories260K/config.json"),
+    run_shellf(NULL, "rm -rf %s && mkdir -p %s && cp %s %s %s %s/", dir, dir, shared_path("models/stories260K/config.json"),
        shared_path("models/stories260K/tokenizer.json"), shared_path("models/stories260K/tokenizer_config.json"), dir);
     char p[700], idx[700];
     snprintf(p, sizeof p, "%s/model.safetensors.index.json", dir);
@@ -512,11 +499,11 @@ TEST(weight_paths_cannot_leave_the_model_directory) {
     const char *weights = shared_abs("models/stories260K/model.safetensors", wbuf);
     /* a shard that is a link to a file outside */
     const char *d = sharded_model("out-link", "shard.safetensors");
-    sh("ln -s %s %s/shard.safetensors", weights, d);
+    run_shellf(NULL, "ln -s %s %s/shard.safetensors", weights, d);
     expect_refused(d, "outside the model directory");
     /* a shard in a linked directory that is outside */
     d = sharded_model("out-dirlink", "sub/shard.safetensors");
-    sh("mkdir -p %s/elsewhere && cp %s %s/elsewhere/shard.safetensors && ln -s %s/elsewhere %s/sub", rpath(""), weights,
+    run_shellf(NULL, "mkdir -p %s/elsewhere && cp %s %s/elsewhere/shard.safetensors && ln -s %s/elsewhere %s/sub", rpath(""), weights,
        rpath(""), rpath(""), d);
     expect_refused(d, "outside the model directory");
     /* names: absolute, "..", empty */
@@ -528,22 +515,22 @@ TEST(weight_paths_cannot_leave_the_model_directory) {
     expect_refused(d, "points outside the model directory");
     /* model.safetensors itself linked outside */
     d = rpath("single-out");
-    sh("rm -rf %s && mkdir -p %s && cp %s %s && ln -s %s %s/model.safetensors", d, d,
+    run_shellf(NULL, "rm -rf %s && mkdir -p %s && cp %s %s && ln -s %s %s/model.safetensors", d, d,
        shared_path("models/stories260K/config.json"), d, weights, d);
     expect_refused(d, "outside the model directory");
     /* a FIFO is refused at once, not waited on */
     d = sharded_model("fifo", "shard.safetensors");
-    sh("mkfifo %s/shard.safetensors", d);
+    run_shellf(NULL, "mkfifo %s/shard.safetensors", d);
     double t0 = rosa_now();
     expect_refused(d, "not a regular file");
     CHECK(rosa_now() - t0 < 2.0);
     /* links that stay inside are fine, and "./" prefixes too */
     d = sharded_model("in-link", "./shard.safetensors");
-    sh("mkdir -p %s/real && cp %s %s/real/w.safetensors && ln -s real/w.safetensors %s/shard.safetensors", d, weights, d,
+    run_shellf(NULL, "mkdir -p %s/real && cp %s %s/real/w.safetensors && ln -s real/w.safetensors %s/shard.safetensors", d, weights, d,
        d);
     expect_loads(d);
     /* the model directory reached through a link */
-    sh("ln -sfn %s %s", d, rpath("via-link"));
+    run_shellf(NULL, "ln -sfn %s %s", d, rpath("via-link"));
     expect_loads(rpath("via-link"));
 }
 
@@ -553,21 +540,21 @@ TEST(weight_paths_allow_the_hugging_face_cache_layout) {
     const char *repo = rpath("models--rosa--tiny");
     char wbuf[4096];
     const char *weights = shared_abs("models/stories260K/model.safetensors", wbuf);
-    sh("rm -rf %s && mkdir -p %s/blobs %s/snapshots/abc123 && cp %s %s/blobs/0f1e2d && cp %s %s/blobs/9a8b7c",
+    run_shellf(NULL, "rm -rf %s && mkdir -p %s/blobs %s/snapshots/abc123 && cp %s %s/blobs/0f1e2d && cp %s %s/blobs/9a8b7c",
        repo, repo, repo, weights, repo, shared_path("models/stories260K/config.json"), repo);
     char snap[700];
     snprintf(snap, sizeof snap, "%s/snapshots/abc123", repo);
-    sh("ln -s ../../blobs/0f1e2d %s/model.safetensors && ln -s ../../blobs/9a8b7c %s/config.json", snap, snap);
+    run_shellf(NULL, "ln -s ../../blobs/0f1e2d %s/model.safetensors && ln -s ../../blobs/9a8b7c %s/config.json", snap, snap);
     expect_loads(snap);
     /* ...and as shards */
-    sh("rm %s/model.safetensors", snap);
+    run_shellf(NULL, "rm %s/model.safetensors", snap);
     char p[800];
     snprintf(p, sizeof p, "%s/model.safetensors.index.json", snap);
     put_text(p, "{\"weight_map\": {\"model.norm.weight\": \"model-00001-of-00001.safetensors\"}}");
-    sh("ln -s ../../blobs/0f1e2d %s/model-00001-of-00001.safetensors", snap);
+    run_shellf(NULL, "ln -s ../../blobs/0f1e2d %s/model-00001-of-00001.safetensors", snap);
     expect_loads(snap);
     /* but not into another repository's blobs */
-    sh("mkdir -p %s/other/blobs && mv %s/blobs/0f1e2d %s/other/blobs/ && ln -sfn ../../other/blobs/0f1e2d "
+    run_shellf(NULL, "mkdir -p %s/other/blobs && mv %s/blobs/0f1e2d %s/other/blobs/ && ln -sfn ../../other/blobs/0f1e2d "
        "%s/model-00001-of-00001.safetensors", repo, repo, repo, snap);
     expect_refused(snap, "outside the model directory");
 }

@@ -41,26 +41,10 @@ static const char *in(char *buf, const char *dir, const char *rel) {
     return buf;
 }
 
-/* Runs a shell command; its exit status, stdout and stderr in *out (free it;
- * NULL: discarded). */
-static int shf(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int shf(char **out, const char *fmt, ...) {
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    char *o = NULL;
-    int rc = run_capture(cmd, 1, &o);
-    if (out) *out = o;
-    else free(o);
-    return rc;
-}
-
 /* One step of `rosa train` into out (extra: more options); exit status and
  * output in *log. */
 static int train(char **log, const char *data, const char *out, const char *extra) {
-    return shf(log,
+    return run_shellf(log,
                "%s train --model %s --data %s --output %s --max-steps 1 --batch-size 2 --micro-batch-size 2 "
                "--save-steps 1 --quiet %s",
                rosa_bin(), shared_path("models/stories260K"), data, out, extra);
@@ -69,7 +53,7 @@ static int train(char **log, const char *data, const char *out, const char *extr
 /* A directory "precious" with a file and a subdirectory with a file: what a
  * link in an output directory may point to. */
 static void make_precious(const char *dir) {
-    shf(NULL, "mkdir -p '%s/sub' && echo keep > '%s/f' && echo keep > '%s/sub/g'", dir, dir, dir);
+    run_shellf(NULL, "mkdir -p '%s/sub' && echo keep > '%s/f' && echo keep > '%s/sub/g'", dir, dir, dir);
 }
 
 static int file_says(const char *path, const char *text) {
@@ -105,7 +89,7 @@ TEST(paths_checkpoint_clear_never_follows_links) {
     fresh_dir(base, "clear-links");
     make_precious(in(precious, base, "precious"));
     in(out, base, "out");
-    shf(NULL,
+    run_shellf(NULL,
         "cd '%s' && mkdir -p out/checkpoint-2 out/.checkpoint-3.tmp && ln -s ../precious out/checkpoint-0 && "
         "ln -s ../precious out/.checkpoint-1.tmp && ln -s ../../precious out/checkpoint-2/sub && "
         "ln -s ../../precious/f out/.checkpoint-3.tmp/f && echo x > out/checkpoint-2/trainer_state.json && "
@@ -133,7 +117,7 @@ TEST(paths_train_never_deletes_or_writes_through_links) {
     int rc;
 
     /* ln -s ~/precious OUT/checkpoint-0; rosa train --overwrite */
-    shf(NULL, "cd '%s' && mkdir o1 && ln -s ../precious o1/checkpoint-0", base);
+    run_shellf(NULL, "cd '%s' && mkdir o1 && ln -s ../precious o1/checkpoint-0", base);
     rc = train(&log, data, in(out, base, "o1"), "--overwrite");
     CHECK_MSG(rc == 0, "exit %d: %s", rc, log);
     free(log);
@@ -142,7 +126,7 @@ TEST(paths_train_never_deletes_or_writes_through_links) {
     CHECK(exists(in(p, out, "checkpoint-1/trainer_state.json")));
 
     /* a stale .checkpoint-1.tmp link, an ordinary first run */
-    shf(NULL, "cd '%s' && mkdir o2 && ln -s ../precious o2/.checkpoint-1.tmp", base);
+    run_shellf(NULL, "cd '%s' && mkdir o2 && ln -s ../precious o2/.checkpoint-1.tmp", base);
     rc = train(&log, data, in(out, base, "o2"), "");
     CHECK_MSG(rc == 0, "exit %d: %s", rc, log);
     free(log);
@@ -150,7 +134,7 @@ TEST(paths_train_never_deletes_or_writes_through_links) {
     CHECK(!is_link(in(p, out, "checkpoint-1")) && exists(in(p, out, "checkpoint-1/trainer_state.json")));
 
     /* checkpoint-1 a link (no trainer_state.json: not a run), replaced by the checkpoint saved */
-    shf(NULL, "cd '%s' && mkdir o3 && ln -s ../precious o3/checkpoint-1", base);
+    run_shellf(NULL, "cd '%s' && mkdir o3 && ln -s ../precious o3/checkpoint-1", base);
     rc = train(&log, data, in(out, base, "o3"), "");
     CHECK_MSG(rc == 0, "exit %d: %s", rc, log);
     free(log);
@@ -158,7 +142,7 @@ TEST(paths_train_never_deletes_or_writes_through_links) {
     CHECK(!is_link(in(p, out, "checkpoint-1")) && exists(in(p, out, "checkpoint-1/trainer_state.json")));
 
     /* the temporary of the final adapter's atomic write a link to a file */
-    shf(NULL, "cd '%s' && mkdir o4 && ln -s ../precious/f o4/adapter_model.safetensors.tmp && "
+    run_shellf(NULL, "cd '%s' && mkdir o4 && ln -s ../precious/f o4/adapter_model.safetensors.tmp && "
               "ln -s ../precious/sub/g o4/adapter_config.json.tmp", base);
     rc = train(&log, data, in(out, base, "o4"), "");
     CHECK_MSG(rc == 0, "exit %d: %s", rc, log);
@@ -167,14 +151,14 @@ TEST(paths_train_never_deletes_or_writes_through_links) {
     CHECK(!is_link(in(p, out, "adapter_model.safetensors")) && exists(p));
 
     /* metrics.jsonl a link: refused, not truncated through */
-    shf(NULL, "cd '%s' && mkdir o5 && ln -s ../precious/f o5/metrics.jsonl", base);
+    run_shellf(NULL, "cd '%s' && mkdir o5 && ln -s ../precious/f o5/metrics.jsonl", base);
     rc = train(&log, data, in(out, base, "o5"), "");
     CHECK_MSG(rc == 1 && strstr(log, "metrics.jsonl is a symbolic link"), "exit %d: %s", rc, log);
     free(log);
     check_precious(precious, "metrics.jsonl a link");
 
     /* train.lock a dangling link: refused, nothing created where it points */
-    shf(NULL, "cd '%s' && mkdir o6 && ln -s ../precious/new o6/train.lock", base);
+    run_shellf(NULL, "cd '%s' && mkdir o6 && ln -s ../precious/new o6/train.lock", base);
     rc = train(&log, data, in(out, base, "o6"), "");
     CHECK_MSG(rc == 1 && strstr(log, "train.lock is a symbolic link"), "exit %d: %s", rc, log);
     free(log);
@@ -186,7 +170,7 @@ TEST(paths_train_never_deletes_or_writes_through_links) {
 TEST(paths_overlap_compares_real_paths) {
     char base[PATH_CAP], a[PATH_CAP], b[PATH_CAP];
     fresh_dir(base, "overlap");
-    shf(NULL, "cd '%s' && mkdir -p x/y z && ln -s x lx && touch x/file", base);
+    run_shellf(NULL, "cd '%s' && mkdir -p x/y z && ln -s x lx && touch x/file", base);
     struct {
         const char *a, *b;
         int want;
@@ -246,7 +230,7 @@ TEST(paths_train_output_never_overlaps_an_input) {
         {"model/new", "--model %s/model", "lies inside --model"},
         {"", "--model %s/model", "contains --model"},
     };
-    shf(NULL, "cp -r '%s' '%s/model'", shared_path("models/stories260K"), base);
+    run_shellf(NULL, "cp -r '%s' '%s/model'", shared_path("models/stories260K"), base);
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         snprintf(extra, sizeof extra, cases[i].extra, base);
         char out[PATH_CAP];
@@ -280,7 +264,7 @@ TEST(paths_merge_output_never_overlaps_the_model) {
     fresh_dir(base, "merge-overlap");
     write_toy_records(in(data, base, "data.jsonl"), 8);
     in(model, base, "model");
-    shf(NULL, "cp -r '%s' '%s'", shared_path("models/stories260K"), model);
+    run_shellf(NULL, "cp -r '%s' '%s'", shared_path("models/stories260K"), model);
     char *log = NULL;
     int rc = train(&log, data, in(ad, base, "adapter"), "");
     free(log);
@@ -293,7 +277,7 @@ TEST(paths_merge_output_never_overlaps_the_model) {
                                           {"model/merged", "lies inside --model"},
                                           {"", "contains --model"}};
     for (size_t i = 0; i < sizeof outs / sizeof *outs; i++) {
-        rc = shf(&log, "%s merge --model %s --adapter %s --output %s/%s", rosa_bin(), model, ad, base, outs[i][0]);
+        rc = run_shellf(&log, "%s merge --model %s --adapter %s --output %s/%s", rosa_bin(), model, ad, base, outs[i][0]);
         CHECK_MSG(rc == 1 && strstr(log, outs[i][1]) && strstr(log, "--output"), "--output %s: exit %d: %s",
                   outs[i][0], rc, log);
         free(log);
@@ -305,7 +289,7 @@ TEST(paths_merge_output_never_overlaps_the_model) {
     CHECK(!exists(in(p, base, "model.safetensors")));
     free(after);
     free(before);
-    rc = shf(&log, "%s merge --model %s --adapter %s --output %s/merged", rosa_bin(), model, ad, base);
+    rc = run_shellf(&log, "%s merge --model %s --adapter %s --output %s/merged", rosa_bin(), model, ad, base);
     CHECK_MSG(rc == 0, "exit %d: %s", rc, log);
     free(log);
 }
@@ -324,7 +308,7 @@ static void expect_refused(const char *dir, const char *needle) {
  * to ../../blobs/<target>, config.json a plain copy. */
 static const char *snapshot(char *buf, const char *repo, const char *target) {
     in(buf, repo, "snapshots/abc123");
-    shf(NULL, "mkdir -p '%s' && cp %s '%s/' && ln -sfn '../../blobs/%s' '%s/model.safetensors'", buf,
+    run_shellf(NULL, "mkdir -p '%s' && cp %s '%s/' && ln -sfn '../../blobs/%s' '%s/model.safetensors'", buf,
         shared_path("models/stories260K/config.json"), buf, target, buf);
     return buf;
 }
@@ -338,20 +322,20 @@ TEST(paths_hugging_face_cache_blobs_must_not_be_a_link) {
     }
     /* blobs -> a directory elsewhere, holding real weights: they must not load */
     in(repo, base, "models--evil--elsewhere");
-    shf(NULL, "mkdir -p '%s/elsewhere' '%s' && cp '%s' '%s/elsewhere/0f1e2d' && ln -s ../elsewhere '%s/blobs'", base,
+    run_shellf(NULL, "mkdir -p '%s/elsewhere' '%s' && cp '%s' '%s/elsewhere/0f1e2d' && ln -s ../elsewhere '%s/blobs'", base,
         repo, weights, base, repo);
     expect_refused(snapshot(snap, repo, "0f1e2d"), "outside the model directory");
     /* blobs -> /: a snapshot link to /etc/passwd is not opened (and so not parsed) */
     in(repo, base, "models--evil--root");
-    shf(NULL, "mkdir -p '%s' && ln -s / '%s/blobs'", repo, repo);
+    run_shellf(NULL, "mkdir -p '%s' && ln -s / '%s/blobs'", repo, repo);
     expect_refused(snapshot(snap, repo, "etc/passwd"), "resolves to /etc/passwd, outside the model directory");
     /* a real blobs/ whose blob links out */
     in(repo, base, "models--evil--bloblink");
-    shf(NULL, "mkdir -p '%s/blobs' && ln -s '%s' '%s/blobs/0f1e2d'", repo, weights, repo);
+    run_shellf(NULL, "mkdir -p '%s/blobs' && ln -s '%s' '%s/blobs/0f1e2d'", repo, weights, repo);
     expect_refused(snapshot(snap, repo, "0f1e2d"), "outside the model directory");
     /* the ordinary layout still loads, also with the cache reached through a link */
     in(repo, base, "models--rosa--ok");
-    shf(NULL, "mkdir -p '%s/blobs' && cp '%s' '%s/blobs/0f1e2d' && ln -s '%s' '%s/hub'", repo, weights, repo, base,
+    run_shellf(NULL, "mkdir -p '%s/blobs' && cp '%s' '%s/blobs/0f1e2d' && ln -s '%s' '%s/hub'", repo, weights, repo, base,
         base);
     snapshot(snap, repo, "0f1e2d");
     char via[PATH_CAP];
