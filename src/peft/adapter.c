@@ -208,6 +208,14 @@ void rosa_adapter_take_norm_grads(rosa_adapter *a, const float *norm_grad, int n
 /* ------------------------------------------------------------- files */
 
 int rosa_adapter_save(const rosa_adapter *a, const char *dir, const char *base_model) {
+    /* The loader refuses a non-finite value: such an adapter is never written (nothing is, then). */
+    for (int i = 0; i < a->n_params; i++) {
+        const rosa_param *p = &a->params[i];
+        for (size_t k = 0; k < (size_t)p->rows * p->cols; k++)
+            if (!isfinite(a->w[p->offset + k]))
+                return rosa_fail("%s: not saved: tensor \"%s\" holds a non-finite value (%g at [%zu])", dir, p->name,
+                                 (double)a->w[p->offset + k], k);
+    }
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) return rosa_fail("%s: cannot create directory: %s", dir, strerror(errno));
     cJSON *j = cJSON_CreateObject();
     if (!j) return rosa_fail("out of memory");
