@@ -371,6 +371,47 @@ def predictions_seeds():
     out(t, "no_task_odd", js({"response": "true", "label": "true"}) + "\n ")
     out(t, "cut_last_line", js(lines[0]) + "\n" + js(lines[1])[:30])
     out(t, "index_past_end", js({"task": "boolq", "index": 3, "response": "true"}))
+    header = {"format": "rosa-predictions/1", "model": "<x-fuzz>", "model_digest": "0123456789abcdef",
+              "adapter": None, "adapter_digest": None,
+              "options": {"mode": "generate", "num_beams": 4, "beam_rule": "llm-adapters",
+                          "max_new_tokens": "per task", "dtype": "fp32"},
+              "options_digest": "fedcba9876543210"}
+    out(t, "with_header", "\n".join(js(x) for x in [header] + lines[:2]) + "\n")
+
+
+# ----------------------------------------------------------------- checkpoints
+
+def checkpoint(state, moments=None, steps=(2, 2), extra=()):
+    """trainer_state.json + optimizer.safetensors of fuzz_checkpoint's adapter (LoRA r 1 on q_proj, 2 layers,
+    hidden 8): moments maps a tensor name to its values (default small ones)."""
+    tensors = []
+    for layer in range(2):
+        for part, shape in (("lora_A", [1, 8]), ("lora_B", [8, 1])):
+            name = "base_model.model.model.layers.%d.self_attn.q_proj.%s.weight" % (layer, part)
+            for k in ("exp_avg", "exp_avg_sq"):
+                n = "%s.%s" % (name, k)
+                tensors.append((n, "F32", shape, f32((moments or {}).get(n, [0.25 * (i % 3) for i in range(8)]))))
+    tensors.append(("step", "I64", [4], struct.pack("<4q", *(list(steps) * 2))))
+    tensors.extend(extra)
+    return js(state, 2).encode() + SEP + safetensors(tensors)
+
+
+def checkpoint_seeds():
+    t = "checkpoint"
+    base = {"format": "rosa-checkpoint/1", "step": 2, "total_steps": 4, "seed": "42"}
+    dls = {"rng": ["1", "2", "3", "18446744073709551615"], "have_scores": True, "scores": [0.5, 0.25],
+           "active": [1, 0], "counts": [1, 0]}
+    out(t, "plain", checkpoint(base))
+    out(t, "dls", checkpoint(dict(base, dls=dls)))
+    out(t, "dls_warmup", checkpoint(dict(base, dls=dict(dls, have_scores=False, active=[1, 1], counts=[0, 0]))))
+    # what the checks refuse, each at its limit
+    out(t, "regress-step-beyond-run", checkpoint(dict(base, step=99, total_steps=99)))
+    out(t, "regress-step-count-int64-max", checkpoint(base, steps=(2, 2 ** 63 - 1)))
+    out(t, "regress-dls-count-1e300", checkpoint(dict(base, dls=dict(dls, counts=[1e300, 0]))))
+    out(t, "negative_second_moment", checkpoint(base, moments={
+        "base_model.model.model.layers.1.self_attn.q_proj.lora_B.weight.exp_avg_sq": [0, 0, 0, -1, 0, 0, 0, 0]}))
+    out(t, "extra_tensor", checkpoint(base, extra=[("unknown.exp_avg", "F32", [1], f32([0]))]))
+    out(t, "no_optimizer", js(base).encode())
 
 
 def metrics_seeds():
@@ -432,6 +473,7 @@ def main():
     adapter_seeds()
     predictions_seeds()
     metrics_seeds()
+    checkpoint_seeds()
 
 
 if __name__ == "__main__":

@@ -377,7 +377,8 @@ typedef struct {
     int batch_size;         /* prompts decoded together (default 1) */
     int limit;              /* first N records of each task (0 = all) */
     uint64_t seed;          /* recorded; decoding is deterministic */
-    const char *predictions;/* JSON Lines of every example; resumed when it exists */
+    const char *predictions;/* JSON Lines of every example after a header naming the model, adapter and
+                             * options (digests); resumed when it exists, only by a run they match */
     int quiet;              /* no progress line */
     /* recorded in the report */
     const char *model_dir, *adapter_dir;
@@ -408,9 +409,10 @@ int rosa_eval_run(rosa_model *m, const rosa_task_list *tasks, const rosa_eval_op
 /* Rescores saved generations without a model: JSON Lines (or a JSON array,
  * as LLM-Adapters writes) of objects with "task" (default: default_task), the
  * response ("response" or "output_pred") and the label ("label" or "answer",
- * or "index" into the task's test file).  Tasks are looked up in `known`
- * (built-in tasks must be listed there; see rosa_tasks_add_list with "all").
- * The report holds the tasks seen, in the order of `known`. */
+ * or "index" into the task's test file); a first line that is rosa's header
+ * is skipped.  Tasks are looked up in `known` (built-in tasks must be listed
+ * there; see rosa_tasks_add_list with "all").  The report holds the tasks
+ * seen, in the order of `known`. */
 int rosa_eval_score_file(const char *path, const rosa_task_list *known, const char *default_task,
                          rosa_eval_report *rep);
 

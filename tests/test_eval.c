@@ -595,8 +595,8 @@ TEST(eval_cli_all_tasks_end_to_end) {
     const cJSON *dec = cJSON_GetObjectItemCaseSensitive(j, "decoding");
     CHECK_EQ_INT((int)num(dec, "num_beams"), 4);
     CHECK_STR(cJSON_GetObjectItemCaseSensitive(dec, "beam_rule")->valuestring, "llm-adapters");
-    /* predictions: one line per example with the required fields */
-    CHECK_EQ_INT(count_lines(pred), 45);
+    /* predictions: the header, then one line per example with the required fields */
+    CHECK_EQ_INT(count_lines(pred), 1 + 45);
     size_t len;
     char *text = rosa_read_file(pred, &len);
     REQUIRE(text);
@@ -605,6 +605,14 @@ TEST(eval_cli_all_tasks_end_to_end) {
         cJSON *l = cJSON_Parse(line);
         CHECK(l);
         if (!l) continue;
+        if (lines == 0) {
+            const cJSON *f = cJSON_GetObjectItemCaseSensitive(l, "format");
+            CHECK(cJSON_IsString(f) && strcmp(f->valuestring, "rosa-predictions/1") == 0);
+            CHECK(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(l, "model_digest")));
+            CHECK(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(l, "options_digest")));
+            cJSON_Delete(l);
+            continue;
+        }
         static const char *keys[] = {"task", "index", "instruction", "response", "prediction", "label", "correct"};
         for (int k = 0; k < 7; k++) CHECK_MSG(cJSON_GetObjectItemCaseSensitive(l, keys[k]), "line %d lacks %s", lines, keys[k]);
         const cJSON *t = task_of(j, cJSON_GetObjectItemCaseSensitive(l, "task")->valuestring);
@@ -702,13 +710,13 @@ TEST(eval_cli_resume_from_predictions) {
     snprintf(cmd, sizeof cmd, "%s --predictions %s --output %s", base, full, rep_full);
     REQUIRE(sh(cmd, &out) == 0);
     free(out);
-    CHECK_EQ_INT(count_lines(full), 8);
-    /* an interrupted run: three complete lines and half of the fourth */
+    CHECK_EQ_INT(count_lines(full), 1 + 8);
+    /* an interrupted run: the header, three complete lines and half of the fourth */
     size_t len;
     char *t = rosa_read_file(full, &len);
     REQUIRE(t);
     char *p = t;
-    for (int i = 0; i < 3; i++) p = strchr(p, '\n') + 1;
+    for (int i = 0; i < 1 + 3; i++) p = strchr(p, '\n') + 1;
     size_t keep = (size_t)(p - t) + (size_t)(strchr(p, '\n') - p) / 2;
     FILE *f = fopen(part, "w");
     REQUIRE(f);
@@ -718,13 +726,16 @@ TEST(eval_cli_resume_from_predictions) {
     int rc = sh(cmd, &out);
     CHECK_MSG(rc == 0, "%s", out);
     free(out);
-    CHECK_EQ_INT(count_lines(part), 8);
-    /* the same lines in the same (record) order; the beam score may differ in
-     * its last digits, as the prompts were batched differently */
+    CHECK_EQ_INT(count_lines(part), 1 + 8);
+    /* the same header, then the same lines in the same (record) order; the
+     * beam score may differ in its last digits, as the prompts were batched
+     * differently */
     char *u = rosa_read_file(part, &len);
     REQUIRE(u);
     char *sa, *sb;
     char *la = strtok_r(t, "\n", &sa), *lb = strtok_r(u, "\n", &sb);
+    CHECK(la && lb && strcmp(la, lb) == 0);
+    la = strtok_r(NULL, "\n", &sa), lb = strtok_r(NULL, "\n", &sb);
     int n_same = 0;
     for (; la && lb; la = strtok_r(NULL, "\n", &sa), lb = strtok_r(NULL, "\n", &sb)) {
         cJSON *x = cJSON_Parse(la), *y = cJSON_Parse(lb);
@@ -777,10 +788,11 @@ TEST(eval_cli_loglik_mode) {
     size_t len;
     char *t = rosa_read_file(pred, &len);
     REQUIRE(t);
-    char *nl = strchr(t, '\n');
+    char *first = strchr(t, '\n') + 1; /* after the header */
+    char *nl = strchr(first, '\n');
     REQUIRE(nl);
     *nl = 0;
-    cJSON *l = cJSON_Parse(t);
+    cJSON *l = cJSON_Parse(first);
     REQUIRE(l);
     const cJSON *lp = cJSON_GetObjectItemCaseSensitive(l, "option_logprobs");
     CHECK(cJSON_GetArraySize(lp) == 2 && cJSON_GetObjectItemCaseSensitive(lp, "true") &&
@@ -792,7 +804,7 @@ TEST(eval_cli_loglik_mode) {
     free(t);
     /* social_i_qa record 0 offers three options (answer1..answer3) */
     t = rosa_read_file(pred, &len);
-    char *line3 = strchr(strchr(t, '\n') + 1, '\n') + 1;
+    char *line3 = strchr(strchr(strchr(t, '\n') + 1, '\n') + 1, '\n') + 1; /* after the header */
     *strchr(line3, '\n') = 0;
     l = cJSON_Parse(line3);
     REQUIRE(l);
@@ -924,10 +936,11 @@ TEST(eval_cli_adapter_equals_merged_model) {
     free(out);
     char *a = rosa_read_file(p1, NULL), *b = rosa_read_file(p2, NULL);
     REQUIRE(a && b);
-    /* the same responses, line by line */
+    /* the same responses, line by line (after the headers, which differ: another model, no adapter) */
     char *sa, *sb;
     int same = 0, lines = 0;
-    for (char *la = strtok_r(a, "\n", &sa), *lb = strtok_r(b, "\n", &sb); la && lb;
+    strtok_r(a, "\n", &sa), strtok_r(b, "\n", &sb);
+    for (char *la = strtok_r(NULL, "\n", &sa), *lb = strtok_r(NULL, "\n", &sb); la && lb;
          la = strtok_r(NULL, "\n", &sa), lb = strtok_r(NULL, "\n", &sb), lines++) {
         cJSON *x = cJSON_Parse(la), *y = cJSON_Parse(lb);
         REQUIRE(x && y);

@@ -67,6 +67,11 @@
 #include "../fuzz/fuzz_args.c"
 #include "../cli/args.c" /* the option parser is the CLI's, outside librosa.a */
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerInitialize fuzz_init_checkpoint
+#define LLVMFuzzerTestOneInput fuzz_one_checkpoint
+#include "../fuzz/fuzz_checkpoint.c"
+#undef LLVMFuzzerInitialize
+#undef LLVMFuzzerTestOneInput
 
 typedef struct {
     const char *name;
@@ -84,6 +89,7 @@ static const fuzz_harness harnesses[] = {
     {"predictions", fuzz_init_predictions, fuzz_one_predictions},
     {"metrics", NULL, fuzz_one_metrics},
     {"args", NULL, fuzz_one_args},
+    {"checkpoint", fuzz_init_checkpoint, fuzz_one_checkpoint},
 };
 
 /* With ROSA_FUZZ_REPLAY=<target> this binary replays every file of
@@ -162,6 +168,7 @@ TEST(fuzz_regression_args_empty_layers_list) {
     CHECK(rosa_peft_set_option(lora, opts, "layers", "0,2") == 0);
     rosa_peft_opts_free(lora, opts);
 }
+TEST(fuzz_corpus_checkpoint_replays_cleanly) { replay("checkpoint"); }
 
 /* ---------------------------------------------------------------- helpers */
 

@@ -166,6 +166,190 @@ static int jint(const cJSON *o, const char *key, int def) {
     return v->valuedouble >= INT_MAX ? INT_MAX : v->valuedouble <= INT_MIN ? INT_MIN : (int)v->valuedouble;
 }
 
+/* ------------------------------------------------------------ identity */
+
+/* A predictions file starts with a header line naming what made it:
+ *   {"format": "rosa-predictions/1", "model": DIR, "model_digest": HEX,
+ *    "adapter": DIR|null, "adapter_digest": HEX|null,
+ *    "options": {"mode", "num_beams", "beam_rule", "max_new_tokens", "dtype"},
+ *    "options_digest": HEX}
+ * A resumed run must match it (docs/eval.md): saved responses of another
+ * model, adapter or decoding are not this run's results. */
+#define PRED_FORMAT "rosa-predictions/1"
+
+/* A 64-bit digest (not cryptographic: it tells files apart, it does not
+ * resist forgery), over bytes read 8 at a time, little-endian. */
+static void digest_add(uint64_t *h, const void *data, size_t n) {
+    const unsigned char *b = data;
+    uint64_t x = *h;
+    for (; n >= 8; b += 8, n -= 8) {
+        uint64_t w = 0;
+        for (int k = 7; k >= 0; k--) w = w << 8 | b[k];
+        x = (x ^ w) * 0x9E3779B97F4A7C15ull;
+        x ^= x >> 32;
+    }
+    for (; n; b++, n--) x = (x ^ *b) * 0x100000001B3ull;
+    *h = x;
+}
+
+static void digest_str(uint64_t *h, const char *s) { digest_add(h, s, strlen(s) + 1); }
+
+/* Adds the bytes of dir/name (nothing when it does not exist), streamed. */
+static int digest_file(uint64_t *h, const char *dir, const char *name) {
+    char *path = rosa_path_join(dir, name);
+    if (!path) return -1;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        int missing = errno == ENOENT;
+        if (!missing) rosa_fail("%s: %s", path, strerror(errno));
+        free(path);
+        return missing ? 0 : -1;
+    }
+    digest_str(h, name);
+    static unsigned char buf[1 << 16];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) digest_add(h, buf, n);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) rosa_fail("%s: read error", path);
+    free(path);
+    return bad ? -1 : 0;
+}
+
+/* The digest in hex, after a final mix (splitmix64's) so that every input bit reaches every output bit. */
+static void digest_hex(uint64_t h, char out[17]) {
+    h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
+    h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
+    snprintf(out, 17, "%016llx", (unsigned long long)(h ^ (h >> 31)));
+}
+
+/* The model: its config, generation and tokenizer files, and its weights'
+ * table (name, dtype, shape of every tensor) with 3 samples of 4 KiB of each
+ * tensor's bytes (start, middle, end): reading every byte of a large model
+ * would cost seconds to catch what a mix-up of models already changes. */
+static int model_digest(const rosa_model *m, const char *dir, char out[17]) {
+    uint64_t h = 0xC0FFEE0DDF00Dull;
+    static const char *const files[] = {"config.json", "generation_config.json", "tokenizer.json",
+                                        "tokenizer_config.json", "special_tokens_map.json", NULL};
+    for (int i = 0; dir && files[i]; i++)
+        if (digest_file(&h, dir, files[i]) < 0) return -1;
+    for (int i = 0; i < m->weights.n_tensors; i++) {
+        const st_tensor *t = &m->weights.tensors[i];
+        digest_str(&h, t->name);
+        int64_t meta[2 + ST_MAX_DIMS] = {t->dtype, t->ndim};
+        for (int d = 0; d < t->ndim; d++) meta[2 + d] = t->shape[d];
+        digest_add(&h, meta, sizeof meta);
+        const size_t piece = 4096;
+        const unsigned char *b = t->data;
+        if (t->nbytes <= 3 * piece) {
+            digest_add(&h, b, t->nbytes);
+        } else {
+            digest_add(&h, b, piece);
+            digest_add(&h, b + t->nbytes / 2, piece);
+            digest_add(&h, b + t->nbytes - piece, piece);
+        }
+    }
+    digest_hex(h, out);
+    return 0;
+}
+
+/* The adapter: every byte of its two files. */
+static int adapter_digest(const char *dir, char out[17]) {
+    uint64_t h = 0xADA97E5ull;
+    if (digest_file(&h, dir, "adapter_config.json") < 0 || digest_file(&h, dir, "adapter_model.safetensors") < 0)
+        return -1;
+    digest_hex(h, out);
+    return 0;
+}
+
+/* What decides a prediction besides the model and the adapter (not
+ * --batch-size, --limit or --seed, which do not change one). */
+static cJSON *options_json(const rosa_eval_options *o, const rosa_model *m) {
+    cJSON *j = cJSON_CreateObject();
+    if (!j) return NULL;
+    cJSON_AddStringToObject(j, "mode", o->mode == ROSA_EVAL_LOGLIK ? "loglik" : "generate");
+    if (o->mode != ROSA_EVAL_LOGLIK) {
+        cJSON_AddNumberToObject(j, "num_beams", o->num_beams);
+        cJSON_AddStringToObject(j, "beam_rule", rosa_beam_rule_name(o->rule));
+        if (o->max_new_tokens > 0) cJSON_AddNumberToObject(j, "max_new_tokens", o->max_new_tokens);
+        else cJSON_AddStringToObject(j, "max_new_tokens", "per task");
+    }
+    cJSON_AddStringToObject(j, "dtype", m->compute == ROSA_DTYPE_BF16 ? "bf16" : "fp32");
+    return j;
+}
+
+/* This run's header line (malloc'ed, no newline). */
+static char *pred_header(const rosa_model *m, const rosa_eval_options *o) {
+    char md[17], ad[17], od[17];
+    if (model_digest(m, o->model_dir, md) < 0 || (o->adapter_dir && adapter_digest(o->adapter_dir, ad) < 0))
+        return NULL;
+    cJSON *j = cJSON_CreateObject(), *opts = options_json(o, m);
+    char *text = NULL, *otext = opts ? cJSON_PrintUnformatted(opts) : NULL;
+    if (j && otext) {
+        uint64_t h = 0x0975u;
+        digest_str(&h, otext);
+        digest_hex(h, od);
+        cJSON_AddStringToObject(j, "format", PRED_FORMAT);
+        if (o->model_dir) cJSON_AddStringToObject(j, "model", o->model_dir);
+        else cJSON_AddNullToObject(j, "model");
+        cJSON_AddStringToObject(j, "model_digest", md);
+        if (o->adapter_dir) {
+            cJSON_AddStringToObject(j, "adapter", o->adapter_dir);
+            cJSON_AddStringToObject(j, "adapter_digest", ad);
+        } else {
+            cJSON_AddNullToObject(j, "adapter");
+            cJSON_AddNullToObject(j, "adapter_digest");
+        }
+        cJSON_AddItemToObject(j, "options", opts);
+        opts = NULL;
+        cJSON_AddStringToObject(j, "options_digest", od);
+        text = cJSON_PrintUnformatted(j);
+    }
+    if (!text) rosa_fail("out of memory");
+    free(otext);
+    cJSON_Delete(opts);
+    cJSON_Delete(j);
+    return text;
+}
+
+static int is_header(const cJSON *line) {
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(line, "format");
+    return cJSON_IsString(f) && strncmp(f->valuestring, "rosa-predictions/", 17) == 0;
+}
+
+/* A saved file's header against this run's (both parsed); the first
+ * difference is named. */
+static int check_header(const cJSON *saved, const cJSON *mine, const char *path) {
+    const char *fmt = jstr(saved, "format");
+    if (!fmt || strcmp(fmt, PRED_FORMAT) != 0)
+        return rosa_fail("%s: line 1: format \"%s\" is not " PRED_FORMAT, path, fmt ? fmt : "");
+    static const struct {
+        const char *key, *name, *what;
+    } ids[] = {{"model_digest", "model", "model"}, {"adapter_digest", "adapter", "adapter"}};
+    for (int k = 0; k < 2; k++) {
+        const char *a = jstr(saved, ids[k].key), *b = jstr(mine, ids[k].key);
+        if ((a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0)) {
+            const char *was = jstr(saved, ids[k].name), *now = jstr(mine, ids[k].name);
+            return rosa_fail("%s: line 1: the predictions were made with another %s (%s %s, %s; this run: %s %s, %s): "
+                             "give another --predictions file or the same %s", path, ids[k].what, ids[k].name,
+                             was ? was : "none", a ? a : "-", ids[k].name, now ? now : "none", b ? b : "-",
+                             ids[k].what);
+        }
+    }
+    const char *a = jstr(saved, "options_digest"), *b = jstr(mine, "options_digest");
+    if (!a || strcmp(a, b) != 0) {
+        const cJSON *so = cJSON_GetObjectItemCaseSensitive(saved, "options"),
+                    *mo = cJSON_GetObjectItemCaseSensitive(mine, "options");
+        char *st = so ? cJSON_PrintUnformatted(so) : NULL, *mt = cJSON_PrintUnformatted(mo);
+        rosa_fail("%s: line 1: the predictions were made with other options (%s; this run: %s): give another "
+                  "--predictions file or the same options", path, st ? st : "none", mt ? mt : "?");
+        free(st);
+        free(mt);
+        return -1;
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------ one task */
 
 typedef struct {
@@ -418,6 +602,8 @@ int rosa_eval_run(rosa_model *m, const rosa_task_list *tasks, const rosa_eval_op
     int *n_todo = rosa_calloc((size_t)(nt ? nt : 1), sizeof(int), "todo");
     pred_file saved = {0};
     FILE *pf = NULL;
+    char *header = NULL; /* this run's first line of the predictions file */
+    cJSON *mine = NULL;
     progress prog = {.quiet = o->quiet};
     if (!rep->r || !recs || !todo || !n_todo) goto out;
     rep->n = nt;
@@ -426,6 +612,22 @@ int rosa_eval_run(rosa_model *m, const rosa_task_list *tasks, const rosa_eval_op
         int repaired;
         if (pred_file_load(o->predictions, 1, &saved, &repaired) < 0) goto out;
         if (repaired) note(&prog, "%s: its last line was incomplete and was removed", o->predictions);
+    }
+    if (o->predictions) {
+        header = pred_header(m, o);
+        mine = header ? cJSON_Parse(header) : NULL;
+        if (!mine) {
+            if (header) rosa_fail("out of memory");
+            goto out;
+        }
+        /* A file without this header cannot tell what made its responses: resuming from it is refused. */
+        if (saved.n > 0 && !is_header(saved.lines[0])) {
+            rosa_fail("%s: line 1 is not a rosa predictions header (a file of an older rosa or of another tool): "
+                      "which model and adapter made it cannot be checked; give another --predictions file "
+                      "(--score-predictions still rescores this one)", o->predictions);
+            goto out;
+        }
+        if (saved.n > 0 && check_header(saved.lines[0], mine, o->predictions) < 0) goto out;
     }
     /* Load every task first: the progress line needs the total. */
     int64_t total = 0;
@@ -459,7 +661,7 @@ int rosa_eval_run(rosa_model *m, const rosa_task_list *tasks, const rosa_eval_op
         }
         /* resume: examples already in the predictions file are rescored from
          * their saved response and not decoded again */
-        for (int li = 0; li < saved.n; li++) {
+        for (int li = 1; li < saved.n; li++) { /* line 1 is the header */
             const cJSON *line = saved.lines[li];
             const char *name = jstr(line, "task"), *response = jstr(line, "response");
             int idx = jint(line, "index", -1);
@@ -474,6 +676,15 @@ int rosa_eval_run(rosa_model *m, const rosa_task_list *tasks, const rosa_eval_op
             if (!response) {
                 free(done);
                 rosa_fail("%s: line %d has no response", o->predictions, li + 1);
+                goto out;
+            }
+            /* The line must be of this record: a response is scored against the test file's label. */
+            const char *instruction = jstr(line, "instruction");
+            if (!instruction || strcmp(instruction, recs[ti].rec[idx].instruction) != 0) {
+                free(done);
+                rosa_fail("%s: line %d: its instruction is not that of record %d of %s (%s): the predictions were "
+                          "made for another test file; give another --predictions file", o->predictions, li + 1, idx,
+                          t->name, t->file);
                 goto out;
             }
             rosa_answer a;
@@ -507,6 +718,10 @@ int rosa_eval_run(rosa_model *m, const rosa_task_list *tasks, const rosa_eval_op
                 rosa_fail("%s: %s", o->predictions, strerror(errno));
                 goto out;
             }
+        }
+        if (saved.n == 0 && (fputs(header, pf) < 0 || fputc('\n', pf) == EOF || fflush(pf) != 0)) {
+            rosa_fail("%s: write failed: %s", o->predictions, strerror(errno));
+            goto out;
         }
     }
     if (resumed_total > 0) note(&prog, "resuming: %d examples already in %s", resumed_total, o->predictions);
@@ -548,6 +763,8 @@ out:
     rosa_progress_end(&prog.line);
     if (pf && fclose(pf) != 0 && rc == 0) rc = rosa_fail("%s: %s", o->predictions, strerror(errno));
     pred_file_free(&saved);
+    free(header);
+    cJSON_Delete(mine);
     if (recs)
         for (int ti = 0; ti < nt; ti++) rosa_records_free(&recs[ti]);
     free(recs);
@@ -575,6 +792,7 @@ int rosa_eval_score_file(const char *path, const rosa_task_list *known, const ch
     if (!res || !recs || !loaded) goto out;
     for (int li = 0; li < f.n; li++) {
         const cJSON *line = f.lines[li];
+        if (li == 0 && is_header(line)) continue; /* what made the file: nothing to score */
         const char *name = jstr(line, "task");
         if (!name) name = default_task;
         if (!name) {

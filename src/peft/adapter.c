@@ -208,6 +208,14 @@ void rosa_adapter_take_norm_grads(rosa_adapter *a, const float *norm_grad, int n
 /* ------------------------------------------------------------- files */
 
 int rosa_adapter_save(const rosa_adapter *a, const char *dir, const char *base_model) {
+    /* The loader refuses a non-finite value: such an adapter is never written (nothing is, then). */
+    for (int i = 0; i < a->n_params; i++) {
+        const rosa_param *p = &a->params[i];
+        for (size_t k = 0; k < (size_t)p->rows * p->cols; k++)
+            if (!isfinite(a->w[p->offset + k]))
+                return rosa_fail("%s: not saved: tensor \"%s\" holds a non-finite value (%g at [%zu])", dir, p->name,
+                                 (double)a->w[p->offset + k], k);
+    }
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) return rosa_fail("%s: cannot create directory: %s", dir, strerror(errno));
     cJSON *j = cJSON_CreateObject();
     if (!j) return rosa_fail("out of memory");
@@ -347,6 +355,14 @@ static float *merged_copy(const rosa_model *m, const rosa_adapter *a, int l, int
         free(out);
         return NULL;
     }
+    /* Finite adapter values can still overflow the sum: a weight of inf is refused, never written or run. */
+    for (size_t k = 0; k < n; k++)
+        if (!isfinite(out[k])) {
+            rosa_fail("model.layers.%d.%s.%s.weight: merging the adapter gives a non-finite value (%g at [%zu]): "
+                      "the adapter's delta overflows F32", l, rosa_proj_parent(p), rosa_proj_names[p], (double)out[k], k);
+            free(out);
+            return NULL;
+        }
     return out;
 }
 
@@ -403,17 +419,6 @@ int rosa_adapter_merge_write(const rosa_model *m, const char *model_dir, const r
     if (m->fp32_released) return rosa_fail("merging needs the FP32 weights: load the model without --dtype bf16");
     /* Merged weights written into (or around) the base model would replace them. */
     if (rosa_check_apart("--output", out_dir, "--model", model_dir) < 0) return -1;
-    if (mkdir(out_dir, 0755) != 0 && errno != EEXIST)
-        return rosa_fail("%s: cannot create directory: %s", out_dir, strerror(errno));
-    static const char *const files[] = {"config.json", "generation_config.json", "tokenizer.json",
-                                        "tokenizer_config.json", "special_tokens_map.json", NULL};
-    for (int i = 0; files[i]; i++) {
-        char *from = rosa_path_join(model_dir, files[i]), *to = rosa_path_join(out_dir, files[i]);
-        int rc = from && to ? (rosa_file_exists(from) ? copy_file(from, to) : 0) : -1;
-        free(from);
-        free(to);
-        if (rc < 0) return -1;
-    }
     const st_set *s = &m->weights;
     st_write_entry *e = rosa_calloc((size_t)s->n_tensors, sizeof *e, "tensors");
     void **bufs = rosa_calloc((size_t)s->n_tensors, sizeof(void *), "tensors");
@@ -440,8 +445,27 @@ int rosa_adapter_merge_write(const rosa_model *m, const char *model_dir, const r
                 h[k] = t->dtype == ST_BF16 ? rosa_f32_to_bf16(merged[k]) : rosa_f32_to_f16(merged[k]);
             free(merged);
             bufs[i] = h;
+            /* F16 overflows past 65504: a finite F32 sum can still become inf in the stored dtype */
+            for (size_t k = 0; rc == 0 && k < n; k++) {
+                float back = t->dtype == ST_BF16 ? rosa_bf16_to_f32(h[k]) : rosa_f16_to_f32(h[k]);
+                if (!isfinite(back))
+                    rc = rosa_fail("%s: merging the adapter gives a value that overflows %s (at [%zu]): not written",
+                                   t->name, st_dtype_name(t->dtype), k);
+            }
+            if (rc < 0) break;
         }
         e[i].data = bufs[i];
+    }
+    /* The directory is made once every merged weight is known to be sound: a refused merge writes nothing. */
+    if (rc == 0 && mkdir(out_dir, 0755) != 0 && errno != EEXIST)
+        rc = rosa_fail("%s: cannot create directory: %s", out_dir, strerror(errno));
+    static const char *const files[] = {"config.json", "generation_config.json", "tokenizer.json",
+                                        "tokenizer_config.json", "special_tokens_map.json", NULL};
+    for (int i = 0; rc == 0 && files[i]; i++) {
+        char *from = rosa_path_join(model_dir, files[i]), *to = rosa_path_join(out_dir, files[i]);
+        rc = from && to ? (rosa_file_exists(from) ? copy_file(from, to) : 0) : -1;
+        free(from);
+        free(to);
     }
     if (rc == 0) {
         char *path = rosa_path_join(out_dir, "model.safetensors");

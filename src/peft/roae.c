@@ -60,13 +60,49 @@ static void runtime_from(void *p, const void *from) {
 
 /* --------------------------------------------------- adapter_config.json */
 
+/* The head layout and the modulated dimensions an adapter records: another
+ * layout can give the same tensor shapes (4 heads of 16 and 8 of 8 both have
+ * B [16, r] at r_low 0.25), so shapes alone do not tell.  Configs without
+ * these keys (older rosa) are read as before. */
+static int check_layout(const cJSON *j, const char *path, const rosa_config *c, float r_low) {
+    static const char *const keys[] = {"num_heads", "num_kv_heads", "head_dim"};
+    const int model[] = {c->num_heads, c->num_kv_heads, c->head_dim};
+    for (int k = 0; k < 3; k++) {
+        long long v;
+        if (rosa_json_int_opt(j, keys[k], path, 1, 1 << 20, model[k], &v) < 0) return -1;
+        if (v != model[k])
+            return rosa_fail("%s: %s: the adapter was made for %lld, the model has %d (another head layout: %d heads "
+                             "of %d, %d KV heads)", path, keys[k], v, model[k], c->num_heads, c->head_dim,
+                             c->num_kv_heads);
+    }
+    const cJSON *md = cJSON_GetObjectItemCaseSensitive(j, "modulated_dims");
+    if (!md || cJSON_IsNull(md)) return 0;
+    int m = rosa_rope_low_dims(c->head_dim, r_low, NULL);
+    if (m < 0) {
+        rosa_error_prefix("%s", path);
+        return -1;
+    }
+    int dims[2 * 4096]; /* head_dim <= 4096 (config limits) */
+    rosa_rope_low_dims(c->head_dim, r_low, dims);
+    int ok = cJSON_IsArray(md) && cJSON_GetArraySize(md) == 2 * m;
+    for (int i = 0; ok && i < 2 * m; i++) {
+        const cJSON *x = cJSON_GetArrayItem(md, i);
+        ok = cJSON_IsNumber(x) && x->valuedouble == dims[i];
+    }
+    if (!ok)
+        return rosa_fail("%s: modulated_dims: not the %d dimensions %d..%d and %d..%d that r_low %g selects in a head "
+                         "of %d", path, 2 * m, dims[0], dims[m - 1], dims[m], dims[2 * m - 1], (double)r_low,
+                         c->head_dim);
+    return 0;
+}
+
 /* A ROSA adapter_config.json: every key is known; anything else is refused. */
 static int parse_config(rosa_adapter *a, const cJSON *j, const char *path, const rosa_config *c) {
     static const char *const keys[] = {"peft_type", "task_type", "r", "alpha", "r_low", "targets", "placement", "form",
-                                       "dropout", "train_norms", "dls", "base_model_name_or_path", NULL};
+                                       "dropout", "train_norms", "dls", "base_model_name_or_path", "num_heads",
+                                       "num_kv_heads", "head_dim", "modulated_dims", NULL};
     static const char *const dls_keys[] = {"enabled", "interval", "warmup", "k_ratio", "p_exploit", "score_ema",
                                            "inactive", "seed", NULL};
-    (void)c;
     rosa_roae_options *o = a->opts;
     rosa_dls_options *d = &a->dls;
     if (rosa_peft_check_keys_strict(j, path, "a ROSA adapter config", keys) < 0) return -1;
@@ -83,6 +119,7 @@ static int parse_config(rosa_adapter *a, const cJSON *j, const char *path, const
     o->alpha = (float)alpha;
     o->r_low = (float)r_low;
     o->dropout = (float)dropout;
+    if (check_layout(j, path, c, o->r_low) < 0) return -1;
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "targets");
     if (t) {
         if (!cJSON_IsArray(t)) return rosa_fail("%s: \"targets\" must be a list of \"q\" and \"k\"", path);
@@ -155,6 +192,12 @@ static void write_config(const rosa_adapter *a, cJSON *j) {
     cJSON_AddStringToObject(j, "form", o->add_form ? "add" : "gate");
     rosa_json_add_float(j, "dropout", o->dropout);
     cJSON_AddBoolToObject(j, "train_norms", o->train_norms);
+    const rosa_roae_state *st = a->state;
+    cJSON_AddNumberToObject(j, "num_heads", st->num_heads);
+    cJSON_AddNumberToObject(j, "num_kv_heads", st->num_kv_heads);
+    cJSON_AddNumberToObject(j, "head_dim", st->head_dim);
+    cJSON *md = cJSON_AddArrayToObject(j, "modulated_dims");
+    for (int i = 0; i < st->d_low; i++) cJSON_AddItemToArray(md, cJSON_CreateNumber(st->low_dims[i]));
     cJSON *dl = cJSON_AddObjectToObject(j, "dls");
     cJSON_AddBoolToObject(dl, "enabled", d->enabled);
     cJSON_AddNumberToObject(dl, "interval", d->interval);
@@ -188,6 +231,9 @@ static int build(rosa_adapter *a, const rosa_config *c) {
     rosa_roae_state *st = rosa_calloc(1, sizeof *st, "adapter");
     if (!st) return -1;
     a->state = st;
+    st->num_heads = c->num_heads;
+    st->num_kv_heads = c->num_kv_heads;
+    st->head_dim = hd;
     st->m_low = m;
     st->d_low = 2 * m;
     st->low_dims = rosa_malloc(sizeof(int) * (size_t)st->d_low, "RoAE dimensions");

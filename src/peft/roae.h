@@ -22,6 +22,7 @@ typedef struct {
 } rosa_roae_options;
 
 typedef struct {
+    int num_heads, num_kv_heads, head_dim; /* the head layout it was built for (recorded in its config) */
     int m_low, d_low;       /* m and 2m low-frequency dimensions per head */
     int *low_dims;          /* [d_low]: the set D, in order */
     int (*idx)[2];          /* [L][q, k]: index of roae lora_A (B follows), -1 */

@@ -4,6 +4,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,26 +135,96 @@ static char *state_json(const rosa_checkpoint_state *st) {
     return text;
 }
 
-/* Restores the layer-selection state saved by state_json. */
-static int load_dls(const cJSON *j, const char *path, rosa_dls *d) {
-    const cJSON *o = cJSON_GetObjectItemCaseSensitive(j, "dls");
-    if (!cJSON_IsObject(o)) return rosa_fail("%s: no \"dls\" state (was the run made without DLS?)", path);
-    const cJSON *rng = cJSON_GetObjectItem(o, "rng"), *sc = cJSON_GetObjectItem(o, "scores"),
-                *ac = cJSON_GetObjectItem(o, "active"), *cn = cJSON_GetObjectItem(o, "counts");
-    if (cJSON_GetArraySize(rng) != 4 || cJSON_GetArraySize(sc) != d->L || cJSON_GetArraySize(ac) != d->L ||
-        cJSON_GetArraySize(cn) != d->L)
-        return rosa_fail("%s: \"dls\" state does not match a model of %d layers", path, d->L);
-    for (int i = 0; i < 4; i++) {
-        const cJSON *x = cJSON_GetArrayItem(rng, i);
-        if (!cJSON_IsString(x)) return rosa_fail("%s: dls.rng must hold strings", path);
-        d->rng.s[i] = strtoull(x->valuestring, NULL, 10);
+/* Whether layer-selection state d is one a run can continue after `step`
+ * steps (what the selection itself can leave): a live random stream, scores
+ * that are gradient norms, all layers active (warm-up) or the k selected, each
+ * count at most one per step.  Returns 0, or -1 with `what` (n bytes). */
+static int dls_check(const rosa_dls *d, int64_t step, char *what, size_t n) {
+    if (!(d->rng.s[0] | d->rng.s[1] | d->rng.s[2] | d->rng.s[3])) {
+        snprintf(what, n, "dls.rng: all zero (xoshiro256** would only draw zeros)");
+        return -1;
     }
-    d->have_scores = cJSON_IsTrue(cJSON_GetObjectItem(o, "have_scores"));
+    int n_active = 0;
     for (int l = 0; l < d->L; l++) {
-        d->scores[l] = (float)cJSON_GetArrayItem(sc, l)->valuedouble;
-        d->active[l] = cJSON_GetArrayItem(ac, l)->valuedouble != 0;
-        d->counts[l] = (int64_t)cJSON_GetArrayItem(cn, l)->valuedouble;
+        if (!(isfinite(d->scores[l]) && d->scores[l] >= 0.0f)) {
+            snprintf(what, n, "dls.scores[%d]: %g (must be a finite gradient norm >= 0)", l, (double)d->scores[l]);
+            return -1;
+        }
+        if (d->counts[l] < 0 || d->counts[l] > step) {
+            snprintf(what, n, "dls.counts[%d]: %lld (must be in [0, %lld], the steps done)", l, (long long)d->counts[l],
+                     (long long)step);
+            return -1;
+        }
+        n_active += d->active[l] != 0;
     }
+    if (n_active != d->L && n_active != d->k) {
+        snprintf(what, n, "dls.active: %d layers (must be all %d, or the %d selected)", n_active, d->L, d->k);
+        return -1;
+    }
+    return 0;
+}
+
+/* A u64 written by add_u64: decimal digits only, no overflow. */
+static int parse_u64(const cJSON *x, uint64_t *out) {
+    if (!cJSON_IsString(x) || !x->valuestring[0] || strspn(x->valuestring, "0123456789") != strlen(x->valuestring))
+        return -1;
+    errno = 0;
+    unsigned long long v = strtoull(x->valuestring, NULL, 10);
+    if (errno == ERANGE) return -1;
+    *out = v;
+    return 0;
+}
+
+/* Refuses a key of o not in keys[] (NULL-terminated): rosa's own format, so
+ * a misspelt field is an error rather than a default. */
+static int only_keys(const cJSON *o, const char *path, const char *prefix, const char *const *keys) {
+    const cJSON *item;
+    cJSON_ArrayForEach(item, o) {
+        int known = 0;
+        for (int k = 0; keys[k] && !known; k++) known = strcmp(item->string, keys[k]) == 0;
+        if (!known) return rosa_fail("%s: %s%s: unknown field", path, prefix, item->string);
+    }
+    return 0;
+}
+
+/* Restores the layer-selection state saved by state_json, every value
+ * checked before it is converted (a double beyond the target type is
+ * undefined behaviour) and the whole against dls_check. */
+static int load_dls(const cJSON *j, const char *path, int64_t step, rosa_dls *d) {
+    static const char *const keys[] = {"rng", "have_scores", "scores", "active", "counts", NULL};
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(j, "dls");
+    if (!cJSON_IsObject(o)) return rosa_fail("%s: dls: missing (was the run made without DLS?)", path);
+    if (only_keys(o, path, "dls.", keys) < 0) return -1;
+    const cJSON *rng = cJSON_GetObjectItemCaseSensitive(o, "rng"), *sc = cJSON_GetObjectItemCaseSensitive(o, "scores"),
+                *ac = cJSON_GetObjectItemCaseSensitive(o, "active"), *cn = cJSON_GetObjectItemCaseSensitive(o, "counts"),
+                *hs = cJSON_GetObjectItemCaseSensitive(o, "have_scores");
+    if (!cJSON_IsArray(rng) || cJSON_GetArraySize(rng) != 4) return rosa_fail("%s: dls.rng: must be 4 strings", path);
+    const cJSON *arrays[3] = {sc, ac, cn};
+    static const char *const names[3] = {"scores", "active", "counts"};
+    for (int k = 0; k < 3; k++)
+        if (!cJSON_IsArray(arrays[k]) || cJSON_GetArraySize(arrays[k]) != d->L)
+            return rosa_fail("%s: dls.%s: must be a list of %d values, one per layer of the model", path, names[k], d->L);
+    if (!cJSON_IsBool(hs)) return rosa_fail("%s: dls.have_scores: must be true or false", path);
+    for (int i = 0; i < 4; i++)
+        if (parse_u64(cJSON_GetArrayItem(rng, i), &d->rng.s[i]) < 0)
+            return rosa_fail("%s: dls.rng[%d]: must be a decimal string of a 64-bit unsigned integer", path, i);
+    d->have_scores = cJSON_IsTrue(hs);
+    for (int l = 0; l < d->L; l++) {
+        const cJSON *x = cJSON_GetArrayItem(sc, l), *y = cJSON_GetArrayItem(ac, l), *z = cJSON_GetArrayItem(cn, l);
+        if (!cJSON_IsNumber(x) || !(fabs(x->valuedouble) <= FLT_MAX))
+            return rosa_fail("%s: dls.scores[%d]: must be a finite number", path, l);
+        if (!cJSON_IsNumber(y) || (y->valuedouble != 0 && y->valuedouble != 1))
+            return rosa_fail("%s: dls.active[%d]: must be 0 or 1", path, l);
+        if (!cJSON_IsNumber(z) || !(z->valuedouble >= 0 && z->valuedouble <= (double)step) ||
+            z->valuedouble != floor(z->valuedouble))
+            return rosa_fail("%s: dls.counts[%d]: %g is not an integer in [0, %lld] (a layer is selected at most once "
+                             "per step)", path, l, cJSON_IsNumber(z) ? z->valuedouble : NAN, (long long)step);
+        d->scores[l] = (float)x->valuedouble;
+        d->active[l] = y->valuedouble != 0;
+        d->counts[l] = (int64_t)z->valuedouble;
+    }
+    char what[256];
+    if (dls_check(d, step, what, sizeof what) < 0) return rosa_fail("%s: %s", path, what);
     return 0;
 }
 
@@ -162,6 +234,12 @@ int rosa_checkpoint_save(const char *out_dir, const rosa_adapter *a, const rosa_
     snprintf(final_dir, sizeof final_dir, "%s/checkpoint-%lld", out_dir, (long long)st->step);
     snprintf(tmp_dir, sizeof tmp_dir, "%s/.checkpoint-%lld.tmp", out_dir, (long long)st->step);
     snprintf(old_dir, sizeof old_dir, "%s/.checkpoint-%lld.old", out_dir, (long long)st->step);
+    /* Never a checkpoint that does not load: the state is checked as rosa_checkpoint_load checks it. */
+    char what[320];
+    if (rosa_adamw_check(opt, a, st->step, what, sizeof what) < 0 ||
+        (st->dls && dls_check(st->dls, st->step, what, sizeof what) < 0))
+        return rosa_fail("saving checkpoint-%lld: refused, it would not load: %s (the previous checkpoints are intact)",
+                         (long long)st->step, what);
     remove_tree(tmp_dir);
     if (mkdir(tmp_dir, 0755) != 0) return rosa_fail("%s: cannot create: %s", tmp_dir, strerror(errno));
     char *p = NULL;
@@ -252,20 +330,59 @@ int rosa_checkpoint_load(const char *out_dir, int64_t step, const rosa_config *c
     if (!path) return -1;
     j = rosa_json_load(path);
     if (!j) goto done;
-    long long v;
-    const char *seed;
-    int err;
-    if (rosa_json_int(j, "step", path, 0, INT64_MAX / 2, &v) < 0) goto done;
-    st->step = v;
-    if (rosa_json_int(j, "total_steps", path, 0, INT64_MAX / 2, &v) < 0) goto done;
-    st->total_steps = v;
-    seed = rosa_json_str_opt(j, "seed", path, &err);
-    if (err || !seed) {
-        rosa_fail("%s: missing \"seed\"", path);
+    if (!cJSON_IsObject(j)) {
+        rosa_fail("%s: not a JSON object", path);
         goto done;
     }
-    st->seed = strtoull(seed, NULL, 10);
-    if (st->dls && load_dls(j, path, st->dls) < 0) goto done;
+    /* Every field is checked before it is used: a resumed run trusts nothing it did not write itself. */
+    static const char *const keys[] = {"format", "step", "total_steps", "seed", "dls", NULL};
+    if (only_keys(j, path, "", keys) < 0) goto done;
+    int err;
+    const char *format = rosa_json_str_opt(j, "format", path, &err);
+    if (err || !format || strcmp(format, "rosa-checkpoint/1") != 0) {
+        rosa_fail("%s: format: must be \"rosa-checkpoint/1\"", path);
+        goto done;
+    }
+    const cJSON *sv = cJSON_GetObjectItemCaseSensitive(j, "step"), *tv = cJSON_GetObjectItemCaseSensitive(j, "total_steps");
+    const double max_exact = 9007199254740992.0; /* 2^53: beyond, a JSON number is not an exact integer */
+    if (!cJSON_IsNumber(tv) || !(tv->valuedouble >= 1 && tv->valuedouble <= max_exact) ||
+        tv->valuedouble != floor(tv->valuedouble)) {
+        rosa_fail("%s: total_steps: must be an integer in [1, 2^53]", path);
+        goto done;
+    }
+    st->total_steps = (int64_t)tv->valuedouble;
+    if (!cJSON_IsNumber(sv) || !(sv->valuedouble >= 0 && sv->valuedouble <= max_exact) ||
+        sv->valuedouble != floor(sv->valuedouble)) {
+        rosa_fail("%s: step: must be an integer >= 0", path);
+        goto done;
+    }
+    st->step = (int64_t)sv->valuedouble;
+    if (st->run_steps > 0 && st->step > st->run_steps) {
+        rosa_fail("%s: step: %lld is beyond the %lld steps of this run", path, (long long)st->step,
+                  (long long)st->run_steps);
+        goto done;
+    }
+    if (st->step > st->total_steps) {
+        rosa_fail("%s: step: %lld is beyond its total_steps %lld", path, (long long)st->step,
+                  (long long)st->total_steps);
+        goto done;
+    }
+    if (st->step != step) {
+        rosa_fail("%s: step: %lld is not the step of its directory checkpoint-%lld", path, (long long)st->step,
+                  (long long)step);
+        goto done;
+    }
+    if (parse_u64(cJSON_GetObjectItemCaseSensitive(j, "seed"), &st->seed) < 0) {
+        rosa_fail("%s: seed: must be a decimal string of a 64-bit unsigned integer", path);
+        goto done;
+    }
+    const cJSON *dv = cJSON_GetObjectItemCaseSensitive(j, "dls");
+    if (!st->dls && dv && !cJSON_IsNull(dv)) {
+        rosa_fail("%s: dls: the checkpoint holds layer-selection state but this run has no DLS: resume with the same "
+                  "options", path);
+        goto done;
+    }
+    if (st->dls && load_dls(j, path, st->step, st->dls) < 0) goto done;
     /* The adapter values; the structure must match the one being trained. */
     saved = rosa_adapter_load(dir, c);
     if (!saved || rosa_adapter_copy_values(a, saved) < 0) goto done;
@@ -293,6 +410,26 @@ int rosa_checkpoint_load(const char *out_dir, int64_t step, const rosa_config *c
         goto done;
     }
     memcpy(opt->step, t->data, t->nbytes);
+    if (s.n_tensors != 2 * a->n_params + 1) { /* names are unique in a set: one is not ours */
+        for (int i = 0; i < s.n_tensors; i++) {
+            const char *n = s.tensors[i].name;
+            int known = strcmp(n, "step") == 0;
+            for (int k = 0; k < a->n_params && !known; k++) {
+                size_t len = strlen(a->params[k].name);
+                known = strncmp(n, a->params[k].name, len) == 0 &&
+                        (strcmp(n + len, ".exp_avg") == 0 || strcmp(n + len, ".exp_avg_sq") == 0);
+            }
+            if (!known) {
+                rosa_fail("%s: unexpected tensor \"%s\"", path, n);
+                goto done;
+            }
+        }
+    }
+    char what[320];
+    if (rosa_adamw_check(opt, a, st->step, what, sizeof what) < 0) {
+        rosa_fail("%s: %s", path, what);
+        goto done;
+    }
     rc = 0;
 done:
     rosa_adapter_free(saved);

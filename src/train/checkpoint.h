@@ -16,11 +16,16 @@ typedef struct {
     int64_t total_steps;
     uint64_t seed;
     rosa_dls *dls;       /* layer-selection state to save or restore, or NULL */
+    int64_t run_steps;   /* load: the resuming run's total steps; a step beyond is refused (0: not checked) */
 } rosa_checkpoint_state;
 
 int rosa_checkpoint_save(const char *out_dir, const rosa_adapter *a, const rosa_adamw *opt,
                          const rosa_checkpoint_state *st, const char *base_model);
-/* Loads checkpoint-STEP into a (same structure) and opt. */
+/* Loads checkpoint-STEP into a (same structure) and opt.  Every field of
+ * trainer_state.json and optimizer.safetensors is checked (a step within
+ * [0, total_steps] and equal to STEP, moments finite, second moments >= 0,
+ * step counts and DLS counts in [0, step], ...); a bad one is refused with
+ * the file and the field named. */
 int rosa_checkpoint_load(const char *out_dir, int64_t step, const rosa_config *c, rosa_adapter *a, rosa_adamw *opt,
                          rosa_checkpoint_state *st);
 /* The largest STEP of a complete checkpoint in out_dir, or -1.  path (may be

@@ -3,6 +3,7 @@
 #include "optim.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,6 +59,30 @@ void rosa_adamw_step(rosa_adamw *opt, rosa_adapter *a, const uint8_t *active, fl
             w[k] -= step_size * (m[k] / denom);
         }
     }
+}
+
+int rosa_adamw_check(const rosa_adamw *opt, const rosa_adapter *a, int64_t max_step, char *what, size_t n) {
+    for (int i = 0; i < a->n_params; i++) {
+        const rosa_param *p = &a->params[i];
+        size_t len = (size_t)p->rows * p->cols;
+        const float *w = a->w + p->offset, *m = opt->m + p->offset, *v = opt->v + p->offset;
+        for (size_t k = 0; k < len; k++) {
+            static const char *const suffix[] = {"", ".exp_avg", ".exp_avg_sq"};
+            int bad = !isfinite(w[k]) ? 0 : !isfinite(m[k]) ? 1 : !(v[k] >= 0.0f && isfinite(v[k])) ? 2 : -1;
+            if (bad < 0) continue;
+            float x = bad == 0 ? w[k] : bad == 1 ? m[k] : v[k];
+            snprintf(what, n, "\"%s%s\" holds %g at [%zu] (must be finite%s)", p->name, suffix[bad], (double)x, k,
+                     bad == 2 ? " and >= 0" : "");
+            return -1;
+        }
+        /* a count past the run's steps would overflow ++step (undefined) long before pow() minded */
+        if (opt->step[i] < 0 || opt->step[i] > max_step) {
+            snprintf(what, n, "\"step\" of \"%s\" is %lld (must be in [0, %lld], the steps done)", p->name,
+                     (long long)opt->step[i], (long long)max_step);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 double rosa_grad_norm(const rosa_adapter *a, const uint8_t *active) {

@@ -24,6 +24,12 @@ int rosa_adamw_init(rosa_adamw *opt, const rosa_adapter *a);
 void rosa_adamw_free(rosa_adamw *opt);
 /* One update of every tensor i with active == NULL or active[i] != 0. */
 void rosa_adamw_step(rosa_adamw *opt, rosa_adapter *a, const uint8_t *active, float lr, const rosa_adamw_options *o);
+/* Whether the training state is one a checkpoint can hold and a resume can
+ * continue: every adapter value and first moment finite, every second moment
+ * finite and >= 0, every step count in [0, max_step].  Returns 0, or -1 with
+ * `what` (n bytes) naming the tensor and the value, e.g.
+ * "\"...lora_A.weight.exp_avg_sq\" holds -1 (must be finite and >= 0)". */
+int rosa_adamw_check(const rosa_adamw *opt, const rosa_adapter *a, int64_t max_step, char *what, size_t n);
 
 /* L2 norm of the gradients of the active tensors (torch: norm of per-tensor norms). */
 double rosa_grad_norm(const rosa_adapter *a, const uint8_t *active);

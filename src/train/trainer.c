@@ -372,6 +372,13 @@ static int train_step(run *r, int64_t s, double *loss_out, double *gnorm_out, lo
     if (o->max_grad_norm > 0) rosa_clip_grads(a, r->param_active, gnorm, o->max_grad_norm);
     float lr = (float)(o->adam.lr * rosa_lr_factor(o->schedule, s, r->total_steps, o->warmup_steps));
     rosa_adamw_step(&r->opt, a, r->param_active, lr, &o->adam);
+    /* An update can overflow with finite inputs (--lr 1e38, --weight-decay 1e30): stopped here, as a non-finite
+     * loss is, so that no checkpoint or final adapter holds a value the loader refuses.  Not skippable: the
+     * update is already applied. */
+    char what[320];
+    if (rosa_adamw_check(&r->opt, a, s + 1, what, sizeof what) < 0)
+        return rosa_fail("non-finite training state after the update of step %lld: %s; the last checkpoint is kept "
+                         "(lower --lr or --weight-decay)", (long long)(s + 1), what);
     *loss_out = loss;
     *gnorm_out = gnorm;
     *tokens_out = tokens;
@@ -422,7 +429,7 @@ int rosa_train(const rosa_train_options *o, rosa_train_result *res) {
 
     int64_t start = 0;
     if (o->resume) {
-        rosa_checkpoint_state st = {.dls = o->dls.enabled ? &r.dls : NULL};
+        rosa_checkpoint_state st = {.dls = o->dls.enabled ? &r.dls : NULL, .run_steps = r.total_steps};
         int64_t last = rosa_checkpoint_latest(o->output_dir, NULL);
         if (last < 0) {
             rosa_fail("%s: no checkpoint to resume from", o->output_dir);
