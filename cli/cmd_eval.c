@@ -51,7 +51,7 @@ int cmd_eval(int argc, char **argv) {
     const char *model_dir = NULL, *adapter_dir = NULL, *tasks_list = NULL, *mode = "generate", *rule = "llm-adapters";
     const char *dtype = "fp32";
     const char *output = NULL, *predictions = NULL, *score_file = NULL, *data_dir = NULL, *dummy = NULL;
-    int num_beams = 4, max_new = 0, batch = 1, limit = 0, threads = 0, quiet = 0;
+    int num_beams = 4, max_new = 0, batch = 1, limit = 0, max_prompt = 0, threads = 0, quiet = 0;
     uint64_t seed = 0;
     custom_args ca = {0};
     ca.spec = calloc((size_t)argc + 1, sizeof(char *));
@@ -85,6 +85,8 @@ int cmd_eval(int argc, char **argv) {
         {"batch-size", ARG_INT, &batch, "N", "prompts decoded together (default 1, at most 4096; results do not depend "
                                              "on it)", 0, 0},
         {"limit", ARG_INT, &limit, "N", "only the first N examples of each task", 0, 0},
+        {"max-prompt-tokens", ARG_INT, &max_prompt, "N", "refuse a prompt longer than N tokens (default 4 x the "
+                                                        "model's max_position_embeddings)", 0, 0},
         {"seed", ARG_U64, &seed, "S", "recorded in the report (decoding is deterministic)", 0, 0},
         {"threads", ARG_INT, &threads, "N", "threads (default: all cores)", 0, 0},
         {"dtype", ARG_STR, &dtype, "fp32|bf16", "matrix products of the frozen model (default fp32)", 0, 0},
@@ -138,6 +140,10 @@ int cmd_eval(int argc, char **argv) {
         die_msg("--limit must be >= 0");
         goto done;
     }
+    if (arg_seen(specs, "max-prompt-tokens") && max_prompt < 1) {
+        die_msg("--max-prompt-tokens must be >= 1, got %d", max_prompt);
+        goto done;
+    }
     if (ca.n_type > 1 && ca.n_type != ca.n_spec) {
         die_msg("give one --task-type for all --task, or one per --task (%d --task, %d --task-type)", ca.n_spec,
                 ca.n_type);
@@ -158,6 +164,7 @@ int cmd_eval(int argc, char **argv) {
     if (!data_dir) data_dir = default_data_dir();
     o.num_beams = num_beams;
     o.max_new_tokens = max_new;
+    o.max_prompt_tokens = max_prompt;
     o.batch_size = batch;
     o.limit = limit;
     o.seed = seed;

@@ -375,6 +375,10 @@ typedef struct {
     rosa_beam_rule rule;    /* default llm-adapters */
     int max_new_tokens;     /* 0 = per task type (32 commonsense, 256 math) */
     int batch_size;         /* prompts decoded together (default 1) */
+    /* A prompt longer than this many tokens is refused (0: the default, 4 x
+     * the model's max_position_embeddings): the reference scripts do not
+     * truncate, and far past its context a model only costs time. */
+    int max_prompt_tokens;
     int limit;              /* first N records of each task (0 = all) */
     uint64_t seed;          /* recorded; decoding is deterministic */
     const char *predictions;/* JSON Lines of every example after a header naming the model, adapter and

@@ -207,3 +207,31 @@ TEST(limits_a_fifo_is_refused_not_waited_on) {
     CHECK(rosa_read_file(fifo, NULL) == NULL);
     CHECK_ERROR_HAS("not a regular file");
 }
+
+TEST(limits_an_eval_prompt_far_past_the_context_is_refused) {
+    /* A 100 KB instruction, 200 x the context of the 260K model: it used to
+     * decode for minutes with a warning. */
+    const char *file = test_tmp_path("limits_long_task.json");
+    FILE *f = fopen(file, "w");
+    REQUIRE(f);
+    fputs("[{\"instruction\": \"", f);
+    for (int i = 0; i < 20000; i++) fputs("cat. ", f);
+    fputs("Answer format: true/false\", \"input\": \"\", \"output\": \"true\", \"answer\": \"true\"}]", f);
+    fclose(f);
+    const char *modes[] = {"generate", "loglik"};
+    for (int k = 0; k < 2; k++) {
+        char cmd[4096], *out;
+        snprintf(cmd, sizeof cmd, "timeout 60 %s eval --model %s --task long=%s --task-type commonsense --mode %s "
+                 "--quiet", rosa_bin(), shared_path("models/stories260K"), file, modes[k]);
+        int rc = run_capture(cmd, 1, &out);
+        CHECK_MSG(rc == 1, "--mode %s: exit %d (124: it decoded the prompt), expected 1: %s", modes[k], rc, out);
+        CHECK_MSG(strstr(out, "long record 0") && strstr(out, "more than the limit of 2048"), "%s", out);
+        free(out);
+        /* The limit is the user's to raise; below the prompt's length it still refuses. */
+        snprintf(cmd, sizeof cmd, "timeout 60 %s eval --model %s --task long=%s --task-type commonsense --mode %s "
+                 "--quiet --max-prompt-tokens 4096", rosa_bin(), shared_path("models/stories260K"), file, modes[k]);
+        rc = run_capture(cmd, 1, &out);
+        CHECK_MSG(rc == 1 && strstr(out, "more than the limit of 4096 (--max-prompt-tokens)"), "exit %d: %s", rc, out);
+        free(out);
+    }
+}

@@ -474,6 +474,19 @@ static int on_decoded(int i, const rosa_decode_result *res, void *user) {
     return rc < 0 ? -1 : 0;
 }
 
+/* The prompt limit of rosa_eval_options.max_prompt_tokens, as a refusal
+ * naming the record. */
+static int check_prompt_length(const task_run *tr, const rosa_record *rec, size_t n) {
+    int ctx = rosa_model_config(tr->m)->max_position_embeddings;
+    int64_t limit = tr->o->max_prompt_tokens > 0 ? tr->o->max_prompt_tokens : 4 * (int64_t)ctx;
+    if ((int64_t)n <= limit) return 0;
+    return rosa_fail("%s record %d: the prompt has %zu tokens, more than the limit of %lld (%s): rosa refuses it "
+                     "rather than decode far past the model's context of %d (LLM-Adapters does not truncate "
+                     "prompts either); shorten the instruction or raise --max-prompt-tokens",
+                     tr->task->name, rec->index, n, (long long)limit,
+                     tr->o->max_prompt_tokens > 0 ? "--max-prompt-tokens" : "4 x max_position_embeddings", ctx);
+}
+
 static int run_generate(task_run *tr, int n_todo) {
     rosa_decode_params p;
     rosa_decode_params_default(&p);
@@ -496,6 +509,7 @@ static int run_generate(task_run *tr, int n_todo) {
             rosa_fail("%s record %d: the prompt encodes to no tokens", tr->task->name, tr->recs->rec[tr->todo[i]].index);
             goto out;
         }
+        if (check_prompt_length(tr, &tr->recs->rec[tr->todo[i]], n) < 0) goto out;
         tr->prompt_len[i] = (int)n;
     }
     rc = rosa_decode(tr->m, n_todo, (const int32_t *const *)tr->prompt_ids, tr->prompt_len, &p, tr->o->batch_size,
@@ -532,7 +546,12 @@ static int run_loglik(task_run *tr, int n_todo) {
         }
         char *prompt = rosa_prompt_eval(rec);
         double *lp = rosa_malloc(sizeof(double) * (size_t)n, "loglik");
-        int rc = prompt && lp ? rosa_loglik_options(tr->m, prompt, opts, n, lp) : -1;
+        int32_t *ids = NULL;
+        size_t n_ids = 0;
+        int rc = prompt && lp ? rosa_tokenizer_encode(tr->tok, prompt, strlen(prompt), 1, &ids, &n_ids) : -1;
+        free(ids);
+        if (rc == 0) rc = check_prompt_length(tr, rec, n_ids);
+        if (rc == 0) rc = rosa_loglik_options(tr->m, prompt, opts, n, lp);
         free(prompt);
         char *response = NULL;
         rosa_answer a = {0};
