@@ -235,3 +235,24 @@ TEST(limits_an_eval_prompt_far_past_the_context_is_refused) {
         free(out);
     }
 }
+
+TEST(limits_adapter_sizes_beyond_int_are_counted_in_size_t) {
+    /* LoRA rank 4096 on a 2^19-wide down_proj: lora_A alone is 2^31 values,
+     * one past INT_MAX; its initialisation loop once ran over an int product
+     * and never ran (the values stayed 0).  The table is built without values
+     * here (8 GiB would not fit a test): its count must be exact. */
+    rosa_config c;
+    REQUIRE(rosa_config_load(shared_path("models/stories260K"), &c) == 0);
+    c.intermediate_size = 1 << 19;
+    const rosa_peft_method *lora = rosa_peft_find("lora", NULL);
+    REQUIRE(lora);
+    void *opts = rosa_peft_opts_new(lora, NULL);
+    REQUIRE(opts);
+    REQUIRE(rosa_peft_set_option(lora, opts, "rank", "4096") == 0);
+    REQUIRE(rosa_peft_set_option(lora, opts, "target-modules", "down_proj") == 0);
+    int64_t n = rosa_peft_num_params(lora, &c, opts);
+    int64_t per_layer = 4096LL * ((1LL << 19) + c.hidden_size); /* A [r][in] + B [out][r] */
+    CHECK_MSG(n == c.num_layers * per_layer, "counted %lld values, expected %lld", (long long)n,
+              (long long)(c.num_layers * per_layer));
+    rosa_peft_opts_free(lora, opts);
+}
