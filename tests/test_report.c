@@ -4,6 +4,7 @@
  * run directories (hostile strings escaped, --compare, bad lines, evaluation
  * reports read back exactly as rosa eval wrote them and other shapes refused,
  * errors). */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -683,4 +684,51 @@ TEST(report_real_rosa_run) {
     free(out);
     rosa_run_free(&r);
     free(rp);
+}
+
+/* The configuration shows training_args.json's recorded options (the shape
+ * issue 18's run records write), and the planned memory next to the peak RSS
+ * measured, both in MiB. */
+TEST(report_shows_recorded_options_and_peak_rss_next_to_plan) {
+    char dir[512], path[1024];
+    snprintf(dir, sizeof dir, "%s", test_tmp_path("run-args"));
+    REQUIRE(mkdir(dir, 0755) == 0 || errno == EEXIST);
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    REQUIRE(write_text(path, "{\"step\": 0, \"plan\": {\"memory_bytes\": 104857600, \"activation_bytes\": 1048576, "
+                             "\"trainable_params\": 10, \"base_params\": 100, \"total_steps\": 2, \"compute\": \"fp32\", "
+                             "\"recompute\": false}}\n"
+                             "{\"step\": 1, \"loss\": 2.5, \"lr\": 0.0002, \"grad_norm\": 1, \"tokens\": 100, "
+                             "\"tokens_per_second\": 1000.00, \"seconds\": 0.1000}\n"
+                             "{\"step\": 2, \"peak_rss_bytes\": 157286400}\n") == 0);
+    snprintf(path, sizeof path, "%s/training_args.json", dir);
+    REQUIRE(write_text(path, "{\"options\": {\"learning-rate\": 0.0002, \"lora-r\": 16, \"method\": \"rosa\", "
+                             "\"dls\": {\"interval\": 50}}, \"data\": {\"path\": \"x.json\"}, \"command_line\": [\"rosa\"]}\n") == 0);
+    rosa_run r;
+    REQUIRE(rosa_run_load(dir, &r) == 0);
+    CHECK(r.options != NULL);
+    rosa_run_free(&r);
+    char *out = NULL;
+    snprintf(path, sizeof path, "%s/r.html", dir);
+    int rc = run_shellf(&out, "%s report %s --output %s", rosa_bin(), dir, path);
+    CHECK_MSG(rc == 0, "%s", out);
+    free(out);
+    char *html = rosa_read_file(path, NULL);
+    REQUIRE(html);
+    CHECK(strstr(html, "Hyper-parameters (<code>training_args.json</code>)") != NULL);
+    CHECK(strstr(html, "<th>learning-rate</th><td><code>0.0002</code>") != NULL);
+    CHECK(strstr(html, "<th>lora-r</th><td><code>16</code>") != NULL);
+    CHECK(strstr(html, "<th>dls.interval</th><td><code>50</code>") != NULL);
+    CHECK(strstr(html, "memory: planned / peak RSS measured</th><td>100.0 MiB / 150.0 MiB") != NULL);
+    CHECK(strstr(html, "<th>peak RSS measured</th><td>150.0 MiB</td>") != NULL);
+    free(html);
+    /* without training_args.json: no such table, the rest as before */
+    snprintf(path, sizeof path, "%s/training_args.json", dir);
+    REQUIRE(unlink(path) == 0);
+    snprintf(path, sizeof path, "%s/r.html", dir);
+    rc = run_shellf(&out, "%s report %s --output %s", rosa_bin(), dir, path);
+    free(out);
+    html = rosa_read_file(path, NULL);
+    REQUIRE(html);
+    CHECK(strstr(html, "Hyper-parameters") == NULL && strstr(html, "100.0 MiB / 150.0 MiB") != NULL);
+    free(html);
 }

@@ -312,6 +312,18 @@ done:
     rosa_clear_error();
 }
 
+/* training_args.json's "options" object, when the run recorded one. */
+static void read_training_args(rosa_run *r) {
+    char *path = rosa_path_join(r->dir, "training_args.json");
+    cJSON *j = path && rosa_file_exists(path) ? rosa_json_load(path) : NULL;
+    cJSON *opts = j ? cJSON_DetachItemFromObjectCaseSensitive(j, "options") : NULL;
+    if (cJSON_IsObject(opts)) r->options = opts;
+    else cJSON_Delete(opts);
+    cJSON_Delete(j);
+    free(path);
+    rosa_clear_error();
+}
+
 static void read_evals(rosa_run *r) {
     DIR *d = opendir(r->dir);
     if (!d) return;
@@ -395,6 +407,7 @@ int rosa_run_load(const char *dir, rosa_run *r) {
         return -1;
     }
     read_total_steps(r);
+    read_training_args(r);
     read_evals(r);
     return 0;
 }
@@ -407,6 +420,7 @@ void rosa_run_free(rosa_run *r) {
     for (int i = 0; i < r->n_dls; i++) free(r->dls[i].vals);
     free(r->dls);
     cJSON_Delete(r->adapter_cfg);
+    cJSON_Delete(r->options);
     free(r->adapter_note);
     free(r->base_dir);
     free(r->base_note);
@@ -901,9 +915,9 @@ static int flatten(const cJSON *o, const char *prefix, kv *out, int n, int cap) 
     return n;
 }
 
-static void config_section(svg_buf *o, rosa_run *runs, int n) {
-    svg_put(o, "<h2 id=\"config\">Configuration</h2>");
-    enum { CAP = 128 };
+/* One flattened JSON object per run as a key / value table (rows that differ between runs highlighted). */
+static void kv_table(svg_buf *o, rosa_run *runs, int n, cJSON *(*pick)(const rosa_run *), const char *empty) {
+    enum { CAP = 256 };
     kv *rows[8] = {0};
     int nr[8] = {0};
     for (int i = 0; i < n && i < 8; i++) {
@@ -912,7 +926,7 @@ static void config_section(svg_buf *o, rosa_run *runs, int n) {
             o->failed = 1;
             goto done;
         }
-        if (runs[i].adapter_cfg) nr[i] = flatten(runs[i].adapter_cfg, "", rows[i], 0, CAP);
+        if (pick(&runs[i])) nr[i] = flatten(pick(&runs[i]), "", rows[i], 0, CAP);
     }
     /* union of keys in order of appearance */
     const char *keys[8 * CAP];
@@ -923,44 +937,71 @@ static void config_section(svg_buf *o, rosa_run *runs, int n) {
             for (int j = 0; j < nk && !seen; j++) seen = strcmp(keys[j], rows[i][k].key) == 0;
             if (!seen) keys[nk++] = rows[i][k].key;
         }
-    svg_put(o, n > 1 ? "<div><div><h3>adapter_config.json</h3>" : "<div class=\"grid2\"><div><h3>adapter_config.json</h3>");
     if (nk == 0) {
-        svg_put(o, "<p class=\"muted\">no adapter configuration</p>");
-    } else {
-        svg_put(o, "<table><tr><th>key</th>");
-        if (n > 1)
-            for (int i = 0; i < n && i < 8; i++) {
-                svg_put(o, "<th>");
-                h(o, runs[i].name);
-                svg_put(o, "</th>");
-            }
-        else svg_put(o, "<th>value</th>");
-        svg_put(o, "</tr>");
-        for (int j = 0; j < nk; j++) {
-            svg_put(o, "<tr><th>");
-            h(o, keys[j]);
-            svg_put(o, "</th>");
-            const char *first = NULL;
-            int differ = 0;
-            for (int i = 0; i < n && i < 8; i++) {
-                const char *v = NULL;
-                for (int k = 0; k < nr[i] && !v; k++)
-                    if (strcmp(rows[i][k].key, keys[j]) == 0) v = rows[i][k].val;
-                if (i == 0) first = v;
-                else if ((v == NULL) != (first == NULL) || (v && first && strcmp(v, first) != 0)) differ = 1;
-            }
-            for (int i = 0; i < n && i < 8; i++) {
-                const char *v = NULL;
-                for (int k = 0; k < nr[i] && !v; k++)
-                    if (strcmp(rows[i][k].key, keys[j]) == 0) v = rows[i][k].val;
-                svg_put(o, differ ? "<td class=\"diff\"><code>" : "<td><code>");
-                h(o, v ? v : "–");
-                svg_put(o, "</code></td>");
-            }
-            svg_put(o, "</tr>");
-        }
-        svg_put(o, "</table>");
+        svg_put(o, "<p class=\"muted\">");
+        svg_put(o, empty);
+        svg_put(o, "</p>");
+        goto done;
     }
+    svg_put(o, "<table><tr><th>key</th>");
+    if (n > 1)
+        for (int i = 0; i < n && i < 8; i++) {
+            svg_put(o, "<th>");
+            h(o, runs[i].name);
+            svg_put(o, "</th>");
+        }
+    else svg_put(o, "<th>value</th>");
+    svg_put(o, "</tr>");
+    for (int j = 0; j < nk; j++) {
+        svg_put(o, "<tr><th>");
+        h(o, keys[j]);
+        svg_put(o, "</th>");
+        const char *first = NULL;
+        int differ = 0;
+        for (int i = 0; i < n && i < 8; i++) {
+            const char *v = NULL;
+            for (int k = 0; k < nr[i] && !v; k++)
+                if (strcmp(rows[i][k].key, keys[j]) == 0) v = rows[i][k].val;
+            if (i == 0) first = v;
+            else if ((v == NULL) != (first == NULL) || (v && first && strcmp(v, first) != 0)) differ = 1;
+        }
+        for (int i = 0; i < n && i < 8; i++) {
+            const char *v = NULL;
+            for (int k = 0; k < nr[i] && !v; k++)
+                if (strcmp(rows[i][k].key, keys[j]) == 0) v = rows[i][k].val;
+            svg_put(o, differ ? "<td class=\"diff\"><code>" : "<td><code>");
+            h(o, v ? v : "–");
+            svg_put(o, "</code></td>");
+        }
+        svg_put(o, "</tr>");
+    }
+    svg_put(o, "</table>");
+done:
+    for (int i = 0; i < n && i < 8; i++) {
+        for (int k = 0; k < nr[i]; k++) free(rows[i][k].val);
+        free(rows[i]);
+    }
+}
+
+static cJSON *pick_options(const rosa_run *r) { return r->options; }
+static cJSON *pick_adapter_cfg(const rosa_run *r) { return r->adapter_cfg; }
+
+static void fmt_mib(char *buf, size_t n, double bytes) {
+    if (isfinite(bytes) && bytes >= 0) snprintf(buf, n, "%.1f MiB", bytes / 1048576.0);
+    else snprintf(buf, n, "–");
+}
+
+static void config_section(svg_buf *o, rosa_run *runs, int n) {
+    svg_put(o, "<h2 id=\"config\">Configuration</h2>");
+    int any_options = 0;
+    for (int i = 0; i < n; i++) any_options |= runs[i].options != NULL;
+    /* the hyper-parameters as train resolved them, when it recorded them */
+    if (any_options) {
+        svg_put(o, "<h3>Hyper-parameters (<code>training_args.json</code>)</h3>");
+        kv_table(o, runs, n, pick_options, "no recorded options");
+    }
+    svg_put(o, n > 1 ? "<div><div><h3>adapter_config.json</h3>" : "<div class=\"grid2\"><div><h3>adapter_config.json</h3>");
+    kv_table(o, runs, n, pick_adapter_cfg, "no adapter configuration");
     svg_put(o, "</div><div><h3>Base model and resources</h3><table><tr><th></th>");
     if (n > 1)
         for (int i = 0; i < n && i < 8; i++) {
@@ -971,9 +1012,9 @@ static void config_section(svg_buf *o, rosa_run *runs, int n) {
     else svg_put(o, "<th></th>");
     svg_put(o, "</tr>");
     static const char *rl[] = {"base model",  "architecture", "layers × hidden", "heads (q / kv) × head_dim",
-                               "base params", "trainable",    "adapter file",    "memory",
-                               "wall time",   "tokens"};
-    for (int k = 0; k < 10; k++) {
+                               "base params", "trainable",    "adapter file",    "memory planned",
+                               "wall time",   "tokens",       "peak RSS measured"};
+    for (int k = 0; k < 11; k++) {
         svg_put(o, "<tr><th>");
         h(o, rl[k]);
         svg_put(o, "</th>");
@@ -998,15 +1039,15 @@ static void config_section(svg_buf *o, rosa_run *runs, int n) {
                 }
                 break;
             case 6: if (r->trainable >= 0) fmt_bytes(v, sizeof v, (double)r->adapter_bytes); break;
-            case 7: {
-                int exact;
-                double m = memory_estimate(r, &exact);
-                fmt_bytes(a, sizeof a, m);
-                if (isfinite(m))
-                    snprintf(v, sizeof v, "%s%s%s", exact == 0 ? "≥ " : "", a,
-                             exact == 1 ? " (planned by train)" : exact == 2 ? " (peak RSS)" : " (estimate)");
+            case 7: /* the plan train printed, else an estimate; the measurement is row 10 */
+                if (r->have_plan && r->plan.memory_bytes >= 0) {
+                    fmt_mib(v, sizeof v, (double)r->plan.memory_bytes);
+                } else if (r->base_params >= 0 && r->trainable >= 0) {
+                    fmt_mib(a, sizeof a, 4.0 * (double)r->base_params + 16.0 * (double)r->trainable);
+                    snprintf(v, sizeof v, "≥ %s (estimate)", a);
+                }
                 break;
-            }
+            case 10: fmt_mib(v, sizeof v, r->peak_rss); break;
             case 8: fmt_duration(v, sizeof v, r->wall_seconds); break;
             case 9: fmt_count(v, sizeof v, r->tokens_total); break;
             }
@@ -1041,14 +1082,14 @@ static void config_section(svg_buf *o, rosa_run *runs, int n) {
         }
         if (p->recompute >= 0)
             svg_printf(o, "<tr><th>recompute</th><td><code>%s</code></td></tr>", p->recompute ? "true" : "false");
+        /* what train planned next to what the process measured */
+        char planned[64], measured[64];
+        fmt_mib(planned, sizeof planned, p->memory_bytes >= 0 ? (double)p->memory_bytes : NAN);
+        fmt_mib(measured, sizeof measured, runs[i].peak_rss);
+        svg_printf(o, "<tr><th>memory: planned / peak RSS measured</th><td>%s / %s</td></tr>", planned, measured);
         svg_put(o, "</table>");
     }
     svg_put(o, "</div></div>");
-done:
-    for (int i = 0; i < n && i < 8; i++) {
-        for (int k = 0; k < nr[i]; k++) free(rows[i][k].val);
-        free(rows[i]);
-    }
 }
 
 /* A fraction as a percentage cell; "–" for null. */
