@@ -732,3 +732,42 @@ TEST(report_shows_recorded_options_and_peak_rss_next_to_plan) {
     CHECK(strstr(html, "Hyper-parameters") == NULL && strstr(html, "100.0 MiB / 150.0 MiB") != NULL);
     free(html);
 }
+
+/* Every evaluation is labelled (adapter or base, mode, beams, items); the
+ * evaluations of a run are drawn side by side, and a difference of protocol
+ * is warned about on stderr and in the page. */
+TEST(report_labels_evaluations_and_warns_on_protocol_differences) {
+    char dir[512], path[1024], model[4096];
+    snprintf(dir, sizeof dir, "%s", test_tmp_path("run-evals"));
+    snprintf(model, sizeof model, "%s", shared_path("models/stories260K"));
+    REQUIRE(mkdir(dir, 0755) == 0 || errno == EEXIST);
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    REQUIRE(write_text(path, "{\"step\": 1, \"loss\": 2.5, \"lr\": 0.0002, \"grad_norm\": 1, \"tokens\": 100, "
+                             "\"tokens_per_second\": 1000.00, \"seconds\": 0.1000}\n") == 0);
+    char *out = NULL;
+    REQUIRE(run_shellf(&out, "%s eval --model %s --tasks boolq --limit 2 --num-beams 1 --max-new-tokens 4 --quiet "
+                             "--threads 1 --output %s/eval-base.json", rosa_bin(), model, dir) == 0);
+    free(out);
+    REQUIRE(run_shellf(&out, "%s eval --model %s --tasks boolq --limit 2 --mode loglik --quiet --threads 1 "
+                             "--output %s/eval.json", rosa_bin(), model, dir) == 0);
+    free(out);
+    snprintf(path, sizeof path, "%s/r.html", dir);
+    int rc = run_shellf(&out, "%s report %s --output %s", rosa_bin(), dir, path);
+    CHECK_MSG(rc == 0, "%s", out);
+    CHECK_MSG(strstr(out, "warning: report: the evaluations drawn side by side differ in protocol") != NULL, "%s", out);
+    free(out);
+    char *html = rosa_read_file(path, NULL);
+    REQUIRE(html);
+    CHECK(strstr(html, "eval.json: base model (no adapter), loglik, 2 items") != NULL);
+    CHECK(strstr(html, "eval-base.json: base model (no adapter), generate, 1 beam (greedy), max 4/4 new tokens, 2 items") !=
+          NULL);
+    CHECK(strstr(html, "differ in protocol") != NULL);
+    free(html);
+    /* the same protocol: no warning */
+    snprintf(path, sizeof path, "%s/eval-base.json", dir);
+    REQUIRE(unlink(path) == 0);
+    snprintf(path, sizeof path, "%s/r.html", dir);
+    rc = run_shellf(&out, "%s report %s --output %s", rosa_bin(), dir, path);
+    CHECK(rc == 0 && strstr(out, "differ in protocol") == NULL);
+    free(out);
+}

@@ -14,6 +14,7 @@
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "peft/peft.h"
+#include "core/log.h"
 #include "core/util.h"
 
 /* ------------------------------------------------------------ small helpers */
@@ -1140,6 +1141,29 @@ static void eval_context(svg_buf *o, const rosa_eval_summary *s) {
     svg_put(o, "</p>");
 }
 
+/* The protocol of an evaluation: mode, decoding, items; what two evaluations
+ * must share for their accuracies to be compared. */
+static void eval_protocol(char *buf, size_t size, const rosa_eval_summary *s) {
+    long long items = 0;
+    for (int i = 0; i < s->n_tasks; i++) items += s->tasks[i].n;
+    if (!s->have_run) snprintf(buf, size, "rescored predictions, %lld items", items);
+    else if (s->mode == ROSA_EVAL_LOGLIK) snprintf(buf, size, "loglik, %lld items", items);
+    else if (s->have_decoding)
+        snprintf(buf, size, "generate, %d beam%s%s%s%s, max %d/%d new tokens, %lld items", s->decoding.num_beams,
+                 s->decoding.num_beams == 1 ? " (greedy)" : "s", s->decoding.beam_rule ? " (" : "",
+                 s->decoding.beam_rule ? s->decoding.beam_rule : "", s->decoding.beam_rule ? ")" : "",
+                 s->decoding.max_new_tokens[0], s->decoding.max_new_tokens[1], items);
+    else snprintf(buf, size, "generate, %lld items", items);
+}
+
+/* "FILE: adapter DIR | base model, PROTOCOL": how every evaluation is labelled. */
+static void eval_label(char *buf, size_t size, const char *file, const rosa_eval_summary *s) {
+    char proto[256];
+    eval_protocol(proto, sizeof proto, s);
+    snprintf(buf, size, "%s: %s%s, %s", file, s->adapter ? "adapter " : s->have_run ? "base model (no adapter)" : "",
+             s->adapter ? s->adapter : "", proto);
+}
+
 static void eval_tables(svg_buf *o, const rosa_eval_summary *s) {
     eval_context(o, s);
     svg_put(o, "<div class=\"grid2\"><div><table><tr><th>task</th><th>group</th><th>accuracy</th><th>correct</th>"
@@ -1181,45 +1205,64 @@ static void eval_section(svg_buf *o, rosa_run *runs, int n) {
                    "run directory. Write one with <code>rosa eval ... --output RUN_DIR/eval.json</code>.</p>");
         return;
     }
-    /* per run: its first readable file gives the chart; every file gets tables */
-    const rosa_eval_summary *first[8] = {0};
+    /* every readable file is a series (at most 8): a base and an adapter evaluation of a run side by side */
+    const rosa_eval_summary *ser[8];
+    char ser_label[8][512];
+    int nser = 0;
     for (int i = 0; i < n && i < 8; i++)
-        for (int f = 0; f < runs[i].n_eval && !first[i]; f++) first[i] = runs[i].evals[f];
-    /* chart: tasks x runs */
+        for (int f = 0; f < runs[i].n_eval && nser < 8; f++) {
+            if (!runs[i].evals[f]) continue;
+            char lab[448];
+            eval_label(lab, sizeof lab, runs[i].eval_files[f], runs[i].evals[f]);
+            snprintf(ser_label[nser], sizeof ser_label[nser], "%s%s%s", n > 1 ? runs[i].name : "", n > 1 ? " · " : "", lab);
+            ser[nser++] = runs[i].evals[f];
+        }
+    /* accuracies measured differently are not comparable: say so, on stderr and in the page */
+    for (int k = 1; k < nser; k++) {
+        char a[256], b[256];
+        eval_protocol(a, sizeof a, ser[0]);
+        eval_protocol(b, sizeof b, ser[k]);
+        if (strcmp(a, b) == 0) continue;
+        rosa_log(ROSA_LOG_WARN, "report: the evaluations drawn side by side differ in protocol: %s; %s", ser_label[0],
+                 ser_label[k]);
+        svg_put(o, "<p class=\"note\">The evaluations drawn side by side differ in protocol (mode, beams, new "
+                   "tokens or items), so their accuracies are not comparable: ");
+        h(o, ser_label[0]);
+        svg_put(o, " <b>vs</b> ");
+        h(o, ser_label[k]);
+        svg_put(o, "</p>");
+    }
+    /* chart: tasks x evaluations */
     const char *cats[256];
     int ncat = 0;
-    for (int i = 0; i < n && i < 8; i++)
-        for (int k = 0; first[i] && k < first[i]->n_tasks; k++) {
+    for (int i = 0; i < nser; i++)
+        for (int k = 0; k < ser[i]->n_tasks; k++) {
             if (ncat == 256) break;
             int seen = 0;
-            for (int j = 0; j < ncat && !seen; j++) seen = strcmp(cats[j], first[i]->tasks[k].name) == 0;
-            if (!seen) cats[ncat++] = first[i]->tasks[k].name;
+            for (int j = 0; j < ncat && !seen; j++) seen = strcmp(cats[j], ser[i]->tasks[k].name) == 0;
+            if (!seen) cats[ncat++] = ser[i]->tasks[k].name;
         }
     if (ncat > 0) {
-        double *vals = rosa_calloc((size_t)ncat * (size_t)(n < 8 ? n : 8), sizeof(double), "evaluation chart");
+        double *vals = rosa_calloc((size_t)ncat * (size_t)nser, sizeof(double), "evaluation chart");
         const char *labels[8], *colors[8];
-        int ns = 0;
         if (!vals) {
             o->failed = 1;
         } else {
-            for (int i = 0; i < n && i < 8; i++) {
-                if (!first[i]) continue;
+            for (int i = 0; i < nser; i++) {
                 for (int j = 0; j < ncat; j++) {
-                    vals[(size_t)ns * ncat + j] = NAN;
-                    for (int k = 0; k < first[i]->n_tasks; k++)
-                        if (strcmp(first[i]->tasks[k].name, cats[j]) == 0)
-                            vals[(size_t)ns * ncat + j] = 100.0 * first[i]->tasks[k].accuracy; /* NAN stays NAN */
+                    vals[(size_t)i * ncat + j] = NAN;
+                    for (int k = 0; k < ser[i]->n_tasks; k++)
+                        if (strcmp(ser[i]->tasks[k].name, cats[j]) == 0)
+                            vals[(size_t)i * ncat + j] = 100.0 * ser[i]->tasks[k].accuracy; /* NAN stays NAN */
                 }
-                labels[ns] = runs[i].name;
-                colors[ns] = run_color(i);
-                ns++;
+                labels[i] = ser_label[i];
+                colors[i] = run_color(i);
             }
             svg_put(o, "<div class=\"panel\">");
-            svg_bar_chart bc = {.width = 1140, .height = 300, .title = "Accuracy per task", .ylabel = "accuracy (%)",
-                                .categories = cats, .n_cat = ncat, .values = vals,
-                                .series_labels = ns > 1 ? labels : NULL, .n_series = ns, .colors = colors,
-                                .fix_y = 1, .ymin = 0, .ymax = 100, .value_format = ns * ncat <= 60 ? "%.1f" : NULL,
-                                .label_every = 1};
+            svg_bar_chart bc = {.width = 1140, .height = 300 + 18 * nser, .title = "Accuracy per task",
+                                .ylabel = "accuracy (%)", .categories = cats, .n_cat = ncat, .values = vals,
+                                .series_labels = labels, .n_series = nser, .colors = colors, .fix_y = 1, .ymin = 0,
+                                .ymax = 100, .value_format = nser * ncat <= 60 ? "%.1f" : NULL, .label_every = 1};
             svg_bar_chart_render(o, &bc);
             svg_put(o, "</div>");
             free(vals);
@@ -1234,7 +1277,14 @@ static void eval_section(svg_buf *o, rosa_run *runs, int n) {
             }
             svg_put(o, "<code>");
             h(o, runs[i].eval_files[f]);
-            svg_put(o, "</code></h3>");
+            svg_put(o, "</code>");
+            if (runs[i].evals[f]) {
+                char lab[448];
+                eval_label(lab, sizeof lab, "", runs[i].evals[f]);
+                svg_put(o, " — ");
+                h(o, lab + 2); /* without the empty file name's ": " */
+            }
+            svg_put(o, "</h3>");
             if (!runs[i].evals[f]) {
                 svg_put(o, "<p class=\"note\">");
                 h(o, runs[i].eval_notes[f] ? runs[i].eval_notes[f] : "unreadable");
