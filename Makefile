@@ -34,7 +34,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps test check-readme test-san test-tsan fuzz fuzz-ci demo bench bench-quick bench-results clean help testdata
+.PHONY: all deps test check-readme install shared test-san test-tsan fuzz fuzz-ci demo bench bench-quick bench-results clean help testdata
 
 # The benchmarks are built with everything else so that a change cannot
 # leave them broken until the next `make bench`.
@@ -45,6 +45,7 @@ help:
 	@echo "make demo       fine-tune the shipped model and evaluate it (installs packages)"
 	@echo "make test       run the whole test suite (installs packages)"
 	@echo "make check-readme  build and run README's library example as it is shown"
+	@echo "make install    bin/rosa, the headers, librosa.a, librosa.so and rosa.pc under PREFIX (/usr/local; DESTDIR honoured)"
 	@echo "make test-san   the test suite under ASan + UBSan"
 	@echo "make test-tsan  the test suite under ThreadSanitizer (clang)"
 	@echo "make fuzz       each fuzz target for FUZZ_SECONDS (60) under ASan + UBSan (clang)"
@@ -63,6 +64,36 @@ $(BUILD)/%.o: %.c
 $(BUILD)/librosa.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
+
+# The shared library: the same sources built position-independent in their
+# own folder ($(BUILD)/pic/), so that the static library and the tool stay as
+# they are.  soname librosa.so.0; librosa.so.0 and librosa.so link to the
+# versioned file.
+SOVERSION := 0
+VERSION   := $(shell sed -n 's/^\#define ROSA_VERSION "\(.*\)"/\1/p' include/rosa.h)
+PIC_OBJ   := $(LIB_SRC:%.c=$(BUILD)/pic/%.o)
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fPIC -c $< -o $@
+$(BUILD)/pic/librosa.so.$(VERSION): $(PIC_OBJ)
+	$(CC) $(ALL_LDFLAGS) -shared -Wl,-soname,librosa.so.$(SOVERSION) -o $@ $^ $(LDLIBS)
+shared: $(BUILD)/pic/librosa.so.$(VERSION)
+
+# make install [PREFIX=/usr/local] [DESTDIR=...]: the tool, both headers,
+# the static and the shared library, and rosa.pc for pkg-config.
+PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
+INCDIR  ?= $(PREFIX)/include
+install: $(BUILD)/rosa $(BUILD)/librosa.a $(BUILD)/pic/librosa.so.$(VERSION)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 755 $(BUILD)/rosa $(DESTDIR)$(PREFIX)/bin/rosa
+	install -m 644 include/rosa.h include/rosa_train.h $(DESTDIR)$(INCDIR)/
+	install -m 644 $(BUILD)/librosa.a $(DESTDIR)$(LIBDIR)/librosa.a
+	install -m 755 $(BUILD)/pic/librosa.so.$(VERSION) $(DESTDIR)$(LIBDIR)/librosa.so.$(VERSION)
+	ln -sf librosa.so.$(VERSION) $(DESTDIR)$(LIBDIR)/librosa.so.$(SOVERSION)
+	ln -sf librosa.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/librosa.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' tools/rosa.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/rosa.pc
 
 $(BUILD)/rosa: $(CLI_OBJ) $(BUILD)/librosa.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -97,12 +128,12 @@ $(TESTDATA): tools/make_test_models.py tools/ref_llama.py
 testdata: deps $(TESTDATA)
 
 test: deps
-	@$(MAKE) --no-print-directory all $(TESTDATA)
+	@$(MAKE) --no-print-directory all shared $(TESTDATA)
 	ROSA_SHARED=$(SHARED) ROSA_TESTDATA=$(BUILD)/testdata ROSA_BIN=$(BUILD)/rosa $(BUILD)/test_rosa
 
 # README's library example, built with the command shown next to it and run
 # (tests/test_readme.c; also part of make test).
-check-readme: all
+check-readme: all shared
 	ROSA_SHARED=$(SHARED) ROSA_BIN=$(BUILD)/rosa $(BUILD)/test_rosa readme
 
 test-san: deps
@@ -149,6 +180,6 @@ demo: deps all
 clean:
 	rm -rf build build-san
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_SRC:%.c=$(BUILD)/%.d)
+-include $(LIB_OBJ:.o=.d) $(PIC_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_SRC:%.c=$(BUILD)/%.d)
 -include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_BIN:build/fuzz/%=build/fuzz/fuzz/%.d)
 .SECONDARY:

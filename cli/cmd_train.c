@@ -403,22 +403,56 @@ done:
     return status;
 }
 
+/* A --max-shard-size in transformers' units: KB, MB, GB, TB are powers of
+ * 1000, KiB, MiB, GiB, TiB of 1024 (any case), a bare number is bytes. */
+static int parse_shard_size(const char *v, uint64_t *out) {
+    static const struct {
+        const char *unit;
+        double mul;
+    } units[] = {{"", 1},         {"B", 1},         {"KB", 1e3},           {"MB", 1e6},
+                 {"GB", 1e9},     {"TB", 1e12},     {"KIB", 1024.0},       {"MIB", 1048576.0},
+                 {"GIB", 1073741824.0}, {"TIB", 1099511627776.0}};
+    char *end;
+    double x = strtod(v, &end);
+    for (size_t i = 0; end != v && i < sizeof units / sizeof units[0]; i++)
+        if (strcasecmp(end, units[i].unit) == 0 && x * units[i].mul >= 1 && x * units[i].mul < 1.8e19) {
+            *out = (uint64_t)(x * units[i].mul);
+            return 0;
+        }
+    die_msg("--max-shard-size expects a size such as 5GB (10^9 bytes), 2GiB (2^30) or 500MB, got \"%s\"", v);
+    return -1;
+}
+
 int cmd_merge(int argc, char **argv) {
-    const char *model_dir = NULL, *adapter_dir = NULL, *out = NULL;
+    const char *model_dir = NULL, *adapter_dir = NULL, *out = NULL, *shard = "5GB", *dtype = "auto";
+    rosa_merge_options mo;
+    rosa_merge_options_default(&mo);
     arg_spec specs[] = {
         {"model", ARG_STR, &model_dir, "DIR", "base model", 1, 0},
         {"adapter", ARG_STR, &adapter_dir, "DIR", "adapter to merge (a method that can: LoRA)", 1, 0},
         {"output", ARG_STR, &out, "DIR", "the merged model directory to write", 1, 0},
+        {"max-shard-size", ARG_STR, &shard, "SIZE",
+         "largest weight file before sharding, as transformers (default 5GB = 5*10^9 bytes; GiB = 2^30)", 0, 0},
+        {"dtype", ARG_STR, &dtype, "auto|fp32|fp16|bf16", "dtype of the saved weights (auto: as the base stores them)",
+         0, 0},
+        {"overwrite", ARG_FLAG, &mo.overwrite, NULL, "write into an --output that holds files", 0, 0},
         {0},
     };
     arg_parser p = {"merge", "--model DIR --adapter DIR --output DIR",
-                    "Writes a model directory with the adapter folded into the weights (LoRA: W + s B A).", specs, NULL,
+                    "Writes a model directory with the adapter folded into the weights (LoRA: W + s B A), and every "
+                    "other file of the base (tokenizer, chat template, licence) copied.", specs, NULL,
                     NULL};
     int r = args_parse(&p, argc, argv);
     if (r) return r > 0 ? 0 : 2;
+    if (parse_shard_size(shard, &mo.max_shard_size) < 0) return 2;
+    if (strcmp(dtype, "auto") == 0) mo.dtype = -1;
+    else if (strcmp(dtype, "fp32") == 0 || strcmp(dtype, "f32") == 0 || strcmp(dtype, "float32") == 0) mo.dtype = ROSA_DTYPE_F32;
+    else if (strcmp(dtype, "fp16") == 0 || strcmp(dtype, "f16") == 0 || strcmp(dtype, "float16") == 0) mo.dtype = ROSA_DTYPE_F16;
+    else if (strcmp(dtype, "bf16") == 0 || strcmp(dtype, "bfloat16") == 0) mo.dtype = ROSA_DTYPE_BF16;
+    else return die_msg("--dtype expects auto, fp32, fp16 or bf16, got \"%s\"", dtype), 2;
     rosa_model *m = rosa_model_load(model_dir);
     rosa_adapter *a = m ? rosa_adapter_load(adapter_dir, rosa_model_config(m)) : NULL;
-    int rc = a ? rosa_adapter_merge_write(m, model_dir, a, out) : -1;
+    int rc = a ? rosa_adapter_merge_write(m, model_dir, a, out, &mo) : -1;
     if (rc < 0) die_msg("%s", rosa_last_error());
     else printf("merged model written to %s\n", out);
     rosa_adapter_free(a);

@@ -204,11 +204,34 @@ rosa_adapter *rosa_adapter_load(const char *dir, const rosa_config *c);
  * method can (FP32 copies owned by the model; BF16 mode packs them again),
  * else attached as hooks (a must then outlive m). */
 int rosa_adapter_apply(rosa_model *m, rosa_adapter *a);
-/* Writes a model directory: m's files with the adapted tensors merged (in
- * their stored dtype), config, tokenizer and generation files copied.
- * Refused for a method that cannot merge, and for an out_dir that is, holds
- * or lies inside model_dir. */
-int rosa_adapter_merge_write(const rosa_model *m, const char *model_dir, const rosa_adapter *a, const char *out_dir);
+/* How rosa_adapter_merge_write writes the merged model. */
+typedef struct {
+    /* Bytes per safetensors file before the weights are sharded as
+     * transformers' save_pretrained does (model-00001-of-0000N.safetensors
+     * and model.safetensors.index.json); default 5000000000 ("5GB",
+     * transformers 4.x's default). */
+    uint64_t max_shard_size;
+    /* -1 (default): every tensor in the dtype the base stores it in; else a
+     * rosa_dtype every floating tensor is converted to (round to nearest
+     * even), config.json's torch_dtype set to match. */
+    int dtype;
+    /* Write into an output directory that holds files: those merge writes
+     * are replaced and the old weight files (model*.safetensors and their
+     * index) removed; anything else is left.  Default 0: refused. */
+    int overwrite;
+} rosa_merge_options;
+void rosa_merge_options_default(rosa_merge_options *o);
+/* Writes a model directory as complete as model_dir: m's tensors with the
+ * adapted ones merged, in o's dtype and shards, config.json (torch_dtype
+ * updated when converted), and every other file of model_dir except weight
+ * files (*.safetensors, *.bin, *.pt, *.pth, *.ckpt, *.h5, *.msgpack,
+ * *.gguf, *.onnx and *.index.json) and subdirectories copied as they are
+ * (tokenizer files, tokenizer.model, chat template, licence, README).
+ * Refused for a method that cannot merge, an out_dir that is, holds or lies
+ * inside model_dir, and an out_dir that holds files (unless o->overwrite);
+ * a refused merge writes nothing.  o NULL: defaults. */
+int rosa_adapter_merge_write(const rosa_model *m, const char *model_dir, const rosa_adapter *a, const char *out_dir,
+                             const rosa_merge_options *o);
 
 /* ----------------------------------------------------------------- training */
 

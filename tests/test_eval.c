@@ -920,7 +920,7 @@ TEST(eval_cli_adapter_equals_merged_model) {
              "--target-modules q_proj,v_proj,down_proj --b-std 0.3 --seed 4 --out %s", stories(), ad);
     REQUIRE(sh(cmd, &out) == 0);
     free(out);
-    snprintf(cmd, sizeof cmd, "%s merge --model %s --adapter %s --output %s", rosa_bin(), stories(), ad, merged);
+    snprintf(cmd, sizeof cmd, "%s merge --model %s --adapter %s --output %s --overwrite", rosa_bin(), stories(), ad, merged);
     REQUIRE(sh(cmd, &out) == 0);
     free(out);
     const char *common = "--tasks boolq,gsm8k --limit 2 --max-new-tokens 6 --quiet --threads 1";

@@ -119,6 +119,86 @@ TEST(readme_library_example_compiles_links_and_runs) {
     free(want);
 }
 
+/* README's command for an installed rosa: `cc example.c $(pkg-config ...)`,
+ * after `make install` into a temporary PREFIX; the example prints what the
+ * in-tree build printed (the CLI's continuation, checked above). */
+TEST(readme_example_builds_with_pkg_config_after_make_install) {
+    if (getenv("ROSA_TSAN") || strstr(rosa_bin(), "build-san")) {
+        test_skip("make install installs the plain build, not the sanitizer one");
+        return;
+    }
+    char *out = NULL;
+    if (run_capture("command -v pkg-config", 1, &out) != 0) {
+        free(out);
+        CHECK_MSG(0, "pkg-config is not installed (make deps installs it)");
+        return;
+    }
+    free(out);
+    char *readme = rosa_read_file("README.md", NULL);
+    REQUIRE(readme);
+    char *code = NULL, *cmd = NULL;
+    const char *why = "";
+    REQUIRE(readme_example(readme, &code, &cmd, &why) == 0);
+    const char *pc = strstr(readme, "`cc example.c $(pkg-config --cflags --libs rosa)`");
+    free(readme);
+    CHECK_MSG(pc != NULL, "README.md: no `cc example.c $(pkg-config --cflags --libs rosa)` command");
+    char prefix[512], src[512], exe[512];
+    snprintf(prefix, sizeof prefix, "%s", test_tmp_path("prefix"));
+    snprintf(src, sizeof src, "%s", test_tmp_path("example.c"));
+    snprintf(exe, sizeof exe, "%s", test_tmp_path("example-installed"));
+    FILE *f = fopen(src, "w");
+    REQUIRE(f);
+    fputs(code, f);
+    fclose(f);
+    free(code);
+    free(cmd);
+    /* the make running this suite must not hand its jobserver to this one */
+    int rc = run_shellf(&out, "env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make --no-print-directory -s install PREFIX=%s",
+                        prefix);
+    CHECK_MSG(rc == 0, "make install PREFIX=%s failed:\n%s", prefix, out);
+    free(out);
+    if (rc != 0) return;
+    static const char *installed[] = {"bin/rosa", "include/rosa.h", "include/rosa_train.h", "lib/librosa.a",
+                                      "lib/librosa.so", "lib/librosa.so.0", "lib/pkgconfig/rosa.pc"};
+    for (size_t i = 0; i < sizeof installed / sizeof installed[0]; i++) {
+        char p[1024];
+        snprintf(p, sizeof p, "%s/%s", prefix, installed[i]);
+        struct stat st;
+        CHECK_MSG(stat(p, &st) == 0, "make install did not install %s", installed[i]);
+    }
+    /* the soname is librosa.so.0 */
+    rc = run_shellf(&out, "objdump -p %s/lib/librosa.so | grep SONAME", prefix);
+    CHECK_MSG(rc == 0 && strstr(out, "librosa.so.0"), "%s", out);
+    free(out);
+    rc = run_shellf(&out, "cd %s && PKG_CONFIG_PATH=%s/lib/pkgconfig cc example.c $(PKG_CONFIG_PATH=%s/lib/pkgconfig "
+                          "pkg-config --cflags --libs rosa) -o %s", test_tmp_path(""), prefix, prefix, exe);
+    CHECK_MSG(rc == 0, "cc example.c $(pkg-config --cflags --libs rosa) failed:\n%s", out);
+    free(out);
+    if (rc != 0) return;
+    char *got = NULL, *want = NULL;
+    rc = run_shellf(&got, "LD_LIBRARY_PATH=%s/lib %s '%s'", prefix, exe, shared_path("models/stories260K"));
+    CHECK_MSG(rc == 0, "the installed example exited with %d: %s", rc, got);
+    char run[4096];
+    snprintf(run, sizeof run, "%s generate --model '%s' --prompt 'Once upon a time' --json", rosa_bin(),
+             shared_path("models/stories260K"));
+    CHECK_EQ_INT(run_capture(run, 0, &want), 0);
+    cJSON *j = cJSON_Parse(want);
+    const cJSON *text = cJSON_GetObjectItem(j, "text");
+    CHECK(cJSON_IsString(text));
+    if (cJSON_IsString(text)) {
+        char expect[8192];
+        snprintf(expect, sizeof expect, "%s\n", text->valuestring);
+        CHECK_STR(got, expect);
+    }
+    cJSON_Delete(j);
+    free(got);
+    free(want);
+    /* it is linked against the shared library */
+    rc = run_shellf(&out, "LD_LIBRARY_PATH=%s/lib ldd %s | grep librosa.so.0", prefix, exe);
+    CHECK_MSG(rc == 0, "%s", out);
+    free(out);
+}
+
 /* The public headers stand alone: each compiles as the only include of a C11
  * file with pedantic warnings as errors, and as C++ where a C++ compiler is
  * installed (they are wrapped in extern "C" for it). */

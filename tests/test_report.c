@@ -4,6 +4,7 @@
  * run directories (hostile strings escaped, --compare, bad lines, evaluation
  * reports read back exactly as rosa eval wrote them and other shapes refused,
  * errors). */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -683,4 +684,90 @@ TEST(report_real_rosa_run) {
     free(out);
     rosa_run_free(&r);
     free(rp);
+}
+
+/* The configuration shows training_args.json's recorded options (the shape
+ * issue 18's run records write), and the planned memory next to the peak RSS
+ * measured, both in MiB. */
+TEST(report_shows_recorded_options_and_peak_rss_next_to_plan) {
+    char dir[512], path[1024];
+    snprintf(dir, sizeof dir, "%s", test_tmp_path("run-args"));
+    REQUIRE(mkdir(dir, 0755) == 0 || errno == EEXIST);
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    REQUIRE(write_text(path, "{\"step\": 0, \"plan\": {\"memory_bytes\": 104857600, \"activation_bytes\": 1048576, "
+                             "\"trainable_params\": 10, \"base_params\": 100, \"total_steps\": 2, \"compute\": \"fp32\", "
+                             "\"recompute\": false}}\n"
+                             "{\"step\": 1, \"loss\": 2.5, \"lr\": 0.0002, \"grad_norm\": 1, \"tokens\": 100, "
+                             "\"tokens_per_second\": 1000.00, \"seconds\": 0.1000}\n"
+                             "{\"step\": 2, \"peak_rss_bytes\": 157286400}\n") == 0);
+    snprintf(path, sizeof path, "%s/training_args.json", dir);
+    REQUIRE(write_text(path, "{\"options\": {\"learning-rate\": 0.0002, \"lora-r\": 16, \"method\": \"rosa\", "
+                             "\"dls\": {\"interval\": 50}}, \"data\": {\"path\": \"x.json\"}, \"command_line\": [\"rosa\"]}\n") == 0);
+    rosa_run r;
+    REQUIRE(rosa_run_load(dir, &r) == 0);
+    CHECK(r.options != NULL);
+    rosa_run_free(&r);
+    char *out = NULL;
+    snprintf(path, sizeof path, "%s/r.html", dir);
+    int rc = run_shellf(&out, "%s report %s --output %s", rosa_bin(), dir, path);
+    CHECK_MSG(rc == 0, "%s", out);
+    free(out);
+    char *html = rosa_read_file(path, NULL);
+    REQUIRE(html);
+    CHECK(strstr(html, "Hyper-parameters (<code>training_args.json</code>)") != NULL);
+    CHECK(strstr(html, "<th>learning-rate</th><td><code>0.0002</code>") != NULL);
+    CHECK(strstr(html, "<th>lora-r</th><td><code>16</code>") != NULL);
+    CHECK(strstr(html, "<th>dls.interval</th><td><code>50</code>") != NULL);
+    CHECK(strstr(html, "memory: planned / peak RSS measured</th><td>100.0 MiB / 150.0 MiB") != NULL);
+    CHECK(strstr(html, "<th>peak RSS measured</th><td>150.0 MiB</td>") != NULL);
+    free(html);
+    /* without training_args.json: no such table, the rest as before */
+    snprintf(path, sizeof path, "%s/training_args.json", dir);
+    REQUIRE(unlink(path) == 0);
+    snprintf(path, sizeof path, "%s/r.html", dir);
+    rc = run_shellf(&out, "%s report %s --output %s", rosa_bin(), dir, path);
+    free(out);
+    html = rosa_read_file(path, NULL);
+    REQUIRE(html);
+    CHECK(strstr(html, "Hyper-parameters") == NULL && strstr(html, "100.0 MiB / 150.0 MiB") != NULL);
+    free(html);
+}
+
+/* Every evaluation is labelled (adapter or base, mode, beams, items); the
+ * evaluations of a run are drawn side by side, and a difference of protocol
+ * is warned about on stderr and in the page. */
+TEST(report_labels_evaluations_and_warns_on_protocol_differences) {
+    char dir[512], path[1024], model[4096];
+    snprintf(dir, sizeof dir, "%s", test_tmp_path("run-evals"));
+    snprintf(model, sizeof model, "%s", shared_path("models/stories260K"));
+    REQUIRE(mkdir(dir, 0755) == 0 || errno == EEXIST);
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    REQUIRE(write_text(path, "{\"step\": 1, \"loss\": 2.5, \"lr\": 0.0002, \"grad_norm\": 1, \"tokens\": 100, "
+                             "\"tokens_per_second\": 1000.00, \"seconds\": 0.1000}\n") == 0);
+    char *out = NULL;
+    REQUIRE(run_shellf(&out, "%s eval --model %s --tasks boolq --limit 2 --num-beams 1 --max-new-tokens 4 --quiet "
+                             "--threads 1 --output %s/eval-base.json", rosa_bin(), model, dir) == 0);
+    free(out);
+    REQUIRE(run_shellf(&out, "%s eval --model %s --tasks boolq --limit 2 --mode loglik --quiet --threads 1 "
+                             "--output %s/eval.json", rosa_bin(), model, dir) == 0);
+    free(out);
+    snprintf(path, sizeof path, "%s/r.html", dir);
+    int rc = run_shellf(&out, "%s report %s --output %s", rosa_bin(), dir, path);
+    CHECK_MSG(rc == 0, "%s", out);
+    CHECK_MSG(strstr(out, "warning: report: the evaluations drawn side by side differ in protocol") != NULL, "%s", out);
+    free(out);
+    char *html = rosa_read_file(path, NULL);
+    REQUIRE(html);
+    CHECK(strstr(html, "eval.json: base model (no adapter), loglik, 2 items") != NULL);
+    CHECK(strstr(html, "eval-base.json: base model (no adapter), generate, 1 beam (greedy), max 4/4 new tokens, 2 items") !=
+          NULL);
+    CHECK(strstr(html, "differ in protocol") != NULL);
+    free(html);
+    /* the same protocol: no warning */
+    snprintf(path, sizeof path, "%s/eval-base.json", dir);
+    REQUIRE(unlink(path) == 0);
+    snprintf(path, sizeof path, "%s/r.html", dir);
+    rc = run_shellf(&out, "%s report %s --output %s", rosa_bin(), dir, path);
+    CHECK(rc == 0 && strstr(out, "differ in protocol") == NULL);
+    free(out);
 }

@@ -322,7 +322,7 @@ TEST(merge_and_generate_with_adapter_agree) {
              "--target-modules q_proj,v_proj,down_proj --b-std 0.1 --seed 4 --out %s", model, init);
     REQUIRE(sh(cmd, &o) == 0);
     free(o);
-    snprintf(cmd, sizeof cmd, "%s merge --model %s --adapter %s --output %s", rosa_bin(), model, init, merged);
+    snprintf(cmd, sizeof cmd, "%s merge --model %s --adapter %s --output %s --overwrite", rosa_bin(), model, init, merged);
     REQUIRE(sh(cmd, &o) == 0);
     free(o);
     snprintf(cmd, sizeof cmd, "%s generate --model %s --adapter %s --max-new-tokens 40 --json", rosa_bin(), model, init);

@@ -234,9 +234,8 @@ static int shard_name_ok(const char *name) {
  * (<repo>/snapshots/<rev>/, whose files link to ../../blobs/<hash>), in the
  * repository's blobs/, which must then be a directory of the repository
  * itself: not a link (`blobs -> /` would admit any file).  A file that does
- * not resolve is left to the open that follows, which names it.  Then adds it
- * to the set. */
-static int add_weight_file(st_set *s, const char *dir, const char *path) {
+ * not resolve is left to the open that follows, which names it. */
+int st_path_in_model_dir(const char *dir, const char *path) {
     char *rdir = realpath(dir, NULL), *rfile = realpath(path, NULL), *blobs = NULL;
     int ok = !rfile || (rdir && rosa_path_inside(rfile, rdir));
     if (!ok && rdir) {
@@ -263,12 +262,15 @@ static int add_weight_file(st_set *s, const char *dir, const char *path) {
         free(repo);
         ok = blobs && rosa_path_inside(rfile, blobs);
     }
-    int rc = ok ? st_set_add_file(s, path)
-                : rosa_fail("%s: resolves to %s, outside the model directory %s", path, rfile, rdir ? rdir : dir);
+    if (!ok) rosa_fail("%s: resolves to %s, outside the model directory %s", path, rfile, rdir ? rdir : dir);
     free(rdir);
     free(rfile);
     free(blobs);
-    return rc;
+    return ok;
+}
+
+static int add_weight_file(st_set *s, const char *dir, const char *path) {
+    return st_path_in_model_dir(dir, path) ? st_set_add_file(s, path) : -1;
 }
 
 static int open_index(st_set *s, const char *dir, const char *index_path) {
@@ -410,4 +412,76 @@ int st_write_file(const char *path, const st_write_entry *entries, int n, const 
     }
     free(text);
     return rosa_atomic_end(f, tmp, path, ok);
+}
+
+int st_shard_plan(const size_t *nbytes, int n, uint64_t max_bytes, int *shard_of) {
+    int shards = 0, first_open = 0; /* the shard being filled holds the unnumbered tensors from first_open on */
+    uint64_t open_size = 0;
+    for (int i = 0; i < n; i++) shard_of[i] = -1;
+    for (int i = 0; i < n; i++) {
+        if (nbytes[i] > max_bytes) {
+            shard_of[i] = shards++;
+            continue;
+        }
+        if (open_size + nbytes[i] > max_bytes) {
+            for (int k = first_open; k < i; k++)
+                if (shard_of[k] < 0) shard_of[k] = shards;
+            shards++;
+            first_open = i;
+            open_size = 0;
+        }
+        open_size += nbytes[i];
+    }
+    int any = 0;
+    for (int k = first_open; k < n; k++)
+        if (shard_of[k] < 0) shard_of[k] = shards, any = 1;
+    return shards + any > 0 ? shards + any : 1;
+}
+
+void st_shard_file_name(char *buf, size_t size, int shard, int n_shards) {
+    if (n_shards <= 1) snprintf(buf, size, "model.safetensors");
+    else snprintf(buf, size, "model-%05d-of-%05d.safetensors", shard + 1, n_shards);
+}
+
+typedef struct {
+    const char *name;
+    int shard;
+} named_shard;
+
+static int cmp_named(const void *a, const void *b) {
+    return strcmp(((const named_shard *)a)->name, ((const named_shard *)b)->name);
+}
+
+/* s as a JSON string (the names come from a safetensors header: any UTF-8). */
+static int put_json_string(rosa_buf *b, const char *s) {
+    int rc = rosa_buf_putc(b, '"');
+    for (const unsigned char *p = (const unsigned char *)s; rc == 0 && *p; p++) {
+        if (*p == '"' || *p == '\\') rc = rosa_buf_printf(b, "\\%c", *p);
+        else if (*p < 0x20) rc = rosa_buf_printf(b, "\\u%04x", *p);
+        else rc = rosa_buf_putc(b, (char)*p);
+    }
+    return rc < 0 ? -1 : rosa_buf_putc(b, '"');
+}
+
+int st_write_index(const char *path, const char *const *names, const int *shard_of, int n, int n_shards,
+                   uint64_t total_size) {
+    named_shard *v = rosa_calloc((size_t)(n > 0 ? n : 1), sizeof *v, "shard index");
+    if (!v) return -1;
+    for (int i = 0; i < n; i++) v[i] = (named_shard){names[i], shard_of[i]};
+    qsort(v, (size_t)n, sizeof *v, cmp_named);
+    rosa_buf b = {0};
+    int rc = rosa_buf_printf(&b, "{\n  \"metadata\": {\n    \"total_size\": %llu\n  },\n  \"weight_map\": {",
+                             (unsigned long long)total_size);
+    for (int i = 0; rc == 0 && i < n; i++) {
+        char file[64];
+        st_shard_file_name(file, sizeof file, v[i].shard, n_shards);
+        rc = rosa_buf_printf(&b, "%s\n    ", i ? "," : "");
+        if (rc == 0) rc = put_json_string(&b, v[i].name);
+        if (rc == 0) rc = rosa_buf_printf(&b, ": \"%s\"", file);
+    }
+    if (rc == 0) rc = rosa_buf_printf(&b, "\n  }\n}\n");
+    if (rc == 0) rc = rosa_write_file_atomic(path, b.data, b.len);
+    rosa_buf_free(&b);
+    free(v);
+    return rc;
 }

@@ -64,4 +64,23 @@ typedef struct {
 } st_write_entry;
 int st_write_file(const char *path, const st_write_entry *entries, int n, const char *metadata_json);
 
+/* Sharding as transformers' save_pretrained does it (huggingface_hub's
+ * split_state_dict_into_shards): tensors in the order given fill a shard
+ * until the next would take it past max_bytes; a tensor larger than
+ * max_bytes gets a shard of its own, numbered when it is met (before the
+ * shard being filled).  shard_of[i] receives tensor i's shard (0-based);
+ * returns the number of shards (1: a single model.safetensors). */
+int st_shard_plan(const size_t *nbytes, int n, uint64_t max_bytes, int *shard_of);
+/* "model.safetensors" for a single shard, else "model-00002-of-00005.safetensors". */
+void st_shard_file_name(char *buf, size_t size, int shard, int n_shards);
+/* Writes path (model.safetensors.index.json) atomically, as transformers
+ * does: {"metadata": {"total_size": N}, "weight_map": {name: file, ...}},
+ * keys sorted, 2-space indent. */
+int st_write_index(const char *path, const char *const *names, const int *shard_of, int n, int n_shards,
+                   uint64_t total_size);
+/* Whether path, symbolic links resolved, lies in the model directory dir or,
+ * for a Hugging Face cache snapshot, in its repository's own blobs/ (the
+ * rule weight files are held to): 1 yes, 0 no (error set, naming both). */
+int st_path_in_model_dir(const char *dir, const char *path);
+
 #endif

@@ -344,8 +344,7 @@ done:
 
 /* ------------------------------------------------------------- inference */
 
-/* A copy of projection p of layer l with a's delta merged (malloc'ed). */
-static float *merged_copy(const rosa_model *m, const rosa_adapter *a, int l, int p) {
+float *rosa_adapter_merged_copy(const rosa_model *m, const rosa_adapter *a, int l, int p) {
     const rosa_weight *w = &m->layers[l].proj[p];
     size_t n = (size_t)w->out * (size_t)w->in;
     float *out = rosa_malloc(sizeof(float) * n, "merged weight");
@@ -371,7 +370,7 @@ static int merge_into(rosa_model *m, const rosa_adapter *a) {
     for (int l = 0; l < a->L; l++)
         for (int p = 0; p < N_PROJ; p++) {
             if (!a->method->adapts(a, l, p)) continue;
-            float *w = merged_copy(m, a, l, p);
+            float *w = rosa_adapter_merged_copy(m, a, l, p);
             int rc = w ? rosa_model_replace_weight(m, l, p, w) : -1;
             free(w);
             if (rc < 0) return -1;
@@ -389,91 +388,3 @@ int rosa_adapter_apply(rosa_model *m, rosa_adapter *a) {
     return rosa_model_set_compute(m, compute);
 }
 
-static int copy_file(const char *from, const char *to) {
-    size_t len;
-    char *data = rosa_read_file(from, &len);
-    if (!data) return -1;
-    int rc = rosa_write_file_atomic(to, data, len);
-    free(data);
-    return rc;
-}
-
-/* The layer and projection of a stored weight name, or -1. */
-static int proj_of_tensor(const char *name, int L, int *layer) {
-    for (int p = 0; p < N_PROJ; p++) {
-        char fmt[96];
-        int l, consumed = 0;
-        snprintf(fmt, sizeof fmt, "model.layers.%%d.%s.%s.weight%%n", rosa_proj_parent(p), rosa_proj_names[p]);
-        if (sscanf(name, fmt, &l, &consumed) == 1 && consumed == (int)strlen(name) && l >= 0 && l < L) {
-            *layer = l;
-            return p;
-        }
-    }
-    return -1;
-}
-
-int rosa_adapter_merge_write(const rosa_model *m, const char *model_dir, const rosa_adapter *a, const char *out_dir) {
-    if (!a->method->merge)
-        return rosa_fail("%s adapters cannot be merged into weights (they act inside attention; use --adapter)",
-                         a->method->title);
-    if (m->fp32_released) return rosa_fail("merging needs the FP32 weights: load the model without --dtype bf16");
-    /* Merged weights written into (or around) the base model would replace them. */
-    if (rosa_check_apart("--output", out_dir, "--model", model_dir) < 0) return -1;
-    const st_set *s = &m->weights;
-    st_write_entry *e = rosa_calloc((size_t)s->n_tensors, sizeof *e, "tensors");
-    void **bufs = rosa_calloc((size_t)s->n_tensors, sizeof(void *), "tensors");
-    int rc = e && bufs ? 0 : -1;
-    for (int i = 0; rc == 0 && i < s->n_tensors; i++) {
-        const st_tensor *t = &s->tensors[i];
-        e[i] = (st_write_entry){t->name, t->dtype, t->ndim, t->shape, t->data};
-        int l, p = proj_of_tensor(t->name, a->L, &l);
-        if (p < 0 || !a->method->adapts(a, l, p)) continue;
-        float *merged = merged_copy(m, a, l, p);
-        if (!merged) {
-            rc = -1;
-            break;
-        }
-        size_t n = (size_t)m->layers[l].proj[p].out * (size_t)m->layers[l].proj[p].in;
-        bufs[i] = merged;
-        if (t->dtype != ST_F32) { /* back to the stored dtype */
-            uint16_t *h = rosa_malloc(sizeof(uint16_t) * n, "merged weight");
-            if (!h) {
-                rc = -1;
-                break;
-            }
-            for (size_t k = 0; k < n; k++)
-                h[k] = t->dtype == ST_BF16 ? rosa_f32_to_bf16(merged[k]) : rosa_f32_to_f16(merged[k]);
-            free(merged);
-            bufs[i] = h;
-            /* F16 overflows past 65504: a finite F32 sum can still become inf in the stored dtype */
-            for (size_t k = 0; rc == 0 && k < n; k++) {
-                float back = t->dtype == ST_BF16 ? rosa_bf16_to_f32(h[k]) : rosa_f16_to_f32(h[k]);
-                if (!isfinite(back))
-                    rc = rosa_fail("%s: merging the adapter gives a value that overflows %s (at [%zu]): not written",
-                                   t->name, st_dtype_name(t->dtype), k);
-            }
-            if (rc < 0) break;
-        }
-        e[i].data = bufs[i];
-    }
-    /* The directory is made once every merged weight is known to be sound: a refused merge writes nothing. */
-    if (rc == 0 && mkdir(out_dir, 0755) != 0 && errno != EEXIST)
-        rc = rosa_fail("%s: cannot create directory: %s", out_dir, strerror(errno));
-    static const char *const files[] = {"config.json", "generation_config.json", "tokenizer.json",
-                                        "tokenizer_config.json", "special_tokens_map.json", NULL};
-    for (int i = 0; rc == 0 && files[i]; i++) {
-        char *from = rosa_path_join(model_dir, files[i]), *to = rosa_path_join(out_dir, files[i]);
-        rc = from && to ? (rosa_file_exists(from) ? copy_file(from, to) : 0) : -1;
-        free(from);
-        free(to);
-    }
-    if (rc == 0) {
-        char *path = rosa_path_join(out_dir, "model.safetensors");
-        rc = path ? st_write_file(path, e, s->n_tensors, "{\"format\": \"pt\"}") : -1;
-        free(path);
-    }
-    for (int i = 0; bufs && i < s->n_tensors; i++) free(bufs[i]);
-    free(bufs);
-    free(e);
-    return rc;
-}

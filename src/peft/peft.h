@@ -93,6 +93,9 @@ int rosa_adapter_init_values(rosa_adapter *a, const rosa_model *model, uint64_t 
 int rosa_adapter_add_param(rosa_adapter *a, const char *name, int layer, int rows, int cols);
 /* Copies values of `src` into `dst` (same method and shapes). */
 int rosa_adapter_copy_values(rosa_adapter *dst, const rosa_adapter *src);
+/* A copy of projection p of layer l of m's FP32 weights with a's delta
+ * merged (malloc'ed); NULL (error set) when a merged value is not finite. */
+float *rosa_adapter_merged_copy(const rosa_model *m, const rosa_adapter *a, int l, int p);
 /* The hook that runs a at the decoder block's hook points. */
 rosa_hook rosa_adapter_hook(rosa_adapter *a);
 

@@ -14,6 +14,7 @@
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "peft/peft.h"
+#include "core/log.h"
 #include "core/util.h"
 
 /* ------------------------------------------------------------ small helpers */
@@ -312,6 +313,18 @@ done:
     rosa_clear_error();
 }
 
+/* training_args.json's "options" object, when the run recorded one. */
+static void read_training_args(rosa_run *r) {
+    char *path = rosa_path_join(r->dir, "training_args.json");
+    cJSON *j = path && rosa_file_exists(path) ? rosa_json_load(path) : NULL;
+    cJSON *opts = j ? cJSON_DetachItemFromObjectCaseSensitive(j, "options") : NULL;
+    if (cJSON_IsObject(opts)) r->options = opts;
+    else cJSON_Delete(opts);
+    cJSON_Delete(j);
+    free(path);
+    rosa_clear_error();
+}
+
 static void read_evals(rosa_run *r) {
     DIR *d = opendir(r->dir);
     if (!d) return;
@@ -395,6 +408,7 @@ int rosa_run_load(const char *dir, rosa_run *r) {
         return -1;
     }
     read_total_steps(r);
+    read_training_args(r);
     read_evals(r);
     return 0;
 }
@@ -407,6 +421,7 @@ void rosa_run_free(rosa_run *r) {
     for (int i = 0; i < r->n_dls; i++) free(r->dls[i].vals);
     free(r->dls);
     cJSON_Delete(r->adapter_cfg);
+    cJSON_Delete(r->options);
     free(r->adapter_note);
     free(r->base_dir);
     free(r->base_note);
@@ -901,9 +916,9 @@ static int flatten(const cJSON *o, const char *prefix, kv *out, int n, int cap) 
     return n;
 }
 
-static void config_section(svg_buf *o, rosa_run *runs, int n) {
-    svg_put(o, "<h2 id=\"config\">Configuration</h2>");
-    enum { CAP = 128 };
+/* One flattened JSON object per run as a key / value table (rows that differ between runs highlighted). */
+static void kv_table(svg_buf *o, rosa_run *runs, int n, cJSON *(*pick)(const rosa_run *), const char *empty) {
+    enum { CAP = 256 };
     kv *rows[8] = {0};
     int nr[8] = {0};
     for (int i = 0; i < n && i < 8; i++) {
@@ -912,7 +927,7 @@ static void config_section(svg_buf *o, rosa_run *runs, int n) {
             o->failed = 1;
             goto done;
         }
-        if (runs[i].adapter_cfg) nr[i] = flatten(runs[i].adapter_cfg, "", rows[i], 0, CAP);
+        if (pick(&runs[i])) nr[i] = flatten(pick(&runs[i]), "", rows[i], 0, CAP);
     }
     /* union of keys in order of appearance */
     const char *keys[8 * CAP];
@@ -923,44 +938,71 @@ static void config_section(svg_buf *o, rosa_run *runs, int n) {
             for (int j = 0; j < nk && !seen; j++) seen = strcmp(keys[j], rows[i][k].key) == 0;
             if (!seen) keys[nk++] = rows[i][k].key;
         }
-    svg_put(o, n > 1 ? "<div><div><h3>adapter_config.json</h3>" : "<div class=\"grid2\"><div><h3>adapter_config.json</h3>");
     if (nk == 0) {
-        svg_put(o, "<p class=\"muted\">no adapter configuration</p>");
-    } else {
-        svg_put(o, "<table><tr><th>key</th>");
-        if (n > 1)
-            for (int i = 0; i < n && i < 8; i++) {
-                svg_put(o, "<th>");
-                h(o, runs[i].name);
-                svg_put(o, "</th>");
-            }
-        else svg_put(o, "<th>value</th>");
-        svg_put(o, "</tr>");
-        for (int j = 0; j < nk; j++) {
-            svg_put(o, "<tr><th>");
-            h(o, keys[j]);
-            svg_put(o, "</th>");
-            const char *first = NULL;
-            int differ = 0;
-            for (int i = 0; i < n && i < 8; i++) {
-                const char *v = NULL;
-                for (int k = 0; k < nr[i] && !v; k++)
-                    if (strcmp(rows[i][k].key, keys[j]) == 0) v = rows[i][k].val;
-                if (i == 0) first = v;
-                else if ((v == NULL) != (first == NULL) || (v && first && strcmp(v, first) != 0)) differ = 1;
-            }
-            for (int i = 0; i < n && i < 8; i++) {
-                const char *v = NULL;
-                for (int k = 0; k < nr[i] && !v; k++)
-                    if (strcmp(rows[i][k].key, keys[j]) == 0) v = rows[i][k].val;
-                svg_put(o, differ ? "<td class=\"diff\"><code>" : "<td><code>");
-                h(o, v ? v : "–");
-                svg_put(o, "</code></td>");
-            }
-            svg_put(o, "</tr>");
-        }
-        svg_put(o, "</table>");
+        svg_put(o, "<p class=\"muted\">");
+        svg_put(o, empty);
+        svg_put(o, "</p>");
+        goto done;
     }
+    svg_put(o, "<table><tr><th>key</th>");
+    if (n > 1)
+        for (int i = 0; i < n && i < 8; i++) {
+            svg_put(o, "<th>");
+            h(o, runs[i].name);
+            svg_put(o, "</th>");
+        }
+    else svg_put(o, "<th>value</th>");
+    svg_put(o, "</tr>");
+    for (int j = 0; j < nk; j++) {
+        svg_put(o, "<tr><th>");
+        h(o, keys[j]);
+        svg_put(o, "</th>");
+        const char *first = NULL;
+        int differ = 0;
+        for (int i = 0; i < n && i < 8; i++) {
+            const char *v = NULL;
+            for (int k = 0; k < nr[i] && !v; k++)
+                if (strcmp(rows[i][k].key, keys[j]) == 0) v = rows[i][k].val;
+            if (i == 0) first = v;
+            else if ((v == NULL) != (first == NULL) || (v && first && strcmp(v, first) != 0)) differ = 1;
+        }
+        for (int i = 0; i < n && i < 8; i++) {
+            const char *v = NULL;
+            for (int k = 0; k < nr[i] && !v; k++)
+                if (strcmp(rows[i][k].key, keys[j]) == 0) v = rows[i][k].val;
+            svg_put(o, differ ? "<td class=\"diff\"><code>" : "<td><code>");
+            h(o, v ? v : "–");
+            svg_put(o, "</code></td>");
+        }
+        svg_put(o, "</tr>");
+    }
+    svg_put(o, "</table>");
+done:
+    for (int i = 0; i < n && i < 8; i++) {
+        for (int k = 0; k < nr[i]; k++) free(rows[i][k].val);
+        free(rows[i]);
+    }
+}
+
+static cJSON *pick_options(const rosa_run *r) { return r->options; }
+static cJSON *pick_adapter_cfg(const rosa_run *r) { return r->adapter_cfg; }
+
+static void fmt_mib(char *buf, size_t n, double bytes) {
+    if (isfinite(bytes) && bytes >= 0) snprintf(buf, n, "%.1f MiB", bytes / 1048576.0);
+    else snprintf(buf, n, "–");
+}
+
+static void config_section(svg_buf *o, rosa_run *runs, int n) {
+    svg_put(o, "<h2 id=\"config\">Configuration</h2>");
+    int any_options = 0;
+    for (int i = 0; i < n; i++) any_options |= runs[i].options != NULL;
+    /* the hyper-parameters as train resolved them, when it recorded them */
+    if (any_options) {
+        svg_put(o, "<h3>Hyper-parameters (<code>training_args.json</code>)</h3>");
+        kv_table(o, runs, n, pick_options, "no recorded options");
+    }
+    svg_put(o, n > 1 ? "<div><div><h3>adapter_config.json</h3>" : "<div class=\"grid2\"><div><h3>adapter_config.json</h3>");
+    kv_table(o, runs, n, pick_adapter_cfg, "no adapter configuration");
     svg_put(o, "</div><div><h3>Base model and resources</h3><table><tr><th></th>");
     if (n > 1)
         for (int i = 0; i < n && i < 8; i++) {
@@ -971,9 +1013,9 @@ static void config_section(svg_buf *o, rosa_run *runs, int n) {
     else svg_put(o, "<th></th>");
     svg_put(o, "</tr>");
     static const char *rl[] = {"base model",  "architecture", "layers × hidden", "heads (q / kv) × head_dim",
-                               "base params", "trainable",    "adapter file",    "memory",
-                               "wall time",   "tokens"};
-    for (int k = 0; k < 10; k++) {
+                               "base params", "trainable",    "adapter file",    "memory planned",
+                               "wall time",   "tokens",       "peak RSS measured"};
+    for (int k = 0; k < 11; k++) {
         svg_put(o, "<tr><th>");
         h(o, rl[k]);
         svg_put(o, "</th>");
@@ -998,15 +1040,15 @@ static void config_section(svg_buf *o, rosa_run *runs, int n) {
                 }
                 break;
             case 6: if (r->trainable >= 0) fmt_bytes(v, sizeof v, (double)r->adapter_bytes); break;
-            case 7: {
-                int exact;
-                double m = memory_estimate(r, &exact);
-                fmt_bytes(a, sizeof a, m);
-                if (isfinite(m))
-                    snprintf(v, sizeof v, "%s%s%s", exact == 0 ? "≥ " : "", a,
-                             exact == 1 ? " (planned by train)" : exact == 2 ? " (peak RSS)" : " (estimate)");
+            case 7: /* the plan train printed, else an estimate; the measurement is row 10 */
+                if (r->have_plan && r->plan.memory_bytes >= 0) {
+                    fmt_mib(v, sizeof v, (double)r->plan.memory_bytes);
+                } else if (r->base_params >= 0 && r->trainable >= 0) {
+                    fmt_mib(a, sizeof a, 4.0 * (double)r->base_params + 16.0 * (double)r->trainable);
+                    snprintf(v, sizeof v, "≥ %s (estimate)", a);
+                }
                 break;
-            }
+            case 10: fmt_mib(v, sizeof v, r->peak_rss); break;
             case 8: fmt_duration(v, sizeof v, r->wall_seconds); break;
             case 9: fmt_count(v, sizeof v, r->tokens_total); break;
             }
@@ -1041,14 +1083,14 @@ static void config_section(svg_buf *o, rosa_run *runs, int n) {
         }
         if (p->recompute >= 0)
             svg_printf(o, "<tr><th>recompute</th><td><code>%s</code></td></tr>", p->recompute ? "true" : "false");
+        /* what train planned next to what the process measured */
+        char planned[64], measured[64];
+        fmt_mib(planned, sizeof planned, p->memory_bytes >= 0 ? (double)p->memory_bytes : NAN);
+        fmt_mib(measured, sizeof measured, runs[i].peak_rss);
+        svg_printf(o, "<tr><th>memory: planned / peak RSS measured</th><td>%s / %s</td></tr>", planned, measured);
         svg_put(o, "</table>");
     }
     svg_put(o, "</div></div>");
-done:
-    for (int i = 0; i < n && i < 8; i++) {
-        for (int k = 0; k < nr[i]; k++) free(rows[i][k].val);
-        free(rows[i]);
-    }
 }
 
 /* A fraction as a percentage cell; "–" for null. */
@@ -1099,6 +1141,29 @@ static void eval_context(svg_buf *o, const rosa_eval_summary *s) {
     svg_put(o, "</p>");
 }
 
+/* The protocol of an evaluation: mode, decoding, items; what two evaluations
+ * must share for their accuracies to be compared. */
+static void eval_protocol(char *buf, size_t size, const rosa_eval_summary *s) {
+    long long items = 0;
+    for (int i = 0; i < s->n_tasks; i++) items += s->tasks[i].n;
+    if (!s->have_run) snprintf(buf, size, "rescored predictions, %lld items", items);
+    else if (s->mode == ROSA_EVAL_LOGLIK) snprintf(buf, size, "loglik, %lld items", items);
+    else if (s->have_decoding)
+        snprintf(buf, size, "generate, %d beam%s%s%s%s, max %d/%d new tokens, %lld items", s->decoding.num_beams,
+                 s->decoding.num_beams == 1 ? " (greedy)" : "s", s->decoding.beam_rule ? " (" : "",
+                 s->decoding.beam_rule ? s->decoding.beam_rule : "", s->decoding.beam_rule ? ")" : "",
+                 s->decoding.max_new_tokens[0], s->decoding.max_new_tokens[1], items);
+    else snprintf(buf, size, "generate, %lld items", items);
+}
+
+/* "FILE: adapter DIR | base model, PROTOCOL": how every evaluation is labelled. */
+static void eval_label(char *buf, size_t size, const char *file, const rosa_eval_summary *s) {
+    char proto[256];
+    eval_protocol(proto, sizeof proto, s);
+    snprintf(buf, size, "%s: %s%s, %s", file, s->adapter ? "adapter " : s->have_run ? "base model (no adapter)" : "",
+             s->adapter ? s->adapter : "", proto);
+}
+
 static void eval_tables(svg_buf *o, const rosa_eval_summary *s) {
     eval_context(o, s);
     svg_put(o, "<div class=\"grid2\"><div><table><tr><th>task</th><th>group</th><th>accuracy</th><th>correct</th>"
@@ -1140,45 +1205,64 @@ static void eval_section(svg_buf *o, rosa_run *runs, int n) {
                    "run directory. Write one with <code>rosa eval ... --output RUN_DIR/eval.json</code>.</p>");
         return;
     }
-    /* per run: its first readable file gives the chart; every file gets tables */
-    const rosa_eval_summary *first[8] = {0};
+    /* every readable file is a series (at most 8): a base and an adapter evaluation of a run side by side */
+    const rosa_eval_summary *ser[8];
+    char ser_label[8][512];
+    int nser = 0;
     for (int i = 0; i < n && i < 8; i++)
-        for (int f = 0; f < runs[i].n_eval && !first[i]; f++) first[i] = runs[i].evals[f];
-    /* chart: tasks x runs */
+        for (int f = 0; f < runs[i].n_eval && nser < 8; f++) {
+            if (!runs[i].evals[f]) continue;
+            char lab[448];
+            eval_label(lab, sizeof lab, runs[i].eval_files[f], runs[i].evals[f]);
+            snprintf(ser_label[nser], sizeof ser_label[nser], "%s%s%s", n > 1 ? runs[i].name : "", n > 1 ? " · " : "", lab);
+            ser[nser++] = runs[i].evals[f];
+        }
+    /* accuracies measured differently are not comparable: say so, on stderr and in the page */
+    for (int k = 1; k < nser; k++) {
+        char a[256], b[256];
+        eval_protocol(a, sizeof a, ser[0]);
+        eval_protocol(b, sizeof b, ser[k]);
+        if (strcmp(a, b) == 0) continue;
+        rosa_log(ROSA_LOG_WARN, "report: the evaluations drawn side by side differ in protocol: %s; %s", ser_label[0],
+                 ser_label[k]);
+        svg_put(o, "<p class=\"note\">The evaluations drawn side by side differ in protocol (mode, beams, new "
+                   "tokens or items), so their accuracies are not comparable: ");
+        h(o, ser_label[0]);
+        svg_put(o, " <b>vs</b> ");
+        h(o, ser_label[k]);
+        svg_put(o, "</p>");
+    }
+    /* chart: tasks x evaluations */
     const char *cats[256];
     int ncat = 0;
-    for (int i = 0; i < n && i < 8; i++)
-        for (int k = 0; first[i] && k < first[i]->n_tasks; k++) {
+    for (int i = 0; i < nser; i++)
+        for (int k = 0; k < ser[i]->n_tasks; k++) {
             if (ncat == 256) break;
             int seen = 0;
-            for (int j = 0; j < ncat && !seen; j++) seen = strcmp(cats[j], first[i]->tasks[k].name) == 0;
-            if (!seen) cats[ncat++] = first[i]->tasks[k].name;
+            for (int j = 0; j < ncat && !seen; j++) seen = strcmp(cats[j], ser[i]->tasks[k].name) == 0;
+            if (!seen) cats[ncat++] = ser[i]->tasks[k].name;
         }
     if (ncat > 0) {
-        double *vals = rosa_calloc((size_t)ncat * (size_t)(n < 8 ? n : 8), sizeof(double), "evaluation chart");
+        double *vals = rosa_calloc((size_t)ncat * (size_t)nser, sizeof(double), "evaluation chart");
         const char *labels[8], *colors[8];
-        int ns = 0;
         if (!vals) {
             o->failed = 1;
         } else {
-            for (int i = 0; i < n && i < 8; i++) {
-                if (!first[i]) continue;
+            for (int i = 0; i < nser; i++) {
                 for (int j = 0; j < ncat; j++) {
-                    vals[(size_t)ns * ncat + j] = NAN;
-                    for (int k = 0; k < first[i]->n_tasks; k++)
-                        if (strcmp(first[i]->tasks[k].name, cats[j]) == 0)
-                            vals[(size_t)ns * ncat + j] = 100.0 * first[i]->tasks[k].accuracy; /* NAN stays NAN */
+                    vals[(size_t)i * ncat + j] = NAN;
+                    for (int k = 0; k < ser[i]->n_tasks; k++)
+                        if (strcmp(ser[i]->tasks[k].name, cats[j]) == 0)
+                            vals[(size_t)i * ncat + j] = 100.0 * ser[i]->tasks[k].accuracy; /* NAN stays NAN */
                 }
-                labels[ns] = runs[i].name;
-                colors[ns] = run_color(i);
-                ns++;
+                labels[i] = ser_label[i];
+                colors[i] = run_color(i);
             }
             svg_put(o, "<div class=\"panel\">");
-            svg_bar_chart bc = {.width = 1140, .height = 300, .title = "Accuracy per task", .ylabel = "accuracy (%)",
-                                .categories = cats, .n_cat = ncat, .values = vals,
-                                .series_labels = ns > 1 ? labels : NULL, .n_series = ns, .colors = colors,
-                                .fix_y = 1, .ymin = 0, .ymax = 100, .value_format = ns * ncat <= 60 ? "%.1f" : NULL,
-                                .label_every = 1};
+            svg_bar_chart bc = {.width = 1140, .height = 300 + 18 * nser, .title = "Accuracy per task",
+                                .ylabel = "accuracy (%)", .categories = cats, .n_cat = ncat, .values = vals,
+                                .series_labels = labels, .n_series = nser, .colors = colors, .fix_y = 1, .ymin = 0,
+                                .ymax = 100, .value_format = nser * ncat <= 60 ? "%.1f" : NULL, .label_every = 1};
             svg_bar_chart_render(o, &bc);
             svg_put(o, "</div>");
             free(vals);
@@ -1193,7 +1277,14 @@ static void eval_section(svg_buf *o, rosa_run *runs, int n) {
             }
             svg_put(o, "<code>");
             h(o, runs[i].eval_files[f]);
-            svg_put(o, "</code></h3>");
+            svg_put(o, "</code>");
+            if (runs[i].evals[f]) {
+                char lab[448];
+                eval_label(lab, sizeof lab, "", runs[i].evals[f]);
+                svg_put(o, " — ");
+                h(o, lab + 2); /* without the empty file name's ": " */
+            }
+            svg_put(o, "</h3>");
             if (!runs[i].evals[f]) {
                 svg_put(o, "<p class=\"note\">");
                 h(o, runs[i].eval_notes[f] ? runs[i].eval_notes[f] : "unreadable");

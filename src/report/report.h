@@ -43,6 +43,7 @@ typedef struct {
     double max_step;
     /* files */
     cJSON *adapter_cfg;   /* adapter_config.json, or NULL */
+    cJSON *options;       /* training_args.json's "options" (every option as resolved), or NULL */
     char *adapter_note;   /* why it is absent/unreadable, or NULL */
     int64_t trainable;    /* numel over adapter_model.safetensors, -1 unknown */
     int64_t adapter_bytes;
