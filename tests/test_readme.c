@@ -224,3 +224,25 @@ TEST(public_headers_compile_alone) {
         free(out);
     }
 }
+
+/* make demo, shortened (20 steps, 20 items): the summary labels the loss and the accuracy
+ * before and after, the "no answer" column and the majority-class baseline; the base model
+ * gives no answer at all (the effect the demo shows). */
+TEST(demo_prints_labelled_before_and_after) {
+    char *out = NULL;
+    int rc = run_shellf(&out, "DEMO_STEPS=20 DEMO_LIMIT=20 DEMO_OUT='%s' sh tools/demo.sh '%s' '%s/..'",
+                        test_tmp_path("demo"), rosa_bin(), shared_path("models"));
+    REQUIRE(out);
+    CHECK_MSG(rc == 0, "demo failed: %s", out);
+    CHECK(strstr(out, "loss (answers)") && strstr(out, "no answer") && strstr(out, "accuracy"));
+    const char *base = strstr(out, "\nbase model ");
+    const char *eol = base ? strchr(base + 1, '\n') : NULL;
+    char *row = base && eol ? dup_n(base + 1, (size_t)(eol - base - 1)) : NULL;
+    CHECK_MSG(row && strstr(row, " 20/20 ") && strstr(row, " 0.00%"),
+              "the base model should give no answer on 20/20 items: %s", out);
+    free(row);
+    CHECK(strstr(out, "RoSA, 20 steps") && strstr(out, "LoRA, 10 steps"));
+    CHECK(strstr(out, "majority class ('true')"));
+    CHECK(strstr(out, "What it cannot show"));
+    free(out);
+}
