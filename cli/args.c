@@ -30,6 +30,46 @@ void args_print_help(const arg_parser *p) {
     printf("  %-26s %s\n", "--help", "show this help and exit");
 }
 
+int args_name_eq(const char *name, const char *s, size_t n) {
+    if (strlen(name) != n) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (name[i] != (s[i] == '_' ? '-' : s[i])) return 0;
+    return 1;
+}
+
+/* Levenshtein distance between name and s[0..n), '_' read as '-';
+ * SIZE_MAX for names too long to be worth comparing. */
+static size_t edit_distance(const char *name, const char *s, size_t n) {
+    size_t m = strlen(name), row[64];
+    if (m >= 64 || n >= 64) return SIZE_MAX;
+    for (size_t j = 0; j <= n; j++) row[j] = j;
+    for (size_t i = 1; i <= m; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= n; j++) {
+            char c = s[j - 1] == '_' ? '-' : s[j - 1];
+            size_t up = row[j], best = diag + (name[i - 1] != c);
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[n];
+}
+
+/* The option name nearest to s[0..n) when it is near enough to be a typo:
+ * at most 2 edits, and fewer than half the name's letters. */
+static const char *suggest(const arg_spec *args, const char *s, size_t n) {
+    const char *best = NULL;
+    size_t best_d = 3;
+    for (const arg_spec *a = args; a->name; a++) {
+        size_t d = edit_distance(a->name, s, n);
+        if (d < best_d && 2 * d < strlen(a->name)) best = a->name, best_d = d;
+    }
+    return best;
+}
+
 static int parse_value(arg_parser *p, arg_spec *a, const char *v) {
     char *end;
     errno = 0;
@@ -83,9 +123,11 @@ int args_parse(arg_parser *p, int argc, char **argv) {
         size_t n = eq ? (size_t)(eq - name) : strlen(name);
         arg_spec *a = p->args;
         for (; a->name; a++)
-            if (strlen(a->name) == n && strncmp(a->name, name, n) == 0) break;
+            if (args_name_eq(a->name, name, n)) break;
         if (!a->name) {
-            die_msg("rosa %s: unknown option --%.*s (see rosa %s --help)", p->command, (int)n, name, p->command);
+            const char *near = suggest(p->args, name, n);
+            if (near) die_msg("rosa %s: unknown option --%.*s (did you mean --%s?)", p->command, (int)n, name, near);
+            else die_msg("rosa %s: unknown option --%.*s (see rosa %s --help)", p->command, (int)n, name, p->command);
             return -1;
         }
         a->seen = 1;

@@ -20,8 +20,9 @@ static int take_custom(int *argc, char **argv, custom_args *c) {
     for (int i = 0; i < *argc; i++) {
         const char *s = argv[i], *v = NULL;
         int is_task = 0, is_type = 0;
-        if (strcmp(s, "--task") == 0 || strncmp(s, "--task=", 7) == 0) is_task = 1;
-        else if (strcmp(s, "--task-type") == 0 || strncmp(s, "--task-type=", 12) == 0) is_type = 1;
+        size_t n = strncmp(s, "--", 2) == 0 ? strcspn(s + 2, "=") : 0;
+        if (n && args_name_eq("task", s + 2, n)) is_task = 1;
+        else if (n && args_name_eq("task-type", s + 2, n)) is_type = 1;
         if (!is_task && !is_type) {
             argv[out++] = argv[i];
             continue;

@@ -69,7 +69,7 @@ static const char *method_arg(int argc, char **argv) {
 /* Whether --flag is an option of method m. */
 static int method_has(const rosa_peft_method *m, const char *flag, size_t n) {
     for (const rosa_peft_option *o = rosa_peft_method_options(m); o->flag; o++)
-        if (strlen(o->flag) == n && strncmp(o->flag, flag, n) == 0) return 1;
+        if (args_name_eq(o->flag, flag, n)) return 1;
     return 0;
 }
 

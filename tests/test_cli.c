@@ -159,3 +159,21 @@ TEST(cli_tokenize_encodes_and_decodes) {
     CHECK_STR(out, "9707 1879\n"); /* Qwen2 adds no BOS */
     free(out);
 }
+
+TEST(cli_flags_take_underscores_and_suggest_near_names) {
+    char *out;
+    /* --max_new_tokens is --max-new-tokens. */
+    CHECK_EQ_INT(run_shellf(&out, "%s generate --model %s --max_new_tokens 3 --ignore_eos --json", rosa_bin(), stories_arg()),
+                 0);
+    CHECK_MSG(strstr(out, "\"ids\": [") != NULL, "got: %s", out);
+    free(out);
+    CHECK_EQ_INT(run_shellf(&out, "%s generate --model %s --max-new-tokns 3", rosa_bin(), stories_arg()), 2);
+    CHECK_STR(out, "rosa: error: rosa generate: unknown option --max-new-tokns (did you mean --max-new-tokens?)\n");
+    free(out);
+    CHECK_EQ_INT(run_shellf(&out, "%s generate --model x --bogus 1", rosa_bin()), 2);
+    CHECK_MSG(strstr(out, "did you mean") == NULL, "got: %s", out); /* near no option */
+    free(out);
+    CHECK_EQ_INT(run_shellf(&out, "%s train --model x --data y --output z --cutof_len 8", rosa_bin()), 2);
+    CHECK_MSG(strstr(out, "(did you mean --cutoff-len?)") != NULL, "got: %s", out);
+    free(out);
+}
