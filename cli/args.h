@@ -14,7 +14,9 @@ typedef struct {
     const char *metavar; /* NULL for flags */
     const char *help;
     int required;
-    int seen;            /* set by the parser */
+    int seen;            /* set by the parser: 1 by name, 2 by alias */
+    const char *alias;   /* another name writing the same dest ("learning-rate"; one letter: a short flag
+                            such as -m), or NULL */
 } arg_spec;
 
 typedef struct {

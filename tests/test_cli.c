@@ -177,3 +177,21 @@ TEST(cli_flags_take_underscores_and_suggest_near_names) {
     CHECK_MSG(strstr(out, "(did you mean --cutoff-len?)") != NULL, "got: %s", out);
     free(out);
 }
+
+TEST(cli_train_aliases_in_help_and_not_twice) {
+    char *out;
+    CHECK_EQ_INT(run_shellf(&out, "%s train --help", rosa_bin()), 0);
+    CHECK(strstr(out, "--lr LR, --learning-rate ") != NULL);
+    CHECK(strstr(out, "--rank R, --lora-r ") != NULL);
+    CHECK(strstr(out, "--recompute, --gradient-checkpointing\n") != NULL);
+    free(out);
+    CHECK_EQ_INT(run_shellf(&out, "%s train --model x --data y --output z --lr 1e-3 --learning_rate 2e-3", rosa_bin()), 2);
+    CHECK_STR(out, "rosa: error: rosa train: --lr and --learning-rate are the same option: give one\n");
+    free(out);
+    CHECK_EQ_INT(run_shellf(&out, "%s train --model x --data y --output z --lora-r 4 --rank 4", rosa_bin()), 2);
+    CHECK_STR(out, "rosa: error: rosa train: --rank and --lora-r are the same option: give one\n");
+    free(out);
+    CHECK_EQ_INT(run_shellf(&out, "%s train --model x --data y --output z --bf16 --dtype fp32", rosa_bin()), 2);
+    CHECK_STR(out, "rosa: error: rosa train: --bf16 and --dtype are the same option: give one\n");
+    free(out);
+}
