@@ -195,3 +195,21 @@ TEST(cli_train_aliases_in_help_and_not_twice) {
     CHECK_STR(out, "rosa: error: rosa train: --bf16 and --dtype are the same option: give one\n");
     free(out);
 }
+
+TEST(cli_generate_short_flags_match_long_ones) {
+    char *a, *b;
+    REQUIRE(run_shellf(&a, "%s generate --model %s --prompt 'Once upon' --max-new-tokens 12 --threads 1 --seed 5 "
+                           "--temperature 0.8 --json",
+                       rosa_bin(), stories_arg()) == 0);
+    REQUIRE(run_shellf(&b, "%s generate -m %s -p 'Once upon' -n 12 -t 1 -s 5 --temperature 0.8 --json", rosa_bin(),
+                       stories_arg()) == 0);
+    char *ta = strstr(a, "\"seconds\""), *tb = strstr(b, "\"seconds\""); /* timing differs */
+    REQUIRE(ta && tb);
+    *ta = *tb = 0;
+    CHECK_STR(b, a);
+    free(a);
+    free(b);
+    CHECK_EQ_INT(run_shellf(&a, "%s generate -m x --model y", rosa_bin()), 2);
+    CHECK_STR(a, "rosa: error: rosa generate: --model and -m are the same option: give one\n");
+    free(a);
+}
