@@ -213,3 +213,22 @@ TEST(cli_generate_short_flags_match_long_ones) {
     CHECK_STR(a, "rosa: error: rosa generate: --model and -m are the same option: give one\n");
     free(a);
 }
+
+TEST(cli_help_command_and_short_version) {
+    char *a, *b;
+    REQUIRE(run_shellf(&a, "%s help train", rosa_bin()) == 0);
+    REQUIRE(run_shellf(&b, "%s train --help", rosa_bin()) == 0);
+    CHECK(strncmp(a, "usage: rosa train", 17) == 0);
+    CHECK_STR(a, b);
+    free(a);
+    free(b);
+    CHECK_EQ_INT(run_shellf(&a, "%s help frobnicate", rosa_bin()), 2);
+    CHECK(strncmp(a, "rosa: error: unknown command", 28) == 0);
+    free(a);
+    REQUIRE(run_shellf(&a, "%s -V", rosa_bin()) == 0);
+    REQUIRE(run_shellf(&b, "%s --version", rosa_bin()) == 0);
+    CHECK(strncmp(a, "rosa ", 5) == 0);
+    CHECK_STR(a, b);
+    free(a);
+    free(b);
+}
