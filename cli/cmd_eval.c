@@ -121,6 +121,10 @@ int cmd_eval(int argc, char **argv) {
         die_msg("--mode must be generate or loglik, got \"%s\"", mode);
         goto done;
     }
+    if (o.mode == ROSA_EVAL_LOGLIK && arg_seen(p.args, "num-beams")) {
+        die_msg("--mode loglik and --num-beams do not go together: loglik scores the choices, it decodes nothing");
+        goto done;
+    }
     if (rosa_beam_rule_parse(rule, &o.rule) < 0) {
         die_msg("--beam-rule must be llm-adapters or hf, got \"%s\"", rule);
         goto done;

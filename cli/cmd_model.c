@@ -90,6 +90,8 @@ int cmd_generate(int argc, char **argv) {
                     "Generates a continuation of the prompt, streaming it to stdout.", specs, NULL, NULL};
     int r = args_parse(&p, argc, argv);
     if (r) return r > 0 ? 0 : 2;
+    if (arg_seen(specs, "prompt") && arg_seen(specs, "prompt-ids"))
+        return die_msg("--prompt and --prompt-ids do not go together: give one"), 2;
     if (gp.max_new_tokens < 0 || gp.max_new_tokens > ROSA_MAX_NEW_TOKENS)
         return die_msg("--max-new-tokens must be in [0, %d], got %d", ROSA_MAX_NEW_TOKENS, gp.max_new_tokens), 2;
     if (gp.temperature < 0) return die_msg("--temperature must be >= 0"), 2;

@@ -232,3 +232,14 @@ TEST(cli_help_command_and_short_version) {
     free(a);
     free(b);
 }
+
+TEST(cli_contradicting_options_are_usage_errors) {
+    char *out;
+    CHECK_EQ_INT(run_shellf(&out, "%s generate -m %s -p hi --prompt-ids 1,2", rosa_bin(), stories_arg()), 2);
+    CHECK_STR(out, "rosa: error: --prompt and --prompt-ids do not go together: give one\n");
+    free(out);
+    CHECK_EQ_INT(run_shellf(&out, "%s eval --model %s --tasks boolq --mode loglik --num-beams 2", rosa_bin(), stories_arg()),
+                 2);
+    CHECK_MSG(strstr(out, "rosa: error: --mode loglik and --num-beams do not go together") != NULL, "got: %s", out);
+    free(out);
+}
