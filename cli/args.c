@@ -20,17 +20,71 @@ void die_msg(const char *fmt, ...) {
     va_end(ap);
 }
 
+/* "-m" or "--learning-rate": the alias as typed. */
+static const char *alias_flag(const arg_spec *a, char *buf, size_t size) {
+    snprintf(buf, size, "%s%s", a->alias[1] ? "--" : "-", a->alias);
+    return buf;
+}
+
 void args_print_help(const arg_parser *p) {
     printf("usage: rosa %s %s\n\n%s\n\noptions:\n", p->command, p->usage, p->summary);
     for (const arg_spec *a = p->args; a->name; a++) {
-        char left[64];
-        snprintf(left, sizeof left, "--%s%s%s", a->name, a->metavar ? " " : "", a->metavar ? a->metavar : "");
-        printf("  %-26s %s%s\n", left, a->help, a->required ? " (required)" : "");
+        char left[128], alias[72] = "";
+        if (a->alias) alias_flag(a, alias, sizeof alias);
+        int is_short = a->alias && !a->alias[1];
+        snprintf(left, sizeof left, "%s%s--%s%s%s%s%s", is_short ? alias : "", is_short ? ", " : "", a->name,
+                 a->metavar ? " " : "", a->metavar ? a->metavar : "", a->alias && !is_short ? ", " : "",
+                 is_short ? "" : alias);
+        if (strlen(left) > 26) printf("  %s\n  %-26s %s%s\n", left, "", a->help, a->required ? " (required)" : "");
+        else printf("  %-26s %s%s\n", left, a->help, a->required ? " (required)" : "");
     }
     printf("  %-26s %s\n", "--help", "show this help and exit");
 }
 
-static int parse_value(arg_parser *p, arg_spec *a, const char *v) {
+int args_name_eq(const char *name, const char *s, size_t n) {
+    if (strlen(name) != n) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (name[i] != (s[i] == '_' ? '-' : s[i])) return 0;
+    return 1;
+}
+
+/* Levenshtein distance between name and s[0..n), '_' read as '-';
+ * SIZE_MAX for names too long to be worth comparing. */
+static size_t edit_distance(const char *name, const char *s, size_t n) {
+    size_t m = strlen(name), row[64];
+    if (m >= 64 || n >= 64) return SIZE_MAX;
+    for (size_t j = 0; j <= n; j++) row[j] = j;
+    for (size_t i = 1; i <= m; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= n; j++) {
+            char c = s[j - 1] == '_' ? '-' : s[j - 1];
+            size_t up = row[j], best = diag + (name[i - 1] != c);
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[n];
+}
+
+/* The option name nearest to s[0..n) when it is near enough to be a typo:
+ * at most 2 edits, and fewer than half the name's letters. */
+static const char *suggest(const arg_spec *args, const char *s, size_t n) {
+    const char *best = NULL;
+    size_t best_d = 3;
+    for (const arg_spec *a = args; a->name; a++) {
+        const char *names[2] = {a->name, a->alias && a->alias[1] ? a->alias : NULL};
+        for (int k = 0; k < 2 && names[k]; k++) {
+            size_t d = edit_distance(names[k], s, n);
+            if (d < best_d && 2 * d < strlen(names[k])) best = names[k], best_d = d;
+        }
+    }
+    return best;
+}
+
+static int parse_value(arg_parser *p, arg_spec *a, const char *flag, const char *v) {
     char *end;
     errno = 0;
     switch (a->type) {
@@ -59,7 +113,7 @@ static int parse_value(arg_parser *p, arg_spec *a, const char *v) {
     case ARG_FLAG:
         break;
     }
-    die_msg("rosa %s: --%s expects %s, got \"%s\"", p->command, a->name,
+    die_msg("rosa %s: %s expects %s, got \"%s\"", p->command, flag,
             a->type == ARG_FLOAT ? "a number" : "an integer", v);
     return -1;
 }
@@ -71,7 +125,13 @@ int args_parse(arg_parser *p, int argc, char **argv) {
             args_print_help(p);
             return 1;
         }
-        if (strncmp(s, "--", 2) != 0) {
+        arg_spec *a = NULL;
+        if (s[0] == '-' && s[1] && s[1] != '-' && !s[2])
+            for (arg_spec *b = p->args; b->name && !a; b++)
+                if (b->alias && b->alias[0] == s[1] && !b->alias[1]) a = b;
+        if (a) {
+            a->seen |= 2;
+        } else if (strncmp(s, "--", 2) != 0) {
             if (p->positional && !*p->positional_dest) {
                 *p->positional_dest = s;
                 continue;
@@ -79,19 +139,29 @@ int args_parse(arg_parser *p, int argc, char **argv) {
             die_msg("rosa %s: unexpected argument \"%s\" (see rosa %s --help)", p->command, s, p->command);
             return -1;
         }
-        const char *name = s + 2, *eq = strchr(name, '=');
+        const char *name = s + 2, *eq = a ? NULL : strchr(name, '=');
         size_t n = eq ? (size_t)(eq - name) : strlen(name);
-        arg_spec *a = p->args;
-        for (; a->name; a++)
-            if (strlen(a->name) == n && strncmp(a->name, name, n) == 0) break;
-        if (!a->name) {
-            die_msg("rosa %s: unknown option --%.*s (see rosa %s --help)", p->command, (int)n, name, p->command);
+        for (arg_spec *b = p->args; b->name && !a; b++) {
+            if (args_name_eq(b->name, name, n)) a = b, a->seen |= 1;
+            else if (b->alias && b->alias[1] && args_name_eq(b->alias, name, n)) a = b, a->seen |= 2;
+        }
+        if (!a) {
+            const char *near = suggest(p->args, name, n);
+            if (near) die_msg("rosa %s: unknown option --%.*s (did you mean --%s?)", p->command, (int)n, name, near);
+            else die_msg("rosa %s: unknown option --%.*s (see rosa %s --help)", p->command, (int)n, name, p->command);
             return -1;
         }
-        a->seen = 1;
+        char flag[72], alias[72];
+        snprintf(flag, sizeof flag, "--%s", a->name);
+        if (a->seen == 3) {
+            die_msg("rosa %s: %s and %s are the same option: give one", p->command, flag,
+                    alias_flag(a, alias, sizeof alias));
+            return -1;
+        }
+        if (a->seen == 2) alias_flag(a, flag, sizeof flag);
         if (a->type == ARG_FLAG) {
             if (eq) {
-                die_msg("rosa %s: --%s takes no value", p->command, a->name);
+                die_msg("rosa %s: %s takes no value", p->command, flag);
                 return -1;
             }
             *(int *)a->dest = 1;
@@ -99,10 +169,10 @@ int args_parse(arg_parser *p, int argc, char **argv) {
         }
         const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
         if (!v) {
-            die_msg("rosa %s: --%s needs a value (%s)", p->command, a->name, a->metavar);
+            die_msg("rosa %s: %s needs a value (%s)", p->command, flag, a->metavar);
             return -1;
         }
-        if (parse_value(p, a, v) < 0) return -1;
+        if (parse_value(p, a, flag, v) < 0) return -1;
     }
     for (const arg_spec *a = p->args; a->name; a++)
         if (a->required && !a->seen) {

@@ -3,6 +3,8 @@
 #ifndef ROSA_ARGS_H
 #define ROSA_ARGS_H
 
+#include <stddef.h>
+
 typedef enum { ARG_STR, ARG_INT, ARG_FLOAT, ARG_U64, ARG_FLAG } arg_type;
 
 typedef struct {
@@ -12,7 +14,9 @@ typedef struct {
     const char *metavar; /* NULL for flags */
     const char *help;
     int required;
-    int seen;            /* set by the parser */
+    int seen;            /* set by the parser: 1 by name, 2 by alias */
+    const char *alias;   /* another name writing the same dest ("learning-rate"; one letter: a short flag
+                            such as -m), or NULL */
 } arg_spec;
 
 typedef struct {
@@ -35,6 +39,9 @@ int arg_parse_bool(const char *flag, const char *v, int *out);
 /* A positive size: "8G", "512M", "1.5GiB", "100000" (bytes); K, M, G, T
  * are powers of 1024. */
 int arg_parse_size(const char *flag, const char *s, double *out);
+/* Whether s[0..n) spells the option name; '_' stands for '-', so
+ * --learning_rate is --learning-rate. */
+int args_name_eq(const char *name, const char *s, size_t n);
 /* Whether --name was given. */
 int arg_seen(const arg_spec *specs, const char *name);
 

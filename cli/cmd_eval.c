@@ -20,8 +20,9 @@ static int take_custom(int *argc, char **argv, custom_args *c) {
     for (int i = 0; i < *argc; i++) {
         const char *s = argv[i], *v = NULL;
         int is_task = 0, is_type = 0;
-        if (strcmp(s, "--task") == 0 || strncmp(s, "--task=", 7) == 0) is_task = 1;
-        else if (strcmp(s, "--task-type") == 0 || strncmp(s, "--task-type=", 12) == 0) is_type = 1;
+        size_t n = strncmp(s, "--", 2) == 0 ? strcspn(s + 2, "=") : 0;
+        if (n && args_name_eq("task", s + 2, n)) is_task = 1;
+        else if (n && args_name_eq("task-type", s + 2, n)) is_type = 1;
         if (!is_task && !is_type) {
             argv[out++] = argv[i];
             continue;
@@ -66,35 +67,35 @@ int cmd_eval(int argc, char **argv) {
     }
     memcpy(args, argv, sizeof(char *) * (size_t)argc);
     arg_spec specs[] = {
-        {"model", ARG_STR, &model_dir, "DIR", "model directory (not needed with --score-predictions)", 0, 0},
-        {"adapter", ARG_STR, &adapter_dir, "DIR", "apply this adapter (LoRA or RoSA)", 0, 0},
+        {"model", ARG_STR, &model_dir, "DIR", "model directory (not needed with --score-predictions)", 0, 0, NULL},
+        {"adapter", ARG_STR, &adapter_dir, "DIR", "apply this adapter (LoRA or RoSA)", 0, 0, NULL},
         {"tasks", ARG_STR, &tasks_list, "LIST",
          "tasks and groups, comma-separated: boolq, piqa, social_i_qa, hellaswag, winogrande, ARC-Easy, "
          "ARC-Challenge, openbookqa, MultiArith, gsm8k, AddSub, AQuA, SingleEq, SVAMP, mawps; commonsense, math, all",
-         0, 0},
-        {"task", ARG_STR, &dummy, "NAME=FILE", "a custom task (repeatable)", 0, 0},
-        {"task-type", ARG_STR, &dummy, "TYPE", "commonsense or math, for each --task (one for all, or one each)", 0, 0},
+         0, 0, NULL},
+        {"task", ARG_STR, &dummy, "NAME=FILE", "a custom task (repeatable)", 0, 0, NULL},
+        {"task-type", ARG_STR, &dummy, "TYPE", "commonsense or math, for each --task (one for all, or one each)", 0, 0, NULL},
         {"data-dir", ARG_STR, &data_dir, "DIR", "the LLM-Adapters test sets (default $ROSA_SHARED/data/llm-adapters, "
-                                                "else ../shared/data/llm-adapters)", 0, 0},
-        {"mode", ARG_STR, &mode, "MODE", "generate (the paper's protocol, default) or loglik (commonsense only)", 0, 0},
-        {"num-beams", ARG_INT, &num_beams, "N", "beams (default 4; 1 = greedy; at most 256)", 0, 0},
+                                                "else ../shared/data/llm-adapters)", 0, 0, NULL},
+        {"mode", ARG_STR, &mode, "MODE", "generate (the paper's protocol, default) or loglik (commonsense only)", 0, 0, NULL},
+        {"num-beams", ARG_INT, &num_beams, "N", "beams (default 4; 1 = greedy; at most 256)", 0, 0, NULL},
         {"beam-rule", ARG_STR, &rule, "RULE", "llm-adapters (transformers 4.28, default) or hf (transformers >= 4.50)",
-         0, 0},
+         0, 0, NULL},
         {"max-new-tokens", ARG_INT, &max_new, "N", "new tokens (default 32 commonsense, 256 math; at most 1048576)", 0,
-         0},
+         0, NULL},
         {"batch-size", ARG_INT, &batch, "N", "prompts decoded together (default 1, at most 4096; results do not depend "
-                                             "on it)", 0, 0},
-        {"limit", ARG_INT, &limit, "N", "only the first N examples of each task", 0, 0},
+                                             "on it)", 0, 0, NULL},
+        {"limit", ARG_INT, &limit, "N", "only the first N examples of each task", 0, 0, NULL},
         {"max-prompt-tokens", ARG_INT, &max_prompt, "N", "refuse a prompt longer than N tokens (default 4 x the "
-                                                        "model's max_position_embeddings)", 0, 0},
-        {"seed", ARG_U64, &seed, "S", "recorded in the report (decoding is deterministic)", 0, 0},
-        {"threads", ARG_INT, &threads, "N", "threads (default: all cores)", 0, 0},
-        {"dtype", ARG_STR, &dtype, "fp32|bf16", "matrix products of the frozen model (default fp32)", 0, 0},
-        {"output", ARG_STR, &output, "FILE", "write the JSON report", 0, 0},
+                                                        "model's max_position_embeddings)", 0, 0, NULL},
+        {"seed", ARG_U64, &seed, "S", "recorded in the report (decoding is deterministic)", 0, 0, NULL},
+        {"threads", ARG_INT, &threads, "N", "threads (default: all cores)", 0, 0, NULL},
+        {"dtype", ARG_STR, &dtype, "fp32|bf16", "matrix products of the frozen model (default fp32)", 0, 0, NULL},
+        {"output", ARG_STR, &output, "FILE", "write the JSON report", 0, 0, NULL},
         {"predictions", ARG_STR, &predictions, "FILE", "JSON Lines of every example; an existing file is resumed", 0,
-         0},
-        {"score-predictions", ARG_STR, &score_file, "FILE", "rescore saved generations (no model needed)", 0, 0},
-        {"quiet", ARG_FLAG, &quiet, NULL, "no progress line", 0, 0},
+         0, NULL},
+        {"score-predictions", ARG_STR, &score_file, "FILE", "rescore saved generations (no model needed)", 0, 0, NULL},
+        {"quiet", ARG_FLAG, &quiet, NULL, "no progress line", 0, 0, NULL},
         {0},
     };
     arg_parser p = {"eval", "--model DIR [--adapter DIR] --tasks LIST [options]",
@@ -118,6 +119,10 @@ int cmd_eval(int argc, char **argv) {
     else if (strcmp(mode, "loglik") == 0) o.mode = ROSA_EVAL_LOGLIK;
     else {
         die_msg("--mode must be generate or loglik, got \"%s\"", mode);
+        goto done;
+    }
+    if (o.mode == ROSA_EVAL_LOGLIK && arg_seen(p.args, "num-beams")) {
+        die_msg("--mode loglik and --num-beams do not go together: loglik scores the choices, it decodes nothing");
         goto done;
     }
     if (rosa_beam_rule_parse(rule, &o.rule) < 0) {

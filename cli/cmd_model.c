@@ -69,27 +69,29 @@ int cmd_generate(int argc, char **argv) {
     rosa_gen_params_default(&gp);
     int threads = 0, json = 0, quiet = 0, ignore_eos = 0;
     arg_spec specs[] = {
-        {"model", ARG_STR, &model_dir, "DIR", "Hugging Face model directory", 1, 0},
-        {"adapter", ARG_STR, &adapter_dir, "DIR", "apply this adapter (PEFT LoRA directory)", 0, 0},
-        {"prompt", ARG_STR, &prompt, "TEXT", "prompt text (default: empty, i.e. BOS alone)", 0, 0},
-        {"prompt-ids", ARG_STR, &ids_text, "IDS", "prompt as token ids \"1,2,3\" instead of text", 0, 0},
+        {"model", ARG_STR, &model_dir, "DIR", "Hugging Face model directory", 1, 0, "m"},
+        {"adapter", ARG_STR, &adapter_dir, "DIR", "apply this adapter (PEFT LoRA directory)", 0, 0, NULL},
+        {"prompt", ARG_STR, &prompt, "TEXT", "prompt text (default: empty, i.e. BOS alone)", 0, 0, "p"},
+        {"prompt-ids", ARG_STR, &ids_text, "IDS", "prompt as token ids \"1,2,3\" instead of text", 0, 0, NULL},
         {"max-new-tokens", ARG_INT, &gp.max_new_tokens, "N", "tokens to generate at most (default 256; 0 to 1048576)", 0,
-         0},
-        {"temperature", ARG_FLOAT, &gp.temperature, "T", "0 = greedy (default); > 0 samples", 0, 0},
-        {"top-k", ARG_INT, &gp.top_k, "K", "sample among the K most likely tokens (0 = off)", 0, 0},
-        {"top-p", ARG_FLOAT, &gp.top_p, "P", "nucleus sampling mass (1 = off)", 0, 0},
-        {"seed", ARG_U64, &gp.seed, "S", "random seed for sampling (default 0)", 0, 0},
-        {"dtype", ARG_STR, &dtype, "fp32|bf16", "matrix products of the frozen model (default fp32)", 0, 0},
-        {"threads", ARG_INT, &threads, "N", "threads (default: all cores)", 0, 0},
-        {"ignore-eos", ARG_FLAG, &ignore_eos, NULL, "do not stop at EOS", 0, 0},
-        {"json", ARG_FLAG, &json, NULL, "print one JSON object with ids, text and speed", 0, 0},
-        {"quiet", ARG_FLAG, &quiet, NULL, "no statistics on stderr", 0, 0},
+         0, "n"},
+        {"temperature", ARG_FLOAT, &gp.temperature, "T", "0 = greedy (default); > 0 samples", 0, 0, NULL},
+        {"top-k", ARG_INT, &gp.top_k, "K", "sample among the K most likely tokens (0 = off)", 0, 0, NULL},
+        {"top-p", ARG_FLOAT, &gp.top_p, "P", "nucleus sampling mass (1 = off)", 0, 0, NULL},
+        {"seed", ARG_U64, &gp.seed, "S", "random seed for sampling (default 0)", 0, 0, "s"},
+        {"dtype", ARG_STR, &dtype, "fp32|bf16", "matrix products of the frozen model (default fp32)", 0, 0, NULL},
+        {"threads", ARG_INT, &threads, "N", "threads (default: all cores)", 0, 0, "t"},
+        {"ignore-eos", ARG_FLAG, &ignore_eos, NULL, "do not stop at EOS", 0, 0, NULL},
+        {"json", ARG_FLAG, &json, NULL, "print one JSON object with ids, text and speed", 0, 0, NULL},
+        {"quiet", ARG_FLAG, &quiet, NULL, "no statistics on stderr", 0, 0, NULL},
         {0},
     };
     arg_parser p = {"generate", "--model DIR [--prompt TEXT] [options]",
                     "Generates a continuation of the prompt, streaming it to stdout.", specs, NULL, NULL};
     int r = args_parse(&p, argc, argv);
     if (r) return r > 0 ? 0 : 2;
+    if (arg_seen(specs, "prompt") && arg_seen(specs, "prompt-ids"))
+        return die_msg("--prompt and --prompt-ids do not go together: give one"), 2;
     if (gp.max_new_tokens < 0 || gp.max_new_tokens > ROSA_MAX_NEW_TOKENS)
         return die_msg("--max-new-tokens must be in [0, %d], got %d", ROSA_MAX_NEW_TOKENS, gp.max_new_tokens), 2;
     if (gp.temperature < 0) return die_msg("--temperature must be >= 0"), 2;
@@ -181,8 +183,8 @@ int cmd_info(int argc, char **argv) {
     const char *model_dir = NULL;
     int json = 0;
     arg_spec specs[] = {
-        {"model", ARG_STR, &model_dir, "DIR", "Hugging Face model directory", 1, 0},
-        {"json", ARG_FLAG, &json, NULL, "print JSON", 0, 0},
+        {"model", ARG_STR, &model_dir, "DIR", "Hugging Face model directory", 1, 0, NULL},
+        {"json", ARG_FLAG, &json, NULL, "print JSON", 0, 0, NULL},
         {0},
     };
     arg_parser p = {"info", "--model DIR [--json]", "Describes a model: architecture, sizes, parameters, memory.",

@@ -11,8 +11,8 @@
 int cmd_report(int argc, char **argv) {
     const char *output = NULL, *compare_help = NULL;
     arg_spec specs[] = {
-        {"compare", ARG_STR, &compare_help, "RUN_DIR ...", "more runs to show side by side (up to 8 runs in all)", 0, 0},
-        {"output", ARG_STR, &output, "FILE.html", "where to write the report (default RUN_DIR/report.html)", 0, 0},
+        {"compare", ARG_STR, &compare_help, "RUN_DIR ...", "more runs to show side by side (up to 8 runs in all)", 0, 0, NULL},
+        {"output", ARG_STR, &output, "FILE.html", "where to write the report (default RUN_DIR/report.html)", 0, 0, NULL},
         {0},
     };
     arg_parser p = {"report", "RUN_DIR [--compare RUN_DIR ...] [--output FILE.html]",

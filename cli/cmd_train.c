@@ -69,7 +69,7 @@ static const char *method_arg(int argc, char **argv) {
 /* Whether --flag is an option of method m. */
 static int method_has(const rosa_peft_method *m, const char *flag, size_t n) {
     for (const rosa_peft_option *o = rosa_peft_method_options(m); o->flag; o++)
-        if (strlen(o->flag) == n && strncmp(o->flag, flag, n) == 0) return 1;
+        if (args_name_eq(o->flag, flag, n)) return 1;
     return 0;
 }
 
@@ -103,6 +103,14 @@ typedef struct {
     int n;
 } method_args;
 
+/* PEFT's LoraConfig names of the method options, accepted as aliases. */
+static const char *peft_alias(const char *flag) {
+    static const char *const names[][2] = {{"rank", "lora-r"}, {"alpha", "lora-alpha"}, {"dropout", "lora-dropout"}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(flag, names[i][0]) == 0) return names[i][1];
+    return NULL;
+}
+
 static void method_specs(const rosa_peft_method *m, method_args *ma) {
     ma->n = 0;
     for (const rosa_peft_option *o = rosa_peft_method_options(m); o->flag && ma->n < MAX_METHOD_OPTS; o++) {
@@ -112,7 +120,7 @@ static void method_specs(const rosa_peft_method *m, method_args *ma) {
         ma->flags[i] = 0;
         ma->specs[i] = (arg_spec){o->flag, o->type == PEFT_OPT_FLAG ? ARG_FLAG : ARG_STR,
                                   o->type == PEFT_OPT_FLAG ? (void *)&ma->flags[i] : (void *)&ma->values[i],
-                                  o->metavar, ma->help[i], 0, 0};
+                                  o->metavar, ma->help[i], 0, 0, peft_alias(o->flag)};
     }
 }
 
@@ -131,7 +139,7 @@ int cmd_train(int argc, char **argv) {
     rosa_train_options_default(&o);
     const char *method = method_arg(argc, argv), *sched = "linear", *train_inputs = "true", *loss_norm = "mean",
                *nan_policy = "stop", *max_mem = NULL, *log_format = NULL, *dls_inactive = "skip", *dtype = "fp32";
-    int threads = 0, no_shuffle = 0, dls = 0;
+    int threads = 0, no_shuffle = 0, dls = 0, bf16 = 0;
     float budget = 0.0f;
     rosa_dls_options *d = &o.dls;
     int with_dls; /* the method's name switches DLS on (rosa) */
@@ -140,51 +148,55 @@ int cmd_train(int argc, char **argv) {
     method_args ma;
     method_specs(o.method, &ma);
     arg_spec common[] = {
-        {"model", ARG_STR, &o.model_dir, "DIR", "base model (Hugging Face directory)", 1, 0},
-        {"data", ARG_STR, &o.data_path, "FILE", "training data (LLM-Adapters JSON or JSON Lines)", 1, 0},
-        {"output", ARG_STR, &o.output_dir, "DIR", "where checkpoints, metrics and the adapter go", 1, 0},
+        {"model", ARG_STR, &o.model_dir, "DIR", "base model (Hugging Face directory)", 1, 0, NULL},
+        {"data", ARG_STR, &o.data_path, "FILE", "training data (LLM-Adapters JSON or JSON Lines)", 1, 0, NULL},
+        {"output", ARG_STR, &o.output_dir, "DIR", "where checkpoints, metrics and the adapter go", 1, 0, NULL},
         {"method", ARG_STR, &method, "NAME", "lora (default), roae, or rosa (= roae + DLS); "
-                                              "`rosa train --method NAME --help` lists its options", 0, 0},
-        {"param-budget", ARG_FLOAT, &budget, "F", "pick the rank whose size is closest to F x the base model", 0, 0},
-        {"dls", ARG_FLAG, &dls, NULL, "dynamic layer selection, with any method (on with --method rosa)", 0, 0},
-        {"dls-interval", ARG_INT, &d->interval, "U", "DLS: reselect every U steps (default 50)", 0, 0},
-        {"dls-warmup", ARG_INT, &d->warmup, "N", "DLS: all layers train for the first N steps (default U)", 0, 0},
-        {"dls-k-ratio", ARG_FLOAT, &d->k_ratio, "F", "DLS: share of layers active (default 0.5)", 0, 0},
-        {"dls-p-exploit", ARG_FLOAT, &d->p_exploit, "P", "DLS: probability of top-k over random (default 0.8)", 0, 0},
-        {"dls-score-ema", ARG_FLOAT, &d->score_ema, "B", "DLS: EMA of scores (default 0: latest only)", 0, 0},
-        {"dls-inactive", ARG_STR, &dls_inactive, "MODE", "DLS: skip (default) or zero-grad", 0, 0},
-        {"dls-full-backward", ARG_FLAG, &d->full_backward, NULL, "DLS: never truncate the backward pass", 0, 0},
-        {"lr", ARG_FLOAT, &o.adam.lr, "LR", "peak learning rate (default 3e-4)", 0, 0},
-        {"adam-beta1", ARG_FLOAT, &o.adam.beta1, "B", "AdamW beta1 (default 0.9)", 0, 0},
-        {"adam-beta2", ARG_FLOAT, &o.adam.beta2, "B", "AdamW beta2 (default 0.999)", 0, 0},
-        {"adam-eps", ARG_FLOAT, &o.adam.eps, "E", "AdamW epsilon (default 1e-8)", 0, 0},
-        {"weight-decay", ARG_FLOAT, &o.adam.weight_decay, "W", "decoupled weight decay (default 0)", 0, 0},
-        {"lr-scheduler", ARG_STR, &sched, "NAME", "linear (default), cosine or constant", 0, 0},
-        {"warmup-steps", ARG_INT, &o.warmup_steps, "N", "linear warm-up steps (default 100)", 0, 0},
-        {"batch-size", ARG_INT, &o.batch_size, "N", "examples per optimizer step (default 16)", 0, 0},
-        {"micro-batch-size", ARG_INT, &o.micro_batch_size, "N", "examples per forward pass (default 4)", 0, 0},
-        {"epochs", ARG_INT, &o.epochs, "N", "passes over the data (default 3)", 0, 0},
-        {"max-steps", ARG_INT, &o.max_steps, "N", "optimizer steps (overrides --epochs)", 0, 0},
-        {"max-grad-norm", ARG_FLOAT, &o.max_grad_norm, "X", "clip the gradient norm (default 1; 0 = off)", 0, 0},
-        {"seed", ARG_U64, &o.seed, "S", "seed of everything random (default 42)", 0, 0},
-        {"cutoff-len", ARG_INT, &o.data.cutoff_len, "N", "truncate examples to N tokens (default 256)", 0, 0},
-        {"train-on-inputs", ARG_STR, &train_inputs, "BOOL", "take loss on the prompt too (default true)", 0, 0},
-        {"no-shuffle", ARG_FLAG, &no_shuffle, NULL, "keep file order", 0, 0},
-        {"val-set-size", ARG_INT, &o.val_set_size, "N", "hold out N random records for validation (default 0)", 0, 0},
-        {"eval-steps", ARG_INT, &o.eval_steps, "N", "validate every N steps (default 200; 0: at the end only)", 0, 0},
-        {"save-steps", ARG_INT, &o.save_steps, "N", "checkpoint every N steps (default 200; 0: at the end only)", 0, 0},
-        {"loss-norm", ARG_STR, &loss_norm, "MODE", "mean (per micro-batch, HF Trainer) or token", 0, 0},
-        {"init-adapter", ARG_STR, &o.init_adapter, "DIR", "start from this adapter's weights", 0, 0},
-        {"resume", ARG_FLAG, &o.resume, NULL, "continue from the newest checkpoint in --output", 0, 0},
-        {"overwrite", ARG_FLAG, &o.overwrite, NULL, "start over in an --output that holds a run", 0, 0},
-        {"nan-policy", ARG_STR, &nan_policy, "stop|skip", "on a non-finite loss (default stop)", 0, 0},
-        {"skip-bad-records", ARG_FLAG, &o.skip_bad_records, NULL, "skip malformed records with a warning", 0, 0},
-        {"max-memory", ARG_STR, &max_mem, "SIZE", "refuse to start above this much memory (e.g. 8G)", 0, 0},
-        {"dtype", ARG_STR, &dtype, "fp32|bf16", "bf16: frozen matrix products in BF16, FP32 accumulation (default fp32)", 0, 0},
-        {"recompute", ARG_FLAG, &o.recompute, NULL, "keep only each layer's input, recompute the rest in the backward", 0, 0},
-        {"threads", ARG_INT, &threads, "N", "threads (default: all cores)", 0, 0},
-        {"log-format", ARG_STR, &log_format, "tty|plain", "progress display (default: tty on a terminal)", 0, 0},
-        {"quiet", ARG_FLAG, &o.quiet, NULL, "no progress output", 0, 0},
+                                              "`rosa train --method NAME --help` lists its options", 0, 0, NULL},
+        {"param-budget", ARG_FLOAT, &budget, "F", "pick the rank whose size is closest to F x the base model", 0, 0, NULL},
+        {"dls", ARG_FLAG, &dls, NULL, "dynamic layer selection, with any method (on with --method rosa)", 0, 0, NULL},
+        {"dls-interval", ARG_INT, &d->interval, "U", "DLS: reselect every U steps (default 50)", 0, 0, NULL},
+        {"dls-warmup", ARG_INT, &d->warmup, "N", "DLS: all layers train for the first N steps (default U)", 0, 0, NULL},
+        {"dls-k-ratio", ARG_FLOAT, &d->k_ratio, "F", "DLS: share of layers active (default 0.5)", 0, 0, NULL},
+        {"dls-p-exploit", ARG_FLOAT, &d->p_exploit, "P", "DLS: probability of top-k over random (default 0.8)", 0, 0, NULL},
+        {"dls-score-ema", ARG_FLOAT, &d->score_ema, "B", "DLS: EMA of scores (default 0: latest only)", 0, 0, NULL},
+        {"dls-inactive", ARG_STR, &dls_inactive, "MODE", "DLS: skip (default) or zero-grad", 0, 0, NULL},
+        {"dls-full-backward", ARG_FLAG, &d->full_backward, NULL, "DLS: never truncate the backward pass", 0, 0, NULL},
+        {"lr", ARG_FLOAT, &o.adam.lr, "LR", "peak learning rate (default 3e-4)", 0, 0, "learning-rate"},
+        {"adam-beta1", ARG_FLOAT, &o.adam.beta1, "B", "AdamW beta1 (default 0.9)", 0, 0, NULL},
+        {"adam-beta2", ARG_FLOAT, &o.adam.beta2, "B", "AdamW beta2 (default 0.999)", 0, 0, NULL},
+        {"adam-eps", ARG_FLOAT, &o.adam.eps, "E", "AdamW epsilon (default 1e-8)", 0, 0, NULL},
+        {"weight-decay", ARG_FLOAT, &o.adam.weight_decay, "W", "decoupled weight decay (default 0)", 0, 0, NULL},
+        {"lr-scheduler", ARG_STR, &sched, "NAME", "linear (default), cosine or constant", 0, 0, NULL},
+        {"warmup-steps", ARG_INT, &o.warmup_steps, "N", "linear warm-up steps (default 100)", 0, 0, NULL},
+        {"batch-size", ARG_INT, &o.batch_size, "N", "examples per optimizer step (default 16)", 0, 0, NULL},
+        {"micro-batch-size", ARG_INT, &o.micro_batch_size, "N", "examples per forward pass (default 4)", 0, 0,
+         "per-device-train-batch-size"},
+        {"epochs", ARG_INT, &o.epochs, "N", "passes over the data (default 3)", 0, 0, "num-train-epochs"},
+        {"max-steps", ARG_INT, &o.max_steps, "N", "optimizer steps (overrides --epochs)", 0, 0, NULL},
+        {"max-grad-norm", ARG_FLOAT, &o.max_grad_norm, "X", "clip the gradient norm (default 1; 0 = off)", 0, 0, NULL},
+        {"seed", ARG_U64, &o.seed, "S", "seed of everything random (default 42)", 0, 0, NULL},
+        {"cutoff-len", ARG_INT, &o.data.cutoff_len, "N", "truncate examples to N tokens (default 256)", 0, 0,
+         "max-seq-length"},
+        {"train-on-inputs", ARG_STR, &train_inputs, "BOOL", "take loss on the prompt too (default true)", 0, 0, NULL},
+        {"no-shuffle", ARG_FLAG, &no_shuffle, NULL, "keep file order", 0, 0, NULL},
+        {"val-set-size", ARG_INT, &o.val_set_size, "N", "hold out N random records for validation (default 0)", 0, 0, NULL},
+        {"eval-steps", ARG_INT, &o.eval_steps, "N", "validate every N steps (default 200; 0: at the end only)", 0, 0, NULL},
+        {"save-steps", ARG_INT, &o.save_steps, "N", "checkpoint every N steps (default 200; 0: at the end only)", 0, 0, NULL},
+        {"loss-norm", ARG_STR, &loss_norm, "MODE", "mean (per micro-batch, HF Trainer) or token", 0, 0, NULL},
+        {"init-adapter", ARG_STR, &o.init_adapter, "DIR", "start from this adapter's weights", 0, 0, NULL},
+        {"resume", ARG_FLAG, &o.resume, NULL, "continue from the newest checkpoint in --output", 0, 0, NULL},
+        {"overwrite", ARG_FLAG, &o.overwrite, NULL, "start over in an --output that holds a run", 0, 0, NULL},
+        {"nan-policy", ARG_STR, &nan_policy, "stop|skip", "on a non-finite loss (default stop)", 0, 0, NULL},
+        {"skip-bad-records", ARG_FLAG, &o.skip_bad_records, NULL, "skip malformed records with a warning", 0, 0, NULL},
+        {"max-memory", ARG_STR, &max_mem, "SIZE", "refuse to start above this much memory (e.g. 8G)", 0, 0, NULL},
+        {"dtype", ARG_STR, &dtype, "fp32|bf16", "bf16: frozen matrix products in BF16, FP32 accumulation (default fp32)", 0, 0, NULL},
+        {"bf16", ARG_FLAG, &bf16, NULL, "the same as --dtype bf16", 0, 0, NULL},
+        {"recompute", ARG_FLAG, &o.recompute, NULL, "keep only each layer's input, recompute the rest in the backward", 0, 0,
+         "gradient-checkpointing"},
+        {"threads", ARG_INT, &threads, "N", "threads (default: all cores)", 0, 0, NULL},
+        {"log-format", ARG_STR, &log_format, "tty|plain", "progress display (default: tty on a terminal)", 0, 0, NULL},
+        {"quiet", ARG_FLAG, &o.quiet, NULL, "no progress output", 0, 0, NULL},
     };
     enum { N_COMMON = sizeof common / sizeof common[0] };
     arg_spec specs[N_COMMON + MAX_METHOD_OPTS + 1];
@@ -250,7 +262,11 @@ int cmd_train(int argc, char **argv) {
             goto done;
         }
     }
-    if (parse_dtype(dtype, &o.compute) < 0) goto done;
+    if (bf16 && arg_seen(specs, "dtype")) {
+        die_msg("rosa train: --bf16 and --dtype are the same option: give one");
+        goto done;
+    }
+    if (parse_dtype(bf16 ? "bf16" : dtype, &o.compute) < 0) goto done;
     o.shuffle = !no_shuffle;
     if (rosa_train_options_check(&o) < 0) { /* a value out of range is a usage error */
         die_msg("%s", rosa_last_error());
@@ -281,20 +297,20 @@ int cmd_loss(int argc, char **argv) {
     rosa_data_options d;
     rosa_data_options_default(&d);
     arg_spec specs[] = {
-        {"model", ARG_STR, &model_dir, "DIR", "base model", 1, 0},
-        {"adapter", ARG_STR, &adapter_dir, "DIR", "adapter to apply", 0, 0},
-        {"data", ARG_STR, &data, "FILE", "data (LLM-Adapters JSON or JSON Lines)", 1, 0},
-        {"cutoff-len", ARG_INT, &d.cutoff_len, "N", "truncate examples to N tokens (default 256)", 0, 0},
-        {"train-on-inputs", ARG_STR, &train_inputs, "BOOL", "take loss on the prompt too (default true)", 0, 0},
-        {"micro-batch-size", ARG_INT, &micro, "N", "examples per forward pass (default 4; results do not depend on it)", 0, 0},
-        {"skip-bad-records", ARG_FLAG, &skip_bad, NULL, "skip malformed records with a warning", 0, 0},
-        {"limit", ARG_INT, &limit, "N", "only the first N records", 0, 0},
-        {"per-example", ARG_FLAG, &per_example, NULL, "also print each record's loss", 0, 0},
-        {"json", ARG_FLAG, &json, NULL, "print JSON", 0, 0},
-        {"dtype", ARG_STR, &dtype, "fp32|bf16", "matrix products of the frozen model (default fp32)", 0, 0},
-        {"threads", ARG_INT, &threads, "N", "threads (default: all cores)", 0, 0},
-        {"log-format", ARG_STR, &log_format, "tty|plain", "progress display (default: tty on a terminal)", 0, 0},
-        {"quiet", ARG_FLAG, &quiet, NULL, "no progress output", 0, 0},
+        {"model", ARG_STR, &model_dir, "DIR", "base model", 1, 0, NULL},
+        {"adapter", ARG_STR, &adapter_dir, "DIR", "adapter to apply", 0, 0, NULL},
+        {"data", ARG_STR, &data, "FILE", "data (LLM-Adapters JSON or JSON Lines)", 1, 0, NULL},
+        {"cutoff-len", ARG_INT, &d.cutoff_len, "N", "truncate examples to N tokens (default 256)", 0, 0, NULL},
+        {"train-on-inputs", ARG_STR, &train_inputs, "BOOL", "take loss on the prompt too (default true)", 0, 0, NULL},
+        {"micro-batch-size", ARG_INT, &micro, "N", "examples per forward pass (default 4; results do not depend on it)", 0, 0, NULL},
+        {"skip-bad-records", ARG_FLAG, &skip_bad, NULL, "skip malformed records with a warning", 0, 0, NULL},
+        {"limit", ARG_INT, &limit, "N", "only the first N records", 0, 0, NULL},
+        {"per-example", ARG_FLAG, &per_example, NULL, "also print each record's loss", 0, 0, NULL},
+        {"json", ARG_FLAG, &json, NULL, "print JSON", 0, 0, NULL},
+        {"dtype", ARG_STR, &dtype, "fp32|bf16", "matrix products of the frozen model (default fp32)", 0, 0, NULL},
+        {"threads", ARG_INT, &threads, "N", "threads (default: all cores)", 0, 0, NULL},
+        {"log-format", ARG_STR, &log_format, "tty|plain", "progress display (default: tty on a terminal)", 0, 0, NULL},
+        {"quiet", ARG_FLAG, &quiet, NULL, "no progress output", 0, 0, NULL},
         {0},
     };
     arg_parser p = {"loss", "--model DIR [--adapter DIR] --data FILE [options]",
@@ -428,14 +444,14 @@ int cmd_merge(int argc, char **argv) {
     rosa_merge_options mo;
     rosa_merge_options_default(&mo);
     arg_spec specs[] = {
-        {"model", ARG_STR, &model_dir, "DIR", "base model", 1, 0},
-        {"adapter", ARG_STR, &adapter_dir, "DIR", "adapter to merge (a method that can: LoRA)", 1, 0},
-        {"output", ARG_STR, &out, "DIR", "the merged model directory to write", 1, 0},
+        {"model", ARG_STR, &model_dir, "DIR", "base model", 1, 0, NULL},
+        {"adapter", ARG_STR, &adapter_dir, "DIR", "adapter to merge (a method that can: LoRA)", 1, 0, NULL},
+        {"output", ARG_STR, &out, "DIR", "the merged model directory to write", 1, 0, NULL},
         {"max-shard-size", ARG_STR, &shard, "SIZE",
-         "largest weight file before sharding, as transformers (default 5GB = 5*10^9 bytes; GiB = 2^30)", 0, 0},
+         "largest weight file before sharding, as transformers (default 5GB = 5*10^9 bytes; GiB = 2^30)", 0, 0, NULL},
         {"dtype", ARG_STR, &dtype, "auto|fp32|fp16|bf16", "dtype of the saved weights (auto: as the base stores them)",
-         0, 0},
-        {"overwrite", ARG_FLAG, &mo.overwrite, NULL, "write into an --output that holds files", 0, 0},
+         0, 0, NULL},
+        {"overwrite", ARG_FLAG, &mo.overwrite, NULL, "write into an --output that holds files", 0, 0, NULL},
         {0},
     };
     arg_parser p = {"merge", "--model DIR --adapter DIR --output DIR",

@@ -23,10 +23,10 @@ static void check_specs(int argc, char **argv) {
     uint64_t u_val = 3;
     const char *s_val = NULL, *size_text = NULL, *bool_text = NULL;
     arg_spec specs[] = {
-        {"int", ARG_INT, &i_val, "N", "", 0, 0},       {"float", ARG_FLOAT, &f_val, "X", "", 0, 0},
-        {"u64", ARG_U64, &u_val, "S", "", 0, 0},       {"str", ARG_STR, &s_val, "S", "", 0, 0},
-        {"flag", ARG_FLAG, &flag, NULL, "", 0, 0},     {"size", ARG_STR, &size_text, "SIZE", "", 0, 0},
-        {"bool", ARG_STR, &bool_text, "BOOL", "", 0, 0}, {0},
+        {"int", ARG_INT, &i_val, "N", "", 0, 0, "integer"}, {"float", ARG_FLOAT, &f_val, "X", "", 0, 0, "x"},
+        {"u64", ARG_U64, &u_val, "S", "", 0, 0, NULL},     {"str", ARG_STR, &s_val, "S", "", 0, 0, "s"},
+        {"flag", ARG_FLAG, &flag, NULL, "", 0, 0, "f"},    {"size", ARG_STR, &size_text, "SIZE", "", 0, 0, NULL},
+        {"bool", ARG_STR, &bool_text, "BOOL", "", 0, 0, NULL}, {0},
     };
     arg_parser p = {"fuzz", "", "", specs, NULL, NULL};
     int rc = args_parse(&p, argc, argv);

@@ -159,3 +159,87 @@ TEST(cli_tokenize_encodes_and_decodes) {
     CHECK_STR(out, "9707 1879\n"); /* Qwen2 adds no BOS */
     free(out);
 }
+
+TEST(cli_flags_take_underscores_and_suggest_near_names) {
+    char *out;
+    /* --max_new_tokens is --max-new-tokens. */
+    CHECK_EQ_INT(run_shellf(&out, "%s generate --model %s --max_new_tokens 3 --ignore_eos --json", rosa_bin(), stories_arg()),
+                 0);
+    CHECK_MSG(strstr(out, "\"ids\": [") != NULL, "got: %s", out);
+    free(out);
+    CHECK_EQ_INT(run_shellf(&out, "%s generate --model %s --max-new-tokns 3", rosa_bin(), stories_arg()), 2);
+    CHECK_STR(out, "rosa: error: rosa generate: unknown option --max-new-tokns (did you mean --max-new-tokens?)\n");
+    free(out);
+    CHECK_EQ_INT(run_shellf(&out, "%s generate --model x --bogus 1", rosa_bin()), 2);
+    CHECK_MSG(strstr(out, "did you mean") == NULL, "got: %s", out); /* near no option */
+    free(out);
+    CHECK_EQ_INT(run_shellf(&out, "%s train --model x --data y --output z --cutof_len 8", rosa_bin()), 2);
+    CHECK_MSG(strstr(out, "(did you mean --cutoff-len?)") != NULL, "got: %s", out);
+    free(out);
+}
+
+TEST(cli_train_aliases_in_help_and_not_twice) {
+    char *out;
+    CHECK_EQ_INT(run_shellf(&out, "%s train --help", rosa_bin()), 0);
+    CHECK(strstr(out, "--lr LR, --learning-rate ") != NULL);
+    CHECK(strstr(out, "--rank R, --lora-r ") != NULL);
+    CHECK(strstr(out, "--recompute, --gradient-checkpointing\n") != NULL);
+    free(out);
+    CHECK_EQ_INT(run_shellf(&out, "%s train --model x --data y --output z --lr 1e-3 --learning_rate 2e-3", rosa_bin()), 2);
+    CHECK_STR(out, "rosa: error: rosa train: --lr and --learning-rate are the same option: give one\n");
+    free(out);
+    CHECK_EQ_INT(run_shellf(&out, "%s train --model x --data y --output z --lora-r 4 --rank 4", rosa_bin()), 2);
+    CHECK_STR(out, "rosa: error: rosa train: --rank and --lora-r are the same option: give one\n");
+    free(out);
+    CHECK_EQ_INT(run_shellf(&out, "%s train --model x --data y --output z --bf16 --dtype fp32", rosa_bin()), 2);
+    CHECK_STR(out, "rosa: error: rosa train: --bf16 and --dtype are the same option: give one\n");
+    free(out);
+}
+
+TEST(cli_generate_short_flags_match_long_ones) {
+    char *a, *b;
+    REQUIRE(run_shellf(&a, "%s generate --model %s --prompt 'Once upon' --max-new-tokens 12 --threads 1 --seed 5 "
+                           "--temperature 0.8 --json",
+                       rosa_bin(), stories_arg()) == 0);
+    REQUIRE(run_shellf(&b, "%s generate -m %s -p 'Once upon' -n 12 -t 1 -s 5 --temperature 0.8 --json", rosa_bin(),
+                       stories_arg()) == 0);
+    char *ta = strstr(a, "\"seconds\""), *tb = strstr(b, "\"seconds\""); /* timing differs */
+    REQUIRE(ta && tb);
+    *ta = *tb = 0;
+    CHECK_STR(b, a);
+    free(a);
+    free(b);
+    CHECK_EQ_INT(run_shellf(&a, "%s generate -m x --model y", rosa_bin()), 2);
+    CHECK_STR(a, "rosa: error: rosa generate: --model and -m are the same option: give one\n");
+    free(a);
+}
+
+TEST(cli_help_command_and_short_version) {
+    char *a, *b;
+    REQUIRE(run_shellf(&a, "%s help train", rosa_bin()) == 0);
+    REQUIRE(run_shellf(&b, "%s train --help", rosa_bin()) == 0);
+    CHECK(strncmp(a, "usage: rosa train", 17) == 0);
+    CHECK_STR(a, b);
+    free(a);
+    free(b);
+    CHECK_EQ_INT(run_shellf(&a, "%s help frobnicate", rosa_bin()), 2);
+    CHECK(strncmp(a, "rosa: error: unknown command", 28) == 0);
+    free(a);
+    REQUIRE(run_shellf(&a, "%s -V", rosa_bin()) == 0);
+    REQUIRE(run_shellf(&b, "%s --version", rosa_bin()) == 0);
+    CHECK(strncmp(a, "rosa ", 5) == 0);
+    CHECK_STR(a, b);
+    free(a);
+    free(b);
+}
+
+TEST(cli_contradicting_options_are_usage_errors) {
+    char *out;
+    CHECK_EQ_INT(run_shellf(&out, "%s generate -m %s -p hi --prompt-ids 1,2", rosa_bin(), stories_arg()), 2);
+    CHECK_STR(out, "rosa: error: --prompt and --prompt-ids do not go together: give one\n");
+    free(out);
+    CHECK_EQ_INT(run_shellf(&out, "%s eval --model %s --tasks boolq --mode loglik --num-beams 2", rosa_bin(), stories_arg()),
+                 2);
+    CHECK_MSG(strstr(out, "rosa: error: --mode loglik and --num-beams do not go together") != NULL, "got: %s", out);
+    free(out);
+}

@@ -765,3 +765,35 @@ TEST(bf16_mode_stays_close_to_fp32) {
     CHECK(adapter_len[1] == adapter_len[2] && memcmp(adapters[1], adapters[2], adapter_len[1]) == 0);
     for (int k = 0; k < 3; k++) free(adapters[k]);
 }
+
+/* The Hugging Face / PEFT names train exactly what rosa's own flags train. */
+TEST(train_hf_aliases_match_rosa_flags) {
+    const char *model = shared_path("models/stories260K");
+    const char *data = test_tmp_path("alias.jsonl"), *a_dir = test_tmp_path("rosa_flags"), *b_dir = test_tmp_path("hf_flags");
+    write_toy_records(data, 8);
+    const char *common = "--max-steps 2 --batch-size 2 --warmup-steps 0 --seed 3 --save-steps 0 --quiet";
+    char cmd[4096], *o = NULL;
+    snprintf(cmd, sizeof cmd,
+             "%s train --model %s --data %s --output %s %s --lr 1e-2 --rank 4 --alpha 8 --dropout 0.1 "
+             "--micro-batch-size 1 --epochs 1 --cutoff-len 32 --recompute",
+             rosa_bin(), model, data, a_dir, common);
+    REQUIRE(sh(cmd, &o) == 0);
+    free(o);
+    snprintf(cmd, sizeof cmd,
+             "%s train --model %s --data %s --output %s %s --learning-rate 1e-2 --lora-r 4 --lora_alpha 8 "
+             "--lora-dropout 0.1 --per-device-train-batch-size 1 --num-train-epochs 1 --max-seq-length 32 "
+             "--gradient-checkpointing",
+             rosa_bin(), model, data, b_dir, common);
+    int rc = sh(cmd, &o);
+    CHECK_MSG(rc == 0, "alias run failed: %s", o);
+    free(o);
+    char pa[600], pb[600];
+    snprintf(pa, sizeof pa, "%s/adapter_model.safetensors", a_dir);
+    snprintf(pb, sizeof pb, "%s/adapter_model.safetensors", b_dir);
+    size_t la, lb;
+    char *x = rosa_read_file(pa, &la), *y = rosa_read_file(pb, &lb);
+    REQUIRE(x && y);
+    CHECK_MSG(la == lb && memcmp(x, y, la) == 0, "the alias run's adapter differs");
+    free(x);
+    free(y);
+}
