@@ -173,6 +173,11 @@ int cmd_train(int argc, char **argv) {
         {"val-set-size", ARG_INT, &o.val_set_size, "N", "hold out N random records for validation (default 0)", 0, 0},
         {"eval-steps", ARG_INT, &o.eval_steps, "N", "validate every N steps (default 200; 0: at the end only)", 0, 0},
         {"save-steps", ARG_INT, &o.save_steps, "N", "checkpoint every N steps (default 200; 0: at the end only)", 0, 0},
+        {"save-total-limit", ARG_INT, &o.save_total_limit, "N", "keep only the newest N checkpoints (default 0: all)", 0, 0},
+        {"load-best-model-at-end", ARG_FLAG, &o.load_best_model_at_end, NULL,
+         "keep the checkpoint of the lowest validation loss; it becomes the final adapter", 0, 0},
+        {"base-model-name", ARG_STR, &o.base_model_name, "ID",
+         "base_model_name_or_path to record, e.g. a hub id (default: --model as an absolute path)", 0, 0},
         {"loss-norm", ARG_STR, &loss_norm, "MODE", "mean (per micro-batch, HF Trainer) or token", 0, 0},
         {"init-adapter", ARG_STR, &o.init_adapter, "DIR", "start from this adapter's weights", 0, 0},
         {"resume", ARG_FLAG, &o.resume, NULL, "continue from the newest checkpoint in --output", 0, 0},
@@ -262,8 +267,20 @@ int cmd_train(int argc, char **argv) {
         goto done;
     }
     rosa_set_threads(threads);
+    /* The command line for training_args.json. */
+    char **cl = malloc(sizeof(char *) * (size_t)(argc + 2));
+    if (!cl) {
+        die_msg("out of memory");
+        status = 1;
+        goto done;
+    }
+    cl[0] = "rosa", cl[1] = "train";
+    memcpy(cl + 2, argv, sizeof(char *) * (size_t)argc);
+    o.argc = argc + 2, o.argv = cl;
     rosa_train_result res;
-    if (rosa_train(&o, &res) < 0) {
+    int trc = rosa_train(&o, &res);
+    free(cl);
+    if (trc < 0) {
         die_msg("%s", rosa_last_error());
         status = 1;
     } else {

@@ -169,8 +169,8 @@ static char *metrics_signature(const char *out) {
     return sig.data;
 }
 
-static const char *const ckpt_files[] = {"trainer_state.json", "adapter_config.json", "adapter_model.safetensors",
-                                         "optimizer.safetensors"};
+static const char *const ckpt_files[] = {"trainer_state.json", "rosa_state.json", "adapter_config.json",
+                                         "adapter_model.safetensors", "optimizer.safetensors"};
 
 /* Every checkpoint-N/ of out equals ref's checkpoint-N/ file for file, and
  * rosa_checkpoint_latest finds the newest.  Returns the number of checkpoints. */
