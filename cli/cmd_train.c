@@ -197,6 +197,12 @@ int cmd_train(int argc, char **argv) {
         {"threads", ARG_INT, &threads, "N", "threads (default: all cores)", 0, 0, NULL},
         {"log-format", ARG_STR, &log_format, "tty|plain", "progress display (default: tty on a terminal)", 0, 0, NULL},
         {"quiet", ARG_FLAG, &o.quiet, NULL, "no progress output", 0, 0, NULL},
+        {"save-total-limit", ARG_INT, &o.save_total_limit, "N",
+         "keep only the newest N checkpoints (default 0: all)", 0, 0, NULL},
+        {"load-best-model-at-end", ARG_FLAG, &o.load_best_model_at_end, NULL,
+         "keep the checkpoint of the lowest validation loss; it becomes the final adapter", 0, 0, NULL},
+        {"base-model-name", ARG_STR, &o.base_model_name, "ID",
+         "base_model_name_or_path to record, e.g. a hub id (default: --model as an absolute path)", 0, 0, NULL},
     };
     enum { N_COMMON = sizeof common / sizeof common[0] };
     arg_spec specs[N_COMMON + MAX_METHOD_OPTS + 1];
@@ -278,8 +284,20 @@ int cmd_train(int argc, char **argv) {
         goto done;
     }
     rosa_set_threads(threads);
+    /* The command line for training_args.json. */
+    char **cl = malloc(sizeof(char *) * (size_t)(argc + 2));
+    if (!cl) {
+        die_msg("out of memory");
+        status = 1;
+        goto done;
+    }
+    cl[0] = "rosa", cl[1] = "train";
+    memcpy(cl + 2, argv, sizeof(char *) * (size_t)argc);
+    o.argc = argc + 2, o.argv = cl;
     rosa_train_result res;
-    if (rosa_train(&o, &res) < 0) {
+    int trc = rosa_train(&o, &res);
+    free(cl);
+    if (trc < 0) {
         die_msg("%s", rosa_last_error());
         status = 1;
     } else {

@@ -1,8 +1,9 @@
 /* fuzz_checkpoint: what `rosa train --resume` reads of a checkpoint besides
- * its adapter (rosa_checkpoint_load): trainer_state.json and
+ * its adapter (rosa_checkpoint_load): rosa_state.json and
  * optimizer.safetensors, for a fixed LoRA adapter (rank 1 on q_proj of a
- * 2-layer model) in a run of 4 steps resuming from checkpoint-2.  Input:
- * trainer_state.json, FUZZ_SEP, optimizer.safetensors.  An input whose state
+ * 2-layer model) in a run of 4 steps resuming from checkpoint-2 (its HF
+ * trainer_state.json is "{}": no best checkpoint).  Input:
+ * rosa_state.json, FUZZ_SEP, optimizer.safetensors.  An input whose state
  * mentions "dls" is read with layer selection on (2 layers, k 1).
  *
  * Properties: an accepted checkpoint is at step 2 of at most 4 steps; its
@@ -54,7 +55,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const uint8_t *sj, *op;
     size_t nsj, nop;
     fuzz_split(data, size, &sj, &nsj, &op, &nop);
-    fuzz_write("run/checkpoint-2/trainer_state.json", sj, nsj);
+    fuzz_write("run/checkpoint-2/rosa_state.json", sj, nsj);
+    fuzz_write("run/checkpoint-2/trainer_state.json", (const uint8_t *)"{}", 2);
     if (op) fuzz_write("run/checkpoint-2/optimizer.safetensors", op, nop);
     else fuzz_remove("run/checkpoint-2/optimizer.safetensors");
     int with_dls = nsj >= 5 && memmem(sj, nsj, "\"dls\"", 5) != NULL;

@@ -382,7 +382,7 @@ def predictions_seeds():
 # ----------------------------------------------------------------- checkpoints
 
 def checkpoint(state, moments=None, steps=(2, 2), extra=()):
-    """trainer_state.json + optimizer.safetensors of fuzz_checkpoint's adapter (LoRA r 1 on q_proj, 2 layers,
+    """rosa_state.json + optimizer.safetensors of fuzz_checkpoint's adapter (LoRA r 1 on q_proj, 2 layers,
     hidden 8): moments maps a tensor name to its values (default small ones)."""
     tensors = []
     for layer in range(2):

@@ -290,6 +290,11 @@ typedef struct {
     int quiet, plain_log;
     rosa_dtype compute;       /* ROSA_DTYPE_F32 (exact) or ROSA_DTYPE_BF16 (frozen GEMMs in BF16) */
     int recompute;            /* per-layer activation checkpointing */
+    int save_total_limit;     /* keep the newest N checkpoints (0: all), and the best with load_best_model_at_end */
+    int load_best_model_at_end; /* the final adapter is the checkpoint of the lowest validation loss */
+    const char *base_model_name; /* adapter_config.json base_model_name_or_path (NULL: model_dir, made absolute) */
+    int argc;                 /* the command line, recorded in training_args.json (argc 0: none) */
+    char *const *argv;
 } rosa_train_options;
 
 void rosa_train_options_default(rosa_train_options *o);

@@ -230,8 +230,9 @@ TEST(metrics_write_errors_are_reported) {
     CHECK_ERROR_HAS("No space left on device");
 
     /* `rosa train` stops with the error when metrics.jsonl cannot be written:
-     * a file size limit (SIGXFSZ ignored: EFBIG) that the metrics of 12 steps
-     * exceed before the first checkpoint is written.  (A link to /dev/full
+     * a file size limit (SIGXFSZ ignored: EFBIG) that training_args.json
+     * (about 3 KB) fits in and the metrics of 200 steps exceed before the
+     * first checkpoint is written.  (A link to /dev/full
      * is refused: rosa does not write through links in an output directory,
      * tests/test_robustness_paths.c.) */
     const char *data = test_tmp_path("metrics-full.jsonl"), *out = test_tmp_path("metrics-full-out");
@@ -241,7 +242,7 @@ TEST(metrics_write_errors_are_reported) {
     snprintf(link, sizeof link, "%s/metrics.jsonl", out);
     unlink(link);
     REQUIRE(symlink("/dev/full", link) == 0);
-    snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --output %s --max-steps 12 --batch-size 4 "
+    snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --output %s --max-steps 200 --batch-size 4 "
              "--micro-batch-size 2 --cutoff-len 48 --threads 1 --quiet", rosa_bin(), shared_path("models/stories260K"),
              data, out);
     int rc = run_capture(cmd, 1, &o);
@@ -250,7 +251,7 @@ TEST(metrics_write_errors_are_reported) {
     unlink(link);
     if (getenv("ROSA_TSAN")) return; /* TSan's runtime faults under a low RLIMIT_FSIZE (docs/robustness.md) */
     char limited[4200];
-    snprintf(limited, sizeof limited, "ulimit -f 1; trap '' XFSZ; %s", cmd);
+    snprintf(limited, sizeof limited, "ulimit -f 16; trap '' XFSZ; %s", cmd);
     rc = run_capture(limited, 1, &o);
     CHECK_MSG(rc == 1 && strstr(o, "metrics.jsonl: cannot write: File too large"), "exit %d: %s", rc, o);
     free(o);

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "core/util.h"
+#include "io/json.h"
 #include "test.h"
 #include "train/checkpoint.h"
 
@@ -169,8 +170,23 @@ static char *metrics_signature(const char *out) {
     return sig.data;
 }
 
-static const char *const ckpt_files[] = {"trainer_state.json", "adapter_config.json", "adapter_model.safetensors",
+static const char *const ckpt_files[] = {"rosa_state.json", "adapter_config.json", "adapter_model.safetensors",
                                          "optimizer.safetensors"};
+
+/* trainer_state.json equal but for save_steps (the runs compared save at
+ * different intervals): the same history, steps and best metric. */
+static int same_hf_state(const char *a, const char *b) {
+    cJSON *x = rosa_json_load(a), *y = rosa_json_load(b);
+    cJSON_DeleteItemFromObject(x, "save_steps");
+    cJSON_DeleteItemFromObject(y, "save_steps");
+    char *p = x ? cJSON_PrintUnformatted(x) : NULL, *q = y ? cJSON_PrintUnformatted(y) : NULL;
+    int same = p && q && strcmp(p, q) == 0;
+    free(p);
+    free(q);
+    cJSON_Delete(x);
+    cJSON_Delete(y);
+    return same;
+}
 
 /* Every checkpoint-N/ of out equals ref's checkpoint-N/ file for file, and
  * rosa_checkpoint_latest finds the newest.  Returns the number of checkpoints. */
@@ -192,6 +208,10 @@ static int check_checkpoints(const char *out, const char *ref, const char *when)
             snprintf(b, sizeof b, "%s/%s/%s", ref, e->d_name, ckpt_files[i]);
             CHECK_MSG(same_file(a, b), "%s: %s differs from the uninterrupted run's (or is missing)", when, a);
         }
+        char a[700], b[700];
+        snprintf(a, sizeof a, "%s/%s/trainer_state.json", out, e->d_name);
+        snprintf(b, sizeof b, "%s/%s/trainer_state.json", ref, e->d_name);
+        CHECK_MSG(same_hf_state(a, b), "%s: %s differs from the uninterrupted run's (or is missing)", when, a);
     }
     closedir(d);
     CHECK_MSG(rosa_checkpoint_latest(out, NULL) == newest, "%s: latest checkpoint %lld, expected %lld", when,

@@ -3,7 +3,7 @@
  *   - an update that overflows (--lr 1e38, --weight-decay 1e30) stops the run
  *     and keeps the last checkpoint, which loads; no save writes a value the
  *     loader refuses;
- *   - --resume refuses every bad field of trainer_state.json and
+ *   - --resume refuses every bad field of rosa_state.json and
  *     optimizer.safetensors, naming the file and the field;
  *   - eval --predictions records what made the file and a resume checks it,
  *     and each line's instruction against the test record;
@@ -237,7 +237,7 @@ static void expect_refused(const char *cmd, const char *what, const char *n1, co
     free(o);
 }
 
-/* Each bad field of trainer_state.json or optimizer.safetensors is refused
+/* Each bad field of rosa_state.json or optimizer.safetensors is refused
  * by name.  Before, "step": 99 in a 4-step run exited 0 with the step-2
  * weights as the final adapter, and a step count at INT64_MAX overflowed. */
 TEST(state_resume_refuses_every_bad_field) {
@@ -245,7 +245,7 @@ TEST(state_resume_refuses_every_bad_field) {
     snprintf(out, sizeof out, "%s", test_tmp_path("state-resume"));
     REQUIRE(cut_run(out, "", cmd, sizeof cmd) == 0);
     snprintf(dir, sizeof dir, "%s/checkpoint-2", out);
-    snprintf(state, sizeof state, "%s/trainer_state.json", dir);
+    snprintf(state, sizeof state, "%s/rosa_state.json", dir);
     struct {
         const char *key, *raw, *needle;
     } fields[] = {
@@ -265,7 +265,7 @@ TEST(state_resume_refuses_every_bad_field) {
     for (size_t k = 0; k < sizeof fields / sizeof fields[0]; k++) {
         restore(out);
         REQUIRE(edit_json(state, NULL, fields[k].key, -1, fields[k].raw) == 0);
-        expect_refused(cmd, fields[k].key, "checkpoint-2/trainer_state.json: ", fields[k].needle);
+        expect_refused(cmd, fields[k].key, "checkpoint-2/rosa_state.json: ", fields[k].needle);
     }
     float neg = -1.0f, nan = NAN, inf = INFINITY;
     int64_t huge = INT64_MAX, minus = -1;
@@ -301,7 +301,7 @@ TEST(state_resume_refuses_bad_dls_state) {
     char out[512], cmd[4096], state[700];
     snprintf(out, sizeof out, "%s", test_tmp_path("state-dls"));
     REQUIRE(cut_run(out, "--dls --dls-interval 1 --dls-warmup 1", cmd, sizeof cmd) == 0);
-    snprintf(state, sizeof state, "%s/checkpoint-2/trainer_state.json", out);
+    snprintf(state, sizeof state, "%s/checkpoint-2/rosa_state.json", out);
     struct {
         const char *key;
         int index;
@@ -324,11 +324,11 @@ TEST(state_resume_refuses_bad_dls_state) {
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         restore(out);
         REQUIRE(edit_json(state, "dls", cases[k].key, cases[k].index, cases[k].raw) == 0);
-        expect_refused(cmd, cases[k].needle, "checkpoint-2/trainer_state.json: ", cases[k].needle);
+        expect_refused(cmd, cases[k].needle, "checkpoint-2/rosa_state.json: ", cases[k].needle);
     }
     restore(out);
     REQUIRE(edit_json(state, NULL, "dls", -1, NULL) == 0);
-    expect_refused(cmd, "no dls", "trainer_state.json: dls: missing", NULL);
+    expect_refused(cmd, "no dls", "rosa_state.json: dls: missing", NULL);
     restore(out);
     char *o = NULL;
     int rc = sh(cmd, &o);

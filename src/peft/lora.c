@@ -96,6 +96,28 @@ static int parse_layers(void *p, const char *v) {
     return 0;
 }
 
+/* --target-modules and --layers as they would be given (a regex target as
+ * PEFT's string form). */
+static int format_option(const void *p, const char *flag, char *buf, size_t n) {
+    const rosa_lora_options *o = p;
+    size_t len = 0;
+    buf[0] = 0;
+    if (strcmp(flag, "target-modules") == 0) {
+        if (o->target_regex) return snprintf(buf, n, "%s", o->target_regex), 0;
+        for (int m = 0; m < N_PROJ; m++)
+            if (o->targets & (1u << m) && len < n)
+                len += (size_t)snprintf(buf + len, n - len, "%s%s", len ? "," : "", rosa_proj_names[m]);
+        return 0;
+    }
+    if (strcmp(flag, "layers") == 0) {
+        if (!o->layers) return snprintf(buf, n, "all"), 0;
+        for (int i = 0; i < o->n_layers && len < n; i++)
+            len += (size_t)snprintf(buf + len, n - len, "%s%d", i ? "," : "", o->layers[i]);
+        return 0;
+    }
+    return -1;
+}
+
 static const rosa_peft_option options[] = {
     {"rank", PEFT_OPT_INT, offsetof(rosa_lora_options, rank), "R", "rank r (default 8)", NULL, NULL},
     {"alpha", PEFT_OPT_FLOAT, offsetof(rosa_lora_options, alpha), "A", "scaling alpha/r (default 16)", NULL, NULL},
@@ -437,6 +459,7 @@ const rosa_peft_method rosa_peft_lora = {
     .opts_copy = opts_copy,
     .opts_free = opts_free,
     .options = options,
+    .format_option = format_option,
     .set_rank = set_rank,
     .runtime_from = runtime_from,
     .parse_config = parse_config,

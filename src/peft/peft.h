@@ -50,6 +50,9 @@ struct rosa_peft_method {
     int (*opts_copy)(void *dst, const void *src); /* deep copy (NULL: a plain copy) */
     void (*opts_free)(void *opts);          /* its owned members (NULL: none) */
     const rosa_peft_option *options;        /* its flags, {0}-terminated */
+    /* The value of its PEFT_OPT_CUSTOM option `flag` in opts, as the flag
+     * takes it (for training_args.json); 0, or -1 for no such option. */
+    int (*format_option)(const void *opts, const char *flag, char *buf, size_t n);
     void (*set_rank)(void *opts, int rank); /* --param-budget */
     /* Keeps from `from` the options that do not change the tensors (dropout):
      * an --init-adapter takes its structure from its file, those from the CLI. */

@@ -35,6 +35,13 @@ static int parse_targets(void *p, const char *v) {
     return 0;
 }
 
+static int format_option(const void *p, const char *flag, char *buf, size_t n) {
+    const rosa_roae_options *o = p;
+    if (strcmp(flag, "roae-targets") != 0) return -1;
+    snprintf(buf, n, "%s", o->target_q && o->target_k ? "q,k" : o->target_q ? "q" : "k");
+    return 0;
+}
+
 static const rosa_peft_option options[] = {
     {"rank", PEFT_OPT_INT, offsetof(rosa_roae_options, rank), "R", "rank r (default 32)", NULL, NULL},
     {"alpha", PEFT_OPT_FLOAT, offsetof(rosa_roae_options, alpha), "A", "gate scale alpha (default 1)", NULL, NULL},
@@ -426,6 +433,7 @@ const rosa_peft_method rosa_peft_roae = {
     .opts_size = sizeof(rosa_roae_options),
     .opts_default = opts_default,
     .options = options,
+    .format_option = format_option,
     .set_rank = set_rank,
     .runtime_from = runtime_from,
     .parse_config = parse_config,

@@ -236,7 +236,7 @@ done:
     return status;
 }
 
-/* The newest checkpoint-N/trainer_state.json's total_steps. */
+/* The newest checkpoint-N/trainer_state.json's max_steps. */
 static void read_total_steps(rosa_run *r) {
     r->total_steps = -1;
     DIR *d = opendir(r->dir);
@@ -254,7 +254,9 @@ static void read_total_steps(rosa_run *r) {
     snprintf(rel, sizeof rel, "checkpoint-%lld/trainer_state.json", best);
     char *path = rosa_path_join(r->dir, rel);
     cJSON *st = path && rosa_file_exists(path) ? rosa_json_load(path) : NULL;
-    double t = st ? num_or_nan(st, "total_steps") : NAN;
+    /* HF Trainer's max_steps; rosa <= 0.1.0 wrote total_steps there. */
+    double t = st ? num_or_nan(st, "max_steps") : NAN;
+    if (st && !isfinite(t)) t = num_or_nan(st, "total_steps");
     if (isfinite(t) && t >= 0) r->total_steps = (int64_t)t;
     cJSON_Delete(st);
     free(path);

@@ -15,6 +15,7 @@
 #include "core/util.h"
 #include "io/json.h"
 #include "io/safetensors.h"
+#include "train/hf_state.h"
 
 /* Removes `name` in the directory open as dfd and, when it is a directory,
  * everything in it.  Never follows a symbolic link: a link is unlinked as a
@@ -251,6 +252,13 @@ int rosa_checkpoint_save(const char *out_dir, const rosa_adapter *a, const rosa_
     }
     if (rc == 0) {
         char *text = state_json(st);
+        p = rosa_path_join(tmp_dir, "rosa_state.json");
+        rc = p && text ? rosa_write_file_atomic(p, text, strlen(text)) : -1;
+        free(p);
+        free(text);
+    }
+    if (rc == 0) {
+        char *text = rosa_hf_state_json(st, out_dir);
         /* trainer_state.json is written last: its presence marks a complete checkpoint. */
         p = rosa_path_join(tmp_dir, "trainer_state.json");
         rc = p && text ? rosa_write_file_atomic(p, text, strlen(text)) : -1;
@@ -300,6 +308,48 @@ int64_t rosa_checkpoint_latest(const char *out_dir, char **path) {
     return best;
 }
 
+static int by_step(const void *a, const void *b) {
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
+int rosa_checkpoint_rotate(const char *out_dir, int limit, int64_t keep_step) {
+    if (limit <= 0) return 0;
+    DIR *d = opendir(out_dir);
+    if (!d) return rosa_fail("%s: cannot list: %s", out_dir, strerror(errno));
+    long long *steps = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    int rc = 0;
+    while ((e = readdir(d))) {
+        long long step;
+        char tail;
+        if (sscanf(e->d_name, "checkpoint-%lld%c", &step, &tail) != 1 || step < 0) continue;
+        if (n == cap) {
+            long long *grown = rosa_realloc(steps, sizeof *steps * (cap = cap ? 2 * cap : 16), "checkpoint list");
+            if (!grown) {
+                rc = -1;
+                break;
+            }
+            steps = grown;
+        }
+        steps[n++] = step;
+    }
+    closedir(d);
+    if (rc == 0 && n) qsort(steps, n, sizeof *steps, by_step);
+    /* The oldest first; the newest (just saved) and the best stay. */
+    size_t left = n;
+    for (size_t i = 0; rc == 0 && i + 1 < n && left > (size_t)limit; i++) {
+        if (steps[i] == keep_step) continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/checkpoint-%lld", out_dir, steps[i]);
+        if (remove_tree(path) != 0) rc = rosa_fail("%s: cannot remove: %s", path, strerror(errno));
+        left--;
+    }
+    free(steps);
+    return rc;
+}
+
 int rosa_checkpoint_clear(const char *out_dir) {
     DIR *d = opendir(out_dir);
     if (!d) return 0;
@@ -308,7 +358,8 @@ int rosa_checkpoint_clear(const char *out_dir) {
     while (rc == 0 && (e = readdir(d))) {
         const char *n = e->d_name;
         if (strncmp(n, "checkpoint-", 11) != 0 && strncmp(n, ".checkpoint-", 12) != 0 &&
-            strcmp(n, "adapter_config.json") != 0 && strcmp(n, "adapter_model.safetensors") != 0)
+            strcmp(n, "adapter_config.json") != 0 && strcmp(n, "adapter_model.safetensors") != 0 &&
+            strcmp(n, "training_args.json") != 0 && strcmp(n, "train_results.json") != 0 && strcmp(n, "README.md") != 0)
             continue;
         char *p = rosa_path_join(out_dir, n);
         if (!p || remove_tree(p) != 0) rc = rosa_fail("%s/%s: cannot remove: %s", out_dir, n, strerror(errno));
@@ -326,8 +377,18 @@ int rosa_checkpoint_load(const char *out_dir, int64_t step, const rosa_config *c
     cJSON *j = NULL;
     st_set s = {0};
     int rc = -1;
-    char *path = rosa_path_join(dir, "trainer_state.json");
-    if (!path) return -1;
+    /* rosa's state; a checkpoint of rosa <= 0.1.0 had it in trainer_state.json. */
+    char *path = rosa_path_join(dir, "rosa_state.json"), *hf = rosa_path_join(dir, "trainer_state.json");
+    if (!path || !hf) {
+        free(path);
+        free(hf);
+        return -1;
+    }
+    int legacy = !rosa_file_exists(path);
+    if (legacy) {
+        free(path);
+        path = hf, hf = NULL;
+    }
     j = rosa_json_load(path);
     if (!j) goto done;
     if (!cJSON_IsObject(j)) {
@@ -383,6 +444,8 @@ int rosa_checkpoint_load(const char *out_dir, int64_t step, const rosa_config *c
         goto done;
     }
     if (st->dls && load_dls(j, path, st->step, st->dls) < 0) goto done;
+    st->has_best = 0, st->best_metric = NAN, st->best_step = 0;
+    if (!legacy && rosa_hf_state_read_best(hf, st) < 0) goto done;
     /* The adapter values; the structure must match the one being trained. */
     saved = rosa_adapter_load(dir, c);
     if (!saved || rosa_adapter_copy_values(a, saved) < 0) goto done;
@@ -436,5 +499,6 @@ done:
     st_set_close(&s);
     cJSON_Delete(j);
     free(path);
+    free(hf);
     return rc;
 }

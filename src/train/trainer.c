@@ -24,7 +24,9 @@
 #include "model/model.h"
 #include "train/checkpoint.h"
 #include "core/progress.h"
+#include "train/hf_state.h"
 #include "train/metrics.h"
+#include "train/run_record.h"
 #include "train/train_ctx.h"
 #include "core/fault.h"
 #include "core/log.h"
@@ -87,8 +89,16 @@ typedef struct {
     rosa_step_plan plan;      /* what each micro-batch's pass does this step */
     float *raw_scores;        /* [L] */
     rosa_metrics *metrics;    /* metrics.jsonl (train/metrics.h) */
+    char *metrics_path;
+    char *base_model;         /* adapter_config.json base_model_name_or_path */
     int lock_fd;
+    char *lock_path;          /* set while this run holds the lock: removed at the end */
     int Tmax;
+    /* Validation, as HF Trainer tracks it for load_best_model_at_end. */
+    int has_best;
+    double best_loss, last_val;
+    int64_t best_step;        /* the checkpoint of best_loss (0: none) */
+    int64_t new_best_at;      /* the step whose validation was a new best (0: none) */
 } run;
 
 /* The record indices of micro-batch j of step s. */
@@ -121,13 +131,23 @@ static int open_output(run *r) {
     /* O_NOFOLLOW: a link there would make rosa create or lock a file elsewhere. */
     r->lock_fd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
     int err = errno;
-    free(lock);
+    if (r->lock_fd < 0) free(lock);
     if (r->lock_fd < 0 && err == ELOOP)
         return rosa_fail("%s/train.lock is a symbolic link: rosa does not write through links in an output directory "
                          "(remove it)", o->output_dir);
     if (r->lock_fd < 0) return rosa_fail("%s: cannot create train.lock: %s", o->output_dir, strerror(err));
-    if (flock(r->lock_fd, LOCK_EX | LOCK_NB) != 0)
+    if (flock(r->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        free(lock);
         return rosa_fail("%s: another rosa train is writing to this directory", o->output_dir);
+    }
+    /* A run that ended removed its lock file: one that was opened before that and
+     * locked after is no lock anymore (the path names a new file, or none). */
+    struct stat held, now;
+    if (fstat(r->lock_fd, &held) != 0 || lstat(lock, &now) != 0 || held.st_ino != now.st_ino || held.st_dev != now.st_dev) {
+        free(lock);
+        return rosa_fail("%s: another rosa train is writing to this directory (train.lock was replaced)", o->output_dir);
+    }
+    r->lock_path = lock;
     if (!o->resume && !o->overwrite && rosa_checkpoint_latest(o->output_dir, NULL) >= 0)
         return rosa_fail("%s already holds a training run: use --resume to continue it or --overwrite to start over",
                          o->output_dir);
@@ -188,6 +208,15 @@ int rosa_train_options_check(const rosa_train_options *o) {
     if (o->val_set_size < 0) return rosa_fail("--val-set-size %d must be >= 0", o->val_set_size);
     if (o->eval_steps < 0) return rosa_fail("--eval-steps %d must be >= 0 (0: at the end only)", o->eval_steps);
     if (o->save_steps < 0) return rosa_fail("--save-steps %d must be >= 0 (0: at the end only)", o->save_steps);
+    if (o->save_total_limit < 0)
+        return rosa_fail("--save-total-limit %d must be >= 0 (0: keep every checkpoint)", o->save_total_limit);
+    /* As HF Trainer: the best model is chosen by validation loss among the
+     * checkpoints, so validation runs at every checkpoint. */
+    if (o->load_best_model_at_end && o->val_set_size <= 0)
+        return rosa_fail("--load-best-model-at-end needs a validation set (--val-set-size N)");
+    if (o->load_best_model_at_end && (o->eval_steps <= 0 || o->save_steps <= 0 || o->save_steps % o->eval_steps != 0))
+        return rosa_fail("--load-best-model-at-end needs --save-steps %d to be a multiple of --eval-steps %d (both > 0), "
+                         "so that every checkpoint is validated", o->save_steps, o->eval_steps);
     if (o->data.cutoff_len < 2) return rosa_fail("--cutoff-len %d must be at least 2", o->data.cutoff_len);
     if (!(o->max_memory >= 0.0)) return rosa_fail("--max-memory must be >= 0");
     if (o->dls.enabled && rosa_dls_options_check(&o->dls) < 0) return -1;
@@ -272,18 +301,23 @@ static void print_plan(run *r, size_t act_bytes) {
 /* Metrics file: on resume, keep the lines of steps up to the resumed one
  * (rosa_metrics_open). */
 static int open_metrics(run *r, int64_t start_step) {
-    char *path = rosa_path_join(r->o->output_dir, "metrics.jsonl");
-    if (!path) return -1;
-    r->metrics = rosa_metrics_open(path, start_step);
-    free(path);
+    r->metrics_path = rosa_path_join(r->o->output_dir, "metrics.jsonl");
+    if (!r->metrics_path) return -1;
+    r->metrics = rosa_metrics_open(r->metrics_path, start_step);
     return r->metrics ? 0 : -1;
 }
 
 static int save_checkpoint(run *r, int64_t step) {
-    rosa_checkpoint_state st = {.step = step, .total_steps = r->total_steps, .seed = r->o->seed,
-                                .dls = r->o->dls.enabled ? &r->dls : NULL};
-    if (rosa_checkpoint_save(r->o->output_dir, r->a, &r->opt, &st, r->o->model_dir) < 0) return -1;
-    return 0;
+    const rosa_train_options *o = r->o;
+    /* HF Trainer: a checkpoint saved at the step of a new best validation loss becomes the best one. */
+    if (r->new_best_at == step) r->best_step = step;
+    rosa_checkpoint_state st = {.step = step, .total_steps = r->total_steps, .seed = o->seed,
+                                .dls = o->dls.enabled ? &r->dls : NULL, .metrics_path = r->metrics_path,
+                                .steps_per_epoch = r->steps_per_epoch, .eval_steps = o->eval_steps,
+                                .save_steps = o->save_steps, .train_batch_size = o->micro_batch_size,
+                                .has_best = r->has_best, .best_metric = r->best_loss, .best_step = r->best_step};
+    if (rosa_checkpoint_save(o->output_dir, r->a, &r->opt, &st, r->base_model) < 0) return -1;
+    return rosa_checkpoint_rotate(o->output_dir, o->save_total_limit, o->load_best_model_at_end ? r->best_step : 0);
 }
 
 static int validate(run *r, int64_t step) {
@@ -291,6 +325,8 @@ static int validate(run *r, int64_t step) {
     double loss;
     if (rosa_eval_loss(r->tm, &r->data, r->val_idx, r->n_val, r->o->micro_batch_size, &loss, NULL, NULL) < 0)
         return -1;
+    r->last_val = loss;
+    if (!r->has_best || loss < r->best_loss) r->has_best = 1, r->best_loss = loss, r->new_best_at = step;
     if (rosa_metrics_val(r->metrics, step, loss) < 0) return -1;
     if (!r->o->quiet) rosa_log(ROSA_LOG_INFO, "step %lld: validation loss %.4f", (long long)step, loss);
     return 0;
@@ -397,16 +433,26 @@ static void run_free(run *r) {
     free(r->val_idx);
     free(r->order);
     rosa_metrics_free(r->metrics);
-    if (r->lock_fd > 0) close(r->lock_fd);
+    free(r->metrics_path);
+    free(r->base_model);
+    /* The lock file goes with the run (a killed run leaves it: the next one locks it again). */
+    if (r->lock_path) unlink(r->lock_path);
+    free(r->lock_path);
+    if (r->lock_fd >= 0) close(r->lock_fd);
     rosa_model_free(r->m);
 }
 
 int rosa_train(const rosa_train_options *o, rosa_train_result *res) {
-    run r = {.o = o, .lock_fd = -1};
+    run r = {.o = o, .lock_fd = -1, .best_loss = NAN, .last_val = NAN};
     rosa_train_result done_as = {0};
     int status = -1;
     if (rosa_train_options_check(o) < 0) return -1;
     if (open_output(&r) < 0) goto done;
+    /* Before anything is loaded: a resume that would not continue the run is refused at once. */
+    if (o->resume && rosa_run_record_check(o) < 0) goto done;
+    /* PEFT records where the base model is: an absolute path (from anywhere), or the hub id given. */
+    r.base_model = o->base_model_name ? rosa_strdup(o->base_model_name) : rosa_real_path(o->model_dir);
+    if (!r.base_model) goto done;
     r.m = rosa_model_load(o->model_dir);
     if (!r.m || rosa_model_set_compute(r.m, o->compute) < 0) goto done;
     const rosa_tokenizer *tok = rosa_model_tokenizer(r.m);
@@ -436,18 +482,30 @@ int rosa_train(const rosa_train_options *o, rosa_train_result *res) {
             goto done;
         }
         if (rosa_checkpoint_load(o->output_dir, last, &r.m->cfg, r.a, &r.opt, &st) < 0) goto done;
-        if (st.total_steps != r.total_steps || st.seed != o->seed) {
+        /* A longer run (a larger --max-steps or --epochs) continues, as HF Trainer's does; a shorter one would
+         * have followed another schedule from the start. */
+        if (st.total_steps > r.total_steps || st.seed != o->seed) {
             rosa_fail("%s: checkpoint-%lld was made with %lld total steps and seed %llu, not %lld and %llu: resume "
-                      "with the same options", o->output_dir, (long long)last, (long long)st.total_steps,
-                      (unsigned long long)st.seed, (long long)r.total_steps, (unsigned long long)o->seed);
+                      "with the same options (or more steps)", o->output_dir, (long long)last,
+                      (long long)st.total_steps, (unsigned long long)st.seed, (long long)r.total_steps,
+                      (unsigned long long)o->seed);
             goto done;
         }
+        if (st.total_steps < r.total_steps)
+            rosa_log(ROSA_LOG_WARN, "--resume: the run grows from %lld to %lld steps: the %s learning-rate schedule's "
+                     "length changes from %lld to %lld steps for the steps after %lld", (long long)st.total_steps,
+                     (long long)r.total_steps, o->schedule == ROSA_SCHED_COSINE ? "cosine"
+                                                : o->schedule == ROSA_SCHED_CONSTANT ? "constant" : "linear",
+                     (long long)st.total_steps, (long long)r.total_steps, (long long)st.step);
         start = st.step;
+        r.has_best = st.has_best, r.best_loss = st.best_metric, r.best_step = st.best_step;
         if (!o->quiet) rosa_log(ROSA_LOG_INFO, "resuming from %s/checkpoint-%lld", o->output_dir, (long long)last);
     }
 
     r.tm = rosa_train_ctx_new(r.m, r.a, o->micro_batch_size, r.Tmax, o->recompute);
     if (!r.tm || open_metrics(&r, start) < 0) goto done;
+    /* What made this run, before its first step (a resumed run records its new options). */
+    if (rosa_run_record_write(o) < 0) goto done;
     if (start == 0) { /* the plan, for reports (docs/formats.md) */
         rosa_training_plan plan = {.memory_bytes = (int64_t)total_mem, .activation_bytes = (int64_t)act,
                                   .trainable_params = rosa_adapter_num_params(r.a),
@@ -460,6 +518,9 @@ int rosa_train(const rosa_train_options *o, rosa_train_result *res) {
     rosa_progress prog;
     rosa_progress_start(&prog, "train", r.total_steps, start, o->quiet, o->plain_log);
     int skipped = 0;
+    rosa_run_summary sum = {.total_steps = r.total_steps, .steps_per_epoch = r.steps_per_epoch, .final_loss = NAN,
+                            .eval_loss = NAN, .best_eval_loss = NAN, .adapter_dir = o->output_dir};
+    double loss_sum = 0.0, t_start = rosa_now();
     for (int64_t s = start; s < r.total_steps; s++) {
         double loss = 0.0, gnorm = 0.0;
         long long tokens = 0;
@@ -472,6 +533,7 @@ int rosa_train(const rosa_train_options *o, rosa_train_result *res) {
         double dt = rosa_now() - t0;
         float lr = (float)(o->adam.lr * rosa_lr_factor(o->schedule, s, r.total_steps, o->warmup_steps));
         if (rc == 1) skipped++;
+        else sum.steps_run++, sum.samples += o->batch_size, sum.tokens += tokens, loss_sum += loss, sum.final_loss = loss;
         if ((rc == 1 ? rosa_metrics_skipped(r.metrics, s + 1)
                      : rosa_metrics_step(r.metrics, s + 1, loss, lr, gnorm, tokens, dt)) < 0) {
             rosa_progress_end(&prog);
@@ -509,16 +571,36 @@ int rosa_train(const rosa_train_options *o, rosa_train_result *res) {
             rosa_log(ROSA_LOG_INFO, "DLS selections per layer:%s", line.data ? line.data : ""), rosa_buf_free(&line);
         }
     }
+    sum.runtime_s = rosa_now() - t_start;
     struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) == 0 &&
-        rosa_metrics_peak_rss(r.metrics, r.total_steps, (long long)ru.ru_maxrss * 1024) < 0)
-        goto done;
+    if (getrusage(RUSAGE_SELF, &ru) == 0) sum.peak_rss_bytes = (long long)ru.ru_maxrss * 1024;
+    if (sum.peak_rss_bytes && rosa_metrics_peak_rss(r.metrics, r.total_steps, sum.peak_rss_bytes) < 0) goto done;
     int mrc = rosa_metrics_close(r.metrics);
     r.metrics = NULL;
     if (mrc < 0) goto done;
-    if (rosa_adapter_save(r.a, o->output_dir, o->model_dir) < 0) goto done;
+    if (o->load_best_model_at_end && r.best_step > 0 && r.best_step != r.total_steps) {
+        /* As HF Trainer: the final adapter is the best checkpoint's. */
+        char best[4096];
+        snprintf(best, sizeof best, "%s/checkpoint-%lld", o->output_dir, (long long)r.best_step);
+        rosa_adapter *b = rosa_adapter_load(best, &r.m->cfg);
+        int crc = b ? rosa_adapter_copy_values(r.a, b) : -1;
+        rosa_adapter_free(b);
+        if (crc < 0) {
+            rosa_error_prefix("--load-best-model-at-end: %s", best);
+            goto done;
+        }
+    }
+    sum.loaded_best = o->load_best_model_at_end && r.best_step > 0;
+    sum.global_step = r.total_steps;
+    sum.train_loss = sum.steps_run ? loss_sum / (double)sum.steps_run : NAN;
+    sum.eval_loss = r.last_val;
+    sum.best_eval_loss = r.has_best ? r.best_loss : NAN;
+    sum.best_step = r.best_step;
+    if (rosa_adapter_save(r.a, o->output_dir, r.base_model) < 0 || rosa_run_results_write(o->output_dir, &sum) < 0 ||
+        rosa_run_card_write(o, r.a, r.base_model, &sum) < 0)
+        goto done;
     if (skipped && !o->quiet) rosa_log(ROSA_LOG_INFO, "%d steps were skipped (non-finite loss)", skipped);
-    if (!o->quiet) rosa_log(ROSA_LOG_INFO, "adapter saved in %s", o->output_dir);
+    if (!o->quiet) rosa_run_summary_log(&sum);
     done_as.last_step = r.total_steps;
     done_as.skipped_steps = skipped;
     status = 0;
