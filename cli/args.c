@@ -29,7 +29,7 @@ static const char *alias_flag(const arg_spec *a, char *buf, size_t size) {
 void args_print_help(const arg_parser *p) {
     printf("usage: rosa %s %s\n\n%s\n\noptions:\n", p->command, p->usage, p->summary);
     for (const arg_spec *a = p->args; a->name; a++) {
-        char left[128], alias[72] = "";
+        char left[256], alias[72] = "";
         if (a->alias) alias_flag(a, alias, sizeof alias);
         int is_short = a->alias && !a->alias[1];
         snprintf(left, sizeof left, "%s%s--%s%s%s%s%s", is_short ? alias : "", is_short ? ", " : "", a->name,

@@ -1,4 +1,5 @@
 /* cmd_train.c: `rosa train`, `rosa loss` and `rosa merge`. */
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -53,7 +54,13 @@ static int choose_rank(rosa_train_options *o, void *opts, float budget) {
         if (err < best_err) best_err = err, best = r;
     }
     rosa_peft_set_rank(o->method, opts, best);
-    if (!o->quiet) fprintf(stderr, "rosa: --param-budget %g: rank %d\n", budget, best);
+    double share = (double)rosa_peft_num_params(o->method, &c, opts) / (double)rosa_config_num_params(&c);
+    if (!o->quiet) fprintf(stderr, "rosa: --param-budget %g: rank %d (%.4g of the base model)\n", budget, best, share);
+    /* Ranks move the size in steps; say so when the nearest step is far off (as PEFT users
+     * would otherwise assume the budget was met). */
+    if (best_err > 0.1 * target)
+        fprintf(stderr, "rosa: warning: --param-budget %g cannot be met within 10%%: the nearest rank, %d, gives %.4g\n",
+                budget, best, share);
     return 0;
 }
 
@@ -139,7 +146,7 @@ int cmd_train(int argc, char **argv) {
     rosa_train_options_default(&o);
     const char *method = method_arg(argc, argv), *sched = "linear", *train_inputs = "true", *loss_norm = "mean",
                *nan_policy = "stop", *max_mem = NULL, *log_format = NULL, *dls_inactive = "skip", *dtype = "fp32";
-    int threads = 0, no_shuffle = 0, dls = 0, bf16 = 0;
+    int threads = 0, no_shuffle = 0, dls = 0, bf16 = 0, grad_accum = 0;
     float budget = 0.0f;
     rosa_dls_options *d = &o.dls;
     int with_dls; /* the method's name switches DLS on (rosa) */
@@ -167,11 +174,13 @@ int cmd_train(int argc, char **argv) {
         {"adam-beta2", ARG_FLOAT, &o.adam.beta2, "B", "AdamW beta2 (default 0.999)", 0, 0, NULL},
         {"adam-eps", ARG_FLOAT, &o.adam.eps, "E", "AdamW epsilon (default 1e-8)", 0, 0, NULL},
         {"weight-decay", ARG_FLOAT, &o.adam.weight_decay, "W", "decoupled weight decay (default 0)", 0, 0, NULL},
-        {"lr-scheduler", ARG_STR, &sched, "NAME", "linear (default), cosine or constant", 0, 0, NULL},
+        {"lr-scheduler", ARG_STR, &sched, "NAME", "linear (default), cosine or constant", 0, 0, "lr-scheduler-type"},
         {"warmup-steps", ARG_INT, &o.warmup_steps, "N", "linear warm-up steps (default 100)", 0, 0, NULL},
         {"batch-size", ARG_INT, &o.batch_size, "N", "examples per optimizer step (default 16)", 0, 0, NULL},
         {"micro-batch-size", ARG_INT, &o.micro_batch_size, "N", "examples per forward pass (default 4)", 0, 0,
          "per-device-train-batch-size"},
+        {"gradient-accumulation-steps", ARG_INT, &grad_accum, "N",
+         "HF's name for the batch as micro-batches: --batch-size = N x --micro-batch-size", 0, 0, NULL},
         {"epochs", ARG_INT, &o.epochs, "N", "passes over the data (default 3)", 0, 0, "num-train-epochs"},
         {"max-steps", ARG_INT, &o.max_steps, "N", "optimizer steps (overrides --epochs)", 0, 0, NULL},
         {"max-grad-norm", ARG_FLOAT, &o.max_grad_norm, "X", "clip the gradient norm (default 1; 0 = off)", 0, 0, NULL},
@@ -239,6 +248,22 @@ int cmd_train(int argc, char **argv) {
         die_msg("--param-budget %g must be a fraction of the base model in (0, 1)", (double)budget);
         goto done;
     }
+    if (arg_seen(specs, "param-budget") && arg_seen(specs, "rank")) {
+        die_msg("rosa train: --param-budget and --rank both set the rank: give one");
+        goto done;
+    }
+    if (arg_seen(specs, "gradient-accumulation-steps")) {
+        if (arg_seen(specs, "batch-size")) {
+            die_msg("rosa train: --gradient-accumulation-steps and --batch-size both set the batch: give one");
+            goto done;
+        }
+        if (grad_accum <= 0 || o.micro_batch_size <= 0 || grad_accum > INT_MAX / o.micro_batch_size) {
+            die_msg("--gradient-accumulation-steps %d with --micro-batch-size %d: expected two positive counts whose product fits an int",
+                    grad_accum, o.micro_batch_size);
+            goto done;
+        }
+        o.batch_size = grad_accum * o.micro_batch_size;
+    }
     if (budget > 0 && choose_rank(&o, opts, budget) < 0) {
         status = 1;
         goto done;
@@ -278,6 +303,10 @@ int cmd_train(int argc, char **argv) {
         die_msg("%s", rosa_last_error());
         goto done;
     }
+    /* Warned, not refused: a short test run with a long warm-up is legitimate. */
+    if (arg_seen(specs, "max-steps") && o.max_steps > 0 && o.warmup_steps >= o.max_steps)
+        fprintf(stderr, "rosa: warning: --warmup-steps %d is not shorter than the run (--max-steps %d): the learning rate "
+                        "never reaches its peak\n", o.warmup_steps, o.max_steps);
     if (take_stop_signals() < 0) {
         die_msg("cannot set up the handling of SIGINT and SIGTERM");
         status = 1;

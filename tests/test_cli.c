@@ -242,4 +242,19 @@ TEST(cli_contradicting_options_are_usage_errors) {
                  2);
     CHECK_MSG(strstr(out, "rosa: error: --mode loglik and --num-beams do not go together") != NULL, "got: %s", out);
     free(out);
+    const char *train = "train --model %s --data x.json --output /nonexistent/out --max-steps 2";
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s %s --param-budget 0.01 --rank 4", rosa_bin(), train);
+    CHECK_EQ_INT(run_shellf(&out, cmd, stories_arg()), 2);
+    CHECK_STR(out, "rosa: error: rosa train: --param-budget and --rank both set the rank: give one\n");
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s %s --gradient-accumulation-steps 2 --batch-size 8", rosa_bin(), train);
+    CHECK_EQ_INT(run_shellf(&out, cmd, stories_arg()), 2);
+    CHECK_STR(out, "rosa: error: rosa train: --gradient-accumulation-steps and --batch-size both set the batch: give one\n");
+    free(out);    /* A warning, not an error: the run goes on (here to fail on the missing data). */
+    snprintf(cmd, sizeof cmd, "%s %s --warmup-steps 5", rosa_bin(), train);
+    run_shellf(&out, cmd, stories_arg());
+    CHECK_MSG(strstr(out, "rosa: warning: --warmup-steps 5 is not shorter than the run (--max-steps 2)") != NULL,
+              "got: %s", out);
+    free(out);
 }

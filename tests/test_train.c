@@ -771,18 +771,18 @@ TEST(train_hf_aliases_match_rosa_flags) {
     const char *model = shared_path("models/stories260K");
     const char *data = test_tmp_path("alias.jsonl"), *a_dir = test_tmp_path("rosa_flags"), *b_dir = test_tmp_path("hf_flags");
     write_toy_records(data, 8);
-    const char *common = "--max-steps 2 --batch-size 2 --warmup-steps 0 --seed 3 --save-steps 0 --quiet";
+    const char *common = "--max-steps 2 --warmup-steps 0 --seed 3 --save-steps 0 --quiet";
     char cmd[4096], *o = NULL;
     snprintf(cmd, sizeof cmd,
              "%s train --model %s --data %s --output %s %s --lr 1e-2 --rank 4 --alpha 8 --dropout 0.1 "
-             "--micro-batch-size 1 --epochs 1 --cutoff-len 32 --recompute",
+             "--micro-batch-size 1 --batch-size 2 --epochs 1 --cutoff-len 32 --recompute --lr-scheduler cosine",
              rosa_bin(), model, data, a_dir, common);
     REQUIRE(sh(cmd, &o) == 0);
     free(o);
     snprintf(cmd, sizeof cmd,
              "%s train --model %s --data %s --output %s %s --learning-rate 1e-2 --lora-r 4 --lora_alpha 8 "
              "--lora-dropout 0.1 --per-device-train-batch-size 1 --num-train-epochs 1 --max-seq-length 32 "
-             "--gradient-checkpointing",
+             "--gradient-checkpointing --gradient-accumulation-steps 2 --lr_scheduler_type cosine",
              rosa_bin(), model, data, b_dir, common);
     int rc = sh(cmd, &o);
     CHECK_MSG(rc == 0, "alias run failed: %s", o);
