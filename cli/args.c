@@ -27,8 +27,10 @@ static const char *alias_flag(const arg_spec *a, char *buf, size_t size) {
 }
 
 void args_print_help(const arg_parser *p) {
-    printf("usage: rosa %s %s\n\n%s\n\noptions:\n", p->command, p->usage, p->summary);
+    printf("usage: rosa %s %s\n\n%s\n\n%s", p->command, p->usage, p->summary, p->sections ? "" : "options:\n");
     for (const arg_spec *a = p->args; a->name; a++) {
+        for (const struct arg_section *s = p->sections; s && s->first; s++)
+            if (strcmp(s->first, a->name) == 0) printf("%s%s:\n", a == p->args ? "" : "\n", s->title);
         char left[256], alias[72] = "";
         if (a->alias) alias_flag(a, alias, sizeof alias);
         int is_short = a->alias && !a->alias[1];

@@ -26,6 +26,9 @@ typedef struct {
     arg_spec *args;      /* terminated by {0} */
     const char *positional; /* metavar of one optional positional argument, or NULL */
     const char **positional_dest;
+    /* Optional headings for --help, as HF's argument groups: each starts at the
+     * option named first; {NULL} ends the list.  Set after the initialiser. */
+    const struct arg_section { const char *first, *title; } *sections;
 } arg_parser;
 
 /* Returns 0 on success, 1 when --help was printed (exit 0), -1 on a usage

@@ -51,7 +51,7 @@ int cmd_analyze(int argc, char **argv) {
                     "Measures the mean L2 norm of the RoPE-rotated query and key states per head dimension and per "
                     "layer on your data (the RoSA paper's Figure 1), marks the dimensions --r-low selects, and the "
                     "mean activation per rotary frequency band.",
-                    specs, NULL, NULL};
+                    specs, NULL, NULL, NULL};
     int r = args_parse(&p, argc, argv);
     if (r) return r > 0 ? 0 : 2;
     int eval = 0;

@@ -101,7 +101,7 @@ int cmd_eval(int argc, char **argv) {
     arg_parser p = {"eval", "--model DIR [--adapter DIR] --tasks LIST [options]",
                     "Evaluates on the LLM-Adapters benchmarks (8 commonsense, 7 arithmetic) with their protocol: "
                     "beam search, answer extraction and scoring as the reference scripts.",
-                    specs, NULL, NULL};
+                    specs, NULL, NULL, NULL};
     int status = 2, n_args = argc;
     rosa_task_list tasks = {0};
     rosa_model *m = NULL;

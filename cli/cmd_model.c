@@ -87,7 +87,7 @@ int cmd_generate(int argc, char **argv) {
         {0},
     };
     arg_parser p = {"generate", "--model DIR [--prompt TEXT] [options]",
-                    "Generates a continuation of the prompt, streaming it to stdout.", specs, NULL, NULL};
+                    "Generates a continuation of the prompt, streaming it to stdout.", specs, NULL, NULL, NULL};
     int r = args_parse(&p, argc, argv);
     if (r) return r > 0 ? 0 : 2;
     if (arg_seen(specs, "prompt") && arg_seen(specs, "prompt-ids"))
@@ -188,7 +188,7 @@ int cmd_info(int argc, char **argv) {
         {0},
     };
     arg_parser p = {"info", "--model DIR [--json]", "Describes a model: architecture, sizes, parameters, memory.",
-                    specs, NULL, NULL};
+                    specs, NULL, NULL, NULL};
     int r = args_parse(&p, argc, argv);
     if (r) return r > 0 ? 0 : 2;
     rosa_model *m = rosa_model_load(model_dir);

@@ -19,7 +19,7 @@ int cmd_report(int argc, char **argv) {
                     "Writes one self-contained HTML file (inline SVG, no network, no script) with the run's loss, "
                     "learning rate, gradient norm and tokens/s, the DLS heatmap and selection counts, configuration, "
                     "parameters, memory, wall time and evaluation results (eval*.json in RUN_DIR).",
-                    specs, NULL, NULL};
+                    specs, NULL, NULL, NULL};
     const char *dirs[8];
     int n = 0, in_compare = 0;
     for (int i = 0; i < argc; i++) {

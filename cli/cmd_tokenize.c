@@ -144,7 +144,7 @@ int cmd_tokenize(int argc, char **argv) {
                     "Prints the token ids of the whole text (with BOS as transformers adds it), or with --decode "
                     "the text of a list of ids, or with --data the ids and labels that training (LLM-Adapters "
                     "finetune.py) uses for each record of a data file.",
-                    specs, NULL, NULL};
+                    specs, NULL, NULL, NULL};
     int r = args_parse(&p, argc, argv);
     if (r) return r > 0 ? 0 : 2;
     if (!!tok_path + !!model != 1) return die_msg("rosa tokenize: give exactly one of --tokenizer and --model"), 2;

@@ -158,6 +158,12 @@ int cmd_train(int argc, char **argv) {
         {"model", ARG_STR, &o.model_dir, "DIR", "base model (Hugging Face directory)", 1, 0, NULL},
         {"data", ARG_STR, &o.data_path, "FILE", "training data (LLM-Adapters JSON or JSON Lines)", 1, 0, NULL},
         {"output", ARG_STR, &o.output_dir, "DIR", "where checkpoints, metrics and the adapter go", 1, 0, NULL},
+        {"cutoff-len", ARG_INT, &o.data.cutoff_len, "N", "truncate examples to N tokens (default 256)", 0, 0,
+         "max-seq-length"},
+        {"train-on-inputs", ARG_STR, &train_inputs, "BOOL", "take loss on the prompt too (default true)", 0, 0, NULL},
+        {"no-shuffle", ARG_FLAG, &no_shuffle, NULL, "keep file order", 0, 0, NULL},
+        {"val-set-size", ARG_INT, &o.val_set_size, "N", "hold out N random records for validation (default 0)", 0, 0, NULL},
+        {"skip-bad-records", ARG_FLAG, &o.skip_bad_records, NULL, "skip malformed records with a warning", 0, 0, NULL},
         {"method", ARG_STR, &method, "NAME", "lora (default), roae, or rosa (= roae + DLS); "
                                               "`rosa train --method NAME --help` lists its options", 0, 0, NULL},
         {"param-budget", ARG_FLOAT, &budget, "F", "pick the rank whose size is closest to F x the base model", 0, 0, NULL},
@@ -174,6 +180,8 @@ int cmd_train(int argc, char **argv) {
         {"adam-beta2", ARG_FLOAT, &o.adam.beta2, "B", "AdamW beta2 (default 0.999)", 0, 0, NULL},
         {"adam-eps", ARG_FLOAT, &o.adam.eps, "E", "AdamW epsilon (default 1e-8)", 0, 0, NULL},
         {"weight-decay", ARG_FLOAT, &o.adam.weight_decay, "W", "decoupled weight decay (default 0)", 0, 0, NULL},
+        {"max-grad-norm", ARG_FLOAT, &o.max_grad_norm, "X", "clip the gradient norm (default 1; 0 = off)", 0, 0, NULL},
+        {"loss-norm", ARG_STR, &loss_norm, "MODE", "mean (per micro-batch, HF Trainer) or token", 0, 0, NULL},
         {"lr-scheduler", ARG_STR, &sched, "NAME", "linear (default), cosine or constant", 0, 0, "lr-scheduler-type"},
         {"warmup-steps", ARG_INT, &o.warmup_steps, "N", "linear warm-up steps (default 100)", 0, 0, NULL},
         {"batch-size", ARG_INT, &o.batch_size, "N", "examples per optimizer step (default 16)", 0, 0, NULL},
@@ -183,21 +191,19 @@ int cmd_train(int argc, char **argv) {
          "HF's name for the batch as micro-batches: --batch-size = N x --micro-batch-size", 0, 0, NULL},
         {"epochs", ARG_INT, &o.epochs, "N", "passes over the data (default 3)", 0, 0, "num-train-epochs"},
         {"max-steps", ARG_INT, &o.max_steps, "N", "optimizer steps (overrides --epochs)", 0, 0, NULL},
-        {"max-grad-norm", ARG_FLOAT, &o.max_grad_norm, "X", "clip the gradient norm (default 1; 0 = off)", 0, 0, NULL},
         {"seed", ARG_U64, &o.seed, "S", "seed of everything random (default 42)", 0, 0, NULL},
-        {"cutoff-len", ARG_INT, &o.data.cutoff_len, "N", "truncate examples to N tokens (default 256)", 0, 0,
-         "max-seq-length"},
-        {"train-on-inputs", ARG_STR, &train_inputs, "BOOL", "take loss on the prompt too (default true)", 0, 0, NULL},
-        {"no-shuffle", ARG_FLAG, &no_shuffle, NULL, "keep file order", 0, 0, NULL},
-        {"val-set-size", ARG_INT, &o.val_set_size, "N", "hold out N random records for validation (default 0)", 0, 0, NULL},
         {"eval-steps", ARG_INT, &o.eval_steps, "N", "validate every N steps (default 200; 0: at the end only)", 0, 0, NULL},
         {"save-steps", ARG_INT, &o.save_steps, "N", "checkpoint every N steps (default 200; 0: at the end only)", 0, 0, NULL},
-        {"loss-norm", ARG_STR, &loss_norm, "MODE", "mean (per micro-batch, HF Trainer) or token", 0, 0, NULL},
+        {"save-total-limit", ARG_INT, &o.save_total_limit, "N",
+         "keep only the newest N checkpoints (default 0: all)", 0, 0, NULL},
+        {"load-best-model-at-end", ARG_FLAG, &o.load_best_model_at_end, NULL,
+         "keep the checkpoint of the lowest validation loss; it becomes the final adapter", 0, 0, NULL},
         {"init-adapter", ARG_STR, &o.init_adapter, "DIR", "start from this adapter's weights", 0, 0, NULL},
         {"resume", ARG_FLAG, &o.resume, NULL, "continue from the newest checkpoint in --output", 0, 0, NULL},
         {"overwrite", ARG_FLAG, &o.overwrite, NULL, "start over in an --output that holds a run", 0, 0, NULL},
+        {"base-model-name", ARG_STR, &o.base_model_name, "ID",
+         "base_model_name_or_path to record, e.g. a hub id (default: --model as an absolute path)", 0, 0, NULL},
         {"nan-policy", ARG_STR, &nan_policy, "stop|skip", "on a non-finite loss (default stop)", 0, 0, NULL},
-        {"skip-bad-records", ARG_FLAG, &o.skip_bad_records, NULL, "skip malformed records with a warning", 0, 0, NULL},
         {"max-memory", ARG_STR, &max_mem, "SIZE", "refuse to start above this much memory (e.g. 8G)", 0, 0, NULL},
         {"dtype", ARG_STR, &dtype, "fp32|bf16", "bf16: frozen matrix products in BF16, FP32 accumulation (default fp32)", 0, 0, NULL},
         {"bf16", ARG_FLAG, &bf16, NULL, "the same as --dtype bf16", 0, 0, NULL},
@@ -206,29 +212,31 @@ int cmd_train(int argc, char **argv) {
         {"threads", ARG_INT, &threads, "N", "threads (default: all cores)", 0, 0, NULL},
         {"log-format", ARG_STR, &log_format, "tty|plain", "progress display (default: tty on a terminal)", 0, 0, NULL},
         {"quiet", ARG_FLAG, &o.quiet, NULL, "no progress output", 0, 0, NULL},
-        {"save-total-limit", ARG_INT, &o.save_total_limit, "N",
-         "keep only the newest N checkpoints (default 0: all)", 0, 0, NULL},
-        {"load-best-model-at-end", ARG_FLAG, &o.load_best_model_at_end, NULL,
-         "keep the checkpoint of the lowest validation loss; it becomes the final adapter", 0, 0, NULL},
-        {"base-model-name", ARG_STR, &o.base_model_name, "ID",
-         "base_model_name_or_path to record, e.g. a hub id (default: --model as an absolute path)", 0, 0, NULL},
     };
     enum { N_COMMON = sizeof common / sizeof common[0] };
     arg_spec specs[N_COMMON + MAX_METHOD_OPTS + 1];
     /* The method's options come right after --method in the help. */
-    memcpy(specs, common, sizeof(arg_spec) * 4);
-    memcpy(specs + 4, ma.specs, sizeof(arg_spec) * (size_t)ma.n);
-    memcpy(specs + 4 + ma.n, common + 4, sizeof(arg_spec) * (N_COMMON - 4));
+    int M = 0; /* the index after --method */
+    while (strcmp(common[M++].name, "method") != 0) {}
+    memcpy(specs, common, sizeof(arg_spec) * M);
+    memcpy(specs + M, ma.specs, sizeof(arg_spec) * (size_t)ma.n);
+    memcpy(specs + M + ma.n, common + M, sizeof(arg_spec) * (N_COMMON - M));
     memset(&specs[N_COMMON + ma.n], 0, sizeof specs[0]);
+    static const struct arg_section sections[] = {
+        {"model", "model and data"}, {"method", "method"},       {"dls", "dynamic layer selection (DLS)"},
+        {"lr", "optimizer"},         {"lr-scheduler", "schedule"}, {"eval-steps", "validation and checkpoints"},
+        {"max-memory", "runtime"},   {NULL, NULL},
+    };
     arg_parser p = {"train", "--model DIR --data FILE --output DIR [options]",
-                    "Fine-tunes an adapter on a frozen base model and saves it in PEFT format.", specs, NULL, NULL};
+                    "Fine-tunes an adapter on a frozen base model and saves it in PEFT format.", specs, NULL, NULL, NULL};
+    p.sections = sections;
     if (check_foreign_options(o.method, method, argc, argv) < 0) return 2;
     int r = args_parse(&p, argc, argv);
     if (r) return r > 0 ? 0 : 2;
     void *opts = rosa_peft_opts_new(o.method, NULL);
     if (!opts) return die_msg("%s", rosa_last_error()), 1;
     int status = 2;
-    if (method_apply(o.method, &ma, specs + 4, opts) < 0) goto done;
+    if (method_apply(o.method, &ma, specs + M, opts) < 0) goto done;
     o.method_opts = opts;
     d->enabled = dls || with_dls;
     if (!arg_seen(specs, "dls-warmup")) d->warmup = d->interval;
@@ -362,7 +370,7 @@ int cmd_loss(int argc, char **argv) {
     };
     arg_parser p = {"loss", "--model DIR [--adapter DIR] --data FILE [options]",
                     "Prints the token-weighted mean loss and the mean of per-example losses of a data set.", specs, NULL,
-                    NULL};
+                    NULL, NULL};
     int r = args_parse(&p, argc, argv);
     if (r) return r > 0 ? 0 : 2;
     if (arg_parse_bool("train-on-inputs", train_inputs, &d.train_on_inputs) < 0) return 2;
@@ -504,7 +512,7 @@ int cmd_merge(int argc, char **argv) {
     arg_parser p = {"merge", "--model DIR --adapter DIR --output DIR",
                     "Writes a model directory with the adapter folded into the weights (LoRA: W + s B A), and every "
                     "other file of the base (tokenizer, chat template, licence) copied.", specs, NULL,
-                    NULL};
+                    NULL, NULL};
     int r = args_parse(&p, argc, argv);
     if (r) return r > 0 ? 0 : 2;
     if (parse_shard_size(shard, &mo.max_shard_size) < 0) return 2;

@@ -28,7 +28,7 @@ static void check_specs(int argc, char **argv) {
         {"flag", ARG_FLAG, &flag, NULL, "", 0, 0, "f"},    {"size", ARG_STR, &size_text, "SIZE", "", 0, 0, NULL},
         {"bool", ARG_STR, &bool_text, "BOOL", "", 0, 0, NULL}, {0},
     };
-    arg_parser p = {"fuzz", "", "", specs, NULL, NULL};
+    arg_parser p = {"fuzz", "", "", specs, NULL, NULL, NULL};
     int rc = args_parse(&p, argc, argv);
     FUZZ_ASSERT(rc >= -1 && rc <= 1, "args_parse returned %d", rc);
     if (rc != 0) return;

@@ -258,3 +258,24 @@ TEST(cli_contradicting_options_are_usage_errors) {
               "got: %s", out);
     free(out);
 }
+
+/* train --help is in sections, as HF's argument groups: each heading once, in order, and
+ * each option under its own (the method's options under "method"). */
+TEST(cli_train_help_in_sections) {
+    char *out;
+    CHECK_EQ_INT(run_shellf(&out, "%s train --method rosa --help", rosa_bin()), 0);
+    REQUIRE(out);
+    const char *heads[] = {"\nmodel and data:\n", "\nmethod:\n", "\ndynamic layer selection (DLS):\n", "\noptimizer:\n",
+                           "\nschedule:\n", "\nvalidation and checkpoints:\n", "\nruntime:\n"};
+    const char *at = out;
+    for (size_t i = 0; i < sizeof heads / sizeof heads[0]; i++) {
+        const char *h = strstr(at, heads[i]);
+        CHECK_MSG(h != NULL, "heading %zu missing or out of order: %s", i, out);
+        if (h) at = h + 1;
+    }
+    const char *m = strstr(out, "\nmethod:\n"), *r = strstr(out, "--r-low"), *d = strstr(out, "\ndynamic layer");
+    CHECK_MSG(m && r && d && m < r && r < d, "the method's options belong under method: %s", out);
+    const char *rt = strstr(out, "\nruntime:\n"), *th = strstr(out, "--threads");
+    CHECK(rt && th && rt < th);
+    free(out);
+}
