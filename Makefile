@@ -9,6 +9,8 @@ WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter $(if $(WERROR),-Werror)
 ALL_CFLAGS = $(OPT) -std=c11 -D_GNU_SOURCE $(WARN) -fopenmp -march=native -Iinclude -Isrc -MMD -MP $(CFLAGS)
 LDLIBS  += -ldnnl -lopenblas -lpcre2-8 -lcjson -lutf8proc -lm
 ALL_LDFLAGS = -fopenmp $(LDFLAGS)
+# libyaml reads `--config FILE`: the command line's concern, not the library's.
+CLI_LDLIBS := -lyaml
 
 # Sanitizer build: make SAN=1 (ASan + UBSan, objects in build-san/).
 ifeq ($(SAN),1)
@@ -96,10 +98,10 @@ install: $(BUILD)/rosa $(BUILD)/librosa.a $(BUILD)/pic/librosa.so.$(VERSION)
 	    -e 's|@VERSION@|$(VERSION)|' tools/rosa.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/rosa.pc
 
 $(BUILD)/rosa: $(CLI_OBJ) $(BUILD)/librosa.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS) $(CLI_LDLIBS)
 
 $(BUILD)/test_rosa: $(TEST_OBJ) $(BUILD)/librosa.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS) $(CLI_LDLIBS)
 
 $(BUILD)/bench_%: $(BUILD)/bench/bench_%.o $(BUILD)/librosa.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -165,9 +167,9 @@ build/fuzz/%.o: %.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 build/fuzz/fuzz_%: build/fuzz/fuzz/fuzz_%.o $(FUZZ_LIB_OBJ)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
-# The command line's option parser is the CLI's, not the library's.
-build/fuzz/fuzz_args: build/fuzz/cli/args.o
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS) $(CLI_LDLIBS)
+# The command line's option parser and config file are the CLI's, not the library's.
+build/fuzz/fuzz_args build/fuzz/fuzz_runconfig: build/fuzz/cli/args.o build/fuzz/cli/config_file.o
 fuzz: deps
 	@$(MAKE) --no-print-directory $(FUZZ_BIN)
 	ROSA_SHARED=$(SHARED) sh fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)

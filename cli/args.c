@@ -1,6 +1,8 @@
 /* args.c: the option parser shared by every subcommand. */
 #include "args.h"
 
+#include "config_file.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -15,6 +17,18 @@ void die_msg(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     fputs("rosa: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+/* A usage error about argument `arg`: "rosa: error: rosa CMD: [run.yaml:3
+ * (key lr): ]message", so that a value from a config file names its line. */
+static void __attribute__((format(printf, 3, 4))) arg_error(const arg_parser *p, const char *arg, const char *fmt, ...) {
+    const char *origin = arg ? config_origin(arg) : NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "rosa: error: rosa %s: %s%s", p->command, origin ? origin : "", origin ? ": " : "");
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
@@ -40,6 +54,7 @@ void args_print_help(const arg_parser *p) {
         if (strlen(left) > 26) printf("  %s\n  %-26s %s%s\n", left, "", a->help, a->required ? " (required)" : "");
         else printf("  %-26s %s%s\n", left, a->help, a->required ? " (required)" : "");
     }
+    printf("  %-26s %s\n", "--config FILE", "read options from a YAML file (key: value); flags given here override it");
     printf("  %-26s %s\n", "--help", "show this help and exit");
 }
 
@@ -71,9 +86,7 @@ static size_t edit_distance(const char *name, const char *s, size_t n) {
     return row[n];
 }
 
-/* The option name nearest to s[0..n) when it is near enough to be a typo:
- * at most 2 edits, and fewer than half the name's letters. */
-static const char *suggest(const arg_spec *args, const char *s, size_t n) {
+const char *args_suggest(const arg_spec *args, const char *s, size_t n) {
     const char *best = NULL;
     size_t best_d = 3;
     for (const arg_spec *a = args; a->name; a++) {
@@ -86,7 +99,7 @@ static const char *suggest(const arg_spec *args, const char *s, size_t n) {
     return best;
 }
 
-static int parse_value(arg_parser *p, arg_spec *a, const char *flag, const char *v) {
+static int parse_value(arg_parser *p, arg_spec *a, const char *arg, const char *flag, const char *v) {
     char *end;
     errno = 0;
     switch (a->type) {
@@ -112,11 +125,23 @@ static int parse_value(arg_parser *p, arg_spec *a, const char *flag, const char 
         *(float *)a->dest = x;
         return 0;
     }
+    case ARG_DOUBLE: {
+        double x = strtod(v, &end);
+        if (*v == 0 || *end || errno || !isfinite(x)) break;
+        *(double *)a->dest = x;
+        return 0;
+    }
     case ARG_FLAG:
         break;
     }
-    die_msg("rosa %s: %s expects %s, got \"%s\"", p->command, flag,
-            a->type == ARG_FLOAT ? "a number" : "an integer", v);
+    arg_error(p, arg, "%s expects %s, got \"%s\"", flag, a->type == ARG_FLOAT || a->type == ARG_DOUBLE ? "a number" : "an integer", v);
+    return -1;
+}
+
+/* A boolean in any case (HF's --bf16 True): 1, 0, or -1. */
+static int bool_value(const char *v) {
+    if (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes")) return 1;
+    if (!strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no")) return 0;
     return -1;
 }
 
@@ -128,53 +153,56 @@ int args_parse(arg_parser *p, int argc, char **argv) {
             return 1;
         }
         arg_spec *a = NULL;
+        int by = ARG_SEEN_NAME;
         if (s[0] == '-' && s[1] && s[1] != '-' && !s[2])
             for (arg_spec *b = p->args; b->name && !a; b++)
-                if (b->alias && b->alias[0] == s[1] && !b->alias[1]) a = b;
-        if (a) {
-            a->seen |= 2;
-        } else if (strncmp(s, "--", 2) != 0) {
+                if (b->alias && b->alias[0] == s[1] && !b->alias[1]) a = b, by = ARG_SEEN_ALIAS;
+        if (!a && strncmp(s, "--", 2) != 0) {
             if (p->positional && !*p->positional_dest) {
                 *p->positional_dest = s;
                 continue;
             }
-            die_msg("rosa %s: unexpected argument \"%s\" (see rosa %s --help)", p->command, s, p->command);
+            arg_error(p, s, "unexpected argument \"%s\" (see rosa %s --help)", s, p->command);
             return -1;
         }
         const char *name = s + 2, *eq = a ? NULL : strchr(name, '=');
         size_t n = eq ? (size_t)(eq - name) : strlen(name);
         for (arg_spec *b = p->args; b->name && !a; b++) {
-            if (args_name_eq(b->name, name, n)) a = b, a->seen |= 1;
-            else if (b->alias && b->alias[1] && args_name_eq(b->alias, name, n)) a = b, a->seen |= 2;
+            if (args_name_eq(b->name, name, n)) a = b, by = ARG_SEEN_NAME;
+            else if (b->alias && b->alias[1] && args_name_eq(b->alias, name, n)) a = b, by = ARG_SEEN_ALIAS;
         }
         if (!a) {
-            const char *near = suggest(p->args, name, n);
-            if (near) die_msg("rosa %s: unknown option --%.*s (did you mean --%s?)", p->command, (int)n, name, near);
-            else die_msg("rosa %s: unknown option --%.*s (see rosa %s --help)", p->command, (int)n, name, p->command);
+            const char *near = args_suggest(p->args, name, n);
+            if (near) arg_error(p, s, "unknown option --%.*s (did you mean --%s?)", (int)n, name, near);
+            else arg_error(p, s, "unknown option --%.*s (see rosa %s --help)", (int)n, name, p->command);
             return -1;
         }
+        /* The command line overrides a config file: forget what the file said. */
+        int from_file = config_origin(s) != NULL;
+        if ((a->seen & ARG_SEEN_FILE) && !from_file) a->seen = 0;
+        a->seen |= by | (from_file ? ARG_SEEN_FILE : 0);
         char flag[72], alias[72];
         snprintf(flag, sizeof flag, "--%s", a->name);
-        if (a->seen == 3) {
-            die_msg("rosa %s: %s and %s are the same option: give one", p->command, flag,
-                    alias_flag(a, alias, sizeof alias));
+        if ((a->seen & ARG_SEEN_BOTH) == ARG_SEEN_BOTH) {
+            arg_error(p, s, "%s and %s are the same option: give one", flag, alias_flag(a, alias, sizeof alias));
             return -1;
         }
-        if (a->seen == 2) alias_flag(a, flag, sizeof flag);
+        if (by == ARG_SEEN_ALIAS) alias_flag(a, flag, sizeof flag);
         if (a->type == ARG_FLAG) {
-            if (eq) {
-                die_msg("rosa %s: %s takes no value", p->command, flag);
+            int b = eq ? bool_value(eq + 1) : 1;
+            if (b < 0) {
+                arg_error(p, s, "%s takes no value, or true or false (any case), got \"%s\"", flag, eq + 1);
                 return -1;
             }
-            *(int *)a->dest = 1;
+            *(int *)a->dest = b;
             continue;
         }
         const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
         if (!v) {
-            die_msg("rosa %s: %s needs a value (%s)", p->command, flag, a->metavar);
+            arg_error(p, s, "%s needs a value (%s)", flag, a->metavar);
             return -1;
         }
-        if (parse_value(p, a, flag, v) < 0) return -1;
+        if (parse_value(p, a, s, flag, v) < 0) return -1;
     }
     for (const arg_spec *a = p->args; a->name; a++)
         if (a->required && !a->seen) {
@@ -191,9 +219,8 @@ int arg_seen(const arg_spec *specs, const char *name) {
 }
 
 int arg_parse_bool(const char *flag, const char *v, int *out) {
-    if (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes")) *out = 1;
-    else if (!strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no")) *out = 0;
-    else {
+    *out = bool_value(v);
+    if (*out < 0) {
         die_msg("--%s expects true or false, got \"%s\"", flag, v);
         return -1;
     }

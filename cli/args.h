@@ -5,16 +5,20 @@
 
 #include <stddef.h>
 
-typedef enum { ARG_STR, ARG_INT, ARG_FLOAT, ARG_U64, ARG_FLAG } arg_type;
+/* ARG_FLAG: --flag, or --flag=BOOL (true/false in any case, yes/no, 1/0). */
+typedef enum { ARG_STR, ARG_INT, ARG_FLOAT, ARG_DOUBLE, ARG_U64, ARG_FLAG } arg_type;
+
+/* How an option was given: by its name, its alias, from a --config file. */
+enum { ARG_SEEN_NAME = 1, ARG_SEEN_ALIAS = 2, ARG_SEEN_BOTH = 3, ARG_SEEN_FILE = 4 };
 
 typedef struct {
     const char *name;    /* without the leading "--" */
     arg_type type;
-    void *dest;          /* const char **, int *, float *, uint64_t *, int * */
+    void *dest;          /* const char **, int *, float *, double *, uint64_t *, int * */
     const char *metavar; /* NULL for flags */
     const char *help;
     int required;
-    int seen;            /* set by the parser: 1 by name, 2 by alias */
+    int seen;            /* set by the parser: ARG_SEEN_* bits */
     const char *alias;   /* another name writing the same dest ("learning-rate"; one letter: a short flag
                             such as -m), or NULL */
 } arg_spec;
@@ -45,6 +49,9 @@ int arg_parse_size(const char *flag, const char *s, double *out);
 /* Whether s[0..n) spells the option name; '_' stands for '-', so
  * --learning_rate is --learning-rate. */
 int args_name_eq(const char *name, const char *s, size_t n);
+/* The option name nearest to s[0..n) when it is near enough to be a typo
+ * (at most 2 edits, fewer than half its letters), or NULL. */
+const char *args_suggest(const arg_spec *args, const char *s, size_t n);
 /* Whether --name was given. */
 int arg_seen(const arg_spec *specs, const char *name);
 

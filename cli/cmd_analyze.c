@@ -66,7 +66,7 @@ int cmd_analyze(int argc, char **argv) {
         if (strcmp(log_format, "plain") == 0) plain = 1;
         else if (strcmp(log_format, "tty") != 0) return die_msg("--log-format expects tty or plain"), 2;
     }
-    rosa_set_threads(threads);
+    if (take_threads(specs, threads) < 0) return 2;
 
     int status = 1;
     rosa_records recs = {0};

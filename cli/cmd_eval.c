@@ -141,8 +141,8 @@ int cmd_eval(int argc, char **argv) {
         die_msg("--batch-size must be in [1, %d], got %d", ROSA_MAX_BATCH, batch);
         goto done;
     }
-    if (limit < 0) {
-        die_msg("--limit must be >= 0");
+    if (arg_seen(specs, "limit") && limit < 1) {
+        die_msg("--limit must be >= 1, got %d", limit);
         goto done;
     }
     if (arg_seen(specs, "max-prompt-tokens") && max_prompt < 1) {
@@ -209,8 +209,15 @@ int cmd_eval(int argc, char **argv) {
         status = 0;
         goto done;
     }
-    if (tasks_list && rosa_tasks_add_list(&tasks, tasks_list, data_dir) < 0) goto fail;
-    rosa_set_threads(threads);
+    if (tasks_list && rosa_tasks_add_list(&tasks, tasks_list, data_dir) < 0) {
+        /* A misspelt task is a usage error; a missing data file is not. */
+        if (strncmp(rosa_last_error(), "unknown task", 12) == 0) status = 2;
+        goto fail;
+    }
+    if (take_threads(specs, threads) < 0) {
+        status = 2;
+        goto done;
+    }
     m = rosa_model_load(model_dir);
     if (!m) goto fail;
     if (!rosa_model_tokenizer(m)) {
@@ -235,8 +242,7 @@ int cmd_eval(int argc, char **argv) {
     status = 0;
     goto done;
 fail:
-    die_msg("%s", rosa_last_error());
-    status = 1;
+    die_msg("%s", rosa_last_error()); /* status: 1, or 2 for a usage error found late */
 done:
     rosa_eval_report_free(&rep);
     rosa_task_list_free(&tasks);

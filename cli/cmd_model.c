@@ -97,11 +97,14 @@ int cmd_generate(int argc, char **argv) {
     if (gp.temperature < 0) return die_msg("--temperature must be >= 0"), 2;
     if (gp.top_k < 0) return die_msg("--top-k must be >= 0"), 2;
     if (!(gp.top_p > 0 && gp.top_p <= 1)) return die_msg("--top-p must be in (0, 1]"), 2;
-    if (threads < 0) return die_msg("--threads must be >= 0"), 2;
+    /* transformers warns the same way: these shape sampling only. */
+    if (gp.temperature == 0 && (arg_seen(specs, "top-k") || arg_seen(specs, "top-p")))
+        fprintf(stderr, "rosa: warning: --%s has no effect with greedy decoding (--temperature 0): give --temperature > 0 "
+                        "to sample\n", arg_seen(specs, "top-k") ? "top-k" : "top-p");
     gp.stop_at_eos = !ignore_eos;
     rosa_dtype compute;
     if (parse_dtype(dtype, &compute) < 0) return 2;
-    rosa_set_threads(threads);
+    if (take_threads(specs, threads) < 0) return 2;
 
     rosa_model *m = rosa_model_load(model_dir);
     if (!m) return die_msg("%s", rosa_last_error()), 1;

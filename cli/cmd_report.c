@@ -22,26 +22,32 @@ int cmd_report(int argc, char **argv) {
                     specs, NULL, NULL, NULL};
     const char *dirs[8];
     int n = 0, in_compare = 0;
+    /* Not args_parse, as --compare takes several values; the same spellings
+     * ('_' for '-', --option=value) and the same suggestions. */
     for (int i = 0; i < argc; i++) {
         const char *s = argv[i];
         if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
             args_print_help(&p);
             return 0;
         }
-        if (strcmp(s, "--output") == 0 || strncmp(s, "--output=", 9) == 0) {
+        const char *name = s + 2, *eq = strncmp(s, "--", 2) == 0 ? strchr(name, '=') : NULL;
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        if (strncmp(s, "--", 2) == 0 && args_name_eq("output", name, len)) {
             in_compare = 0;
-            if (s[8] == '=') output = s + 9;
+            if (eq) output = eq + 1;
             else if (i + 1 < argc) output = argv[++i];
             else return die_msg("rosa report: --output needs a value (FILE.html)"), 2;
             continue;
         }
-        if (strcmp(s, "--compare") == 0 || strncmp(s, "--compare=", 10) == 0) {
+        if (strncmp(s, "--", 2) == 0 && args_name_eq("compare", name, len)) {
             in_compare = 1;
-            if (s[9] == '=') s = s + 10;
+            if (eq) s = eq + 1;
             else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) s = argv[++i];
             else return die_msg("rosa report: --compare needs a run directory"), 2;
         } else if (strncmp(s, "--", 2) == 0) {
-            return die_msg("rosa report: unknown option %s (see rosa report --help)", s), 2;
+            const char *near = args_suggest(specs, name, len);
+            if (near) return die_msg("rosa report: unknown option --%.*s (did you mean --%s?)", (int)len, name, near), 2;
+            return die_msg("rosa report: unknown option --%.*s (see rosa report --help)", (int)len, name), 2;
         } else if (n > 0 && !in_compare) {
             return die_msg("rosa report: unexpected argument \"%s\": give more runs with --compare", s), 2;
         }

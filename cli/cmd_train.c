@@ -64,13 +64,15 @@ static int choose_rank(rosa_train_options *o, void *opts, float budget) {
     return 0;
 }
 
-/* The --method value in argv ("lora" when absent). */
+/* The --method value in argv ("lora" when absent); the last one, as the
+ * command line comes after a --config file's options. */
 static const char *method_arg(int argc, char **argv) {
+    const char *m = "lora";
     for (int i = 0; i < argc; i++) {
-        if (strncmp(argv[i], "--method=", 9) == 0) return argv[i] + 9;
-        if (strcmp(argv[i], "--method") == 0 && i + 1 < argc) return argv[i + 1];
+        if (strncmp(argv[i], "--method=", 9) == 0) m = argv[i] + 9;
+        if (strcmp(argv[i], "--method") == 0 && i + 1 < argc) m = argv[++i];
     }
-    return "lora";
+    return m;
 }
 
 /* Whether --flag is an option of method m. */
@@ -131,11 +133,36 @@ static void method_specs(const rosa_peft_method *m, method_args *ma) {
     }
 }
 
+/* --init-adapter with a --method or method option that the adapter's file
+ * contradicts is a usage error.  An adapter or model that cannot be read is
+ * left to rosa_train, which says why. */
+static int check_init_adapter(const rosa_train_options *o, const method_args *ma, const arg_spec *seen,
+                              const arg_spec *specs) {
+    const char *given[MAX_METHOD_OPTS + 2];
+    int n = 0;
+    if (arg_seen(specs, "method")) given[n++] = "method";
+    for (int i = 0; i < ma->n; i++)
+        if (seen[i].seen) given[n++] = seen[i].name;
+    given[n] = NULL;
+    if (arg_seen(specs, "param-budget")) {
+        die_msg("rosa train: --init-adapter and --param-budget do not go together: the adapter's file decides its rank");
+        return -1;
+    }
+    rosa_config c;
+    if (!n || rosa_config_load(o->model_dir, &c) < 0) return 0;
+    rosa_adapter *a = rosa_adapter_load(o->init_adapter, &c);
+    if (!a) return 0;
+    int rc = rosa_adapter_check_given(a, o->method, o->method_opts, given);
+    rosa_adapter_free(a);
+    if (rc < 0) die_msg("rosa train: %s", rosa_last_error());
+    return rc;
+}
+
 /* Sets the options whose specs (the parsed copies of ma's) were seen. */
 static int method_apply(const rosa_peft_method *m, const method_args *ma, const arg_spec *seen, void *opts) {
     for (int i = 0; i < ma->n; i++) {
         if (!seen[i].seen) continue;
-        const char *v = seen[i].type == ARG_FLAG ? "1" : ma->values[i];
+        const char *v = seen[i].type == ARG_FLAG ? (ma->flags[i] ? "1" : "0") : ma->values[i];
         if (rosa_peft_set_option(m, opts, seen[i].name, v) != 0) return die_msg("%s", rosa_last_error()), -1;
     }
     return 0;
@@ -184,6 +211,8 @@ int cmd_train(int argc, char **argv) {
         {"loss-norm", ARG_STR, &loss_norm, "MODE", "mean (per micro-batch, HF Trainer) or token", 0, 0, NULL},
         {"lr-scheduler", ARG_STR, &sched, "NAME", "linear (default), cosine or constant", 0, 0, "lr-scheduler-type"},
         {"warmup-steps", ARG_INT, &o.warmup_steps, "N", "linear warm-up steps (default 100)", 0, 0, NULL},
+        {"warmup-ratio", ARG_DOUBLE, &o.warmup_ratio, "F",
+         "warm-up as a share of the run, ceil(F x steps) as HF Trainer (instead of --warmup-steps)", 0, 0, NULL},
         {"batch-size", ARG_INT, &o.batch_size, "N", "examples per optimizer step (default 16)", 0, 0, NULL},
         {"micro-batch-size", ARG_INT, &o.micro_batch_size, "N", "examples per forward pass (default 4)", 0, 0,
          "per-device-train-batch-size"},
@@ -238,6 +267,7 @@ int cmd_train(int argc, char **argv) {
     int status = 2;
     if (method_apply(o.method, &ma, specs + M, opts) < 0) goto done;
     o.method_opts = opts;
+    if (o.init_adapter && check_init_adapter(&o, &ma, specs + M, specs) < 0) goto done;
     d->enabled = dls || with_dls;
     if (!arg_seen(specs, "dls-warmup")) d->warmup = d->interval;
     if (strcmp(dls_inactive, "skip") && strcmp(dls_inactive, "zero-grad")) {
@@ -258,6 +288,10 @@ int cmd_train(int argc, char **argv) {
     }
     if (arg_seen(specs, "param-budget") && arg_seen(specs, "rank")) {
         die_msg("rosa train: --param-budget and --rank both set the rank: give one");
+        goto done;
+    }
+    if (arg_seen(specs, "warmup-ratio") && arg_seen(specs, "warmup-steps")) {
+        die_msg("rosa train: --warmup-ratio and --warmup-steps both set the warm-up: give one");
         goto done;
     }
     if (arg_seen(specs, "gradient-accumulation-steps")) {
@@ -312,7 +346,11 @@ int cmd_train(int argc, char **argv) {
         goto done;
     }
     /* Warned, not refused: a short test run with a long warm-up is legitimate. */
-    if (arg_seen(specs, "max-steps") && o.max_steps > 0 && o.warmup_steps >= o.max_steps)
+    if (arg_seen(specs, "warmup-ratio") && o.warmup_ratio >= 1.0)
+        fprintf(stderr, "rosa: warning: --warmup-ratio %g: the whole run is warm-up; the learning rate never reaches its "
+                        "peak\n", o.warmup_ratio);
+    else if (!arg_seen(specs, "warmup-ratio") && arg_seen(specs, "max-steps") && o.max_steps > 0 &&
+             o.warmup_steps >= o.max_steps)
         fprintf(stderr, "rosa: warning: --warmup-steps %d is not shorter than the run (--max-steps %d): the learning rate "
                         "never reaches its peak\n", o.warmup_steps, o.max_steps);
     if (take_stop_signals() < 0) {
@@ -320,7 +358,7 @@ int cmd_train(int argc, char **argv) {
         status = 1;
         goto done;
     }
-    rosa_set_threads(threads);
+    if (take_threads(specs, threads) < 0) goto done;
     /* The command line for training_args.json. */
     char **cl = malloc(sizeof(char *) * (size_t)(argc + 2));
     if (!cl) {
@@ -379,7 +417,8 @@ int cmd_loss(int argc, char **argv) {
     plain = log_format && strcmp(log_format, "plain") == 0;
     rosa_dtype compute;
     if (parse_dtype(dtype, &compute) < 0) return 2;
-    rosa_set_threads(threads);
+    if (take_threads(specs, threads) < 0) return 2;
+    if (arg_seen(specs, "limit") && limit < 1) return die_msg("--limit must be >= 1, got %d", limit), 2;
     int status = 1;
     rosa_records recs = {0};
     rosa_dataset ds = {0};

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "args.h"
 #include "rosa.h"
 
 int cmd_generate(int argc, char **argv);
@@ -16,6 +17,10 @@ int cmd_merge(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
+
+/* --threads N (given: N >= 1; absent: 0, all cores) for the library; prints
+ * its usage error itself. */
+int take_threads(const arg_spec *specs, int threads);
 
 /* "fp32" or "bf16" for --dtype; prints the error itself. */
 int parse_dtype(const char *v, rosa_dtype *out);

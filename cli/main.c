@@ -6,6 +6,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "config_file.h"
 #include "rosa.h"
 
 static const struct {
@@ -64,7 +65,12 @@ int main(int argc, char **argv) {
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 2, argv + 2);
+        if (strcmp(argv[1], commands[i].name) == 0) {
+            int n = argc - 2;
+            char **args = argv + 2;
+            if (config_expand(argv[1], &n, &args) < 0) return 2;
+            return commands[i].run(n, args);
+        }
     die_msg("unknown command \"%s\" (see rosa --help)", argv[1]);
     return 2;
 }

@@ -31,6 +31,15 @@ void print_json_number(double x) {
     else fputs("null", stdout);
 }
 
+int take_threads(const arg_spec *specs, int threads) {
+    if (arg_seen(specs, "threads") && threads < 1) {
+        die_msg("--threads must be >= 1, got %d (leave it out for all cores)", threads);
+        return -1;
+    }
+    rosa_set_threads(threads);
+    return 0;
+}
+
 int parse_dtype(const char *v, rosa_dtype *out) {
     if (strcmp(v, "fp32") == 0 || strcmp(v, "f32") == 0) *out = ROSA_DTYPE_F32;
     else if (strcmp(v, "bf16") == 0) *out = ROSA_DTYPE_BF16;

@@ -1,5 +1,5 @@
 /* fuzz_args: the command line's numbers: the option parser of every
- * subcommand (cli/args.c: integers, unsigned, floats, flags, sizes,
+ * subcommand (cli/args.c: integers, unsigned, floats, doubles, flags, sizes,
  * booleans), the id lists of --prompt-ids and --layers
  * (rosa_parse_int_list), and a PEFT method's own flags
  * (rosa_peft_set_option on LoRA's and RoAE's tables).
@@ -20,19 +20,22 @@
 static void check_specs(int argc, char **argv) {
     int i_val = 7, flag = 0;
     float f_val = 0.5f;
+    double d_val = 0.25;
     uint64_t u_val = 3;
     const char *s_val = NULL, *size_text = NULL, *bool_text = NULL;
     arg_spec specs[] = {
         {"int", ARG_INT, &i_val, "N", "", 0, 0, "integer"}, {"float", ARG_FLOAT, &f_val, "X", "", 0, 0, "x"},
         {"u64", ARG_U64, &u_val, "S", "", 0, 0, NULL},     {"str", ARG_STR, &s_val, "S", "", 0, 0, "s"},
         {"flag", ARG_FLAG, &flag, NULL, "", 0, 0, "f"},    {"size", ARG_STR, &size_text, "SIZE", "", 0, 0, NULL},
-        {"bool", ARG_STR, &bool_text, "BOOL", "", 0, 0, NULL}, {0},
+        {"bool", ARG_STR, &bool_text, "BOOL", "", 0, 0, NULL}, {"double", ARG_DOUBLE, &d_val, "X", "", 0, 0, NULL},
+        {0},
     };
     arg_parser p = {"fuzz", "", "", specs, NULL, NULL, NULL};
     int rc = args_parse(&p, argc, argv);
     FUZZ_ASSERT(rc >= -1 && rc <= 1, "args_parse returned %d", rc);
     if (rc != 0) return;
     FUZZ_ASSERT(isfinite(f_val), "--float accepted a non-finite value");
+    FUZZ_ASSERT(isfinite(d_val), "--double accepted a non-finite value");
     FUZZ_ASSERT(flag == 0 || flag == 1, "--flag %d", flag);
     if (size_text) {
         double bytes = -1;

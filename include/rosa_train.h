@@ -193,6 +193,13 @@ void rosa_adapter_describe(const rosa_adapter *a, char *buf, size_t n);
 int rosa_adapter_mergeable(const rosa_adapter *a);
 /* The r_low a frequency analysis of this adapter defaults to; NaN for none. */
 float rosa_adapter_analysis_r_low(const rosa_adapter *a);
+/* --init-adapter against options given on the command line: `given` names
+ * (NULL-terminated, without "--") "method" and the flags of m that were set
+ * explicitly with values in opts.  0 when they agree with the adapter's file
+ * (options that do not change its tensors, dropout, may differ); -1 with an
+ * error naming both sides, e.g. "--init-adapter holds rank 16, --rank 8". */
+int rosa_adapter_check_given(const rosa_adapter *a, const rosa_peft_method *m, const void *opts,
+                             const char *const *given);
 
 /* Writes dir/adapter_config.json and dir/adapter_model.safetensors (PEFT
  * layout, F32), each atomically. */
@@ -275,6 +282,8 @@ typedef struct {
     rosa_adamw_options adam;
     rosa_schedule schedule;
     int warmup_steps;
+    double warmup_ratio;      /* > 0: the warm-up is ceil(ratio x total steps), as HF Trainer's, not warmup_steps
+                                 (a double, as Python's float: 0.1 x 100 steps is 10, not 11) */
     int batch_size, micro_batch_size;
     int epochs;               /* used when max_steps <= 0 */
     int max_steps;
@@ -298,6 +307,8 @@ typedef struct {
 } rosa_train_options;
 
 void rosa_train_options_default(rosa_train_options *o);
+/* The warm-up steps of a run of total_steps: warmup_steps, or from warmup_ratio. */
+int rosa_train_warmup_steps(const rosa_train_options *o, int64_t total_steps);
 /* Checks every number of o against its range (AdamW's as torch.optim.AdamW
  * checks them; sizes, steps, DLS) and the method's options against the
  * model's config.json; 0, or -1 naming the first option at fault by its

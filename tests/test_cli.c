@@ -279,3 +279,161 @@ TEST(cli_train_help_in_sections) {
     CHECK(rt && th && rt < th);
     free(out);
 }
+
+/* Writes text to a scratch file and returns its path. */
+static const char *scratch_file(const char *name, const char *text) {
+    const char *path = test_tmp_path(name);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+    return path;
+}
+
+/* A config file's mistakes are usage errors that name the file, the line and the key. */
+TEST(cli_config_file_errors_name_file_and_line) {
+    static const struct {
+        const char *yaml, *want;
+    } cases[] = {
+        {"model: x\nlearning_rat: 1\n", "c0.yaml:2 (key learning_rat): unknown option --learning_rat (did you mean "
+                                        "--learning-rate?)"},
+        {"lr: abc\n", "c1.yaml:1 (key lr): --lr expects a number, got \"abc\""},
+        {"lr:\n  a: 1\n", "c2.yaml:1: key lr: expected a value or a list of values, got a mapping"},
+        {"lr: \"x\n", "c3.yaml:2:1: not valid YAML"},
+        {"- a\n- b\n", "c4.yaml:1: expected a mapping of options (key: value), got a list"},
+        {"quiet: maybe\n", "c5.yaml:1 (key quiet): --quiet takes no value, or true or false"},
+        {"lr: 1\nlearning-rate: 2\n", "c6.yaml:2 (key learning-rate): --lr and --learning-rate are the same option"},
+        {"config: other.yaml\n", "c7.yaml:1: a config file cannot name another"},
+        {"a: 1\n---\nb: 2\n", "c8.yaml:2: one document expected"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char name[16], *out;
+        snprintf(name, sizeof name, "c%zu.yaml", i);
+        const char *path = scratch_file(name, cases[i].yaml);
+        CHECK_EQ_INT(run_shellf(&out, "%s train --config %s", rosa_bin(), path), 2);
+        CHECK_MSG(out && strncmp(out, "rosa: error: rosa train: ", 25) == 0 && strstr(out, cases[i].want) &&
+                      !strchr(out, '\n')[1],
+                  "case %zu: got: %s", i, out);
+        free(out);
+    }
+    char *out;
+    CHECK_EQ_INT(run_shellf(&out, "%s train --config /nonexistent/run.yaml", rosa_bin()), 2);
+    CHECK_STR(out, "rosa: error: rosa train: --config /nonexistent/run.yaml: cannot open the file\n");
+    free(out);
+    const char *p = scratch_file("ok.yaml", "quiet: true\n");
+    CHECK_EQ_INT(run_shellf(&out, "%s train --config %s --config=%s", rosa_bin(), p, p), 2);
+    CHECK_STR(out, "rosa: error: rosa train: --config given twice: give one file\n");
+    free(out);
+    /* Every subcommand reads one; generate has no --data. */
+    p = scratch_file("gen.yaml", "data: x.json\n");
+    CHECK_EQ_INT(run_shellf(&out, "%s generate --config %s", rosa_bin(), p), 2);
+    CHECK_MSG(strstr(out, "gen.yaml:1 (key data): unknown option --data") != NULL, "got: %s", out);
+    free(out);
+    p = scratch_file("gen2.yaml", "model: /nonexistent\nmax_new_tokens: 3\n");
+    CHECK_EQ_INT(run_shellf(&out, "%s generate --config %s -m %s --ignore-eos --json", rosa_bin(), p, stories_arg()), 0);
+    CHECK_MSG(strstr(out, "\"ids\": [") != NULL, "the command line's -m did not override the file: %s", out);
+    free(out);
+}
+
+/* --init-adapter decides the method and structure: a different --method or
+ * rank on the command line is a usage error naming both; dropout may differ. */
+TEST(cli_init_adapter_contradictions) {
+    const char *data = test_tmp_path("init.jsonl"), *dir = test_tmp_path("init_src");
+    write_toy_records(data, 4);
+    char *out;
+    const char *base = "%s train --model %s --data %s --output %s --max-steps 1 --batch-size 2 --micro-batch-size 2 "
+                       "--save-steps 0 --quiet --warmup-steps 0";
+    char fmt[512];
+    snprintf(fmt, sizeof fmt, "%s --rank 4", base);
+    REQUIRE(run_shellf(&out, fmt, rosa_bin(), stories_arg(), data, dir) == 0);
+    free(out);
+    static const struct {
+        const char *flags, *want;
+    } cases[] = {
+        {"--rank 8", "rosa: error: rosa train: --init-adapter holds rank 4, --rank 8: give one"},
+        {"--lora-r 8", "rosa: error: rosa train: --init-adapter holds rank 4, --rank 8: give one"},
+        {"--method roae", "rosa: error: rosa train: --init-adapter holds a LoRA adapter, --method roae another"},
+        {"--target-modules q_proj", "--init-adapter holds target-modules q_proj,v_proj, --target-modules q_proj"},
+        {"--param-budget 0.01", "--init-adapter and --param-budget do not go together"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(fmt, sizeof fmt, "%s --init-adapter %%s %s", base, cases[i].flags);
+        CHECK_EQ_INT(run_shellf(&out, fmt, rosa_bin(), stories_arg(), data, test_tmp_path("init_dst"), dir), 2);
+        CHECK_MSG(out && strstr(out, cases[i].want), "%s: got: %s", cases[i].flags, out);
+        free(out);
+    }
+    snprintf(fmt, sizeof fmt, "%s --init-adapter %%s --rank 4 --dropout 0.2 --method lora", base);
+    CHECK_EQ_INT(run_shellf(&out, fmt, rosa_bin(), stories_arg(), data, test_tmp_path("init_dst"), dir), 0);
+    free(out);
+}
+
+/* Each subcommand's usage errors exit 2, zero and negative values included
+ * (never silently the default), with one "rosa: error:" line. */
+TEST(cli_usage_errors_exit_2_on_every_subcommand) {
+    const char *M = stories_arg();
+    char train[1200], data[512];
+    snprintf(data, sizeof data, "%s", test_tmp_path("usage.jsonl"));
+    write_toy_records(data, 4);
+    snprintf(train, sizeof train, "train --model %s --data %s --output %s", M, data, test_tmp_path("usage_out"));
+    static const char *const fmts[] = {
+        "%1$s --rank 0", "%1$s --param-budget -1", "%1$s --lr -1", "%1$s --max-steps -3", "%1$s --warmup-ratio 2",
+        "%1$s --warmup-ratio 0.1 --warmup-steps 3", "%1$s --micro-batch-size 0", "%1$s --cutoff-len 0",
+        "%1$s --threads 0", "%1$s --threads -1", "%1$s --dropout 1.5", "%1$s --method nosuch", "%1$s --r-low 0.5",
+        "generate --model %2$s --max-new-tokens -1", "generate --model %2$s --threads 0", "generate --model %2$s --top-p 0",
+        "info --model %2$s --bogus", "tokenize --model %2$s --bogus", "loss --model %2$s --data %3$s --micro-batch-size 0",
+        "loss --model %2$s --data %3$s --limit -1", "loss --model %2$s --data %3$s --limit 0",
+        "merge --model %2$s --adapter x --output y --max-shard-size 0", "eval --model %2$s --tasks nosuch",
+        "eval --model %2$s --tasks boolq --num-beams 0", "eval --model %2$s --tasks boolq --limit 0",
+        "eval --model %2$s --tasks boolq --threads 0", "report", "report x --ouput y.html",
+        "analyze --model %2$s --bogus",
+    };
+    for (size_t i = 0; i < sizeof fmts / sizeof fmts[0]; i++) {
+        char args[2048], *out;
+        snprintf(args, sizeof args, fmts[i], train, M, data);
+        int rc = rosa_run(args, 1, &out);
+        CHECK_MSG(rc == 2, "rosa %s: exit %d: %s", args, rc, out);
+        CHECK_MSG(out && strstr(out, "rosa: error: ") && !strstr(strstr(out, "rosa: error: ") + 1, "rosa: error: "),
+                  "rosa %s: %s", args, out);
+        free(out);
+    }
+}
+
+/* What works but is unlikely to be meant gets a warning, as transformers gives one. */
+TEST(cli_warnings_for_ignored_or_wasted_options) {
+    char *out;
+    CHECK_EQ_INT(run_shellf(&out, "%s generate -m %s -p hi -n 2 --top-k 5", rosa_bin(), stories_arg()), 0);
+    CHECK_MSG(strstr(out, "rosa: warning: --top-k has no effect with greedy decoding (--temperature 0)") != NULL,
+              "got: %s", out);
+    free(out);
+    CHECK_EQ_INT(run_shellf(&out, "%s generate -m %s -p hi -n 2 --top-k 5 --temperature 0.7", rosa_bin(), stories_arg()), 0);
+    CHECK_MSG(strstr(out, "warning") == NULL, "sampling uses --top-k: %s", out);
+    free(out);
+    const char *data = test_tmp_path("warn.jsonl");
+    write_toy_records(data, 2);
+    /* hidden 64: rank 100 cannot be reached by B A */
+    CHECK_EQ_INT(run_shellf(&out, "%s train --model %s --data %s --output %s --max-steps 1 --batch-size 2 "
+                                  "--micro-batch-size 2 --rank 100 --warmup-ratio 0.5 --log-format plain",
+                            rosa_bin(), stories_arg(), data, test_tmp_path("warn_out")),
+                 0);
+    CHECK_MSG(strstr(out, "rosa: warning: LoRA rank 100 is above min(in, out) = 64 of model.layers.0.self_attn.q_proj") !=
+                  NULL,
+              "got: %s", out);
+    CHECK_MSG(strstr(out, "--warmup-steps") == NULL, "--warmup-ratio replaces --warmup-steps: %s", out);
+    free(out);
+}
+
+/* rosa report takes the same spellings as the other parsers. */
+TEST(cli_report_spellings_and_suggestions) {
+    char *out;
+    CHECK_EQ_INT(run_shellf(&out, "%s report /nonexistent --ouput x.html", rosa_bin()), 2);
+    CHECK_STR(out, "rosa: error: rosa report: unknown option --ouput (did you mean --output?)\n");
+    free(out);
+    CHECK_EQ_INT(run_shellf(&out, "%s report /nonexistent/run --output_file x.html", rosa_bin()), 2);
+    CHECK_MSG(strstr(out, "unknown option --output_file") != NULL, "got: %s", out);
+    free(out);
+    /* --compare_runs is not --compare; --Output is not --output (case matters, as in argparse). */
+    CHECK_EQ_INT(run_shellf(&out, "%s report /nonexistent/run --output=%s", rosa_bin(), test_tmp_path("r.html")), 1);
+    CHECK_MSG(strstr(out, "unknown option") == NULL, "got: %s", out);
+    free(out);
+}

@@ -67,6 +67,10 @@
 #include "../fuzz/fuzz_args.c"
 #include "../cli/args.c" /* the option parser is the CLI's, outside librosa.a */
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_one_runconfig
+#include "../fuzz/fuzz_runconfig.c"
+#include "../cli/config_file.c"
+#undef LLVMFuzzerTestOneInput
 #define LLVMFuzzerInitialize fuzz_init_checkpoint
 #define LLVMFuzzerTestOneInput fuzz_one_checkpoint
 #include "../fuzz/fuzz_checkpoint.c"
@@ -89,6 +93,7 @@ static const fuzz_harness harnesses[] = {
     {"predictions", fuzz_init_predictions, fuzz_one_predictions},
     {"metrics", NULL, fuzz_one_metrics},
     {"args", NULL, fuzz_one_args},
+    {"runconfig", NULL, fuzz_one_runconfig},
     {"checkpoint", fuzz_init_checkpoint, fuzz_one_checkpoint},
 };
 
@@ -155,6 +160,7 @@ TEST(fuzz_corpus_adapter_replays_cleanly) { replay("adapter"); }
 TEST(fuzz_corpus_predictions_replays_cleanly) { replay("predictions"); }
 TEST(fuzz_corpus_metrics_replays_cleanly) { replay("metrics"); }
 TEST(fuzz_corpus_args_replays_cleanly) { replay("args"); }
+TEST(fuzz_corpus_runconfig_replays_cleanly) { replay("runconfig"); }
 
 /* Found by fuzz_args: --layers with an empty list ("[" or ",") was refused
  * but its parsed list leaked (LeakSanitizer, under make test-san). */

@@ -797,3 +797,79 @@ TEST(train_hf_aliases_match_rosa_flags) {
     free(x);
     free(y);
 }
+
+/* The adapter a run wrote, for comparing runs byte for byte (malloc'ed). */
+static char *adapter_bytes(const char *dir, size_t *len) {
+    char p[600];
+    snprintf(p, sizeof p, "%s/adapter_model.safetensors", dir);
+    return rosa_read_file(p, len);
+}
+
+/* A --config file holds any option (HF/PEFT names, lists, booleans); the
+ * command line overrides it: the run is the one rosa's flags give. */
+TEST(train_config_file_gives_the_same_run) {
+    const char *model = shared_path("models/stories260K");
+    const char *data = test_tmp_path("cfg.jsonl"), *a_dir = test_tmp_path("cfg_flags"), *b_dir = test_tmp_path("cfg_yaml");
+    const char *yaml = test_tmp_path("run.yaml");
+    write_toy_records(data, 8);
+    char cmd[4096], *o = NULL;
+    snprintf(cmd, sizeof cmd,
+             "%s train --model %s --data %s --output %s --max-steps 2 --warmup-steps 0 --seed 3 --save-steps 0 --quiet "
+             "--lr 1e-2 --rank 4 --alpha 8 --target-modules q_proj,k_proj --micro-batch-size 1 --batch-size 2 "
+             "--cutoff-len 32 --recompute --lr-scheduler cosine",
+             rosa_bin(), model, data, a_dir);
+    REQUIRE(sh(cmd, &o) == 0);
+    free(o);
+    FILE *f = fopen(yaml, "w");
+    REQUIRE(f);
+    fprintf(f, "# as LLaMA-Factory users write them\nmodel: %s\ndata: %s\noutput: %s\nmax_steps: 2\nwarmup_steps: 0\n"
+               "seed: 99\nsave_steps: 0\nquiet: True\nlearning_rate: 1.0e-2\nlora_r: 4\nlora_alpha: 8\n"
+               "target_modules: [q_proj, k_proj]\nper_device_train_batch_size: 1\ngradient_accumulation_steps: 2\n"
+               "max_seq_length: 32\ngradient_checkpointing: true\nlr_scheduler_type: cosine\nval_set_size: ~\n",
+            model, data, b_dir);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s train --config %s --seed 3", rosa_bin(), yaml); /* the file says seed 99 */
+    int rc = sh(cmd, &o);
+    CHECK_MSG(rc == 0, "config run failed: %s", o);
+    free(o);
+    size_t la = 0, lb = 0;
+    char *x = adapter_bytes(a_dir, &la), *y = adapter_bytes(b_dir, &lb);
+    REQUIRE(x && y);
+    CHECK_MSG(la == lb && memcmp(x, y, la) == 0, "the config run's adapter differs");
+    free(x);
+    free(y);
+}
+
+/* --warmup-ratio F is HF's ceil(F x steps) warm-up: 0.25 of 4 steps is 1
+ * step (exactly, not 2 from a float's rounding), 0.3 of 4 is 2. */
+TEST(train_warmup_ratio_is_hf_ceil) {
+    const char *model = shared_path("models/stories260K"), *data = test_tmp_path("wr.jsonl");
+    write_toy_records(data, 8);
+    const char *runs[4][2] = {{"wr_s1", "--warmup-steps 1"}, {"wr_r25", "--warmup-ratio 0.25"},
+                              {"wr_s2", "--warmup-steps 2"}, {"wr_r30", "--warmup-ratio 0.3"}};
+    char *bytes[4];
+    size_t len[4];
+    for (int k = 0; k < 4; k++) {
+        char *o = NULL;
+        const char *dir = test_tmp_path(runs[k][0]);
+        int rc = run_shellf(&o, "%s train --model %s --data %s --output %s --max-steps 4 --lr 1e-2 --rank 2 --seed 5 "
+                                "--batch-size 2 --micro-batch-size 2 --save-steps 0 --quiet %s",
+                            rosa_bin(), model, data, dir, runs[k][1]);
+        CHECK_MSG(rc == 0, "%s: %s", runs[k][1], o);
+        REQUIRE(rc == 0);
+        free(o);
+        bytes[k] = adapter_bytes(dir, &len[k]);
+        REQUIRE(bytes[k]);
+    }
+    CHECK_MSG(len[0] == len[1] && memcmp(bytes[0], bytes[1], len[0]) == 0, "--warmup-ratio 0.25 x 4 is not 1 step");
+    CHECK_MSG(len[2] == len[3] && memcmp(bytes[2], bytes[3], len[2]) == 0, "--warmup-ratio 0.3 x 4 is not 2 steps");
+    CHECK_MSG(len[0] != len[2] || memcmp(bytes[0], bytes[2], len[0]) != 0, "1 and 2 warm-up steps trained alike");
+    char path[600];
+    snprintf(path, sizeof path, "%s/training_args.json", test_tmp_path("wr_r30"));
+    cJSON *j = rosa_json_load(path);
+    REQUIRE(j);
+    const cJSON *r = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "options"), "warmup-ratio");
+    CHECK(cJSON_IsNumber(r) && r->valuedouble == 0.3);
+    cJSON_Delete(j);
+    for (int k = 0; k < 4; k++) free(bytes[k]);
+}

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs the Debian packages rosa needs, only those missing (quiet when all are there).
 set -e
-PKGS="build-essential pkg-config libopenblas-openmp-dev libdnnl-dev libpcre2-dev libcjson-dev libutf8proc-dev python3-torch python3-numpy clang libclang-rt-14-dev libomp-dev strace"
+PKGS="build-essential pkg-config libopenblas-openmp-dev libdnnl-dev libpcre2-dev libcjson-dev libutf8proc-dev libyaml-dev python3-torch python3-numpy clang libclang-rt-14-dev libomp-dev strace"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

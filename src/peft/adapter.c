@@ -12,6 +12,7 @@
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "model/model.h"
+#include "core/log.h"
 #include "core/util.h"
 
 void rosa_dls_options_default(rosa_dls_options *o) {
@@ -194,6 +195,70 @@ void rosa_adapter_describe(const rosa_adapter *a, char *buf, size_t n) {
 const rosa_peft_method *rosa_adapter_method(const rosa_adapter *a) { return a->method; }
 
 int rosa_adapter_mergeable(const rosa_adapter *a) { return a->method->merge != NULL; }
+
+static int ends_with(const char *s, const char *tail) {
+    size_t n = strlen(s), k = strlen(tail);
+    return n >= k && strcmp(s + n - k, tail) == 0;
+}
+
+void rosa_adapter_warn_rank(const rosa_adapter *a) {
+    for (int i = 0; i + 1 < a->n_params; i++) {
+        const rosa_param *A = &a->params[i], *B = &a->params[i + 1];
+        if (!ends_with(A->name, "lora_A.weight") || !ends_with(B->name, "lora_B.weight")) continue;
+        int r = A->rows, lim = A->cols < B->rows ? A->cols : B->rows;
+        if (r <= lim) continue;
+        const char *module = A->name + (strncmp(A->name, "base_model.model.", 17) == 0 ? 17 : 0);
+        rosa_log(ROSA_LOG_WARN, "%s rank %d is above min(in, out) = %d of %.*s: the product B A has rank at most %d, "
+                                "so the extra rank adds parameters without capacity",
+                 a->method->title, r, lim, (int)(strlen(module) - strlen(".lora_A.weight")), module, lim);
+        return; /* once: the first module says it */
+    }
+}
+
+/* The value of option o in opts as its flag takes it ("16", "q_proj,v_proj"). */
+static void option_text(const rosa_peft_method *m, const rosa_peft_option *o, const void *opts, char *buf, size_t n) {
+    const char *field = (const char *)opts + o->offset;
+    switch (o->type) {
+    case PEFT_OPT_INT: snprintf(buf, n, "%d", *(const int *)field); return;
+    case PEFT_OPT_FLOAT: snprintf(buf, n, "%g", (double)*(const float *)field); return;
+    case PEFT_OPT_FLAG: snprintf(buf, n, "%s", *(const int *)field ? "true" : "false"); return;
+    case PEFT_OPT_CHOICE: {
+        const char *c = o->choices;
+        for (int k = *(const int *)field; k > 0 && c; k--) c = strchr(c, '|'), c = c ? c + 1 : NULL;
+        snprintf(buf, n, "%.*s", c ? (int)strcspn(c, "|") : 1, c ? c : "?");
+        return;
+    }
+    case PEFT_OPT_CUSTOM:
+        if (!m->format_option || m->format_option(opts, o->flag, buf, n) < 0) snprintf(buf, n, "?");
+        return;
+    }
+}
+
+int rosa_adapter_check_given(const rosa_adapter *a, const rosa_peft_method *m, const void *opts,
+                             const char *const *given) {
+    for (int i = 0; given[i]; i++)
+        if (strcmp(given[i], "method") == 0 && m != a->method)
+            return rosa_fail("--init-adapter holds a %s adapter, --method %s another: give one (the adapter's file "
+                             "decides its method)", a->method->title, m->name);
+    if (m != a->method) return 0;
+    /* Compared after taking the command line's runtime options, which may differ. */
+    void *mine = rosa_peft_opts_new(m, a->opts);
+    if (!mine) return -1;
+    if (m->runtime_from) m->runtime_from(mine, opts);
+    int rc = 0;
+    for (int i = 0; given[i] && rc == 0; i++)
+        for (const rosa_peft_option *o = m->options; o->flag && rc == 0; o++) {
+            if (strcmp(o->flag, given[i]) != 0) continue;
+            char file[512], asked[512];
+            option_text(m, o, mine, file, sizeof file);
+            option_text(m, o, opts, asked, sizeof asked);
+            if (strcmp(file, asked) != 0)
+                rc = rosa_fail("--init-adapter holds %s %s, --%s %s: give one (the adapter's file decides its "
+                               "structure)", o->flag, file, o->flag, asked);
+        }
+    rosa_peft_opts_free(m, mine);
+    return rc;
+}
 
 float rosa_adapter_analysis_r_low(const rosa_adapter *a) {
     return a->method->analysis_r_low ? a->method->analysis_r_low(a) : NAN;

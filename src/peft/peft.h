@@ -41,6 +41,11 @@ struct rosa_adapter {
     float *w, *g;           /* [n_floats] values and gradients */
 };
 
+/* A warning when a low-rank pair (PEFT's lora_A [r, in], lora_B [out, r], the
+ * layout every method of the table uses) has r above min(in, out): B A has
+ * rank at most min(in, out), so the rest adds parameters, not capacity. */
+void rosa_adapter_warn_rank(const rosa_adapter *a);
+
 struct rosa_peft_method {
     const char *name;        /* the --method value, e.g. "lora" */
     const char *peft_type;   /* adapter_config.json "peft_type", e.g. "LORA" */

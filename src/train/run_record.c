@@ -93,6 +93,7 @@ static cJSON *options_json(const rosa_train_options *o) {
     cJSON_AddItemToObject(j, "weight-decay", float_item(o->adam.weight_decay));
     cJSON_AddStringToObject(j, "lr-scheduler", schedule_name(o->schedule));
     cJSON_AddNumberToObject(j, "warmup-steps", o->warmup_steps);
+    cJSON_AddNumberToObject(j, "warmup-ratio", o->warmup_ratio);
     cJSON_AddNumberToObject(j, "batch-size", o->batch_size);
     cJSON_AddNumberToObject(j, "micro-batch-size", o->micro_batch_size);
     cJSON_AddNumberToObject(j, "epochs", o->epochs);
@@ -420,7 +421,8 @@ int rosa_run_card_write(const rosa_train_options *o, const rosa_adapter *a, cons
                         "- training_steps: %lld\n- max_grad_norm: %g\n- cutoff_len: %d\n",
                     (double)o->adam.lr, o->micro_batch_size, o->batch_size / o->micro_batch_size, o->batch_size,
                     (unsigned long long)o->seed, (double)o->adam.beta1, (double)o->adam.beta2, (double)o->adam.eps,
-                    (double)o->adam.weight_decay, schedule_name(o->schedule), o->warmup_steps,
+                    (double)o->adam.weight_decay, schedule_name(o->schedule),
+                    rosa_train_warmup_steps(o, s->total_steps),
                     (long long)s->total_steps, (double)o->max_grad_norm, o->data.cutoff_len);
     if (o->dls.enabled)
         rosa_buf_printf(&b, "- dynamic layer selection: every %d steps, %g of the layers, p_exploit %g\n",

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <dirent.h>
+#include <limits.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -81,6 +82,7 @@ typedef struct {
     int n_train, n_val, order_epoch;
     int n_accum, steps_per_epoch;
     int64_t total_steps;
+    int warmup_steps;         /* resolved: --warmup-steps, or --warmup-ratio of total_steps */
     rosa_adapter *a;
     rosa_adamw opt;
     rosa_train_ctx *tm;
@@ -177,6 +179,7 @@ static int prepare_data(run *r, const rosa_tokenizer *tok) {
         return rosa_fail("%s: %d training records are fewer than one batch of %d", o->data_path, r->n_train,
                          o->batch_size);
     r->total_steps = o->max_steps > 0 ? o->max_steps : (int64_t)o->epochs * r->steps_per_epoch;
+    r->warmup_steps = rosa_train_warmup_steps(o, r->total_steps);
     r->order = rosa_malloc(sizeof(int32_t) * (size_t)r->n_train, "data order");
     r->order_epoch = -1;
     r->Tmax = 1;
@@ -188,6 +191,12 @@ static int prepare_data(run *r, const rosa_tokenizer *tok) {
 /* The adapter's structure: from --init-adapter (its values read, a size the
  * file bounds), else the method's table without values, so that the memory
  * plan is checked before anything that grows with it is allocated. */
+int rosa_train_warmup_steps(const rosa_train_options *o, int64_t total_steps) {
+    if (!(o->warmup_ratio > 0.0)) return o->warmup_steps;
+    double w = ceil(o->warmup_ratio * (double)total_steps);
+    return w < INT_MAX ? (int)w : INT_MAX;
+}
+
 int rosa_train_options_check(const rosa_train_options *o) {
     const rosa_adamw_options *a = &o->adam;
     /* torch.optim.AdamW's own checks, which PyTorch users get as errors. */
@@ -203,6 +212,8 @@ int rosa_train_options_check(const rosa_train_options *o) {
         return rosa_fail("--batch-size %d must be a positive multiple of --micro-batch-size %d", o->batch_size,
                          o->micro_batch_size);
     if (o->warmup_steps < 0) return rosa_fail("--warmup-steps %d must be >= 0", o->warmup_steps);
+    if (!(o->warmup_ratio >= 0.0 && o->warmup_ratio <= 1.0))
+        return rosa_fail("--warmup-ratio %g must be in [0, 1]", o->warmup_ratio);
     if (o->max_steps < 0) return rosa_fail("--max-steps %d must be >= 0 (0: --epochs decides)", o->max_steps);
     if (o->max_steps == 0 && o->epochs < 1) return rosa_fail("--epochs %d must be >= 1", o->epochs);
     if (o->val_set_size < 0) return rosa_fail("--val-set-size %d must be >= 0", o->val_set_size);
@@ -246,6 +257,7 @@ static int prepare_adapter(run *r) {
             o->method->runtime_from(r->a->opts, o->method_opts);
     } else {
         r->a = rosa_adapter_table(o->method, o->method_opts, &r->m->cfg);
+        if (r->a && !o->quiet) rosa_adapter_warn_rank(r->a);
     }
     return r->a ? 0 : -1;
 }
@@ -406,7 +418,7 @@ static int train_step(run *r, int64_t s, double *loss_out, double *gnorm_out, lo
                          "such steps)", (long long)(s + 1));
     }
     if (o->max_grad_norm > 0) rosa_clip_grads(a, r->param_active, gnorm, o->max_grad_norm);
-    float lr = (float)(o->adam.lr * rosa_lr_factor(o->schedule, s, r->total_steps, o->warmup_steps));
+    float lr = (float)(o->adam.lr * rosa_lr_factor(o->schedule, s, r->total_steps, r->warmup_steps));
     rosa_adamw_step(&r->opt, a, r->param_active, lr, &o->adam);
     /* An update can overflow with finite inputs (--lr 1e38, --weight-decay 1e30): stopped here, as a non-finite
      * loss is, so that no checkpoint or final adapter holds a value the loader refuses.  Not skippable: the
@@ -497,6 +509,10 @@ int rosa_train(const rosa_train_options *o, rosa_train_result *res) {
                      (long long)r.total_steps, o->schedule == ROSA_SCHED_COSINE ? "cosine"
                                                 : o->schedule == ROSA_SCHED_CONSTANT ? "constant" : "linear",
                      (long long)st.total_steps, (long long)r.total_steps, (long long)st.step);
+        if (st.total_steps < r.total_steps && o->warmup_ratio > 0.0 &&
+            rosa_train_warmup_steps(o, st.total_steps) != r.warmup_steps)
+            rosa_log(ROSA_LOG_WARN, "--resume: --warmup-ratio %g of the longer run is %d warm-up steps, not %d",
+                     o->warmup_ratio, r.warmup_steps, rosa_train_warmup_steps(o, st.total_steps));
         start = st.step;
         r.has_best = st.has_best, r.best_loss = st.best_metric, r.best_step = st.best_step;
         if (!o->quiet) rosa_log(ROSA_LOG_INFO, "resuming from %s/checkpoint-%lld", o->output_dir, (long long)last);
@@ -531,7 +547,7 @@ int rosa_train(const rosa_train_options *o, rosa_train_result *res) {
             goto done;
         }
         double dt = rosa_now() - t0;
-        float lr = (float)(o->adam.lr * rosa_lr_factor(o->schedule, s, r.total_steps, o->warmup_steps));
+        float lr = (float)(o->adam.lr * rosa_lr_factor(o->schedule, s, r.total_steps, r.warmup_steps));
         if (rc == 1) skipped++;
         else sum.steps_run++, sum.samples += o->batch_size, sum.tokens += tokens, loss_sum += loss, sum.final_loss = loss;
         if ((rc == 1 ? rosa_metrics_skipped(r.metrics, s + 1)
