@@ -641,7 +641,7 @@ TEST(adapter_config_from_current_peft_loads_with_every_field) {
         CHECK(bo->alpha == 16.0f && bo->dropout == 0.05f && !bo->rslora);
         CHECK(bo->targets == ((1u << PROJ_Q) | (1u << PROJ_V)) && !bo->target_regex);
         CHECK(b->n_floats == a->n_floats && memcmp(a->w, b->w, sizeof(float) * a->n_floats) == 0);
-        CHECK(rosa_lora_state_of(b)->scaling == 8.0f);
+        CHECK(rosa_lora_state_of(b)->scale[0][PROJ_Q] == 8.0f);
         rosa_adapter_free(b);
     }
 
@@ -667,7 +667,7 @@ TEST(adapter_config_from_current_peft_loads_with_every_field) {
         write_peft_config(cfg, fine[i], fine[i][2] ? 4 : 2);
         b = rosa_adapter_load(dir, &m->cfg);
         CHECK_MSG(b != NULL, "%s: %s refused: %s", fine[i][0], fine[i][1], rosa_last_error());
-        if (b && strcmp(fine[i][0], "use_rslora") == 0) CHECK(rosa_lora_state_of(b)->scaling == 16.0f / sqrtf(2.0f));
+        if (b && strcmp(fine[i][0], "use_rslora") == 0) CHECK(rosa_lora_state_of(b)->scale[0][PROJ_Q] == 16.0f / sqrtf(2.0f));
         rosa_adapter_free(b);
     }
 
@@ -680,6 +680,11 @@ TEST(adapter_config_from_current_peft_loads_with_every_field) {
         {"init_lora_weights", "\"loftq\"", "loftq_config", "{\"loftq_bits\": 4, \"loftq_iter\": 1}",
          "\"init_lora_weights\" is \"loftq\": rosa does not implement"},
         {"init_lora_weights", "\"mica\"", NULL, NULL, "\"init_lora_weights\" is \"mica\": rosa does not implement"},
+        /* saved unconverted, these are right only on PEFT's changed (residual) base weights */
+        {"init_lora_weights", "\"pissa\"", NULL, NULL, "\"init_lora_weights\" is \"pissa\": rosa does not implement"},
+        {"init_lora_weights", "\"olora\"", NULL, NULL, "\"init_lora_weights\" is \"olora\": rosa does not implement"},
+        {"init_lora_weights", "\"corda\"", "corda_config", "{\"corda_method\": \"kpm\"}",
+         "\"init_lora_weights\" is \"corda\": rosa does not implement"},
         {"lora_bias", "true", NULL, NULL, "\"lora_bias\" is true: rosa does not implement"},
         {"fan_in_fan_out", "true", NULL, NULL, "\"fan_in_fan_out\" is true: rosa does not implement"},
         {"alora_invocation_tokens", "[128, 9]", NULL, NULL,
@@ -689,7 +694,6 @@ TEST(adapter_config_from_current_peft_loads_with_every_field) {
         {"exclude_modules", "[\"model.layers.0.self_attn.q_proj\"]", NULL, NULL, "\"exclude_modules\" is"},
         {"layer_replication", "[[0, 3], [1, 5]]", NULL, NULL, "\"layer_replication\" is [[0,3],[1,5]]: rosa does"},
         {"layers_pattern", "\"h\"", "layers_to_transform", "[0]", "\"layers_pattern\" is \"h\": rosa does not"},
-        {"alpha_pattern", "{\"q_proj\": 32}", NULL, NULL, "\"alpha_pattern\" is {\"q_proj\":32}: rosa does not"},
         {"megatron_config", "{}", NULL, NULL, "\"megatron_config\" is {}: rosa does not implement"},
         {"velora_config", "{\"num_groups\": 64}", NULL, NULL, "\"velora_config\" is {\"num_groups\":64}: rosa"},
         {"monteclora_config", "{}", NULL, NULL, "\"monteclora_config\" is {}: rosa does not implement"},
@@ -872,4 +876,78 @@ TEST(train_warmup_ratio_is_hf_ceil) {
     CHECK(cJSON_IsNumber(r) && r->valuedouble == 0.3);
     cJSON_Delete(j);
     for (int k = 0; k < 4; k++) free(bytes[k]);
+}
+
+/* rank_pattern and alpha_pattern as PEFT's get_pattern_key matches them: the
+ * first key K for which the module name matches "(.*\\.)?(K)$"; "all-linear"
+ * is every projection; an adapter_model.bin is refused with how to convert. */
+TEST(adapter_rank_alpha_patterns_all_linear_and_bin) {
+    rosa_model *m = rosa_model_load(shared_path("models/stories260K"));
+    REQUIRE(m);
+    rosa_lora_options *o = rosa_peft_opts_new(&rosa_peft_lora, NULL);
+    REQUIRE(o);
+    o->rank = 2;
+    o->n_rank_pattern = 2;
+    o->rank_pattern = calloc(2, sizeof *o->rank_pattern);
+    o->rank_pattern[0] = (rosa_lora_pattern){strdup("_proj"), 7}; /* never: "_proj" must match a whole name part */
+    o->rank_pattern[1] = (rosa_lora_pattern){strdup("q_proj"), 4};
+    o->n_alpha_pattern = 2;
+    o->alpha_pattern = calloc(2, sizeof *o->alpha_pattern);
+    o->alpha_pattern[0] = (rosa_lora_pattern){strdup("layers\\.1\\.self_attn\\.v_proj"), 32};
+    o->alpha_pattern[1] = (rosa_lora_pattern){strdup(".*v_proj"), 4}; /* after the first match: not for layer 1 */
+    rosa_adapter *a = rosa_adapter_new_lora(&m->cfg, o, 5);
+    REQUIRE(a);
+    const rosa_lora_state *st = rosa_lora_state_of(a);
+    CHECK_EQ_INT(a->params[st->idx[0][PROJ_Q]].rows, 4);
+    CHECK_EQ_INT(a->params[st->idx[0][PROJ_Q] + 1].cols, 4);
+    CHECK_EQ_INT(a->params[st->idx[0][PROJ_V]].rows, 2);
+    CHECK(st->scale[0][PROJ_Q] == 16.0f / 4 && st->scale[0][PROJ_V] == 4.0f / 2 && st->scale[1][PROJ_V] == 32.0f / 2);
+    for (size_t i = 0; i < a->n_floats; i++) a->w[i] = (float)((int)(i % 11) - 5) / 32.0f;
+    const char *dir = test_tmp_path("patterns");
+    REQUIRE(rosa_adapter_save(a, dir, "stories260K") == 0);
+    rosa_adapter *b = rosa_adapter_load(dir, &m->cfg);
+    CHECK_MSG(b != NULL, "%s", rosa_last_error());
+    if (b) {
+        const rosa_lora_state *sb = rosa_lora_state_of(b);
+        CHECK(b->n_floats == a->n_floats && memcmp(a->w, b->w, sizeof(float) * a->n_floats) == 0);
+        for (int l = 0; l < m->cfg.num_layers; l++)
+            for (int p = 0; p < N_PROJ; p++)
+                CHECK(sb->idx[l][p] == st->idx[l][p] && (st->idx[l][p] < 0 || sb->scale[l][p] == st->scale[l][p]));
+        rosa_adapter_free(b);
+    }
+    /* "all-linear" (any case), as PEFT expands it. */
+    char cfg[600];
+    snprintf(cfg, sizeof cfg, "%s/adapter_config.json", dir);
+    cJSON *j = rosa_json_load(cfg);
+    REQUIRE(j);
+    cJSON_ReplaceItemInObject(j, "target_modules", cJSON_CreateString("ALL-LINEAR"));
+    char *text = cJSON_Print(j);
+    write_file(cfg, text);
+    free(text);
+    cJSON_Delete(j);
+    b = rosa_adapter_load(dir, &m->cfg);
+    CHECK(b == NULL); /* the weights file holds q and v only */
+    CHECK_ERROR_HAS("the adapter has 12840 values"); /* all seven projections of 5 layers, not q and v */
+    rosa_adapter_free(b);
+    rosa_lora_options *all = rosa_peft_opts_new(&rosa_peft_lora, NULL);
+    REQUIRE(all);
+    CHECK(rosa_peft_set_option(&rosa_peft_lora, all, "target-modules", "all-linear") == 0 &&
+          all->targets == (1u << N_PROJ) - 1);
+    rosa_peft_opts_free(&rosa_peft_lora, all);
+    /* adapter_model.bin only */
+    char st_path[600], bin[600];
+    snprintf(st_path, sizeof st_path, "%s/adapter_model.safetensors", dir);
+    snprintf(bin, sizeof bin, "%s/adapter_model.bin", dir);
+    REQUIRE(rename(st_path, bin) == 0);
+    b = rosa_adapter_load(dir, &m->cfg);
+    CHECK(b == NULL);
+    CHECK_ERROR_HAS("adapter_model.bin: a PyTorch pickle, which rosa does not read");
+    CHECK_ERROR_HAS("s.save_file(torch.load(");
+    REQUIRE(unlink(bin) == 0);
+    b = rosa_adapter_load(dir, &m->cfg);
+    CHECK(b == NULL);
+    CHECK_ERROR_HAS("adapter_model.safetensors: not found");
+    rosa_adapter_free(a);
+    rosa_peft_opts_free(&rosa_peft_lora, o);
+    rosa_model_free(m);
 }

@@ -386,6 +386,20 @@ rosa_adapter *rosa_adapter_load(const char *dir, const rosa_config *c) {
         rosa_fail("%s: task_type \"%s\" is not supported (only CAUSAL_LM)", cfg_path, task);
         goto done;
     }
+    /* LLM-Adapters' released adapters, and PEFT's before safetensors, are
+     * torch pickles, which run code when read: rosa reads safetensors only. */
+    if (!rosa_file_exists(st_path)) {
+        char *bin = rosa_path_join(dir, "adapter_model.bin");
+        if (bin && rosa_file_exists(bin))
+            rosa_fail("%s: a PyTorch pickle, which rosa does not read (loading one can run code); convert it once, "
+                      "where PyTorch is: python3 -c \"import torch, safetensors.torch as s; "
+                      "s.save_file(torch.load('%s', map_location='cpu'), '%s')\"",
+                      bin, bin, st_path);
+        else rosa_fail("%s: not found (an adapter directory holds adapter_config.json and adapter_model.safetensors)",
+                       st_path);
+        free(bin);
+        goto done;
+    }
     /* Every value takes at least 2 bytes of the tensor file (F16/BF16): a
      * config asking for more is refused before its values are allocated. */
     struct stat sb;

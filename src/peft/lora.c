@@ -7,6 +7,7 @@
 #include <pcre2.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/arena.h"
 #include "io/json.h"
@@ -28,12 +29,33 @@ static void opts_default(void *p) {
     o->targets = (1u << PROJ_Q) | (1u << PROJ_V);
 }
 
+static int copy_patterns(rosa_lora_pattern **dst, const rosa_lora_pattern *src, int n) {
+    *dst = NULL;
+    if (!src) return 0;
+    *dst = rosa_calloc((size_t)(n ? n : 1), sizeof **dst, "rank_pattern");
+    if (!*dst) return -1;
+    for (int i = 0; i < n; i++) {
+        (*dst)[i].value = src[i].value;
+        if (!((*dst)[i].key = rosa_strdup(src[i].key))) return -1;
+    }
+    return 0;
+}
+
+static void free_patterns(rosa_lora_pattern *p, int n) {
+    for (int i = 0; p && i < n; i++) free(p[i].key);
+    free(p);
+}
+
 static int opts_copy(void *dst, const void *src) {
     rosa_lora_options *d = dst;
     const rosa_lora_options *s = src;
     *d = *s;
     d->target_regex = NULL;
     d->layers = NULL;
+    d->rank_pattern = d->alpha_pattern = NULL;
+    if (copy_patterns(&d->rank_pattern, s->rank_pattern, s->n_rank_pattern) < 0 ||
+        copy_patterns(&d->alpha_pattern, s->alpha_pattern, s->n_alpha_pattern) < 0)
+        return -1;
     if (s->target_regex && !(d->target_regex = rosa_strdup(s->target_regex))) return -1;
     if (s->layers) {
         d->layers = rosa_malloc(sizeof(int) * (size_t)(s->n_layers ? s->n_layers : 1), "layers");
@@ -47,8 +69,11 @@ static void opts_free(void *p) {
     rosa_lora_options *o = p;
     free(o->target_regex);
     free(o->layers);
+    free_patterns(o->rank_pattern, o->n_rank_pattern);
+    free_patterns(o->alpha_pattern, o->n_alpha_pattern);
     o->target_regex = NULL;
     o->layers = NULL;
+    o->rank_pattern = o->alpha_pattern = NULL;
 }
 
 int rosa_parse_target_modules(const char *list, unsigned *mask) {
@@ -165,8 +190,8 @@ const rosa_peft_field rosa_lora_fields[] = {
     /* PEFT: an empty pattern means any layer list; a Llama's is "layers". */
     {"layers_pattern", DEFAULT_ONLY("a layers_pattern other than \"layers\"", "null", "[]", "\"\"", "\"layers\"",
                                     "[\"layers\"]")},
-    {"rank_pattern", DEFAULT_ONLY("rank_pattern (per-module ranks)", "{}", "null")},
-    {"alpha_pattern", DEFAULT_ONLY("alpha_pattern (per-module alphas)", "{}", "null")},
+    {"rank_pattern", PEFT_FIELD_READ, NULL, {NULL}},
+    {"alpha_pattern", PEFT_FIELD_READ, NULL, {NULL}},
     {"megatron_config", DEFAULT_ONLY("Megatron's parallel layers", "null")},
     {"megatron_core", PEFT_FIELD_IGNORED, NULL, {NULL}}, /* read only with megatron_config */
     {"trainable_token_indices", DEFAULT_ONLY("trainable_token_indices (trained embedding rows)", "null")},
@@ -195,6 +220,33 @@ const rosa_peft_field rosa_lora_fields[] = {
 };
 #undef DEFAULT_ONLY
 
+/* rank_pattern / alpha_pattern: {"regex": number, ...} (null or {}: none). */
+static int parse_pattern(const cJSON *j, const char *key, const char *path, int is_rank, rosa_lora_pattern **out,
+                         int *n) {
+    const cJSON *pj = cJSON_GetObjectItemCaseSensitive(j, key), *it;
+    *out = NULL, *n = 0;
+    if (!pj || cJSON_IsNull(pj)) return 0;
+    if (!cJSON_IsObject(pj)) return rosa_fail("%s: \"%s\" must be an object of module patterns and numbers", path, key);
+    int count = cJSON_GetArraySize(pj);
+    if (!count) return 0;
+    *out = rosa_calloc((size_t)count, sizeof **out, key);
+    if (!*out) return -1;
+    cJSON_ArrayForEach(it, pj) {
+        double v = cJSON_IsNumber(it) ? it->valuedouble : NAN;
+        if (is_rank ? !(v >= 1 && v <= ROSA_MAX_RANK && v == floor(v)) : !(fabs(v) <= FLT_MAX))
+            return rosa_fail("%s: %s \"%s\": expected %s", path, key, it->string,
+                             is_rank ? "an integer rank in [1, 65536]" : "a number that fits a float");
+        (*out)[*n].value = (float)v;
+        if (!((*out)[(*n)++].key = rosa_strdup(it->string))) return -1;
+    }
+    return 0;
+}
+
+static void add_pattern(cJSON *j, const char *key, const rosa_lora_pattern *p, int n) {
+    cJSON *o = cJSON_AddObjectToObject(j, key);
+    for (int i = 0; i < n; i++) rosa_json_add_float(o, p[i].key, p[i].value);
+}
+
 static int parse_config(rosa_adapter *a, const cJSON *j, const char *path, const rosa_config *c) {
     rosa_lora_options *o = a->opts;
     if (rosa_peft_check_fields(j, path, rosa_lora_fields) < 0) return -1;
@@ -209,7 +261,9 @@ static int parse_config(rosa_adapter *a, const cJSON *j, const char *path, const
     o->alpha = (float)alpha;
     o->dropout = (float)dropout;
     const cJSON *tm = cJSON_GetObjectItemCaseSensitive(j, "target_modules");
-    if (cJSON_IsString(tm)) {
+    if (cJSON_IsString(tm) && strcasecmp(tm->valuestring, "all-linear") == 0) {
+        o->targets = (1u << N_PROJ) - 1; /* PEFT's shorthand: every linear layer but the output head */
+    } else if (cJSON_IsString(tm)) {
         o->target_regex = rosa_strdup(tm->valuestring);
         if (!o->target_regex) return -1;
     } else if (cJSON_IsArray(tm)) {
@@ -227,6 +281,9 @@ static int parse_config(rosa_adapter *a, const cJSON *j, const char *path, const
     } else {
         return rosa_fail("%s: \"target_modules\" must be a list or a regex string", path);
     }
+    if (parse_pattern(j, "rank_pattern", path, 1, &o->rank_pattern, &o->n_rank_pattern) < 0 ||
+        parse_pattern(j, "alpha_pattern", path, 0, &o->alpha_pattern, &o->n_alpha_pattern) < 0)
+        return -1;
     const cJSON *lt = cJSON_GetObjectItemCaseSensitive(j, "layers_to_transform");
     if (lt && !cJSON_IsNull(lt)) {
         int n = cJSON_IsArray(lt) ? cJSON_GetArraySize(lt) : 1;
@@ -262,6 +319,8 @@ static void write_config(const rosa_adapter *a, cJSON *j) {
     rosa_json_add_float(j, "lora_alpha", o->alpha);
     rosa_json_add_float(j, "lora_dropout", o->dropout);
     cJSON_AddNullToObject(j, "modules_to_save");
+    add_pattern(j, "rank_pattern", o->rank_pattern, o->n_rank_pattern);
+    add_pattern(j, "alpha_pattern", o->alpha_pattern, o->n_alpha_pattern);
     cJSON_AddStringToObject(j, "peft_type", "LORA");
     cJSON_AddNumberToObject(j, "r", o->rank);
     if (o->target_regex) {
@@ -294,7 +353,34 @@ static void free_state(void *p) {
     if (!st) return;
     free(st->layer_on);
     free(st->idx);
+    free(st->scale);
     free(st);
+}
+
+/* The value of the first pattern key that matches module `name` as PEFT's
+ * get_pattern_key matches it (re.match of "(.*\.)?(KEY)$"), else dflt. */
+static int pattern_value(const rosa_lora_pattern *p, int n, const char *name, float dflt, float *out) {
+    *out = dflt;
+    for (int i = 0; i < n; i++) {
+        char *re_text = rosa_malloc(strlen(p[i].key) + 16, "pattern");
+        if (!re_text) return -1;
+        sprintf(re_text, "(.*\\.)?(%s)$", p[i].key);
+        int err;
+        PCRE2_SIZE off;
+        pcre2_code *re = pcre2_compile((PCRE2_SPTR)re_text, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_ANCHORED, &err,
+                                       &off, NULL);
+        free(re_text);
+        if (!re) return rosa_fail("pattern \"%s\" of rank_pattern/alpha_pattern does not compile", p[i].key);
+        pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
+        int rc = md ? pcre2_match(re, (PCRE2_SPTR)name, strlen(name), 0, 0, md, NULL) : -1;
+        pcre2_match_data_free(md);
+        pcre2_code_free(re);
+        if (rc >= 0) {
+            *out = p[i].value;
+            return 0;
+        }
+    }
+    return 0;
 }
 
 static int build(rosa_adapter *a, const rosa_config *c) {
@@ -304,10 +390,10 @@ static int build(rosa_adapter *a, const rosa_config *c) {
     rosa_lora_state *st = rosa_calloc(1, sizeof *st, "adapter");
     if (!st) return -1;
     a->state = st;
-    st->scaling = o->rslora ? o->alpha / sqrtf((float)o->rank) : o->alpha / (float)o->rank;
     st->layer_on = rosa_calloc((size_t)a->L, 1, "adapter layers");
     st->idx = rosa_calloc((size_t)a->L, sizeof *st->idx, "adapter index");
-    if (!st->layer_on || !st->idx) return -1;
+    st->scale = rosa_calloc((size_t)a->L, sizeof *st->scale, "adapter scaling");
+    if (!st->layer_on || !st->idx || !st->scale) return -1;
     pcre2_code *re = NULL;
     if (o->target_regex) {
         int err;
@@ -334,11 +420,20 @@ static int build(rosa_adapter *a, const rosa_config *c) {
             rosa_proj_shape(c, p, &in, &out);
             char base[96], name[128];
             rosa_proj_tensor_name(base, sizeof base, l, p);
+            float rank, alpha;
+            if (pattern_value(o->rank_pattern, o->n_rank_pattern, base, (float)o->rank, &rank) < 0 ||
+                pattern_value(o->alpha_pattern, o->n_alpha_pattern, base, o->alpha, &alpha) < 0) {
+                rc = -1;
+                break;
+            }
+            int r = (int)rank;
+            st->scale[l][p] = o->rslora ? alpha / sqrtf((float)r) : alpha / (float)r;
+            if (r > st->max_rank) st->max_rank = r;
             st->idx[l][p] = a->n_params;
             snprintf(name, sizeof name, "base_model.model.%s.lora_A.weight", base);
-            rc = rosa_adapter_add_param(a, name, l, o->rank, in);
+            rc = rosa_adapter_add_param(a, name, l, r, in);
             snprintf(name, sizeof name, "base_model.model.%s.lora_B.weight", base);
-            if (rc == 0) rc = rosa_adapter_add_param(a, name, l, out, o->rank);
+            if (rc == 0) rc = rosa_adapter_add_param(a, name, l, out, r);
         }
     }
     pcre2_code_free(re);
@@ -359,7 +454,8 @@ static void init(rosa_adapter *a, const rosa_model *m, uint64_t seed) {
 
 static void describe(const rosa_adapter *a, char *buf, size_t n) {
     const rosa_lora_options *o = a->opts;
-    snprintf(buf, n, "LoRA r %d, alpha %g%s", o->rank, (double)o->alpha, o->rslora ? " (rsLoRA)" : "");
+    snprintf(buf, n, "LoRA r %d, alpha %g%s%s", o->rank, (double)o->alpha, o->rslora ? " (rsLoRA)" : "",
+             o->n_rank_pattern || o->n_alpha_pattern ? " (per-module rank_pattern/alpha_pattern)" : "");
 }
 
 const rosa_lora_state *rosa_lora_state_of(const rosa_adapter *a) {
@@ -374,7 +470,7 @@ static int merge(const rosa_adapter *a, int l, int p, float *W, int out, int in)
     int idx = st->idx[l][p];
     const rosa_param *A = &a->params[idx], *B = &a->params[idx + 1];
     if (B->rows != out || A->cols != in) return rosa_fail("LoRA tensors of layer %d do not match the model", l);
-    rosa_gemm('N', 'N', out, in, A->rows, st->scaling, a->w + B->offset, B->cols, a->w + A->offset, A->cols, 1.0f, W,
+    rosa_gemm('N', 'N', out, in, A->rows, st->scale[l][p], a->w + B->offset, B->cols, a->w + A->offset, A->cols, 1.0f, W,
               in);
     return 0;
 }
@@ -387,8 +483,10 @@ static size_t act_floats(const void *self, int l, int N) {
     const rosa_lora_options *o = a->opts;
     const rosa_lora_state *st = a->state;
     size_t n = 0;
-    for (int p = 0; p < N_PROJ; p++)
-        if (st->idx[l][p] >= 0) n += lowrank_act_floats(N, a->params[st->idx[l][p]].cols, o->rank, o->dropout);
+    for (int p = 0; p < N_PROJ; p++) {
+        const rosa_param *A = st->idx[l][p] >= 0 ? &a->params[st->idx[l][p]] : NULL;
+        if (A) n += lowrank_act_floats(N, A->cols, A->rows, o->dropout);
+    }
     return n;
 }
 
@@ -396,8 +494,10 @@ static lowrank_acts branch_acts(const rosa_adapter *a, int l, int p, float *acts
     const rosa_lora_options *o = a->opts;
     const rosa_lora_state *st = a->state;
     lowrank_acts ba = {0};
-    for (int q = 0; q <= p; q++)
-        if (st->idx[l][q] >= 0) ba = lowrank_carve(&acts, N, a->params[st->idx[l][q]].cols, o->rank, o->dropout);
+    for (int q = 0; q <= p; q++) {
+        const rosa_param *A = st->idx[l][q] >= 0 ? &a->params[st->idx[l][q]] : NULL;
+        if (A) ba = lowrank_carve(&acts, N, A->cols, A->rows, o->dropout);
+    }
     return ba;
 }
 
@@ -405,10 +505,11 @@ static lowrank_acts branch_acts(const rosa_adapter *a, int l, int p, float *acts
 static size_t scratch_floats(const void *self, int N) {
     const rosa_adapter *a = self;
     const rosa_lora_options *o = a->opts;
+    const rosa_lora_state *st = a->state;
     int widest = 0;
     for (int i = 0; i < a->n_params; i += 2)
         if (a->params[i].cols > widest) widest = a->params[i].cols;
-    return (size_t)N * o->rank + 16 + (o->dropout > 0 ? (size_t)N * widest : 0);
+    return (size_t)N * st->max_rank + 16 + (o->dropout > 0 ? (size_t)N * widest : 0);
 }
 
 static int proj_forward(void *self, const rosa_block_ctx *c, int l, int p, float *acts, float *y, const float *x) {
@@ -419,8 +520,8 @@ static int proj_forward(void *self, const rosa_block_ctx *c, int l, int p, float
     if (idx < 0) return 0;
     const rosa_param *A = &a->params[idx], *B = &a->params[idx + 1];
     lowrank_acts ba = branch_acts(a, l, p, acts, c->N);
-    PROF(PROF_ADAPTER, 2.0 * c->N * o->rank * (A->cols + B->rows),
-         lowrank_forward(&ba, y, 1, x, a->w + A->offset, a->w + B->offset, st->scaling, c->N, A->cols, o->rank,
+    PROF(PROF_ADAPTER, 2.0 * c->N * A->rows * (A->cols + B->rows),
+         lowrank_forward(&ba, y, 1, x, a->w + A->offset, a->w + B->offset, st->scale[l][p], c->N, A->cols, A->rows,
                          B->rows, o->dropout, c->drop));
     return 0;
 }
@@ -435,11 +536,11 @@ static int proj_backward(void *self, const rosa_block_ctx *c, int l, int p, floa
     const rosa_param *A = &a->params[idx], *B = &a->params[idx + 1];
     lowrank_acts ba = branch_acts(a, l, p, acts, c->N);
     int act = rosa_block_layer_active(c, l);
-    float *du = rosa_block_hook_scratch(c, self), *dtmp = du + ROSA_ARENA_ROUND((size_t)c->N * o->rank);
-    PROF(PROF_ADAPTER, (act ? 4.0 : 2.0) * c->N * o->rank * (A->cols + B->rows),
+    float *du = rosa_block_hook_scratch(c, self), *dtmp = du + ROSA_ARENA_ROUND((size_t)c->N * st->max_rank);
+    PROF(PROF_ADAPTER, (act ? 4.0 : 2.0) * c->N * A->rows * (A->cols + B->rows),
          lowrank_backward(&ba, dx, dy, x, a->w + A->offset, a->w + B->offset, act ? a->g + A->offset : NULL,
-                          act ? a->g + B->offset : NULL, st->scaling, c->N, A->cols, o->rank, B->rows, o->dropout, du,
-                          dtmp));
+                          act ? a->g + B->offset : NULL, st->scale[l][p], c->N, A->cols, A->rows, B->rows, o->dropout,
+                          du, dtmp));
     return 0;
 }
 

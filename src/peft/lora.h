@@ -7,6 +7,13 @@
 #include "peft/format.h"
 #include "peft/peft.h"
 
+/* One key of PEFT's rank_pattern or alpha_pattern: a regex that selects the
+ * modules whose name ends in a match ("q_proj", "layers\\.0\\..*"), and its value. */
+typedef struct {
+    char *key;
+    float value;
+} rosa_lora_pattern;
+
 typedef struct {
     int rank;           /* r (default 8) */
     float alpha;        /* lora_alpha (default 16) */
@@ -16,12 +23,17 @@ typedef struct {
     char *target_regex; /* PEFT's string form, full-matched on module names (owned) */
     int *layers;        /* layers_to_transform (owned), NULL = all */
     int n_layers;
+    /* Per-module r and lora_alpha (owned; the first key that matches wins, as
+     * PEFT's get_pattern_key); only from adapter_config.json. */
+    rosa_lora_pattern *rank_pattern, *alpha_pattern;
+    int n_rank_pattern, n_alpha_pattern;
 } rosa_lora_options;
 
 typedef struct {
-    float scaling;
     uint8_t *layer_on;      /* [L]: layers_to_transform */
     int (*idx)[N_PROJ];     /* [L][p]: index of lora_A in the table (B follows), -1 */
+    float (*scale)[N_PROJ]; /* [L][p]: alpha / r of the module (alpha / sqrt(r) with rsLoRA) */
+    int max_rank;           /* the largest r of any module */
 } rosa_lora_state;
 
 extern const rosa_peft_method rosa_peft_lora;
