@@ -212,7 +212,7 @@ static int run(direction *d, float *C, const float *A, int M, int accumulate) {
     size_t nsrc = (size_t)Mp * d->K, n = (size_t)M * d->K;
     if (grow((void **)&src_buf, &src_cap, nsrc * sizeof(uint16_t)) < 0) return -1;
     uint16_t *sb = src_buf;
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) sb[i] = rosa_f32_to_bf16(A[i]);
     memset(src_buf + n, 0, (nsrc - n) * sizeof(uint16_t));
     if (exec(d, direct ? C : NULL, src_buf, Mp, direct && accumulate) < 0) return -1;
@@ -220,7 +220,7 @@ static int run(direction *d, float *C, const float *A, int M, int accumulate) {
     size_t out = (size_t)M * d->N;
     if (accumulate) {
         float *db = dst_buf;
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for schedule(static)
         for (size_t i = 0; i < out; i++) C[i] += db[i];
     } else {
         memcpy(C, dst_buf, out * sizeof(float));
