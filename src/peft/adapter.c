@@ -86,7 +86,9 @@ int rosa_peft_set_option(const rosa_peft_method *m, void *opts, const char *flag
 }
 
 int rosa_peft_set_rank(const rosa_peft_method *m, void *opts, int rank) {
-    if (!m->set_rank) return rosa_fail("%s has no rank", m->name);
+    if (!m->set_rank)
+        return rosa_fail("--method %s has no size hyper-parameter to choose (its trainable parameters follow from its "
+                         "target modules)", m->name);
     m->set_rank(opts, rank);
     return 0;
 }

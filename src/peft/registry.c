@@ -1,5 +1,6 @@
 /* registry.c: the PEFT methods rosa knows.  Adding one is a line here. */
 #include "peft/lora.h"
+#include "peft/ia3.h"
 #include "peft/roae.h"
 
 #include <stdio.h>
@@ -15,6 +16,7 @@ static const struct {
     {"lora", &rosa_peft_lora, 0, NULL},
     {"roae", &rosa_peft_roae, 0, NULL},
     {"rosa", &rosa_peft_roae, 1, "RoSA (RoAE + DLS)"},
+    {"ia3", &rosa_peft_ia3, 0, NULL},
 };
 #define N_METHODS (sizeof methods / sizeof methods[0])
 

@@ -1,0 +1,119 @@
+/* targets.c: PEFT's module selection (see targets.h). */
+#include "peft/targets.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/util.h"
+
+static int ends_with(const char *s, const char *tail, size_t k) {
+    size_t n = strlen(s);
+    return n >= k && strncmp(s + n - k, tail, k) == 0;
+}
+
+static int regex_full(const char *pattern, const char *key) {
+    int err;
+    PCRE2_SIZE off;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &err, &off, NULL);
+    if (!re) return rosa_fail("target regex \"%s\" does not compile (at offset %zu)", pattern, (size_t)off);
+    pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
+    int rc = md ? pcre2_match(re, (PCRE2_SPTR)key, strlen(key), 0, PCRE2_ANCHORED | PCRE2_ENDANCHORED, md, NULL) : -1;
+    pcre2_match_data_free(md);
+    pcre2_code_free(re);
+    return rc >= 0;
+}
+
+int rosa_peft_targets_match(const rosa_peft_targets *t, const char *dflt, const char *key, int suffix_only) {
+    if (t->names && t->regex) {
+        /* PEFT's shorthand for every linear layer but the head: rosa's keys are only those. */
+        if (strcasecmp(t->names, "all-linear") == 0) return !strstr(key, "norm");
+        return regex_full(t->names, key);
+    }
+    const char *p = t->names ? t->names : dflt;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        size_t kn = strlen(key);
+        if (n && (suffix_only ? ends_with(key, p, n)
+                              : (kn == n && strncmp(key, p, n) == 0) ||
+                                    (ends_with(key, p, n) && kn > n && key[kn - n - 1] == '.')))
+            return 1;
+        p += n + (p[n] == ',');
+    }
+    return 0;
+}
+
+static int set_names(rosa_peft_targets *t, const char *v, int regex) {
+    char *s = rosa_strdup(v);
+    if (!s) return -1;
+    free(t->names);
+    t->names = s;
+    t->regex = regex;
+    return 0;
+}
+
+int rosa_peft_targets_parse(rosa_peft_targets *t, const cJSON *v, const char *path, const char *key) {
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (cJSON_IsString(v)) return set_names(t, v->valuestring, 1);
+    if (!cJSON_IsArray(v)) return rosa_fail("%s: \"%s\" must be a list of module names, a regex string or null", path, key);
+    size_t len = 1;
+    const cJSON *x;
+    cJSON_ArrayForEach(x, v) {
+        if (!cJSON_IsString(x) || !*x->valuestring || strchr(x->valuestring, ','))
+            return rosa_fail("%s: \"%s\" entries must be non-empty module names", path, key);
+        len += strlen(x->valuestring) + 1;
+    }
+    char *s = rosa_malloc(len, key);
+    if (!s) return -1;
+    s[0] = 0;
+    cJSON_ArrayForEach(x, v) {
+        if (s[0]) strcat(s, ",");
+        strcat(s, x->valuestring);
+    }
+    free(t->names);
+    t->names = s;
+    t->regex = 0;
+    return 0;
+}
+
+int rosa_peft_targets_from_flag(rosa_peft_targets *t, const char *v, const char *flag) {
+    if (strncmp(v, "re:", 3) == 0) return set_names(t, v + 3, 1);
+    if (strcasecmp(v, "all-linear") == 0) return set_names(t, "all-linear", 1);
+    if (!*v || strstr(v, ",,") || v[0] == ',' || v[strlen(v) - 1] == ',')
+        return rosa_fail("--%s expects module names like k_proj,v_proj, re:PATTERN or all-linear, got \"%s\"", flag, v);
+    return set_names(t, v, 0);
+}
+
+void rosa_peft_targets_write(const rosa_peft_targets *t, const char *dflt, cJSON *j, const char *key) {
+    if (t->names && t->regex) {
+        cJSON_AddStringToObject(j, key, t->names);
+        return;
+    }
+    cJSON *a = cJSON_AddArrayToObject(j, key);
+    for (const char *p = t->names ? t->names : dflt; *p;) {
+        size_t n = strcspn(p, ",");
+        char name[256];
+        snprintf(name, sizeof name, "%.*s", (int)n, p);
+        cJSON_AddItemToArray(a, cJSON_CreateString(name));
+        p += n + (p[n] == ',');
+    }
+}
+
+void rosa_peft_targets_format(const rosa_peft_targets *t, const char *dflt, char *buf, size_t n) {
+    if (t->names && t->regex && strcasecmp(t->names, "all-linear") != 0) snprintf(buf, n, "re:%s", t->names);
+    else snprintf(buf, n, "%s", t->names ? t->names : dflt);
+}
+
+int rosa_peft_targets_copy(rosa_peft_targets *dst, const rosa_peft_targets *src) {
+    *dst = *src;
+    dst->names = NULL;
+    return src->names ? set_names(dst, src->names, src->regex) : 0;
+}
+
+void rosa_peft_targets_free(rosa_peft_targets *t) {
+    free(t->names);
+    t->names = NULL;
+}

@@ -1,0 +1,35 @@
+/* targets.h: PEFT's module selection (target_modules, feedforward_modules)
+ * for the methods that keep PEFT's own forms of it: a list of names, a regex,
+ * or "all-linear". */
+#ifndef ROSA_PEFT_TARGETS_H
+#define ROSA_PEFT_TARGETS_H
+
+#include <cjson/cJSON.h>
+
+/* A selection as PEFT's config holds it.  names: comma-separated (list form)
+ * or the pattern (regex form); NULL: the method's default list. */
+typedef struct {
+    char *names;
+    int regex;
+} rosa_peft_targets;
+
+/* Whether module `key` (e.g. "model.layers.0.self_attn.k_proj") is selected.
+ * List form: key equals an entry or ends with "." + entry (PEFT's
+ * check_target_module_exists); with suffix_only, key ends with an entry
+ * (PEFT's IA3 feedforward test).  Regex form: the pattern matches all of key.
+ * dflt (comma-separated) stands for NULL names.  -1 (error set) when the
+ * pattern does not compile. */
+int rosa_peft_targets_match(const rosa_peft_targets *t, const char *dflt, const char *key, int suffix_only);
+/* From a config value (null: names NULL, a string: regex, or "all-linear"
+ * kept as that string, a list of strings). */
+int rosa_peft_targets_parse(rosa_peft_targets *t, const cJSON *v, const char *path, const char *key);
+/* From a CLI value: "a,b", "re:PATTERN" or "all-linear". */
+int rosa_peft_targets_from_flag(rosa_peft_targets *t, const char *v, const char *flag);
+/* Adds it to j under key (a list, or the string), dflt when names is NULL. */
+void rosa_peft_targets_write(const rosa_peft_targets *t, const char *dflt, cJSON *j, const char *key);
+/* As the CLI flag takes it. */
+void rosa_peft_targets_format(const rosa_peft_targets *t, const char *dflt, char *buf, size_t n);
+int rosa_peft_targets_copy(rosa_peft_targets *dst, const rosa_peft_targets *src);
+void rosa_peft_targets_free(rosa_peft_targets *t);
+
+#endif

@@ -1,0 +1,354 @@
+/* test_peft_methods.c: the PEFT methods of issue 15 (IA3, ...): their ops'
+ * gradients by finite differences, and against the independent PyTorch
+ * reference (tools/ref_peft.py through tools/ref_train.py): the loss of a
+ * non-trivial adapter on the shipped and on a tiny model, 10 training steps
+ * (accumulation, warm-up, clipping; with DLS), save -> load, reference-written
+ * files, merge. */
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+
+#include "core/util.h"
+#include "io/json.h"
+#include "model/model.h"
+#include "peft/ia3.h"
+#include "peft/peft.h"
+#include "test.h"
+#include "train/train_ctx.h"
+
+#define PY "/usr/bin/python3"
+
+static void fill(float *x, int n, rosa_rng *r, float scale) {
+    for (int i = 0; i < n; i++) x[i] = (rosa_rng_uniform(r) * 2.0f - 1.0f) * scale;
+}
+
+/* ------------------------------------------------- finite differences */
+
+/* L = sum(r * f(x, l)) for f one of IA3's forms over a frozen W; the
+ * gradients of x and l from the backward against central differences. */
+typedef struct {
+    rosa_weight w;
+    float *x, *l, *r, *y, *z, *s;
+    int N, ff;
+} ia3_ctx;
+
+static double ia3_loss(ia3_ctx *c) {
+    int out = c->w.out;
+    memset(c->y, 0, sizeof(float) * (size_t)c->N * out);
+    /* y starts at the frozen product, as in the block. */
+    rosa_weight_forward(&c->w, c->y, c->x, NULL, c->N, 0);
+    if (c->ff) ia3_input_forward(&c->w, c->y, c->x, c->l, c->s, c->N);
+    else ia3_output_forward(&c->w, NULL, c->y, c->z, c->x, c->l, c->N);
+    double L = 0.0;
+    for (int i = 0; i < c->N * out; i++) L += (double)c->r[i] * c->y[i];
+    return L;
+}
+
+static void ia3_gradcheck(int ff) {
+    int N = 5, in = 7, out = 6;
+    rosa_rng g;
+    rosa_rng_seed(&g, 11 + ff);
+    float W[42], x[35], l[7], r[30], y[30], z[30], s[64], dx[35], gl[7];
+    fill(W, out * in, &g, 1.0f);
+    fill(x, N * in, &g, 1.0f);
+    fill(r, N * out, &g, 1.0f);
+    int nl = ff ? in : out;
+    for (int i = 0; i < nl; i++) l[i] = 1.0f + 0.5f * (rosa_rng_uniform(&g) - 0.5f);
+    ia3_ctx c = {{W, NULL, out, in}, x, l, r, y, z, s, N, ff};
+    ia3_loss(&c);
+    /* dL/dy = r; the frozen part's input gradient first, as the block does. */
+    rosa_weight_backward(&c.w, dx, r, N, 0);
+    memset(gl, 0, sizeof gl);
+    if (ff) ia3_input_backward(&c.w, dx, gl, r, x, l, s, N);
+    else ia3_output_backward(&c.w, dx, gl, r, z, l, s, N);
+    const float eps = 1e-3f;
+    double worst = 0.0;
+    for (int k = 0; k < N * in + nl; k++) {
+        float *v = k < N * in ? &x[k] : &l[k - N * in], keep = *v;
+        *v = keep + eps;
+        double up = ia3_loss(&c);
+        *v = keep - eps;
+        double down = ia3_loss(&c);
+        *v = keep;
+        double num = (up - down) / (2.0 * eps), an = k < N * in ? dx[k] : gl[k - N * in];
+        worst = fmax(worst, fabs(num - an) / fmax(fabs(num), 0.1));
+    }
+    CHECK_MSG(worst < 1e-2, "IA3 %s form: gradient off by %g", ff ? "input" : "output", worst);
+}
+
+TEST(ia3_input_form_gradients) { ia3_gradcheck(1); }
+TEST(ia3_output_form_gradients) { ia3_gradcheck(0); }
+
+/* ------------------------------------------------- against the reference */
+
+static int sh(const char *cmd, char **out) { return run_capture(cmd, 1, out); }
+
+static int shq(const char *cmd) {
+    char *o = NULL;
+    int rc = sh(cmd, &o);
+    if (rc != 0) test_fail(__FILE__, __LINE__, "%s failed (%d): %s", cmd, rc, o);
+    free(o);
+    return rc;
+}
+
+static const char *HYPER = "--max-steps 10 --batch-size 4 --micro-batch-size 2 --lr 5e-3 --warmup-steps 3 "
+                           "--max-grad-norm 0.5 --weight-decay 0.01 --lr-scheduler linear";
+
+/* 10 steps of rosa train from the reference-written adapter `init` and of
+ * the reference: step losses, gradient norms, DLS selections (with ref_dls),
+ * the final adapter; and rosa loss of `init` per example. */
+static void train_parity(const char *label, const char *init, const char *rosa_flags, const char *ref_dls) {
+    const char *model = shared_path("models/stories260K");
+    char data[512], dump[512], ref[512], out[512], cmd[4096], *o = NULL;
+    snprintf(data, sizeof data, "%s", test_tmp_path("pm.jsonl"));
+    snprintf(dump, sizeof dump, "%s", test_tmp_path("pm-dump.json"));
+    snprintf(ref, sizeof ref, "%s-%s.json", test_tmp_path("pm-ref"), label);
+    snprintf(out, sizeof out, "%s-%s", test_tmp_path("pm-out"), label);
+    write_toy_records(data, 16);
+    snprintf(cmd, sizeof cmd, "%s tokenize --model %s --data %s --template train --cutoff-len 48 --json > %s", rosa_bin(),
+             model, data, dump);
+    REQUIRE(shq(cmd) == 0);
+    snprintf(cmd, sizeof cmd, PY " tools/ref_train.py train --model %s --data %s --init-adapter %s --out %s %s %s -q",
+             model, dump, init, ref, HYPER, ref_dls);
+    REQUIRE(shq(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --init-adapter %s --output %s %s %s --cutoff-len 48 "
+             "--no-shuffle --quiet --overwrite --save-steps 0", rosa_bin(), model, data, init, out, HYPER, rosa_flags);
+    REQUIRE(shq(cmd) == 0);
+    cJSON *r = rosa_json_load(ref);
+    REQUIRE(r);
+    char mp[600];
+    snprintf(mp, sizeof mp, "%s/metrics.jsonl", out);
+    size_t len;
+    char *metrics = rosa_read_file(mp, &len);
+    REQUIRE(metrics);
+    float losses[10], norms[10];
+    int n = 0;
+    cJSON *sel = cJSON_CreateArray();
+    for (char *line = strtok(metrics, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *j = cJSON_Parse(line);
+        if (j && cJSON_GetObjectItem(j, "loss") && cJSON_GetObjectItem(j, "grad_norm") && n < 10) {
+            losses[n] = (float)cJSON_GetObjectItem(j, "loss")->valuedouble;
+            norms[n++] = (float)cJSON_GetObjectItem(j, "grad_norm")->valuedouble;
+        }
+        const cJSON *s = j ? cJSON_GetObjectItem(j, "dls_selection") : NULL;
+        if (s) {
+            cJSON *pair = cJSON_CreateArray();
+            cJSON_AddItemToArray(pair, cJSON_CreateNumber(cJSON_GetObjectItem(j, "step")->valuedouble - 1));
+            cJSON_AddItemToArray(pair, cJSON_Duplicate(cJSON_GetObjectItem(s, "layers"), 1));
+            cJSON_AddItemToArray(sel, pair);
+        }
+        cJSON_Delete(j);
+    }
+    free(metrics);
+    CHECK_EQ_INT(n, 10);
+    double el = max_rel_json(losses, cJSON_GetObjectItem(r, "losses"), n);
+    double eg = max_rel_json(norms, cJSON_GetObjectItem(r, "grad_norms"), n);
+    CHECK_MSG(el <= 1e-4, "%s: step losses differ by %g", label, el);
+    CHECK_MSG(eg <= 1e-4, "%s: grad norms differ by %g", label, eg);
+    if (*ref_dls) {
+        CHECK_MSG(cJSON_Compare(sel, cJSON_GetObjectItem(r, "dls_selections"), 1), "%s: DLS selections differ", label);
+        CHECK(cJSON_GetArraySize(sel) >= 2);
+    }
+    cJSON_Delete(sel);
+    rosa_config c;
+    REQUIRE(rosa_config_load(model, &c) == 0);
+    rosa_adapter *a = rosa_adapter_load(out, &c);
+    REQUIRE(a);
+    double worst = 0.0;
+    for (int i = 0; i < a->n_params; i++) {
+        const cJSON *want = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "adapter"), a->params[i].name);
+        CHECK_MSG(want != NULL, "%s: reference lacks %s", label, a->params[i].name);
+        if (want) worst = fmax(worst, max_rel_json(a->w + a->params[i].offset, want, a->params[i].rows * a->params[i].cols));
+    }
+    CHECK_MSG(worst <= 1e-4, "%s: adapter differs from the reference by %g", label, worst);
+    rosa_adapter_free(a);
+    /* rosa loss of the initial adapter, per example. */
+    snprintf(cmd, sizeof cmd, "%s loss --model %s --adapter %s --data %s --cutoff-len 48 --per-example --json "
+             "--micro-batch-size 3", rosa_bin(), model, init, data);
+    REQUIRE(run_capture(cmd, 0, &o) == 0);
+    cJSON *lj = cJSON_Parse(o);
+    free(o);
+    REQUIRE(lj);
+    const cJSON *per = cJSON_GetObjectItem(lj, "per_example"), *want = cJSON_GetObjectItem(r, "per_example_init_loss");
+    CHECK_EQ_INT(cJSON_GetArraySize(per), 16);
+    double ep = 0.0;
+    for (int i = 0; i < 16 && i < cJSON_GetArraySize(per); i++) {
+        double w = cJSON_GetArrayItem(want, i)->valuedouble;
+        ep = fmax(ep, fabs(cJSON_GetArrayItem(per, i)->valuedouble - w) / fabs(w));
+    }
+    CHECK_MSG(ep <= 1e-5, "%s: per-example losses differ by %g (relative)", label, ep);
+    cJSON_Delete(lj);
+    cJSON_Delete(r);
+}
+
+/* The per-record mean cross-entropy of `adapter` on a tiny test model
+ * (random tokens: the test models have no tokenizer) against the
+ * reference's, relative 1e-5. */
+static void tiny_loss_parity(const char *label, const char *tiny, const char *make_args) {
+    const char *model = testdata_path(tiny);
+    char init[512], dump[512], ref[512], cmd[4096];
+    snprintf(init, sizeof init, "%s-%s", test_tmp_path("tiny-init"), label);
+    snprintf(dump, sizeof dump, "%s-%s.json", test_tmp_path("tiny-dump"), label);
+    snprintf(ref, sizeof ref, "%s-%s.json", test_tmp_path("tiny-ref"), label);
+    snprintf(cmd, sizeof cmd, PY " tools/ref_train.py make-adapter --model %s %s --out %s", model, make_args, init);
+    REQUIRE(shq(cmd) == 0);
+    snprintf(cmd, sizeof cmd, PY " tools/ref_train.py make-data --model %s --n 4 --seed 2 --out %s", model, dump);
+    REQUIRE(shq(cmd) == 0);
+    snprintf(cmd, sizeof cmd, PY " tools/ref_train.py train --model %s --data %s --init-adapter %s --out %s "
+             "--max-steps 1 --batch-size 4 --micro-batch-size 4 -q", model, dump, init, ref);
+    REQUIRE(shq(cmd) == 0);
+    rosa_model *m = rosa_model_load(model);
+    REQUIRE(m);
+    rosa_adapter *a = rosa_adapter_load(init, &m->cfg);
+    REQUIRE(a);
+    cJSON *d = rosa_json_load(dump), *r = rosa_json_load(ref);
+    REQUIRE(d && r);
+    const cJSON *recs = cJSON_GetObjectItem(d, "records"), *want = cJSON_GetObjectItem(r, "per_example_init_loss");
+    double worst = 0.0;
+    for (int k = 0; k < cJSON_GetArraySize(recs); k++) {
+        const cJSON *ids = cJSON_GetObjectItem(cJSON_GetArrayItem(recs, k), "ids");
+        const cJSON *lab = cJSON_GetObjectItem(cJSON_GetArrayItem(recs, k), "labels");
+        int T = cJSON_GetArraySize(ids);
+        int32_t *id = malloc(sizeof(int32_t) * (size_t)T), *lb = malloc(sizeof(int32_t) * (size_t)T);
+        uint8_t *mask = malloc((size_t)T);
+        float *ce = malloc(sizeof(float) * (size_t)T);
+        for (int t = 0; t < T; t++) {
+            id[t] = (int32_t)cJSON_GetArrayItem(ids, t)->valuedouble;
+            lb[t] = (int32_t)cJSON_GetArrayItem(lab, t)->valuedouble;
+            mask[t] = 1;
+        }
+        rosa_train_ctx *t = rosa_train_ctx_new(m, a, 1, T, 0);
+        REQUIRE(t);
+        rosa_batch b = {.B = 1, .T = T, .ids = id, .labels = lb, .mask = mask};
+        double sum;
+        int nt;
+        REQUIRE(rosa_train_microbatch(t, &b, 1.0f, &(rosa_step_plan){.backward = 0, .stop_layer = 0}, NULL, &sum, &nt,
+                                      ce) == 0);
+        rosa_train_ctx_free(t);
+        double w = cJSON_GetArrayItem(want, k)->valuedouble;
+        worst = fmax(worst, fabs(sum / nt - w) / fabs(w));
+        free(id), free(lb), free(mask), free(ce);
+    }
+    CHECK_MSG(worst <= 1e-5, "%s on %s: losses differ from the reference by %g (relative)", label, tiny, worst);
+    cJSON_Delete(d);
+    cJSON_Delete(r);
+    rosa_adapter_free(a);
+    rosa_model_free(m);
+}
+
+/* A reference-written adapter loads; saved by rosa and loaded again it has
+ * the same tensors, values and config keys. */
+static void round_trip(const char *dir, const char *label) {
+    rosa_config c;
+    REQUIRE(rosa_config_load(shared_path("models/stories260K"), &c) == 0);
+    rosa_adapter *a = rosa_adapter_load(dir, &c);
+    REQUIRE(a);
+    char out[512];
+    snprintf(out, sizeof out, "%s-%s", test_tmp_path("rt"), label);
+    REQUIRE(rosa_adapter_save(a, out, "stories260K") == 0);
+    rosa_adapter *b = rosa_adapter_load(out, &c);
+    REQUIRE(b);
+    CHECK(b->method == a->method);
+    CHECK_EQ_INT(b->n_params, a->n_params);
+    for (int i = 0; i < a->n_params && i < b->n_params; i++) CHECK_STR(a->params[i].name, b->params[i].name);
+    CHECK(b->n_floats == a->n_floats && memcmp(a->w, b->w, sizeof(float) * a->n_floats) == 0);
+    char p1[600], p2[600];
+    snprintf(p1, sizeof p1, "%s/adapter_config.json", dir);
+    snprintf(p2, sizeof p2, "%s/adapter_config.json", out);
+    cJSON *j1 = rosa_json_load(p1), *j2 = rosa_json_load(p2);
+    REQUIRE(j1 && j2);
+    /* rosa writes every key PEFT wrote (but the PEFT version and revision). */
+    const cJSON *it;
+    cJSON_ArrayForEach(it, j1) {
+        if (strcmp(it->string, "peft_version") == 0 || strcmp(it->string, "revision") == 0) continue;
+        CHECK_MSG(cJSON_GetObjectItem(j2, it->string) != NULL, "%s: rosa's config lacks \"%s\"", label, it->string);
+    }
+    cJSON_Delete(j1);
+    cJSON_Delete(j2);
+    rosa_adapter_free(a);
+    rosa_adapter_free(b);
+}
+
+/* rosa loss of the merged model equals rosa loss with the adapter's hooks. */
+static void merge_matches_hooks(const char *dir, const char *label) {
+    const char *model = shared_path("models/stories260K");
+    char merged[512], data[512], cmd[4096], *l0 = NULL, *l1 = NULL;
+    snprintf(merged, sizeof merged, "%s-%s", test_tmp_path("merged"), label);
+    snprintf(data, sizeof data, "%s", test_tmp_path("pm-merge.jsonl"));
+    write_toy_records(data, 8);
+    snprintf(cmd, sizeof cmd, "%s merge --model %s --adapter %s --output %s --overwrite", rosa_bin(), model, dir, merged);
+    REQUIRE(shq(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "%s loss --model %s --adapter %s --data %s --json", rosa_bin(), model, dir, data);
+    REQUIRE(run_capture(cmd, 0, &l0) == 0);
+    snprintf(cmd, sizeof cmd, "%s loss --model %s --data %s --json", rosa_bin(), merged, data);
+    REQUIRE(run_capture(cmd, 0, &l1) == 0);
+    cJSON *j0 = cJSON_Parse(l0), *j1 = cJSON_Parse(l1);
+    REQUIRE(j0 && j1);
+    REQUIRE(cJSON_GetObjectItem(j0, "token_mean_loss") && cJSON_GetObjectItem(j1, "token_mean_loss"));
+    double a = cJSON_GetObjectItem(j0, "token_mean_loss")->valuedouble, b = cJSON_GetObjectItem(j1, "token_mean_loss")->valuedouble;
+    CHECK_MSG(fabs(a - b) <= 1e-5 * fabs(a), "%s: merged loss %.8g, with the adapter %.8g", label, b, a);
+    snprintf(cmd, sizeof cmd, "%s loss --model %s --data %s --json", rosa_bin(), model, data);
+    char *lb = NULL;
+    REQUIRE(run_capture(cmd, 0, &lb) == 0);
+    cJSON *jb = cJSON_Parse(lb);
+    REQUIRE(jb && cJSON_GetObjectItem(jb, "token_mean_loss"));
+    CHECK_MSG(fabs(cJSON_GetObjectItem(jb, "token_mean_loss")->valuedouble - a) > 1e-4, "%s: the adapter changes nothing", label);
+    cJSON_Delete(jb);
+    free(lb);
+    cJSON_Delete(j0);
+    cJSON_Delete(j1);
+    free(l0);
+    free(l1);
+}
+
+static const char *make_adapter(const char *label, const char *args) {
+    static char dir[512];
+    char cmd[4096];
+    snprintf(dir, sizeof dir, "%s-%s", test_tmp_path("pm-init"), label);
+    snprintf(cmd, sizeof cmd, PY " tools/ref_train.py make-adapter --model %s %s --out %s",
+             shared_path("models/stories260K"), args, dir);
+    return shq(cmd) == 0 ? dir : NULL;
+}
+
+/* --param-budget with a method that has no size to choose: a usage error naming it. */
+static void no_budget(const char *method) {
+    char cmd[2048], *o = NULL;
+    snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --method %s --param-budget 0.01 --output %s --quiet",
+             rosa_bin(), shared_path("models/stories260K"), test_tmp_path("pm.jsonl"), method, test_tmp_path("nb"));
+    write_toy_records(test_tmp_path("pm.jsonl"), 4);
+    int rc = sh(cmd, &o);
+    CHECK_MSG(rc == 2, "--param-budget with %s: exit %d: %s", method, rc, o);
+    CHECK_MSG(strstr(o, method) && strstr(o, "--param-budget"), "message does not name %s: %s", method, o);
+    free(o);
+}
+
+/* ------------------------------------------------------------- IA3 */
+
+#define IA3_ARGS "--method ia3 --init-std 0.2 --seed 3"
+
+TEST(ia3_trains_as_the_reference) {
+    const char *init = make_adapter("ia3", IA3_ARGS);
+    REQUIRE(init);
+    train_parity("ia3", init, "", "");
+}
+
+TEST(ia3_all_linear_with_dls_trains_as_the_reference) {
+    const char *init = make_adapter("ia3-dls", "--method ia3 --target-modules all-linear "
+                                               "--feedforward-modules down_proj,up_proj --init-std 0.2 --seed 4");
+    REQUIRE(init);
+    train_parity("ia3-dls", init, "--dls --dls-interval 3 --dls-warmup 2 --dls-p-exploit 1 --dls-k-ratio 0.4",
+                 "--dls on --dls-interval 3 --dls-warmup 2 --dls-p-exploit 1 --dls-k-ratio 0.4");
+}
+
+TEST(ia3_loss_on_tiny_models_matches_the_reference) {
+    tiny_loss_parity("ia3", "llama_gqa", IA3_ARGS);
+    tiny_loss_parity("ia3-bias", "qwen2_bias", "--method ia3 --target-modules q_proj,k_proj,up_proj,down_proj "
+                                              "--feedforward-modules up_proj --init-std 0.2 --seed 5");
+}
+
+TEST(ia3_files_round_trip_and_merge) {
+    const char *init = make_adapter("ia3-rt", IA3_ARGS);
+    REQUIRE(init);
+    round_trip(init, "ia3");
+    merge_matches_hooks(init, "ia3");
+    no_budget("ia3");
+}
