@@ -11,6 +11,7 @@
 #include "io/json.h"
 #include "model/model.h"
 #include "peft/ia3.h"
+#include "peft/ln_tuning.h"
 #include "peft/peft.h"
 #include "test.h"
 #include "train/train_ctx.h"
@@ -294,6 +295,20 @@ static void merge_matches_hooks(const char *dir, const char *label) {
     CHECK_MSG(fabs(cJSON_GetObjectItem(jb, "token_mean_loss")->valuedouble - a) > 1e-4, "%s: the adapter changes nothing", label);
     cJSON_Delete(jb);
     free(lb);
+    /* Generation with the adapter (merged in memory, or its hooks) equals the merged model's. */
+    char *g0 = NULL, *g1 = NULL;
+    snprintf(cmd, sizeof cmd, "%s generate --model %s --adapter %s --max-new-tokens 30 --json", rosa_bin(), model, dir);
+    REQUIRE(run_capture(cmd, 0, &g0) == 0);
+    snprintf(cmd, sizeof cmd, "%s generate --model %s --max-new-tokens 30 --json", rosa_bin(), merged);
+    REQUIRE(run_capture(cmd, 0, &g1) == 0);
+    cJSON *k0 = cJSON_Parse(g0), *k1 = cJSON_Parse(g1);
+    REQUIRE(k0 && k1);
+    CHECK_MSG(cJSON_Compare(cJSON_GetObjectItem(k0, "ids"), cJSON_GetObjectItem(k1, "ids"), 1),
+              "%s: generation with the adapter differs from the merged model's", label);
+    cJSON_Delete(k0);
+    cJSON_Delete(k1);
+    free(g0);
+    free(g1);
     cJSON_Delete(j0);
     cJSON_Delete(j1);
     free(l0);
@@ -351,4 +366,36 @@ TEST(ia3_files_round_trip_and_merge) {
     round_trip(init, "ia3");
     merge_matches_hooks(init, "ia3");
     no_budget("ia3");
+}
+
+/* ------------------------------------------------------------- LN-Tuning */
+
+#define LN_ARGS "--method ln_tuning --init-std 0.2 --seed 3"
+
+TEST(ln_tuning_trains_as_the_reference) {
+    const char *init = make_adapter("ln", LN_ARGS);
+    REQUIRE(init);
+    train_parity("ln", init, "", "");
+}
+
+/* The final norm is outside DLS's layers: it trains every step. */
+TEST(ln_tuning_with_dls_trains_as_the_reference) {
+    const char *init = make_adapter("ln-dls", LN_ARGS);
+    REQUIRE(init);
+    train_parity("ln-dls", init, "--dls --dls-interval 3 --dls-warmup 2 --dls-p-exploit 1 --dls-k-ratio 0.4",
+                 "--dls on --dls-interval 3 --dls-warmup 2 --dls-p-exploit 1 --dls-k-ratio 0.4");
+}
+
+TEST(ln_tuning_loss_on_tiny_models_matches_the_reference) {
+    tiny_loss_parity("ln", "llama_gqa", LN_ARGS);
+    tiny_loss_parity("ln-part", "llama_mha_tied", "--method ln_tuning --target-modules post_attention_layernorm,norm "
+                                                  "--init-std 0.2 --seed 6");
+}
+
+TEST(ln_tuning_files_round_trip_and_merge) {
+    const char *init = make_adapter("ln-rt", LN_ARGS);
+    REQUIRE(init);
+    round_trip(init, "ln_tuning");
+    merge_matches_hooks(init, "ln_tuning");
+    no_budget("ln_tuning");
 }

@@ -61,6 +61,14 @@ const float *rosa_block_norm(const rosa_block_ctx *c, int layer, int which) {
     return c->m->layers[layer].norm[which];
 }
 
+const float *rosa_block_final_norm(const rosa_hook *hooks, int n_hooks, const struct rosa_model *m) {
+    for (int i = n_hooks - 1; i >= 0; i--) {
+        const float *w = hooks[i].ops->norm_weight ? hooks[i].ops->norm_weight(hooks[i].self, m->cfg.num_layers, 0) : NULL;
+        if (w) return w;
+    }
+    return m->norm;
+}
+
 /* y = x W_p^T + b_p (y += with accumulate), then every hook's term. */
 static int proj_forward(const rosa_block_ctx *c, int l, int p, rosa_block_acts *a, float *y, const float *x,
                         int accumulate) {

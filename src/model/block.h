@@ -41,7 +41,8 @@ typedef struct {
     /* Floats of per-layer state for N rows, and of scratch shared by all layers. */
     size_t (*act_floats)(const void *self, int layer, int N);
     size_t (*scratch_floats)(const void *self, int N);
-    /* The weight of norm `which` of layer l to use instead of the model's (NULL: the model's). */
+    /* The weight of norm `which` of layer l to use instead of the model's (NULL: the model's);
+     * layer num_layers is the final norm. */
     const float *(*norm_weight)(const void *self, int layer, int which);
     /* y[N][out] += the hook's term for projection p with input x[N][in]. */
     int (*proj_forward)(void *self, const rosa_block_ctx *c, int layer, int p, float *acts, float *y, const float *x);
@@ -117,6 +118,9 @@ void rosa_block_hook_slices(const rosa_hook *hooks, int n_hooks, int layer, int 
 
 /* The norm weight layer l uses: a hook's override, else the model's. */
 const float *rosa_block_norm(const rosa_block_ctx *c, int layer, int which);
+/* The final norm's weight: a hook's norm_weight at layer num_layers (a
+ * method that trains it, LN-Tuning), else the model's. */
+const float *rosa_block_final_norm(const rosa_hook *hooks, int n_hooks, const struct rosa_model *m);
 
 /* Runs layer l forward on a->x, writing next[N][D] (the next layer's input;
  * may be a->x itself when nothing is kept).  Returns 0 or -1. */

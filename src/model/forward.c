@@ -169,7 +169,7 @@ int rosa_forward(rosa_model *m, rosa_kv_cache *kv, int T, const int32_t *ids, co
 
     float *x = b.acts.x, *h = b.h;
     if (all_logits) {
-        rmsnorm_forward(h, NULL, x, m->norm, N, D, c->rms_norm_eps);
+        rmsnorm_forward(h, NULL, x, rosa_block_final_norm(m->hooks, m->n_hooks, m), N, D, c->rms_norm_eps);
         return rosa_weight_forward(&m->lm_head, logits, h, NULL, N, 0);
     }
     /* Only each sequence's last real slot of this call needs logits. */
@@ -183,7 +183,7 @@ int rosa_forward(rosa_model *m, rosa_kv_cache *kv, int T, const int32_t *ids, co
         b.rows[n_rows++] = s;
     }
     if (n_rows == 0) return 0;
-    rmsnorm_forward(x, NULL, h, m->norm, n_rows, D, c->rms_norm_eps);
+    rmsnorm_forward(x, NULL, h, rosa_block_final_norm(m->hooks, m->n_hooks, m), n_rows, D, c->rms_norm_eps);
     if (n_rows == B) /* the usual case: one GEMM straight into logits */
         return rosa_weight_forward(&m->lm_head, logits, x, NULL, B, 0);
     for (int r = 0; r < n_rows; r++)

@@ -466,6 +466,9 @@ int rosa_adapter_apply(rosa_model *m, rosa_adapter *a) {
     rosa_dtype compute = m->compute;
     if (compute != ROSA_DTYPE_F32 && rosa_model_set_compute(m, ROSA_DTYPE_F32) < 0) return -1;
     if (merge_into(m, a) < 0) return -1;
-    return rosa_model_set_compute(m, compute);
+    if (rosa_model_set_compute(m, compute) < 0) return -1;
+    /* Norm weights a method replaces (LN-Tuning) are not projections: its
+     * hook hands them to the block, which costs nothing. */
+    return a->method->hooks->norm_weight ? rosa_model_attach_hook(m, rosa_adapter_hook(a)) : 0;
 }
 

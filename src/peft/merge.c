@@ -37,6 +37,23 @@ static int proj_of_tensor(const char *name, int L, int *layer) {
     return -1;
 }
 
+/* The adapter's replacement for norm tensor `name` (model.layers.{l}.{norm}.weight,
+ * or model.norm.weight), or NULL. */
+static const float *norm_of_tensor(const rosa_adapter *a, const rosa_config *c, const char *name) {
+    const rosa_hook_ops *h = a->method->hooks;
+    if (!h->norm_weight) return NULL;
+    if (strcmp(name, "model.norm.weight") == 0) return h->norm_weight(a, a->L, 0);
+    const rosa_arch_desc *ad = rosa_arch_of(c);
+    for (int i = 0; i < ad->n_norms; i++) {
+        char fmt[96];
+        int l, consumed = 0;
+        snprintf(fmt, sizeof fmt, "model.layers.%%d.%s.weight%%n", ad->norm_names[i]);
+        if (sscanf(name, fmt, &l, &consumed) == 1 && consumed == (int)strlen(name) && l >= 0 && l < a->L)
+            return h->norm_weight(a, l, i);
+    }
+    return NULL;
+}
+
 static int is_float(st_dtype t) { return t == ST_F32 || t == ST_F16 || t == ST_BF16 || t == ST_F64; }
 
 static st_dtype out_dtype(st_dtype stored, int dtype) {
@@ -242,8 +259,10 @@ int rosa_adapter_merge_write(const rosa_model *m, const char *model_dir, const r
         total += nbytes[i];
         int l, p = proj_of_tensor(t->name, a->L, &l);
         long long bad = -1;
-        if (p >= 0 && a->method->adapts(a, l, p)) {
-            float *merged = rosa_adapter_merged_copy(m, a, l, p);
+        const float *norm = norm_of_tensor(a, &m->cfg, t->name);
+        if (norm || (p >= 0 && a->method->adapts(a, l, p))) {
+            float *merged = norm ? rosa_malloc(sizeof(float) * n, "merged norm") : rosa_adapter_merged_copy(m, a, l, p);
+            if (merged && norm) memcpy(merged, norm, sizeof(float) * n);
             if (!merged) {
                 rc = -1;
                 break;

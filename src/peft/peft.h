@@ -23,7 +23,7 @@
 /* One trainable tensor: rows x cols floats at `offset` in the flat buffers. */
 typedef struct {
     char name[128]; /* PEFT name, e.g. base_model.model.model.layers.3.self_attn.q_proj.lora_A.weight */
-    int layer;
+    int layer;      /* -1: outside the layers (always trained under DLS) */
     int rows, cols;
     int ndim;       /* 2, or 1 for a vector (rows = 1) */
     size_t offset;
@@ -75,8 +75,9 @@ struct rosa_peft_method {
     void (*describe)(const rosa_adapter *a, char *buf, size_t n);
     /* The r_low a frequency analysis of this adapter defaults to (NULL: none). */
     float (*analysis_r_low)(const rosa_adapter *a);
-    /* Takes the step's norm-weight gradients [L][n_norms][D] of active layers
-     * as its own (a method that trains norm weights; NULL otherwise). */
+    /* Takes the step's norm-weight gradients [L][n_norms][D] of active layers,
+     * then the final norm's [D], as its own (a method that trains norm
+     * weights; NULL otherwise). */
     void (*take_norm_grads)(rosa_adapter *a, const float *norm_grad, int n_norms, int D, const uint8_t *active);
     /* Whether it changes projection p of layer l (required with merge). */
     int (*adapts)(const rosa_adapter *a, int layer, int p);

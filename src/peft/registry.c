@@ -1,6 +1,7 @@
 /* registry.c: the PEFT methods rosa knows.  Adding one is a line here. */
 #include "peft/lora.h"
 #include "peft/ia3.h"
+#include "peft/ln_tuning.h"
 #include "peft/roae.h"
 
 #include <stdio.h>
@@ -17,6 +18,7 @@ static const struct {
     {"roae", &rosa_peft_roae, 0, NULL},
     {"rosa", &rosa_peft_roae, 1, "RoSA (RoAE + DLS)"},
     {"ia3", &rosa_peft_ia3, 0, NULL},
+    {"ln_tuning", &rosa_peft_ln_tuning, 0, NULL},
 };
 #define N_METHODS (sizeof methods / sizeof methods[0])
 

@@ -366,7 +366,8 @@ static size_t scratch_floats(const void *self, int N) {
 static const float *norm_weight(const void *self, int l, int which) {
     const rosa_adapter *a = self;
     const rosa_roae_state *st = a->state;
-    return st->norm_idx[l] >= 0 ? a->w + a->params[st->norm_idx[l] + which].offset : NULL;
+    /* layer L is the final norm, which RoAE does not train */
+    return l < a->L && st->norm_idx[l] >= 0 ? a->w + a->params[st->norm_idx[l] + which].offset : NULL;
 }
 
 static int qk_forward(void *self, const rosa_block_ctx *c, int l, int stage, float *acts, const float *h, float *q,

@@ -73,7 +73,7 @@ static size_t layout(rosa_train_ctx *t, float *base) {
     TAKE(t->target, N);
     TAKE(t->weight, N);
     TAKE(t->ce, N);
-    TAKE(t->norm_grad, L * (size_t)t->n_norms * D);
+    TAKE(t->norm_grad, (L * (size_t)t->n_norms + 1) * D);
 #undef TAKE
     return off;
 }
@@ -129,7 +129,7 @@ void rosa_train_ctx_free(rosa_train_ctx *t) {
 }
 
 void rosa_train_zero_norm_grads(rosa_train_ctx *t) {
-    memset(t->norm_grad, 0, sizeof(float) * (size_t)t->m->cfg.num_layers * t->n_norms * t->m->cfg.hidden_size);
+    memset(t->norm_grad, 0, sizeof(float) * ((size_t)t->m->cfg.num_layers * t->n_norms + 1) * t->m->cfg.hidden_size);
 }
 
 int rosa_train_microbatch(rosa_train_ctx *t, const rosa_batch *b, float token_weight, const rosa_step_plan *plan,
@@ -170,7 +170,8 @@ int rosa_train_microbatch(rosa_train_ctx *t, const rosa_batch *b, float token_we
         hook_slices(t, l, N);
         if (rosa_block_forward(&bc, l, &t->acts[l], l + 1 < L ? t->acts[l + 1].x : t->xf) < 0) return -1;
     }
-    rmsnorm_forward(t->hf, t->rstdf, t->xf, m->norm, N, D, c->rms_norm_eps);
+    const float *final_norm = rosa_block_final_norm(t->hooks, t->n_hooks, m);
+    rmsnorm_forward(t->hf, t->rstdf, t->xf, final_norm, N, D, c->rms_norm_eps);
     double loss;
     if (lm_head_loss(&loss, plan->backward ? t->dh : NULL, t->ce, t->hf, &m->lm_head, t->target, t->weight, N, D, V) < 0)
         return -1;
@@ -179,7 +180,8 @@ int rosa_train_microbatch(rosa_train_ctx *t, const rosa_batch *b, float token_we
     /* A non-finite loss is the caller's to report; its gradient is useless. */
     if (!plan->backward || count == 0 || !isfinite(loss)) return 0;
     memset(t->dx, 0, sizeof(float) * (size_t)N * D);
-    rmsnorm_backward(t->dx, NULL, t->dh, t->xf, m->norm, t->rstdf, N, D);
+    /* The final norm's gradient follows the layers' (for a method that trains it). */
+    rmsnorm_backward(t->dx, t->norm_grad + (size_t)L * t->n_norms * D, t->dh, t->xf, final_norm, t->rstdf, N, D);
     int stop = plan->stop_layer < 0 ? 0 : plan->stop_layer;
     for (int l = L - 1; l >= stop; l--) {
         /* The shared set still holds the last layer's activations. */

@@ -37,7 +37,7 @@ struct rosa_train_ctx {
     float *rope_cs;                /* [N][hd]: RoPE cosines and sines of the micro-batch (rope_table) */
     int32_t *target;
     float *weight, *ce;
-    float *norm_grad;              /* [L][n_norms][D]: d loss / d norm weights, summed over a step */
+    float *norm_grad;              /* [L][n_norms][D] then the final norm's [D]: d loss / d norm weights, summed over a step */
     /* Activation checkpointing: every layer keeps only its input x; the others
      * share one set of activations, refilled by rerunning the layer's forward
      * in the backward.  layer_rng[l] is the dropout generator as layer l's

@@ -288,7 +288,8 @@ static int dls_begin(run *r, int64_t s) {
     /* skip: inactive tensors are left out of the update and of the clip norm;
      * zero-grad: they get zero gradients and AdamW still steps them. */
     for (int i = 0; i < r->a->n_params; i++)
-        r->param_active[i] = r->o->dls.zero_grad || r->dls.active[r->a->params[i].layer];
+        /* layer -1: a tensor outside the layers (LN-Tuning's final norm), always trained. */
+        r->param_active[i] = r->o->dls.zero_grad || r->a->params[i].layer < 0 || r->dls.active[r->a->params[i].layer];
     return 0;
 }
 
