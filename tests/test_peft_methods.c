@@ -12,6 +12,7 @@
 #include "model/model.h"
 #include "peft/ia3.h"
 #include "peft/ln_tuning.h"
+#include "peft/oft.h"
 #include "peft/peft.h"
 #include "test.h"
 #include "train/train_ctx.h"
@@ -78,6 +79,80 @@ static void ia3_gradcheck(int ff) {
 
 TEST(ia3_input_form_gradients) { ia3_gradcheck(1); }
 TEST(ia3_output_form_gradients) { ia3_gradcheck(0); }
+
+/* L = sum(r * (x M(vec) - x)) for OFT's block rotation: the gradients of x
+ * and vec (through the Cayley-Neumann series) against central differences. */
+typedef struct {
+    float *x, *vec, *r, *R, *out, *scr;
+    int N, nb, bs, share, terms;
+} oft_ctx;
+
+static double oft_loss(void *p) {
+    oft_ctx *c = p;
+    oft_rotation_forward(c->R, c->vec, c->share ? 1 : c->nb, c->bs, c->terms, c->scr);
+    oft_rotate(c->out, c->x, c->R, c->N, c->nb, c->bs, c->share, 0, 0);
+    double L = 0.0;
+    for (int i = 0; i < c->N * c->nb * c->bs; i++) L += (double)c->r[i] * c->out[i];
+    return L;
+}
+
+static void oft_gradcheck(int share, int terms) {
+    int N = 3, nb = 3, bs = 4, in = nb * bs, nv = share ? 1 : nb, nvec = nv * bs * (bs - 1) / 2;
+    rosa_rng g;
+    rosa_rng_seed(&g, 21 + share + terms);
+    float x[36], vec[18], r[36], R[48], out[36], dx[36], dvec[18], G[48];
+    float *scr = malloc(sizeof(float) * oft_rotation_scratch(bs, terms));
+    fill(x, N * in, &g, 1.0f);
+    fill(r, N * in, &g, 1.0f);
+    fill(vec, nvec, &g, 0.3f);
+    oft_ctx c = {x, vec, r, R, out, scr, N, nb, bs, share, terms};
+    oft_loss(&c);
+    oft_rotate(dx, r, R, N, nb, bs, share, 1, 0);
+    oft_rotate_grad(G, x, r, N, nb, bs, share);
+    memset(dvec, 0, sizeof dvec);
+    oft_rotation_backward(dvec, G, vec, nv, bs, terms, scr);
+    const float eps = 1e-3f;
+    double worst = 0.0;
+    for (int k = 0; k < N * in + nvec; k++) {
+        float *v = k < N * in ? &x[k] : &vec[k - N * in], keep = *v;
+        *v = keep + eps;
+        double up = oft_loss(&c);
+        *v = keep - eps;
+        double down = oft_loss(&c);
+        *v = keep;
+        double num = (up - down) / (2.0 * eps), an = k < N * in ? dx[k] : dvec[k - N * in];
+        worst = fmax(worst, fabs(num - an) / fmax(fabs(num), 0.1));
+    }
+    free(scr);
+    CHECK_MSG(worst < 1e-2, "OFT (share %d, %d terms): gradient off by %g", share, terms, worst);
+}
+
+TEST(oft_rotation_gradients) {
+    oft_gradcheck(0, 5);
+    oft_gradcheck(1, 5);
+    oft_gradcheck(0, 3);
+    oft_gradcheck(0, 2);
+    oft_gradcheck(0, 7);
+}
+
+/* R = I + 2S + 2S^2 + 2S^3 + S^4 at PEFT's default of 5 terms, by hand. */
+TEST(oft_series_is_peft_s) {
+    float vec[3] = {0.1f, -0.2f, 0.3f}, R[9], scr[256];
+    oft_rotation_forward(R, vec, 1, 3, 5, scr);
+    double S[9] = {0, 0.1, -0.2, -0.1, 0, 0.3, 0.2, -0.3, 0}, P[9], Q[9], want[9];
+    for (int i = 0; i < 9; i++) P[i] = S[i], want[i] = (i % 4 == 0) + 2 * S[i];
+    for (int k = 2; k <= 4; k++) {
+        for (int i = 0; i < 3; i++)
+            for (int j = 0; j < 3; j++) {
+                Q[i * 3 + j] = 0;
+                for (int m = 0; m < 3; m++) Q[i * 3 + j] += P[i * 3 + m] * S[m * 3 + j];
+            }
+        for (int i = 0; i < 9; i++) P[i] = Q[i], want[i] += (k < 4 ? 2.0 : 1.0) * P[i];
+    }
+    double worst = 0.0;
+    for (int i = 0; i < 9; i++) worst = fmax(worst, fabs(R[i] - want[i]));
+    CHECK_MSG(worst < 1e-6, "series off by %g", worst);
+}
 
 /* ------------------------------------------------- against the reference */
 
@@ -398,4 +473,46 @@ TEST(ln_tuning_files_round_trip_and_merge) {
     round_trip(init, "ln_tuning");
     merge_matches_hooks(init, "ln_tuning");
     no_budget("ln_tuning");
+}
+
+/* ------------------------------------------------------------- OFT */
+
+#define OFT_ARGS "--method oft --oft-block-size 8 --target-modules q_proj,v_proj,o_proj,down_proj --init-std 0.1 --seed 3"
+
+TEST(oft_trains_as_the_reference) {
+    const char *init = make_adapter("oft", OFT_ARGS);
+    REQUIRE(init);
+    train_parity("oft", init, "", "");
+}
+
+/* PEFT's defaults (block size 32, q_proj and v_proj), blocks sharing one rotation, with DLS. */
+TEST(oft_shared_blocks_with_dls_train_as_the_reference) {
+    const char *init = make_adapter("oft-dls", "--method oft --block-share --num-cayley-neumann-terms 4 --init-std 0.1 "
+                                               "--seed 4");
+    REQUIRE(init);
+    train_parity("oft-dls", init, "--dls --dls-interval 3 --dls-warmup 2 --dls-p-exploit 1 --dls-k-ratio 0.4",
+                 "--dls on --dls-interval 3 --dls-warmup 2 --dls-p-exploit 1 --dls-k-ratio 0.4");
+}
+
+TEST(oft_loss_on_tiny_models_matches_the_reference) {
+    tiny_loss_parity("oft", "llama_gqa", "--method oft --oft-block-size 0 --oft-r 4 --target-modules all-linear "
+                                         "--init-std 0.1 --seed 5");
+    tiny_loss_parity("oft-bias", "qwen2_bias", "--method oft --oft-block-size 5 --target-modules q_proj,k_proj,up_proj "
+                                               "--init-std 0.1 --seed 6");
+}
+
+TEST(oft_files_round_trip_and_merge) {
+    const char *init = make_adapter("oft-rt", OFT_ARGS);
+    REQUIRE(init);
+    round_trip(init, "oft");
+    merge_matches_hooks(init, "oft");
+    /* --param-budget picks the block size. */
+    char cmd[2048], *o = NULL;
+    write_toy_records(test_tmp_path("pm-b.jsonl"), 4);
+    snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --method oft --param-budget 0.05 --max-steps 1 "
+             "--batch-size 2 --micro-batch-size 2 --output %s --overwrite --save-steps 0", rosa_bin(),
+             shared_path("models/stories260K"), test_tmp_path("pm-b.jsonl"), test_tmp_path("pm-b-out"));
+    int rc = sh(cmd, &o);
+    CHECK_MSG(rc == 0 && strstr(o, "--param-budget 0.05: rank"), "OFT --param-budget: %d %s", rc, o);
+    free(o);
 }

@@ -2,6 +2,7 @@
 #include "peft/lora.h"
 #include "peft/ia3.h"
 #include "peft/ln_tuning.h"
+#include "peft/oft.h"
 #include "peft/roae.h"
 
 #include <stdio.h>
@@ -19,6 +20,7 @@ static const struct {
     {"rosa", &rosa_peft_roae, 1, "RoSA (RoAE + DLS)"},
     {"ia3", &rosa_peft_ia3, 0, NULL},
     {"ln_tuning", &rosa_peft_ln_tuning, 0, NULL},
+    {"oft", &rosa_peft_oft, 0, NULL},
 };
 #define N_METHODS (sizeof methods / sizeof methods[0])
 
