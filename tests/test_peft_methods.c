@@ -12,6 +12,7 @@
 #include "model/model.h"
 #include "peft/ia3.h"
 #include "peft/ln_tuning.h"
+#include "peft/miss.h"
 #include "peft/oft.h"
 #include "peft/peft.h"
 #include "test.h"
@@ -152,6 +153,29 @@ TEST(oft_series_is_peft_s) {
     double worst = 0.0;
     for (int i = 0; i < 9; i++) worst = fmax(worst, fabs(R[i] - want[i]));
     CHECK_MSG(worst < 1e-6, "series off by %g", worst);
+}
+
+/* MiSS's block sum over a zero-padded input (in 7, r 3: the last block has
+ * one column) and its adjoint: <ds, sum(x)> == <dx, x> for the gradient. */
+TEST(miss_block_sum_and_its_gradient) {
+    float x[14], s[6], ds[6], dx[14];
+    rosa_rng g;
+    rosa_rng_seed(&g, 31);
+    fill(x, 14, &g, 1.0f);
+    fill(ds, 6, &g, 1.0f);
+    miss_block_sum(s, x, 2, 7, 3);
+    for (int n = 0; n < 2; n++)
+        for (int k = 0; k < 3; k++) {
+            float want = 0.0f;
+            for (int i = k; i < 7; i += 3) want += x[n * 7 + i];
+            CHECK(fabsf(s[n * 3 + k] - want) < 1e-6f);
+        }
+    memset(dx, 0, sizeof dx);
+    miss_block_sum_backward(dx, ds, 2, 7, 3);
+    double lhs = 0.0, rhs = 0.0;
+    for (int i = 0; i < 6; i++) lhs += (double)ds[i] * s[i];
+    for (int i = 0; i < 14; i++) rhs += (double)dx[i] * x[i];
+    CHECK_MSG(fabs(lhs - rhs) < 1e-5, "adjoint off: %g vs %g", lhs, rhs);
 }
 
 /* ------------------------------------------------- against the reference */
@@ -515,4 +539,60 @@ TEST(oft_files_round_trip_and_merge) {
     int rc = sh(cmd, &o);
     CHECK_MSG(rc == 0 && strstr(o, "--param-budget 0.05: rank"), "OFT --param-budget: %d %s", rc, o);
     free(o);
+}
+
+/* ------------------------------------------------------------- MiSS */
+
+#define MISS_ARGS "--method miss --rank 12 --target-modules q_proj,v_proj,o_proj,down_proj --init-std 0.05 --seed 3"
+
+TEST(miss_trains_as_the_reference) {
+    const char *init = make_adapter("miss", MISS_ARGS);
+    REQUIRE(init);
+    train_parity("miss", init, "", "");
+}
+
+TEST(miss_mini_with_dls_trains_as_the_reference) {
+    const char *init = make_adapter("miss-dls", "--method miss --rank 8 --miss-init mini --mini-r 4 "
+                                                "--target-modules q_proj,k_proj,up_proj,down_proj --init-std 0.01 --seed 3");
+    REQUIRE(init);
+    train_parity("miss-dls", init, "--dls --dls-interval 3 --dls-warmup 2 --dls-p-exploit 1 --dls-k-ratio 0.4",
+                 "--dls on --dls-interval 3 --dls-warmup 2 --dls-p-exploit 1 --dls-k-ratio 0.4");
+}
+
+/* r 5 divides no width of the tiny models: the input is zero-padded. */
+TEST(miss_loss_on_tiny_models_matches_the_reference) {
+    tiny_loss_parity("miss", "llama_gqa", "--method miss --rank 5 --target-modules all-linear --init-std 0.05 --seed 5");
+    tiny_loss_parity("miss-bias", "qwen2_bias", "--method miss --rank 4 --miss-init mini --mini-r 2 "
+                                                "--target-modules q_proj,k_proj,up_proj --init-std 0.05 --seed 6");
+}
+
+TEST(miss_files_round_trip_and_merge) {
+    const char *init = make_adapter("miss-rt", "--method miss --rank 5 --target-modules q_proj,v_proj,down_proj "
+                                               "--init-std 0.05 --seed 7");
+    REQUIRE(init);
+    round_trip(init, "miss");
+    merge_matches_hooks(init, "miss");
+    char cmd[2048], *o = NULL;
+    write_toy_records(test_tmp_path("pm-b.jsonl"), 4);
+    snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --method miss --param-budget 0.02 --max-steps 1 "
+             "--batch-size 2 --micro-batch-size 2 --output %s --overwrite --save-steps 0", rosa_bin(),
+             shared_path("models/stories260K"), test_tmp_path("pm-b.jsonl"), test_tmp_path("pm-b-miss"));
+    int rc = sh(cmd, &o);
+    CHECK_MSG(rc == 0 && strstr(o, "--param-budget 0.02: rank"), "MiSS --param-budget: %d %s", rc, o);
+    free(o);
+    /* Bat (the weight-dependent block) is refused by name. */
+    char dir[600], cfg[700];
+    snprintf(dir, sizeof dir, "%s", init);
+    snprintf(cfg, sizeof cfg, "%s/adapter_config.json", dir);
+    cJSON *j = rosa_json_load(cfg);
+    REQUIRE(j);
+    cJSON_ReplaceItemInObject(j, "init_weights", cJSON_CreateString("bat"));
+    char *text = cJSON_Print(j);
+    REQUIRE(rosa_write_file_atomic(cfg, text, strlen(text)) == 0);
+    free(text);
+    cJSON_Delete(j);
+    rosa_config c;
+    REQUIRE(rosa_config_load(shared_path("models/stories260K"), &c) == 0);
+    CHECK(rosa_adapter_load(dir, &c) == NULL);
+    CHECK_ERROR_HAS("Bat");
 }

@@ -2,6 +2,7 @@
 #include "peft/lora.h"
 #include "peft/ia3.h"
 #include "peft/ln_tuning.h"
+#include "peft/miss.h"
 #include "peft/oft.h"
 #include "peft/roae.h"
 
@@ -21,6 +22,7 @@ static const struct {
     {"ia3", &rosa_peft_ia3, 0, NULL},
     {"ln_tuning", &rosa_peft_ln_tuning, 0, NULL},
     {"oft", &rosa_peft_oft, 0, NULL},
+    {"miss", &rosa_peft_miss, 0, NULL},
 };
 #define N_METHODS (sizeof methods / sizeof methods[0])
 
