@@ -689,6 +689,155 @@ class MissAdapter(_Base):
         return cfg, t
 
 
+# --------------------------------------------------------------------------- FourierFT
+
+
+def fourierft_indices(out_f, in_f, n, seed):
+    """FourierFTLayer.update_layer: torch.randperm(out*in, generator=torch.Generator().manual_seed(seed))[:n],
+    rows = idx // in, cols = idx % in (the same positions for every module of the same shape)."""
+    idx = torch.randperm(out_f * in_f, generator=torch.Generator().manual_seed(seed))[:n]
+    return torch.stack([idx // in_f, idx % in_f], dim=0)
+
+
+class FourierFTAdapter(_Base):
+    """FourierFT: Delta W = Re(ifft2(F)) * scaling, F [out, in] zero but F[rows_k, cols_k] = c_k (the spectrum);
+    y = xW^T + b + x Delta W^T.  PEFT builds F and the ifft2 in float32 (spectrum.float()); here float64."""
+    kind = "fourierft"
+
+    def __init__(self, cfg, tensors, mcfg):
+        self.config = cfg
+        if cfg.get("peft_type") != "FOURIERFT":
+            raise RefError("adapter peft_type %r is not FOURIERFT" % cfg.get("peft_type"))
+        _reject(cfg, (("bias", lambda v: v not in (None, "none")), ("fan_in_fan_out", bool),
+                      ("modules_to_save", bool)))
+        n0 = int(cfg.get("n_frequency", 1000))
+        self.scaling = float(cfg.get("scaling", 150.0))
+        seed = cfg.get("random_loc_seed", 777)
+        if seed is None:
+            raise RefError("FourierFT random_loc_seed null is not supported by the reference")
+        pat = cfg.get("n_frequency_pattern") or {}
+        shapes = linear_shapes(mcfg)
+        self.mods, expect, self.layer_of = {}, {}, {}
+        for key, i, mod in resolve_targets(cfg, mcfg, ("linear",), ("q_proj", "v_proj")):
+            # FourierFTModel._create_and_replace: the first pattern key with re.match(rf".*\.{key}$", current_key)
+            pk = next((k for k in pat if re.match(r".*\.%s$" % k, key)), key)
+            n = int(pat.get(pk, n0))
+            o, nin = shapes[mod]
+            if n <= 0 or n > o * nin:
+                raise RefError("FourierFT n_frequency %d out of range for %s (%dx%d)" % (n, key, o, nin))
+            name = PREFIX % i + mod + ".fourierft_spectrum"
+            expect[name] = (n,)
+            self.mods[(i, mod)] = (name, fourierft_indices(o, nin, n, int(seed)))
+            self.layer_of[name] = i
+        self.expect = expect
+        self.params = None if tensors is None else check_tensors(tensors, expect)
+
+    def delta(self, i, mod, W):
+        name, ix = self.mods[(i, mod)]
+        dense = torch.zeros(W.shape, dtype=DT).index_put((ix[0], ix[1]), self.params[name])
+        return torch.fft.ifft2(dense).real * self.scaling
+
+    def lin_full(self, i, mod, x, W, b):
+        y = _Base.lin_full(self, i, mod, x, W, b)
+        if (i, mod) not in self.mods:
+            return y
+        return y + x @ self.delta(i, mod, W).t()
+
+    def merged_weights(self, w):
+        out = {}
+        for (i, mod) in self.mods:
+            k = "model.layers.%d.%s.weight" % (i, mod)
+            out[k] = w[k] + self.delta(i, mod, w[k])
+        return out
+
+    @classmethod
+    def make(cls, mcfg, w, a, rng, model_dir=None):
+        cfg = _base_cfg("FOURIERFT", model_dir)
+        cfg.update({"n_frequency": a.n_frequency, "scaling": a.fourier_scaling, "random_loc_seed": a.random_loc_seed,
+                    "fan_in_fan_out": False, "target_modules": _tm_arg(a.target_modules, ("q_proj", "v_proj")),
+                    "exclude_modules": None, "bias": "none", "modules_to_save": None,
+                    "layers_to_transform": _layers_arg(a.layers), "layers_pattern": None,
+                    "n_frequency_pattern": _pattern_arg(a.n_frequency_pattern, int), "init_weights": False})
+        t = {}
+        for n, shape in _expect_of(cls, cfg, mcfg).items():
+            # PEFT's default (init_weights=False) is torch.randn (std 1); --init-std (default 0.02) keeps tiny
+            # test models stable; --peft-init gives std 1
+            t[n] = rng.standard_normal(shape) * (1.0 if a.peft_init else _std(a, 0.02))
+        return cfg, t
+
+
+# --------------------------------------------------------------------------- SHiRA
+
+
+def shira_random_mask_indices(out_f, in_f, r, seed):
+    """mask_functions.random_mask: g = torch.Generator() (seeded with random_seed if not None, else torch's
+    default generator seed), idx = torch.randperm(out*in, generator=g)[:r*(in+out)], mask.flat[idx] = 1;
+    indices = torch.where(mask == 1) (row-major order, not randperm order)."""
+    g = torch.Generator()
+    if seed is not None:
+        g.manual_seed(seed)
+    k = r * (in_f + out_f)
+    idx = torch.randperm(out_f * in_f, generator=g)[:k]
+    mask = torch.zeros(out_f * in_f, dtype=torch.bool)
+    mask[idx] = True
+    rows, cols = torch.where(mask.view(out_f, in_f))
+    return torch.stack([rows, cols], dim=0)
+
+
+class ShiraAdapter(_Base):
+    """SHiRA (mask_type random): W' = W + scaling * S, S sparse with S[rows_k, cols_k] = shira_weight[k]
+    (scaling 1.0 in training); y = x W'^T + b.  The mask is not saved: it is rebuilt from random_seed."""
+    kind = "shira"
+
+    def __init__(self, cfg, tensors, mcfg):
+        self.config = cfg
+        if cfg.get("peft_type") != "SHIRA":
+            raise RefError("adapter peft_type %r is not SHIRA" % cfg.get("peft_type"))
+        _reject(cfg, (("fan_in_fan_out", bool), ("modules_to_save", bool),
+                      ("mask_type", lambda v: v != "random")))
+        r = int(cfg.get("r", 32))
+        seed = cfg.get("random_seed")
+        shapes = linear_shapes(mcfg)
+        self.mods, expect, self.layer_of = {}, {}, {}
+        for key, i, mod in resolve_targets(cfg, mcfg, ("linear",), ("q_proj", "v_proj")):
+            o, n = shapes[mod]
+            if r <= 0 or r * (n + o) > n * o:
+                raise RefError("SHiRA r=%d gives more parameters than %s has (%dx%d)" % (r, key, o, n))
+            name = PREFIX % i + mod + ".shira_weight"
+            expect[name] = (r * (n + o),)
+            self.mods[(i, mod)] = (name, shira_random_mask_indices(o, n, r, seed))
+            self.layer_of[name] = i
+        self.expect = expect
+        self.params = None if tensors is None else check_tensors(tensors, expect)
+
+    def weight(self, i, mod, W):
+        name, ix = self.mods[(i, mod)]
+        return W.index_put((ix[0], ix[1]), self.params[name] * 1.0, accumulate=True)
+
+    def lin_full(self, i, mod, x, W, b):
+        if (i, mod) in self.mods:
+            W = self.weight(i, mod, W)
+        return _Base.lin_full(self, i, mod, x, W, b)
+
+    def merged_weights(self, w):
+        out = {}
+        for (i, mod) in self.mods:
+            k = "model.layers.%d.%s.weight" % (i, mod)
+            out[k] = self.weight(i, mod, w[k])
+        return out
+
+    @classmethod
+    def make(cls, mcfg, w, a, rng, model_dir=None):
+        cfg = _base_cfg("SHIRA", model_dir)
+        cfg.update({"r": a.rank, "mask_type": "random", "random_seed": a.shira_seed,
+                    "target_modules": _tm_arg(a.target_modules, ("q_proj", "v_proj")), "fan_in_fan_out": False,
+                    "init_weights": True, "modules_to_save": None})
+        t = {}
+        for n, shape in _expect_of(cls, cfg, mcfg).items():
+            t[n] = np.zeros(shape) if a.peft_init else _std(a, 0.02) * rng.standard_normal(shape)
+        return cfg, t
+
+
 # --------------------------------------------------------------------------- helpers for make-adapter
 
 
@@ -730,9 +879,10 @@ def _pattern_arg(s, conv):
     return out
 
 
-ADAPTERS = {"IA3": Ia3Adapter, "LN_TUNING": LnTuningAdapter, "OFT": OftAdapter, "MISS": MissAdapter}
-MAKERS = {"dora": PeftLoraAdapter, "lora-peft": PeftLoraAdapter, "ia3": Ia3Adapter,
-          "ln_tuning": LnTuningAdapter, "oft": OftAdapter, "miss": MissAdapter}
+ADAPTERS = {"IA3": Ia3Adapter, "LN_TUNING": LnTuningAdapter, "OFT": OftAdapter, "MISS": MissAdapter,
+            "FOURIERFT": FourierFTAdapter, "SHIRA": ShiraAdapter}
+MAKERS = {"dora": PeftLoraAdapter, "ia3": Ia3Adapter, "ln_tuning": LnTuningAdapter, "oft": OftAdapter,
+          "miss": MissAdapter, "fourierft": FourierFTAdapter, "shira": ShiraAdapter}
 
 
 def lora_needs_peft_path(cfg):

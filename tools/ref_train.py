@@ -731,6 +731,12 @@ def _self_check_peft(tmp, m, mq, m05, recs, recs_q, recs5, rng):
         ("miss bat r=8 qwen2", mq, dict(method="miss", rank=8, miss_init="bat", target_modules=allmods)),
         ("miss mini r=16 mini_r=8", m, dict(method="miss", rank=16, miss_init="mini", mini_r=8,
                                             target_modules="q_proj,down_proj")),
+        ("fourierft default n 1000 (q,v)", m, dict(method="fourierft")),
+        ("fourierft all-linear pattern qwen2", mq, dict(method="fourierft", target_modules="all-linear",
+                                                        n_frequency=300, n_frequency_pattern="v_proj=50",
+                                                        random_loc_seed=5, fourier_scaling=20.0)),
+        ("shira r=8 seed null", m, dict(method="shira", rank=8)),
+        ("shira r=4 seed 3 qwen2 all", mq, dict(method="shira", rank=4, shira_seed=3, target_modules=allmods)),
     ]
     print("7. PEFT methods (tools/ref_peft.py, PEFT %s)" % ref_peft.PEFT_COMMIT[:12])
     print(" 7a. autograd vs finite differences")
@@ -758,6 +764,8 @@ def _self_check_peft(tmp, m, mq, m05, recs, recs_q, recs5, rng):
         dm = float((y - ym).abs().max())
         moved = float((y - base).abs().max())
         cfg0, tens0 = make_adapter(mm.cfg, _adapter_args(**dict(kw, peft_init=True)), None, mm.w)
+        if ad.kind == "fourierft":     # PEFT's default init is randn; init_weights=True gives zeros
+            tens0 = {n: np.zeros_like(v) for n, v in tens0.items()}
         with torch.no_grad():
             d0 = float((forward(mm, ids, mask, make_adapter_obj(cfg0, tens0, mm.cfg)) - base).abs().max())
         d = os.path.join(tmp, "rt")
@@ -801,6 +809,18 @@ def _self_check_peft(tmp, m, mq, m05, recs, recs_q, recs5, rng):
     print("  neumann series, exact cayley (|RR^T-I| %.1e), skew layout, coft projection to eps/sqrt(blocks)  %s"
           % (orth, "PASS" if good else "FAIL"))
 
+    print(" 7c'. FourierFT frequency positions and SHiRA masks")
+    ix = ref_peft.fourierft_indices(32, 64, 100, 777)
+    perm = torch.randperm(32 * 64, generator=torch.Generator().manual_seed(777))[:100]
+    sh = ref_peft.shira_random_mask_indices(32, 64, 4, None)
+    perm2 = torch.randperm(32 * 64, generator=torch.Generator())[:4 * 96]
+    good = bool((ix[0] * 64 + ix[1] == perm).all()) and sh.shape == (2, 384) and \
+        sorted((sh[0] * 64 + sh[1]).tolist()) == sorted(perm2.tolist()) and \
+        (sh[0] * 64 + sh[1]).tolist() == sorted(perm2.tolist())
+    ok &= good
+    print("  randperm(out*in, Generator().manual_seed(seed))[:n]; SHiRA row-major mask order  %s"
+          % ("PASS" if good else "FAIL"))
+
     print(" 7d. training loop == manual AdamW loop (PEFT methods, DLS composes)")
     dls_kw = dict(dls="on", dls_p_exploit=1.0)
     runs = [("dora mean clip", m, dict(method="dora", b_std=0.1), dict()),
@@ -813,7 +833,10 @@ def _self_check_peft(tmp, m, mq, m05, recs, recs_q, recs5, rng):
             ("oft coft active", m, dict(method="oft", coft=True), dict()),
             ("miss dls skip", m05, dict(method="miss", rank=16, target_modules="all-linear"),
              dict(dls_interval=2, dls_warmup=0, dls_k_ratio=0.5, dls_inactive="skip", **dls_kw)),
-            ("miss bat", m, dict(method="miss", rank=8, miss_init="bat"), dict(max_grad_norm=1e-3))]
+            ("miss bat", m, dict(method="miss", rank=8, miss_init="bat"), dict(max_grad_norm=1e-3)),
+            ("fourierft dls skip", m05, dict(method="fourierft", n_frequency=200, target_modules="q_proj,down_proj"),
+             dict(dls_interval=1, dls_warmup=1, dls_k_ratio=0.34, dls_inactive="skip", **dls_kw)),
+            ("shira", m, dict(method="shira", rank=8), dict())]
     for label, mm, akw, tkw in runs:
         akw.setdefault("rank", 4)
         cfg, tens = make_adapter(mm.cfg, _adapter_args(**akw), None, mm.w)
@@ -854,7 +877,8 @@ def _adapter_args(**kw):
              dls="off", dls_interval=2, dls_warmup=2, dls_k_ratio=0.5, dls_p_exploit=1.0, dls_score_ema=0.0,
              dls_inactive="skip", dls_seed=42, peft_init=False, init_std=None, rank_pattern=None,
              alpha_pattern=None, feedforward_modules=None, oft_r=0, oft_block_size=32, coft=False, oft_eps=6e-5,
-             block_share=False, no_cayley_neumann=False, num_cayley_neumann_terms=5, miss_init="miss", mini_r=1)
+             block_share=False, no_cayley_neumann=False, num_cayley_neumann_terms=5, miss_init="miss", mini_r=1,
+             n_frequency=1000, fourier_scaling=150.0, random_loc_seed=777, n_frequency_pattern=None, shira_seed=None)
     d.update(kw)
     return _Args(**d)
 
@@ -1122,7 +1146,7 @@ def main(argv=None):
 
     p = sub.add_parser("make-adapter", help="write a random PEFT adapter (B != 0)")
     p.add_argument("--model", required=True)
-    p.add_argument("--method", choices=("lora", "roae", "dora", "ia3", "ln_tuning", "oft", "miss"), required=True)
+    p.add_argument("--method", choices=("lora", "roae", "dora", "ia3", "ln_tuning", "oft", "miss", "fourierft", "shira"), required=True)
     p.add_argument("--rank", type=int, default=None, help="LoRA/DoRA/RoAE r (default 8), MiSS r (default 64)")
     p.add_argument("--alpha", type=float, default=None, help="lora_alpha (default 2*rank) / RoAE alpha (default 1)")
     p.add_argument("--target-modules", default=None,
@@ -1154,6 +1178,11 @@ def main(argv=None):
     g.add_argument("--miss-init", choices=("miss", "bat", "mini"), default="miss",
                    help="MiSS init_weights: true (miss), \"bat\" or \"mini\"")
     g.add_argument("--mini-r", type=int, default=1)
+    g.add_argument("--n-frequency", type=int, default=1000, help="FourierFT n_frequency")
+    g.add_argument("--fourier-scaling", type=float, default=150.0, help="FourierFT scaling")
+    g.add_argument("--random-loc-seed", type=int, default=777, help="FourierFT random_loc_seed")
+    g.add_argument("--n-frequency-pattern", default=None, help="FourierFT n_frequency_pattern, e.g. 'v_proj=50'")
+    g.add_argument("--shira-seed", type=int, default=None, help="SHiRA random_seed (default null)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dls-seed", type=int, default=42)
     p.add_argument("--out", required=True)
