@@ -838,6 +838,95 @@ class ShiraAdapter(_Base):
         return cfg, t
 
 
+# --------------------------------------------------------------------------- AdaLoRA
+
+
+class AdaLoraAdapter(_Base):
+    """AdaLoRA (SVD form): y = xW^T + b + (x (A*E)^T B^T) * scaling / (ranknum + 1e-5), scaling = lora_alpha
+    (r if lora_alpha <= 0), ranknum = init_r (not saved).  The training loss gets
+    orth_reg_weight * mean over A and B tensors of ||A A^T - I||_F / ||B^T B - I||_F (extra_loss).
+    No rank allocation: update_and_allocate is a user call HF Trainer never makes."""
+    kind = "adalora"
+
+    def __init__(self, cfg, tensors, mcfg):
+        self.config = cfg
+        if cfg.get("peft_type") != "ADALORA":
+            raise RefError("adapter peft_type %r is not ADALORA" % cfg.get("peft_type"))
+        _reject(cfg, (("bias", lambda v: v not in (None, "none")), ("fan_in_fan_out", bool),
+                      ("modules_to_save", bool), ("use_dora", bool)))
+        self.init_r = int(cfg.get("init_r", 12))
+        alpha = float(cfg.get("lora_alpha", 8))
+        self.scaling = alpha if alpha > 0 else float(self.init_r)
+        self.ranknum = float(self.init_r)
+        self.orth = float(cfg.get("orth_reg_weight", 0.5))
+        if self.orth < 0:
+            raise RefError("orth_reg_weight should be greater than or equal to 0")
+        ts = cfg.get("total_step")
+        if ts is None or int(ts) <= 0:
+            raise RefError("AdaLoRA does not work when `total_step` is None, supply a value > 0.")
+        rp = cfg.get("rank_pattern") or {}
+        shapes = linear_shapes(mcfg)
+        self.mods, expect, self.layer_of = {}, {}, {}
+        for key, i, mod in resolve_targets(cfg, mcfg, ("linear",), ("q_proj", "v_proj")):
+            o, n = shapes[mod]
+            mask = rp.get(key + ".lora_E")
+            r = self.init_r if mask is None else int(sum(bool(v) for v in mask))
+            base = PREFIX % i + mod
+            names = (base + ".lora_A", base + ".lora_B", base + ".lora_E")
+            expect[names[0]], expect[names[1]], expect[names[2]] = (r, n), (o, r), (r, 1)
+            self.mods[(i, mod)] = names
+            for nm in names:
+                self.layer_of[nm] = i
+        self.expect = expect
+        self.params = None if tensors is None else check_tensors(tensors, expect)
+
+    def lin_full(self, i, mod, x, W, b):
+        y = _Base.lin_full(self, i, mod, x, W, b)
+        e = self.mods.get((i, mod))
+        if e is None:
+            return y
+        A, B, E = (self.params[n] for n in e)
+        return y + (x @ (A * E).t() @ B.t()) * self.scaling / (self.ranknum + 1e-5)
+
+    def extra_loss(self):
+        """AdaLoraModel.forward: orth_reg_weight * regu_loss (0 when orth_reg_weight is 0)."""
+        if self.orth == 0:
+            return None
+        reg, k = 0.0, 0
+        for key in sorted(self.mods):
+            an, bn, _ = self.mods[key]
+            for n, cov in ((an, self.params[an] @ self.params[an].t()), (bn, self.params[bn].t() @ self.params[bn])):
+                reg = reg + torch.norm(cov - torch.eye(cov.shape[0], dtype=DT), p="fro")
+                k += 1
+        return self.orth * (reg / k)
+
+    def merged_weights(self, w):
+        out = {}
+        for (i, mod), (an, bn, en) in self.mods.items():
+            k = "model.layers.%d.%s.weight" % (i, mod)
+            A, B, E = self.params[an], self.params[bn], self.params[en]
+            out[k] = w[k] + B @ (A * E) * self.scaling / (self.ranknum + 1e-5)
+        return out
+
+    @classmethod
+    def make(cls, mcfg, w, a, rng, model_dir=None):
+        cfg = _base_cfg("ADALORA", model_dir)
+        cfg.update({"r": 8, "lora_alpha": a.alpha, "lora_dropout": 0.0,
+                    "target_modules": _tm_arg(a.target_modules, ("q_proj", "v_proj")), "exclude_modules": None,
+                    "layers_to_transform": _layers_arg(a.layers), "layers_pattern": None, "bias": "none",
+                    "fan_in_fan_out": False, "init_lora_weights": True, "modules_to_save": None, "use_dora": False,
+                    "use_rslora": False, "target_r": a.target_r, "init_r": a.rank, "tinit": 0, "tfinal": 0,
+                    "deltaT": 1, "beta1": 0.85, "beta2": 0.85, "orth_reg_weight": a.orth_reg_weight,
+                    "total_step": a.total_step, "rank_pattern": None})
+        t = {}
+        for n, shape in _expect_of(cls, cfg, mcfg).items():
+            if n.endswith(".lora_E"):
+                t[n] = np.zeros(shape) if a.peft_init else _std(a, 1.0) * rng.standard_normal(shape)
+            else:
+                t[n] = 0.02 * rng.standard_normal(shape)
+        return cfg, t
+
+
 # --------------------------------------------------------------------------- helpers for make-adapter
 
 
@@ -880,9 +969,9 @@ def _pattern_arg(s, conv):
 
 
 ADAPTERS = {"IA3": Ia3Adapter, "LN_TUNING": LnTuningAdapter, "OFT": OftAdapter, "MISS": MissAdapter,
-            "FOURIERFT": FourierFTAdapter, "SHIRA": ShiraAdapter}
+            "FOURIERFT": FourierFTAdapter, "SHIRA": ShiraAdapter, "ADALORA": AdaLoraAdapter}
 MAKERS = {"dora": PeftLoraAdapter, "ia3": Ia3Adapter, "ln_tuning": LnTuningAdapter, "oft": OftAdapter,
-          "miss": MissAdapter, "fourierft": FourierFTAdapter, "shira": ShiraAdapter}
+          "miss": MissAdapter, "fourierft": FourierFTAdapter, "shira": ShiraAdapter, "adalora": AdaLoraAdapter}
 
 
 def lora_needs_peft_path(cfg):

@@ -443,6 +443,12 @@ def resolve_dls(adapter, a, L):
     return dls
 
 
+def extra_loss(adapter):
+    """A method's loss term (AdaLoRA's orthogonal regularisation), or None."""
+    f = getattr(adapter, "extra_loss", None)
+    return f() if f is not None else None
+
+
 def train(m, adapter, recs, a, log=None):
     """Runs the HF-Trainer-equivalent loop.  Returns the OUT.json dict."""
     c = m.cfg
@@ -505,21 +511,25 @@ def train(m, adapter, recs, a, log=None):
         g0 = (t % n_groups) * bs
         step_recs = recs[g0:g0 + bs]
         tot_tokens = sum(n_label_tokens(r) for r in step_recs)
-        mb_losses, ce_total = [], 0.0
+        mb_losses, ce_total, reg_total = [], 0.0, 0.0
         for j in range(n_micro):
             ids, mask, labels = pad_right(step_recs[j * mbs:(j + 1) * mbs])
             s, n = ce_sum(forward(m, ids, mask, adapter, norms), labels)
             if n == 0:
                 mb_losses.append(0.0)
                 continue
-            mb_losses.append(float(s) / n)
+            reg = extra_loss(adapter)
+            mb_losses.append(float(s) / n + (float(reg) if reg is not None else 0.0))
             ce_total += float(s)
             obj = s / n / n_micro if a.loss_norm == "mean" else s / tot_tokens
+            if reg is not None:         # AdaLoRA's orthogonality term, added to each micro-batch's loss
+                obj = obj + reg / n_micro
+                reg_total += float(reg) / n_micro
             obj.backward()
         if a.loss_norm == "mean":
             loss = sum(mb_losses) / n_micro
         else:
-            loss = ce_total / tot_tokens if tot_tokens else 0.0
+            loss = (ce_total / tot_tokens if tot_tokens else 0.0) + reg_total
         # DLS layer scores from the RMSNorm weight gradients of this step (before clipping)
         raw, ng = [], {}
         for i in range(L):
@@ -655,7 +665,8 @@ def _fd_check(m, adapter, recs, nprobe, rng, label, norm_targets=True):
 
     def loss():
         s, n = ce_sum(forward(m, ids, mask, adapter, norms), labels)
-        return s / n
+        reg = extra_loss(adapter)
+        return s / n if reg is None else s / n + reg
 
     targets = [(n, adapter.params[n]) for n in sorted(adapter.params)]
     if norm_targets:
@@ -737,6 +748,8 @@ def _self_check_peft(tmp, m, mq, m05, recs, recs_q, recs5, rng):
                                                         random_loc_seed=5, fourier_scaling=20.0)),
         ("shira r=8 seed null", m, dict(method="shira", rank=8)),
         ("shira r=4 seed 3 qwen2 all", mq, dict(method="shira", rank=4, shira_seed=3, target_modules=allmods)),
+        ("adalora init_r 6 (no orth reg)", m, dict(method="adalora", rank=6, orth_reg_weight=0.0)),
+        ("adalora + orth reg qwen2 all", mq, dict(method="adalora", rank=3, target_modules=allmods)),
     ]
     print("7. PEFT methods (tools/ref_peft.py, PEFT %s)" % ref_peft.PEFT_COMMIT[:12])
     print(" 7a. autograd vs finite differences")
@@ -836,7 +849,10 @@ def _self_check_peft(tmp, m, mq, m05, recs, recs_q, recs5, rng):
             ("miss bat", m, dict(method="miss", rank=8, miss_init="bat"), dict(max_grad_norm=1e-3)),
             ("fourierft dls skip", m05, dict(method="fourierft", n_frequency=200, target_modules="q_proj,down_proj"),
              dict(dls_interval=1, dls_warmup=1, dls_k_ratio=0.34, dls_inactive="skip", **dls_kw)),
-            ("shira", m, dict(method="shira", rank=8), dict())]
+            ("shira", m, dict(method="shira", rank=8), dict()),
+            ("adalora orth dls zero-grad", m05, dict(method="adalora", rank=6, target_modules="all-linear"),
+             dict(dls_interval=2, dls_warmup=1, dls_k_ratio=0.34, dls_inactive="zero-grad", **dls_kw)),
+            ("adalora orth token", m, dict(method="adalora", rank=4), dict(loss_norm="token"))]
     for label, mm, akw, tkw in runs:
         akw.setdefault("rank", 4)
         cfg, tens = make_adapter(mm.cfg, _adapter_args(**akw), None, mm.w)
@@ -878,7 +894,8 @@ def _adapter_args(**kw):
              dls_inactive="skip", dls_seed=42, peft_init=False, init_std=None, rank_pattern=None,
              alpha_pattern=None, feedforward_modules=None, oft_r=0, oft_block_size=32, coft=False, oft_eps=6e-5,
              block_share=False, no_cayley_neumann=False, num_cayley_neumann_terms=5, miss_init="miss", mini_r=1,
-             n_frequency=1000, fourier_scaling=150.0, random_loc_seed=777, n_frequency_pattern=None, shira_seed=None)
+             n_frequency=1000, fourier_scaling=150.0, random_loc_seed=777, n_frequency_pattern=None, shira_seed=None,
+             target_r=8, orth_reg_weight=0.5, total_step=10)
     d.update(kw)
     return _Args(**d)
 
@@ -929,6 +946,10 @@ def _manual_train(m, adapter, recs, a, active_by_step, inactive="skip"):
             else:
                 tot = tot + s / ntok_step
                 lsum += float(s) / ntok_step
+            reg = extra_loss(adapter)
+            if reg is not None:
+                tot = tot + reg / nmb
+                lsum += float(reg) / nmb
         losses.append(lsum)
         gs = torch.autograd.grad(tot, [adapter.params[n] for n in names], allow_unused=True)
         for n in names:         # OFT coft projects its weights in place during the forward
@@ -1146,7 +1167,7 @@ def main(argv=None):
 
     p = sub.add_parser("make-adapter", help="write a random PEFT adapter (B != 0)")
     p.add_argument("--model", required=True)
-    p.add_argument("--method", choices=("lora", "roae", "dora", "ia3", "ln_tuning", "oft", "miss", "fourierft", "shira"), required=True)
+    p.add_argument("--method", choices=("lora", "roae", "dora", "ia3", "ln_tuning", "oft", "miss", "fourierft", "shira", "adalora"), required=True)
     p.add_argument("--rank", type=int, default=None, help="LoRA/DoRA/RoAE r (default 8), MiSS r (default 64)")
     p.add_argument("--alpha", type=float, default=None, help="lora_alpha (default 2*rank) / RoAE alpha (default 1)")
     p.add_argument("--target-modules", default=None,
@@ -1183,6 +1204,9 @@ def main(argv=None):
     g.add_argument("--random-loc-seed", type=int, default=777, help="FourierFT random_loc_seed")
     g.add_argument("--n-frequency-pattern", default=None, help="FourierFT n_frequency_pattern, e.g. 'v_proj=50'")
     g.add_argument("--shira-seed", type=int, default=None, help="SHiRA random_seed (default null)")
+    g.add_argument("--target-r", type=int, default=8, help="AdaLoRA target_r (init_r is --rank, default 12)")
+    g.add_argument("--orth-reg-weight", type=float, default=0.5, help="AdaLoRA orth_reg_weight")
+    g.add_argument("--total-step", type=int, default=10, help="AdaLoRA total_step")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dls-seed", type=int, default=42)
     p.add_argument("--out", required=True)
@@ -1222,9 +1246,9 @@ def main(argv=None):
         if a.cmd == "make-adapter":
             m = ref_llama.load_model(a.model)
             if a.rank is None:
-                a.rank = 64 if a.method == "miss" else 8
+                a.rank = {"miss": 64, "adalora": 12}.get(a.method, 8)
             if a.alpha is None:
-                a.alpha = 2.0 * a.rank if a.method in ("lora", "dora") else 1.0
+                a.alpha = 2.0 * a.rank if a.method in ("lora", "dora") else 8.0 if a.method == "adalora" else 1.0
             if a.target_modules is None and a.method in ("lora", "dora"):
                 a.target_modules = "q_proj,v_proj"
             cfg, t = make_adapter(m.cfg, a, os.path.abspath(a.model), m.w)
