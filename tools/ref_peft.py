@@ -900,6 +900,96 @@ class AdaLoraAdapter(_Base):
                 k += 1
         return self.orth * (reg / k)
 
+    # ---- RankAllocator (opt-in: train --adalora-allocate calls it after every optimizer step)
+
+    def allocator_init(self):
+        c = self.config
+        self.beta1, self.beta2 = float(c.get("beta1", 0.85)), float(c.get("beta2", 0.85))
+        if not (0 < self.beta1 < 1 and 0 < self.beta2 < 1):
+            raise RefError("AdaLoRA beta1 and beta2 must be in (0, 1)")
+        self.tinit, self.tfinal = int(c.get("tinit", 0)), int(c.get("tfinal", 0))
+        self.deltaT, self.total_step = int(c.get("deltaT", 1)), int(c["total_step"])
+        if self.tinit >= self.total_step - self.tfinal:
+            raise RefError("The supplied schedule values don't allow for a budgeting phase")
+        self.init_bgt = sum(int(self.params[e[0]].shape[0]) for e in self.mods.values())
+        self.target_bgt = int(c.get("target_r", 8)) * len(self.mods)
+        self.exp_ipt, self.exp_unc = {}, {}
+        self.rank_pattern = None
+
+    def budget_schedule(self, step):
+        if step <= self.tinit:
+            return self.init_bgt, False
+        if step > self.total_step - self.tfinal:
+            return self.target_bgt, True
+        mul = 1 - (step - self.tinit) / (self.total_step - self.tfinal - self.tinit)
+        return int((self.init_bgt - self.target_bgt) * (mul ** 3) + self.target_bgt), step % self.deltaT == 0
+
+    def _update_ipt(self, grads):
+        for n, p in self.params.items():
+            g = grads.get(n)
+            ipt = (p * (g if g is not None else torch.zeros_like(p))).abs().detach()
+            if n not in self.exp_ipt:
+                self.exp_ipt[n] = torch.zeros_like(p)
+                self.exp_unc[n] = torch.zeros_like(p)
+            self.exp_ipt[n] = self.beta1 * self.exp_ipt[n] + (1 - self.beta1) * ipt
+            self.exp_unc[n] = self.beta2 * self.exp_unc[n] + (1 - self.beta2) * (ipt - self.exp_ipt[n]).abs()
+
+    def _mask_to_budget(self, budget):
+        trip, scores = {}, []
+        for key in self.mods:          # model (named_parameters) order: layers, then q,k,v,o,gate,up,down
+            an, bn, en = self.mods[key]
+            sa = torch.mean(self.exp_ipt[an] * self.exp_unc[an], dim=1, keepdim=True)
+            sb = torch.mean(self.exp_ipt[bn] * self.exp_unc[bn], dim=0).view(-1, 1)
+            se = self.exp_ipt[en] * self.exp_unc[en]
+            tot = se.view(-1) + torch.cat([sa, sb], dim=1).sum(dim=1).view(-1)
+            trip[en] = tot.view(-1, 1)
+            scores.append(tot.view(-1))
+        k = self.init_bgt - budget
+        if k < 1:
+            raise RefError("AdaLoRA: torch.kthvalue with k=%d fails in PEFT (budget %d = initial)" % (k, budget))
+        thr = torch.kthvalue(torch.cat(scores), k=k)[0].item()
+        pattern = {}
+        with torch.no_grad():
+            for key in self.mods:
+                en = self.mods[key][2]
+                self.params[en].masked_fill_(trip[en] <= thr, 0.0)
+                pattern["model.layers.%d.%s.lora_E" % key] = (~(trip[en] <= thr)).view(-1).tolist()
+        return pattern
+
+    def update_and_allocate(self, step, grads):
+        """AdaLoraModel.update_and_allocate(global_step = step) with RankAllocator.  grads: {name: grad
+        after clipping, or None}.  Returns (budget, masked?)."""
+        edge = self.total_step - self.tfinal
+        if step < edge:
+            self._update_ipt(grads)
+            budget, mask_ind = self.budget_schedule(step)
+            if mask_ind:
+                self.rank_pattern = self._mask_to_budget(budget)
+            return budget, mask_ind
+        if step == edge:
+            budget, _ = self.budget_schedule(step)
+            self.rank_pattern = self._mask_to_budget(budget)
+            self.exp_ipt, self.exp_unc = {}, {}
+            return budget, True
+        with torch.no_grad():
+            for key in self.mods:
+                en = self.mods[key][2]
+                mask = torch.tensor(self.rank_pattern["model.layers.%d.%s.lora_E" % key]).unsqueeze(-1)
+                self.params[en].masked_fill_(~mask.bool(), 0.0)
+        return self.target_bgt, True
+
+    def saved(self):
+        """(config, tensors) as PEFT saves them: with a rank_pattern, the rows/columns of the kept ranks."""
+        cfg = dict(self.config)
+        t = dict(self.params)
+        if self.rank_pattern is not None:
+            cfg["rank_pattern"] = self.rank_pattern
+            for key, (an, bn, en) in self.mods.items():
+                keep = torch.tensor(self.rank_pattern["model.layers.%d.%s.lora_E" % key], dtype=torch.bool)
+                if int(keep.sum()) != t[en].shape[0]:
+                    t[an], t[en], t[bn] = t[an][keep], t[en][keep], t[bn][:, keep]
+        return cfg, t
+
     def merged_weights(self, w):
         out = {}
         for (i, mod), (an, bn, en) in self.mods.items():

@@ -493,6 +493,12 @@ def train(m, adapter, recs, a, log=None):
 
     opt = torch.optim.AdamW([params[n] for n in names], lr=a.lr, betas=(a.adam_beta1, a.adam_beta2),
                             eps=a.adam_epsilon, weight_decay=a.weight_decay)
+    allocate = bool(getattr(a, "adalora_allocate", False))
+    if allocate:
+        if adapter.kind != "adalora":
+            raise RefError("--adalora-allocate needs an ADALORA adapter")
+        adapter.allocator_init()
+        out["adalora"] = {"budgets": []}
     active = set(range(L))
     sel_scores = None          # scores driving the next selection (EMA of raw scores)
     for t in range(a.max_steps):
@@ -563,6 +569,9 @@ def train(m, adapter, recs, a, log=None):
         else:
             gn = 0.0
         opt.step()
+        if allocate:                # PEFT's loop: backward, optimizer.step, update_and_allocate(step), zero_grad
+            bgt, masked = adapter.update_and_allocate(t, {n: params[n].grad for n in names})
+            out["adalora"]["budgets"].append([t, bgt, masked])
         out["losses"].append(loss)
         out["lrs"].append(lr)
         out["grad_norms"].append(gn)
@@ -570,6 +579,8 @@ def train(m, adapter, recs, a, log=None):
             log("step %d loss %.6f lr %.3e grad_norm %.4e active %s" % (t, loss, lr, gn, sorted(active)))
     out["adapter"] = {n: params[n].detach().reshape(-1).tolist() for n in names}
     out["dls"] = dls
+    if allocate:
+        out["adalora"]["rank_pattern"] = adapter.rank_pattern
     return out
 
 
@@ -834,7 +845,35 @@ def _self_check_peft(tmp, m, mq, m05, recs, recs_q, recs5, rng):
     print("  randperm(out*in, Generator().manual_seed(seed))[:n]; SHiRA row-major mask order  %s"
           % ("PASS" if good else "FAIL"))
 
-    print(" 7d. training loop == manual AdamW loop (PEFT methods, DLS composes)")
+    print(" 7d. AdaLoRA rank allocation (update_and_allocate after each step)")
+    cfg, tens = make_adapter(m.cfg, _adapter_args(method="adalora", rank=6, target_r=2, total_step=8,
+                                                  target_modules="q_proj,v_proj,down_proj"), None, m.w)
+    cfg = dict(cfg, tinit=1, tfinal=2)
+    ad = make_adapter_obj(cfg, tens, m.cfg)
+    res = train(m, ad, recs5, _train_args(max_steps=8, adalora_allocate=True))
+    good = True
+    nm = len(ad.mods)
+    for t_, bgt, masked in res["adalora"]["budgets"]:
+        exp = 6 * nm if t_ <= 1 else 2 * nm if t_ > 6 else \
+            int((6 * nm - 2 * nm) * (1 - (t_ - 1) / 5) ** 3 + 2 * nm)
+        good &= bgt == exp and masked == (t_ > 1)
+    kept = sum(sum(v) for v in res["adalora"]["rank_pattern"].values())
+    nz = sum(int((ad.params[e[2]] != 0).sum()) for e in ad.mods.values())
+    good &= kept == 2 * nm and nz <= kept
+    scfg, st = ad.saved()
+    d = os.path.join(tmp, "ada")
+    save_adapter(d, scfg, st)
+    ad2 = load_adapter(d, m.cfg)
+    ids, mask, _ = pad_right(recs)
+    with torch.no_grad():
+        drt = float((forward(m, ids, mask, ad2) - forward(m, ids, mask, ad)).abs().max())
+    good &= drt < 1e-6 and all(ad2.params[e[0]].shape[0] == sum(scfg["rank_pattern"]["model.layers.%d.%s.lora_E" % k])
+                               for k, e in ad2.mods.items())
+    ok &= good
+    print("  budgets %s  kept %d  reload (resized by rank_pattern) %.1e  %s"
+          % ([b for _, b, _ in res["adalora"]["budgets"]], kept, drt, "PASS" if good else "FAIL"))
+
+    print(" 7e. training loop == manual AdamW loop (PEFT methods, DLS composes)")
     dls_kw = dict(dls="on", dls_p_exploit=1.0)
     runs = [("dora mean clip", m, dict(method="dora", b_std=0.1), dict()),
             ("ia3 dls skip", m05, dict(method="ia3", target_modules="all-linear"),
@@ -904,7 +943,7 @@ def _train_args(**kw):
     d = dict(batch_size=4, micro_batch_size=2, max_steps=5, lr=1e-2, warmup_steps=1, lr_scheduler="linear",
              max_grad_norm=1.0, weight_decay=0.01, adam_beta1=0.9, adam_beta2=0.999, adam_epsilon=1e-8,
              loss_norm="mean", dropout=0.0, dls=None, dls_interval=None, dls_warmup=None, dls_k_ratio=None,
-             dls_p_exploit=None, dls_score_ema=None, dls_inactive=None)
+             dls_p_exploit=None, dls_score_ema=None, dls_inactive=None, adalora_allocate=False)
     d.update(kw)
     return _Args(**d)
 
@@ -1162,6 +1201,9 @@ def main(argv=None):
     p.add_argument("--adam-epsilon", type=float, default=1e-8)
     p.add_argument("--loss-norm", choices=("mean", "token"), default="mean")
     p.add_argument("--dropout", type=float, default=0.0, help="must be 0 (adapter-config dropout is ignored)")
+    p.add_argument("--adalora-allocate", action="store_true",
+                   help="AdaLoRA: call PEFT's update_and_allocate(step) after every optimizer step (HF Trainer "
+                        "does not); OUT.json gets \"adalora\": {budgets, rank_pattern}")
     p.add_argument("-q", "--quiet", action="store_true")
     _add_dls_flags(p, {})
 
@@ -1239,7 +1281,10 @@ def main(argv=None):
                 json.dump(res, f)
                 f.write("\n")
             if a.save_adapter:
-                save_adapter(a.save_adapter, adapter.config, adapter.params)
+                if hasattr(adapter, "saved"):
+                    save_adapter(a.save_adapter, *adapter.saved())
+                else:
+                    save_adapter(a.save_adapter, adapter.config, adapter.params)
             if not a.quiet:
                 print("trained %d steps in %.2fs -> %s" % (a.max_steps, time.time() - t0, a.out), file=sys.stderr)
             return 0
