@@ -893,7 +893,7 @@ class AdaLoraAdapter(_Base):
         if self.orth == 0:
             return None
         reg, k = 0.0, 0
-        for key in sorted(self.mods):
+        for key in self.mods:           # named_parameters order: layer by layer, q,k,v,o,gate,up,down; A then B
             an, bn, _ = self.mods[key]
             for n, cov in ((an, self.params[an] @ self.params[an].t()), (bn, self.params[bn].t() @ self.params[bn])):
                 reg = reg + torch.norm(cov - torch.eye(cov.shape[0], dtype=DT), p="fro")
