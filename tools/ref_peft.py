@@ -900,6 +900,8 @@ class AdaLoraAdapter(_Base):
                 k += 1
         return self.orth * (reg / k)
 
+    rank_pattern = None         # set by the allocator
+
     # ---- RankAllocator (opt-in: train --adalora-allocate calls it after every optimizer step)
 
     def allocator_init(self):
