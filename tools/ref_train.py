@@ -10,10 +10,12 @@ Subcommands:
   ref_train.py train --model DIR --data DUMP.json --init-adapter ADIR --out OUT.json
                      [--save-adapter ODIR] [hyper-parameters, see --help]
   ref_train.py make-adapter --model DIR --method lora|roae ... --seed S --out ADIR
+  ref_train.py make-adapter --model DIR --method dora|ia3|ln_tuning|oft|miss|fourierft|shira|adalora ...
+                     (PEFT methods, tools/ref_peft.py; --peft-init for PEFT's own init)
   ref_train.py make-data --model DIR --n N --seed S --out DUMP.json     (random token records)
   ref_train.py self-check
 
-See docs/reference.md ("Training reference") for the exact semantics.
+See docs/reference.md ("Training reference", "PEFT methods") for the exact semantics.
 """
 
 import argparse
