@@ -32,6 +32,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ref_llama  # noqa: E402
+import ref_peft  # noqa: E402
 from ref_llama import _lin, _rms, _rotate_half  # noqa: E402
 
 DT = torch.float64
@@ -41,8 +42,7 @@ LINEARS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_att
 PREFIX = "base_model.model.model.layers.%d."
 
 
-class RefError(Exception):
-    pass
+RefError = ref_peft.RefError
 
 
 # --------------------------------------------------------------------------- safetensors writer
@@ -254,9 +254,13 @@ def _check_tensors(tensors, expect):
 def make_adapter_obj(cfg, tensors, mcfg):
     pt = cfg.get("peft_type")
     if pt == "LORA":
+        if ref_peft.lora_needs_peft_path(cfg):
+            return ref_peft.PeftLoraAdapter(cfg, tensors, mcfg)
         return LoraAdapter(cfg, tensors, mcfg)
     if pt == "ROSA":
         return RoaeAdapter(cfg, tensors, mcfg)
+    if pt in ref_peft.ADAPTERS:
+        return ref_peft.ADAPTERS[pt](cfg, tensors, mcfg)
     raise RefError("unsupported peft_type %r" % pt)
 
 
@@ -297,9 +301,13 @@ def forward(m, ids, mask=None, adapter=None, norms=None):
     allowed = (allowed | dead)[:, None]
 
     ad = adapter
+    full = ad is not None and getattr(ad, "full", False)
+    adnorm = ad is not None and getattr(ad, "norms", False)
 
     def lin(i, mod, x, bias_on):
         p = "model.layers.%d.%s." % (i, mod)
+        if full:
+            return ad.lin_full(i, mod, x, w[p + "weight"], w.get(p + "bias") if bias_on else None)
         y = _lin(x, w[p + "weight"], w.get(p + "bias") if bias_on else None)
         return y if ad is None else ad.lin(i, mod, x, y)
 
@@ -311,6 +319,9 @@ def forward(m, ids, mask=None, adapter=None, norms=None):
         p = "model.layers.%d." % i
         g_in, g_post = norms[i] if norms is not None else (w[p + "input_layernorm.weight"],
                                                            w[p + "post_attention_layernorm.weight"])
+        if adnorm:
+            g_in = ad.norm(p + "input_layernorm", g_in)
+            g_post = ad.norm(p + "post_attention_layernorm", g_post)
         h = _rms(x, g_in, c.eps)
         q = lin(i, "self_attn.q_proj", h, c.qkv_bias).view(B, T, H, d).transpose(1, 2)
         k = lin(i, "self_attn.k_proj", h, c.qkv_bias).view(B, T, K, d).transpose(1, 2)
@@ -331,7 +342,7 @@ def forward(m, ids, mask=None, adapter=None, norms=None):
         gt = lin(i, "mlp.gate_proj", h, c.mlp_bias)
         up = lin(i, "mlp.up_proj", h, c.mlp_bias)
         x = x + lin(i, "mlp.down_proj", torch.nn.functional.silu(gt) * up, c.mlp_bias)
-    x = _rms(x, w["model.norm.weight"], c.eps)
+    x = _rms(x, ad.norm("model.norm", w["model.norm.weight"]) if adnorm else w["model.norm.weight"], c.eps)
     return x @ m.lm_head.t()
 
 
@@ -457,7 +468,9 @@ def train(m, adapter, recs, a, log=None):
     for i in range(L):
         for n in adapter.layer_param_names(i):
             layer_of[n] = i
-    assert set(layer_of) == set(names)
+    assert set(layer_of) <= set(names)
+    for n in names:             # tensors outside the layers (LN-Tuning's model.norm) are always active
+        layer_of.setdefault(n, None)
     norms = {}
     for i in range(L):
         p = "model.layers.%d." % i
@@ -524,7 +537,7 @@ def train(m, adapter, recs, a, log=None):
         # gradients of the step: every active param has one (zeros if it got none)
         for n in names:
             p = params[n]
-            if layer_of[n] in active:
+            if layer_of[n] is None or layer_of[n] in active:
                 if p.grad is None:
                     p.grad = torch.zeros_like(p)
             elif dls["inactive"] == "skip":
@@ -559,11 +572,27 @@ def kaiming_uniform(rng, out_f, in_f):
     return rng.uniform(-b, b, size=(out_f, in_f))
 
 
-def make_adapter(mcfg, a, model_dir=None):
-    """Returns (config, tensors) for a fresh adapter (float32-representable values)."""
+def _new_path(a):
+    """make-adapter requests served by tools/ref_peft.py (plain LoRA without the new options keeps the
+    legacy writer, byte for byte)."""
+    if a.method in ref_peft.MAKERS:
+        return True
+    if a.method != "lora":
+        return False
+    tm = (a.target_modules or "")
+    return bool(getattr(a, "rank_pattern", None) or getattr(a, "alpha_pattern", None)
+                or tm.lower() == "all-linear" or tm.startswith("re:") or getattr(a, "peft_init", False))
+
+
+def make_adapter(mcfg, a, model_dir=None, w=None):
+    """Returns (config, tensors) for a fresh adapter (float32-representable values).
+    w: the model's weights (needed by DoRA and LN-Tuning)."""
     rng = np.random.RandomState(a.seed)
     t = {}
-    if a.method == "lora":
+    if _new_path(a):
+        cls = ref_peft.MAKERS.get(a.method, ref_peft.PeftLoraAdapter)
+        cfg, t = cls.make(mcfg, w, a, rng, model_dir)
+    elif a.method == "lora":
         targets = [s for s in a.target_modules.split(",") if s]
         layers = None if a.layers is None else [int(s) for s in a.layers.split(",") if s != ""]
         cfg = {"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": a.rank, "lora_alpha": a.alpha,
@@ -615,9 +644,10 @@ def make_data(vocab, n, min_len, max_len, seed, prompt_frac=0.5):
 # --------------------------------------------------------------------------- self-check
 
 
-def _fd_check(m, adapter, recs, nprobe, rng, label):
+def _fd_check(m, adapter, recs, nprobe, rng, label, norm_targets=True):
     """Autograd vs central finite differences of the mean-CE loss of a right-padded batch,
-    for random entries of every adapter tensor and of the RMSNorm weights."""
+    for random entries of every adapter tensor and of the RMSNorm weights (norm_targets=False:
+    adapter tensors only, for LN-Tuning whose adapter weights replace the norms' values)."""
     L = m.cfg.layers
     norms = {i: (m.w["model.layers.%d.input_layernorm.weight" % i].clone(),
                  m.w["model.layers.%d.post_attention_layernorm.weight" % i].clone()) for i in range(L)}
@@ -628,8 +658,9 @@ def _fd_check(m, adapter, recs, nprobe, rng, label):
         return s / n
 
     targets = [(n, adapter.params[n]) for n in sorted(adapter.params)]
-    targets += [("gamma_in[%d]" % i, norms[i][0]) for i in range(L)]
-    targets += [("gamma_post[%d]" % i, norms[i][1]) for i in range(L)]
+    if norm_targets:
+        targets += [("gamma_in[%d]" % i, norms[i][0]) for i in range(L)]
+        targets += [("gamma_post[%d]" % i, norms[i][1]) for i in range(L)]
     for _, p in targets:
         p.requires_grad_(True)
         p.grad = None
@@ -661,6 +692,180 @@ def _fd_check(m, adapter, recs, nprobe, rng, label):
     return ok
 
 
+def _with_weights(m, neww):
+    """A shallow copy of model m whose weights dict has neww's entries replaced."""
+    mm = _Args(cfg=m.cfg, w=dict(m.w), inv_freq=m.inv_freq, lm_head=m.lm_head)
+    mm.w.update(neww)
+    return mm
+
+
+def _self_check_peft(tmp, m, mq, m05, recs, recs_q, recs5, rng):
+    """Section 7: the PEFT methods of tools/ref_peft.py."""
+    ok = True
+    allmods = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
+    cases = [
+        ("dora q,v", m, dict(method="dora", b_std=0.1)),
+        ("dora all-linear rslora patterns", m, dict(method="dora", target_modules="all-linear", rslora=True,
+                                                    rank_pattern="q_proj=2,layers.1.mlp.up_proj=6",
+                                                    alpha_pattern="v_proj=3", b_std=0.1)),
+        ("dora qwen2_bias q,k,v layers 0", mq, dict(method="dora", target_modules="q_proj,k_proj,v_proj",
+                                                    layers="0", b_std=0.1)),
+        ("lora all-linear rank_pattern", m, dict(method="lora", target_modules="all-linear",
+                                                 rank_pattern="down_proj=2", b_std=0.1)),
+        ("ia3 default (k,v,down ff)", m, dict(method="ia3", target_modules=None)),
+        ("ia3 qwen2_bias all-linear ff up,down", mq, dict(method="ia3", target_modules="all-linear",
+                                                          feedforward_modules="up_proj,down_proj")),
+        ("ia3 regex ff regex", m, dict(method="ia3", target_modules=r"re:.*\.(q_proj|gate_proj)",
+                                       feedforward_modules=r"re:.*gate_proj")),
+        ("ln_tuning default", m, dict(method="ln_tuning", target_modules=None)),
+        ("ln_tuning qwen2 input_layernorm", mq, dict(method="ln_tuning", target_modules="input_layernorm")),
+        ("oft default (bs 32, q,v)", m, dict(method="oft")),
+        ("oft all-linear (down bs 32->36)", m, dict(method="oft", target_modules="all-linear")),
+        ("oft r=4 exact cayley qwen2", mq, dict(method="oft", target_modules=allmods, oft_r=4, oft_block_size=0,
+                                                no_cayley_neumann=True)),
+        ("oft block_share bs 8 terms 3", m, dict(method="oft", oft_block_size=8, block_share=True,
+                                                 num_cayley_neumann_terms=3)),
+        ("oft coft (inside eps ball)", m, dict(method="oft", coft=True, oft_eps=100.0)),
+        ("miss default r=64", m, dict(method="miss", rank=64)),
+        ("miss r=16 all-linear (pad)", m, dict(method="miss", rank=16, target_modules="all-linear")),
+        ("miss bat r=8 qwen2", mq, dict(method="miss", rank=8, miss_init="bat", target_modules=allmods)),
+        ("miss mini r=16 mini_r=8", m, dict(method="miss", rank=16, miss_init="mini", mini_r=8,
+                                            target_modules="q_proj,down_proj")),
+        ("fourierft default n 1000 (q,v)", m, dict(method="fourierft")),
+        ("fourierft all-linear pattern qwen2", mq, dict(method="fourierft", target_modules="all-linear",
+                                                        n_frequency=300, n_frequency_pattern="v_proj=50",
+                                                        random_loc_seed=5, fourier_scaling=20.0)),
+        ("shira r=8 seed null", m, dict(method="shira", rank=8)),
+        ("shira r=4 seed 3 qwen2 all", mq, dict(method="shira", rank=4, shira_seed=3, target_modules=allmods)),
+    ]
+    print("7. PEFT methods (tools/ref_peft.py, PEFT %s)" % ref_peft.PEFT_COMMIT[:12])
+    print(" 7a. autograd vs finite differences")
+    made = []
+    for label, mm, kw in cases:
+        kw.setdefault("rank", 4)
+        cfg, tens = make_adapter(mm.cfg, _adapter_args(**kw), None, mm.w)
+        rr = recs if mm is m else recs_q
+        ad = make_adapter_obj(cfg, tens, mm.cfg)
+        made.append((label, mm, rr, cfg, tens, kw))
+        if ad.kind == "dora":
+            # PEFT detaches ||W + s B A||: autograd is the derivative with that norm held constant, so
+            # the finite differences hold it at its current value too (dora_norms)
+            ad.dora_norms = ad.weight_norms(mm.w)
+        ok &= _fd_check(mm, ad, rr, 3, rng, label, norm_targets=ad.kind != "ln_tuning")
+
+    print(" 7b. merged weights forward == adapter forward; PEFT init == base model; save/load round trip")
+    for label, mm, rr, cfg, tens, kw in made:
+        ids, mask, _ = pad_right(rr)
+        ad = make_adapter_obj(cfg, tens, mm.cfg)
+        with torch.no_grad():
+            y = forward(mm, ids, mask, ad)
+            base = ref_llama.forward(mm, ids, mask)
+            ym = forward(_with_weights(mm, ad.merged_weights(mm.w)), ids, mask)
+        dm = float((y - ym).abs().max())
+        moved = float((y - base).abs().max())
+        cfg0, tens0 = make_adapter(mm.cfg, _adapter_args(**dict(kw, peft_init=True)), None, mm.w)
+        if ad.kind == "fourierft":     # PEFT's default init is randn; init_weights=True gives zeros
+            tens0 = {n: np.zeros_like(v) for n, v in tens0.items()}
+        with torch.no_grad():
+            d0 = float((forward(mm, ids, mask, make_adapter_obj(cfg0, tens0, mm.cfg)) - base).abs().max())
+        d = os.path.join(tmp, "rt")
+        save_adapter(d, cfg, ad.params)
+        ad2 = load_adapter(d, mm.cfg)
+        with torch.no_grad():
+            drt = float((forward(mm, ids, mask, ad2) - y).abs().max())
+        same = sorted(ad2.params) == sorted(ad.params) and \
+            all(tuple(ad2.params[n].shape) == tuple(ad.params[n].shape) for n in ad.params)
+        tol0 = 1e-5 if ad.kind == "dora" else 0.0      # DoRA: float32-rounded ||W|| / float64 ||W||
+        good = dm < 1e-10 and moved > 1e-4 and d0 <= tol0 and drt == 0.0 and same
+        ok &= good
+        print("  %-36s merged %.1e  init %.1e  moved %.1e  reload %.1e  %s"
+              % (label, dm, d0, moved, drt, "PASS" if good else "FAIL"))
+
+    print(" 7c. OFT rotation details")
+    vec = torch.tensor(np.random.RandomState(3).standard_normal((3, 6)) * 0.3, dtype=DT)
+    S = ref_peft.oft_skew(vec, 4)
+    I = torch.eye(4, dtype=DT)
+    Rn = ref_peft.oft_rotation(vec, 4, True, 5)
+    exp_n = I + 2 * S + 2 * S @ S + 2 * S @ S @ S + S @ S @ S @ S
+    Rc = ref_peft.oft_rotation(vec, 4, False)
+    exp_c = (I - S) @ torch.linalg.inv(I + S)
+    orth = float((Rc @ Rc.transpose(-1, -2) - I).abs().max())
+    pr = ref_peft.oft_project(vec, 4, 0.05)
+    nrm = torch.linalg.norm(ref_peft.oft_skew(pr, 4), dim=(1, 2))
+    e = float(0.05 / math.sqrt(3.0))
+    good = float((Rn - exp_n).abs().max()) < 1e-14 and float((Rc - exp_c).abs().max()) < 1e-12 and orth < 1e-12 \
+        and float((nrm - e).abs().max()) < 1e-7 and bool((S[:, 0, 1] == vec[:, 0]).all()) \
+        and bool((S[:, 1, 0] == -vec[:, 0]).all()) and bool((S[:, 0, 2] == vec[:, 1]).all())
+    ok &= good
+    cfg, tens = make_adapter(m.cfg, _adapter_args(method="oft", coft=True, init_std=0.1), None, m.w)
+    ad = make_adapter_obj(cfg, tens, m.cfg)
+    before = {n: float(torch.linalg.norm(ref_peft.oft_skew(ad.params[n], 32), dim=(1, 2)).max()) for n in ad.params}
+    with torch.no_grad():
+        forward(m, [recs[0]["ids"]], None, ad)
+    for n in ad.params:
+        e = float(ad.eps / math.sqrt(ad.params[n].shape[0]))
+        nr = float(torch.linalg.norm(ref_peft.oft_skew(ad.params[n], 32), dim=(1, 2)).max())
+        good &= before[n] > e and abs(nr - e) < 1e-6 * e
+    print("  neumann series, exact cayley (|RR^T-I| %.1e), skew layout, coft projection to eps/sqrt(blocks)  %s"
+          % (orth, "PASS" if good else "FAIL"))
+
+    print(" 7c'. FourierFT frequency positions and SHiRA masks")
+    ix = ref_peft.fourierft_indices(32, 64, 100, 777)
+    perm = torch.randperm(32 * 64, generator=torch.Generator().manual_seed(777))[:100]
+    sh = ref_peft.shira_random_mask_indices(32, 64, 4, None)
+    perm2 = torch.randperm(32 * 64, generator=torch.Generator())[:4 * 96]
+    good = bool((ix[0] * 64 + ix[1] == perm).all()) and sh.shape == (2, 384) and \
+        sorted((sh[0] * 64 + sh[1]).tolist()) == sorted(perm2.tolist()) and \
+        (sh[0] * 64 + sh[1]).tolist() == sorted(perm2.tolist())
+    ok &= good
+    print("  randperm(out*in, Generator().manual_seed(seed))[:n]; SHiRA row-major mask order  %s"
+          % ("PASS" if good else "FAIL"))
+
+    print(" 7d. training loop == manual AdamW loop (PEFT methods, DLS composes)")
+    dls_kw = dict(dls="on", dls_p_exploit=1.0)
+    runs = [("dora mean clip", m, dict(method="dora", b_std=0.1), dict()),
+            ("ia3 dls skip", m05, dict(method="ia3", target_modules="all-linear"),
+             dict(dls_interval=2, dls_warmup=1, dls_k_ratio=0.34, dls_inactive="skip", **dls_kw)),
+            ("ln_tuning dls zero-grad", m05, dict(method="ln_tuning", target_modules=None),
+             dict(dls_interval=1, dls_warmup=1, dls_k_ratio=0.34, dls_inactive="zero-grad", **dls_kw)),
+            ("oft token cosine", m, dict(method="oft", oft_block_size=16), dict(loss_norm="token",
+                                                                                 lr_scheduler="cosine")),
+            ("oft coft active", m, dict(method="oft", coft=True), dict()),
+            ("miss dls skip", m05, dict(method="miss", rank=16, target_modules="all-linear"),
+             dict(dls_interval=2, dls_warmup=0, dls_k_ratio=0.5, dls_inactive="skip", **dls_kw)),
+            ("miss bat", m, dict(method="miss", rank=8, miss_init="bat"), dict(max_grad_norm=1e-3)),
+            ("fourierft dls skip", m05, dict(method="fourierft", n_frequency=200, target_modules="q_proj,down_proj"),
+             dict(dls_interval=1, dls_warmup=1, dls_k_ratio=0.34, dls_inactive="skip", **dls_kw)),
+            ("shira", m, dict(method="shira", rank=8), dict())]
+    for label, mm, akw, tkw in runs:
+        akw.setdefault("rank", 4)
+        cfg, tens = make_adapter(mm.cfg, _adapter_args(**akw), None, mm.w)
+        ta = _train_args(**tkw)
+        res = train(mm, make_adapter_obj(cfg, tens, mm.cfg), recs5, ta)
+        act, cur = [], None
+        sel = dict((s_, set(l)) for s_, l in res["dls_selections"])
+        for t in range(ta.max_steps):
+            if t in sel:
+                cur = sel[t]
+            act.append(cur)
+        lm, P = _manual_train(mm, make_adapter_obj(cfg, tens, mm.cfg), recs5, ta, act, ta.dls_inactive or "skip")
+        dl = max(abs(x - y) for x, y in zip(res["losses"], lm))
+        dp = max(float((torch.tensor(res["adapter"][n], dtype=DT) - P[n].reshape(-1)).abs().max()) for n in P)
+        moved = max(float((torch.tensor(res["adapter"][n], dtype=DT) -
+                           torch.tensor(np.asarray(tens[n]), dtype=DT).reshape(-1)).abs().max()) for n in P)
+        good = dl < 1e-12 and dp < 1e-12 and moved > 1e-6
+        extra = ""
+        if res["dls_selections"]:
+            extra = " sel %s" % res["dls_selections"]
+            for s_, l in res["dls_selections"]:
+                exp = dls_topk(res["scores"][s_ - 1] if s_ > 0 else [0.0] * mm.cfg.layers, res["dls"]["k"])
+                good &= exp == l
+            # inactive layers' tensors did not move (skip: no decay, no update)
+        ok &= good
+        print("  %-26s max|dloss| %.1e max|dparam| %.1e%s  %s" % (label, dl, dp, extra, "PASS" if good else "FAIL"))
+    return ok
+
+
 class _Args:
     def __init__(self, **kw):
         self.__dict__.update(kw)
@@ -670,7 +875,10 @@ def _adapter_args(**kw):
     d = dict(seed=7, method="lora", rank=4, alpha=8.0, target_modules="q_proj,v_proj", rslora=False,
              layers=None, b_std=0.02, targets="q,k", r_low=0.25, placement="post-rope", form="gate",
              dls="off", dls_interval=2, dls_warmup=2, dls_k_ratio=0.5, dls_p_exploit=1.0, dls_score_ema=0.0,
-             dls_inactive="skip", dls_seed=42)
+             dls_inactive="skip", dls_seed=42, peft_init=False, init_std=None, rank_pattern=None,
+             alpha_pattern=None, feedforward_modules=None, oft_r=0, oft_block_size=32, coft=False, oft_eps=6e-5,
+             block_share=False, no_cayley_neumann=False, num_cayley_neumann_terms=5, miss_init="miss", mini_r=1,
+             n_frequency=1000, fourier_scaling=150.0, random_loc_seed=777, n_frequency_pattern=None, shira_seed=None)
     d.update(kw)
     return _Args(**d)
 
@@ -693,6 +901,8 @@ def _manual_train(m, adapter, recs, a, active_by_step, inactive="skip"):
     st = {n: (torch.zeros_like(P[n]), torch.zeros_like(P[n]), 0) for n in names}
     L = m.cfg.layers
     layer_of = {n: i for i in range(L) for n in adapter.layer_param_names(i)}
+    for n in names:
+        layer_of.setdefault(n, None)
     bs, mbs = a.batch_size, a.micro_batch_size
     G = len(recs) // bs
     losses = []
@@ -721,13 +931,15 @@ def _manual_train(m, adapter, recs, a, active_by_step, inactive="skip"):
                 lsum += float(s) / ntok_step
         losses.append(lsum)
         gs = torch.autograd.grad(tot, [adapter.params[n] for n in names], allow_unused=True)
+        for n in names:         # OFT coft projects its weights in place during the forward
+            P[n] = adapter.params[n].detach().clone()
         G_ = {n: (g if g is not None else torch.zeros_like(P[n])) for n, g in zip(names, gs)}
         if inactive == "skip":
-            upd = [n for n in names if act is None or layer_of[n] in act]
+            upd = [n for n in names if act is None or layer_of[n] is None or layer_of[n] in act]
         else:
             upd = names
             for n in names:
-                if act is not None and layer_of[n] not in act:
+                if act is not None and layer_of[n] is not None and layer_of[n] not in act:
                     G_[n] = torch.zeros_like(G_[n])
         norm = math.sqrt(sum(float((G_[n] ** 2).sum()) for n in upd))
         coef = min(1.0, a.max_grad_norm / (norm + 1e-6)) if a.max_grad_norm > 0 else 1.0
@@ -886,6 +1098,8 @@ def _self_check(tmp):
     ok &= good
     print("  linear W=3 T=10 and cosine W=2 T=6  %s" % ("PASS" if good else "FAIL"))
 
+    ok &= _self_check_peft(tmp, m, mq, m05, recs, recs_q, recs5, rng)
+
     print("self-check %s (%.1fs)" % ("PASSED" if ok else "FAILED", time.time() - t0))
     return 0 if ok else 1
 
@@ -932,10 +1146,12 @@ def main(argv=None):
 
     p = sub.add_parser("make-adapter", help="write a random PEFT adapter (B != 0)")
     p.add_argument("--model", required=True)
-    p.add_argument("--method", choices=("lora", "roae"), required=True)
-    p.add_argument("--rank", type=int, default=8)
+    p.add_argument("--method", choices=("lora", "roae", "dora", "ia3", "ln_tuning", "oft", "miss", "fourierft", "shira"), required=True)
+    p.add_argument("--rank", type=int, default=None, help="LoRA/DoRA/RoAE r (default 8), MiSS r (default 64)")
     p.add_argument("--alpha", type=float, default=None, help="lora_alpha (default 2*rank) / RoAE alpha (default 1)")
-    p.add_argument("--target-modules", default="q_proj,v_proj")
+    p.add_argument("--target-modules", default=None,
+                   help="comma list, 'all-linear' or 're:REGEX' (default q_proj,v_proj; IA3 and LN-Tuning: "
+                        "PEFT's llama mapping)")
     p.add_argument("--rslora", action="store_true")
     p.add_argument("--layers", default=None, help="layers_to_transform, e.g. 0,2")
     p.add_argument("--targets", default="q,k")
@@ -943,6 +1159,30 @@ def main(argv=None):
     p.add_argument("--placement", choices=("post-rope", "pre-rope"), default="post-rope")
     p.add_argument("--form", choices=("gate", "add"), default="gate")
     p.add_argument("--b-std", type=float, default=0.02, help="B ~ N(0, b_std) (0 gives B = 0)")
+    g = p.add_argument_group("PEFT methods (tools/ref_peft.py)")
+    g.add_argument("--peft-init", action="store_true",
+                   help="PEFT's own default init (LoRA/DoRA B=0, IA3 ones, LN copy, OFT/MiSS zeros)")
+    g.add_argument("--init-std", type=float, default=None,
+                   help="random init spread: DoRA magnitude *(1+std N) (0.1), IA3 1+std N (0.1), LN gamma*(1+std N) "
+                        "(0.1), OFT N(0,std) (0.1), MiSS N(0,std) (0.02)")
+    g.add_argument("--rank-pattern", default=None, help="LoRA/DoRA rank_pattern, e.g. 'q_proj=2,layers.1.mlp.up_proj=6'")
+    g.add_argument("--alpha-pattern", default=None, help="LoRA/DoRA alpha_pattern, e.g. 'v_proj=3'")
+    g.add_argument("--feedforward-modules", default=None, help="IA3 feedforward_modules (default down_proj)")
+    g.add_argument("--oft-r", type=int, default=0, help="OFT r (default 0: from oft_block_size)")
+    g.add_argument("--oft-block-size", type=int, default=32)
+    g.add_argument("--coft", action="store_true")
+    g.add_argument("--oft-eps", type=float, default=6e-5)
+    g.add_argument("--block-share", action="store_true")
+    g.add_argument("--no-cayley-neumann", action="store_true", help="use_cayley_neumann false (exact Cayley)")
+    g.add_argument("--num-cayley-neumann-terms", type=int, default=5)
+    g.add_argument("--miss-init", choices=("miss", "bat", "mini"), default="miss",
+                   help="MiSS init_weights: true (miss), \"bat\" or \"mini\"")
+    g.add_argument("--mini-r", type=int, default=1)
+    g.add_argument("--n-frequency", type=int, default=1000, help="FourierFT n_frequency")
+    g.add_argument("--fourier-scaling", type=float, default=150.0, help="FourierFT scaling")
+    g.add_argument("--random-loc-seed", type=int, default=777, help="FourierFT random_loc_seed")
+    g.add_argument("--n-frequency-pattern", default=None, help="FourierFT n_frequency_pattern, e.g. 'v_proj=50'")
+    g.add_argument("--shira-seed", type=int, default=None, help="SHiRA random_seed (default null)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dls-seed", type=int, default=42)
     p.add_argument("--out", required=True)
@@ -981,9 +1221,13 @@ def main(argv=None):
             return 0
         if a.cmd == "make-adapter":
             m = ref_llama.load_model(a.model)
+            if a.rank is None:
+                a.rank = 64 if a.method == "miss" else 8
             if a.alpha is None:
-                a.alpha = 2.0 * a.rank if a.method == "lora" else 1.0
-            cfg, t = make_adapter(m.cfg, a, os.path.abspath(a.model))
+                a.alpha = 2.0 * a.rank if a.method in ("lora", "dora") else 1.0
+            if a.target_modules is None and a.method in ("lora", "dora"):
+                a.target_modules = "q_proj,v_proj"
+            cfg, t = make_adapter(m.cfg, a, os.path.abspath(a.model), m.w)
             save_adapter(a.out, cfg, t)
             return 0
         if a.cmd == "make-data":
