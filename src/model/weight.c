@@ -2,6 +2,7 @@
 #include "model/weight.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "model/ops.h"
 #include "core/util.h"
@@ -39,4 +40,35 @@ int rosa_weight_pack_bf16(rosa_weight *w) {
 void rosa_weight_drop_bf16(rosa_weight *w) {
     rosa_bf16_weight_free(w->bf16);
     w->bf16 = NULL;
+}
+
+int rosa_weight_row_sqnorms(const rosa_weight *w, double *out) {
+    int OUT = w->out, IN = w->in;
+    if (w->f32 && !w->bf16) {
+#pragma omp parallel for schedule(static)
+        for (int o = 0; o < OUT; o++) {
+            double s = 0;
+            for (int i = 0; i < IN; i++) s += (double)w->f32[(int64_t)o * IN + i] * w->f32[(int64_t)o * IN + i];
+            out[o] = s;
+        }
+        return 0;
+    }
+    /* Another storage: its rows, as its products see them, through blocks of
+     * the identity (I W^T = the columns of W), once per weight. */
+    enum { BLOCK = 64 };
+    float *e = rosa_calloc((size_t)BLOCK * IN, sizeof(float), "identity block");
+    float *y = rosa_malloc(sizeof(float) * (size_t)BLOCK * OUT, "weight columns");
+    int rc = e && y ? 0 : -1;
+    for (int o = 0; o < OUT; o++) out[o] = 0;
+    for (int i0 = 0; rc == 0 && i0 < IN; i0 += BLOCK) {
+        int nb = IN - i0 < BLOCK ? IN - i0 : BLOCK;
+        for (int k = 0; k < nb; k++) e[(size_t)k * IN + i0 + k] = 1.0f;
+        rc = rosa_weight_forward(w, y, e, NULL, nb, 0);
+        for (int k = 0; k < nb; k++) e[(size_t)k * IN + i0 + k] = 0.0f;
+        for (int k = 0; rc == 0 && k < nb; k++)
+            for (int o = 0; o < OUT; o++) out[o] += (double)y[(size_t)k * OUT + o] * y[(size_t)k * OUT + o];
+    }
+    free(e);
+    free(y);
+    return rc;
 }

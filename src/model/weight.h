@@ -21,6 +21,8 @@ typedef struct {
 int rosa_weight_forward(const rosa_weight *w, float *y, const float *x, const float *b, int N, int accumulate);
 /* dx[N][in] = dy[N][out] W (dx += with accumulate): the input gradient. */
 int rosa_weight_backward(const rosa_weight *w, float *dx, const float *dy, int N, int accumulate);
+/* out[o] = ||W_o||^2 (DoRA's weight norms), of the rows the products use. */
+int rosa_weight_row_sqnorms(const rosa_weight *w, double *out);
 /* Packs the FP32 rows for BF16 products; -1 when oneDNN cannot. */
 int rosa_weight_pack_bf16(rosa_weight *w);
 void rosa_weight_drop_bf16(rosa_weight *w);
