@@ -49,7 +49,8 @@ static int choose_rank(rosa_train_options *o, void *opts, float budget) {
     for (int r = 1; r <= 4096; r++) {
         if (rosa_peft_set_rank(o->method, opts, r) < 0) return die_msg("--param-budget: %s", rosa_last_error()), -1;
         int64_t n = rosa_peft_num_params(o->method, &c, opts);
-        if (n < 0) return die_msg("%s", rosa_last_error()), -1;
+        if (n < 0 && r == 1) return die_msg("%s", rosa_last_error()), -1;
+        if (n < 0) break; /* past the largest rank the model's shapes allow (SHiRA: r (in + out) <= in x out) */
         double err = fabs((double)n - target);
         if (err < best_err) best_err = err, best = r;
     }
@@ -181,6 +182,9 @@ int cmd_train(int argc, char **argv) {
     if (!o.method) return die_msg("--method: unknown method \"%s\" (available: %s)", method, rosa_peft_names()), 2;
     method_args ma;
     method_specs(o.method, &ma);
+    char method_help[256];
+    snprintf(method_help, sizeof method_help, "%s (default lora; rosa = roae + DLS); `rosa train --method NAME --help` "
+             "lists its options", rosa_peft_names());
     arg_spec common[] = {
         {"model", ARG_STR, &o.model_dir, "DIR", "base model (Hugging Face directory)", 1, 0, NULL},
         {"data", ARG_STR, &o.data_path, "FILE", "training data (LLM-Adapters JSON or JSON Lines)", 1, 0, NULL},
@@ -191,8 +195,7 @@ int cmd_train(int argc, char **argv) {
         {"no-shuffle", ARG_FLAG, &no_shuffle, NULL, "keep file order", 0, 0, NULL},
         {"val-set-size", ARG_INT, &o.val_set_size, "N", "hold out N random records for validation (default 0)", 0, 0, NULL},
         {"skip-bad-records", ARG_FLAG, &o.skip_bad_records, NULL, "skip malformed records with a warning", 0, 0, NULL},
-        {"method", ARG_STR, &method, "NAME", "lora (default), roae, or rosa (= roae + DLS); "
-                                              "`rosa train --method NAME --help` lists its options", 0, 0, NULL},
+        {"method", ARG_STR, &method, "NAME", method_help, 0, 0, NULL},
         {"param-budget", ARG_FLOAT, &budget, "F", "pick the rank whose size is closest to F x the base model", 0, 0, NULL},
         {"dls", ARG_FLAG, &dls, NULL, "dynamic layer selection, with any method (on with --method rosa)", 0, 0, NULL},
         {"dls-interval", ARG_INT, &d->interval, "U", "DLS: reselect every U steps (default 50)", 0, 0, NULL},

@@ -295,8 +295,9 @@ int rosa_adapter_save(const rosa_adapter *a, const char *dir, const char *base_m
     free(text);
     if (rc < 0) return -1;
 
-    st_write_entry *e = rosa_calloc((size_t)a->n_params, sizeof *e, "adapter tensors");
-    int64_t *shapes = rosa_calloc((size_t)a->n_params * 2, sizeof(int64_t), "adapter shapes");
+    int n_extra = a->method->write_extra ? a->method->write_extra(a, NULL, NULL) : 0;
+    st_write_entry *e = rosa_calloc((size_t)(a->n_params + n_extra), sizeof *e, "adapter tensors");
+    int64_t *shapes = rosa_calloc((size_t)(a->n_params + n_extra) * 2, sizeof(int64_t), "adapter shapes");
     if (!e || !shapes) {
         free(e);
         free(shapes);
@@ -308,8 +309,9 @@ int rosa_adapter_save(const rosa_adapter *a, const char *dir, const char *base_m
         if (a->params[i].ndim == 1) shapes[2 * i] = a->params[i].cols;
         e[i] = (st_write_entry){a->params[i].name, ST_F32, a->params[i].ndim, &shapes[2 * i], a->w + a->params[i].offset};
     }
+    if (n_extra) a->method->write_extra(a, e + a->n_params, shapes + 2 * a->n_params);
     path = rosa_path_join(dir, "adapter_model.safetensors");
-    rc = path ? st_write_file(path, e, a->n_params, "{\"format\": \"pt\"}") : -1;
+    rc = path ? st_write_file(path, e, a->n_params + n_extra, "{\"format\": \"pt\"}") : -1;
     free(path);
     free(e);
     free(shapes);
@@ -345,14 +347,16 @@ static int read_values(rosa_adapter *a, const st_set *s, const char *st_path) {
             if (!isfinite(w[k])) return rosa_fail("%s: tensor \"%s\" holds a non-finite value", st_path, p->name);
         }
     }
+    const char *suffix = a->method->extra_suffix;
     for (int i = 0; i < s->n_tensors; i++) {
-        int known = 0;
-        for (int k = 0; k < a->n_params && !known; k++) known = strcmp(a->params[k].name, s->tensors[i].name) == 0;
+        const char *name = s->tensors[i].name;
+        size_t n = strlen(name), k = suffix ? strlen(suffix) : 0;
+        int known = suffix && n > k && strcmp(name + n - k, suffix) == 0; /* the method's (read_extra checks it) */
+        for (int j = 0; j < a->n_params && !known; j++) known = strcmp(a->params[j].name, name) == 0;
         if (!known)
-            return rosa_fail("%s: unexpected tensor \"%s\" (not selected by adapter_config.json)", st_path,
-                             s->tensors[i].name);
+            return rosa_fail("%s: unexpected tensor \"%s\" (not selected by adapter_config.json)", st_path, name);
     }
-    return 0;
+    return a->method->read_extra ? a->method->read_extra(a, s, st_path) : 0;
 }
 
 rosa_adapter *rosa_adapter_load(const char *dir, const rosa_config *c) {

@@ -2,6 +2,8 @@
 #include "peft/lora.h"
 #include "peft/roae.h"
 
+extern const rosa_peft_method rosa_peft_shira;
+
 #include <stdio.h>
 #include <string.h>
 
@@ -15,6 +17,7 @@ static const struct {
     {"lora", &rosa_peft_lora, 0, NULL},
     {"roae", &rosa_peft_roae, 0, NULL},
     {"rosa", &rosa_peft_roae, 1, "RoSA (RoAE + DLS)"},
+    {"shira", &rosa_peft_shira, 0, NULL},
 };
 #define N_METHODS (sizeof methods / sizeof methods[0])
 
