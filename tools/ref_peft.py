@@ -838,6 +838,187 @@ class ShiraAdapter(_Base):
         return cfg, t
 
 
+# --------------------------------------------------------------------------- AdaLoRA
+
+
+class AdaLoraAdapter(_Base):
+    """AdaLoRA (SVD form): y = xW^T + b + (x (A*E)^T B^T) * scaling / (ranknum + 1e-5), scaling = lora_alpha
+    (r if lora_alpha <= 0), ranknum = init_r (not saved).  The training loss gets
+    orth_reg_weight * mean over A and B tensors of ||A A^T - I||_F / ||B^T B - I||_F (extra_loss).
+    No rank allocation: update_and_allocate is a user call HF Trainer never makes."""
+    kind = "adalora"
+
+    def __init__(self, cfg, tensors, mcfg):
+        self.config = cfg
+        if cfg.get("peft_type") != "ADALORA":
+            raise RefError("adapter peft_type %r is not ADALORA" % cfg.get("peft_type"))
+        _reject(cfg, (("bias", lambda v: v not in (None, "none")), ("fan_in_fan_out", bool),
+                      ("modules_to_save", bool), ("use_dora", bool)))
+        self.init_r = int(cfg.get("init_r", 12))
+        alpha = float(cfg.get("lora_alpha", 8))
+        self.scaling = alpha if alpha > 0 else float(self.init_r)
+        self.ranknum = float(self.init_r)
+        self.orth = float(cfg.get("orth_reg_weight", 0.5))
+        if self.orth < 0:
+            raise RefError("orth_reg_weight should be greater than or equal to 0")
+        ts = cfg.get("total_step")
+        if ts is None or int(ts) <= 0:
+            raise RefError("AdaLoRA does not work when `total_step` is None, supply a value > 0.")
+        rp = cfg.get("rank_pattern") or {}
+        shapes = linear_shapes(mcfg)
+        self.mods, expect, self.layer_of = {}, {}, {}
+        for key, i, mod in resolve_targets(cfg, mcfg, ("linear",), ("q_proj", "v_proj")):
+            o, n = shapes[mod]
+            mask = rp.get(key + ".lora_E")
+            r = self.init_r if mask is None else int(sum(bool(v) for v in mask))
+            base = PREFIX % i + mod
+            names = (base + ".lora_A", base + ".lora_B", base + ".lora_E")
+            expect[names[0]], expect[names[1]], expect[names[2]] = (r, n), (o, r), (r, 1)
+            self.mods[(i, mod)] = names
+            for nm in names:
+                self.layer_of[nm] = i
+        self.expect = expect
+        self.params = None if tensors is None else check_tensors(tensors, expect)
+
+    def lin_full(self, i, mod, x, W, b):
+        y = _Base.lin_full(self, i, mod, x, W, b)
+        e = self.mods.get((i, mod))
+        if e is None:
+            return y
+        A, B, E = (self.params[n] for n in e)
+        return y + (x @ (A * E).t() @ B.t()) * self.scaling / (self.ranknum + 1e-5)
+
+    def extra_loss(self):
+        """AdaLoraModel.forward: orth_reg_weight * regu_loss (0 when orth_reg_weight is 0)."""
+        if self.orth == 0:
+            return None
+        reg, k = 0.0, 0
+        for key in self.mods:           # named_parameters order: layer by layer, q,k,v,o,gate,up,down; A then B
+            an, bn, _ = self.mods[key]
+            for n, cov in ((an, self.params[an] @ self.params[an].t()), (bn, self.params[bn].t() @ self.params[bn])):
+                reg = reg + torch.norm(cov - torch.eye(cov.shape[0], dtype=DT), p="fro")
+                k += 1
+        return self.orth * (reg / k)
+
+    rank_pattern = None         # set by the allocator
+
+    # ---- RankAllocator (opt-in: train --adalora-allocate calls it after every optimizer step)
+
+    def allocator_init(self):
+        c = self.config
+        self.beta1, self.beta2 = float(c.get("beta1", 0.85)), float(c.get("beta2", 0.85))
+        if not (0 < self.beta1 < 1 and 0 < self.beta2 < 1):
+            raise RefError("AdaLoRA beta1 and beta2 must be in (0, 1)")
+        self.tinit, self.tfinal = int(c.get("tinit", 0)), int(c.get("tfinal", 0))
+        self.deltaT, self.total_step = int(c.get("deltaT", 1)), int(c["total_step"])
+        if self.tinit >= self.total_step - self.tfinal:
+            raise RefError("The supplied schedule values don't allow for a budgeting phase")
+        self.init_bgt = sum(int(self.params[e[0]].shape[0]) for e in self.mods.values())
+        self.target_bgt = int(c.get("target_r", 8)) * len(self.mods)
+        self.exp_ipt, self.exp_unc = {}, {}
+        self.rank_pattern = None
+
+    def budget_schedule(self, step):
+        if step <= self.tinit:
+            return self.init_bgt, False
+        if step > self.total_step - self.tfinal:
+            return self.target_bgt, True
+        mul = 1 - (step - self.tinit) / (self.total_step - self.tfinal - self.tinit)
+        return int((self.init_bgt - self.target_bgt) * (mul ** 3) + self.target_bgt), step % self.deltaT == 0
+
+    def _update_ipt(self, grads):
+        for n, p in self.params.items():
+            g = grads.get(n)
+            ipt = (p * (g if g is not None else torch.zeros_like(p))).abs().detach()
+            if n not in self.exp_ipt:
+                self.exp_ipt[n] = torch.zeros_like(p)
+                self.exp_unc[n] = torch.zeros_like(p)
+            self.exp_ipt[n] = self.beta1 * self.exp_ipt[n] + (1 - self.beta1) * ipt
+            self.exp_unc[n] = self.beta2 * self.exp_unc[n] + (1 - self.beta2) * (ipt - self.exp_ipt[n]).abs()
+
+    def _mask_to_budget(self, budget):
+        trip, scores = {}, []
+        for key in self.mods:          # model (named_parameters) order: layers, then q,k,v,o,gate,up,down
+            an, bn, en = self.mods[key]
+            sa = torch.mean(self.exp_ipt[an] * self.exp_unc[an], dim=1, keepdim=True)
+            sb = torch.mean(self.exp_ipt[bn] * self.exp_unc[bn], dim=0).view(-1, 1)
+            se = self.exp_ipt[en] * self.exp_unc[en]
+            tot = se.view(-1) + torch.cat([sa, sb], dim=1).sum(dim=1).view(-1)
+            trip[en] = tot.view(-1, 1)
+            scores.append(tot.view(-1))
+        k = self.init_bgt - budget
+        if k < 1:
+            raise RefError("AdaLoRA: torch.kthvalue with k=%d fails in PEFT (budget %d = initial)" % (k, budget))
+        thr = torch.kthvalue(torch.cat(scores), k=k)[0].item()
+        pattern = {}
+        with torch.no_grad():
+            for key in self.mods:
+                en = self.mods[key][2]
+                self.params[en].masked_fill_(trip[en] <= thr, 0.0)
+                pattern["model.layers.%d.%s.lora_E" % key] = (~(trip[en] <= thr)).view(-1).tolist()
+        return pattern
+
+    def update_and_allocate(self, step, grads):
+        """AdaLoraModel.update_and_allocate(global_step = step) with RankAllocator.  grads: {name: grad
+        after clipping, or None}.  Returns (budget, masked?)."""
+        edge = self.total_step - self.tfinal
+        if step < edge:
+            self._update_ipt(grads)
+            budget, mask_ind = self.budget_schedule(step)
+            if mask_ind:
+                self.rank_pattern = self._mask_to_budget(budget)
+            return budget, mask_ind
+        if step == edge:
+            budget, _ = self.budget_schedule(step)
+            self.rank_pattern = self._mask_to_budget(budget)
+            self.exp_ipt, self.exp_unc = {}, {}
+            return budget, True
+        with torch.no_grad():
+            for key in self.mods:
+                en = self.mods[key][2]
+                mask = torch.tensor(self.rank_pattern["model.layers.%d.%s.lora_E" % key]).unsqueeze(-1)
+                self.params[en].masked_fill_(~mask.bool(), 0.0)
+        return self.target_bgt, True
+
+    def saved(self):
+        """(config, tensors) as PEFT saves them: with a rank_pattern, the rows/columns of the kept ranks."""
+        cfg = dict(self.config)
+        t = dict(self.params)
+        if self.rank_pattern is not None:
+            cfg["rank_pattern"] = self.rank_pattern
+            for key, (an, bn, en) in self.mods.items():
+                keep = torch.tensor(self.rank_pattern["model.layers.%d.%s.lora_E" % key], dtype=torch.bool)
+                if int(keep.sum()) != t[en].shape[0]:
+                    t[an], t[en], t[bn] = t[an][keep], t[en][keep], t[bn][:, keep]
+        return cfg, t
+
+    def merged_weights(self, w):
+        out = {}
+        for (i, mod), (an, bn, en) in self.mods.items():
+            k = "model.layers.%d.%s.weight" % (i, mod)
+            A, B, E = self.params[an], self.params[bn], self.params[en]
+            out[k] = w[k] + B @ (A * E) * self.scaling / (self.ranknum + 1e-5)
+        return out
+
+    @classmethod
+    def make(cls, mcfg, w, a, rng, model_dir=None):
+        cfg = _base_cfg("ADALORA", model_dir)
+        cfg.update({"r": 8, "lora_alpha": a.alpha, "lora_dropout": 0.0,
+                    "target_modules": _tm_arg(a.target_modules, ("q_proj", "v_proj")), "exclude_modules": None,
+                    "layers_to_transform": _layers_arg(a.layers), "layers_pattern": None, "bias": "none",
+                    "fan_in_fan_out": False, "init_lora_weights": True, "modules_to_save": None, "use_dora": False,
+                    "use_rslora": False, "target_r": a.target_r, "init_r": a.rank, "tinit": 0, "tfinal": 0,
+                    "deltaT": 1, "beta1": 0.85, "beta2": 0.85, "orth_reg_weight": a.orth_reg_weight,
+                    "total_step": a.total_step, "rank_pattern": None})
+        t = {}
+        for n, shape in _expect_of(cls, cfg, mcfg).items():
+            if n.endswith(".lora_E"):
+                t[n] = np.zeros(shape) if a.peft_init else _std(a, 1.0) * rng.standard_normal(shape)
+            else:
+                t[n] = 0.02 * rng.standard_normal(shape)
+        return cfg, t
+
+
 # --------------------------------------------------------------------------- helpers for make-adapter
 
 
@@ -880,9 +1061,9 @@ def _pattern_arg(s, conv):
 
 
 ADAPTERS = {"IA3": Ia3Adapter, "LN_TUNING": LnTuningAdapter, "OFT": OftAdapter, "MISS": MissAdapter,
-            "FOURIERFT": FourierFTAdapter, "SHIRA": ShiraAdapter}
+            "FOURIERFT": FourierFTAdapter, "SHIRA": ShiraAdapter, "ADALORA": AdaLoraAdapter}
 MAKERS = {"dora": PeftLoraAdapter, "ia3": Ia3Adapter, "ln_tuning": LnTuningAdapter, "oft": OftAdapter,
-          "miss": MissAdapter, "fourierft": FourierFTAdapter, "shira": ShiraAdapter}
+          "miss": MissAdapter, "fourierft": FourierFTAdapter, "shira": ShiraAdapter, "adalora": AdaLoraAdapter}
 
 
 def lora_needs_peft_path(cfg):

@@ -10,10 +10,12 @@ Subcommands:
   ref_train.py train --model DIR --data DUMP.json --init-adapter ADIR --out OUT.json
                      [--save-adapter ODIR] [hyper-parameters, see --help]
   ref_train.py make-adapter --model DIR --method lora|roae ... --seed S --out ADIR
+  ref_train.py make-adapter --model DIR --method dora|ia3|ln_tuning|oft|miss|fourierft|shira|adalora ...
+                     (PEFT methods, tools/ref_peft.py; --peft-init for PEFT's own init)
   ref_train.py make-data --model DIR --n N --seed S --out DUMP.json     (random token records)
   ref_train.py self-check
 
-See docs/reference.md ("Training reference") for the exact semantics.
+See docs/reference.md ("Training reference", "PEFT methods") for the exact semantics.
 """
 
 import argparse
@@ -443,6 +445,12 @@ def resolve_dls(adapter, a, L):
     return dls
 
 
+def extra_loss(adapter):
+    """A method's loss term (AdaLoRA's orthogonal regularisation), or None."""
+    f = getattr(adapter, "extra_loss", None)
+    return f() if f is not None else None
+
+
 def train(m, adapter, recs, a, log=None):
     """Runs the HF-Trainer-equivalent loop.  Returns the OUT.json dict."""
     c = m.cfg
@@ -487,6 +495,12 @@ def train(m, adapter, recs, a, log=None):
 
     opt = torch.optim.AdamW([params[n] for n in names], lr=a.lr, betas=(a.adam_beta1, a.adam_beta2),
                             eps=a.adam_epsilon, weight_decay=a.weight_decay)
+    allocate = bool(getattr(a, "adalora_allocate", False))
+    if allocate:
+        if adapter.kind != "adalora":
+            raise RefError("--adalora-allocate needs an ADALORA adapter")
+        adapter.allocator_init()
+        out["adalora"] = {"budgets": []}
     active = set(range(L))
     sel_scores = None          # scores driving the next selection (EMA of raw scores)
     for t in range(a.max_steps):
@@ -505,21 +519,25 @@ def train(m, adapter, recs, a, log=None):
         g0 = (t % n_groups) * bs
         step_recs = recs[g0:g0 + bs]
         tot_tokens = sum(n_label_tokens(r) for r in step_recs)
-        mb_losses, ce_total = [], 0.0
+        mb_losses, ce_total, reg_total = [], 0.0, 0.0
         for j in range(n_micro):
             ids, mask, labels = pad_right(step_recs[j * mbs:(j + 1) * mbs])
             s, n = ce_sum(forward(m, ids, mask, adapter, norms), labels)
             if n == 0:
                 mb_losses.append(0.0)
                 continue
-            mb_losses.append(float(s) / n)
+            reg = extra_loss(adapter)
+            mb_losses.append(float(s) / n + (float(reg) if reg is not None else 0.0))
             ce_total += float(s)
             obj = s / n / n_micro if a.loss_norm == "mean" else s / tot_tokens
+            if reg is not None:         # AdaLoRA's orthogonality term, added to each micro-batch's loss
+                obj = obj + reg / n_micro
+                reg_total += float(reg) / n_micro
             obj.backward()
         if a.loss_norm == "mean":
             loss = sum(mb_losses) / n_micro
         else:
-            loss = ce_total / tot_tokens if tot_tokens else 0.0
+            loss = (ce_total / tot_tokens if tot_tokens else 0.0) + reg_total
         # DLS layer scores from the RMSNorm weight gradients of this step (before clipping)
         raw, ng = [], {}
         for i in range(L):
@@ -553,6 +571,9 @@ def train(m, adapter, recs, a, log=None):
         else:
             gn = 0.0
         opt.step()
+        if allocate:                # PEFT's loop: backward, optimizer.step, update_and_allocate(step), zero_grad
+            bgt, masked = adapter.update_and_allocate(t, {n: params[n].grad for n in names})
+            out["adalora"]["budgets"].append([t, bgt, masked])
         out["losses"].append(loss)
         out["lrs"].append(lr)
         out["grad_norms"].append(gn)
@@ -560,6 +581,8 @@ def train(m, adapter, recs, a, log=None):
             log("step %d loss %.6f lr %.3e grad_norm %.4e active %s" % (t, loss, lr, gn, sorted(active)))
     out["adapter"] = {n: params[n].detach().reshape(-1).tolist() for n in names}
     out["dls"] = dls
+    if allocate:
+        out["adalora"]["rank_pattern"] = adapter.rank_pattern
     return out
 
 
@@ -655,7 +678,8 @@ def _fd_check(m, adapter, recs, nprobe, rng, label, norm_targets=True):
 
     def loss():
         s, n = ce_sum(forward(m, ids, mask, adapter, norms), labels)
-        return s / n
+        reg = extra_loss(adapter)
+        return s / n if reg is None else s / n + reg
 
     targets = [(n, adapter.params[n]) for n in sorted(adapter.params)]
     if norm_targets:
@@ -737,6 +761,8 @@ def _self_check_peft(tmp, m, mq, m05, recs, recs_q, recs5, rng):
                                                         random_loc_seed=5, fourier_scaling=20.0)),
         ("shira r=8 seed null", m, dict(method="shira", rank=8)),
         ("shira r=4 seed 3 qwen2 all", mq, dict(method="shira", rank=4, shira_seed=3, target_modules=allmods)),
+        ("adalora init_r 6 (no orth reg)", m, dict(method="adalora", rank=6, orth_reg_weight=0.0)),
+        ("adalora + orth reg qwen2 all", mq, dict(method="adalora", rank=3, target_modules=allmods)),
     ]
     print("7. PEFT methods (tools/ref_peft.py, PEFT %s)" % ref_peft.PEFT_COMMIT[:12])
     print(" 7a. autograd vs finite differences")
@@ -821,7 +847,35 @@ def _self_check_peft(tmp, m, mq, m05, recs, recs_q, recs5, rng):
     print("  randperm(out*in, Generator().manual_seed(seed))[:n]; SHiRA row-major mask order  %s"
           % ("PASS" if good else "FAIL"))
 
-    print(" 7d. training loop == manual AdamW loop (PEFT methods, DLS composes)")
+    print(" 7d. AdaLoRA rank allocation (update_and_allocate after each step)")
+    cfg, tens = make_adapter(m.cfg, _adapter_args(method="adalora", rank=6, target_r=2, total_step=8,
+                                                  target_modules="q_proj,v_proj,down_proj"), None, m.w)
+    cfg = dict(cfg, tinit=1, tfinal=2)
+    ad = make_adapter_obj(cfg, tens, m.cfg)
+    res = train(m, ad, recs5, _train_args(max_steps=8, adalora_allocate=True))
+    good = True
+    nm = len(ad.mods)
+    for t_, bgt, masked in res["adalora"]["budgets"]:
+        exp = 6 * nm if t_ <= 1 else 2 * nm if t_ > 6 else \
+            int((6 * nm - 2 * nm) * (1 - (t_ - 1) / 5) ** 3 + 2 * nm)
+        good &= bgt == exp and masked == (t_ > 1)
+    kept = sum(sum(v) for v in res["adalora"]["rank_pattern"].values())
+    nz = sum(int((ad.params[e[2]] != 0).sum()) for e in ad.mods.values())
+    good &= kept == 2 * nm and nz <= kept
+    scfg, st = ad.saved()
+    d = os.path.join(tmp, "ada")
+    save_adapter(d, scfg, st)
+    ad2 = load_adapter(d, m.cfg)
+    ids, mask, _ = pad_right(recs)
+    with torch.no_grad():
+        drt = float((forward(m, ids, mask, ad2) - forward(m, ids, mask, ad)).abs().max())
+    good &= drt < 1e-6 and all(ad2.params[e[0]].shape[0] == sum(scfg["rank_pattern"]["model.layers.%d.%s.lora_E" % k])
+                               for k, e in ad2.mods.items())
+    ok &= good
+    print("  budgets %s  kept %d  reload (resized by rank_pattern) %.1e  %s"
+          % ([b for _, b, _ in res["adalora"]["budgets"]], kept, drt, "PASS" if good else "FAIL"))
+
+    print(" 7e. training loop == manual AdamW loop (PEFT methods, DLS composes)")
     dls_kw = dict(dls="on", dls_p_exploit=1.0)
     runs = [("dora mean clip", m, dict(method="dora", b_std=0.1), dict()),
             ("ia3 dls skip", m05, dict(method="ia3", target_modules="all-linear"),
@@ -836,7 +890,10 @@ def _self_check_peft(tmp, m, mq, m05, recs, recs_q, recs5, rng):
             ("miss bat", m, dict(method="miss", rank=8, miss_init="bat"), dict(max_grad_norm=1e-3)),
             ("fourierft dls skip", m05, dict(method="fourierft", n_frequency=200, target_modules="q_proj,down_proj"),
              dict(dls_interval=1, dls_warmup=1, dls_k_ratio=0.34, dls_inactive="skip", **dls_kw)),
-            ("shira", m, dict(method="shira", rank=8), dict())]
+            ("shira", m, dict(method="shira", rank=8), dict()),
+            ("adalora orth dls zero-grad", m05, dict(method="adalora", rank=6, target_modules="all-linear"),
+             dict(dls_interval=2, dls_warmup=1, dls_k_ratio=0.34, dls_inactive="zero-grad", **dls_kw)),
+            ("adalora orth token", m, dict(method="adalora", rank=4), dict(loss_norm="token"))]
     for label, mm, akw, tkw in runs:
         akw.setdefault("rank", 4)
         cfg, tens = make_adapter(mm.cfg, _adapter_args(**akw), None, mm.w)
@@ -878,7 +935,8 @@ def _adapter_args(**kw):
              dls_inactive="skip", dls_seed=42, peft_init=False, init_std=None, rank_pattern=None,
              alpha_pattern=None, feedforward_modules=None, oft_r=0, oft_block_size=32, coft=False, oft_eps=6e-5,
              block_share=False, no_cayley_neumann=False, num_cayley_neumann_terms=5, miss_init="miss", mini_r=1,
-             n_frequency=1000, fourier_scaling=150.0, random_loc_seed=777, n_frequency_pattern=None, shira_seed=None)
+             n_frequency=1000, fourier_scaling=150.0, random_loc_seed=777, n_frequency_pattern=None, shira_seed=None,
+             target_r=8, orth_reg_weight=0.5, total_step=10)
     d.update(kw)
     return _Args(**d)
 
@@ -887,7 +945,7 @@ def _train_args(**kw):
     d = dict(batch_size=4, micro_batch_size=2, max_steps=5, lr=1e-2, warmup_steps=1, lr_scheduler="linear",
              max_grad_norm=1.0, weight_decay=0.01, adam_beta1=0.9, adam_beta2=0.999, adam_epsilon=1e-8,
              loss_norm="mean", dropout=0.0, dls=None, dls_interval=None, dls_warmup=None, dls_k_ratio=None,
-             dls_p_exploit=None, dls_score_ema=None, dls_inactive=None)
+             dls_p_exploit=None, dls_score_ema=None, dls_inactive=None, adalora_allocate=False)
     d.update(kw)
     return _Args(**d)
 
@@ -929,6 +987,10 @@ def _manual_train(m, adapter, recs, a, active_by_step, inactive="skip"):
             else:
                 tot = tot + s / ntok_step
                 lsum += float(s) / ntok_step
+            reg = extra_loss(adapter)
+            if reg is not None:
+                tot = tot + reg / nmb
+                lsum += float(reg) / nmb
         losses.append(lsum)
         gs = torch.autograd.grad(tot, [adapter.params[n] for n in names], allow_unused=True)
         for n in names:         # OFT coft projects its weights in place during the forward
@@ -1141,12 +1203,15 @@ def main(argv=None):
     p.add_argument("--adam-epsilon", type=float, default=1e-8)
     p.add_argument("--loss-norm", choices=("mean", "token"), default="mean")
     p.add_argument("--dropout", type=float, default=0.0, help="must be 0 (adapter-config dropout is ignored)")
+    p.add_argument("--adalora-allocate", action="store_true",
+                   help="AdaLoRA: call PEFT's update_and_allocate(step) after every optimizer step (HF Trainer "
+                        "does not); OUT.json gets \"adalora\": {budgets, rank_pattern}")
     p.add_argument("-q", "--quiet", action="store_true")
     _add_dls_flags(p, {})
 
     p = sub.add_parser("make-adapter", help="write a random PEFT adapter (B != 0)")
     p.add_argument("--model", required=True)
-    p.add_argument("--method", choices=("lora", "roae", "dora", "ia3", "ln_tuning", "oft", "miss", "fourierft", "shira"), required=True)
+    p.add_argument("--method", choices=("lora", "roae", "dora", "ia3", "ln_tuning", "oft", "miss", "fourierft", "shira", "adalora"), required=True)
     p.add_argument("--rank", type=int, default=None, help="LoRA/DoRA/RoAE r (default 8), MiSS r (default 64)")
     p.add_argument("--alpha", type=float, default=None, help="lora_alpha (default 2*rank) / RoAE alpha (default 1)")
     p.add_argument("--target-modules", default=None,
@@ -1183,6 +1248,9 @@ def main(argv=None):
     g.add_argument("--random-loc-seed", type=int, default=777, help="FourierFT random_loc_seed")
     g.add_argument("--n-frequency-pattern", default=None, help="FourierFT n_frequency_pattern, e.g. 'v_proj=50'")
     g.add_argument("--shira-seed", type=int, default=None, help="SHiRA random_seed (default null)")
+    g.add_argument("--target-r", type=int, default=8, help="AdaLoRA target_r (init_r is --rank, default 12)")
+    g.add_argument("--orth-reg-weight", type=float, default=0.5, help="AdaLoRA orth_reg_weight")
+    g.add_argument("--total-step", type=int, default=10, help="AdaLoRA total_step")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dls-seed", type=int, default=42)
     p.add_argument("--out", required=True)
@@ -1215,16 +1283,19 @@ def main(argv=None):
                 json.dump(res, f)
                 f.write("\n")
             if a.save_adapter:
-                save_adapter(a.save_adapter, adapter.config, adapter.params)
+                if hasattr(adapter, "saved"):
+                    save_adapter(a.save_adapter, *adapter.saved())
+                else:
+                    save_adapter(a.save_adapter, adapter.config, adapter.params)
             if not a.quiet:
                 print("trained %d steps in %.2fs -> %s" % (a.max_steps, time.time() - t0, a.out), file=sys.stderr)
             return 0
         if a.cmd == "make-adapter":
             m = ref_llama.load_model(a.model)
             if a.rank is None:
-                a.rank = 64 if a.method == "miss" else 8
+                a.rank = {"miss": 64, "adalora": 12}.get(a.method, 8)
             if a.alpha is None:
-                a.alpha = 2.0 * a.rank if a.method in ("lora", "dora") else 1.0
+                a.alpha = 2.0 * a.rank if a.method in ("lora", "dora") else 8.0 if a.method == "adalora" else 1.0
             if a.target_modules is None and a.method in ("lora", "dora"):
                 a.target_modules = "q_proj,v_proj"
             cfg, t = make_adapter(m.cfg, a, os.path.abspath(a.model), m.w)
