@@ -4,9 +4,11 @@
 #include <stdio.h>
 #include <string.h>
 
-extern const rosa_arch_desc rosa_arch_llama, rosa_arch_qwen2, rosa_arch_mistral;
+extern const rosa_arch_desc rosa_arch_llama, rosa_arch_qwen2, rosa_arch_mistral, rosa_arch_qwen3, rosa_arch_gemma3,
+    rosa_arch_gemma3_mm;
 
-static const rosa_arch_desc *const archs[] = {&rosa_arch_llama, &rosa_arch_qwen2, &rosa_arch_mistral};
+static const rosa_arch_desc *const archs[] = {&rosa_arch_llama,  &rosa_arch_qwen2,  &rosa_arch_mistral,
+                                              &rosa_arch_qwen3, &rosa_arch_gemma3, &rosa_arch_gemma3_mm};
 #define N_ARCHS (sizeof archs / sizeof archs[0])
 
 const rosa_arch_desc *rosa_arch_find(const char *hf_name, const char *model_type) {
@@ -65,8 +67,21 @@ void rosa_proj_tensor_name(char *buf, size_t n, int layer, int p) {
     snprintf(buf, n, "model.layers.%d.%s.%s", layer, rosa_proj_parent(p), rosa_proj_names[p]);
 }
 
+int rosa_arch_weight_name(const rosa_config *c, const char *name, int alt, char *buf, size_t n) {
+    if (!rosa_arch_of(c)->text_config) return 0;
+    /* The Hub's checkpoints nest the text model as language_model.model.*
+     * (and language_model.lm_head); transformers >= 4.52 saves it as
+     * model.language_model.* with lm_head at the top. */
+    if (alt == 1) return snprintf(buf, n, "language_model.%s", name) < (int)n;
+    if (alt == 2 && strncmp(name, "model.", 6) == 0) return snprintf(buf, n, "model.language_model.%s", name + 6) < (int)n;
+    return 0;
+}
+
 int64_t rosa_config_num_params(const rosa_config *c) {
-    int64_t V = c->vocab_size, D = c->hidden_size, per_layer = (int64_t)rosa_arch_of(c)->n_norms * D;
+    const rosa_arch_desc *ad = rosa_arch_of(c);
+    int64_t V = c->vocab_size, D = c->hidden_size, per_layer = (int64_t)ad->n_norms * D;
+    for (int i = 0; i < N_XNORMS; i++)
+        if (ad->xnorm_names[i]) per_layer += i <= XNORM_K ? c->head_dim : D;
     for (int p = 0; p < N_PROJ; p++) {
         int in, out;
         rosa_proj_shape(c, p, &in, &out);

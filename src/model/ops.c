@@ -5,7 +5,6 @@
 
 #include "core/prof.h"
 #include "gemm.h"
-#include "core/prof.h"
 #include "core/util.h"
 
 #include <math.h>
@@ -88,10 +87,37 @@ void swiglu_forward(float *out, const float *gate, const float *up, int N, int F
     for (int64_t i = 0; i < n; i++) out[i] = silu(gate[i]) * up[i];
 }
 
-void attention_forward(float *out, const float *q, const float *k, const float *v, const uint8_t *valid, int len,
-                       int T, int Hq, int Hkv, int hd, int kv_stride, float *scratch) {
+/* Whether query slot t sees key slot s <= t: a real key, and within the
+ * window (positions pos[t] - pos[s] < window) when there is one. */
+static inline int att_visible(const uint8_t *valid, const int *pos, int window, int s, int t) {
+    return valid[s] && (window <= 0 || pos[t] - pos[s] < window);
+}
+
+/* The tanh approximation of GELU (PyTorch's gelu(approximate="tanh")). */
+#define GELU_K 0.7978845608028654f /* sqrt(2 / pi) */
+static inline float gelu_tanh(float x) { return 0.5f * x * (1.0f + tanhf(GELU_K * (x + 0.044715f * x * x * x))); }
+
+void geglu_forward(float *out, const float *gate, const float *up, int N, int F) {
+    int64_t n = (int64_t)N * F;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) out[i] = gelu_tanh(gate[i]) * up[i];
+}
+
+void geglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int N, int F) {
+    int64_t n = (int64_t)N * F;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        float g = gate[i], th = tanhf(GELU_K * (g + 0.044715f * g * g * g));
+        float dgelu = 0.5f * (1.0f + th) + 0.5f * g * (1.0f - th * th) * GELU_K * (1.0f + 3.0f * 0.044715f * g * g);
+        dup[i] = dout[i] * 0.5f * g * (1.0f + th);
+        dgate[i] = dout[i] * up[i] * dgelu;
+    }
+}
+
+void attention_forward(float *out, const float *q, const float *k, const float *v, const uint8_t *valid,
+                       const int *pos, int len, int T, int Hq, int Hkv, int hd, int kv_stride, float scale,
+                       int window, float *scratch) {
     int group = Hq / Hkv, S = len + T;
-    float scale = 1.0f / sqrtf((float)hd);
 #pragma omp parallel
     {
         float *scores = scratch + (int64_t)omp_get_thread_num() * S;
@@ -104,7 +130,7 @@ void attention_forward(float *out, const float *q, const float *k, const float *
                 int kvh = h / group, last = len + t;
                 float mx = -INFINITY;
                 for (int s = 0; s <= last; s++) {
-                    if (!valid[s]) continue;
+                    if (!att_visible(valid, pos, window, s, last)) continue;
                     const float *kv = k + (int64_t)s * kv_stride + (int64_t)kvh * hd;
                     float dot = 0.0f;
                     for (int i = 0; i < hd; i++) dot += qv[i] * kv[i];
@@ -115,13 +141,13 @@ void attention_forward(float *out, const float *q, const float *k, const float *
                 if (mx == -INFINITY) continue; /* nothing visible: padding row */
                 float sum = 0.0f;
                 for (int s = 0; s <= last; s++) {
-                    if (!valid[s]) continue;
+                    if (!att_visible(valid, pos, window, s, last)) continue;
                     scores[s] = exp_vec(scores[s] - mx);
                     sum += scores[s];
                 }
                 float inv = 1.0f / sum;
                 for (int s = 0; s <= last; s++) {
-                    if (!valid[s]) continue;
+                    if (!att_visible(valid, pos, window, s, last)) continue;
                     const float *vv = v + (int64_t)s * kv_stride + (int64_t)kvh * hd;
                     float p = scores[s] * inv;
                     for (int i = 0; i < hd; i++) o[i] += p * vv[i];
@@ -162,15 +188,16 @@ static void attention_scores(float *S, const float *q, const float *k, int T, in
 }
 
 void attention_seq_forward(float *out, float *lse, const float *q, const float *k, const float *v,
-                           const uint8_t *valid, int B, int T, int Hq, int Hkv, int hd, float *scratch) {
+                           const uint8_t *valid, const int *pos, int B, int T, int Hq, int Hkv, int hd, float scale,
+                           int window, float *scratch) {
     int group = Hq / Hkv, Q = Hq * hd, K = Hkv * hd;
-    float scale = 1.0f / sqrtf((float)hd);
 #pragma omp parallel for schedule(dynamic, 1)
     for (int task = 0; task < B * Hq; task++) {
         int b = task / Hq, h = task % Hq, g = h / group;
         float *P = scratch + (int64_t)omp_get_thread_num() * 2 * T * T;
         const float *qb = q + (int64_t)b * T * Q, *kb = k + (int64_t)b * T * K, *vb = v + (int64_t)b * T * K;
         const uint8_t *vm = valid + (int64_t)b * T;
+        const int *pb = pos ? pos + (int64_t)b * T : NULL;
         float *lb = lse + (int64_t)b * T * Hq;
         for (int r0 = 0; r0 < T; r0 += ATT_BLOCK) {
             int r1 = att_block_end(r0, T); /* keys [0, r1) */
@@ -178,13 +205,13 @@ void attention_seq_forward(float *out, float *lse, const float *q, const float *
             for (int t = r0; t < r1; t++) {
                 float *row = P + (int64_t)t * T, mx = -INFINITY;
                 for (int s = 0; s <= t; s++)
-                    if (vm[s] && row[s] > mx) mx = row[s];
+                    if (att_visible(vm, pb, window, s, t) && row[s] > mx) mx = row[s];
                 if (mx == -INFINITY) { /* nothing visible: zero output */
                     memset(row, 0, sizeof(float) * (size_t)r1);
                     lb[(int64_t)t * Hq + h] = -INFINITY;
                     continue;
                 }
-                for (int s = 0; s < r1; s++) row[s] = s <= t && vm[s] ? exp_vec(row[s] - mx) : 0.0f;
+                for (int s = 0; s < r1; s++) row[s] = s <= t && att_visible(vm, pb, window, s, t) ? exp_vec(row[s] - mx) : 0.0f;
                 float sum = 0.0f;
                 for (int s = 0; s < r1; s++) sum += row[s];
                 float inv = 1.0f / sum;
@@ -198,10 +225,9 @@ void attention_seq_forward(float *out, float *lse, const float *q, const float *
 }
 
 void attention_seq_backward(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
-                            const float *q, const float *k, const float *v, const uint8_t *valid, int B, int T,
-                            int Hq, int Hkv, int hd, float *scratch) {
+                            const float *q, const float *k, const float *v, const uint8_t *valid, const int *pos,
+                            int B, int T, int Hq, int Hkv, int hd, float scale, int window, float *scratch) {
     int group = Hq / Hkv, Q = Hq * hd, K = Hkv * hd;
-    float scale = 1.0f / sqrtf((float)hd);
     /* One task per (sequence, KV head): its dk/dv rows have a single writer. */
 #pragma omp parallel for schedule(dynamic, 1)
     for (int task = 0; task < B * Hkv; task++) {
@@ -211,6 +237,7 @@ void attention_seq_backward(float *dq, float *dk, float *dv, const float *dout, 
                     *ob = out + (int64_t)b * T * Q, *dob = dout + (int64_t)b * T * Q;
         float *dkb = dk + (int64_t)b * T * K + (int64_t)g * hd, *dvb = dv + (int64_t)b * T * K + (int64_t)g * hd;
         const uint8_t *vm = valid + (int64_t)b * T;
+        const int *pb = pos ? pos + (int64_t)b * T : NULL;
         const float *lb = lse + (int64_t)b * T * Hq;
         for (int h = g * group; h < (g + 1) * group; h++) {
             for (int r0 = 0; r0 < T; r0 += ATT_BLOCK) {
@@ -226,7 +253,7 @@ void attention_seq_backward(float *dq, float *dk, float *dv, const float *dout, 
                     float delta = 0.0f; /* sum_s p_s dp_s = dout . out */
                     for (int i = 0; i < hd; i++) delta += d[i] * o[i];
                     for (int s = 0; s < r1; s++) {
-                        float ps = s <= t && vm[s] && l != -INFINITY ? exp_vec(p[s] - l) : 0.0f;
+                        float ps = s <= t && att_visible(vm, pb, window, s, t) && l != -INFINITY ? exp_vec(p[s] - l) : 0.0f;
                         p[s] = ps;
                         dp[s] = ps * (dp[s] - delta) * scale; /* dS, pre-scaled for the q.k product */
                     }
