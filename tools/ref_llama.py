@@ -507,11 +507,12 @@ def attend(c, q, k, v, allowed):
     return a.transpose(1, 2).reshape(B, T, H * d)
 
 
-def forward(m, ids, mask=None, position_ids=None):
+def forward(m, ids, mask=None, position_ids=None, hidden=None):
     """ids: [B][T] ints; mask: [B][T] of 0/1 (None = all ones).  Returns float64 [B,T,V].
 
     position_ids defaults to clamp(cumsum(mask) - 1, 0) (what HF generate() passes); pass
-    [B][T] explicitly to override (HF's plain forward without position_ids uses arange(T))."""
+    [B][T] explicitly to override (HF's plain forward without position_ids uses arange(T)).
+    hidden: a list to which each decoder layer's output [B,T,D] is appended."""
     c, w = m.cfg, m.w
     ids = torch.as_tensor(ids, dtype=torch.long)
     if ids.dim() == 1:
@@ -559,6 +560,8 @@ def forward(m, ids, mask=None, position_ids=None):
         if c.sandwich:
             y = _norm(c, y, w[p + "post_feedforward_layernorm.weight"])
         x = x + y
+        if hidden is not None:
+            hidden.append(x)
     x = _norm(c, x, w["model.norm.weight"])
     return logits_head(m, x)
 
@@ -667,6 +670,148 @@ def batch_consistency(m, seqs):
     return worst
 
 
+# --------------------------------------------------------------------------- architecture self-test
+
+ARCH_CASES = ("qwen3-tiny", "qwen3-tiny-tied-bias", "qwen3-window-tiny", "gemma3-tiny", "gemma3-mm-tiny",
+              "mistral-window-tiny")
+
+
+def build_arch_models(root, names=ARCH_CASES):
+    """Writes the issue-14 tiny models (make_test_models.py cases, same seeds) under root."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import make_test_models
+    out = {}
+    for i, name in enumerate(make_test_models.CASES):
+        if name in names:
+            out[name] = make_test_models.build_case(root, name, 1000 + i)
+    return out
+
+
+def window_locality(m, T=24, seed=0):
+    """Receptive-field check of every layer at the last position t = T-1 of a T-token sequence,
+    alone and left-padded in a batch.  A sliding layer with window W reaches W-1 tokens further
+    back than the layer before it (R_i = R_{i-1} + W_i - 1; a full layer reaches everything).
+    Changing the token at t - R_i - 1 must leave layer i's output at t exactly unchanged, and
+    changing the token at t - R_i (or token 0 when R_i is unbounded) must change it.
+    Returns (ok, lines)."""
+    c = m.cfg
+    rng = np.random.RandomState(seed)
+    base = [int(v) for v in rng.randint(3, c.vocab, size=T)]
+    t = T - 1
+    npad = 3
+
+    def outs(seq, pad):
+        hs = []
+        ids = [0] * pad + seq
+        forward(m, [ids], [[0] * pad + [1] * len(seq)], hidden=hs)
+        return [h[0, pad + t] for h in hs]
+
+    def changed(seq, j):
+        s = list(seq)
+        s[j] = 3 + (s[j] - 3 + 1 + (s[j] * 7) % (c.vocab - 4)) % (c.vocab - 3)
+        assert s[j] != seq[j]
+        return s
+
+    ok, lines, R = True, [], 0
+    for pad in (0, npad):
+        ref = outs(base, pad)
+        R = 0
+        for i in range(c.layers):
+            W = c.window[i]
+            R = None if (R is None or W is None) else R + W - 1
+            far = None if R is None else t - R - 1          # first token out of reach
+            near = 0 if R is None else t - R                 # the farthest token in reach
+            d_far = None
+            if far is not None and far >= 0:
+                d_far = float((outs(changed(base, far), pad)[i] - ref[i]).abs().max())
+            d_near = float((outs(changed(base, near), pad)[i] - ref[i]).abs().max()) if near >= 0 else None
+            good = (d_far is None or d_far == 0.0) and (d_near is None or d_near > 1e-8)
+            ok &= good
+            lines.append("    pad %d layer %d %-17s window %-4s reach %-4s out-of-reach token %s: %s, "
+                         "farthest in reach %s: %s  %s"
+                         % (pad, i, c.layer_types[i], W, "all" if R is None else R, far,
+                            "-" if d_far is None else "%.1e" % d_far, near,
+                            "-" if d_near is None else "%.1e" % d_near, "PASS" if good else "FAIL"))
+    return ok, lines
+
+
+def _mm_as_text(mdir, out):
+    """Rewrites a Gemma3ForConditionalGeneration dir as a Gemma3ForCausalLM one (text config
+    with Gemma3TextConfig's defaults filled in, model.* names, vision tensors dropped)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import make_test_models
+    with open(os.path.join(mdir, "config.json")) as f:
+        cfg = json.load(f)
+    tc = dict(GEMMA3_TEXT_DEFAULTS)
+    tc.update(cfg["text_config"])
+    tc["architectures"] = ["Gemma3ForCausalLM"]
+    w, _ = read_weights(mdir)
+    w, _ = text_weight_names(w)
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(tc, f)
+    make_test_models.write_safetensors(os.path.join(out, "model.safetensors"),
+                                       {k: v.astype(np.float32) for k, v in w.items()}, "F32")
+    return out
+
+
+def self_test_arch():
+    """Qwen3 / Gemma3 / sliding-window checks on the issue-14 tiny models (no files needed)."""
+    import shutil
+    import tempfile
+    tmp = tempfile.mkdtemp(prefix="ref_llama_arch_")
+    ok = True
+    try:
+        dirs = build_arch_models(tmp)
+        rng = np.random.RandomState(1)
+        print("a. sliding-window reach per layer (alone and left-padded)")
+        for name, d in dirs.items():
+            m = load_model(d)
+            good, lines = window_locality(m)
+            ok &= good
+            print("  %-22s %s" % (name, "PASS" if good else "FAIL"))
+            for ln in lines:
+                if not ln.endswith("PASS") or os.environ.get("REF_VERBOSE"):
+                    print(ln)
+        print("b. left-/right-padded batch rows == the sequence alone (lengths 20, 6, 11, 9)")
+        for name, d in dirs.items():
+            m = load_model(d)
+            seqs = [[int(v) for v in rng.randint(3, m.cfg.vocab, size=n)] for n in (20, 6, 11, 9)]
+            bd = batch_consistency(m, seqs)
+            good = bd < 1e-12
+            ok &= good
+            print("  %-22s max|diff| %.2e  %s" % (name, bd, "PASS" if good else "FAIL"))
+        print("c. gemma3-mm-tiny == the same text weights loaded as Gemma3ForCausalLM")
+        m = load_model(dirs["gemma3-mm-tiny"])
+        mt = load_model(_mm_as_text(dirs["gemma3-mm-tiny"], os.path.join(tmp, "gemma3-mm-as-text")))
+        ids = [[int(v) for v in rng.randint(3, m.cfg.vocab, size=14)]]
+        diff = float((forward(m, ids) - forward(mt, ids)).abs().max())
+        good = diff == 0.0 and len(m.ignored) == 5
+        ok &= good
+        print("  max|diff| %.1e, %d vision/projector tensors ignored  %s"
+              % (diff, len(m.ignored), "PASS" if good else "FAIL"))
+        print("d. soft-capping (Gemma 3 configs set none; Gemma 2 style caps if given)")
+        m = load_model(dirs["gemma3-tiny"])
+        base = forward(m, ids)
+        m.cfg.final_softcap = 3.0
+        capped = forward(m, ids)
+        d1 = float((capped - torch.tanh(base / 3.0) * 3.0).abs().max())
+        m.cfg.final_softcap = None
+        m.cfg.attn_softcap = 1e12
+        d2 = float((forward(m, ids) - base).abs().max())
+        m.cfg.attn_softcap = 0.5
+        d3 = float((forward(m, ids) - base).abs().max())
+        m.cfg.attn_softcap = None
+        good = d1 < 1e-14 and d2 < 1e-12 and d3 > 1e-3
+        ok &= good
+        print("  final cap 3: |diff to tanh form| %.1e; attn cap 1e12: %.1e; attn cap 0.5 moves by %.2e  %s"
+              % (d1, d2, d3, "PASS" if good else "FAIL"))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("self-test-arch %s" % ("PASSED" if ok else "FAILED"))
+    return 0 if ok else 1
+
+
 # --------------------------------------------------------------------------- CLI
 
 
@@ -676,8 +821,15 @@ def main(argv=None):
     ap.add_argument("--ids", action="append", help='comma-separated token ids, e.g. "1,2,3" (repeatable)')
     ap.add_argument("--generate", type=int, default=0, help="also greedy-decode N tokens per sequence")
     ap.add_argument("--self-test", metavar="SHARED_DIR", help="check against stories260K/vectors.json")
+    ap.add_argument("--self-test-arch", action="store_true",
+                    help="Qwen3 / Gemma3 / sliding-window checks on tiny random models (no files needed)")
     a = ap.parse_args(argv)
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    if a.self_test_arch:
+        rc = self_test_arch()
+        if a.self_test:
+            rc |= self_test(a.self_test)
+        return rc
     if a.self_test:
         return self_test(a.self_test)
     if not a.model or not a.ids:

@@ -32,7 +32,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ref_llama  # noqa: E402
-from ref_llama import _lin, _rms, _rotate_half  # noqa: E402
+from ref_llama import _lin, _norm, _rms, _rotate_half  # noqa: E402
 
 DT = torch.float64
 IGNORE = -100
@@ -273,7 +273,14 @@ def load_adapter(adir, mcfg):
 def forward(m, ids, mask=None, adapter=None, norms=None):
     """ref_llama.forward with adapter hooks and (optionally) replaceable RMSNorm weights.
     ids, mask: [B][T] (tensors or lists).  norms: {layer: (gamma_in, gamma_post)} tensors
-    (e.g. with requires_grad) used instead of the model's.  Returns float64 logits [B,T,V]."""
+    (e.g. with requires_grad) used instead of the model's pre-sublayer norms, named by
+    m.cfg.dls_norms: input_layernorm and post_attention_layernorm (Llama, Qwen2, Qwen3) or
+    input_layernorm and pre_feedforward_layernorm (Gemma3; the weight is stored as w with
+    scale 1 + w, and the gradient is the same either way).  Returns float64 logits [B,T,V].
+
+    Per layer: the layer's own RoPE table (Gemma3 sliding layers: rope_local_base_freq) and
+    mask (causal AND key padding AND, on sliding layers, q - k < sliding_window); Q/K go
+    through q_norm/k_norm (Qwen3, Gemma3) before the RoAE 'pre' hook and RoPE."""
     c, w = m.cfg, m.w
     ids = torch.as_tensor(ids, dtype=torch.long)
     if ids.dim() == 1:
@@ -283,18 +290,8 @@ def forward(m, ids, mask=None, adapter=None, norms=None):
     if int(ids.min()) < 0 or int(ids.max()) >= c.vocab:
         raise RefError("token id out of range")
     H, K, d = c.heads, c.kv_heads, c.head_dim
-    rep = H // K
-    pos = (mask.cumsum(-1) - 1).clamp(min=0).to(DT)
-    freqs = pos[..., None] * m.inv_freq
-    emb = torch.cat((freqs, freqs), dim=-1)
-    cos, sin = emb.cos()[:, None], emb.sin()[:, None]
-    qi = torch.arange(T)[:, None]
-    ki = torch.arange(T)[None, :]
-    allowed = (ki <= qi)[None] & mask.bool()[:, None, :]
-    if c.sliding_window is not None:
-        allowed = allowed & ((qi - ki) < c.sliding_window)[None]
-    dead = ~allowed.any(-1, keepdim=True)
-    allowed = (allowed | dead)[:, None]
+    tables = ref_llama.layer_tables(m, mask)
+    n_in, n_mid = c.dls_norms
 
     ad = adapter
 
@@ -306,33 +303,41 @@ def forward(m, ids, mask=None, adapter=None, norms=None):
     def qk(i, which, stage, h, z):
         return z if ad is None else ad.qk(i, which, stage, h, z)
 
-    x = w["model.embed_tokens.weight"][ids]
+    x = ref_llama.embed(m, ids)
     for i in range(c.layers):
         p = "model.layers.%d." % i
-        g_in, g_post = norms[i] if norms is not None else (w[p + "input_layernorm.weight"],
-                                                           w[p + "post_attention_layernorm.weight"])
-        h = _rms(x, g_in, c.eps)
-        q = lin(i, "self_attn.q_proj", h, c.qkv_bias).view(B, T, H, d).transpose(1, 2)
-        k = lin(i, "self_attn.k_proj", h, c.qkv_bias).view(B, T, K, d).transpose(1, 2)
+        cos, sin, allowed = tables[i]
+        g_in, g_mid = norms[i] if norms is not None else (w[p + n_in + ".weight"], w[p + n_mid + ".weight"])
+        h = _norm(c, x, g_in)
+        q = lin(i, "self_attn.q_proj", h, c.qkv_bias).view(B, T, H, d)
+        k = lin(i, "self_attn.k_proj", h, c.qkv_bias).view(B, T, K, d)
         v = lin(i, "self_attn.v_proj", h, c.qkv_bias).view(B, T, K, d).transpose(1, 2)
+        if c.qk_norm:
+            q = _norm(c, q, w[p + "self_attn.q_norm.weight"])
+            k = _norm(c, k, w[p + "self_attn.k_norm.weight"])
+        q = q.transpose(1, 2)
+        k = k.transpose(1, 2)
         q = qk(i, "q", "pre", h, q)
         k = qk(i, "k", "pre", h, k)
         q = q * cos + _rotate_half(q) * sin
         k = k * cos + _rotate_half(k) * sin
         q = qk(i, "q", "post", h, q)
         k = qk(i, "k", "post", h, k)
-        k = k[:, :, None].expand(B, K, rep, T, d).reshape(B, H, T, d)
-        v = v[:, :, None].expand(B, K, rep, T, d).reshape(B, H, T, d)
-        s = (q @ k.transpose(2, 3)) * (d ** -0.5)
-        s = s.masked_fill(~allowed, float("-inf"))
-        a = (torch.softmax(s, dim=-1) @ v).transpose(1, 2).reshape(B, T, H * d)
-        x = x + lin(i, "self_attn.o_proj", a, c.o_bias)
-        h = _rms(x, g_post, c.eps)
+        a = ref_llama.attend(c, q, k, v, allowed)
+        o = lin(i, "self_attn.o_proj", a, c.o_bias)
+        if c.sandwich:
+            x = x + _norm(c, o, w[p + "post_attention_layernorm.weight"])
+        else:
+            x = x + o
+        h = _norm(c, x, g_mid)
         gt = lin(i, "mlp.gate_proj", h, c.mlp_bias)
         up = lin(i, "mlp.up_proj", h, c.mlp_bias)
-        x = x + lin(i, "mlp.down_proj", torch.nn.functional.silu(gt) * up, c.mlp_bias)
-    x = _rms(x, w["model.norm.weight"], c.eps)
-    return x @ m.lm_head.t()
+        y = lin(i, "mlp.down_proj", ref_llama._act(c, gt) * up, c.mlp_bias)
+        if c.sandwich:
+            y = _norm(c, y, w[p + "post_feedforward_layernorm.weight"])
+        x = x + y
+    x = _norm(c, x, w["model.norm.weight"])
+    return ref_llama.logits_head(m, x)
 
 
 def ce_sum(logits, labels):
@@ -461,8 +466,7 @@ def train(m, adapter, recs, a, log=None):
     norms = {}
     for i in range(L):
         p = "model.layers.%d." % i
-        norms[i] = (m.w[p + "input_layernorm.weight"].clone().requires_grad_(True),
-                    m.w[p + "post_attention_layernorm.weight"].clone().requires_grad_(True))
+        norms[i] = tuple(m.w[p + nm + ".weight"].clone().requires_grad_(True) for nm in c.dls_norms)
 
     out = {"losses": [], "lrs": [], "grad_norms": [], "per_example_init_loss": [], "adapter": {},
            "norm_grads_step0": {}, "dls_selections": [], "scores": []}
@@ -619,8 +623,8 @@ def _fd_check(m, adapter, recs, nprobe, rng, label):
     """Autograd vs central finite differences of the mean-CE loss of a right-padded batch,
     for random entries of every adapter tensor and of the RMSNorm weights."""
     L = m.cfg.layers
-    norms = {i: (m.w["model.layers.%d.input_layernorm.weight" % i].clone(),
-                 m.w["model.layers.%d.post_attention_layernorm.weight" % i].clone()) for i in range(L)}
+    norms = {i: tuple(m.w["model.layers.%d.%s.weight" % (i, nm)].clone() for nm in m.cfg.dls_norms)
+             for i in range(L)}
     ids, mask, labels = pad_right(recs)
 
     def loss():
