@@ -260,11 +260,29 @@ def make_adapter_obj(cfg, tensors, mcfg):
     raise RefError("unsupported peft_type %r" % pt)
 
 
+# PEFT names of the text layers when PEFT wrapped a Gemma3ForConditionalGeneration
+# (transformers >= 4.52 module tree, and < 4.52); read as the Gemma3ForCausalLM names.
+_ADAPTER_ALIASES = ("base_model.model.model.language_model.layers.", "base_model.model.language_model.model.layers.")
+
+
+def canonical_adapter_names(w):
+    out = {}
+    for k, v in w.items():
+        for a in _ADAPTER_ALIASES:
+            if k.startswith(a):
+                k = "base_model.model.model.layers." + k[len(a):]
+                break
+        if k in out:
+            raise RefError("adapter tensor %s appears under two prefixes" % k)
+        out[k] = v
+    return out
+
+
 def load_adapter(adir, mcfg):
     with open(os.path.join(adir, "adapter_config.json")) as f:
         cfg = json.load(f)
     w, _, _ = ref_llama.read_safetensors(os.path.join(adir, "adapter_model.safetensors"))
-    return make_adapter_obj(cfg, w, mcfg)
+    return make_adapter_obj(cfg, canonical_adapter_names(w), mcfg)
 
 
 # --------------------------------------------------------------------------- forward
@@ -889,6 +907,89 @@ def _self_check(tmp):
     good = max(abs(x - y) for x, y in zip(lin + cos_, exp_lin + exp_cos)) < 1e-15 and lr_factor("linear", 0, 0, 5) == 1.0
     ok &= good
     print("  linear W=3 T=10 and cosine W=2 T=6  %s" % ("PASS" if good else "FAIL"))
+
+
+    print("7. Qwen3 / Gemma3 / sliding windows (issue 14 tiny models)")
+    adirs = ref_llama.build_arch_models(os.path.join(tmp, "arch"))
+    ms = {n: ref_llama.load_model(d) for n, d in adirs.items()}
+    for name, mm in ms.items():
+        recs7 = make_data(mm.cfg.vocab, 3, 6, 14, 7)
+        ids, mask, _ = pad_right(recs7)
+        ids_l, mask_l = ref_llama.pad_batch([r["ids"] for r in recs7], "left")
+        d1 = float((forward(mm, ids, mask) - ref_llama.forward(mm, ids, mask)).abs().max())
+        d2 = float((forward(mm, ids_l, mask_l) - ref_llama.forward(mm, ids_l, mask_l)).abs().max())
+        good = d1 < 1e-12 and d2 < 1e-12
+        ok &= good
+        print("  forward == ref_llama.forward %-22s right %.1e left %.1e  %s"
+              % (name, d1, d2, "PASS" if good else "FAIL"))
+    cases7 = []
+    for name in ("gemma3-tiny", "qwen3-tiny", "qwen3-tiny-tied-bias", "gemma3-mm-tiny"):
+        mm = ms[name]
+        rr = make_data(mm.cfg.vocab, 3, 7, 12, 8)
+        cases7.append((mm, rr, "lora all %s" % name, dict(target_modules=allmods, b_std=0.1)))
+        cases7.append((mm, rr, "roae post gate %s" % name, dict(method="roae", b_std=0.3)))
+        if name in ("gemma3-tiny", "qwen3-tiny"):
+            cases7.append((mm, rr, "roae pre add %s" % name,
+                           dict(method="roae", placement="pre-rope", form="add", b_std=0.3)))
+    for name in ("qwen3-window-tiny", "mistral-window-tiny"):
+        mm = ms[name]
+        cases7.append((mm, make_data(mm.cfg.vocab, 3, 8, 14, 9), "lora q,v %s" % name, dict(b_std=0.1)))
+    for mm, rr, label, kw in cases7:
+        cfg, tens = make_adapter(mm.cfg, _adapter_args(**kw))
+        ok &= _fd_check(mm, make_adapter_obj(cfg, tens, mm.cfg), rr, 3, rng, label)
+    # a sequence's loss alone == in a right-padded batch, sequences longer than the window
+    mg = ms["gemma3-tiny"]
+    recs7 = make_data(mg.cfg.vocab, 4, 5, 20, 10)
+    cfg, tens = make_adapter(mg.cfg, _adapter_args(method="roae", b_std=0.3))
+    ad = make_adapter_obj(cfg, tens, mg.cfg)
+    ids, mask, labels = pad_right(recs7)
+    lg = forward(mg, ids, mask, ad)
+    worst = 0.0
+    for b, r in enumerate(recs7):
+        s1, n1 = ce_sum(forward(mg, [r["ids"]], None, ad), [r["labels"]])
+        s2, n2 = ce_sum(lg[b:b + 1], [labels[b]])
+        worst = max(worst, abs(float(s1) / n1 - float(s2) / n2))
+    good = worst < 1e-12
+    ok &= good
+    print("  gemma3-tiny roae: max|loss alone - loss in batch| %.2e  %s" % (worst, "PASS" if good else "FAIL"))
+    # DLS on Gemma3 scores input_layernorm + pre_feedforward_layernorm: train vs manual loop,
+    # and the step-0 norm gradients vs autograd through those two weights directly
+    recs7 = make_data(mg.cfg.vocab, 8, 6, 16, 11)
+    cfg, tens = make_adapter(mg.cfg, _adapter_args(method="roae", b_std=0.3))
+    ta = _train_args(dls="on", dls_interval=1, dls_warmup=1, dls_k_ratio=0.4, dls_p_exploit=1.0,
+                     dls_inactive="skip", max_steps=4)
+    res = train(mg, make_adapter_obj(cfg, tens, mg.cfg), recs7, ta)
+    act, cur = [], None
+    sel = dict((s_, set(l_)) for s_, l_ in res["dls_selections"])
+    for t in range(ta.max_steps):
+        cur = sel.get(t, cur)
+        act.append(cur)
+    lm, P = _manual_train(mg, make_adapter_obj(cfg, tens, mg.cfg), recs7, ta, act, "skip")
+    dl = max(abs(x - y) for x, y in zip(res["losses"], lm))
+    dp = max(float((torch.tensor(res["adapter"][n], dtype=DT) - P[n].reshape(-1)).abs().max()) for n in P)
+    ad = make_adapter_obj(cfg, tens, mg.cfg)
+    gam = {i: tuple(mg.w["model.layers.%d.%s.weight" % (i, nm)].clone().requires_grad_(True)
+                    for nm in ("input_layernorm", "pre_feedforward_layernorm")) for i in range(mg.cfg.layers)}
+    tot = 0.0
+    for j in range(ta.batch_size // ta.micro_batch_size):
+        ids, mask, labels = pad_right(recs7[j * ta.micro_batch_size:(j + 1) * ta.micro_batch_size])
+        s_, n_ = ce_sum(forward(mg, ids, mask, ad, gam), labels)
+        tot = tot + s_ / n_ / (ta.batch_size // ta.micro_batch_size)
+    tot.backward()
+    dn = max(abs(float(gam[i][k].grad.norm()) - res["norm_grads_step0"][str(i)][k])
+             for i in range(mg.cfg.layers) for k in (0, 1))
+    good = dl < 1e-12 and dp < 1e-12 and dn < 1e-12 and len(res["dls_selections"]) == 3
+    ok &= good
+    print("  gemma3-tiny roae+DLS train vs manual: max|dloss| %.1e max|dparam| %.1e, step-0 norm grads "
+          "(input, pre_feedforward) %.1e, sel %s  %s" % (dl, dp, dn, res["dls_selections"],
+                                                        "PASS" if good else "FAIL"))
+    # PEFT names of a Gemma3ForConditionalGeneration-wrapped adapter load as the text names
+    cfg, tens = make_adapter(ms["gemma3-mm-tiny"].cfg, _adapter_args(target_modules=allmods))
+    alias = {k.replace("base_model.model.model.layers.", _ADAPTER_ALIASES[0]): v for k, v in tens.items()}
+    a1 = make_adapter_obj(cfg, canonical_adapter_names(alias), ms["gemma3-mm-tiny"].cfg)
+    good = sorted(a1.params) == sorted(tens)
+    ok &= good
+    print("  adapter names under %s load as the text names  %s" % (_ADAPTER_ALIASES[0], "PASS" if good else "FAIL"))
 
     print("self-check %s (%.1fs)" % ("PASSED" if ok else "FAILED", time.time() - t0))
     return 0 if ok else 1
