@@ -2,7 +2,8 @@
 """Independent float64 reference forward pass for Llama-family causal LMs.
 
 Implements the forward of transformers' LlamaForCausalLM, Qwen2ForCausalLM and
-MistralForCausalLM (HF 4.4x semantics) in plain torch, computed in float64, with
+MistralForCausalLM (HF 4.4x semantics), Qwen3ForCausalLM and Gemma3ForCausalLM (also the text
+part of a Gemma3ForConditionalGeneration checkpoint) in plain torch, computed in float64, with
 its own safetensors reader.  No transformers / safetensors packages are used.
 
 Module use:
@@ -14,18 +15,41 @@ CLI:
     ref_llama.py --model DIR --ids "1,2,3" [--ids "4,5"] [--generate N]
     ref_llama.py --self-test SHARED_DIR     (checks SHARED_DIR/models/stories260K/vectors.json,
                                              or SHARED_DIR itself if it holds vectors.json)
+    ref_llama.py --self-test-arch           (Qwen3 / Gemma3 / sliding-window checks on tiny
+                                             random models built in a temporary directory)
 
 Semantics (see docs/reference.md):
-  * RMSNorm: w * x * rsqrt(mean(x^2) + eps).
+  * RMSNorm: w * x * rsqrt(mean(x^2) + eps); Gemma3: (1 + w) * x * rsqrt(mean(x^2) + eps).
   * RoPE: rotate_half layout (pairs j, j + d/2), inv_freq = 1 / theta^(arange(0,d,2)/d),
     rope_scaling None/default, linear (inv_freq / factor), llama3 (as in transformers'
     _compute_llama3_parameters).  Computed in float64 (HF computes cos/sin in float32).
-  * GQA via repeat_kv (query head h uses kv head h // (H / Hkv)), scale head_dim^-0.5.
-  * SwiGLU MLP: down(silu(gate(x)) * up(x)); optional biases.
+    Per layer: Gemma3 sliding layers use rope_local_base_freq with default RoPE, full layers
+    rope_theta with rope_scaling (or the per-layer-type rope_parameters of transformers 5).
+  * GQA via repeat_kv (query head h uses kv head h // (H / Hkv)), scale head_dim^-0.5
+    (Gemma3: query_pre_attn_scalar^-0.5; attn_logit_softcapping tanh-caps the scores before
+    the mask, final_logit_softcapping the logits, when set; Gemma 3 checkpoints set neither).
+  * Qwen3 / Gemma3: q_norm / k_norm (RMSNorm over head_dim, one [head_dim] weight shared by
+    the heads) on each head of Q and K after the projections, before RoPE and repeat_kv.
+    Qwen3: q/k/v/o biases iff attention_bias (default false); head_dim from the config
+    (Qwen3Config default 128, independent of hidden/heads).
+  * MLP: down(act(gate(x)) * up(x)), act = silu, or gelu tanh approximation for Gemma3
+    (gelu_pytorch_tanh); optional biases (Llama mlp_bias).
+  * Gemma3 layer: x += post_attention_layernorm(attn(input_layernorm(x)));
+    x += post_feedforward_layernorm(mlp(pre_feedforward_layernorm(x))); embeddings times
+    sqrt(hidden_size) (HF rounds that factor to the embedding dtype; float64 here); tied.
   * Batched inputs with an attention mask (1 real, 0 pad), left or right padding:
-    position_ids = clamp(cumsum(mask) - 1, min=0); causal mask AND key padding mask
-    (AND sliding window for Mistral, and Qwen2 with use_sliding_window).  Fully masked
-    query rows (pad rows) attend uniformly instead of producing NaN.
+    position_ids = clamp(cumsum(mask) - 1, min=0); causal mask AND key padding mask AND, on
+    sliding layers, the window: key index k is visible from query index q iff q - k < W
+    (indices in the padded sequence; transformers masking_utils.sliding_window_overlay,
+    kv_idx > q_idx - sliding_window, i.e. W tokens including the current one).  Sliding
+    layers: every layer of Mistral with sliding_window set; Qwen3 layer_types, default
+    sliding iff use_sliding_window and i >= max_window_layers; Gemma3 layer_types, default
+    full iff (i + 1) % sliding_window_pattern == 0.  Fully masked query rows (pad rows)
+    attend uniformly instead of producing NaN.
+  * Gemma3ForConditionalGeneration: config text_config over Gemma3TextConfig's defaults;
+    tensors language_model.model.* / model.language_model.* -> model.*,
+    language_model.lm_head.* -> lm_head.*; vision_tower.* and multi_modal_projector.* (also
+    under model.) are ignored (text-only reference; no image tokens are ever embedded).
 """
 
 import argparse

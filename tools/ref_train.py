@@ -13,6 +13,13 @@ Subcommands:
   ref_train.py make-data --model DIR --n N --seed S --out DUMP.json     (random token records)
   ref_train.py self-check
 
+Architectures: those of ref_llama.py (Llama, Qwen2, Mistral, Qwen3, Gemma3 incl. the text part
+of Gemma3ForConditionalGeneration), with their sliding windows and per-layer RoPE.  LoRA can
+target any of q/k/v/o/gate/up/down_proj.  RoAE acts on Q/K after q_norm/k_norm (Qwen3, Gemma3)
+and after (post-rope) or before (pre-rope) the layer's own RoPE.  DLS scores the pre-sublayer
+norms: input_layernorm + post_attention_layernorm (Llama, Qwen2, Mistral, Qwen3) or
+input_layernorm + pre_feedforward_layernorm (Gemma3); never q_norm/k_norm or Gemma's post norms.
+
 See docs/reference.md ("Training reference") for the exact semantics.
 """
 
