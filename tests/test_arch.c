@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/util.h"
+#include "arch/arch.h"
 #include "io/json.h"
 #include "model/bf16.h"
 #include "model/model.h"
@@ -267,6 +268,21 @@ static void commands(const char *casename, const char *label) {
                     model, rosa, data, model);
     CHECK_MSG(rc == 0, "analyze: %s", o);
     free(o);
+    /* Each layer reports its own RoPE frequencies: pair 1 turns at
+     * base^(-2/hd), divided by the linear factor where scaling applies. */
+    char path[600];
+    snprintf(path, sizeof path, "%s-analysis.json", model);
+    cJSON *an = rosa_json_load(path);
+    CHECK(an != NULL);
+    for (int l = 0; an && l < c->num_layers; l++) {
+        rosa_layer_props p;
+        rosa_layer_props_of(c, l, &p);
+        double want = pow(p.rope_theta, -2.0 / c->head_dim) / (p.rope_scaling ? c->rope_factor : 1.0);
+        const cJSON *f = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(an, "layers"), l), "inv_freq");
+        double got = f ? cJSON_GetArrayItem(f, 1)->valuedouble : 0;
+        CHECK_MSG(fabs(got - want) <= 1e-6 * want, "%s layer %d: inv_freq[1] %g, expected %g", label, l, got, want);
+    }
+    cJSON_Delete(an);
     rosa_model_free(m);
 }
 

@@ -20,6 +20,7 @@ void rosa_analysis_free(rosa_analysis *a) {
     if (!a) return;
     free(a->dims);
     free(a->inv_freq);
+    free(a->layer_inv_freq);
     free(a->q_norm);
     free(a->k_norm);
     free(a->q_band);
@@ -88,6 +89,7 @@ int rosa_analyze(rosa_model *m, const int32_t *const *ids, const int *lens, int 
     out->L = L, out->Hq = Hq, out->Hkv = Hkv, out->hd = hd, out->r_low = r_low, out->m = mm;
     out->dims = rosa_malloc(sizeof(int) * 2 * (size_t)mm, "analysis");
     out->inv_freq = rosa_malloc(sizeof(double) * (size_t)(hd / 2), "analysis");
+    out->layer_inv_freq = rosa_malloc(sizeof(double) * (size_t)L * (size_t)(hd / 2), "analysis");
     out->q_norm = rosa_calloc((size_t)L * hd, sizeof(double), "analysis");
     out->k_norm = rosa_calloc((size_t)L * hd, sizeof(double), "analysis");
     out->q_band = rosa_calloc((size_t)L * (hd / 2), sizeof(double), "analysis");
@@ -138,12 +140,15 @@ int rosa_analyze(rosa_model *m, const int32_t *const *ids, const int *lens, int 
         if (!arena) break;
     }
     int status = -1;
-    if (!out->dims || !out->inv_freq || !out->q_norm || !out->k_norm || !out->q_band || !out->k_band ||
+    if (!out->dims || !out->inv_freq || !out->layer_inv_freq || !out->q_norm || !out->k_norm || !out->q_band || !out->k_band ||
         !out->q_share || !out->k_share || !out->q_sumsq || !out->k_sumsq || !arena)
         goto done;
     A.x2 = A.x;
     rosa_rope_low_dims(hd, r_low, out->dims);
     memcpy(out->inv_freq, m->inv_freq, sizeof(double) * (size_t)(hd / 2));
+    for (int l = 0; l < L; l++)
+        memcpy(out->layer_inv_freq + (size_t)l * (hd / 2), m->inv_freq + (size_t)m->layers[l].rope * (hd / 2),
+               sizeof(double) * (size_t)(hd / 2));
     for (size_t t = 0; t < T; t++) pos[t] = (int)t, valid[t] = 1;
     rosa_model_rope_tables(m, rope_cs, pos, (int)T); /* every record starts at position 0 */
     bc.rope_cs = rope_cs;
