@@ -13,6 +13,7 @@
 
 #include "core/util.h"
 #include "arch/arch.h"
+#include "arch/config.h"
 #include "io/json.h"
 #include "model/bf16.h"
 #include "model/model.h"
@@ -289,3 +290,70 @@ static void commands(const char *casename, const char *label) {
 TEST(commands_work_on_qwen3) { commands("qwen3-tiny", "q3-cmd"); }
 TEST(commands_work_on_gemma3) { commands("gemma3-tiny", "g3-cmd"); }
 TEST(commands_work_on_gemma3_multimodal) { commands("gemma3-mm-tiny", "g3mm-cmd"); }
+
+/* ------------------------------------------------------------ config.json */
+
+static int parse(const char *json, rosa_config *c) { return rosa_config_parse(json, strlen(json), "config.json", c); }
+
+#define GEMMA_TEXT "\"architectures\": [\"Gemma3ForCausalLM\"], \"hidden_size\": 64, \"intermediate_size\": 96, " \
+                   "\"num_hidden_layers\": 7, \"vocab_size\": 128"
+
+TEST(config_qwen3_and_gemma3_defaults_and_layer_types) {
+    rosa_config c;
+    /* Qwen3Config's head_dim default is 128, not hidden / heads. */
+    REQUIRE(parse("{\"architectures\": [\"Qwen3ForCausalLM\"], \"vocab_size\": 64, \"hidden_size\": 64, "
+                  "\"intermediate_size\": 96, \"num_hidden_layers\": 4, \"num_attention_heads\": 4}", &c) == 0);
+    CHECK_EQ_INT(c.head_dim, 128);
+    CHECK(!c.attention_bias && !c.qkv_bias && c.sliding_window == 0);
+    /* use_sliding_window: the layers from max_window_layers on slide. */
+    REQUIRE(parse("{\"architectures\": [\"Qwen3ForCausalLM\"], \"vocab_size\": 64, \"hidden_size\": 64, "
+                  "\"intermediate_size\": 96, \"num_hidden_layers\": 4, \"num_attention_heads\": 4, \"head_dim\": 16, "
+                  "\"use_sliding_window\": true, \"sliding_window\": 8, \"max_window_layers\": 2}", &c) == 0);
+    CHECK(!rosa_arch_layer_slides(&c, 1) && rosa_arch_layer_slides(&c, 2) && rosa_arch_layer_slides(&c, 3));
+    /* Gemma3TextConfig's defaults and sliding_window_pattern 6: layer 5 is global. */
+    REQUIRE(parse("{" GEMMA_TEXT "}", &c) == 0);
+    CHECK_EQ_INT(c.num_heads, 8);
+    CHECK_EQ_INT(c.num_kv_heads, 4);
+    CHECK_EQ_INT(c.head_dim, 256);
+    CHECK_EQ_INT(c.sliding_window, 4096);
+    CHECK(c.tie_word_embeddings && c.rope_theta == 1e6f && c.rope_local_theta == 1e4f && c.attn_scale == 1.0f / 16);
+    CHECK_EQ_INT(c.bos_token_id, 2);
+    for (int l = 0; l < 7; l++) CHECK(rosa_arch_layer_slides(&c, l) == (l != 5));
+    rosa_layer_props p;
+    rosa_layer_props_of(&c, 5, &p);
+    CHECK(p.window == 0 && p.rope_theta == 1e6f && p.rope_scaling);
+    rosa_layer_props_of(&c, 4, &p);
+    CHECK(p.window == 4096 && p.rope_theta == 1e4f && !p.rope_scaling);
+    /* transformers 5's rope_parameters, per layer type. */
+    REQUIRE(parse("{" GEMMA_TEXT ", \"rope_parameters\": {\"full_attention\": {\"rope_type\": \"linear\", \"factor\": 8.0, "
+                  "\"rope_theta\": 500000.0}, \"sliding_attention\": {\"rope_type\": \"default\", \"rope_theta\": 20000.0}}}",
+                  &c) == 0);
+    CHECK(c.rope_theta == 5e5f && c.rope_local_theta == 2e4f && c.rope_type == ROSA_ROPE_LINEAR && c.rope_factor == 8.0f);
+    /* The multimodal checkpoint: text_config over the same defaults. */
+    REQUIRE(rosa_config_load(testdata_path("gemma3-mm-tiny"), &c) == 0);
+    CHECK(c.arch == ROSA_ARCH_GEMMA3_MM && c.hidden_size == 32 && c.attn_scale == 1.0f / 16 && c.tie_word_embeddings);
+    for (int l = 0; l < 6; l++) CHECK(rosa_arch_layer_slides(&c, l) == (l != 5));
+}
+
+TEST(config_refuses_what_gemma3_does_not_use) {
+    static const struct {
+        const char *extra, *msg;
+    } bad[] = {
+        {"\"attn_logit_softcapping\": 50.0", "attn_logit_softcapping"},
+        {"\"final_logit_softcapping\": 30.0", "final_logit_softcapping"},
+        {"\"hidden_activation\": \"gelu\"", "hidden_activation"},
+        {"\"layer_types\": [\"full_attention\"]", "layer_types"},
+        {"\"layer_types\": [\"sliding_attention\", \"x\", \"full_attention\", \"full_attention\", "
+         "\"full_attention\", \"full_attention\", \"full_attention\"]", "layer_types[1]"},
+        {"\"use_bidirectional_attention\": true", "bidirectional"},
+        {"\"query_pre_attn_scalar\": 0", "query_pre_attn_scalar"},
+    };
+    rosa_config c;
+    char json[1024];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(json, sizeof json, "{" GEMMA_TEXT ", %s}", bad[i].extra);
+        CHECK_MSG(parse(json, &c) < 0 && strstr(rosa_last_error(), bad[i].msg), "%s: %s", bad[i].extra, rosa_last_error());
+    }
+    CHECK(parse("{\"architectures\": [\"Gemma3ForConditionalGeneration\"], \"vision_config\": {}}", &c) < 0 &&
+          strstr(rosa_last_error(), "text_config"));
+}

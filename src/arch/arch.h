@@ -78,6 +78,13 @@ void rosa_proj_shape(const rosa_config *c, int p, int *in, int *out);
 int rosa_proj_has_bias(const rosa_config *c, int p);
 /* "model.layers.3.self_attn.q_proj" into buf. */
 void rosa_proj_tensor_name(char *buf, size_t n, int layer, int p);
+/* Whether layer l is a sliding-window layer (its bit in c->sliding_layers). */
+int rosa_arch_layer_slides(const rosa_config *c, int layer);
+/* Sets c->sliding_layers from config.json's "layer_types" (one
+ * "sliding_attention" or "full_attention" per layer); *given says whether
+ * the key was there.  0, or -1 with the error set. */
+int rosa_arch_layer_types(const cJSON *j, const char *what, rosa_config *c, int *given);
+
 /* The alt-th other name under which a multimodal checkpoint of config c may
  * store the text tensor `name` ("model.norm.weight" ->
  * "language_model.model.norm.weight", "model.language_model.norm.weight");

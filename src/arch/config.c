@@ -188,12 +188,34 @@ static int parse_text_config(const cJSON *j, const rosa_arch_desc *ad, const cha
     if (rosa_json_num_opt(j, "rms_norm_eps", what, 1e-6, &eps) < 0 ||
         rosa_json_num_opt(j, "rope_theta", what, 10000.0, &theta) < 0)
         return -1;
+    /* transformers 5 writes rope_parameters: theta and scaling together, per
+     * layer type for interleaved families (Gemma 3's full_attention and
+     * sliding_attention). */
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(j, "rope_scaling"),
+                *rp = cJSON_GetObjectItemCaseSensitive(j, "rope_parameters");
+    if (rp && !cJSON_IsNull(rp)) {
+        if (!cJSON_IsObject(rp)) return rosa_fail("%s: \"rope_parameters\" must be an object", what);
+        const cJSON *full = cJSON_GetObjectItemCaseSensitive(rp, "full_attention"),
+                    *slide = cJSON_GetObjectItemCaseSensitive(rp, "sliding_attention");
+        rs = full ? full : rp;
+        if (!cJSON_IsObject(rs)) return rosa_fail("%s: rope_parameters.full_attention must be an object", what);
+        if (rosa_json_num_opt(rs, "rope_theta", what, theta, &theta) < 0) return -1;
+        if (slide) {
+            double local;
+            const char *type = cJSON_IsObject(slide) ? rosa_json_str_opt(slide, "rope_type", what, &err) : NULL;
+            if (!cJSON_IsObject(slide) || err || (type && strcmp(type, "default") != 0))
+                return rosa_fail("%s: rope_parameters.sliding_attention must be an object of rope_type default", what);
+            if (rosa_json_num_opt(slide, "rope_theta", what, 10000.0, &local) < 0) return -1;
+            if (!(local > 1 && local <= FLT_MAX)) return rosa_fail("%s: sliding rope_theta %g must be > 1", what, local);
+            c->rope_local_theta = (float)local;
+        }
+    }
     /* Both are used as floats: eps must not round to 0, theta must fit (found by fuzzing). */
     if (!(eps > 0 && eps < 1) || !((float)eps > 0)) return rosa_fail("%s: rms_norm_eps %g out of range", what, eps);
     if (!(theta > 1 && theta <= FLT_MAX)) return rosa_fail("%s: rope_theta %g must be > 1 (and fit a float)", what, theta);
     c->rms_norm_eps = (float)eps;
     c->rope_theta = (float)theta;
-    if (parse_rope_scaling(cJSON_GetObjectItemCaseSensitive(j, "rope_scaling"), what, c) < 0) return -1;
+    if (parse_rope_scaling(rs, what, c) < 0) return -1;
 
     double prf;
     if (rosa_json_num_opt(j, "partial_rotary_factor", what, 1.0, &prf) < 0) return -1;

@@ -6,7 +6,6 @@
  * attention scale query_pre_attn_scalar^-0.5, and sliding-window layers with
  * their own RoPE base between global ones. */
 #include <math.h>
-#include <string.h>
 
 #include "arch/arch.h"
 #include "io/json.h"
@@ -14,17 +13,17 @@
 
 #define MAX_WINDOW (1 << 24)
 
-static int is_sliding(const rosa_config *c, int l) { return c->sliding_layers[l / 8] >> (l % 8) & 1; }
-
 static int parse_gemma3(const cJSON *j, const char *what, rosa_config *c) {
     long long sw, pattern;
     double qpas, local;
     int bidi;
     if (rosa_json_bool_opt(j, "attention_bias", what, 0, &c->attention_bias) < 0 ||
         rosa_json_int_opt(j, "sliding_window", what, 1, MAX_WINDOW, 4096, &sw) < 0 ||
-        rosa_json_int_opt(j, "sliding_window_pattern", what, 1, 1 << 20, 6, &pattern) < 0 ||
+        rosa_json_int_opt(j, "_sliding_window_pattern", what, 1, 1 << 20, 6, &pattern) < 0 ||
+        rosa_json_int_opt(j, "sliding_window_pattern", what, 1, 1 << 20, pattern, &pattern) < 0 ||
         rosa_json_num_opt(j, "query_pre_attn_scalar", what, 256.0, &qpas) < 0 ||
-        rosa_json_num_opt(j, "rope_local_base_freq", what, 10000.0, &local) < 0 ||
+        rosa_json_num_opt(j, "rope_local_base_freq", what, c->rope_local_theta > 0 ? c->rope_local_theta : 10000.0,
+                          &local) < 0 ||
         rosa_json_bool_opt(j, "use_bidirectional_attention", what, 0, &bidi) < 0)
         return -1;
     if (bidi) return rosa_fail("%s: use_bidirectional_attention is not supported (causal attention only)", what);
@@ -39,32 +38,18 @@ static int parse_gemma3(const cJSON *j, const char *what, rosa_config *c) {
     c->attn_scale = (float)pow(qpas, -0.5);
     c->rope_local_theta = (float)local;
     c->sliding_window = (int)sw;
-    const cJSON *types = cJSON_GetObjectItemCaseSensitive(j, "layer_types");
-    if (types && !cJSON_IsNull(types)) {
-        if (!cJSON_IsArray(types) || cJSON_GetArraySize(types) != c->num_layers)
-            return rosa_fail("%s: \"layer_types\" must list one type per layer (%d)", what, c->num_layers);
-        int l = 0;
-        const cJSON *t;
-        cJSON_ArrayForEach(t, types) {
-            const char *s = cJSON_IsString(t) ? t->valuestring : "";
-            if (strcmp(s, "sliding_attention") == 0)
-                c->sliding_layers[l / 8] |= (unsigned char)(1u << (l % 8));
-            else if (strcmp(s, "full_attention") != 0)
-                return rosa_fail("%s: layer_types[%d] must be \"sliding_attention\" or \"full_attention\"", what, l);
-            l++;
-        }
-    } else {
-        /* Gemma3TextConfig: every pattern-th layer is global. */
-        for (int l = 0; l < c->num_layers; l++)
-            if ((l + 1) % pattern) c->sliding_layers[l / 8] |= (unsigned char)(1u << (l % 8));
-    }
+    int given;
+    if (rosa_arch_layer_types(j, what, c, &given) < 0) return -1;
+    /* Gemma3TextConfig without layer_types: every pattern-th layer is global. */
+    for (int l = 0; !given && l < c->num_layers; l++)
+        if ((l + 1) % pattern) c->sliding_layers[l / 8] |= (unsigned char)(1u << (l % 8));
     return 0;
 }
 
 /* Sliding layers: the window and rope_local_base_freq without scaling;
  * global layers: full attention, rope_theta with rope_scaling. */
 static void gemma3_layer_props(const rosa_config *c, int l, rosa_layer_props *p) {
-    int s = is_sliding(c, l);
+    int s = rosa_arch_layer_slides(c, l);
     p->window = s ? c->sliding_window : 0;
     p->rope_theta = s ? c->rope_local_theta : c->rope_theta;
     p->rope_scaling = !s;

@@ -38,8 +38,8 @@ static int parse_mistral(const cJSON *j, const char *what, rosa_config *c) {
 }
 
 /* Qwen3: q/k/v/o biases only with attention_bias; with use_sliding_window,
- * the layers from max_window_layers on attend within sliding_window
- * (transformers' Qwen3Config.layer_types). */
+ * the layers of layer_types "sliding_attention", or without it those from
+ * max_window_layers on, attend within sliding_window (Qwen3Config). */
 static int parse_qwen3(const cJSON *j, const char *what, rosa_config *c) {
     int use_sw;
     long long sw, from;
@@ -50,13 +50,15 @@ static int parse_qwen3(const cJSON *j, const char *what, rosa_config *c) {
         return -1;
     if (!use_sw || sw == 0) return 0;
     c->sliding_window = (int)sw;
-    for (int l = (int)from; l < c->num_layers; l++) c->sliding_layers[l / 8] |= (unsigned char)(1u << (l % 8));
+    int given;
+    if (rosa_arch_layer_types(j, what, c, &given) < 0) return -1;
+    for (int l = (int)from; !given && l < c->num_layers; l++) c->sliding_layers[l / 8] |= (unsigned char)(1u << (l % 8));
     return 0;
 }
 
-/* Layers whose bit is set in sliding_layers attend within the window, the others fully. */
+/* Sliding layers attend within the window, the others fully. */
 static void qwen3_layer_props(const rosa_config *c, int l, rosa_layer_props *p) {
-    p->window = c->sliding_layers[l / 8] >> (l % 8) & 1 ? c->sliding_window : 0;
+    p->window = rosa_arch_layer_slides(c, l) ? c->sliding_window : 0;
 }
 
 /* Every layer of the family has the config's window and RoPE (layer_props NULL). */

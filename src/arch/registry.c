@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/util.h"
+
 extern const rosa_arch_desc rosa_arch_llama, rosa_arch_qwen2, rosa_arch_mistral, rosa_arch_qwen3, rosa_arch_gemma3,
     rosa_arch_gemma3_mm;
 
@@ -65,6 +67,27 @@ int rosa_proj_has_bias(const rosa_config *c, int p) {
 
 void rosa_proj_tensor_name(char *buf, size_t n, int layer, int p) {
     snprintf(buf, n, "model.layers.%d.%s.%s", layer, rosa_proj_parent(p), rosa_proj_names[p]);
+}
+
+int rosa_arch_layer_slides(const rosa_config *c, int layer) { return c->sliding_layers[layer / 8] >> (layer % 8) & 1; }
+
+int rosa_arch_layer_types(const cJSON *j, const char *what, rosa_config *c, int *given) {
+    const cJSON *types = cJSON_GetObjectItemCaseSensitive(j, "layer_types");
+    *given = types && !cJSON_IsNull(types);
+    if (!*given) return 0;
+    if (!cJSON_IsArray(types) || cJSON_GetArraySize(types) != c->num_layers)
+        return rosa_fail("%s: \"layer_types\" must list one type per layer (%d)", what, c->num_layers);
+    int l = 0;
+    const cJSON *t;
+    cJSON_ArrayForEach(t, types) {
+        const char *s = cJSON_IsString(t) ? t->valuestring : "";
+        if (strcmp(s, "sliding_attention") == 0)
+            c->sliding_layers[l / 8] |= (unsigned char)(1u << (l % 8));
+        else if (strcmp(s, "full_attention") != 0)
+            return rosa_fail("%s: layer_types[%d] must be \"sliding_attention\" or \"full_attention\"", what, l);
+        l++;
+    }
+    return 0;
 }
 
 int rosa_arch_weight_name(const rosa_config *c, const char *name, int alt, char *buf, size_t n) {
