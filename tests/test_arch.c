@@ -27,7 +27,7 @@ static int sh(const char *cmd, char **out) { return run_capture(cmd, 1, out); }
 /* A model directory tmp/<label> with the tiny case's config and weights
  * (copied: rosa refuses weights that resolve outside the directory) and a
  * tokenizer of the models' 128 tokens: <pad> <bos> <eos> <unk>, "▁",
- * printable ASCII, "\n", three merges and <unusedN> pieces. */
+ * printable ASCII, "\n", three merges, two byte pieces and <unusedN> pieces. */
 static const char *tiny_model(const char *casename, const char *label) {
     static char dirs[4][512];
     static int k;
@@ -50,8 +50,10 @@ static const char *tiny_model(const char *casename, const char *label) {
     cJSON_AddNumberToObject(vocab, "\xE2\x96\x81t", id++);
     cJSON_AddNumberToObject(vocab, "he", id++);
     cJSON_AddNumberToObject(vocab, "\xE2\x96\x81the", id++);
-    /* Gemma's vocabulary has <unusedN> pieces; here they fill it to 128 so
-     * that whatever a random model generates decodes. */
+    /* Byte pieces for "é" (byte fallback); Gemma's vocabulary has <unusedN>
+     * pieces, which fill it to 128 so that whatever a random model generates decodes. */
+    cJSON_AddNumberToObject(vocab, "<0xC3>", id++);
+    cJSON_AddNumberToObject(vocab, "<0xA9>", id++);
     while (id < 128) {
         char s[16];
         snprintf(s, sizeof s, "<unused%d>", id - 103);
@@ -290,6 +292,29 @@ static void commands(const char *casename, const char *label) {
 TEST(commands_work_on_qwen3) { commands("qwen3-tiny", "q3-cmd"); }
 TEST(commands_work_on_gemma3) { commands("gemma3-tiny", "g3-cmd"); }
 TEST(commands_work_on_gemma3_multimodal) { commands("gemma3-mm-tiny", "g3mm-cmd"); }
+
+/* The Gemma-style tokenizer: the normalizer's "▁", merges, byte fallback,
+ * <bos> from the template and no <eos>, and decoding back to the text. */
+TEST(gemma_style_tokenizer_round_trip) {
+    const char *dir = tiny_model("gemma3-tiny", "g3-tok");
+    REQUIRE(dir);
+    rosa_tokenizer *tok = rosa_tokenizer_load(dir);
+    REQUIRE(tok);
+    CHECK_EQ_INT(rosa_tokenizer_bos_id(tok), 1);
+    CHECK_EQ_INT(rosa_tokenizer_eos_id(tok), 2);
+    const char *text = "so the caf\xC3\xA9";
+    int32_t *ids = NULL;
+    size_t n = 0;
+    REQUIRE(rosa_tokenizer_encode(tok, text, strlen(text), 1, &ids, &n) == 0);
+    /* <bos> s o ▁the ▁ c a f <0xC3> <0xA9> */
+    CHECK_EQ_INT((int)n, 10);
+    CHECK(n == 10 && ids[0] == 1 && ids[3] == 102 && ids[8] == 103 && ids[9] == 104);
+    char *back = rosa_tokenizer_decode(tok, ids, n, 1, NULL);
+    CHECK_MSG(back && strcmp(back, text) == 0, "decoded \"%s\"", back ? back : "(null)");
+    free(back);
+    free(ids);
+    rosa_tokenizer_free(tok);
+}
 
 /* ------------------------------------------------------------ config.json */
 
