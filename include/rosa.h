@@ -115,8 +115,10 @@ typedef struct {
     int num_kv_heads;
     int head_dim;
     int max_position_embeddings;
-    int sliding_window;     /* Mistral, Gemma 3's sliding layers: 0 when unset or disabled */
-    /* Gemma 3: bit l set = layer l is a sliding-window layer (layer_types). */
+    int sliding_window;     /* attention window of the sliding layers: 0 when unset or disabled */
+    /* bit l (byte l / 8, bit l % 8) set: layer l attends within sliding_window
+     * (Mistral: every layer; Qwen2/3: from max_window_layers or by layer_types;
+     * Gemma 3: by layer_types or sliding_window_pattern). */
     unsigned char sliding_layers[128];
     float rope_local_theta; /* Gemma 3: RoPE base of the sliding layers */
     float attn_scale;       /* softmax scale of q.k: head_dim^-0.5, Gemma 3 query_pre_attn_scalar^-0.5 */

@@ -40,8 +40,8 @@ typedef struct {
     int (*parse)(const cJSON *j, const char *what, rosa_config *c);
     int n_norms;
     const char *norm_names[MAX_NORMS]; /* tensor names within a layer, without ".weight" */
-    /* Layer l's properties (NULL: every layer has the config's window and
-     * RoPE, rosa_layer_props_default). */
+    /* Layer l's properties (NULL: the config's RoPE, and its window where
+     * sliding_layers says the layer slides). */
     void (*layer_props)(const rosa_config *c, int layer, rosa_layer_props *p);
     /* Tensor names of the extra norms within a layer (NULL: the family has
      * none of that kind); q/k norms are [head_dim], post norms [hidden]. */

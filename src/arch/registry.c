@@ -36,7 +36,7 @@ const char *rosa_arch_names(void) {
 }
 
 void rosa_layer_props_of(const rosa_config *c, int layer, rosa_layer_props *p) {
-    *p = (rosa_layer_props){c->sliding_window, c->rope_theta, 1};
+    *p = (rosa_layer_props){rosa_arch_layer_slides(c, layer) ? c->sliding_window : 0, c->rope_theta, 1};
     const rosa_arch_desc *ad = rosa_arch_of(c);
     if (ad->layer_props) ad->layer_props(c, layer, p);
 }
