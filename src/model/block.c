@@ -223,8 +223,9 @@ int rosa_block_backward(const rosa_block_ctx *c, int l, rosa_block_acts *a) {
     float *g_post = c->norm_grad ? c->norm_grad + ((size_t)l * n_norms + NORM_FFN) * D : NULL;
     const float *w_in = rosa_block_norm(c, l, NORM_ATTN), *w_post = rosa_block_norm(c, l, NORM_FFN);
 
-    /* MLP: x' = x2 + down(silu(gate) * up).  silu(gate) * up is rebuilt in
-     * dgate, free until swiglu_backward overwrites it. */
+    /* MLP: x' = x2 + [post norm](down(act(gate) * up)).  act(gate) * up is
+     * rebuilt in dgate, free until the activation's backward overwrites it;
+     * dh holds the gradient before the post norm until gate's backward. */
     const rosa_layer *Ly = &c->m->layers[l];
     PROF(PROF_SWIGLU, 0, mlp_act_forward(cf, c->dgate, a->gate, a->up, N, F));
     const float *dy;
@@ -240,7 +241,7 @@ int rosa_block_backward(const rosa_block_ctx *c, int l, rosa_block_acts *a) {
         return -1;
     PROF(PROF_NORM, 0, rmsnorm_backward(c->dx, g_post, c->dh, a->x2, w_post, a->rstd2, N, D));
 
-    /* Attention: x2 = x + o(att(rope(q), rope(k), v)) */
+    /* Attention: x2 = x + [post norm](o(att(rope([qk-norm](q)), rope([qk-norm](k)), v))) */
     PROF(PROF_NORM, 0, dy = post_norm_backward(c, l, XNORM_POST_ATTN, c->dh, a->o, a->rstdo));
     if (proj_backward(c, l, PROJ_O, a, c->datt, 0, dy, a->att) < 0) return -1;
     PROF(PROF_ATTN, 10.0 * c->B * attention_pairs(c->T) * Hq * hd,
