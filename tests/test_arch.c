@@ -263,6 +263,27 @@ static void commands(const char *casename, const char *label) {
     free(o);
     CHECK_MSG(l_adapter > 0 && fabs(l_adapter - l_merged) < 1e-4 * l_adapter, "%s: loss %g with the adapter, %g merged",
               label, l_adapter, l_merged);
+    if (c->arch == ROSA_ARCH_GEMMA3_MM) {
+        /* PEFT names the multimodal model's layers under language_model; the
+         * same adapter under those names gives the same loss. */
+        rc = run_shellf(&o, PY " -c \"import json, struct, sys\n"
+                        "p = sys.argv[1] + '/adapter_model.safetensors'; b = open(p, 'rb').read(); n = struct.unpack('<Q', b[:8])[0]\n"
+                        "h = json.loads(b[8:8 + n]); pre = 'base_model.model.model.layers.'\n"
+                        "h = {('base_model.model.model.language_model.layers.' + k[len(pre):] if k.startswith(pre) else k): v "
+                        "for k, v in h.items()}\n"
+                        "t = json.dumps(h).encode(); open(p, 'wb').write(struct.pack('<Q', len(t)) + t + b[8 + n:])\" %s",
+                        lora);
+        CHECK_MSG(rc == 0, "renaming: %s", o);
+        free(o);
+        rc = run_shellf(&o, "%s loss --model %s --adapter %s --data %s --cutoff-len 64 --json", rosa_bin(), model, lora,
+                        data);
+        CHECK_MSG(rc == 0 && strstr(o, "token_mean_loss"), "loss with PEFT's multimodal names: %s", o);
+        j = rc == 0 ? cJSON_Parse(strchr(o, '{')) : NULL;
+        double l_peft = j && cJSON_GetObjectItem(j, "token_mean_loss") ? cJSON_GetObjectItem(j, "token_mean_loss")->valuedouble : 0;
+        CHECK_MSG(l_peft == l_adapter, "loss %g with PEFT's names, %g with rosa's", l_peft, l_adapter);
+        cJSON_Delete(j);
+        free(o);
+    }
     rc = run_shellf(&o, "%s eval --model %s --adapter %s --data-dir %s --tasks boolq --limit 2 --max-new-tokens 4 --quiet "
                     "--output %s-eval.json", rosa_bin(), model, rosa, shared_path("data/llm-adapters"), model);
     CHECK_MSG(rc == 0, "eval: %s", o);
