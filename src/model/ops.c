@@ -179,12 +179,26 @@ double attention_pairs(int T) {
     return n;
 }
 
-/* S[r0..r1)[0..r1) = scale * q_h k_g^T, row stride T, for one sequence, head h
- * of KV group g (rows r1.. of S are left alone). */
-static void attention_scores(float *S, const float *q, const float *k, int T, int r0, int r1, int Hq, int Hkv, int hd,
-                             int h, int g, float scale) {
-    rosa_gemm('N', 'T', r1 - r0, r1, hd, scale, q + (int64_t)r0 * Hq * hd + (int64_t)h * hd, Hq * hd,
-              k + (int64_t)g * hd, Hkv * hd, 0.0f, S + (int64_t)r0 * T, T);
+/* S[r0..r1)[k0..r1) = scale * q_h k_g^T, row stride T, for one sequence, head
+ * h of KV group g (the rest of S is left alone). */
+static void attention_scores(float *S, const float *q, const float *k, int T, int r0, int r1, int k0, int Hq, int Hkv,
+                             int hd, int h, int g, float scale) {
+    rosa_gemm('N', 'T', r1 - r0, r1 - k0, hd, scale, q + (int64_t)r0 * Hq * hd + (int64_t)h * hd, Hq * hd,
+              k + (int64_t)k0 * Hkv * hd + (int64_t)g * hd, Hkv * hd, 0.0f, S + (int64_t)r0 * T + k0, T);
+}
+
+/* The first key slot any query row of [r0, r1) sees (0 without a window):
+ * with one, the scores of the keys before it are never computed. */
+static int att_first_key(const uint8_t *valid, const int *pos, int window, int r0, int r1) {
+    if (window <= 0) return 0;
+    int k0 = r0;
+    for (int t = r0; t < r1; t++)
+        for (int s = 0; s < k0; s++)
+            if (att_visible(valid, pos, window, s, t)) {
+                k0 = s;
+                break;
+            }
+    return k0;
 }
 
 void attention_seq_forward(float *out, float *lse, const float *q, const float *k, const float *v,
@@ -200,26 +214,27 @@ void attention_seq_forward(float *out, float *lse, const float *q, const float *
         const int *pb = pos ? pos + (int64_t)b * T : NULL;
         float *lb = lse + (int64_t)b * T * Hq;
         for (int r0 = 0; r0 < T; r0 += ATT_BLOCK) {
-            int r1 = att_block_end(r0, T); /* keys [0, r1) */
-            attention_scores(P, qb, kb, T, r0, r1, Hq, Hkv, hd, h, g, scale);
+            int r1 = att_block_end(r0, T), k0 = att_first_key(vm, pb, window, r0, r1); /* keys [k0, r1) */
+            attention_scores(P, qb, kb, T, r0, r1, k0, Hq, Hkv, hd, h, g, scale);
             for (int t = r0; t < r1; t++) {
                 float *row = P + (int64_t)t * T, mx = -INFINITY;
-                for (int s = 0; s <= t; s++)
+                for (int s = k0; s <= t; s++)
                     if (att_visible(vm, pb, window, s, t) && row[s] > mx) mx = row[s];
                 if (mx == -INFINITY) { /* nothing visible: zero output */
-                    memset(row, 0, sizeof(float) * (size_t)r1);
+                    memset(row + k0, 0, sizeof(float) * (size_t)(r1 - k0));
                     lb[(int64_t)t * Hq + h] = -INFINITY;
                     continue;
                 }
-                for (int s = 0; s < r1; s++) row[s] = s <= t && att_visible(vm, pb, window, s, t) ? exp_vec(row[s] - mx) : 0.0f;
+                for (int s = k0; s < r1; s++)
+                    row[s] = s <= t && att_visible(vm, pb, window, s, t) ? exp_vec(row[s] - mx) : 0.0f;
                 float sum = 0.0f;
-                for (int s = 0; s < r1; s++) sum += row[s];
+                for (int s = k0; s < r1; s++) sum += row[s];
                 float inv = 1.0f / sum;
-                for (int s = 0; s <= t; s++) row[s] *= inv;
+                for (int s = k0; s <= t; s++) row[s] *= inv;
                 lb[(int64_t)t * Hq + h] = mx + logf(sum);
             }
-            rosa_gemm('N', 'N', r1 - r0, hd, r1, 1.0f, P + (int64_t)r0 * T, T, vb + (int64_t)g * hd, K, 0.0f,
-                      out + ((int64_t)b * T + r0) * Q + (int64_t)h * hd, Q);
+            rosa_gemm('N', 'N', r1 - r0, hd, r1 - k0, 1.0f, P + (int64_t)r0 * T + k0, T, vb + (int64_t)k0 * K + (int64_t)g * hd,
+                      K, 0.0f, out + ((int64_t)b * T + r0) * Q + (int64_t)h * hd, Q);
         }
     }
 }
@@ -241,28 +256,28 @@ void attention_seq_backward(float *dq, float *dk, float *dv, const float *dout, 
         const float *lb = lse + (int64_t)b * T * Hq;
         for (int h = g * group; h < (g + 1) * group; h++) {
             for (int r0 = 0; r0 < T; r0 += ATT_BLOCK) {
-                int r1 = att_block_end(r0, T), rows = r1 - r0;
+                int r1 = att_block_end(r0, T), rows = r1 - r0, k0 = att_first_key(vm, pb, window, r0, r1), nk = r1 - k0;
                 const float *qr = qb + (int64_t)r0 * Q + (int64_t)h * hd, *dor = dob + (int64_t)r0 * Q + (int64_t)h * hd;
-                float *Pr = P + (int64_t)r0 * T, *dPr = dP + (int64_t)r0 * T;
-                attention_scores(P, qb, kb, T, r0, r1, Hq, Hkv, hd, h, g, scale);
+                float *Pr = P + (int64_t)r0 * T + k0, *dPr = dP + (int64_t)r0 * T + k0;
+                attention_scores(P, qb, kb, T, r0, r1, k0, Hq, Hkv, hd, h, g, scale);
                 /* dP = dout_h v_g^T */
-                rosa_gemm('N', 'T', rows, r1, hd, 1.0f, dor, Q, vb + (int64_t)g * hd, K, 0.0f, dPr, T);
+                rosa_gemm('N', 'T', rows, nk, hd, 1.0f, dor, Q, vb + (int64_t)k0 * K + (int64_t)g * hd, K, 0.0f, dPr, T);
                 for (int t = r0; t < r1; t++) {
                     float *p = P + (int64_t)t * T, *dp = dP + (int64_t)t * T, l = lb[(int64_t)t * Hq + h];
                     const float *o = ob + (int64_t)t * Q + (int64_t)h * hd, *d = dob + (int64_t)t * Q + (int64_t)h * hd;
                     float delta = 0.0f; /* sum_s p_s dp_s = dout . out */
                     for (int i = 0; i < hd; i++) delta += d[i] * o[i];
-                    for (int s = 0; s < r1; s++) {
+                    for (int s = k0; s < r1; s++) {
                         float ps = s <= t && att_visible(vm, pb, window, s, t) && l != -INFINITY ? exp_vec(p[s] - l) : 0.0f;
                         p[s] = ps;
                         dp[s] = ps * (dp[s] - delta) * scale; /* dS, pre-scaled for the q.k product */
                     }
                 }
-                /* dq_h = dS k_g;  dk_g += dS^T q_h;  dv_g += P^T dout_h  (keys [0, r1)) */
-                rosa_gemm('N', 'N', rows, hd, r1, 1.0f, dPr, T, kb + (int64_t)g * hd, K, 0.0f,
+                /* dq_h = dS k_g;  dk_g += dS^T q_h;  dv_g += P^T dout_h  (keys [k0, r1)) */
+                rosa_gemm('N', 'N', rows, hd, nk, 1.0f, dPr, T, kb + (int64_t)k0 * K + (int64_t)g * hd, K, 0.0f,
                           dq + ((int64_t)b * T + r0) * Q + (int64_t)h * hd, Q);
-                rosa_gemm('T', 'N', r1, hd, rows, 1.0f, dPr, T, qr, Q, 1.0f, dkb, K);
-                rosa_gemm('T', 'N', r1, hd, rows, 1.0f, Pr, T, dor, Q, 1.0f, dvb, K);
+                rosa_gemm('T', 'N', nk, hd, rows, 1.0f, dPr, T, qr, Q, 1.0f, dkb + (int64_t)k0 * K, K);
+                rosa_gemm('T', 'N', nk, hd, rows, 1.0f, Pr, T, dor, Q, 1.0f, dvb + (int64_t)k0 * K, K);
             }
         }
     }
