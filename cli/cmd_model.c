@@ -201,15 +201,19 @@ int cmd_info(int argc, char **argv) {
     long long params = (long long)rosa_model_num_params(m), wbytes = (long long)rosa_model_weight_bytes(m);
     /* KV cache: keys and values, fp32, per token. */
     long long kv_per_token = 2LL * c->num_layers * c->num_kv_heads * c->head_dim * 4;
+    int sliding = 0;
+    for (int l = 0; c->sliding_window > 0 && l < c->num_layers; l++) sliding += c->sliding_layers[l / 8] >> (l % 8) & 1;
     if (json) {
         printf("{\"architecture\": \"%s\", \"vocab_size\": %d, \"hidden_size\": %d, \"intermediate_size\": %d, "
                "\"num_layers\": %d, \"num_heads\": %d, \"num_kv_heads\": %d, \"head_dim\": %d, "
                "\"max_position_embeddings\": %d, \"rope_theta\": %g, \"rope_type\": \"%s\", "
                "\"tie_word_embeddings\": %s, \"weight_dtype\": \"%s\", \"parameters\": %lld, "
-               "\"weight_bytes\": %lld, \"kv_cache_bytes_per_token\": %lld, \"tokenizer\": ",
+               "\"weight_bytes\": %lld, \"kv_cache_bytes_per_token\": %lld, \"sliding_window\": %d, "
+               "\"sliding_layers\": %d, \"tokenizer\": ",
                c->architecture, c->vocab_size, c->hidden_size, c->intermediate_size, c->num_layers, c->num_heads,
                c->num_kv_heads, c->head_dim, c->max_position_embeddings, c->rope_theta, rope_name(c->rope_type),
-               c->tie_word_embeddings ? "true" : "false", dtype_name(c->weight_dtype), params, wbytes, kv_per_token);
+               c->tie_word_embeddings ? "true" : "false", dtype_name(c->weight_dtype), params, wbytes, kv_per_token,
+               sliding ? c->sliding_window : 0, sliding);
         if (tok) printf("\"%s\"}\n", rosa_tokenizer_kind_name(tok));
         else printf("null}\n");
     } else {
@@ -221,6 +225,11 @@ int cmd_info(int argc, char **argv) {
         printf("vocab         %d%s\n", c->vocab_size, c->tie_word_embeddings ? " (tied embeddings)" : "");
         printf("positions     %d (RoPE theta %g, %s scaling)\n", c->max_position_embeddings, c->rope_theta,
                rope_name(c->rope_type));
+        if (sliding) {
+            printf("attention     window of %d tokens on %d of %d layers", c->sliding_window, sliding, c->num_layers);
+            if (c->rope_local_theta > 0) printf(" (their RoPE theta %g, unscaled)", c->rope_local_theta);
+            printf("\n");
+        }
         printf("parameters    %lld (%.2f M)\n", params, params / 1e6);
         printf("weights       %s on disk, %.1f MiB in memory as F32\n", dtype_name(c->weight_dtype), wbytes / 1048576.0);
         printf("kv cache      %.1f KiB per token\n", kv_per_token / 1024.0);

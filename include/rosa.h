@@ -92,7 +92,14 @@ const char *rosa_detok_finish(rosa_detok *d, size_t *len);
 
 /* ------------------------------------------------------------------- model */
 
-typedef enum { ROSA_ARCH_LLAMA = 1, ROSA_ARCH_QWEN2 = 2, ROSA_ARCH_MISTRAL = 3 } rosa_arch;
+typedef enum {
+    ROSA_ARCH_LLAMA = 1,
+    ROSA_ARCH_QWEN2 = 2,
+    ROSA_ARCH_MISTRAL = 3,
+    ROSA_ARCH_QWEN3 = 4,
+    ROSA_ARCH_GEMMA3 = 5,
+    ROSA_ARCH_GEMMA3_MM = 6 /* Gemma3ForConditionalGeneration: its text model only */
+} rosa_arch;
 typedef enum { ROSA_ROPE_DEFAULT = 0, ROSA_ROPE_LINEAR = 1, ROSA_ROPE_LLAMA3 = 2 } rosa_rope_type;
 typedef enum { ROSA_DTYPE_F32 = 0, ROSA_DTYPE_F16 = 1, ROSA_DTYPE_BF16 = 2 } rosa_dtype;
 
@@ -108,7 +115,13 @@ typedef struct {
     int num_kv_heads;
     int head_dim;
     int max_position_embeddings;
-    int sliding_window;     /* Mistral: 0 when unset or disabled */
+    int sliding_window;     /* attention window of the sliding layers: 0 when unset or disabled */
+    /* bit l (byte l / 8, bit l % 8) set: layer l attends within sliding_window
+     * (Mistral: every layer; Qwen2/3: from max_window_layers or by layer_types;
+     * Gemma 3: by layer_types or sliding_window_pattern). */
+    unsigned char sliding_layers[128];
+    float rope_local_theta; /* Gemma 3: RoPE base of the sliding layers */
+    float attn_scale;       /* softmax scale of q.k: head_dim^-0.5, Gemma 3 query_pre_attn_scalar^-0.5 */
     float rms_norm_eps;
     float rope_theta;
     rosa_rope_type rope_type;

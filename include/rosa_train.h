@@ -486,7 +486,8 @@ typedef struct {
     float r_low;
     int m;             /* low-frequency dimensions per half */
     int *dims;         /* [2m] the set D */
-    double *inv_freq;  /* [hd/2] */
+    double *inv_freq;  /* [hd/2] layer 0's RoPE frequencies */
+    double *layer_inv_freq; /* [L][hd/2] each layer's (Gemma 3: local base on sliding layers) */
     double *q_norm, *k_norm;   /* [L][hd] */
     double *q_band, *k_band;   /* [L][hd/2] */
     double *q_share, *k_share; /* [L] */

@@ -116,6 +116,14 @@ static void check_model(const char *name, int check_norms) {
 TEST(grad_model_lora_llama_gqa) { check_model("llama_gqa", 0); }
 TEST(grad_model_lora_qwen2_bias) { check_model("qwen2_bias", 0); }
 TEST(grad_model_lora_and_norms_f16) { check_model("f16", 1); }
+/* Qwen3: QK-norm, head_dim != hidden / heads, q/k/v/o biases, tied head. */
+TEST(grad_model_lora_qwen3_tied_bias) { check_model("qwen3-tiny-tied-bias", 0); }
+TEST(grad_model_lora_qwen3_window) { check_model("qwen3-window-tiny", 0); }
+/* Gemma 3: sandwich and (1+w) norms, GeGLU, windows shorter than the batch,
+ * the scale query_pre_attn_scalar^-0.5; its norm weights are owned (1 + w)
+ * copies, so the pre-sublayer norms' gradients are checked as well. */
+TEST(grad_model_lora_and_norms_gemma3) { check_model("gemma3-tiny", 1); }
+TEST(grad_model_lora_mistral_window) { check_model("mistral-window-tiny", 0); }
 
 /* Dropout: the same mask in forward and backward; checked by comparing the
  * analytic gradient with differences taken under the same mask (reseeded rng). */
@@ -182,9 +190,10 @@ static void check_roae(const char *name, int pre_rope, int add_form, int target_
     o.train_norms = train_norms;
     rosa_adapter *a = rosa_adapter_new_roae(m, &o, 21);
     REQUIRE(a);
-    CHECK_EQ_INT(rosa_roae_state_of(a)->d_low, 2 * 4); /* head_dim 16, r_low 0.5: m = 4 */
-    CHECK_EQ_INT(rosa_roae_state_of(a)->low_dims[0], 4);
-    CHECK_EQ_INT(rosa_roae_state_of(a)->low_dims[4], 12);
+    int hd = m->cfg.head_dim, mm = hd / 4; /* r_low 0.5: a quarter of the dims per half (head_dim 16: 4) */
+    CHECK_EQ_INT(rosa_roae_state_of(a)->d_low, 2 * mm);
+    CHECK_EQ_INT(rosa_roae_state_of(a)->low_dims[0], hd / 2 - mm);
+    CHECK_EQ_INT(rosa_roae_state_of(a)->low_dims[mm], hd - mm);
     rosa_rng rng;
     rosa_rng_seed(&rng, 22);
     for (int i = 0; i < a->n_params; i++) {
@@ -223,6 +232,10 @@ TEST(grad_roae_post_rope_add) { check_roae("llama_gqa", 0, 1, 1, 1, 0); }
 TEST(grad_roae_pre_rope_gate) { check_roae("qwen2_bias", 1, 0, 1, 1, 0); }
 TEST(grad_roae_pre_rope_add) { check_roae("qwen2_bias", 1, 1, 1, 1, 0); }
 TEST(grad_roae_k_only_with_trained_norms) { check_roae("llama_gqa", 0, 0, 0, 1, 1); }
+/* After QK-norm and the layer's own RoPE (Gemma 3: local and global bases). */
+TEST(grad_roae_post_rope_qwen3) { check_roae("qwen3-tiny", 0, 0, 1, 1, 0); }
+TEST(grad_roae_pre_rope_add_gemma3_trained_norms) { check_roae("gemma3-tiny", 1, 1, 1, 1, 1); }
+TEST(grad_roae_post_rope_gate_gemma3) { check_roae("gemma3-tiny", 0, 0, 1, 1, 0); }
 
 /* At initialisation (B = 0) the adapted model is the base model, exactly. */
 TEST(roae_at_init_equals_base_model) {
@@ -287,6 +300,24 @@ static void same_grads_with_recompute(rosa_model *m, rosa_adapter *a, int dropou
     free(g1);
     rosa_train_ctx_free(t1);
     rosa_train_ctx_free(t2);
+}
+
+TEST(recompute_gives_identical_gradients_gemma3) {
+    rosa_model *m = rosa_model_load(testdata_path("gemma3-tiny"));
+    REQUIRE(m);
+    rosa_lora_options o;
+    rosa_lora_options_default(&o);
+    o.rank = 3;
+    o.dropout = 0.1f;
+    o.targets = (1u << N_PROJ) - 1;
+    rosa_adapter *a = rosa_adapter_new_lora(&m->cfg, &o, 11);
+    REQUIRE(a);
+    for (size_t i = 0; i < a->n_floats; i++)
+        if (a->w[i] == 0.0f) a->w[i] = 0.01f * (float)(i % 7);
+    same_grads_with_recompute(m, a, 5, 0);
+    same_grads_with_recompute(m, a, 0, 2);
+    rosa_adapter_free(a);
+    rosa_model_free(m);
 }
 
 TEST(recompute_gives_identical_gradients) {

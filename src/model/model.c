@@ -10,6 +10,7 @@
 
 #include "arch/arch.h"
 #include "arch/config.h"
+#include "core/log.h"
 #include "model/ops.h"
 #include "core/util.h"
 
@@ -33,6 +34,9 @@ static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
 static const float *tensor(rosa_model *m, const char *dir, const char *name, int ndim, int64_t d0, int64_t d1,
                            int required, int *err) {
     const st_tensor *t = st_set_find(&m->weights, name);
+    char alt[320];
+    for (int i = 1; !t && rosa_arch_weight_name(&m->cfg, name, i, alt, sizeof alt); i++)
+        t = st_set_find(&m->weights, alt);
     if (!t) {
         if (required) {
             rosa_fail("%s: tensor \"%s\" is missing from the weights", dir, name);
@@ -96,6 +100,21 @@ static int check_extra_layers(const rosa_model *m, const char *dir) {
     return 0;
 }
 
+/* A norm weight as the norm multiplies by: the stored w, or a copy of 1 + w
+ * for architectures whose RMSNorm scales by (1 + w). */
+static const float *norm_tensor(rosa_model *m, const char *dir, const char *name, int64_t n, int *err) {
+    const float *w = tensor(m, dir, name, 1, n, 0, 1, err);
+    if (!w || !rosa_arch_of(&m->cfg)->norm_plus_one) return w;
+    float *f = rosa_malloc(sizeof(float) * (size_t)n, name);
+    if (!f || rosa_model_own(m, f) < 0) {
+        free(f);
+        *err = 1;
+        return NULL;
+    }
+    for (int64_t i = 0; i < n; i++) f[i] = 1.0f + w[i];
+    return f;
+}
+
 static int load_layer(rosa_model *m, const char *dir, int l) {
     const rosa_config *c = &m->cfg;
     const rosa_arch_desc *ad = rosa_arch_of(c);
@@ -105,7 +124,13 @@ static int load_layer(rosa_model *m, const char *dir, int l) {
     char base[192], name[256];
     for (int i = 0; i < ad->n_norms; i++) {
         snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, ad->norm_names[i]);
-        L->norm[i] = tensor(m, dir, name, 1, D, 0, 1, &err);
+        L->norm[i] = norm_tensor(m, dir, name, D, &err);
+        if (err) return -1;
+    }
+    for (int i = 0; i < N_XNORMS; i++) {
+        if (!ad->xnorm_names[i]) continue;
+        snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, ad->xnorm_names[i]);
+        L->xnorm[i] = norm_tensor(m, dir, name, i <= XNORM_K ? c->head_dim : D, &err);
         if (err) return -1;
     }
     for (int p = 0; p < N_PROJ; p++) {
@@ -182,13 +207,6 @@ void rosa_model_rope_tables(const rosa_model *m, float *cs, const int *pos, int 
         rope_table(cs + (size_t)k * N * m->cfg.head_dim, pos, m->inv_freq + k * half, N, m->cfg.head_dim);
 }
 
-int rosa_model_max_window(const rosa_model *m) {
-    int w = 0;
-    for (int l = 0; l < m->cfg.num_layers; l++)
-        if (m->layers[l].window > 0 && (w == 0 || m->layers[l].window < w)) w = m->layers[l].window;
-    return w;
-}
-
 int rosa_rope_low_dims(int hd, float r_low, int *dims) {
     if (!(r_low > 0.0f && r_low <= 1.0f)) return rosa_fail("--r-low %g must be in (0, 1]", r_low);
     int m = (int)floor((double)hd * r_low / 2.0 + 0.5);
@@ -215,7 +233,7 @@ rosa_model *rosa_model_load(const char *dir) {
     if (err) goto fail;
     for (int l = 0; l < c->num_layers; l++)
         if (load_layer(m, dir, l) < 0) goto fail;
-    m->norm = tensor(m, dir, "model.norm.weight", 1, D, 0, 1, &err);
+    m->norm = norm_tensor(m, dir, "model.norm.weight", D, &err);
     if (err) goto fail;
     m->lm_head = (rosa_weight){tensor(m, dir, "lm_head.weight", 2, V, D, !c->tie_word_embeddings, &err), NULL,
                                (int)V, (int)D};
@@ -230,9 +248,14 @@ rosa_model *rosa_model_load(const char *dir) {
         rosa_proj_tensor_name(q, sizeof q - 8, 0, PROJ_Q);
         strcat(q, ".weight");
         const st_tensor *t = st_set_find(&m->weights, q);
+        char alt[320];
+        for (int i = 1; !t && rosa_arch_weight_name(c, q, i, alt, sizeof alt); i++) t = st_set_find(&m->weights, alt);
         m->cfg.weight_dtype = t->dtype == ST_F16 ? ROSA_DTYPE_F16 : t->dtype == ST_BF16 ? ROSA_DTYPE_BF16 : ROSA_DTYPE_F32;
     }
     if (layer_props(m) < 0) goto fail;
+    if (rosa_arch_of(c)->text_config)
+        rosa_log(ROSA_LOG_INFO, "%s: %s: running its text model only (the vision tower is not loaded)", dir,
+                 c->architecture);
 
     /* The tokenizer is optional: a bare weights directory still runs on ids. */
     char *tp = rosa_path_join(dir, "tokenizer.json");
@@ -288,6 +311,8 @@ rosa_model *rosa_model_random(const rosa_config *c, uint64_t seed) {
     for (int l = 0; l < c->num_layers; l++) {
         rosa_layer *L = &m->layers[l];
         for (int i = 0; i < ad->n_norms; i++) TAKE(L->norm[i], D, 1);
+        for (int i = 0; i < N_XNORMS; i++)
+            if (ad->xnorm_names[i]) TAKE(L->xnorm[i], i <= XNORM_K ? c->head_dim : D, 1);
         for (int q = 0; q < N_PROJ; q++) {
             int in, out;
             rosa_proj_shape(c, q, &in, &out);

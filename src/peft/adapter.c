@@ -318,12 +318,37 @@ int rosa_adapter_save(const rosa_adapter *a, const char *dir, const char *base_m
     return rc;
 }
 
+/* A tensor name as rosa writes it: PEFT names the layers of a
+ * Gemma3ForConditionalGeneration's text model
+ * base_model.model.model.language_model.layers. (transformers >= 4.52) or
+ * base_model.model.language_model.model.layers.; both are rosa's
+ * base_model.model.model.layers. */
+static const char *canonical_name(const char *name, char *buf, size_t n) {
+    static const char *const alias[] = {"base_model.model.model.language_model.layers.",
+                                        "base_model.model.language_model.model.layers."};
+    for (int i = 0; i < 2; i++) {
+        size_t k = strlen(alias[i]);
+        if (strncmp(name, alias[i], k) == 0 && snprintf(buf, n, "base_model.model.model.layers.%s", name + k) < (int)n)
+            return buf;
+    }
+    return name;
+}
+
+/* The tensor of s whose canonical name is name. */
+static const st_tensor *find_canonical(const st_set *s, const char *name) {
+    const st_tensor *t = st_set_find(s, name);
+    char buf[512];
+    for (int i = 0; !t && i < s->n_tensors; i++)
+        if (strcmp(canonical_name(s->tensors[i].name, buf, sizeof buf), name) == 0) t = &s->tensors[i];
+    return t;
+}
+
 /* Reads the values of every tensor of a's table from s, and refuses a tensor
  * the table does not have (it would be silently ignored). */
 static int read_values(rosa_adapter *a, const st_set *s, const char *st_path) {
     for (int i = 0; i < a->n_params; i++) {
         const rosa_param *p = &a->params[i];
-        const st_tensor *t = st_set_find(s, p->name);
+        const st_tensor *t = find_canonical(s, p->name);
         if (!t) return rosa_fail("%s: tensor \"%s\" is missing", st_path, p->name);
         int shape_ok = p->ndim == 1 ? t->ndim == 1 && t->shape[0] == p->cols
                                     : t->ndim == 2 && t->shape[0] == p->rows && t->shape[1] == p->cols;
@@ -349,7 +374,8 @@ static int read_values(rosa_adapter *a, const st_set *s, const char *st_path) {
     }
     const char *suffix = a->method->extra_suffix;
     for (int i = 0; i < s->n_tensors; i++) {
-        const char *name = s->tensors[i].name;
+        char buf[512];
+        const char *name = canonical_name(s->tensors[i].name, buf, sizeof buf);
         size_t n = strlen(name), k = suffix ? strlen(suffix) : 0;
         int known = suffix && n > k && strcmp(name + n - k, suffix) == 0; /* the method's (read_extra checks it) */
         for (int j = 0; j < a->n_params && !known; j++) known = strcmp(a->params[j].name, name) == 0;
