@@ -135,6 +135,55 @@ int64_t rosa_config_num_params(const rosa_config *c);
 
 typedef struct rosa_model rosa_model;
 
+/* What a model directory holds, read from config.json and the safetensors
+ * headers alone (no tensor data is read, so a checkpoint of any size takes
+ * milliseconds): shapes are checked as rosa_model_load checks them.
+ * Parameters and bytes count the tensors rosa uses (a stored lm_head of a
+ * tied model is read and widened like the others, so it is counted). */
+typedef struct {
+    rosa_config cfg;          /* weight_dtype set from the first layer's q_proj */
+    int64_t n_params;         /* as rosa_model_num_params: tied embeddings once */
+    int64_t proj_params;      /* the layers' seven projection matrices */
+    int64_t head_params;      /* a stored lm_head.weight (0 when none) */
+    int64_t embed_params;     /* model.embed_tokens.weight */
+    int64_t stored_bytes;     /* the used tensors' bytes in the checkpoint */
+    int64_t stored_f32_bytes; /* of those, stored as F32 (used from the mapping) */
+    int64_t proj_stored_bytes, head_stored_bytes; /* the projections' and the lm_head's share */
+    int64_t largest_layer_params; /* the projections of one layer */
+    int n_files, n_tensors;
+    int64_t data_missing;     /* bytes the headers place past the end of truncated files */
+    int has_tokenizer;        /* tokenizer.json present (not read) */
+} rosa_model_info;
+int rosa_model_inspect(const char *dir, rosa_model_info *info);
+
+/* A memory plan: the peak resident memory of a run, by part, computed from
+ * the headers before anything large is allocated (docs/memory.md). */
+typedef struct {
+    int64_t process;     /* what the process holds already (code, libraries, tokenizer, data: measured) */
+    int64_t libraries;   /* the math libraries' working set once computing (a measured constant) */
+    int64_t weights;     /* the frozen weights while computing */
+    int64_t load_extra;  /* held only while loading: F32 copies before --dtype bf16 packs them */
+    int64_t activations; /* training: the largest micro-batch's activations and gradients */
+    int64_t adapter;     /* the adapter's values and gradients */
+    int64_t optimizer;   /* AdamW's two moments */
+    int64_t kv_cache;    /* generation: keys and values of every position */
+    int64_t scratch;     /* LM head logits, forward buffers, BF16 conversions */
+    int64_t total;       /* the peak: process + libraries + weights + the larger of load_extra and the rest */
+} rosa_memory_plan;
+/* The frozen weights of a model in compute dtype (F32 or BF16), as the
+ * loader stores them; sets weights and load_extra only. */
+void rosa_plan_weights(const rosa_model_info *mi, rosa_dtype compute, rosa_memory_plan *p);
+/* rosa generate (or eval) of `batch` sequences of n_ctx positions (prompt +
+ * new tokens); process is this process's resident memory now. */
+void rosa_plan_generate(const rosa_model_info *mi, rosa_dtype compute, int batch, int n_ctx, rosa_memory_plan *p);
+/* Sets p->total from the parts. */
+void rosa_plan_total(rosa_memory_plan *p);
+/* This process's resident memory now (/proc/self/statm), 0 when unknown. */
+int64_t rosa_rss_bytes(void);
+/* The memory the kernel could give without swapping (/proc/meminfo
+ * MemAvailable), 0 when unknown. */
+int64_t rosa_mem_available(void);
+
 /* Loads a Hugging Face model directory: config.json, model.safetensors or
  * model.safetensors.index.json + shards, tokenizer.json when present.
  * F32 weights are memory-mapped and used in place; F16/BF16 are widened to F32. */

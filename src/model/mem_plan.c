@@ -1,0 +1,76 @@
+/* mem_plan.c: the memory a model needs, from its headers (rosa_model_info):
+ * the frozen weights as model.c stores them, generation's KV cache and
+ * buffers.  Keep the rules here in step with model.c, forward.c and bf16.c;
+ * tests/test_mem_plan.c compares the plan with the measured peak. */
+#include <omp.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "model/mem_plan.h"
+#include "rosa.h"
+
+/* The math libraries' pages once computing (OpenBLAS's packing buffers,
+ * oneDNN's kernels and scratchpad, the OpenMP threads' stacks): measured
+ * with ru_maxrss on the shipped models, about 9 MiB in FP32 and 14 MiB in
+ * BF16, whatever the thread count (docs/memory.md). */
+int64_t rosa_plan_libraries(rosa_dtype compute) { return compute == ROSA_DTYPE_BF16 ? 14LL << 20 : 9LL << 20; }
+
+void rosa_plan_weights(const rosa_model_info *mi, rosa_dtype compute, rosa_memory_plan *p) {
+    /* F32 tensors are used from the mapping: their pages, once read, count.
+     * F16/BF16 tensors are widened into F32 copies; their mapped pages, read
+     * once, stay resident as well. */
+    int64_t widened = 2 * (mi->stored_bytes - mi->stored_f32_bytes), fp32 = mi->stored_bytes + widened;
+    p->weights = fp32;
+    p->load_extra = 0;
+    if (compute != ROSA_DTYPE_BF16) return;
+    /* --dtype bf16 packs every projection and the LM head twice (forward and
+     * backward layouts, 2 bytes an element), then releases the projections'
+     * F32 rows and an untied LM head's: held until the packing ends. */
+    const rosa_config *c = &mi->cfg;
+    int64_t VD = (int64_t)c->vocab_size * c->hidden_size;
+    int64_t packed = 2 * 2 * (mi->proj_params + VD);
+    int64_t released = 4 * mi->proj_params + (c->tie_word_embeddings ? 0 : 4 * mi->head_params);
+    p->weights = fp32 - released + packed;
+    p->load_extra = released;
+}
+
+void rosa_plan_total(rosa_memory_plan *p) {
+    int64_t rest = p->activations + p->adapter + p->optimizer + p->kv_cache + p->scratch;
+    p->total = p->process + p->libraries + p->weights + (p->load_extra > rest ? p->load_extra : rest);
+}
+
+void rosa_plan_generate(const rosa_model_info *mi, rosa_dtype compute, int batch, int n_ctx, rosa_memory_plan *p) {
+    memset(p, 0, sizeof *p);
+    const rosa_config *c = &mi->cfg;
+    rosa_plan_weights(mi, compute, p);
+    p->process = rosa_rss_bytes();
+    p->libraries = rosa_plan_libraries(compute);
+    int64_t kv = (int64_t)c->num_kv_heads * c->head_dim, slots = (int64_t)batch * n_ctx;
+    p->kv_cache = slots * ((int64_t)c->num_layers * kv * 2 * 4 + 1 + 4);
+    /* The prefill of the whole prompt at once: forward.c's buffers for N
+     * rows, its attention scores, and the last rows' logits. */
+    int64_t N = slots, D = c->hidden_size, F = c->intermediate_size, Q = (int64_t)c->num_heads * c->head_dim;
+    int64_t T = n_ctx, threads = omp_get_max_threads();
+    p->scratch = 4 * (N * (3 * D + Q + 2 * kv + 2 * F + c->head_dim) + threads * 2 * T * T + (int64_t)batch * c->vocab_size);
+    if (compute == ROSA_DTYPE_BF16) p->scratch += N * (F > D ? F : D) * 2 + N * (F > Q ? F : Q) * 4;
+    rosa_plan_total(p);
+}
+
+int64_t rosa_rss_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    long long pages = 0, rss = 0;
+    int ok = f && fscanf(f, "%lld %lld", &pages, &rss) == 2;
+    if (f) fclose(f);
+    return ok ? rss * (int64_t)sysconf(_SC_PAGESIZE) : 0;
+}
+
+int64_t rosa_mem_available(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[256];
+    long long kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %lld kB", &kb) == 1) break;
+    if (f) fclose(f);
+    return (int64_t)kb * 1024;
+}

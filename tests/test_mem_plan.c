@@ -1,0 +1,126 @@
+/* test_mem_plan.c: `rosa info` from the headers alone, the memory plan
+ * against the measured peak of real `rosa train` processes, and the refusal
+ * above the limit before anything large is allocated (docs/memory.md). */
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/util.h"
+#include "io/json.h"
+#include "test.h"
+
+#define PY "/usr/bin/python3"
+
+/* Runs `sh -c "exec CMD"` (so the measured process is rosa itself), output
+ * to out_path; returns the exit status, the wall time and ru_maxrss (KiB). */
+static int run_measured(const char *cmd, const char *out_path, double *secs, long *maxrss_kb) {
+    char full[16384];
+    snprintf(full, sizeof full, "exec %s > '%s' 2>&1", cmd, out_path);
+    double t0 = rosa_now();
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", full, (char *)NULL);
+        _exit(127);
+    }
+    int status = -1;
+    struct rusage ru;
+    if (pid < 0 || wait4(pid, &status, 0, &ru) != pid) return -1;
+    *secs = rosa_now() - t0;
+    *maxrss_kb = ru.ru_maxrss;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* A copy of a model directory's config and tokenizer with a header-only
+ * model.safetensors: its header, no tensor data. */
+static void truncated_copy(const char *src, const char *dst) {
+    run_shellf(NULL, "mkdir -p '%s' && cp '%s'/config.json '%s'/tokenizer*.json '%s'/special_tokens_map.json '%s'/ && "
+               "chmod -R u+w '%s'", dst, src, src, src, dst, dst);
+    char in[4096], out[4096];
+    snprintf(in, sizeof in, "%s/model.safetensors", src);
+    snprintf(out, sizeof out, "%s/model.safetensors", dst);
+    FILE *f = fopen(in, "rb"), *g = fopen(out, "wb");
+    unsigned char len8[8];
+    if (f && g && fread(len8, 1, 8, f) == 8) {
+        uint64_t hlen = 0;
+        for (int i = 7; i >= 0; i--) hlen = hlen << 8 | len8[i];
+        char *h = malloc(hlen);
+        if (h && fread(h, 1, hlen, f) == hlen) fwrite(len8, 1, 8, g), fwrite(h, 1, hlen, g);
+        free(h);
+    }
+    if (f) fclose(f);
+    if (g) fclose(g);
+}
+
+/* A header-only checkpoint with the exact config of bench/configs or of a
+ * Hugging Face config written here, and the shipped model's tokenizer. */
+static const char *headers_only_model(const char *name, const char *config_json) {
+    const char *dir = test_tmp_path(name);
+    char cfg[4096];
+    snprintf(cfg, sizeof cfg, "%s.json", dir);
+    FILE *f = fopen(cfg, "w");
+    if (f) fputs(config_json, f), fclose(f);
+    if (run_shellf(NULL, PY " tools/make_random_model.py --config '%s' --out '%s' --headers-only --shards 2 "
+                   "--tokenizer '%s'", cfg, dir, shared_path("models/stories260K")) != 0)
+        return NULL;
+    return dir;
+}
+
+#define LLAMA_3_2_3B                                                                                         \
+    "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", \"hidden_size\": 3072, "           \
+    "\"intermediate_size\": 8192, \"num_hidden_layers\": 28, \"num_attention_heads\": 24, "                    \
+    "\"num_key_value_heads\": 8, \"head_dim\": 128, \"vocab_size\": 128256, \"max_position_embeddings\": 131072, " \
+    "\"rms_norm_eps\": 1e-05, \"rope_theta\": 500000.0, \"tie_word_embeddings\": true, \"rope_scaling\": "      \
+    "{\"factor\": 32.0, \"high_freq_factor\": 4.0, \"low_freq_factor\": 1.0, "                                  \
+    "\"original_max_position_embeddings\": 8192, \"rope_type\": \"llama3\"}, \"bos_token_id\": 1, "              \
+    "\"eos_token_id\": 2}"
+
+TEST(info_reads_the_headers_only) {
+    /* The shipped model without its tensor data: info still describes it,
+     * so it read no tensor. */
+    const char *dir = test_tmp_path("stories-headers");
+    truncated_copy(shared_path("models/stories260K"), dir);
+    char cmd[4096], *out = NULL;
+    snprintf(cmd, sizeof cmd, "%s info --model %s --json 2>/dev/null", rosa_bin(), dir);
+    REQUIRE(run_capture(cmd, 0, &out) == 0);
+    cJSON *j = cJSON_Parse(out);
+    REQUIRE(j);
+    CHECK_EQ_INT(cJSON_GetObjectItem(j, "parameters")->valuedouble, 260032);
+    /* every byte of tensor data is missing, and said so */
+    CHECK_EQ_INT(cJSON_GetObjectItem(j, "missing_bytes")->valuedouble, cJSON_GetObjectItem(j, "weight_bytes")->valuedouble);
+    CHECK(cJSON_GetObjectItem(j, "missing_bytes")->valuedouble > 1e6);
+    cJSON *plans = cJSON_GetObjectItem(j, "plans");
+    REQUIRE(plans);
+    CHECK(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(plans, "train"), "bf16"), "total_bytes")->valuedouble > 0);
+    CHECK(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(plans, "generate"), "fp32"), "kv_cache_bytes")->valuedouble > 0);
+    cJSON_Delete(j);
+    free(out);
+    /* ... and loading it for real is refused, naming the missing data */
+    snprintf(cmd, sizeof cmd, "%s generate --model %s -n 1", rosa_bin(), dir);
+    REQUIRE(run_capture(cmd, 1, &out) == 1);
+    CHECK_MSG(strstr(out, "past the end of the data"), "got: %s", out);
+    free(out);
+}
+
+TEST(info_on_a_3b_checkpoint_takes_milliseconds_and_megabytes) {
+    /* The exact config of Llama-3.2-3B, headers only (sharded: the index is
+     * followed): 6 GiB of BF16 data that is not there. */
+    const char *dir = headers_only_model("llama-3.2-3b", LLAMA_3_2_3B);
+    REQUIRE(dir);
+    char cmd[4096], log[4096];
+    snprintf(cmd, sizeof cmd, "%s info --model %s", rosa_bin(), dir);
+    snprintf(log, sizeof log, "%s.info", dir);
+    double secs;
+    long kb;
+    REQUIRE(run_measured(cmd, log, &secs, &kb) == 0);
+    CHECK_MSG(secs < 1.0, "rosa info took %.2f s", secs);
+    CHECK_MSG(kb < 32 * 1024, "rosa info peak RSS %ld KiB", kb);
+    size_t n;
+    char *out = rosa_read_file(log, &n);
+    REQUIRE(out);
+    CHECK_MSG(strstr(out, "parameters    3212749824"), "got: %s", out);
+    CHECK_MSG(strstr(out, "BF16, 5.98 GiB in 2 files") || strstr(out, "BF16, 6"), "got: %s", out);
+    CHECK_MSG(strstr(out, "train --dtype bf16"), "got: %s", out);
+    free(out);
+}
