@@ -124,3 +124,113 @@ TEST(info_on_a_3b_checkpoint_takes_milliseconds_and_megabytes) {
     CHECK_MSG(strstr(out, "train --dtype bf16"), "got: %s", out);
     free(out);
 }
+
+/* The peak of a "memory plan ... peak X MiB" line in a train log (MiB). */
+static double planned_peak_mib(const char *log) {
+    const char *p = strstr(log, "memory plan");
+    p = p ? strstr(p, ": peak ") : NULL;
+    return p ? atof(p + 7) : -1.0;
+}
+
+/* Runs one step of `rosa train ARGS` on dir and checks its plan against its
+ * measured peak RSS: within 15%. */
+static void check_plan(const char *dir, const char *args, const char *tag) {
+    const char *data = test_tmp_path("plan.jsonl");
+    write_toy_records(data, 8);
+    char cmd[8192], log[4096];
+    snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --output %s --max-steps 1 --batch-size 4 "
+             "--micro-batch-size 4 --warmup-steps 0 --log-format plain --overwrite %s", rosa_bin(), dir, data,
+             test_tmp_path("plan-out"), args);
+    snprintf(log, sizeof log, "%s.log", test_tmp_path(tag));
+    double secs;
+    long kb;
+    int rc = run_measured(cmd, log, &secs, &kb);
+    size_t n;
+    char *out = rosa_read_file(log, &n);
+    CHECK_MSG(rc == 0, "%s: exit %d: %s", tag, rc, out ? out : "");
+    double plan = out ? planned_peak_mib(out) : -1, peak = kb / 1024.0;
+    CHECK_MSG(plan > 0, "%s: no plan in: %s", tag, out ? out : "");
+    CHECK_MSG(fabs(plan - peak) <= 0.15 * peak, "%s: plan %.1f MiB, measured peak %.1f MiB (%+.0f%%)", tag, plan,
+              peak, 100.0 * (plan - peak) / peak);
+    if (getenv("ROSA_TEST_VERBOSE")) fprintf(stderr, "%s: plan %.1f MiB, peak %.1f MiB\n", tag, plan, peak);
+    free(out);
+}
+
+TEST(plan_is_within_15_percent_of_the_measured_peak) {
+    const char *stories = shared_path("models/stories260K");
+    check_plan(stories, "", "stories-fp32");
+    check_plan(stories, "--dtype bf16", "stories-bf16");
+    check_plan(stories, "--method rosa --recompute", "stories-rosa-recompute");
+    /* A BF16 checkpoint (widened in FP32, packed in BF16), untied, with
+     * q/k/v biases: random weights, 8 M parameters. */
+    const char *dir = test_tmp_path("qwen-small");
+    char cfg[4096];
+    snprintf(cfg, sizeof cfg, "%s.json", dir);
+    FILE *f = fopen(cfg, "w");
+    REQUIRE(f);
+    fputs("{\"architectures\": [\"Qwen2ForCausalLM\"], \"model_type\": \"qwen2\", \"hidden_size\": 256, "
+          "\"intermediate_size\": 704, \"num_hidden_layers\": 6, \"num_attention_heads\": 8, \"num_key_value_heads\": 2, "
+          "\"vocab_size\": 4096, \"max_position_embeddings\": 1024, \"rms_norm_eps\": 1e-06, \"rope_theta\": 10000.0, "
+          "\"tie_word_embeddings\": false, \"bos_token_id\": 1, \"eos_token_id\": 2}", f);
+    fclose(f);
+    REQUIRE(run_shellf(NULL, PY " tools/make_random_model.py --config '%s' --out '%s' --tokenizer '%s'", cfg, dir,
+                       stories) == 0);
+    check_plan(dir, "", "qwen-small-fp32");
+    check_plan(dir, "--dtype bf16", "qwen-small-bf16");
+}
+
+TEST(train_refuses_above_the_limit_before_loading) {
+    /* Header-only Llama-3.2-3B: loading it would fail on the missing data,
+     * so a refusal naming the plan proves the plan came first. */
+    const char *dir = headers_only_model("llama-3.2-3b-train", LLAMA_3_2_3B);
+    REQUIRE(dir);
+    const char *data = test_tmp_path("refuse.jsonl");
+    write_toy_records(data, 8);
+    char cmd[8192], log[4096];
+    snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --output %s --max-steps 1 --batch-size 4 "
+             "--micro-batch-size 4 --max-memory 12G --overwrite", rosa_bin(), dir, data, test_tmp_path("refuse-out"));
+    snprintf(log, sizeof log, "%s.log", dir);
+    double secs;
+    long kb;
+    int rc = run_measured(cmd, log, &secs, &kb);
+    size_t n;
+    char *out = rosa_read_file(log, &n);
+    REQUIRE(out);
+    CHECK_MSG(rc == 1, "exit %d: %s", rc, out);
+    CHECK_MSG(strstr(out, "more than --max-memory 12288.0 MiB (weights"), "got: %s", out);
+    CHECK_MSG(strstr(out, "memory plan (micro-batch 4"), "the plan was not printed: %s", out);
+    CHECK_MSG(!strstr(out, "past the end"), "the model was loaded before the plan: %s", out);
+    CHECK_MSG(secs < 3.0 && kb < 64 * 1024, "the refusal took %.2f s and %ld KiB", secs, kb);
+    free(out);
+    /* No --max-memory: the limit is what the machine has available, which a
+     * 70B-shaped model exceeds anywhere this runs. */
+    const char *big = headers_only_model("llama-70b-shape",
+        "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", \"hidden_size\": 8192, "
+        "\"intermediate_size\": 28672, \"num_hidden_layers\": 80, \"num_attention_heads\": 64, "
+        "\"num_key_value_heads\": 8, \"vocab_size\": 128256, \"max_position_embeddings\": 8192, "
+        "\"rms_norm_eps\": 1e-05, \"rope_theta\": 500000.0, \"tie_word_embeddings\": false, \"bos_token_id\": 1, "
+        "\"eos_token_id\": 2}");
+    REQUIRE(big);
+    snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --output %s --max-steps 1 --batch-size 4 "
+             "--micro-batch-size 4 --overwrite --quiet", rosa_bin(), big, data, test_tmp_path("refuse-out2"));
+    rc = run_measured(cmd, log, &secs, &kb);
+    out = rosa_read_file(log, &n);
+    REQUIRE(out);
+    CHECK_MSG(rc == 1 && strstr(out, "more than the memory available (MemAvailable"), "exit %d: %s", rc, out);
+    CHECK_MSG(secs < 3.0 && kb < 64 * 1024, "the refusal took %.2f s and %ld KiB", secs, kb);
+    free(out);
+}
+
+TEST(refusal_says_what_would_fit) {
+    /* The shipped model's plan is about 39 MiB at micro-batch 4 x the
+     * longest example; 30 MiB fits a smaller micro-batch or --recompute. */
+    const char *data = test_tmp_path("fit.jsonl");
+    write_toy_records(data, 8);
+    char cmd[8192], *out = NULL;
+    snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --output %s --max-steps 1 --batch-size 4 "
+             "--micro-batch-size 4 --cutoff-len 256 --max-memory 30M --overwrite --quiet", rosa_bin(),
+             shared_path("models/stories260K"), data, test_tmp_path("fit-out"));
+    CHECK(run_capture(cmd, 1, &out) == 1);
+    CHECK_MSG(out && strstr(out, "these would fit: ") && strstr(out, "--micro-batch-size "), "got: %s", out);
+    free(out);
+}

@@ -61,47 +61,39 @@ int rosa_plan_train(const rosa_model_info *mi, const rosa_train_options *o, cons
     return 0;
 }
 
+/* Appends "--flags (N MiB)" to buf when the plan of these settings fits. */
+static int try_fit(const rosa_model_info *mi, const rosa_adapter *a, const rosa_train_options *o, int Tmax, int micro,
+                   int T, int recompute, rosa_dtype compute, double limit, char *buf, size_t n) {
+    rosa_memory_plan q;
+    plan_with(mi, a, micro, T, recompute, compute, &q);
+    if ((double)q.total > limit) return 0;
+    size_t k = strlen(buf);
+    k += (size_t)snprintf(buf + k, n - k, "%s", k ? "; " : "");
+    if (micro != o->micro_batch_size) k += (size_t)snprintf(buf + k, n - k, "--micro-batch-size %d ", micro);
+    if (T != Tmax && k < n) k += (size_t)snprintf(buf + k, n - k, "--cutoff-len %d ", T);
+    if (recompute && !o->recompute && k < n) k += (size_t)snprintf(buf + k, n - k, "--recompute ");
+    if (compute != o->compute && k < n)
+        k += (size_t)snprintf(buf + k, n - k, "--dtype %s ", compute == ROSA_DTYPE_BF16 ? "bf16" : "fp32");
+    if (k < n) snprintf(buf + k, n - k, "(%.0f MiB)", q.total / 1048576.0);
+    return 1;
+}
+
 void rosa_plan_train_advice(const rosa_model_info *mi, const rosa_train_options *o, const rosa_adapter *a, int Tmax,
                             double limit, char *buf, size_t n) {
     rosa_adapter *own = a ? NULL : rosa_adapter_table(o->method, o->method_opts, &mi->cfg);
     const rosa_adapter *ad = a ? a : own;
     buf[0] = 0;
     if (!ad) return;
-    size_t k = 0;
-    int found = 0;
-    /* Each change alone, then each with --recompute: the first that fits of each kind. */
-    for (int rc = o->recompute; rc <= 1 && found < 3; rc++) {
-        const char *rflag = rc && !o->recompute ? " --recompute" : "";
-        rosa_memory_plan q;
-        if (rc != o->recompute) {
-            plan_with(mi, ad, o->micro_batch_size, Tmax, 1, o->compute, &q);
-            if ((double)q.total <= limit && k < n) {
-                k += (size_t)snprintf(buf + k, n - k, "%s--recompute (%.0f MiB)", found++ ? "; " : "", q.total / 1048576.0);
-                break;
-            }
-        }
-        for (int mb = o->micro_batch_size / 2; mb >= 1; mb /= 2) {
-            plan_with(mi, ad, mb, Tmax, rc, o->compute, &q);
-            if ((double)q.total <= limit && k < n) {
-                k += (size_t)snprintf(buf + k, n - k, "%s--micro-batch-size %d%s (%.0f MiB)", found++ ? "; " : "", mb,
-                                      rflag, q.total / 1048576.0);
-                break;
-            }
-        }
-        for (int t = Tmax / 2; t >= 32; t /= 2) {
-            plan_with(mi, ad, o->micro_batch_size, t, rc, o->compute, &q);
-            if ((double)q.total <= limit && k < n) {
-                k += (size_t)snprintf(buf + k, n - k, "%s--cutoff-len %d%s (%.0f MiB)", found++ ? "; " : "", t, rflag,
-                                      q.total / 1048576.0);
-                break;
-            }
-        }
-        rosa_dtype other = o->compute == ROSA_DTYPE_BF16 ? ROSA_DTYPE_F32 : ROSA_DTYPE_BF16;
-        plan_with(mi, ad, o->micro_batch_size, Tmax, rc, other, &q);
-        if ((double)q.total <= limit && k < n)
-            k += (size_t)snprintf(buf + k, n - k, "%s--dtype %s%s (%.0f MiB)", found++ ? "; " : "",
-                                  other == ROSA_DTYPE_BF16 ? "bf16" : "fp32", rflag, q.total / 1048576.0);
-        if (found) break;
+    rosa_dtype other = o->compute == ROSA_DTYPE_BF16 ? ROSA_DTYPE_F32 : ROSA_DTYPE_BF16;
+    /* Each change alone (the largest micro-batch and length that fit), then
+     * each with --recompute. */
+    if (!o->recompute) try_fit(mi, ad, o, Tmax, o->micro_batch_size, Tmax, 1, o->compute, limit, buf, n);
+    for (int rc = o->recompute; rc <= 1; rc++) {
+        for (int mb = o->micro_batch_size / 2; mb >= 1; mb /= 2)
+            if (try_fit(mi, ad, o, Tmax, mb, Tmax, rc, o->compute, limit, buf, n)) break;
+        for (int t = Tmax / 2; t >= 16; t /= 2)
+            if (try_fit(mi, ad, o, Tmax, o->micro_batch_size, t, rc, o->compute, limit, buf, n)) break;
+        try_fit(mi, ad, o, Tmax, o->micro_batch_size, Tmax, rc, other, limit, buf, n);
     }
     rosa_adapter_free(own);
 }
