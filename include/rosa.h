@@ -138,8 +138,8 @@ typedef struct rosa_model rosa_model;
 /* What a model directory holds, read from config.json and the safetensors
  * headers alone (no tensor data is read, so a checkpoint of any size takes
  * milliseconds): shapes are checked as rosa_model_load checks them.
- * Parameters and bytes count the tensors rosa uses (a stored lm_head of a
- * tied model is read and widened like the others, so it is counted). */
+ * Parameters count as rosa_model_num_params; stored_bytes counts every
+ * tensor the loader checks (a tied model's stored lm_head too, never read). */
 typedef struct {
     rosa_config cfg;          /* weight_dtype set from the first layer's q_proj */
     int64_t n_params;         /* as rosa_model_num_params: tied embeddings once */
@@ -147,9 +147,11 @@ typedef struct {
     int64_t head_params;      /* a stored lm_head.weight (0 when none) */
     int64_t embed_params;     /* model.embed_tokens.weight */
     int64_t stored_bytes;     /* the used tensors' bytes in the checkpoint */
-    int64_t stored_f32_bytes; /* of those, stored as F32 (used from the mapping) */
-    int64_t proj_stored_bytes, head_stored_bytes; /* the projections' and the lm_head's share */
-    int64_t largest_layer_params; /* the projections of one layer */
+    /* The matrices (projections, an untied lm_head) and the rest (embedding,
+     * norms, biases), by stored format: F32 or 16-bit (BF16/F16). */
+    int64_t matrix_f32_bytes, matrix_half_bytes, other_f32_bytes, other_half_bytes;
+    int64_t embed_half_bytes;     /* the embedding, when stored in 16 bits */
+    int64_t largest_matrix_params, largest_half_matrix_params;
     int n_files, n_tensors;
     int64_t data_missing;     /* bytes the headers place past the end of truncated files */
     int has_tokenizer;        /* tokenizer.json present (not read) */
@@ -186,7 +188,9 @@ int64_t rosa_mem_available(void);
 
 /* Loads a Hugging Face model directory: config.json, model.safetensors or
  * model.safetensors.index.json + shards, tokenizer.json when present.
- * F32 weights are memory-mapped and used in place; F16/BF16 are widened to F32. */
+ * Weights stay in the checkpoint's format, memory-mapped: F32 rows are used in place,
+ * BF16/F16 matrices are widened one at a time at each product (exact), norms,
+ * biases and the embedding are widened to F32 at load. */
 rosa_model *rosa_model_load(const char *dir);
 void rosa_model_free(rosa_model *m);
 const rosa_config *rosa_model_config(const rosa_model *m);

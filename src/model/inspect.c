@@ -12,8 +12,10 @@
 
 /* Checks a tensor as model.c's loader does (shape, dtype) and counts it;
  * returns its entry, NULL when absent (an error when required). */
-static const st_tensor *count(const st_set *s, rosa_model_info *mi, const char *dir, const char *name, int ndim,
-                              int64_t d0, int64_t d1, int required, int *err) {
+enum { OTHER, MATRIX, UNUSED };
+
+static const st_tensor *count(const st_set *s, rosa_model_info *mi, const char *dir, const char *name, int kind,
+                              int ndim, int64_t d0, int64_t d1, int required, int *err) {
     const st_tensor *t = st_set_find(s, name);
     if (!t) {
         if (required) *err = rosa_fail("%s: tensor \"%s\" is missing from the weights", dir, name);
@@ -31,9 +33,15 @@ static const st_tensor *count(const st_set *s, rosa_model_info *mi, const char *
                          st_dtype_name(t->dtype));
         return NULL;
     }
-    mi->n_params += st_numel(t);
-    mi->stored_bytes += (int64_t)t->nbytes;
-    if (t->dtype == ST_F32) mi->stored_f32_bytes += (int64_t)t->nbytes;
+    int64_t n = st_numel(t), bytes = (int64_t)t->nbytes;
+    mi->n_params += n;
+    mi->stored_bytes += bytes;
+    if (kind == UNUSED) return t;
+    int half = t->dtype != ST_F32;
+    *(kind == MATRIX ? half ? &mi->matrix_half_bytes : &mi->matrix_f32_bytes
+                     : half ? &mi->other_half_bytes : &mi->other_f32_bytes) += bytes;
+    if (kind == MATRIX && n > mi->largest_matrix_params) mi->largest_matrix_params = n;
+    if (kind == MATRIX && half && n > mi->largest_half_matrix_params) mi->largest_half_matrix_params = n;
     return t;
 }
 
@@ -43,31 +51,27 @@ static int inspect_layers(const st_set *s, rosa_model_info *mi, const char *dir)
     int err = 0;
     char base[192], name[256];
     for (int l = 0; l < c->num_layers && !err; l++) {
-        int64_t layer = 0;
         for (int i = 0; i < ad->n_norms && !err; i++) {
             snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, ad->norm_names[i]);
-            count(s, mi, dir, name, 1, c->hidden_size, 0, 1, &err);
+            count(s, mi, dir, name, OTHER, 1, c->hidden_size, 0, 1, &err);
         }
         for (int p = 0; p < N_PROJ && !err; p++) {
             int in, out;
             rosa_proj_shape(c, p, &in, &out);
             rosa_proj_tensor_name(base, sizeof base, l, p);
             snprintf(name, sizeof name, "%s.weight", base);
-            const st_tensor *t = count(s, mi, dir, name, 2, out, in, 1, &err);
+            const st_tensor *t = count(s, mi, dir, name, MATRIX, 2, out, in, 1, &err);
             if (!t) break;
             if (l == 0 && p == PROJ_Q)
                 mi->cfg.weight_dtype = t->dtype == ST_F16 ? ROSA_DTYPE_F16 : t->dtype == ST_BF16 ? ROSA_DTYPE_BF16
                                                                                                  : ROSA_DTYPE_F32;
             mi->proj_params += st_numel(t);
-            mi->proj_stored_bytes += (int64_t)t->nbytes;
-            layer += st_numel(t);
             snprintf(name, sizeof name, "%s.bias", base);
             int has_bias = rosa_proj_has_bias(c, p);
-            if (count(s, mi, dir, name, 1, out, 0, has_bias, &err) && !has_bias)
+            if (count(s, mi, dir, name, OTHER, 1, out, 0, has_bias, &err) && !has_bias)
                 err = rosa_fail("%s: weights have %s.bias but config.json asks for no %s bias", dir, base,
                                 p <= PROJ_O ? "attention" : "MLP");
         }
-        if (layer > mi->largest_layer_params) mi->largest_layer_params = layer;
     }
     return err ? -1 : 0;
 }
@@ -79,15 +83,17 @@ int rosa_model_inspect(const char *dir, rosa_model_info *mi) {
     const rosa_config *c = &mi->cfg;
     int64_t V = c->vocab_size, D = c->hidden_size;
     int err = 0;
-    const st_tensor *e = count(&s, mi, dir, "model.embed_tokens.weight", 2, V, D, 1, &err);
+    const st_tensor *e = count(&s, mi, dir, "model.embed_tokens.weight", OTHER, 2, V, D, 1, &err);
     if (e) mi->embed_params = V * D;
+    if (e && e->dtype != ST_F32) mi->embed_half_bytes = (int64_t)e->nbytes;
     if (!err) err = inspect_layers(&s, mi, dir);
-    if (!err) count(&s, mi, dir, "model.norm.weight", 1, D, 0, 1, &err);
-    const st_tensor *h = err ? NULL : count(&s, mi, dir, "lm_head.weight", 2, V, D, !c->tie_word_embeddings, &err);
+    if (!err) count(&s, mi, dir, "model.norm.weight", OTHER, 1, D, 0, 1, &err);
+    /* A tied model's stored lm_head is never read: the embedding serves. */
+    int tied = c->tie_word_embeddings;
+    const st_tensor *h = err ? NULL : count(&s, mi, dir, "lm_head.weight", tied ? UNUSED : MATRIX, 2, V, D, !tied, &err);
     if (h) {
         mi->head_params = V * D;
-        mi->head_stored_bytes = (int64_t)h->nbytes;
-        if (c->tie_word_embeddings) mi->n_params -= V * D; /* counted once, as the loader does */
+        if (tied) mi->n_params -= V * D; /* counted once, as the loader does */
     }
     mi->n_files = s.n_files;
     mi->n_tensors = s.n_tensors;

@@ -17,22 +17,26 @@
 int64_t rosa_plan_libraries(rosa_dtype compute) { return compute == ROSA_DTYPE_BF16 ? 14LL << 20 : 9LL << 20; }
 
 void rosa_plan_weights(const rosa_model_info *mi, rosa_dtype compute, rosa_memory_plan *p) {
-    /* F32 tensors are used from the mapping: their pages, once read, count.
-     * F16/BF16 tensors are widened into F32 copies; their mapped pages, read
-     * once, stay resident as well. */
-    int64_t widened = 2 * (mi->stored_bytes - mi->stored_f32_bytes), fp32 = mi->stored_bytes + widened;
-    p->weights = fp32;
-    p->load_extra = 0;
-    if (compute != ROSA_DTYPE_BF16) return;
+    /* The embedding, norms and biases: F32 used from the mapping (its pages
+     * count once read), 16-bit widened to F32 copies at load (the mapped
+     * pages released). */
+    int64_t other = mi->other_f32_bytes + 2 * mi->other_half_bytes;
+    if (compute != ROSA_DTYPE_BF16) {
+        /* Matrices from the mapping, whatever their format; 16-bit ones are
+         * widened at each product into one buffer of the largest. */
+        p->weights = other + mi->matrix_f32_bytes + mi->matrix_half_bytes + 4 * mi->largest_half_matrix_params;
+        p->load_extra = mi->embed_half_bytes; /* the embedding's mapped pages while it is widened */
+        return;
+    }
     /* --dtype bf16 packs every projection and the LM head twice (forward and
-     * backward layouts, 2 bytes an element), then releases the projections'
-     * F32 rows and an untied LM head's: held until the packing ends. */
+     * backward layouts, 2 bytes an element), one matrix at a time, releasing
+     * its rows at once: while packing, one matrix's rows and the widening
+     * buffer are held besides. */
     const rosa_config *c = &mi->cfg;
     int64_t VD = (int64_t)c->vocab_size * c->hidden_size;
-    int64_t packed = 2 * 2 * (mi->proj_params + VD);
-    int64_t released = 4 * mi->proj_params + (c->tie_word_embeddings ? 0 : 4 * mi->head_params);
-    p->weights = fp32 - released + packed;
-    p->load_extra = released;
+    p->weights = other + 2 * 2 * (mi->proj_params + VD);
+    p->load_extra = 4 * mi->largest_half_matrix_params + 4 * mi->largest_matrix_params;
+    if (p->load_extra < mi->embed_half_bytes) p->load_extra = mi->embed_half_bytes;
 }
 
 void rosa_plan_total(rosa_memory_plan *p) {
