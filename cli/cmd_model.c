@@ -63,6 +63,37 @@ static int prompt_ids(const rosa_model *m, const char *prompt, const char *ids_t
     return 0;
 }
 
+/* The memory plan of a generation, from the headers, before the model is
+ * loaded: refused above the memory available.  The prompt's tokens are
+ * bounded by its bytes (plus BOS and EOS) or counted from --prompt-ids. */
+static int check_generate_plan(const char *model_dir, rosa_dtype compute, const char *ids_text, const char *prompt,
+                               int max_new) {
+    rosa_model_info mi;
+    if (rosa_model_inspect(model_dir, &mi) < 0) return die_msg("%s", rosa_last_error()), -1;
+    int n_prompt = 2 + (int)strlen(prompt);
+    if (ids_text) {
+        n_prompt = 1;
+        for (const char *c = ids_text; *c; c++) n_prompt += *c == ',';
+    }
+    rosa_memory_plan p;
+    rosa_plan_generate(&mi, compute, 1, n_prompt, n_prompt + max_new, &p);
+    int64_t avail = rosa_mem_available();
+    if (avail <= 0 || p.total <= avail) return 0;
+    rosa_memory_plan q; /* what would fit: the other dtype, or a shorter generation */
+    rosa_dtype other = compute == ROSA_DTYPE_BF16 ? ROSA_DTYPE_F32 : ROSA_DTYPE_BF16;
+    rosa_plan_generate(&mi, other, 1, n_prompt, n_prompt + max_new, &q);
+    char fit[96] = "";
+    if (q.total <= avail) snprintf(fit, sizeof fit, "; --dtype %s fits (%.1f MiB)", other == ROSA_DTYPE_BF16 ? "bf16" : "fp32",
+                                   q.total / 1048576.0);
+    rosa_plan_generate(&mi, compute, 1, n_prompt, n_prompt + 1, &q);
+    if (!fit[0] && q.total <= avail) snprintf(fit, sizeof fit, "; fewer --max-new-tokens would fit");
+    die_msg("generation needs about %.1f MiB (weights %.1f MiB, KV cache of %d positions %.1f MiB, scratch %.1f MiB), "
+            "more than the memory available (MemAvailable %.1f MiB)%s", p.total / 1048576.0, p.weights / 1048576.0,
+            n_prompt + max_new, p.kv_cache / 1048576.0, p.scratch / 1048576.0, avail / 1048576.0,
+            fit[0] ? fit : "; nothing fits: a smaller model, or a machine with more memory");
+    return -1;
+}
+
 int cmd_generate(int argc, char **argv) {
     const char *model_dir = NULL, *prompt = "", *ids_text = NULL, *adapter_dir = NULL, *dtype = "fp32";
     rosa_gen_params gp;
@@ -102,6 +133,7 @@ int cmd_generate(int argc, char **argv) {
     rosa_dtype compute;
     if (parse_dtype(dtype, &compute) < 0) return 2;
     rosa_set_threads(threads);
+    if (check_generate_plan(model_dir, compute, ids_text, prompt, gp.max_new_tokens) < 0) return 1;
 
     rosa_model *m = rosa_model_load(model_dir);
     if (!m) return die_msg("%s", rosa_last_error()), 1;
@@ -190,7 +222,7 @@ static int info_plans(const rosa_model_info *mi, rosa_memory_plan train[2], rosa
     for (int k = 0; k < 2; k++) {
         o.compute = k ? ROSA_DTYPE_BF16 : ROSA_DTYPE_F32;
         if (rosa_plan_train(mi, &o, NULL, INFO_TRAIN_LEN, &train[k]) < 0) return -1;
-        rosa_plan_generate(mi, o.compute, 1, INFO_GEN_CTX, &gen[k]);
+        rosa_plan_generate(mi, o.compute, 1, INFO_GEN_CTX, INFO_GEN_CTX, &gen[k]);
     }
     return 0;
 }

@@ -176,14 +176,16 @@ typedef struct {
  * loader stores them; sets weights and load_extra only. */
 void rosa_plan_weights(const rosa_model_info *mi, rosa_dtype compute, rosa_memory_plan *p);
 /* rosa generate (or eval) of `batch` sequences of n_ctx positions (prompt +
- * new tokens); process is this process's resident memory now. */
-void rosa_plan_generate(const rosa_model_info *mi, rosa_dtype compute, int batch, int n_ctx, rosa_memory_plan *p);
+ * new tokens) whose prompts of n_prompt positions are run at once; process
+ * is this process's resident memory now. */
+void rosa_plan_generate(const rosa_model_info *mi, rosa_dtype compute, int batch, int n_prompt, int n_ctx,
+                        rosa_memory_plan *p);
 /* Sets p->total from the parts. */
 void rosa_plan_total(rosa_memory_plan *p);
 /* This process's resident memory now (/proc/self/statm), 0 when unknown. */
 int64_t rosa_rss_bytes(void);
 /* The memory the kernel could give without swapping (/proc/meminfo
- * MemAvailable), 0 when unknown. */
+ * MemAvailable, or less when a cgroup v2 memory.max binds), 0 when unknown. */
 int64_t rosa_mem_available(void);
 
 /* Loads a Hugging Face model directory: config.json, model.safetensors or

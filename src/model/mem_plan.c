@@ -44,7 +44,8 @@ void rosa_plan_total(rosa_memory_plan *p) {
     p->total = p->process + p->libraries + p->weights + (p->load_extra > rest ? p->load_extra : rest);
 }
 
-void rosa_plan_generate(const rosa_model_info *mi, rosa_dtype compute, int batch, int n_ctx, rosa_memory_plan *p) {
+void rosa_plan_generate(const rosa_model_info *mi, rosa_dtype compute, int batch, int n_prompt, int n_ctx,
+                        rosa_memory_plan *p) {
     memset(p, 0, sizeof *p);
     const rosa_config *c = &mi->cfg;
     rosa_plan_weights(mi, compute, p);
@@ -54,8 +55,8 @@ void rosa_plan_generate(const rosa_model_info *mi, rosa_dtype compute, int batch
     p->kv_cache = slots * ((int64_t)c->num_layers * kv * 2 * 4 + 1 + 4);
     /* The prefill of the whole prompt at once: forward.c's buffers for N
      * rows, its attention scores, and the last rows' logits. */
-    int64_t N = slots, D = c->hidden_size, F = c->intermediate_size, Q = (int64_t)c->num_heads * c->head_dim;
-    int64_t T = n_ctx, threads = omp_get_max_threads();
+    int64_t T = n_prompt < n_ctx ? n_prompt : n_ctx, N = (int64_t)batch * T, threads = omp_get_max_threads();
+    int64_t D = c->hidden_size, F = c->intermediate_size, Q = (int64_t)c->num_heads * c->head_dim;
     p->scratch = 4 * (N * (3 * D + Q + 2 * kv + 2 * F + c->head_dim) + threads * 2 * T * T + (int64_t)batch * c->vocab_size);
     if (compute == ROSA_DTYPE_BF16) p->scratch += N * (F > D ? F : D) * 2 + N * (F > Q ? F : Q) * 4;
     rosa_plan_total(p);
@@ -69,6 +70,15 @@ int64_t rosa_rss_bytes(void) {
     return ok ? rss * (int64_t)sysconf(_SC_PAGESIZE) : 0;
 }
 
+/* The first number of a one-line file, or -1 (absent, or "max"). */
+static long long read_number(const char *path) {
+    FILE *f = fopen(path, "r");
+    long long v = -1;
+    if (f && fscanf(f, "%lld", &v) != 1) v = -1;
+    if (f) fclose(f);
+    return v;
+}
+
 int64_t rosa_mem_available(void) {
     FILE *f = fopen("/proc/meminfo", "r");
     char line[256];
@@ -76,5 +86,9 @@ int64_t rosa_mem_available(void) {
     while (f && fgets(line, sizeof line, f))
         if (sscanf(line, "MemAvailable: %lld kB", &kb) == 1) break;
     if (f) fclose(f);
-    return (int64_t)kb * 1024;
+    int64_t avail = (int64_t)kb * 1024;
+    /* In a container, its cgroup's limit (v2) binds first. */
+    long long max = read_number("/sys/fs/cgroup/memory.max"), cur = read_number("/sys/fs/cgroup/memory.current");
+    if (max > 0 && cur >= 0 && max - cur < avail) avail = max > cur ? max - cur : 0;
+    return avail;
 }
