@@ -72,8 +72,19 @@ static double step_of(rosa_model *m, float **grads, size_t *n_floats) {
     return loss;
 }
 
-static void check_same(const char *name, rosa_dtype compute) {
-    rosa_model *lazy = rosa_model_load(testdata_path(name)), *old = rosa_model_load(testdata_path(name));
+/* Decoding one token at a time (the tiled product of weight.c): logits of
+ * every step. */
+static void decode_logits(rosa_model *m, float *out, int n) {
+    rosa_kv_cache *kv = rosa_kv_cache_new(m, 1, n);
+    for (int i = 0; kv && i < n; i++) {
+        int32_t id = 3 + (i * 29) % (m->cfg.vocab_size - 3);
+        CHECK(rosa_forward(m, kv, 1, &id, NULL, out + (size_t)i * m->cfg.vocab_size, 1) == 0);
+    }
+    rosa_kv_cache_free(kv);
+}
+
+static void check_same_dir(const char *dir, const char *name, rosa_dtype compute) {
+    rosa_model *lazy = rosa_model_load(dir), *old = rosa_model_load(dir);
     REQUIRE(lazy && old);
     /* The matrices are the mapped 16-bit rows, not copies. */
     CHECK(lazy->layers[0].proj[PROJ_Q].half && !lazy->layers[0].proj[PROJ_Q].f32);
@@ -85,6 +96,10 @@ static void check_same(const char *name, rosa_dtype compute) {
     logits_of(lazy, a, n);
     logits_of(old, b, n);
     CHECK_MSG(memcmp(a, b, sizeof(float) * (size_t)n * V) == 0, "%s: logits differ between the two paths", name);
+    decode_logits(lazy, a, n);
+    decode_logits(old, b, n);
+    CHECK_MSG(memcmp(a, b, sizeof(float) * (size_t)n * V) == 0, "%s: decoding logits differ between the two paths",
+              name);
     float *ga = NULL, *gb = NULL;
     size_t na = 0, nb = 0;
     double la = step_of(lazy, &ga, &na), lb = step_of(old, &gb, &nb);
@@ -98,7 +113,25 @@ static void check_same(const char *name, rosa_dtype compute) {
     rosa_model_free(old);
 }
 
+static void check_same(const char *name, rosa_dtype compute) { check_same_dir(testdata_path(name), name, compute); }
+
 TEST(weights_bf16_mapped_match_widened_at_load_bit_for_bit) { check_same("bf16", ROSA_DTYPE_F32); }
+TEST(weights_bf16_mapped_match_bit_for_bit_on_many_tiles) {
+    /* Matrices of up to 704 x 256 and an untied 4096 x 256 LM head: many
+     * tiles of weight.c's decoding product.  Random weights. */
+    const char *dir = test_tmp_path("tiles-bf16");
+    char cfg[4096];
+    snprintf(cfg, sizeof cfg, "%s.json", dir);
+    FILE *f = fopen(cfg, "w");
+    REQUIRE(f);
+    fputs("{\"architectures\": [\"Qwen2ForCausalLM\"], \"model_type\": \"qwen2\", \"hidden_size\": 256, "
+          "\"intermediate_size\": 704, \"num_hidden_layers\": 2, \"num_attention_heads\": 8, \"num_key_value_heads\": 2, "
+          "\"vocab_size\": 4096, \"max_position_embeddings\": 1024, \"rms_norm_eps\": 1e-06, \"rope_theta\": 10000.0, "
+          "\"tie_word_embeddings\": false}", f);
+    fclose(f);
+    REQUIRE(run_shellf(NULL, "/usr/bin/python3 tools/make_random_model.py --config '%s' --out '%s'", cfg, dir) == 0);
+    check_same_dir(dir, "tiles-bf16", ROSA_DTYPE_F32);
+}
 TEST(weights_f16_mapped_match_widened_at_load_bit_for_bit) { check_same("f16", ROSA_DTYPE_F32); }
 TEST(weights_bf16_packed_from_the_mapping_match_bit_for_bit) {
     if (!rosa_bf16_supported()) return test_skip("no BF16 matrix product on this CPU");

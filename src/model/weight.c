@@ -8,6 +8,7 @@
 #include <immintrin.h>
 #endif
 
+#include "model/gemm.h"
 #include "model/ops.h"
 #include "core/util.h"
 
@@ -60,7 +61,33 @@ static const float *rows(const rosa_weight *w) {
     return scratch;
 }
 
+/* Decoding (a few rows) from 16-bit rows: the product runs tile by tile of
+ * output rows, each widened into a thread's small buffer that stays in cache,
+ * instead of the whole matrix widened to memory and read back. */
+#define TILE_FLOATS (1 << 14)
+#define TILE_MAX_ROWS 8
+
+static _Thread_local float tile[TILE_FLOATS];
+
+static void forward_tiled(const rosa_weight *w, float *y, const float *x, int N, int accumulate) {
+    int rows = TILE_FLOATS / w->in < 1 ? 1 : TILE_FLOATS / w->in, tiles = (w->out + rows - 1) / rows;
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < tiles; t++) {
+        int o0 = t * rows, n = w->out - o0 < rows ? w->out - o0 : rows;
+        rosa_weight part = {.half = w->half + (size_t)o0 * w->in, .half_f16 = w->half_f16, .out = n, .in = w->in};
+        widen(&part, tile);
+        rosa_gemm('N', 'T', N, n, w->in, 1.0f, x, w->in, tile, w->in, accumulate ? 1.0f : 0.0f, y + o0, w->out);
+    }
+}
+
 int rosa_weight_forward(const rosa_weight *w, float *y, const float *x, const float *b, int N, int accumulate) {
+    if (!w->bf16 && !w->f32 && w->half && N <= TILE_MAX_ROWS && w->in <= TILE_FLOATS) {
+        forward_tiled(w, y, x, N, accumulate);
+        if (b)
+            for (int n = 0; n < N; n++)
+                for (int o = 0; o < w->out; o++) y[(int64_t)n * w->out + o] += b[o];
+        return 0;
+    }
     if (!w->bf16) {
         const float *W = rows(w);
         if (!W) return -1;
