@@ -67,22 +67,27 @@ static const float *rows(const rosa_weight *w) {
 #define TILE_FLOATS (1 << 14)
 #define TILE_MAX_ROWS 8
 
-static _Thread_local float tile[TILE_FLOATS];
+static _Thread_local float *tile; /* kept for the thread's life: 64 KiB */
 
-static void forward_tiled(const rosa_weight *w, float *y, const float *x, int N, int accumulate) {
-    int rows = TILE_FLOATS / w->in < 1 ? 1 : TILE_FLOATS / w->in, tiles = (w->out + rows - 1) / rows;
-#pragma omp parallel for schedule(static)
+static int forward_tiled(const rosa_weight *w, float *y, const float *x, int N, int accumulate) {
+    int rows = TILE_FLOATS / w->in < 1 ? 1 : TILE_FLOATS / w->in, tiles = (w->out + rows - 1) / rows, failed = 0;
+#pragma omp parallel for schedule(static) reduction(| : failed)
     for (int t = 0; t < tiles; t++) {
+        if (!tile && !(tile = malloc(sizeof(float) * TILE_FLOATS))) {
+            failed = 1;
+            continue;
+        }
         int o0 = t * rows, n = w->out - o0 < rows ? w->out - o0 : rows;
         rosa_weight part = {.half = w->half + (size_t)o0 * w->in, .half_f16 = w->half_f16, .out = n, .in = w->in};
         widen(&part, tile);
         rosa_gemm('N', 'T', N, n, w->in, 1.0f, x, w->in, tile, w->in, accumulate ? 1.0f : 0.0f, y + o0, w->out);
     }
+    return failed ? rosa_fail("out of memory for a weight tile") : 0;
 }
 
 int rosa_weight_forward(const rosa_weight *w, float *y, const float *x, const float *b, int N, int accumulate) {
     if (!w->bf16 && !w->f32 && w->half && N <= TILE_MAX_ROWS && w->in <= TILE_FLOATS) {
-        forward_tiled(w, y, x, N, accumulate);
+        if (forward_tiled(w, y, x, N, accumulate) < 0) return -1;
         if (b)
             for (int n = 0; n < N; n++)
                 for (int o = 0; o < w->out; o++) y[(int64_t)n * w->out + o] += b[o];
