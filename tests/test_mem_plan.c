@@ -106,6 +106,20 @@ TEST(info_reads_the_headers_only) {
     free(out);
 }
 
+TEST(info_checks_shapes_as_the_loader_does) {
+    /* A config that disagrees with the headers: info names the tensor, as
+     * loading would. */
+    const char *dir = test_tmp_path("stories-wrong-vocab");
+    truncated_copy(shared_path("models/stories260K"), dir);
+    REQUIRE(run_shellf(NULL, "sed -i 's/\"vocab_size\": 512/\"vocab_size\": 1024/' '%s/config.json'", dir) == 0);
+    char cmd[4096], *out = NULL;
+    snprintf(cmd, sizeof cmd, "%s info --model %s", rosa_bin(), dir);
+    CHECK(run_capture(cmd, 1, &out) == 1);
+    CHECK_MSG(out && strstr(out, "tensor \"model.embed_tokens.weight\" has shape [512, 64] but config.json implies "
+                                 "[1024, 64]"), "got: %s", out);
+    free(out);
+}
+
 TEST(info_on_a_3b_checkpoint_takes_milliseconds_and_megabytes) {
     /* The exact config of Llama-3.2-3B, headers only (sharded: the index is
      * followed): 6 GiB of BF16 data that is not there. */

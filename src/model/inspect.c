@@ -10,9 +10,20 @@
 #include "core/util.h"
 #include "rosa.h"
 
+/* What a tensor is to the plan: a matrix (a projection, an untied lm_head),
+ * the rest (embedding, norms, biases), or never read (a tied lm_head). */
+enum { OTHER, MATRIX, UNUSED };
+
+/* "[a, b]" */
+static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
+    size_t k = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < ndim && k < n; i++)
+        k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (k < n) snprintf(buf + k, n - k, "]");
+}
+
 /* Checks a tensor as model.c's loader does (shape, dtype) and counts it;
  * returns its entry, NULL when absent (an error when required). */
-enum { OTHER, MATRIX, UNUSED };
 
 static const st_tensor *count(const st_set *s, rosa_model_info *mi, const char *dir, const char *name, int kind,
                               int ndim, int64_t d0, int64_t d1, int required, int *err) {
@@ -23,9 +34,11 @@ static const st_tensor *count(const st_set *s, rosa_model_info *mi, const char *
     }
     int ok = t->ndim == ndim && t->shape[0] == d0 && (ndim == 1 || t->shape[1] == d1);
     if (!ok) {
-        *err = rosa_fail("%s: tensor \"%s\" has %d dimensions [%lld, ...] but config.json implies [%lld%s%.0lld]",
-                         s->paths[t->file], name, t->ndim, (long long)(t->ndim ? t->shape[0] : 0), (long long)d0,
-                         ndim == 2 ? ", " : "", (long long)(ndim == 2 ? d1 : 0));
+        int64_t want[2] = {d0, d1};
+        char got[96], exp[96];
+        shape_str(got, sizeof got, t->ndim, t->shape);
+        shape_str(exp, sizeof exp, ndim, want);
+        *err = rosa_fail("%s: tensor \"%s\" has shape %s but config.json implies %s", s->paths[t->file], name, got, exp);
         return NULL;
     }
     if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16) {

@@ -67,14 +67,15 @@ static int try_fit(const rosa_model_info *mi, const rosa_adapter *a, const rosa_
     rosa_memory_plan q;
     plan_with(mi, a, micro, T, recompute, compute, &q);
     if ((double)q.total > limit) return 0;
+    char flags[160] = "";
+    size_t f = 0;
+    if (micro != o->micro_batch_size) f += (size_t)snprintf(flags + f, sizeof flags - f, "--micro-batch-size %d ", micro);
+    if (T != Tmax) f += (size_t)snprintf(flags + f, sizeof flags - f, "--cutoff-len %d ", T);
+    if (recompute && !o->recompute) f += (size_t)snprintf(flags + f, sizeof flags - f, "--recompute ");
+    if (compute != o->compute)
+        snprintf(flags + f, sizeof flags - f, "--dtype %s ", compute == ROSA_DTYPE_BF16 ? "bf16" : "fp32");
     size_t k = strlen(buf);
-    k += (size_t)snprintf(buf + k, n - k, "%s", k ? "; " : "");
-    if (micro != o->micro_batch_size) k += (size_t)snprintf(buf + k, n - k, "--micro-batch-size %d ", micro);
-    if (T != Tmax && k < n) k += (size_t)snprintf(buf + k, n - k, "--cutoff-len %d ", T);
-    if (recompute && !o->recompute && k < n) k += (size_t)snprintf(buf + k, n - k, "--recompute ");
-    if (compute != o->compute && k < n)
-        k += (size_t)snprintf(buf + k, n - k, "--dtype %s ", compute == ROSA_DTYPE_BF16 ? "bf16" : "fp32");
-    if (k < n) snprintf(buf + k, n - k, "(%.0f MiB)", q.total / 1048576.0);
+    snprintf(buf + k, n - k, "%s%s(%.0f MiB)", k ? "; " : "", flags, q.total / 1048576.0);
     return 1;
 }
 
