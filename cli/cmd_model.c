@@ -148,7 +148,7 @@ int cmd_generate(int argc, char **argv) {
             return 1;
         }
     }
-    if (rosa_model_set_compute(m, compute) < 0) { /* after the adapter: merged weights get packed */
+    if (rosa_model_set_compute_inference(m, compute) < 0) { /* after the adapter: merged weights get packed */
         die_msg("%s", rosa_last_error());
         rosa_model_free(m);
         rosa_adapter_free(a);

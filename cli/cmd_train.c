@@ -388,7 +388,7 @@ int cmd_loss(int argc, char **argv) {
     int32_t *idx = NULL;
     double *per = NULL;
     rosa_model *m = rosa_model_load(model_dir);
-    if (!m || rosa_model_set_compute(m, compute) < 0) goto fail;
+    if (!m || rosa_model_set_compute_inference(m, compute) < 0) goto fail;
     if (!rosa_model_tokenizer(m)) {
         rosa_fail("%s: the model directory has no tokenizer.json", model_dir);
         goto fail;

@@ -173,8 +173,9 @@ typedef struct {
     int64_t total;       /* the peak: process + libraries + weights + the larger of load_extra and the rest */
 } rosa_memory_plan;
 /* The frozen weights of a model in compute dtype (F32 or BF16), as the
- * loader stores them; sets weights and load_extra only. */
-void rosa_plan_weights(const rosa_model_info *mi, rosa_dtype compute, rosa_memory_plan *p);
+ * loader stores them (forward_only: rosa_model_set_compute_inference); sets
+ * weights and load_extra only. */
+void rosa_plan_weights(const rosa_model_info *mi, rosa_dtype compute, int forward_only, rosa_memory_plan *p);
 /* rosa generate (or eval) of `batch` sequences of n_ctx positions (prompt +
  * new tokens) whose prompts of n_prompt positions are run at once; process
  * is this process's resident memory now. */
@@ -208,6 +209,9 @@ int64_t rosa_model_weight_bytes(const rosa_model *m);
  * back to FP32 afterwards: merge adapters before switching.  Returns -1
  * when the CPU or oneDNN cannot do BF16. */
 int rosa_model_set_compute(rosa_model *m, rosa_dtype dtype);
+/* The same for a model that is only run forward (generate, eval, loss):
+ * BF16 packs the forward layout only, half the memory of the packed copies. */
+int rosa_model_set_compute_inference(rosa_model *m, rosa_dtype dtype);
 
 /* A KV cache for `batch` sequences of up to `capacity` slots each.  A slot is
  * one input position of a forward call, real or padding. */

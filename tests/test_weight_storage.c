@@ -137,3 +137,28 @@ TEST(weights_bf16_packed_from_the_mapping_match_bit_for_bit) {
     if (!rosa_bf16_supported()) return test_skip("no BF16 matrix product on this CPU");
     check_same("bf16", ROSA_DTYPE_BF16);
 }
+
+TEST(weights_packed_for_inference_hold_one_layout) {
+    /* rosa_model_set_compute_inference packs the forward layout alone: the
+     * same logits as the training packing, half its bytes, and no way to
+     * train on it. */
+    if (!rosa_bf16_supported()) return test_skip("no BF16 matrix product on this CPU");
+    rosa_model *inf = rosa_model_load(testdata_path("bf16")), *tr = rosa_model_load(testdata_path("bf16"));
+    REQUIRE(inf && tr);
+    int64_t before = rosa_model_weight_bytes(inf);
+    REQUIRE(rosa_model_set_compute_inference(inf, ROSA_DTYPE_BF16) == 0 && rosa_model_set_compute(tr, ROSA_DTYPE_BF16) == 0);
+    CHECK(rosa_bf16_weight_bytes(inf->layers[0].proj[PROJ_Q].bf16) * 2 == rosa_bf16_weight_bytes(tr->layers[0].proj[PROJ_Q].bf16));
+    CHECK(rosa_model_weight_bytes(inf) < rosa_model_weight_bytes(tr) && before > 0);
+    int n = 12, V = inf->cfg.vocab_size;
+    float *a = malloc(sizeof(float) * (size_t)n * V), *b = malloc(sizeof(float) * (size_t)n * V);
+    logits_of(inf, a, n);
+    logits_of(tr, b, n);
+    CHECK(memcmp(a, b, sizeof(float) * (size_t)n * V) == 0);
+    CHECK(rosa_model_set_compute_inference(inf, ROSA_DTYPE_BF16) == 0);
+    CHECK(rosa_model_set_compute(inf, ROSA_DTYPE_BF16) < 0 && strstr(rosa_last_error(), "inference only"));
+    CHECK(rosa_model_set_compute_inference(tr, ROSA_DTYPE_BF16) == 0); /* the training packing serves inference */
+    free(a);
+    free(b);
+    rosa_model_free(inf);
+    rosa_model_free(tr);
+}

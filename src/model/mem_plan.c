@@ -16,7 +16,7 @@
  * BF16, whatever the thread count (docs/memory.md). */
 int64_t rosa_plan_libraries(rosa_dtype compute) { return compute == ROSA_DTYPE_BF16 ? 14LL << 20 : 9LL << 20; }
 
-void rosa_plan_weights(const rosa_model_info *mi, rosa_dtype compute, rosa_memory_plan *p) {
+void rosa_plan_weights(const rosa_model_info *mi, rosa_dtype compute, int forward_only, rosa_memory_plan *p) {
     /* The embedding, norms and biases: F32 used from the mapping (its pages
      * count once read), 16-bit widened to F32 copies at load (the mapped
      * pages released). */
@@ -29,12 +29,12 @@ void rosa_plan_weights(const rosa_model_info *mi, rosa_dtype compute, rosa_memor
         return;
     }
     /* --dtype bf16 packs every projection and the LM head twice (forward and
-     * backward layouts, 2 bytes an element), one matrix at a time, releasing
-     * its rows at once: while packing, one matrix's rows and the widening
-     * buffer are held besides. */
+     * backward layouts, 2 bytes an element; once for inference), one matrix
+     * at a time, releasing its rows at once: while packing, one matrix's rows
+     * and the widening buffer are held besides. */
     const rosa_config *c = &mi->cfg;
     int64_t VD = (int64_t)c->vocab_size * c->hidden_size;
-    p->weights = other + 2 * 2 * (mi->proj_params + VD);
+    p->weights = other + (forward_only ? 2 : 4) * (mi->proj_params + VD);
     p->load_extra = 4 * mi->largest_half_matrix_params + 4 * mi->largest_matrix_params;
     if (p->load_extra < mi->embed_half_bytes) p->load_extra = mi->embed_half_bytes;
 }
@@ -48,7 +48,7 @@ void rosa_plan_generate(const rosa_model_info *mi, rosa_dtype compute, int batch
                         rosa_memory_plan *p) {
     memset(p, 0, sizeof *p);
     const rosa_config *c = &mi->cfg;
-    rosa_plan_weights(mi, compute, p);
+    rosa_plan_weights(mi, compute, 1, p);
     p->process = rosa_rss_bytes();
     p->libraries = rosa_plan_libraries(compute);
     int64_t kv = (int64_t)c->num_kv_heads * c->head_dim, slots = (int64_t)batch * n_ctx;

@@ -355,7 +355,7 @@ static void drop_packed(rosa_model *m) {
  * become NULL so that nothing can read released pages.  The embedding's rows
  * (a tied LM head's) stay: token lookup reads them. */
 static int pack_and_release(rosa_model *m, rosa_weight *w, int64_t *released) {
-    if (rosa_weight_pack_bf16(w) < 0) return -1;
+    if (rosa_weight_pack_bf16(w, !m->forward_only) < 0) return -1;
     m->fp32_released = 1;
     size_t n = (size_t)w->out * (size_t)w->in;
     if (w->f32 && w->f32 != m->embed) {
@@ -371,17 +371,22 @@ static int pack_and_release(rosa_model *m, rosa_weight *w, int64_t *released) {
     return 0;
 }
 
-int rosa_model_set_compute(rosa_model *m, rosa_dtype dtype) {
+/* backward 0: packed for inference only (the forward layout). */
+static int set_compute(rosa_model *m, rosa_dtype dtype, int backward) {
     if (dtype != ROSA_DTYPE_F32 && dtype != ROSA_DTYPE_BF16) return rosa_fail("compute dtype must be F32 or BF16");
     if (m->fp32_released) {
-        if (dtype == ROSA_DTYPE_BF16 && m->compute == ROSA_DTYPE_BF16) return 0;
+        if (dtype == ROSA_DTYPE_BF16 && m->compute == ROSA_DTYPE_BF16 && (!m->forward_only || !backward)) return 0;
+        if (dtype == ROSA_DTYPE_BF16)
+            return rosa_fail("the model was packed for inference only (its FP32 weights released): load it again to train");
         return rosa_fail("the model's FP32 weights were released when it was packed for --dtype bf16; "
                          "load it again to compute in FP32 or to merge an adapter");
     }
     drop_packed(m);
     m->compute = ROSA_DTYPE_F32;
+    m->forward_only = 0;
     if (dtype == ROSA_DTYPE_F32) return 0;
     if (!rosa_bf16_supported()) return rosa_fail("--dtype bf16: this CPU (or oneDNN build) has no BF16 matrix product");
+    m->forward_only = !backward;
     const rosa_config *c = &m->cfg;
     int64_t released = 0, packed = 0;
     int rc = 0;
@@ -398,6 +403,9 @@ int rosa_model_set_compute(rosa_model *m, rosa_dtype dtype) {
     m->weight_bytes += packed - released;
     return 0;
 }
+
+int rosa_model_set_compute(rosa_model *m, rosa_dtype dtype) { return set_compute(m, dtype, 1); }
+int rosa_model_set_compute_inference(rosa_model *m, rosa_dtype dtype) { return set_compute(m, dtype, 0); }
 
 int rosa_model_attach_hook(rosa_model *m, rosa_hook h) {
     if (m->n_hooks == ROSA_MAX_HOOKS) return rosa_fail("at most %d adapters can be attached at once", ROSA_MAX_HOOKS);

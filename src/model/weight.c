@@ -126,11 +126,11 @@ int rosa_weight_copy_f32(const rosa_weight *w, float *out) {
     return 0;
 }
 
-int rosa_weight_pack_bf16(rosa_weight *w) {
+int rosa_weight_pack_bf16(rosa_weight *w, int backward) {
     if (w->bf16) return 0;
     if (!w->f32 && !w->half) return rosa_fail("a %d x %d weight has no rows to pack", w->out, w->in);
     const float *W = rows(w);
-    w->bf16 = W ? rosa_bf16_weight_new(W, w->out, w->in) : NULL;
+    w->bf16 = W ? rosa_bf16_weight_new(W, w->out, w->in, backward) : NULL;
     return w->bf16 ? 0 : -1;
 }
 

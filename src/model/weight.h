@@ -30,8 +30,9 @@ int rosa_weight_forward(const rosa_weight *w, float *y, const float *x, const fl
 int rosa_weight_backward(const rosa_weight *w, float *dx, const float *dy, int N, int accumulate);
 /* The FP32 rows into out[out][in] (copied or widened); -1 when packed only. */
 int rosa_weight_copy_f32(const rosa_weight *w, float *out);
-/* Packs the rows for BF16 products; -1 when oneDNN cannot. */
-int rosa_weight_pack_bf16(rosa_weight *w);
+/* Packs the rows for BF16 products (backward 0: for inference only, half the
+ * memory); -1 when oneDNN cannot. */
+int rosa_weight_pack_bf16(rosa_weight *w, int backward);
 void rosa_weight_drop_bf16(rosa_weight *w);
 /* Frees this thread's widening buffer (it is made again when needed). */
 void rosa_weight_free_scratch(void);

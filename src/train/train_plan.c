@@ -33,7 +33,7 @@ static void plan_with(const rosa_model_info *mi, const rosa_adapter *a, int micr
                       rosa_dtype compute, rosa_memory_plan *p) {
     const rosa_config *c = &mi->cfg;
     memset(p, 0, sizeof *p);
-    rosa_plan_weights(mi, compute, p);
+    rosa_plan_weights(mi, compute, 0, p);
     p->process = rosa_rss_bytes();
     p->libraries = rosa_plan_libraries(compute);
     /* The activation arena is laid out from the config and the adapter's
