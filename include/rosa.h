@@ -144,15 +144,13 @@ typedef struct {
     rosa_config cfg;          /* weight_dtype set from the first layer's q_proj */
     int64_t n_params;         /* as rosa_model_num_params: tied embeddings once */
     int64_t proj_params;      /* the layers' seven projection matrices */
-    int64_t head_params;      /* a stored lm_head.weight (0 when none) */
-    int64_t embed_params;     /* model.embed_tokens.weight */
     int64_t stored_bytes;     /* the used tensors' bytes in the checkpoint */
     /* The matrices (projections, an untied lm_head) and the rest (embedding,
      * norms, biases), by stored format: F32 or 16-bit (BF16/F16). */
     int64_t matrix_f32_bytes, matrix_half_bytes, other_f32_bytes, other_half_bytes;
     int64_t embed_half_bytes;     /* the embedding, when stored in 16 bits */
     int64_t largest_matrix_params, largest_half_matrix_params;
-    int n_files, n_tensors;
+    int n_files;
     int64_t data_missing;     /* bytes the headers place past the end of truncated files */
     int has_tokenizer;        /* tokenizer.json present (not read) */
 } rosa_model_info;

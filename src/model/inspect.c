@@ -97,19 +97,14 @@ int rosa_model_inspect(const char *dir, rosa_model_info *mi) {
     int64_t V = c->vocab_size, D = c->hidden_size;
     int err = 0;
     const st_tensor *e = count(&s, mi, dir, "model.embed_tokens.weight", OTHER, 2, V, D, 1, &err);
-    if (e) mi->embed_params = V * D;
     if (e && e->dtype != ST_F32) mi->embed_half_bytes = (int64_t)e->nbytes;
     if (!err) err = inspect_layers(&s, mi, dir);
     if (!err) count(&s, mi, dir, "model.norm.weight", OTHER, 1, D, 0, 1, &err);
     /* A tied model's stored lm_head is never read: the embedding serves. */
     int tied = c->tie_word_embeddings;
     const st_tensor *h = err ? NULL : count(&s, mi, dir, "lm_head.weight", tied ? UNUSED : MATRIX, 2, V, D, !tied, &err);
-    if (h) {
-        mi->head_params = V * D;
-        if (tied) mi->n_params -= V * D; /* counted once, as the loader does */
-    }
+    if (h && tied) mi->n_params -= V * D; /* counted once, as the loader does */
     mi->n_files = s.n_files;
-    mi->n_tensors = s.n_tensors;
     mi->data_missing = (int64_t)s.data_missing;
     st_set_close(&s);
     if (err) return -1;
