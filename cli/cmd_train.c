@@ -236,7 +236,7 @@ int cmd_train(int argc, char **argv) {
         {"base-model-name", ARG_STR, &o.base_model_name, "ID",
          "base_model_name_or_path to record, e.g. a hub id (default: --model as an absolute path)", 0, 0, NULL},
         {"nan-policy", ARG_STR, &nan_policy, "stop|skip", "on a non-finite loss (default stop)", 0, 0, NULL},
-        {"max-memory", ARG_STR, &max_mem, "SIZE", "refuse to start above this much memory (e.g. 8G)", 0, 0, NULL},
+        {"max-memory", ARG_STR, &max_mem, "SIZE", "refuse to start when the memory plan exceeds SIZE (e.g. 8G; default: MemAvailable)", 0, 0, NULL},
         {"dtype", ARG_STR, &dtype, "fp32|bf16", "bf16: frozen matrix products in BF16, FP32 accumulation (default fp32)", 0, 0, NULL},
         {"bf16", ARG_FLAG, &bf16, NULL, "the same as --dtype bf16", 0, 0, NULL},
         {"recompute", ARG_FLAG, &o.recompute, NULL, "keep only each layer's input, recompute the rest in the backward", 0, 0,
@@ -430,7 +430,7 @@ int cmd_loss(int argc, char **argv) {
     int32_t *idx = NULL;
     double *per = NULL;
     rosa_model *m = rosa_model_load(model_dir);
-    if (!m || rosa_model_set_compute(m, compute) < 0) goto fail;
+    if (!m || rosa_model_set_compute_inference(m, compute) < 0) goto fail;
     if (!rosa_model_tokenizer(m)) {
         rosa_fail("%s: the model directory has no tokenizer.json", model_dir);
         goto fail;

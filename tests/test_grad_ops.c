@@ -351,7 +351,7 @@ typedef struct {
 
 static double ce_f(void *p) {
     ce_ctx *c = p;
-    rosa_weight w = {c->W, NULL, c->V, c->D};
+    rosa_weight w = {.f32 = c->W, .out = c->V, .in = c->D};
     double loss = NAN;
     lm_head_loss(&loss, NULL, NULL, c->h, &w, c->target, c->weight, c->N, c->D, c->V);
     return loss;
@@ -371,7 +371,7 @@ TEST(grad_lm_head_cross_entropy) {
         weight[n] = 0.5f + rosa_rng_uniform(&rng);
     }
     ce_ctx c = {h, W, weight, target, N, D, V};
-    rosa_weight w = {W, NULL, V, D};
+    rosa_weight w = {.f32 = W, .out = V, .in = D};
     double total = NAN;
     REQUIRE(lm_head_loss(&total, dh, ce, h, &w, target, weight, N, D, V) == 0);
     double again = 0.0;

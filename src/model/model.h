@@ -41,6 +41,7 @@ struct rosa_model {
     int n_hooks;
     rosa_dtype compute;          /* ROSA_DTYPE_F32 (default) or ROSA_DTYPE_BF16 */
     int fp32_released;           /* BF16 mode dropped the FP32 projections: no way back */
+    int forward_only;            /* packed by rosa_model_set_compute_inference: no backward */
 };
 
 

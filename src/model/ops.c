@@ -322,7 +322,7 @@ void swiglu_backward(float *dgate, float *dup, const float *dout, const float *g
 /* Rows per chunk of the LM head: about 64 MiB of logits alive at once, in
  * multiples of 64 rows, and at least 256 rows: below that the GEMMs of a
  * large vocabulary lose a fifth of their speed (measured, docs/performance.md). */
-static int lm_chunk_rows(int V) {
+int lm_chunk_rows(int V) {
     int rows = (1 << 24) / V / 64 * 64;
     return rows < 256 ? 256 : rows > 1024 ? 1024 : rows;
 }

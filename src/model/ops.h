@@ -117,6 +117,8 @@ void geglu_backward(float *dgate, float *dup, const float *dout, const float *ga
  * = no loss) and weight[n]; sets *loss = sum_n weight[n] * CE_n, and when dh is not
  * NULL writes dh[N][D] = d(sum)/dh.  ce (may be NULL) receives CE_n (0 where
  * no target).  Returns 0, or -1 (out of memory, a failed BF16 product). */
+/* Rows of logits lm_head_loss computes at once for vocabulary V (the memory plan counts them). */
+int lm_chunk_rows(int V);
 int lm_head_loss(double *loss, float *dh, float *ce, const float *h, const rosa_weight *W, const int32_t *target,
                  const float *weight, int N, int D, int V);
 

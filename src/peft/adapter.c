@@ -458,7 +458,10 @@ float *rosa_adapter_merged_copy(const rosa_model *m, const rosa_adapter *a, int 
     size_t n = (size_t)w->out * (size_t)w->in;
     float *out = rosa_malloc(sizeof(float) * n, "merged weight");
     if (!out) return NULL;
-    memcpy(out, w->f32, sizeof(float) * n);
+    if (rosa_weight_copy_f32(w, out) < 0) {
+        free(out);
+        return NULL;
+    }
     if (a->method->merge(a, l, p, out, w->out, w->in) < 0) {
         free(out);
         return NULL;
