@@ -519,12 +519,12 @@ TEST(adapter_files_follow_peft_and_refuse_what_rosa_lacks) {
     struct {
         const char *key, *value, *needle;
     } cases[] = {
-        {"use_dora", "true", "\"use_dora\" is true: rosa does not implement DoRA"},
+        {"use_dora", "true", "lora_magnitude_vector\" is missing"}, /* DoRA: a tensor a LoRA file lacks */
         {"modules_to_save", "[\"lm_head\"]", "\"modules_to_save\" is [\"lm_head\"]: rosa does not implement"},
         {"peft_type", "\"IA3\"", "unsupported peft_type \"IA3\""},
         {"bias", "\"all\"", "\"bias\" is \"all\": rosa does not implement trained biases"},
         {"r", "3", "should have shape [3, 64]"},
-        {"rank_pattern", "{\"q_proj\": 4}", "\"rank_pattern\" is {\"q_proj\":4}: rosa does not implement"},
+        {"rank_pattern", "{\"q_proj\": 4}", "q_proj.lora_A.weight\" should have shape [4, 64]"},
         {"some_future_option", "7", "\"some_future_option\" is 7: rosa does not know this field"},
         {"layers_to_transform", "[1]", "unexpected tensor"},
         {"layers_to_transform", "[1, 3, 4]", "is missing"},

@@ -28,6 +28,8 @@ static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
 static const st_tensor *count(const st_set *s, rosa_model_info *mi, const char *dir, const char *name, int kind,
                               int ndim, int64_t d0, int64_t d1, int required, int *err) {
     const st_tensor *t = st_set_find(s, name);
+    char alt[320]; /* the names the architecture also stores it under (Gemma 3's language_model.) */
+    for (int i = 1; !t && rosa_arch_weight_name(&mi->cfg, name, i, alt, sizeof alt); i++) t = st_set_find(s, alt);
     if (!t) {
         if (required) *err = rosa_fail("%s: tensor \"%s\" is missing from the weights", dir, name);
         return NULL;
@@ -67,6 +69,11 @@ static int inspect_layers(const st_set *s, rosa_model_info *mi, const char *dir)
         for (int i = 0; i < ad->n_norms && !err; i++) {
             snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, ad->norm_names[i]);
             count(s, mi, dir, name, OTHER, 1, c->hidden_size, 0, 1, &err);
+        }
+        for (int i = 0; i < N_XNORMS && !err; i++) { /* q_norm/k_norm, Gemma's sandwich norms */
+            if (!ad->xnorm_names[i]) continue;
+            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, ad->xnorm_names[i]);
+            count(s, mi, dir, name, OTHER, 1, i <= XNORM_K ? c->head_dim : c->hidden_size, 0, 1, &err);
         }
         for (int p = 0; p < N_PROJ && !err; p++) {
             int in, out;
