@@ -77,7 +77,7 @@ static void gemm_ceilings(double *fp32, double *bf16) {
     }
     for (size_t i = 0; i < (size_t)CEIL_N * CEIL_K; i++) B[i] = (float)(i % 5) * 0.1f;
     *fp32 = best_gflops(NULL, A, NULL, B, C);
-    rosa_bf16_weight *P = rosa_bf16_supported() ? rosa_bf16_weight_new(B, CEIL_N, CEIL_K) : NULL;
+    rosa_bf16_weight *P = rosa_bf16_supported() ? rosa_bf16_weight_new(B, CEIL_N, CEIL_K, 1) : NULL;
     *bf16 = P ? best_gflops(P, A, Ab, B, C) : 0.0;
     rosa_bf16_weight_free(P);
     free(A);

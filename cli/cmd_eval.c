@@ -234,7 +234,7 @@ int cmd_eval(int argc, char **argv) {
         status = 2;
         goto done;
     }
-    if (rosa_model_set_compute(m, compute) < 0) goto fail;
+    if (rosa_model_set_compute_inference(m, compute) < 0) goto fail;
     if (rosa_eval_run(m, &tasks, &o, &rep) < 0) goto fail;
     rosa_eval_report_print(&rep, stdout);
     fflush(stdout);

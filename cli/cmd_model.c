@@ -63,6 +63,37 @@ static int prompt_ids(const rosa_model *m, const char *prompt, const char *ids_t
     return 0;
 }
 
+/* The memory plan of a generation, from the headers, before the model is
+ * loaded: refused above the memory available.  The prompt's tokens are
+ * bounded by its bytes (plus BOS and EOS) or counted from --prompt-ids. */
+static int check_generate_plan(const char *model_dir, rosa_dtype compute, const char *ids_text, const char *prompt,
+                               int max_new) {
+    rosa_model_info mi;
+    if (rosa_model_inspect(model_dir, &mi) < 0) return die_msg("%s", rosa_last_error()), -1;
+    int n_prompt = 2 + (int)strlen(prompt);
+    if (ids_text) {
+        n_prompt = 1;
+        for (const char *c = ids_text; *c; c++) n_prompt += *c == ',';
+    }
+    rosa_memory_plan p;
+    rosa_plan_generate(&mi, compute, 1, n_prompt, n_prompt + max_new, &p);
+    int64_t avail = rosa_mem_available();
+    if (avail <= 0 || p.total <= avail) return 0;
+    rosa_memory_plan q; /* what would fit: the other dtype, or a shorter generation */
+    rosa_dtype other = compute == ROSA_DTYPE_BF16 ? ROSA_DTYPE_F32 : ROSA_DTYPE_BF16;
+    rosa_plan_generate(&mi, other, 1, n_prompt, n_prompt + max_new, &q);
+    char fit[96] = "";
+    if (q.total <= avail) snprintf(fit, sizeof fit, "; --dtype %s fits (%.1f MiB)", other == ROSA_DTYPE_BF16 ? "bf16" : "fp32",
+                                   q.total / 1048576.0);
+    rosa_plan_generate(&mi, compute, 1, n_prompt, n_prompt + 1, &q);
+    if (!fit[0] && q.total <= avail) snprintf(fit, sizeof fit, "; fewer --max-new-tokens would fit");
+    die_msg("generation needs about %.1f MiB (weights %.1f MiB, KV cache of %d positions %.1f MiB, scratch %.1f MiB), "
+            "more than the memory available (MemAvailable %.1f MiB)%s", p.total / 1048576.0, p.weights / 1048576.0,
+            n_prompt + max_new, p.kv_cache / 1048576.0, p.scratch / 1048576.0, avail / 1048576.0,
+            fit[0] ? fit : "; nothing fits: a smaller model, or a machine with more memory");
+    return -1;
+}
+
 int cmd_generate(int argc, char **argv) {
     const char *model_dir = NULL, *prompt = "", *ids_text = NULL, *adapter_dir = NULL, *dtype = "fp32";
     rosa_gen_params gp;
@@ -105,6 +136,7 @@ int cmd_generate(int argc, char **argv) {
     rosa_dtype compute;
     if (parse_dtype(dtype, &compute) < 0) return 2;
     if (take_threads(specs, threads) < 0) return 2;
+    if (check_generate_plan(model_dir, compute, ids_text, prompt, gp.max_new_tokens) < 0) return 1;
 
     rosa_model *m = rosa_model_load(model_dir);
     if (!m) return die_msg("%s", rosa_last_error()), 1;
@@ -119,7 +151,7 @@ int cmd_generate(int argc, char **argv) {
             return 1;
         }
     }
-    if (rosa_model_set_compute(m, compute) < 0) { /* after the adapter: merged weights get packed */
+    if (rosa_model_set_compute_inference(m, compute) < 0) { /* after the adapter: merged weights get packed */
         die_msg("%s", rosa_last_error());
         rosa_model_free(m);
         rosa_adapter_free(a);
@@ -182,6 +214,41 @@ static const char *dtype_name(rosa_dtype d) {
     return d == ROSA_DTYPE_F16 ? "F16" : d == ROSA_DTYPE_BF16 ? "BF16" : "F32";
 }
 
+/* The plans info prints: a default train run and generation, per dtype. */
+enum { INFO_TRAIN_MICRO = 4, INFO_TRAIN_LEN = 256, INFO_GEN_CTX = 2048 };
+
+static int info_plans(const rosa_model_info *mi, rosa_memory_plan train[2], rosa_memory_plan gen[2]) {
+    rosa_train_options o;
+    rosa_train_options_default(&o);
+    o.method = rosa_peft_find("lora", NULL);
+    o.micro_batch_size = INFO_TRAIN_MICRO;
+    for (int k = 0; k < 2; k++) {
+        o.compute = k ? ROSA_DTYPE_BF16 : ROSA_DTYPE_F32;
+        if (rosa_plan_train(mi, &o, NULL, INFO_TRAIN_LEN, &train[k]) < 0) return -1;
+        rosa_plan_generate(mi, o.compute, 1, INFO_GEN_CTX, INFO_GEN_CTX, &gen[k]);
+    }
+    return 0;
+}
+
+static void print_plan_json(const char *key, const rosa_memory_plan *p) {
+    printf("\"%s\": {\"total_bytes\": %lld, \"weights_bytes\": %lld, \"load_extra_bytes\": %lld, "
+           "\"activations_bytes\": %lld, \"adapter_bytes\": %lld, \"optimizer_bytes\": %lld, \"kv_cache_bytes\": %lld, "
+           "\"scratch_bytes\": %lld, \"process_bytes\": %lld, \"libraries_bytes\": %lld}",
+           key, (long long)p->total, (long long)p->weights, (long long)p->load_extra, (long long)p->activations,
+           (long long)p->adapter, (long long)p->optimizer, (long long)p->kv_cache, (long long)p->scratch,
+           (long long)p->process, (long long)p->libraries);
+}
+
+/* b in MiB below a GiB, else in GiB, into one of two rotating buffers. */
+static const char *size_str(int64_t b) {
+    static char buf[4][32];
+    static int k;
+    char *s = buf[k++ % 4];
+    if (b < (1LL << 30)) snprintf(s, sizeof buf[0], "%.1f MiB", (double)b / 1048576.0);
+    else snprintf(s, sizeof buf[0], "%.2f GiB", (double)b / 1073741824.0);
+    return s;
+}
+
 int cmd_info(int argc, char **argv) {
     const char *model_dir = NULL;
     int json = 0;
@@ -190,28 +257,47 @@ int cmd_info(int argc, char **argv) {
         {"json", ARG_FLAG, &json, NULL, "print JSON", 0, 0, NULL},
         {0},
     };
-    arg_parser p = {"info", "--model DIR [--json]", "Describes a model: architecture, sizes, parameters, memory.",
+    arg_parser p = {"info", "--model DIR [--json]",
+                    "Describes a model from config.json and the safetensors headers alone (no tensor is read): "
+                    "architecture, sizes, parameters, and the memory plans of train and generate.",
                     specs, NULL, NULL, NULL};
     int r = args_parse(&p, argc, argv);
     if (r) return r > 0 ? 0 : 2;
-    rosa_model *m = rosa_model_load(model_dir);
-    if (!m) return die_msg("%s", rosa_last_error()), 1;
-    const rosa_config *c = rosa_model_config(m);
-    const rosa_tokenizer *tok = rosa_model_tokenizer(m);
-    long long params = (long long)rosa_model_num_params(m), wbytes = (long long)rosa_model_weight_bytes(m);
+    rosa_model_info mi;
+    rosa_memory_plan train[2], gen[2];
+    if (rosa_model_inspect(model_dir, &mi) < 0 || info_plans(&mi, train, gen) < 0)
+        return die_msg("%s", rosa_last_error()), 1;
+    const rosa_config *c = &mi.cfg;
+    long long params = (long long)mi.n_params, wbytes = (long long)mi.stored_bytes;
     /* KV cache: keys and values, fp32, per token. */
     long long kv_per_token = 2LL * c->num_layers * c->num_kv_heads * c->head_dim * 4;
+    int sliding = 0;
+    for (int l = 0; c->sliding_window > 0 && l < c->num_layers; l++) sliding += c->sliding_layers[l / 8] >> (l % 8) & 1;
+    if (mi.data_missing)
+        fprintf(stderr, "rosa: warning: %s: the safetensors headers describe %lld bytes that the files do not hold "
+                        "(truncated or partial download): the model cannot be loaded\n",
+                model_dir, (long long)mi.data_missing);
     if (json) {
         printf("{\"architecture\": \"%s\", \"vocab_size\": %d, \"hidden_size\": %d, \"intermediate_size\": %d, "
                "\"num_layers\": %d, \"num_heads\": %d, \"num_kv_heads\": %d, \"head_dim\": %d, "
                "\"max_position_embeddings\": %d, \"rope_theta\": %g, \"rope_type\": \"%s\", "
                "\"tie_word_embeddings\": %s, \"weight_dtype\": \"%s\", \"parameters\": %lld, "
-               "\"weight_bytes\": %lld, \"kv_cache_bytes_per_token\": %lld, \"tokenizer\": ",
+               "\"weight_bytes\": %lld, \"weight_files\": %d, \"missing_bytes\": %lld, \"kv_cache_bytes_per_token\": %lld, "
+               "\"sliding_window\": %d, \"sliding_layers\": %d, "
+               "\"tokenizer\": %s, \"plans\": {\"train\": {\"micro_batch\": %d, \"tokens\": %d, ",
                c->architecture, c->vocab_size, c->hidden_size, c->intermediate_size, c->num_layers, c->num_heads,
                c->num_kv_heads, c->head_dim, c->max_position_embeddings, c->rope_theta, rope_name(c->rope_type),
-               c->tie_word_embeddings ? "true" : "false", dtype_name(c->weight_dtype), params, wbytes, kv_per_token);
-        if (tok) printf("\"%s\"}\n", rosa_tokenizer_kind_name(tok));
-        else printf("null}\n");
+               c->tie_word_embeddings ? "true" : "false", dtype_name(c->weight_dtype), params, wbytes, mi.n_files,
+               (long long)mi.data_missing, kv_per_token, sliding ? c->sliding_window : 0, sliding,
+               mi.has_tokenizer ? "\"tokenizer.json\"" : "null", INFO_TRAIN_MICRO, INFO_TRAIN_LEN);
+        print_plan_json("fp32", &train[0]);
+        printf(", ");
+        print_plan_json("bf16", &train[1]);
+        printf("}, \"generate\": {\"tokens\": %d, ", INFO_GEN_CTX);
+        print_plan_json("fp32", &gen[0]);
+        printf(", ");
+        print_plan_json("bf16", &gen[1]);
+        printf("}}}\n");
     } else {
         printf("model         %s\n", model_dir);
         printf("architecture  %s\n", c->architecture);
@@ -221,11 +307,25 @@ int cmd_info(int argc, char **argv) {
         printf("vocab         %d%s\n", c->vocab_size, c->tie_word_embeddings ? " (tied embeddings)" : "");
         printf("positions     %d (RoPE theta %g, %s scaling)\n", c->max_position_embeddings, c->rope_theta,
                rope_name(c->rope_type));
+        if (sliding) {
+            printf("attention     window of %d tokens on %d of %d layers", c->sliding_window, sliding, c->num_layers);
+            if (c->rope_local_theta > 0) printf(" (their RoPE theta %g, unscaled)", c->rope_local_theta);
+            printf("\n");
+        }
         printf("parameters    %lld (%.2f M)\n", params, params / 1e6);
-        printf("weights       %s on disk, %.1f MiB in memory as F32\n", dtype_name(c->weight_dtype), wbytes / 1048576.0);
+        printf("weights       %s, %s in %d file%s\n", dtype_name(c->weight_dtype), size_str(wbytes), mi.n_files,
+               mi.n_files == 1 ? "" : "s");
         printf("kv cache      %.1f KiB per token\n", kv_per_token / 1024.0);
-        printf("tokenizer     %s\n", tok ? rosa_tokenizer_kind_name(tok) : "none");
+        printf("tokenizer     %s\n", mi.has_tokenizer ? "tokenizer.json" : "none");
+        printf("memory plan   (peak resident memory; docs/memory.md)\n");
+        for (int k = 0; k < 2; k++)
+            printf("  train --dtype %s     %s (weights %s, %s more while loading; LoRA, micro-batch %d x %d "
+                   "tokens: activations %s)\n",
+                   k ? "bf16" : "fp32", size_str(train[k].total), size_str(train[k].weights),
+                   size_str(train[k].load_extra), INFO_TRAIN_MICRO, INFO_TRAIN_LEN, size_str(train[k].activations));
+        for (int k = 0; k < 2; k++)
+            printf("  generate --dtype %s  %s (weights %s, KV cache of %d tokens %s)\n", k ? "bf16" : "fp32",
+                   size_str(gen[k].total), size_str(gen[k].weights), INFO_GEN_CTX, size_str(gen[k].kv_cache));
     }
-    rosa_model_free(m);
     return 0;
 }

@@ -50,7 +50,8 @@ static int choose_rank(rosa_train_options *o, void *opts, float budget) {
         /* A method without a size (IA3, LN-Tuning) is a usage error: -2. */
         if (rosa_peft_set_rank(o->method, opts, r) < 0) return die_msg("--param-budget: %s", rosa_last_error()), -2;
         int64_t n = rosa_peft_num_params(o->method, &c, opts);
-        if (n < 0) return die_msg("%s", rosa_last_error()), -1;
+        if (n < 0 && r == 1) return die_msg("%s", rosa_last_error()), -1;
+        if (n < 0) break; /* past the largest rank the model's shapes allow (SHiRA: r (in + out) <= in x out) */
         double err = fabs((double)n - target);
         if (err < best_err) best_err = err, best = r;
     }
@@ -182,10 +183,9 @@ int cmd_train(int argc, char **argv) {
     if (!o.method) return die_msg("--method: unknown method \"%s\" (available: %s)", method, rosa_peft_names()), 2;
     method_args ma;
     method_specs(o.method, &ma);
-    /* The methods from the library's table (rosa = roae + DLS). */
     char method_help[512];
-    snprintf(method_help, sizeof method_help, "%s (lora the default, rosa = roae + DLS); `rosa train --method NAME "
-             "--help` lists its options", rosa_peft_names());
+    snprintf(method_help, sizeof method_help, "%s (default lora; rosa = roae + DLS); `rosa train --method NAME --help` "
+             "lists its options", rosa_peft_names());
     arg_spec common[] = {
         {"model", ARG_STR, &o.model_dir, "DIR", "base model (Hugging Face directory)", 1, 0, NULL},
         {"data", ARG_STR, &o.data_path, "FILE", "training data (LLM-Adapters JSON or JSON Lines)", 1, 0, NULL},
@@ -237,7 +237,7 @@ int cmd_train(int argc, char **argv) {
         {"base-model-name", ARG_STR, &o.base_model_name, "ID",
          "base_model_name_or_path to record, e.g. a hub id (default: --model as an absolute path)", 0, 0, NULL},
         {"nan-policy", ARG_STR, &nan_policy, "stop|skip", "on a non-finite loss (default stop)", 0, 0, NULL},
-        {"max-memory", ARG_STR, &max_mem, "SIZE", "refuse to start above this much memory (e.g. 8G)", 0, 0, NULL},
+        {"max-memory", ARG_STR, &max_mem, "SIZE", "refuse to start when the memory plan exceeds SIZE (e.g. 8G; default: MemAvailable)", 0, 0, NULL},
         {"dtype", ARG_STR, &dtype, "fp32|bf16", "bf16: frozen matrix products in BF16, FP32 accumulation (default fp32)", 0, 0, NULL},
         {"bf16", ARG_FLAG, &bf16, NULL, "the same as --dtype bf16", 0, 0, NULL},
         {"recompute", ARG_FLAG, &o.recompute, NULL, "keep only each layer's input, recompute the rest in the backward", 0, 0,
@@ -432,7 +432,7 @@ int cmd_loss(int argc, char **argv) {
     int32_t *idx = NULL;
     double *per = NULL;
     rosa_model *m = rosa_model_load(model_dir);
-    if (!m || rosa_model_set_compute(m, compute) < 0) goto fail;
+    if (!m || rosa_model_set_compute_inference(m, compute) < 0) goto fail;
     if (!rosa_model_tokenizer(m)) {
         rosa_fail("%s: the model directory has no tokenizer.json", model_dir);
         goto fail;

@@ -92,7 +92,14 @@ const char *rosa_detok_finish(rosa_detok *d, size_t *len);
 
 /* ------------------------------------------------------------------- model */
 
-typedef enum { ROSA_ARCH_LLAMA = 1, ROSA_ARCH_QWEN2 = 2, ROSA_ARCH_MISTRAL = 3 } rosa_arch;
+typedef enum {
+    ROSA_ARCH_LLAMA = 1,
+    ROSA_ARCH_QWEN2 = 2,
+    ROSA_ARCH_MISTRAL = 3,
+    ROSA_ARCH_QWEN3 = 4,
+    ROSA_ARCH_GEMMA3 = 5,
+    ROSA_ARCH_GEMMA3_MM = 6 /* Gemma3ForConditionalGeneration: its text model only */
+} rosa_arch;
 typedef enum { ROSA_ROPE_DEFAULT = 0, ROSA_ROPE_LINEAR = 1, ROSA_ROPE_LLAMA3 = 2 } rosa_rope_type;
 typedef enum { ROSA_DTYPE_F32 = 0, ROSA_DTYPE_F16 = 1, ROSA_DTYPE_BF16 = 2 } rosa_dtype;
 
@@ -108,7 +115,13 @@ typedef struct {
     int num_kv_heads;
     int head_dim;
     int max_position_embeddings;
-    int sliding_window;     /* Mistral: 0 when unset or disabled */
+    int sliding_window;     /* attention window of the sliding layers: 0 when unset or disabled */
+    /* bit l (byte l / 8, bit l % 8) set: layer l attends within sliding_window
+     * (Mistral: every layer; Qwen2/3: from max_window_layers or by layer_types;
+     * Gemma 3: by layer_types or sliding_window_pattern). */
+    unsigned char sliding_layers[128];
+    float rope_local_theta; /* Gemma 3: RoPE base of the sliding layers */
+    float attn_scale;       /* softmax scale of q.k: head_dim^-0.5, Gemma 3 query_pre_attn_scalar^-0.5 */
     float rms_norm_eps;
     float rope_theta;
     rosa_rope_type rope_type;
@@ -135,9 +148,63 @@ int64_t rosa_config_num_params(const rosa_config *c);
 
 typedef struct rosa_model rosa_model;
 
+/* What a model directory holds, read from config.json and the safetensors
+ * headers alone (no tensor data is read, so a checkpoint of any size takes
+ * milliseconds): shapes are checked as rosa_model_load checks them.
+ * Parameters count as rosa_model_num_params; stored_bytes counts every
+ * tensor the loader checks (a tied model's stored lm_head too, never read). */
+typedef struct {
+    rosa_config cfg;          /* weight_dtype set from the first layer's q_proj */
+    int64_t n_params;         /* as rosa_model_num_params: tied embeddings once */
+    int64_t proj_params;      /* the layers' seven projection matrices */
+    int64_t stored_bytes;     /* the used tensors' bytes in the checkpoint */
+    /* The matrices (projections, an untied lm_head) and the rest (embedding,
+     * norms, biases), by stored format: F32 or 16-bit (BF16/F16). */
+    int64_t matrix_f32_bytes, matrix_half_bytes, other_f32_bytes, other_half_bytes;
+    int64_t embed_half_bytes;     /* the embedding, when stored in 16 bits */
+    int64_t largest_matrix_params, largest_half_matrix_params;
+    int n_files;
+    int64_t data_missing;     /* bytes the headers place past the end of truncated files */
+    int has_tokenizer;        /* tokenizer.json present (not read) */
+} rosa_model_info;
+int rosa_model_inspect(const char *dir, rosa_model_info *info);
+
+/* A memory plan: the peak resident memory of a run, by part, computed from
+ * the headers before anything large is allocated (docs/memory.md). */
+typedef struct {
+    int64_t process;     /* what the process holds already (code, libraries, tokenizer, data: measured) */
+    int64_t libraries;   /* the math libraries' working set once computing (a measured constant) */
+    int64_t weights;     /* the frozen weights while computing */
+    int64_t load_extra;  /* held only while loading: F32 copies before --dtype bf16 packs them */
+    int64_t activations; /* training: the largest micro-batch's activations and gradients */
+    int64_t adapter;     /* the adapter's values and gradients */
+    int64_t optimizer;   /* AdamW's two moments */
+    int64_t kv_cache;    /* generation: keys and values of every position */
+    int64_t scratch;     /* LM head logits, forward buffers, BF16 conversions */
+    int64_t total;       /* the peak: process + libraries + weights + the larger of load_extra and the rest */
+} rosa_memory_plan;
+/* The frozen weights of a model in compute dtype (F32 or BF16), as the
+ * loader stores them (forward_only: rosa_model_set_compute_inference); sets
+ * weights and load_extra only. */
+void rosa_plan_weights(const rosa_model_info *mi, rosa_dtype compute, int forward_only, rosa_memory_plan *p);
+/* rosa generate (or eval) of `batch` sequences of n_ctx positions (prompt +
+ * new tokens) whose prompts of n_prompt positions are run at once; process
+ * is this process's resident memory now. */
+void rosa_plan_generate(const rosa_model_info *mi, rosa_dtype compute, int batch, int n_prompt, int n_ctx,
+                        rosa_memory_plan *p);
+/* Sets p->total from the parts. */
+void rosa_plan_total(rosa_memory_plan *p);
+/* This process's resident memory now (/proc/self/statm), 0 when unknown. */
+int64_t rosa_rss_bytes(void);
+/* The memory the kernel could give without swapping (/proc/meminfo
+ * MemAvailable, or less when a cgroup v2 memory.max binds), 0 when unknown. */
+int64_t rosa_mem_available(void);
+
 /* Loads a Hugging Face model directory: config.json, model.safetensors or
  * model.safetensors.index.json + shards, tokenizer.json when present.
- * F32 weights are memory-mapped and used in place; F16/BF16 are widened to F32. */
+ * Weights stay in the checkpoint's format, memory-mapped: F32 rows are used in place,
+ * BF16/F16 matrices are widened one at a time at each product (exact), norms,
+ * biases and the embedding are widened to F32 at load. */
 rosa_model *rosa_model_load(const char *dir);
 void rosa_model_free(rosa_model *m);
 const rosa_config *rosa_model_config(const rosa_model *m);
@@ -153,6 +220,9 @@ int64_t rosa_model_weight_bytes(const rosa_model *m);
  * back to FP32 afterwards: merge adapters before switching.  Returns -1
  * when the CPU or oneDNN cannot do BF16. */
 int rosa_model_set_compute(rosa_model *m, rosa_dtype dtype);
+/* The same for a model that is only run forward (generate, eval, loss):
+ * BF16 packs the forward layout only, half the memory of the packed copies. */
+int rosa_model_set_compute_inference(rosa_model *m, rosa_dtype dtype);
 
 /* A KV cache for `batch` sequences of up to `capacity` slots each.  A slot is
  * one input position of a forward call, real or padding. */

@@ -309,6 +309,19 @@ typedef struct {
 void rosa_train_options_default(rosa_train_options *o);
 /* The warm-up steps of a run of total_steps: warmup_steps, or from warmup_ratio. */
 int rosa_train_warmup_steps(const rosa_train_options *o, int64_t total_steps);
+
+/* The memory plan of rosa_train with options o on the model of mi, whose
+ * longest example has Tmax tokens: a is the adapter (its structure; values
+ * not needed), or NULL for o's method on mi's shapes.  process is this
+ * process's resident memory now (with the tokenizer and data loaded, that is
+ * the run's).  0, or -1 when the method does not fit the model. */
+int rosa_plan_train(const rosa_model_info *mi, const rosa_train_options *o, const rosa_adapter *a, int Tmax,
+                    rosa_memory_plan *p);
+/* What would bring a plan above limit bytes under it: the options of o to
+ * change, tried one by one and in pairs (--micro-batch-size, --recompute,
+ * --cutoff-len, --dtype bf16), into buf ("" when nothing does). */
+void rosa_plan_train_advice(const rosa_model_info *mi, const rosa_train_options *o, const rosa_adapter *a, int Tmax,
+                            double limit, char *buf, size_t n);
 /* Checks every number of o against its range (AdamW's as torch.optim.AdamW
  * checks them; sizes, steps, DLS) and the method's options against the
  * model's config.json; 0, or -1 naming the first option at fault by its
@@ -486,7 +499,8 @@ typedef struct {
     float r_low;
     int m;             /* low-frequency dimensions per half */
     int *dims;         /* [2m] the set D */
-    double *inv_freq;  /* [hd/2] */
+    double *inv_freq;  /* [hd/2] layer 0's RoPE frequencies */
+    double *layer_inv_freq; /* [L][hd/2] each layer's (Gemma 3: local base on sliding layers) */
     double *q_norm, *k_norm;   /* [L][hd] */
     double *q_band, *k_band;   /* [L][hd/2] */
     double *q_share, *k_share; /* [L] */

@@ -116,6 +116,14 @@ static void check_model(const char *name, int check_norms) {
 TEST(grad_model_lora_llama_gqa) { check_model("llama_gqa", 0); }
 TEST(grad_model_lora_qwen2_bias) { check_model("qwen2_bias", 0); }
 TEST(grad_model_lora_and_norms_f16) { check_model("f16", 1); }
+/* Qwen3: QK-norm, head_dim != hidden / heads, q/k/v/o biases, tied head. */
+TEST(grad_model_lora_qwen3_tied_bias) { check_model("qwen3-tiny-tied-bias", 0); }
+TEST(grad_model_lora_qwen3_window) { check_model("qwen3-window-tiny", 0); }
+/* Gemma 3: sandwich and (1+w) norms, GeGLU, windows shorter than the batch,
+ * the scale query_pre_attn_scalar^-0.5; its norm weights are owned (1 + w)
+ * copies, so the pre-sublayer norms' gradients are checked as well. */
+TEST(grad_model_lora_and_norms_gemma3) { check_model("gemma3-tiny", 1); }
+TEST(grad_model_lora_mistral_window) { check_model("mistral-window-tiny", 0); }
 
 /* Dropout: the same mask in forward and backward; checked by comparing the
  * analytic gradient with differences taken under the same mask (reseeded rng). */
@@ -182,9 +190,10 @@ static void check_roae(const char *name, int pre_rope, int add_form, int target_
     o.train_norms = train_norms;
     rosa_adapter *a = rosa_adapter_new_roae(m, &o, 21);
     REQUIRE(a);
-    CHECK_EQ_INT(rosa_roae_state_of(a)->d_low, 2 * 4); /* head_dim 16, r_low 0.5: m = 4 */
-    CHECK_EQ_INT(rosa_roae_state_of(a)->low_dims[0], 4);
-    CHECK_EQ_INT(rosa_roae_state_of(a)->low_dims[4], 12);
+    int hd = m->cfg.head_dim, mm = hd / 4; /* r_low 0.5: a quarter of the dims per half (head_dim 16: 4) */
+    CHECK_EQ_INT(rosa_roae_state_of(a)->d_low, 2 * mm);
+    CHECK_EQ_INT(rosa_roae_state_of(a)->low_dims[0], hd / 2 - mm);
+    CHECK_EQ_INT(rosa_roae_state_of(a)->low_dims[mm], hd - mm);
     rosa_rng rng;
     rosa_rng_seed(&rng, 22);
     for (int i = 0; i < a->n_params; i++) {
@@ -223,6 +232,10 @@ TEST(grad_roae_post_rope_add) { check_roae("llama_gqa", 0, 1, 1, 1, 0); }
 TEST(grad_roae_pre_rope_gate) { check_roae("qwen2_bias", 1, 0, 1, 1, 0); }
 TEST(grad_roae_pre_rope_add) { check_roae("qwen2_bias", 1, 1, 1, 1, 0); }
 TEST(grad_roae_k_only_with_trained_norms) { check_roae("llama_gqa", 0, 0, 0, 1, 1); }
+/* After QK-norm and the layer's own RoPE (Gemma 3: local and global bases). */
+TEST(grad_roae_post_rope_qwen3) { check_roae("qwen3-tiny", 0, 0, 1, 1, 0); }
+TEST(grad_roae_pre_rope_add_gemma3_trained_norms) { check_roae("gemma3-tiny", 1, 1, 1, 1, 1); }
+TEST(grad_roae_post_rope_gate_gemma3) { check_roae("gemma3-tiny", 0, 0, 1, 1, 0); }
 
 /* At initialisation (B = 0) the adapted model is the base model, exactly. */
 TEST(roae_at_init_equals_base_model) {
@@ -289,6 +302,24 @@ static void same_grads_with_recompute(rosa_model *m, rosa_adapter *a, int dropou
     rosa_train_ctx_free(t2);
 }
 
+TEST(recompute_gives_identical_gradients_gemma3) {
+    rosa_model *m = rosa_model_load(testdata_path("gemma3-tiny"));
+    REQUIRE(m);
+    rosa_lora_options o;
+    rosa_lora_options_default(&o);
+    o.rank = 3;
+    o.dropout = 0.1f;
+    o.targets = (1u << N_PROJ) - 1;
+    rosa_adapter *a = rosa_adapter_new_lora(&m->cfg, &o, 11);
+    REQUIRE(a);
+    for (size_t i = 0; i < a->n_floats; i++)
+        if (a->w[i] == 0.0f) a->w[i] = 0.01f * (float)(i % 7);
+    same_grads_with_recompute(m, a, 5, 0);
+    same_grads_with_recompute(m, a, 0, 2);
+    rosa_adapter_free(a);
+    rosa_model_free(m);
+}
+
 TEST(recompute_gives_identical_gradients) {
     rosa_model *m = rosa_model_load(testdata_path("llama_gqa"));
     REQUIRE(m);
@@ -313,6 +344,15 @@ TEST(recompute_gives_identical_gradients) {
         if (a->w[i] == 0.0f) a->w[i] = 0.01f * (float)(i % 5);
     same_grads_with_recompute(m, a, 7, 0);
     rosa_adapter_free(a);
+    o.layers = NULL, o.n_layers = 0;
+    o.dora = 1; /* its base term is a product of its own under dropout */
+    a = rosa_adapter_new(&rosa_peft_lora, &o, &m->cfg, m, 11);
+    REQUIRE(a);
+    for (size_t i = 0; i < a->n_floats; i++)
+        if (a->w[i] == 0.0f) a->w[i] = 0.01f * (float)(i % 7);
+    same_grads_with_recompute(m, a, 5, 0);
+    same_grads_with_recompute(m, a, 0, 1);
+    rosa_adapter_free(a);
     rosa_roae_options ro;
     rosa_roae_options_default(&ro);
     ro.rank = 4;
@@ -324,4 +364,118 @@ TEST(recompute_gives_identical_gradients) {
     same_grads_with_recompute(m, a, 9, 0);
     rosa_adapter_free(a);
     rosa_model_free(m);
+}
+
+/* DoRA: the gradients of A, B and the magnitude, with B != 0 and magnitudes
+ * away from ||W||, on q, v (GQA; Qwen2's biases, which the base
+ * term leaves out), o and down, and with dropout (one mask in forward and backward, the
+ * base term a product of its own).  The norms ||W + s B A|| are held at the
+ * values of the first forward while differencing: PEFT's gradient treats them
+ * as constants (the DoRA paper's section 4.3). */
+static void check_dora(const char *name, float dropout) {
+    rosa_model *m = rosa_model_load(testdata_path(name));
+    REQUIRE(m);
+    rosa_lora_options o;
+    rosa_lora_options_default(&o);
+    o.rank = 3;
+    o.alpha = 6.0f;
+    o.dropout = dropout;
+    o.dora = 1;
+    o.targets = (1u << PROJ_Q) | (1u << PROJ_V) | (1u << PROJ_O) | (1u << PROJ_DOWN);
+    rosa_adapter *a = rosa_adapter_new(&rosa_peft_lora, &o, &m->cfg, m, 11);
+    REQUIRE(a);
+    rosa_rng rng;
+    rosa_rng_seed(&rng, 12);
+    for (int i = 0; i < a->n_params; i++) {
+        const rosa_param *p = &a->params[i];
+        float *v = a->w + p->offset;
+        int is_b = strstr(p->name, "lora_B") != NULL, is_m = p->ndim == 1;
+        for (int k = 0; (is_b || is_m) && k < p->rows * p->cols; k++)
+            v[k] = is_b ? 0.2f * (rosa_rng_uniform(&rng) - 0.5f) : v[k] * (1.0f + 0.3f * (rosa_rng_uniform(&rng) - 0.5f));
+    }
+    rosa_train_ctx *t = rosa_train_ctx_new(m, a, 2, 9, 0);
+    REQUIRE(t);
+    int32_t ids[18], labels[18];
+    uint8_t mask[18];
+    rosa_batch b;
+    make_batch(&b, m->cfg.vocab_size, ids, labels, mask);
+    memset(a->g, 0, sizeof(float) * a->n_floats);
+    double loss, l2;
+    int n;
+    rosa_rng r;
+    rosa_rng_seed(&r, 99);
+    rosa_rng *drop = dropout > 0 ? &r : NULL;
+    REQUIRE(rosa_train_microbatch(t, &b, 0.25f, &(rosa_step_plan){.backward = 1, .stop_layer = 0}, drop, &loss, &n, NULL) == 0);
+    ((rosa_lora_state *)a->state)->hold_norms = 1;
+    for (int i = 0; i < a->n_params; i++) {
+        const rosa_param *p = &a->params[i];
+        size_t cnt = (size_t)p->rows * p->cols, stride = cnt > 5 ? cnt / 5 : 1;
+        double worst = 0.0, gmax = 1e-3;
+        for (size_t k = 0; k < cnt; k++)
+            if (fabs(a->g[p->offset + k]) > gmax) gmax = fabs(a->g[p->offset + k]);
+        for (size_t k = 0; k < cnt; k += stride) {
+            float *x = &a->w[p->offset + k], keep = *x;
+            *x = keep + 1e-2f;
+            rosa_rng_seed(&r, 99);
+            rosa_train_microbatch(t, &b, 0.25f, &(rosa_step_plan){.backward = 0, .stop_layer = 0}, drop, &loss, &n, NULL);
+            *x = keep - 1e-2f;
+            rosa_rng_seed(&r, 99);
+            rosa_train_microbatch(t, &b, 0.25f, &(rosa_step_plan){.backward = 0, .stop_layer = 0}, drop, &l2, &n, NULL);
+            *x = keep;
+            double e = fabs((loss - l2) / 2e-2 - a->g[p->offset + k]) / gmax;
+            if (e > worst) worst = e;
+        }
+        CHECK_MSG(worst < 2e-2, "%s (dropout %g): %s gradient off by %g", name, (double)dropout, p->name, worst);
+    }
+    rosa_train_ctx_free(t);
+    rosa_adapter_free(a);
+    rosa_model_free(m);
+}
+
+TEST(grad_dora_llama_gqa) { check_dora("llama_gqa", 0.0f); }
+TEST(grad_dora_qwen2_bias) { check_dora("qwen2_bias", 0.0f); }
+TEST(grad_dora_with_dropout) { check_dora("llama_gqa", 0.3f); }
+
+/* A fresh DoRA adapter is the base model: B = 0 and m = ||W||, so g = 1;
+ * on F32 rows and on a BF16 checkpoint's mapped rows alike. */
+static void dora_at_init(const char *name) {
+    rosa_model *m = rosa_model_load(testdata_path(name));
+    REQUIRE(m);
+    rosa_lora_options o;
+    rosa_lora_options_default(&o);
+    o.dora = 1;
+    o.dropout = 0.0f;
+    o.targets = (1u << N_PROJ) - 1;
+    rosa_adapter *a = rosa_adapter_new(&rosa_peft_lora, &o, &m->cfg, m, 5);
+    REQUIRE(a);
+    const rosa_param *M = &a->params[2]; /* layer 0 q_proj's magnitude */
+    int D = m->cfg.hidden_size;
+    float *W = malloc(sizeof(float) * (size_t)M->cols * D);
+    REQUIRE(W && rosa_weight_copy_f32(&m->layers[0].proj[PROJ_Q], W) == 0);
+    double worst = 0;
+    for (int k = 0; k < M->cols; k++) {
+        double n2 = 0;
+        for (int i = 0; i < D; i++) n2 += (double)W[(size_t)k * D + i] * W[(size_t)k * D + i];
+        worst = fmax(worst, fabs(a->w[M->offset + k] - sqrt(n2)) / sqrt(n2));
+    }
+    free(W);
+    CHECK_MSG(worst < 1e-6, "%s: magnitude differs from ||W|| by %g", name, worst);
+    rosa_train_ctx *with = rosa_train_ctx_new(m, a, 2, 9, 0), *without = rosa_train_ctx_new(m, NULL, 2, 9, 0);
+    REQUIRE(with && without);
+    int32_t ids[18], labels[18];
+    uint8_t mask[18];
+    rosa_batch b;
+    make_batch(&b, m->cfg.vocab_size, ids, labels, mask);
+    double la = loss_of(with, &b), lb = loss_of(without, &b);
+    /* g = m / n is 1 up to rounding: n comes from ||W||^2 + 2 s B.(A W^T) + ..., m from ||W|| */
+    CHECK_MSG(fabs(la - lb) < 1e-6 * fabs(lb), "%s: a fresh DoRA adapter changes the loss: %.8f vs %.8f", name, la, lb);
+    rosa_train_ctx_free(with);
+    rosa_train_ctx_free(without);
+    rosa_adapter_free(a);
+    rosa_model_free(m);
+}
+
+TEST(dora_at_init_equals_base_model) {
+    dora_at_init("qwen2_bias");
+    dora_at_init("bf16");
 }

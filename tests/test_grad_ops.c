@@ -6,6 +6,7 @@
  * term gives an error of order 1; round-off stays near 1e-3. */
 #include <omp.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/util.h"
 #include "model/ops.h"
@@ -167,18 +168,23 @@ TEST(grad_linear_input) {
 typedef struct {
     float *q, *k, *v, *out, *lse, *r, *scratch;
     uint8_t *valid;
-    int B, T, Hq, Hkv, hd;
+    int *pos;
+    int B, T, Hq, Hkv, hd, window;
+    float scale;
 } att_ctx;
 
 static double att_f(void *p) {
     att_ctx *c = p;
-    attention_seq_forward(c->out, c->lse, c->q, c->k, c->v, c->valid, c->B, c->T, c->Hq, c->Hkv, c->hd, c->scratch);
+    attention_seq_forward(c->out, c->lse, c->q, c->k, c->v, c->valid, c->pos, c->B, c->T, c->Hq, c->Hkv, c->hd,
+                          c->scale, c->window, c->scratch);
     return dotd(c->out, c->r, c->B * c->T * c->Hq * c->hd);
 }
 
 /* Gradients by finite differences, a row that sees nothing, and the KV-cache
- * path of inference (an independent implementation) on the same inputs. */
-static void check_attention(int B, int T, int Hq, int Hkv, int hd, const uint8_t *valid, uint64_t seed) {
+ * path of inference (an independent implementation) on the same inputs.
+ * Positions count the valid slots, as the model's do; window 0 = none. */
+static void check_attention_w(int B, int T, int Hq, int Hkv, int hd, const uint8_t *valid, int window, float scale,
+                              uint64_t seed) {
     int NQ = B * T * Hq * hd, NK = B * T * Hkv * hd;
     rosa_rng rng;
     rosa_rng_seed(&rng, seed);
@@ -191,23 +197,32 @@ static void check_attention(int B, int T, int Hq, int Hkv, int hd, const uint8_t
     fill(k, NK, &rng, 1.5f);
     fill(v, NK, &rng, 1.0f);
     fill(r, NQ, &rng, 1.0f);
-    att_ctx c = {q, k, v, out, lse, r, scratch, (uint8_t *)valid, B, T, Hq, Hkv, hd};
+    int *pos = malloc(sizeof(int) * (size_t)B * T);
+    for (int b = 0; b < B; b++)
+        for (int t = 0, p = 0; t < T; t++) pos[b * T + t] = valid[b * T + t] ? p++ : 0;
+    att_ctx c = {q, k, v, out, lse, r, scratch, (uint8_t *)valid, pos, B, T, Hq, Hkv, hd, window, scale};
     att_f(&c);
-    attention_seq_backward(dq, dk, dv, r, out, lse, q, k, v, valid, B, T, Hq, Hkv, hd, scratch);
+    attention_seq_backward(dq, dk, dv, r, out, lse, q, k, v, valid, pos, B, T, Hq, Hkv, hd, scale, window, scratch);
     double eq = gradcheck(att_f, &c, q, dq, NQ), ek = gradcheck(att_f, &c, k, dk, NK), ev = gradcheck(att_f, &c, v, dv, NK);
     CHECK_MSG(eq < GRAD_TOL, "T %d: dq error %g", T, eq);
     CHECK_MSG(ek < GRAD_TOL, "T %d: dk error %g", T, ek);
     CHECK_MSG(ev < GRAD_TOL, "T %d: dv error %g", T, ev);
     /* Row 0 of sequence 0 sees no valid key (valid[0] == 0): zero output, zero gradient. */
     for (int i = 0; i < Hq * hd; i++) CHECK(out[i] == 0.0f && dq[i] == 0.0f);
+    att_f(&c); /* out as of the unperturbed inputs (gradcheck's last call moved one) */
     for (int b = 0; b < B; b++)
         attention_forward(out2 + b * T * Hq * hd, q + b * T * Hq * hd, k + b * T * Hkv * hd, v + b * T * Hkv * hd,
-                          valid + b * T, 0, T, Hq, Hkv, hd, Hkv * hd, scratch);
+                          valid + b * T, pos + b * T, 0, T, Hq, Hkv, hd, Hkv * hd, scale, window, scratch);
     double worst = 0.0;
     for (int i = 0; i < NQ; i++) worst = fmax(worst, fabs(out[i] - out2[i]));
     /* float sums over up to T keys in different orders: about T ulps apart */
     CHECK_MSG(worst < 1e-6 + 1e-7 * T, "T %d: the two attention paths differ by %g", T, worst);
     free(q), free(k), free(v), free(out), free(lse), free(r), free(dq), free(dk), free(dv), free(out2), free(scratch);
+    free(pos);
+}
+
+static void check_attention(int B, int T, int Hq, int Hkv, int hd, const uint8_t *valid, uint64_t seed) {
+    check_attention_w(B, T, Hq, Hkv, hd, valid, 0, 1.0f / sqrtf((float)hd), seed);
 }
 
 /* GQA, causal, two sequences; one has a padding slot in the middle and a
@@ -225,6 +240,108 @@ TEST(grad_attention_across_causal_blocks) {
     check_attention(1, 150, 2, 1, 4, valid, 8);
 }
 
+/* Sliding window (Gemma 3's local layers, Mistral): each query sees its last
+ * `window` positions, counted over real tokens across a padding slot; with
+ * a scale other than hd^-0.5 (query_pre_attn_scalar). */
+TEST(grad_attention_sliding_window) {
+    const uint8_t valid[16] = {0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0};
+    check_attention_w(2, 8, 4, 2, 4, valid, 3, 0.3f, 9);
+    uint8_t longer[150];
+    for (int t = 0; t < 150; t++) longer[t] = t != 0 && t != 70;
+    check_attention_w(1, 150, 2, 1, 4, longer, 40, 0.5f, 10);
+}
+
+/* A key outside the window has no effect on the output; inside it does. */
+TEST(attention_window_excludes_old_keys) {
+    int T = 6, hd = 4, W = 3;
+    rosa_rng rng;
+    rosa_rng_seed(&rng, 11);
+    float q[24], k[24], v[24], out[24], out2[24], lse[6], scratch[2 * 36 * 64];
+    uint8_t valid[6] = {1, 1, 1, 1, 1, 1};
+    int pos[6] = {0, 1, 2, 3, 4, 5};
+    fill(q, 24, &rng, 1.0f), fill(k, 24, &rng, 1.0f), fill(v, 24, &rng, 1.0f);
+    CHECK(omp_get_max_threads() <= 64);
+    attention_seq_forward(out, lse, q, k, v, valid, pos, 1, T, 1, 1, hd, 0.5f, W, scratch);
+    v[2 * hd] += 1.0f; /* slot 2: outside the window of slot 5 (5 - 2 = W), inside that of slot 4 */
+    attention_seq_forward(out2, lse, q, k, v, valid, pos, 1, T, 1, 1, hd, 0.5f, W, scratch);
+    for (int i = 0; i < hd; i++) CHECK(out[5 * hd + i] == out2[5 * hd + i]);
+    CHECK(out[4 * hd] != out2[4 * hd]);
+    attention_seq_forward(out, lse, q, k, v, valid, pos, 1, T, 1, 1, hd, 0.5f, 0, scratch);
+    v[2 * hd] -= 1.0f;
+    attention_seq_forward(out2, lse, q, k, v, valid, pos, 1, T, 1, 1, hd, 0.5f, 0, scratch);
+    CHECK(out[5 * hd] != out2[5 * hd]); /* no window: every earlier key counts */
+}
+
+/* ---- QK-norm: RMSNorm over each head's hd values, one weight for all heads
+ * (rmsnorm over N*H rows of hd), then RoPE: the composite Qwen3 and Gemma 3
+ * apply to q and k. */
+typedef struct {
+    float *x, *w, *r, *out, *rstd, *cs;
+    int N, H, hd;
+} qkn_ctx;
+
+static double qkn_f(void *p) {
+    qkn_ctx *c = p;
+    rmsnorm_forward(c->out, c->rstd, c->x, c->w, c->N * c->H, c->hd, 1e-6f);
+    rope_apply(c->out, c->cs, c->N, c->H, c->hd, 1.0f);
+    return dotd(c->out, c->r, c->N * c->H * c->hd);
+}
+
+TEST(grad_qk_norm) {
+    enum { N = 3, H = 2, HD = 8 };
+    rosa_rng rng;
+    rosa_rng_seed(&rng, 12);
+    float x[N * H * HD], w[HD], r[N * H * HD], out[N * H * HD], rstd[N * H], cs[N * HD], dx[N * H * HD] = {0},
+          dw[HD] = {0}, dy[N * H * HD];
+    double inv[HD / 2];
+    int pos[N] = {0, 3, 7};
+    for (int j = 0; j < HD / 2; j++) inv[j] = pow(100.0, -2.0 * j / HD);
+    rope_table(cs, pos, inv, N, HD);
+    fill(x, N * H * HD, &rng, 1.0f);
+    fill(w, HD, &rng, 1.0f);
+    fill(r, N * H * HD, &rng, 1.0f);
+    qkn_ctx c = {x, w, r, out, rstd, cs, N, H, HD};
+    qkn_f(&c);
+    /* Backward: RoPE's inverse rotation, then the per-head norm. */
+    memcpy(dy, r, sizeof dy);
+    rope_apply(dy, cs, N, H, HD, -1.0f);
+    rmsnorm_backward(dx, dw, dy, x, w, rstd, N * H, HD);
+    double ex = gradcheck(qkn_f, &c, x, dx, N * H * HD), ew = gradcheck(qkn_f, &c, w, dw, HD);
+    CHECK_MSG(ex < GRAD_TOL, "dx error %g", ex);
+    CHECK_MSG(ew < GRAD_TOL, "dw error %g", ew);
+}
+
+/* ---- GeGLU: gelu_tanh(gate) * up (Gemma's MLP) */
+typedef struct {
+    float *g, *u, *r, *out;
+    int N, F;
+} geglu_ctx;
+
+static double geglu_f(void *p) {
+    geglu_ctx *c = p;
+    geglu_forward(c->out, c->g, c->u, c->N, c->F);
+    return dotd(c->out, c->r, c->N * c->F);
+}
+
+TEST(grad_geglu) {
+    enum { N = 3, F = 10 };
+    rosa_rng rng;
+    rosa_rng_seed(&rng, 13);
+    float g[N * F], u[N * F], r[N * F], out[N * F], dg[N * F], du[N * F];
+    fill(g, N * F, &rng, 3.0f);
+    fill(u, N * F, &rng, 1.0f);
+    fill(r, N * F, &rng, 1.0f);
+    geglu_ctx c = {g, u, r, out, N, F};
+    geglu_backward(dg, du, r, g, u, N, F);
+    double eg = gradcheck(geglu_f, &c, g, dg, N * F), eu = gradcheck(geglu_f, &c, u, du, N * F);
+    CHECK_MSG(eg < GRAD_TOL, "dgate error %g", eg);
+    CHECK_MSG(eu < GRAD_TOL, "dup error %g", eu);
+    /* gelu_tanh(1) = 0.841191990... (PyTorch's tanh approximation) */
+    float one = 1.0f, o;
+    geglu_forward(&o, &one, &one, 1, 1);
+    CHECK_MSG(fabsf(o - 0.8411920f) < 1e-6f, "gelu_tanh(1) = %.9g", o);
+}
+
 /* ---- LM head + cross-entropy */
 typedef struct {
     float *h, *W, *weight;
@@ -234,7 +351,7 @@ typedef struct {
 
 static double ce_f(void *p) {
     ce_ctx *c = p;
-    rosa_weight w = {c->W, NULL, c->V, c->D};
+    rosa_weight w = {.f32 = c->W, .out = c->V, .in = c->D};
     double loss = NAN;
     lm_head_loss(&loss, NULL, NULL, c->h, &w, c->target, c->weight, c->N, c->D, c->V);
     return loss;
@@ -254,7 +371,7 @@ TEST(grad_lm_head_cross_entropy) {
         weight[n] = 0.5f + rosa_rng_uniform(&rng);
     }
     ce_ctx c = {h, W, weight, target, N, D, V};
-    rosa_weight w = {W, NULL, V, D};
+    rosa_weight w = {.f32 = W, .out = V, .in = D};
     double total = NAN;
     REQUIRE(lm_head_loss(&total, dh, ce, h, &w, target, weight, N, D, V) == 0);
     double again = 0.0;

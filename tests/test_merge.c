@@ -187,3 +187,25 @@ TEST(merge_shard_plan_follows_transformers) {
     st_shard_file_name(name, sizeof name, 0, 1);
     CHECK_STR(name, "model.safetensors");
 }
+
+/* DoRA merges as PEFT's merge_safe: W' = m / ||W + s B A|| * (W + s B A), so
+ * the merged model's loss is the adapter's (hooks on). */
+TEST(merge_dora_gives_the_adapters_loss) {
+    char model[4096], ad[512], out[512];
+    snprintf(model, sizeof model, "%s", shared_path("models/stories260K"));
+    snprintf(ad, sizeof ad, "%s", test_tmp_path("merge-dora-ad"));
+    snprintf(out, sizeof out, "%s", test_tmp_path("merged-dora"));
+    char *o = NULL;
+    REQUIRE(run_shellf(&o, PY " tools/ref_train.py make-adapter --model %s --method dora --rank 4 --alpha 8 "
+                           "--target-modules q_proj,v_proj,down_proj --b-std 0.1 --seed 4 --out %s", model, ad) == 0);
+    free(o);
+    REQUIRE(run_shellf(&o, "%s merge --model %s --adapter %s --output %s", rosa_bin(), model, ad, out) == 0);
+    free(o);
+    char *with_adapter = loss_json(model, ad), *merged = loss_json(out, NULL), *base = loss_json(model, NULL);
+    REQUIRE(with_adapter && merged && base);
+    CHECK_MSG(fabs(mean_loss(merged) - mean_loss(with_adapter)) < 1e-5, "%s vs %s", merged, with_adapter);
+    CHECK_MSG(fabs(mean_loss(base) - mean_loss(with_adapter)) > 1e-3, "the adapter changes nothing: %s", base);
+    free(with_adapter);
+    free(merged);
+    free(base);
+}

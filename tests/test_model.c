@@ -198,6 +198,12 @@ TEST(parity_f16) { check_case("f16"); }
 TEST(parity_bf16) { check_case("bf16"); }
 TEST(parity_sharded) { check_case("sharded"); }
 TEST(parity_mistral) { check_case("mistral"); }
+TEST(parity_qwen3_tiny) { check_case("qwen3-tiny"); }
+TEST(parity_qwen3_tiny_tied_bias) { check_case("qwen3-tiny-tied-bias"); }
+TEST(parity_qwen3_window_tiny) { check_case("qwen3-window-tiny"); }
+TEST(parity_gemma3_tiny) { check_case("gemma3-tiny"); }
+TEST(parity_gemma3_mm_tiny) { check_case("gemma3-mm-tiny"); }
+TEST(parity_mistral_window_tiny) { check_case("mistral-window-tiny"); }
 
 /* Decoding one token at a time through the cache gives the logits of a full
  * recompute over the same tokens. */
@@ -285,21 +291,70 @@ static void batch_vs_alone(int left_pad) {
 TEST(padded_batch_decoding_matches_alone_right_pad) { batch_vs_alone(0); }
 TEST(padded_batch_decoding_matches_alone_left_pad) { batch_vs_alone(1); }
 
-TEST(mistral_refuses_sequences_past_sliding_window) {
-    rosa_model *m = rosa_model_load(testdata_path("mistral"));
+/* Decoding through the cache past the window (Gemma 3's sliding layers,
+ * Mistral) gives the logits of a full recompute. */
+static void cached_vs_full(const char *name) {
+    rosa_model *m = rosa_model_load(testdata_path(name));
     REQUIRE(m);
-    int W = m->cfg.sliding_window;
-    CHECK(W > 0);
-    int32_t *ids = calloc((size_t)W + 1, sizeof(int32_t));
-    float *logits = malloc(sizeof(float) * (size_t)m->cfg.vocab_size);
-    rosa_kv_cache *kv = rosa_kv_cache_new(m, 1, W + 1);
-    REQUIRE(kv && ids && logits);
-    CHECK(rosa_forward(m, kv, W, ids, NULL, logits, 0) == 0);
-    CHECK(rosa_forward(m, kv, 1, ids, NULL, logits, 0) < 0);
-    CHECK_ERROR_HAS("sliding_window");
-    free(ids);
-    free(logits);
+    int V = m->cfg.vocab_size, n = 20, prefill = 3;
+    CHECK(m->cfg.sliding_window > 0 && m->cfg.sliding_window < n);
+    int32_t ids[20];
+    for (int i = 0; i < n; i++) ids[i] = 3 + (i * 41) % (V - 3);
+    float *full = malloc(sizeof(float) * (size_t)n * V), *step = malloc(sizeof(float) * (size_t)V);
+    rosa_kv_cache *kv = rosa_kv_cache_new(m, 1, n);
+    REQUIRE(kv && full && step);
+    CHECK(rosa_forward(m, kv, n, ids, NULL, full, 1) == 0);
+    rosa_kv_cache_reset(kv);
+    CHECK(rosa_forward(m, kv, prefill, ids, NULL, step, 0) == 0);
+    double worst = rel_err(step, full + (size_t)(prefill - 1) * V, (size_t)V);
+    for (int t = prefill; t < n; t++) {
+        CHECK(rosa_forward(m, kv, 1, &ids[t], NULL, step, 0) == 0);
+        double e = rel_err(step, full + (size_t)t * V, (size_t)V);
+        if (e > worst) worst = e;
+    }
+    CHECK_MSG(worst <= 1e-5, "%s: cached decoding differs from recompute by %g", name, worst);
+    free(full);
+    free(step);
     rosa_kv_cache_free(kv);
+    rosa_model_free(m);
+}
+
+TEST(kv_cache_past_the_window_gemma3) { cached_vs_full("gemma3-tiny"); }
+TEST(kv_cache_past_the_window_mistral) { cached_vs_full("mistral-window-tiny"); }
+
+/* Layer outputs of gemma3-tiny (S, S, F, S, S; window W): changing a token
+ * just out of a sliding layer's window leaves that layer's output at the
+ * last position unchanged, while a global layer's changes. */
+TEST(window_token_out_of_reach_has_no_effect) {
+    rosa_model *m = rosa_model_load(testdata_path("gemma3-tiny"));
+    REQUIRE(m);
+    int W = m->cfg.sliding_window, n = 3 * W, D = m->cfg.hidden_size;
+    REQUIRE(m->layers[0].window == W && m->layers[2].window == 0);
+    int32_t a[64], b[64];
+    for (int i = 0; i < n; i++) a[i] = b[i] = 3 + (i * 17) % 100;
+    b[n - 1 - W] = a[n - 1 - W] + 1; /* just out of layer 0's window of the last token */
+    float *out[2];
+    for (int r = 0; r < 2; r++) {
+        /* The model cut after layer 0, then after layer 2: its logits are a
+         * function of that layer's output at the last token. */
+        out[r] = malloc(sizeof(float) * 2 * (size_t)D);
+        for (int depth = 1; depth <= 3; depth += 2) {
+            rosa_model t = *m;
+            t.cfg.num_layers = depth;
+            rosa_kv_cache *kv = rosa_kv_cache_new(&t, 1, n);
+            REQUIRE(kv);
+            float *logits = malloc(sizeof(float) * (size_t)t.cfg.vocab_size);
+            CHECK(rosa_forward(&t, kv, n, r ? b : a, NULL, logits, 0) == 0);
+            memcpy(out[r] + (depth / 2) * D, logits, sizeof(float) * (size_t)(D < t.cfg.vocab_size ? D : t.cfg.vocab_size));
+            free(logits);
+            rosa_kv_cache_free(kv);
+        }
+    }
+    int vd = D < m->cfg.vocab_size ? D : m->cfg.vocab_size;
+    CHECK_MSG(memcmp(out[0], out[1], sizeof(float) * (size_t)vd) == 0, "sliding layer 0 saw a token out of its window");
+    CHECK_MSG(memcmp(out[0] + D, out[1] + D, sizeof(float) * (size_t)vd) != 0, "global layer 2 did not see it");
+    free(out[0]);
+    free(out[1]);
     rosa_model_free(m);
 }
 

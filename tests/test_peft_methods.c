@@ -56,7 +56,7 @@ static void ia3_gradcheck(int ff) {
     fill(r, N * out, &g, 1.0f);
     int nl = ff ? in : out;
     for (int i = 0; i < nl; i++) l[i] = 1.0f + 0.5f * (rosa_rng_uniform(&g) - 0.5f);
-    ia3_ctx c = {{W, NULL, out, in}, x, l, r, y, z, s, N, ff};
+    ia3_ctx c = {{.f32 = W, .out = out, .in = in}, x, l, r, y, z, s, N, ff};
     ia3_loss(&c);
     /* dL/dy = r; the frozen part's input gradient first, as the block does. */
     rosa_weight_backward(&c.w, dx, r, N, 0);

@@ -102,10 +102,16 @@ static cJSON *load_json(const char *path) {
     return j;
 }
 
-TEST(train_lora_matches_pytorch_reference) {
+/* 10 AdamW steps of rosa and tools/ref_train.py from the same adapter (made
+ * by the reference with make_flags, in PEFT's layout): step losses, gradient
+ * norms, the final adapter, and `rosa loss`'s per-example losses. */
+static void reference_parity(const char *tag, const char *make_flags, const char *train_flags) {
     const char *model = shared_path("models/stories260K");
-    const char *data = test_tmp_path("parity.jsonl"), *dump = test_tmp_path("parity-dump.json"), *init = test_tmp_path("init-adapter"),
-               *ref = test_tmp_path("ref.json"), *out = test_tmp_path("parity-out");
+    char names[5][64];
+    const char *suffix[5] = {".jsonl", "-dump.json", "-init", "-ref.json", "-out"};
+    for (int i = 0; i < 5; i++) snprintf(names[i], sizeof names[i], "%s%s", tag, suffix[i]);
+    const char *data = test_tmp_path(names[0]), *dump = test_tmp_path(names[1]), *init = test_tmp_path(names[2]),
+               *ref = test_tmp_path(names[3]), *out = test_tmp_path(names[4]);
     write_toy_records(data, 16);
     char cmd[4096], *o = NULL;
     snprintf(cmd, sizeof cmd, "%s tokenize --model %s --data %s --template train --cutoff-len 48 --json > %s", rosa_bin(),
@@ -113,9 +119,7 @@ TEST(train_lora_matches_pytorch_reference) {
     REQUIRE(sh(cmd, &o) == 0);
     free(o);
     snprintf(cmd, sizeof cmd,
-             PY " tools/ref_train.py make-adapter --model %s --method lora --rank 4 --alpha 8 "
-                "--target-modules q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj --b-std 0.05 --seed 3 --out %s",
-             model, init);
+             PY " tools/ref_train.py make-adapter --model %s %s --seed 3 --out %s", model, make_flags, init);
     REQUIRE(sh(cmd, &o) == 0);
     free(o);
     const char *hyper = "--max-steps 10 --batch-size 4 --micro-batch-size 2 --lr 5e-3 --warmup-steps 3 "
@@ -126,8 +130,8 @@ TEST(train_lora_matches_pytorch_reference) {
     free(o);
     snprintf(cmd, sizeof cmd,
              "%s train --model %s --data %s --init-adapter %s --output %s %s --cutoff-len 48 --no-shuffle "
-             "--dropout 0 --save-steps 0 --quiet --overwrite",
-             rosa_bin(), model, data, init, out, hyper);
+             "--save-steps 0 --quiet --overwrite %s",
+             rosa_bin(), model, data, init, out, hyper, train_flags);
     int rc = sh(cmd, &o);
     CHECK_MSG(rc == 0, "rosa train failed: %s", o);
     free(o);
@@ -192,6 +196,26 @@ TEST(train_lora_matches_pytorch_reference) {
     CHECK_MSG(ep <= 1e-5, "per-example losses differ by %g", ep);
     cJSON_Delete(lj);
     cJSON_Delete(r);
+}
+
+TEST(train_lora_matches_pytorch_reference) {
+    reference_parity("lora", "--method lora --rank 4 --alpha 8 "
+                             "--target-modules q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj --b-std 0.05",
+                     "--dropout 0");
+}
+
+/* DoRA (use_dora): magnitudes away from ||W|| and B != 0, on every projection. */
+TEST(train_dora_matches_pytorch_reference) {
+    reference_parity("dora", "--method dora --rank 4 --alpha 8 "
+                             "--target-modules q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj --b-std 0.05",
+                     "--dropout 0");
+}
+
+/* SHiRA: the reference's file holds no indices, so rosa draws PEFT's mask
+ * from random_seed with PyTorch's randperm: any other mask would train other
+ * entries and the losses would part at step 1. */
+TEST(train_shira_matches_pytorch_reference) {
+    reference_parity("shira", "--method shira --rank 2 --shira-seed 7 --target-modules q_proj,v_proj,down_proj", "");
 }
 
 /* Token-normalised loss, a cosine schedule and micro-batches of 1. */
@@ -437,7 +461,9 @@ TEST(train_refuses_above_max_memory_and_bad_options) {
     snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --output %s --max-memory 2M --batch-size 4 "
              "--micro-batch-size 4 --quiet", rosa_bin(), model, data, test_tmp_path("mem-out"));
     CHECK(sh(cmd, &o) == 1);
-    CHECK_MSG(strstr(o, "more than --max-memory 2.0 MiB: lower --micro-batch-size") != NULL, "got: %s", o);
+    CHECK_MSG(strstr(o, "more than --max-memory 2.0 MiB (weights") != NULL, "got: %s", o);
+    CHECK_MSG(strstr(o, "no change of --micro-batch-size, --recompute, --cutoff-len or --dtype fits") != NULL,
+              "got: %s", o);
     free(o);
     snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --output %s --batch-size 6 --micro-batch-size 4",
              rosa_bin(), model, data, test_tmp_path("mem-out"));
@@ -493,12 +519,12 @@ TEST(adapter_files_follow_peft_and_refuse_what_rosa_lacks) {
     struct {
         const char *key, *value, *needle;
     } cases[] = {
-        {"use_dora", "true", "\"use_dora\" is true: rosa does not implement DoRA"},
+        {"use_dora", "true", "lora_magnitude_vector\" is missing"}, /* DoRA: a tensor a LoRA file lacks */
         {"modules_to_save", "[\"lm_head\"]", "\"modules_to_save\" is [\"lm_head\"]: rosa does not implement"},
-        {"peft_type", "\"IA3\"", "unsupported peft_type \"IA3\""},
+        {"peft_type", "\"LOKR\"", "unsupported peft_type \"LOKR\""},
         {"bias", "\"all\"", "\"bias\" is \"all\": rosa does not implement trained biases"},
         {"r", "3", "should have shape [3, 64]"},
-        {"rank_pattern", "{\"q_proj\": 4}", "\"rank_pattern\" is {\"q_proj\":4}: rosa does not implement"},
+        {"rank_pattern", "{\"q_proj\": 4}", "q_proj.lora_A.weight\" should have shape [4, 64]"},
         {"some_future_option", "7", "\"some_future_option\" is 7: rosa does not know this field"},
         {"layers_to_transform", "[1]", "unexpected tensor"},
         {"layers_to_transform", "[1, 3, 4]", "is missing"},
@@ -674,7 +700,6 @@ TEST(adapter_config_from_current_peft_loads_with_every_field) {
     /* What rosa does not implement is refused by name, with the value. */
     static const char *const refused[][5] = {
         {"use_qalora", "true", "qalora_group_size", "32", "\"use_qalora\" is true: rosa does not implement QALoRA"},
-        {"use_dora", "true", NULL, NULL, "\"use_dora\" is true: rosa does not implement DoRA"},
         {"init_lora_weights", "\"pissa_niter_16\"", NULL, NULL,
          "\"init_lora_weights\" is \"pissa_niter_16\": rosa does not implement this initialization"},
         {"init_lora_weights", "\"loftq\"", "loftq_config", "{\"loftq_bits\": 4, \"loftq_iter\": 1}",

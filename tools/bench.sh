@@ -11,9 +11,10 @@
 # Environment:
 #   BENCH_THREADS=2        threads of both sides (OMP_NUM_THREADS, torch.set_num_threads)
 #   BENCH_STEPS=N          timed steps per case after one warm-up (3 full, 1 quick)
-#   BENCH_QWEN_STEPS=N     steps for qwen2.5-0.5b in the full suite (default 1: time budget)
+#   BENCH_QWEN_STEPS=N     steps for qwen2.5-0.5b, qwen3-0.6b and gemma3-1b in the full suite
+#                          (default 1: time budget)
 #   BENCH_CONFIGS="a b"    names in bench/configs (full suite: smollm2-135m qwen2.5-0.5b
-#                          llama-100m), or paths to HF config.json files
+#                          llama-100m qwen3-0.6b gemma3-1b), or paths to HF config.json files
 #   BENCH_BF16_CASES=lora  cases also run in BF16 (bench_train ... bf16, PyTorch autocast);
 #                          empty: none
 #   BENCH_RECOMPUTE_CASES=lora  training cases also run with --recompute (PyTorch:
@@ -37,7 +38,7 @@ if [ "$MODE" = quick ]; then
     TOKSECS=0.5
 else
     STEPS=${BENCH_STEPS:-3}
-    CONFIGS=${BENCH_CONFIGS:-smollm2-135m qwen2.5-0.5b llama-100m}
+    CONFIGS=${BENCH_CONFIGS:-smollm2-135m qwen2.5-0.5b llama-100m qwen3-0.6b gemma3-1b}
     CASES="lora roae rosa generate prefill"
     TOKSECS=2
 fi
@@ -136,7 +137,7 @@ for cfg in $CONFIGS; do
     json=$CFGDIR/$cfg.json
     case $cfg in */*) json=$cfg cfg=$(basename "$(dirname "$cfg")") ;; esac # a path to a config.json
     steps=$STEPS
-    case $cfg in qwen2.5*) steps=$QWEN_STEPS ;; esac
+    case $cfg in qwen2.5* | qwen3* | gemma3*) steps=$QWEN_STEPS ;; esac
     for cas in $CASES; do
         for dt in fp32 bf16 recompute; do
             rosa_args=$dt torch_args="--dtype $dt"

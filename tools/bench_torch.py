@@ -7,7 +7,9 @@
 Written the way a PyTorch/PEFT user would run it: a compact nn.Module with Hugging Face
 LlamaForCausalLM / Qwen2ForCausalLM eager semantics (RMSNorm, rotate_half RoPE, GQA via
 repeat_kv, eager attention with a causal mask and an FP32 softmax, SwiGLU, tied or untied
-head, Qwen2 q/k/v bias), no transformers / peft packages.  Weights are random (speed and
+head, Qwen2 q/k/v bias), plus Qwen3's q_norm/k_norm and Gemma 3's text model (embedding
+scale, (1 + w) norms, sandwich norms, GeGLU with the tanh GELU, query_pre_attn_scalar, sliding
+and global layers with their own RoPE), no transformers / peft packages.  Weights are random (speed and
 memory do not depend on their values) with the exact shapes of CONFIG.json; the base is
 frozen (requires_grad False).
 
@@ -83,6 +85,16 @@ class Config:
         self.theta = float(c.get("rope_theta", 10000.0))
         self.tied = bool(c.get("tie_word_embeddings", False))
         self.qkv_bias = c.get("model_type") == "qwen2" or bool(c.get("attention_bias", False))
+        self.o_bias = bool(c.get("attention_bias", False))
+        mt = c.get("model_type")
+        self.qk_norm = mt in ("qwen3", "gemma3_text")
+        self.gemma = mt == "gemma3_text"
+        self.scale = float(c.get("query_pre_attn_scalar", self.head_dim)) ** -0.5
+        pattern = c.get("sliding_window_pattern", 6)
+        types = c.get("layer_types") or ["sliding_attention" if self.gemma and (i + 1) % pattern else "full_attention"
+                                         for i in range(self.layers)]
+        self.window = [c.get("sliding_window") if t == "sliding_attention" else None for t in types]
+        self.local_theta = float(c.get("rope_local_base_freq", 10000.0))
 
 
 # ----------------------------------------------------------------------------- adapters
@@ -130,15 +142,17 @@ class RoAE(nn.Module):
 
 
 class RMSNorm(nn.Module):
-    def __init__(self, n, eps):
+    def __init__(self, n, eps, plus_one=False):
         super().__init__()
-        self.weight = nn.Parameter(torch.ones(n))
-        self.eps = eps
+        self.weight = nn.Parameter(torch.zeros(n) if plus_one else torch.ones(n))
+        self.eps, self.plus_one = eps, plus_one
 
     def forward(self, x):
         dtype = x.dtype
         x = x.to(torch.float32)
         x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+        if self.plus_one:  # Gemma: x * (1 + w) in FP32
+            return (x * (1.0 + self.weight.float())).to(dtype)
         return self.weight * x.to(dtype)
 
 
@@ -162,7 +176,10 @@ class Attention(nn.Module):
         self.q_proj = nn.Linear(c.hidden, c.heads * hd, bias=c.qkv_bias)
         self.k_proj = nn.Linear(c.hidden, c.kv_heads * hd, bias=c.qkv_bias)
         self.v_proj = nn.Linear(c.hidden, c.kv_heads * hd, bias=c.qkv_bias)
-        self.o_proj = nn.Linear(c.heads * hd, c.hidden, bias=False)
+        self.o_proj = nn.Linear(c.heads * hd, c.hidden, bias=c.o_bias)
+        if c.qk_norm:
+            self.q_norm = RMSNorm(hd, c.eps, c.gemma)
+            self.k_norm = RMSNorm(hd, c.eps, c.gemma)
         self.roae_q = self.roae_k = None
 
     def forward(self, x, cos, sin, mask, cache):
@@ -171,6 +188,8 @@ class Attention(nn.Module):
         q = self.q_proj(x).view(b, t, c.heads, c.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(b, t, c.kv_heads, c.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(b, t, c.kv_heads, c.head_dim).transpose(1, 2)
+        if c.qk_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
         if self.roae_q is not None:
@@ -184,7 +203,7 @@ class Attention(nn.Module):
             cache[0], cache[1] = k, v
         n_rep = c.heads // c.kv_heads
         k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)
-        w = torch.matmul(q, k.transpose(2, 3)) / math.sqrt(c.head_dim)
+        w = torch.matmul(q, k.transpose(2, 3)) * c.scale
         if mask is not None:
             w = w + mask
         w = F.softmax(w, dim=-1, dtype=torch.float32).to(q.dtype)
@@ -199,19 +218,30 @@ class MLP(nn.Module):
         self.up_proj = nn.Linear(c.hidden, c.inter, bias=False)
         self.down_proj = nn.Linear(c.inter, c.hidden, bias=False)
 
+        self.gelu = c.gemma
+
     def forward(self, x):
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        g = self.gate_proj(x)
+        g = F.gelu(g, approximate="tanh") if self.gelu else F.silu(g)
+        return self.down_proj(g * self.up_proj(x))
 
 
 class Layer(nn.Module):
     def __init__(self, c):
         super().__init__()
-        self.input_layernorm = RMSNorm(c.hidden, c.eps)
+        self.gemma = c.gemma
+        self.input_layernorm = RMSNorm(c.hidden, c.eps, c.gemma)
         self.self_attn = Attention(c)
-        self.post_attention_layernorm = RMSNorm(c.hidden, c.eps)
+        self.post_attention_layernorm = RMSNorm(c.hidden, c.eps, c.gemma)
         self.mlp = MLP(c)
+        if c.gemma:  # the sandwich: post_attention_layernorm is on the attention output
+            self.pre_feedforward_layernorm = RMSNorm(c.hidden, c.eps, True)
+            self.post_feedforward_layernorm = RMSNorm(c.hidden, c.eps, True)
 
     def forward(self, x, cos, sin, mask, cache):
+        if self.gemma:
+            x = x + self.post_attention_layernorm(self.self_attn(self.input_layernorm(x), cos, sin, mask, cache))
+            return x + self.post_feedforward_layernorm(self.mlp(self.pre_feedforward_layernorm(x)))
         x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask, cache)
         return x + self.mlp(self.post_attention_layernorm(x))
 
@@ -222,26 +252,41 @@ class CausalLM(nn.Module):
         self.c = c
         self.embed_tokens = nn.Embedding(c.vocab, c.hidden)
         self.layers = nn.ModuleList([Layer(c) for _ in range(c.layers)])
-        self.norm = RMSNorm(c.hidden, c.eps)
+        self.norm = RMSNorm(c.hidden, c.eps, c.gemma)
         self.lm_head = nn.Linear(c.hidden, c.vocab, bias=False)
         if c.tied:
             self.lm_head.weight = self.embed_tokens.weight
-        self.inv_freq = 1.0 / (c.theta ** (torch.arange(0, c.head_dim, 2, dtype=torch.float32) / c.head_dim))
+        dims = torch.arange(0, c.head_dim, 2, dtype=torch.float32) / c.head_dim
+        self.inv_freq = 1.0 / (c.theta ** dims)
+        self.local_inv_freq = 1.0 / (c.local_theta ** dims)
 
-    def rope(self, start, t):
+    def rope(self, start, t, local=False):
         pos = torch.arange(start, start + t, dtype=torch.float32)
-        emb = torch.cat([torch.outer(pos, self.inv_freq)] * 2, dim=-1)
+        emb = torch.cat([torch.outer(pos, self.local_inv_freq if local else self.inv_freq)] * 2, dim=-1)
         return emb.cos()[None, None], emb.sin()[None, None]
 
     def forward(self, ids, caches=None, last_only=False):
         b, t = ids.shape
         start = 0 if caches is None or caches[0][0] is None else caches[0][0].shape[2]
         x = self.embed_tokens(ids)
-        cos, sin = self.rope(start, t)
-        mask = None
+        if self.c.gemma:
+            x = x * torch.tensor(self.c.hidden ** 0.5, dtype=x.dtype)
+        ropes = [self.rope(start, t), self.rope(start, t, True)]
+        full = None
         if t > 1:
-            mask = torch.full((t, start + t), torch.finfo(torch.float32).min).triu(start + 1)[None, None]
+            full = torch.full((t, start + t), torch.finfo(torch.float32).min).triu(start + 1)[None, None]
+        masks = {}
+        for w in set(self.c.window):
+            masks[w] = full
+            if w is not None:  # sliding: also mask keys w or more positions back
+                q_pos = torch.arange(start, start + t)[:, None]
+                old = q_pos - torch.arange(start + t)[None, :] >= w
+                base = full if full is not None else torch.zeros(t, start + t)[None, None]
+                masks[w] = base.masked_fill(old[None, None], torch.finfo(torch.float32).min)
         for i, layer in enumerate(self.layers):
+            w = self.c.window[i]
+            cos, sin = ropes[self.c.gemma and w is not None]
+            mask = masks[w]
             if self.training and args.recompute:  # rosa's --recompute: keep each layer's input only
                 x = torch.utils.checkpoint.checkpoint(layer, x, cos, sin, mask, None, use_reentrant=False)
             else:

@@ -79,7 +79,10 @@ def write_safetensors(path, tensors, dtype):
 
 BASE = dict(vocab=256, hidden=64, inter=72, layers=2, heads=4, kv=2, head_dim=16, eps=1e-5,
             theta=10000.0, rope_scaling=None, tie=False, dtype="F32", arch="llama",
-            attention_bias=False, mlp_bias=False, shards=1, extra_batches=())
+            attention_bias=False, mlp_bias=False, shards=1, extra_batches=(), window=64,
+            # Qwen3 / Gemma3 (issue 14)
+            use_sliding_window=False, max_window_layers=None, layer_types=None, pattern=None,
+            qpas=None, local_theta=None, omit=())
 
 CASES = {
     "llama_gqa": dict(layers=3),
@@ -100,6 +103,38 @@ CASES = {
     "sharded": dict(shards=2),
     "mistral": dict(arch="mistral"),
     "linear_rope": dict(rope_scaling={"type": "linear", "factor": 2.0}),
+    # ---- issue 14: Qwen3, Gemma3, sliding windows (appended: the seeds of the cases above,
+    # 1000 + index, stay the same).  Sequences are 6..12 tokens, windows 4.
+    # Qwen3, GQA 4/2, head_dim 16 != hidden/heads = 12, untied, no biases, q/k norms.
+    "qwen3-tiny": dict(arch="qwen3", vocab=128, hidden=48, inter=64, layers=3, heads=4, kv=2, head_dim=16,
+                       eps=1e-6, theta=1000000.0),
+    # Qwen3, tied embeddings, attention_bias true (q/k/v/o biases).
+    "qwen3-tiny-tied-bias": dict(arch="qwen3", vocab=128, hidden=32, inter=48, layers=2, heads=4, kv=2,
+                                 head_dim=8, eps=1e-6, theta=1000000.0, tie=True, attention_bias=True),
+    # Qwen3 with use_sliding_window: layers >= max_window_layers (1, 2) slide with window 4.
+    "qwen3-window-tiny": dict(arch="qwen3", vocab=128, hidden=32, inter=48, layers=3, heads=4, kv=1,
+                              head_dim=8, eps=1e-6, theta=1000000.0, use_sliding_window=True, window=4,
+                              max_window_layers=1),
+    # Gemma3ForCausalLM: 5 layers sliding,sliding,full,sliding,sliding (layer_types and
+    # sliding_window_pattern 3), window 4, head_dim 24 != hidden/heads, query_pre_attn_scalar 32,
+    # local base 10000 vs rope_theta 1e6 with linear scaling 8 on the full layer, tied.
+    "gemma3-tiny": dict(arch="gemma3", vocab=128, hidden=64, inter=96, layers=5, heads=4, kv=2, head_dim=24,
+                        eps=1e-6, theta=1000000.0, tie=True, window=4, pattern=3, qpas=32,
+                        local_theta=10000.0, rope_scaling={"rope_type": "linear", "factor": 8.0},
+                        layer_types=["sliding_attention", "sliding_attention", "full_attention",
+                                     "sliding_attention", "sliding_attention"],
+                        extra_batches=(("long", 24),)),
+    # Gemma3ForConditionalGeneration layout: text_config (sparse: query_pre_attn_scalar,
+    # sliding_window_pattern, rope_theta, rope_local_base_freq, rms_norm_eps, activation, tying
+    # take Gemma3TextConfig's defaults: 256, 6, 1e6, 1e4, 1e-6, gelu_pytorch_tanh, true),
+    # weights under language_model.model., plus a dummy vision_tower / multi_modal_projector.
+    # 6 layers: 0-4 sliding (window 4), 5 full with linear rope scaling 8 (as gemma-3-4b).
+    "gemma3-mm-tiny": dict(arch="gemma3_mm", vocab=128, hidden=32, inter=48, layers=6, heads=2, kv=1,
+                           head_dim=16, eps=1e-6, theta=1000000.0, tie=True, window=4,
+                           rope_scaling={"rope_type": "linear", "factor": 8.0}),
+    # Mistral with a 4-token window (every layer slides).
+    "mistral-window-tiny": dict(arch="mistral", vocab=128, hidden=32, inter=48, layers=3, heads=4, kv=2,
+                                head_dim=8, window=4),
 }
 
 TORCH_DTYPE = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}
@@ -137,8 +172,52 @@ def make_config(p):
                        "use_sliding_window": False, "sliding_window": 4096, "max_window_layers": p["layers"]})
     elif p["arch"] == "mistral":
         common.update({"architectures": ["MistralForCausalLM"], "model_type": "mistral",
-                       "sliding_window": 64, "head_dim": p["head_dim"]})
+                       "sliding_window": p["window"], "head_dim": p["head_dim"]})
+    elif p["arch"] == "qwen3":
+        common.update({"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "head_dim": p["head_dim"],
+                       "attention_bias": p["attention_bias"], "use_sliding_window": p["use_sliding_window"],
+                       "sliding_window": p["window"] if p["use_sliding_window"] else None,
+                       "max_window_layers": p["max_window_layers"] if p["max_window_layers"] is not None
+                       else p["layers"], "transformers_version": "4.51.0"})
+    elif p["arch"] in ("gemma3", "gemma3_mm"):
+        return make_gemma3_config(p, common)
     return common
+
+
+def make_gemma3_config(p, common):
+    t = dict(common)
+    del t["hidden_act"]
+    t.update({"model_type": "gemma3_text", "hidden_activation": "gelu_pytorch_tanh", "head_dim": p["head_dim"],
+              "attention_bias": p["attention_bias"], "sliding_window": p["window"],
+              "attn_logit_softcapping": None, "final_logit_softcapping": None, "pad_token_id": 0,
+              "cache_implementation": "hybrid", "transformers_version": "4.53.0"})
+    if p["qpas"] is not None:
+        t["query_pre_attn_scalar"] = p["qpas"]
+    if p["local_theta"] is not None:
+        t["rope_local_base_freq"] = p["local_theta"]
+    if p["pattern"] is not None:
+        t["sliding_window_pattern"] = p["pattern"]
+    if p["layer_types"] is not None:
+        t["layer_types"] = list(p["layer_types"])
+    if p["arch"] == "gemma3":
+        t["architectures"] = ["Gemma3ForCausalLM"]
+        return t
+    # Gemma3ForConditionalGeneration: a sparse text_config as on the Hub (gemma-3-4b-it lists
+    # only what differs from Gemma3TextConfig's defaults).
+    for k in ("architectures", "torch_dtype", "transformers_version", "bos_token_id", "eos_token_id",
+              "rms_norm_eps", "rope_theta", "hidden_activation", "tie_word_embeddings",
+              "attn_logit_softcapping", "final_logit_softcapping", "cache_implementation", "use_cache",
+              "initializer_range", "attention_dropout", "pad_token_id", "attention_bias"):
+        t.pop(k, None)
+    return {"architectures": ["Gemma3ForConditionalGeneration"], "model_type": "gemma3",
+            "boi_token_index": 125, "eoi_token_index": 126, "image_token_index": 127,
+            "mm_tokens_per_image": 4, "initializer_range": 0.02, "bos_token_id": common["bos_token_id"],
+            "eos_token_id": common["eos_token_id"], "text_config": t,
+            "vision_config": {"model_type": "siglip_vision_model", "hidden_size": 16, "intermediate_size": 32,
+                              "num_hidden_layers": 1, "num_attention_heads": 2, "num_channels": 3,
+                              "image_size": 8, "patch_size": 4, "layer_norm_eps": 1e-6,
+                              "vision_use_head": False},
+            "torch_dtype": common["torch_dtype"], "transformers_version": "4.50.0"}
 
 
 def make_weights(p, rng):
@@ -184,6 +263,63 @@ def make_weights(p, rng):
     if not p["tie"]:
         w["lm_head.weight"] = mat(V, D)
     return w
+
+
+def make_weights_v2(p, rng):
+    """Qwen3 / Gemma3 weights (issue 14).  Same scheme as make_weights; Gemma norm weights are
+    stored as w with scale (1 + w), w = 0.1 N; Qwen3 q/k norms 1 + 0.1 N.  Gemma embeddings are
+    N(0, 0.3) (they are multiplied by sqrt(hidden))."""
+    V, D, I, L, H, K, d = p["vocab"], p["hidden"], p["inter"], p["layers"], p["heads"], p["kv"], p["head_dim"]
+    gemma = p["arch"] in ("gemma3", "gemma3_mm")
+
+    def mat(o, i, gain=1.0):
+        return (rng.standard_normal((o, i)) * (gain / np.sqrt(i))).astype(np.float32)
+
+    def norm(n):
+        return ((0.0 if gemma else 1.0) + 0.1 * rng.standard_normal(n)).astype(np.float32)
+
+    def bias(n):
+        return (0.1 * rng.standard_normal(n)).astype(np.float32)
+
+    w = {"model.embed_tokens.weight": (rng.standard_normal((V, D)) * (0.3 if gemma else 1.0)).astype(np.float32)}
+    for l in range(L):
+        pre = "model.layers.%d." % l
+        w[pre + "input_layernorm.weight"] = norm(D)
+        w[pre + "self_attn.q_proj.weight"] = mat(H * d, D, 1.5)
+        w[pre + "self_attn.k_proj.weight"] = mat(K * d, D, 1.5)
+        w[pre + "self_attn.v_proj.weight"] = mat(K * d, D)
+        w[pre + "self_attn.o_proj.weight"] = mat(D, H * d)
+        w[pre + "self_attn.q_norm.weight"] = norm(d)
+        w[pre + "self_attn.k_norm.weight"] = norm(d)
+        if p["attention_bias"]:
+            w[pre + "self_attn.q_proj.bias"] = bias(H * d)
+            w[pre + "self_attn.k_proj.bias"] = bias(K * d)
+            w[pre + "self_attn.v_proj.bias"] = bias(K * d)
+            w[pre + "self_attn.o_proj.bias"] = bias(D)
+        w[pre + "post_attention_layernorm.weight"] = norm(D)
+        if gemma:
+            w[pre + "pre_feedforward_layernorm.weight"] = norm(D)
+            w[pre + "post_feedforward_layernorm.weight"] = norm(D)
+        w[pre + "mlp.gate_proj.weight"] = mat(I, D)
+        w[pre + "mlp.up_proj.weight"] = mat(I, D)
+        w[pre + "mlp.down_proj.weight"] = mat(D, I)
+    w["model.norm.weight"] = norm(D)
+    if not p["tie"]:
+        w["lm_head.weight"] = mat(V, D)
+    if p["arch"] == "gemma3_mm":
+        # checkpoint layout of transformers < 4.52 (as google/gemma-3-4b-it on the Hub), and a
+        # dummy vision tower / projector that a text-only loader must skip
+        w = {"language_model." + k: v for k, v in w.items()}
+        w["vision_tower.vision_model.embeddings.patch_embedding.weight"] = \
+            (0.1 * rng.standard_normal((16, 3, 4, 4))).astype(np.float32)
+        w["vision_tower.vision_model.embeddings.patch_embedding.bias"] = bias(16)
+        w["vision_tower.vision_model.post_layernorm.weight"] = norm(16)
+        w["multi_modal_projector.mm_input_projection_weight"] = mat(16, D)
+        w["multi_modal_projector.mm_soft_emb_norm.weight"] = norm(16)
+    return w
+
+
+V2_ARCHS = ("qwen3", "gemma3", "gemma3_mm")
 
 
 def write_model(d, p, w):
@@ -238,7 +374,7 @@ def build_case(root, name, seed):
     for fn in os.listdir(d):  # stale files from an earlier run
         if fn.endswith((".safetensors", ".f32", ".json")):
             os.remove(os.path.join(d, fn))
-    w = make_weights(p, rng)
+    w = make_weights_v2(p, rng) if p["arch"] in V2_ARCHS else make_weights(p, rng)
     write_model(d, p, w)
 
     m = ref_llama.load_model(d)  # reads back what was just written

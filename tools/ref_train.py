@@ -15,6 +15,13 @@ Subcommands:
   ref_train.py make-data --model DIR --n N --seed S --out DUMP.json     (random token records)
   ref_train.py self-check
 
+Architectures: those of ref_llama.py (Llama, Qwen2, Mistral, Qwen3, Gemma3 incl. the text part
+of Gemma3ForConditionalGeneration), with their sliding windows and per-layer RoPE.  LoRA can
+target any of q/k/v/o/gate/up/down_proj.  RoAE acts on Q/K after q_norm/k_norm (Qwen3, Gemma3)
+and after (post-rope) or before (pre-rope) the layer's own RoPE.  DLS scores the pre-sublayer
+norms: input_layernorm + post_attention_layernorm (Llama, Qwen2, Mistral, Qwen3) or
+input_layernorm + pre_feedforward_layernorm (Gemma3); never q_norm/k_norm or Gemma's post norms.
+
 See docs/reference.md ("Training reference", "PEFT methods") for the exact semantics.
 """
 
@@ -35,7 +42,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ref_llama  # noqa: E402
 import ref_peft  # noqa: E402
-from ref_llama import _lin, _rms, _rotate_half  # noqa: E402
+from ref_llama import _lin, _norm, _rms, _rotate_half  # noqa: E402
 
 DT = torch.float64
 IGNORE = -100
@@ -266,11 +273,29 @@ def make_adapter_obj(cfg, tensors, mcfg):
     raise RefError("unsupported peft_type %r" % pt)
 
 
+# PEFT names of the text layers when PEFT wrapped a Gemma3ForConditionalGeneration
+# (transformers >= 4.52 module tree, and < 4.52); read as the Gemma3ForCausalLM names.
+_ADAPTER_ALIASES = ("base_model.model.model.language_model.layers.", "base_model.model.language_model.model.layers.")
+
+
+def canonical_adapter_names(w):
+    out = {}
+    for k, v in w.items():
+        for a in _ADAPTER_ALIASES:
+            if k.startswith(a):
+                k = "base_model.model.model.layers." + k[len(a):]
+                break
+        if k in out:
+            raise RefError("adapter tensor %s appears under two prefixes" % k)
+        out[k] = v
+    return out
+
+
 def load_adapter(adir, mcfg):
     with open(os.path.join(adir, "adapter_config.json")) as f:
         cfg = json.load(f)
     w, _, _ = ref_llama.read_safetensors(os.path.join(adir, "adapter_model.safetensors"))
-    return make_adapter_obj(cfg, w, mcfg)
+    return make_adapter_obj(cfg, canonical_adapter_names(w), mcfg)
 
 
 # --------------------------------------------------------------------------- forward
@@ -279,7 +304,14 @@ def load_adapter(adir, mcfg):
 def forward(m, ids, mask=None, adapter=None, norms=None):
     """ref_llama.forward with adapter hooks and (optionally) replaceable RMSNorm weights.
     ids, mask: [B][T] (tensors or lists).  norms: {layer: (gamma_in, gamma_post)} tensors
-    (e.g. with requires_grad) used instead of the model's.  Returns float64 logits [B,T,V]."""
+    (e.g. with requires_grad) used instead of the model's pre-sublayer norms, named by
+    m.cfg.dls_norms: input_layernorm and post_attention_layernorm (Llama, Qwen2, Qwen3) or
+    input_layernorm and pre_feedforward_layernorm (Gemma3; the weight is stored as w with
+    scale 1 + w, and the gradient is the same either way).  Returns float64 logits [B,T,V].
+
+    Per layer: the layer's own RoPE table (Gemma3 sliding layers: rope_local_base_freq) and
+    mask (causal AND key padding AND, on sliding layers, q - k < sliding_window); Q/K go
+    through q_norm/k_norm (Qwen3, Gemma3) before the RoAE 'pre' hook and RoPE."""
     c, w = m.cfg, m.w
     ids = torch.as_tensor(ids, dtype=torch.long)
     if ids.dim() == 1:
@@ -289,18 +321,8 @@ def forward(m, ids, mask=None, adapter=None, norms=None):
     if int(ids.min()) < 0 or int(ids.max()) >= c.vocab:
         raise RefError("token id out of range")
     H, K, d = c.heads, c.kv_heads, c.head_dim
-    rep = H // K
-    pos = (mask.cumsum(-1) - 1).clamp(min=0).to(DT)
-    freqs = pos[..., None] * m.inv_freq
-    emb = torch.cat((freqs, freqs), dim=-1)
-    cos, sin = emb.cos()[:, None], emb.sin()[:, None]
-    qi = torch.arange(T)[:, None]
-    ki = torch.arange(T)[None, :]
-    allowed = (ki <= qi)[None] & mask.bool()[:, None, :]
-    if c.sliding_window is not None:
-        allowed = allowed & ((qi - ki) < c.sliding_window)[None]
-    dead = ~allowed.any(-1, keepdim=True)
-    allowed = (allowed | dead)[:, None]
+    tables = ref_llama.layer_tables(m, mask)
+    n_in, n_mid = c.dls_norms
 
     ad = adapter
     full = ad is not None and getattr(ad, "full", False)
@@ -316,36 +338,44 @@ def forward(m, ids, mask=None, adapter=None, norms=None):
     def qk(i, which, stage, h, z):
         return z if ad is None else ad.qk(i, which, stage, h, z)
 
-    x = w["model.embed_tokens.weight"][ids]
+    x = ref_llama.embed(m, ids)
     for i in range(c.layers):
         p = "model.layers.%d." % i
-        g_in, g_post = norms[i] if norms is not None else (w[p + "input_layernorm.weight"],
-                                                           w[p + "post_attention_layernorm.weight"])
+        cos, sin, allowed = tables[i]
+        g_in, g_mid = norms[i] if norms is not None else (w[p + n_in + ".weight"], w[p + n_mid + ".weight"])
         if adnorm:
-            g_in = ad.norm(p + "input_layernorm", g_in)
-            g_post = ad.norm(p + "post_attention_layernorm", g_post)
-        h = _rms(x, g_in, c.eps)
-        q = lin(i, "self_attn.q_proj", h, c.qkv_bias).view(B, T, H, d).transpose(1, 2)
-        k = lin(i, "self_attn.k_proj", h, c.qkv_bias).view(B, T, K, d).transpose(1, 2)
+            g_in = ad.norm(p + n_in, g_in)
+            g_mid = ad.norm(p + n_mid, g_mid)
+        h = _norm(c, x, g_in)
+        q = lin(i, "self_attn.q_proj", h, c.qkv_bias).view(B, T, H, d)
+        k = lin(i, "self_attn.k_proj", h, c.qkv_bias).view(B, T, K, d)
         v = lin(i, "self_attn.v_proj", h, c.qkv_bias).view(B, T, K, d).transpose(1, 2)
+        if c.qk_norm:
+            q = _norm(c, q, w[p + "self_attn.q_norm.weight"])
+            k = _norm(c, k, w[p + "self_attn.k_norm.weight"])
+        q = q.transpose(1, 2)
+        k = k.transpose(1, 2)
         q = qk(i, "q", "pre", h, q)
         k = qk(i, "k", "pre", h, k)
         q = q * cos + _rotate_half(q) * sin
         k = k * cos + _rotate_half(k) * sin
         q = qk(i, "q", "post", h, q)
         k = qk(i, "k", "post", h, k)
-        k = k[:, :, None].expand(B, K, rep, T, d).reshape(B, H, T, d)
-        v = v[:, :, None].expand(B, K, rep, T, d).reshape(B, H, T, d)
-        s = (q @ k.transpose(2, 3)) * (d ** -0.5)
-        s = s.masked_fill(~allowed, float("-inf"))
-        a = (torch.softmax(s, dim=-1) @ v).transpose(1, 2).reshape(B, T, H * d)
-        x = x + lin(i, "self_attn.o_proj", a, c.o_bias)
-        h = _rms(x, g_post, c.eps)
+        a = ref_llama.attend(c, q, k, v, allowed)
+        o = lin(i, "self_attn.o_proj", a, c.o_bias)
+        if c.sandwich:
+            x = x + _norm(c, o, w[p + "post_attention_layernorm.weight"])
+        else:
+            x = x + o
+        h = _norm(c, x, g_mid)
         gt = lin(i, "mlp.gate_proj", h, c.mlp_bias)
         up = lin(i, "mlp.up_proj", h, c.mlp_bias)
-        x = x + lin(i, "mlp.down_proj", torch.nn.functional.silu(gt) * up, c.mlp_bias)
-    x = _rms(x, ad.norm("model.norm", w["model.norm.weight"]) if adnorm else w["model.norm.weight"], c.eps)
-    return x @ m.lm_head.t()
+        y = lin(i, "mlp.down_proj", ref_llama._act(c, gt) * up, c.mlp_bias)
+        if c.sandwich:
+            y = _norm(c, y, w[p + "post_feedforward_layernorm.weight"])
+        x = x + y
+    x = _norm(c, x, ad.norm("model.norm", w["model.norm.weight"]) if adnorm else w["model.norm.weight"])
+    return ref_llama.logits_head(m, x)
 
 
 def ce_sum(logits, labels):
@@ -482,8 +512,7 @@ def train(m, adapter, recs, a, log=None):
     norms = {}
     for i in range(L):
         p = "model.layers.%d." % i
-        norms[i] = (m.w[p + "input_layernorm.weight"].clone().requires_grad_(True),
-                    m.w[p + "post_attention_layernorm.weight"].clone().requires_grad_(True))
+        norms[i] = tuple(m.w[p + nm + ".weight"].clone().requires_grad_(True) for nm in c.dls_norms)
 
     out = {"losses": [], "lrs": [], "grad_norms": [], "per_example_init_loss": [], "adapter": {},
            "norm_grads_step0": {}, "dls_selections": [], "scores": []}
@@ -672,8 +701,8 @@ def _fd_check(m, adapter, recs, nprobe, rng, label, norm_targets=True):
     for random entries of every adapter tensor and of the RMSNorm weights (norm_targets=False:
     adapter tensors only, for LN-Tuning whose adapter weights replace the norms' values)."""
     L = m.cfg.layers
-    norms = {i: (m.w["model.layers.%d.input_layernorm.weight" % i].clone(),
-                 m.w["model.layers.%d.post_attention_layernorm.weight" % i].clone()) for i in range(L)}
+    norms = {i: tuple(m.w["model.layers.%d.%s.weight" % (i, nm)].clone() for nm in m.cfg.dls_norms)
+             for i in range(L)}
     ids, mask, labels = pad_right(recs)
 
     def loss():
@@ -1161,6 +1190,88 @@ def _self_check(tmp):
     print("  linear W=3 T=10 and cosine W=2 T=6  %s" % ("PASS" if good else "FAIL"))
 
     ok &= _self_check_peft(tmp, m, mq, m05, recs, recs_q, recs5, rng)
+
+    print("8. Qwen3 / Gemma3 / sliding windows (issue 14 tiny models)")
+    adirs = ref_llama.build_arch_models(os.path.join(tmp, "arch"))
+    ms = {n: ref_llama.load_model(d) for n, d in adirs.items()}
+    for name, mm in ms.items():
+        recs7 = make_data(mm.cfg.vocab, 3, 6, 14, 7)
+        ids, mask, _ = pad_right(recs7)
+        ids_l, mask_l = ref_llama.pad_batch([r["ids"] for r in recs7], "left")
+        d1 = float((forward(mm, ids, mask) - ref_llama.forward(mm, ids, mask)).abs().max())
+        d2 = float((forward(mm, ids_l, mask_l) - ref_llama.forward(mm, ids_l, mask_l)).abs().max())
+        good = d1 < 1e-12 and d2 < 1e-12
+        ok &= good
+        print("  forward == ref_llama.forward %-22s right %.1e left %.1e  %s"
+              % (name, d1, d2, "PASS" if good else "FAIL"))
+    cases7 = []
+    for name in ("gemma3-tiny", "qwen3-tiny", "qwen3-tiny-tied-bias", "gemma3-mm-tiny"):
+        mm = ms[name]
+        rr = make_data(mm.cfg.vocab, 3, 7, 12, 8)
+        cases7.append((mm, rr, "lora all %s" % name, dict(target_modules=allmods, b_std=0.1)))
+        cases7.append((mm, rr, "roae post gate %s" % name, dict(method="roae", b_std=0.3)))
+        if name in ("gemma3-tiny", "qwen3-tiny"):
+            cases7.append((mm, rr, "roae pre add %s" % name,
+                           dict(method="roae", placement="pre-rope", form="add", b_std=0.3)))
+    for name in ("qwen3-window-tiny", "mistral-window-tiny"):
+        mm = ms[name]
+        cases7.append((mm, make_data(mm.cfg.vocab, 3, 8, 14, 9), "lora q,v %s" % name, dict(b_std=0.1)))
+    for mm, rr, label, kw in cases7:
+        cfg, tens = make_adapter(mm.cfg, _adapter_args(**kw))
+        ok &= _fd_check(mm, make_adapter_obj(cfg, tens, mm.cfg), rr, 3, rng, label)
+    # a sequence's loss alone == in a right-padded batch, sequences longer than the window
+    mg = ms["gemma3-tiny"]
+    recs7 = make_data(mg.cfg.vocab, 4, 5, 20, 10)
+    cfg, tens = make_adapter(mg.cfg, _adapter_args(method="roae", b_std=0.3))
+    ad = make_adapter_obj(cfg, tens, mg.cfg)
+    ids, mask, labels = pad_right(recs7)
+    lg = forward(mg, ids, mask, ad)
+    worst = 0.0
+    for b, r in enumerate(recs7):
+        s1, n1 = ce_sum(forward(mg, [r["ids"]], None, ad), [r["labels"]])
+        s2, n2 = ce_sum(lg[b:b + 1], [labels[b]])
+        worst = max(worst, abs(float(s1) / n1 - float(s2) / n2))
+    good = worst < 1e-12
+    ok &= good
+    print("  gemma3-tiny roae: max|loss alone - loss in batch| %.2e  %s" % (worst, "PASS" if good else "FAIL"))
+    # DLS on Gemma3 scores input_layernorm + pre_feedforward_layernorm: train vs manual loop,
+    # and the step-0 norm gradients vs autograd through those two weights directly
+    recs7 = make_data(mg.cfg.vocab, 8, 6, 16, 11)
+    cfg, tens = make_adapter(mg.cfg, _adapter_args(method="roae", b_std=0.3))
+    ta = _train_args(dls="on", dls_interval=1, dls_warmup=1, dls_k_ratio=0.4, dls_p_exploit=1.0,
+                     dls_inactive="skip", max_steps=4)
+    res = train(mg, make_adapter_obj(cfg, tens, mg.cfg), recs7, ta)
+    act, cur = [], None
+    sel = dict((s_, set(l_)) for s_, l_ in res["dls_selections"])
+    for t in range(ta.max_steps):
+        cur = sel.get(t, cur)
+        act.append(cur)
+    lm, P = _manual_train(mg, make_adapter_obj(cfg, tens, mg.cfg), recs7, ta, act, "skip")
+    dl = max(abs(x - y) for x, y in zip(res["losses"], lm))
+    dp = max(float((torch.tensor(res["adapter"][n], dtype=DT) - P[n].reshape(-1)).abs().max()) for n in P)
+    ad = make_adapter_obj(cfg, tens, mg.cfg)
+    gam = {i: tuple(mg.w["model.layers.%d.%s.weight" % (i, nm)].clone().requires_grad_(True)
+                    for nm in ("input_layernorm", "pre_feedforward_layernorm")) for i in range(mg.cfg.layers)}
+    tot = 0.0
+    for j in range(ta.batch_size // ta.micro_batch_size):
+        ids, mask, labels = pad_right(recs7[j * ta.micro_batch_size:(j + 1) * ta.micro_batch_size])
+        s_, n_ = ce_sum(forward(mg, ids, mask, ad, gam), labels)
+        tot = tot + s_ / n_ / (ta.batch_size // ta.micro_batch_size)
+    tot.backward()
+    dn = max(abs(float(gam[i][k].grad.norm()) - res["norm_grads_step0"][str(i)][k])
+             for i in range(mg.cfg.layers) for k in (0, 1))
+    good = dl < 1e-12 and dp < 1e-12 and dn < 1e-12 and len(res["dls_selections"]) == 3
+    ok &= good
+    print("  gemma3-tiny roae+DLS train vs manual: max|dloss| %.1e max|dparam| %.1e, step-0 norm grads "
+          "(input, pre_feedforward) %.1e, sel %s  %s" % (dl, dp, dn, res["dls_selections"],
+                                                        "PASS" if good else "FAIL"))
+    # PEFT names of a Gemma3ForConditionalGeneration-wrapped adapter load as the text names
+    cfg, tens = make_adapter(ms["gemma3-mm-tiny"].cfg, _adapter_args(target_modules=allmods))
+    alias = {k.replace("base_model.model.model.layers.", _ADAPTER_ALIASES[0]): v for k, v in tens.items()}
+    a1 = make_adapter_obj(cfg, canonical_adapter_names(alias), ms["gemma3-mm-tiny"].cfg)
+    good = sorted(a1.params) == sorted(tens)
+    ok &= good
+    print("  adapter names under %s load as the text names  %s" % (_ADAPTER_ALIASES[0], "PASS" if good else "FAIL"))
 
     print("self-check %s (%.1fs)" % ("PASSED" if ok else "FAILED", time.time() - t0))
     return 0 if ok else 1

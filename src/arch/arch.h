@@ -17,8 +17,13 @@
 
 /* The seven linear projections of a decoder layer, in block order. */
 enum { PROJ_Q, PROJ_K, PROJ_V, PROJ_O, PROJ_GATE, PROJ_UP, PROJ_DOWN, N_PROJ };
-/* A layer's RMSNorms; an architecture has the first n_norms of them. */
+/* A layer's pre-sublayer RMSNorms (the ones DLS scores and RoAE may train);
+ * an architecture has the first n_norms of them. */
 enum { NORM_ATTN, NORM_FFN, MAX_NORMS = 4 };
+/* The other per-layer norms some families have: q_norm and k_norm over a
+ * head (Qwen3, Gemma 3), the sandwich norms on each sublayer's output
+ * (Gemma 3).  Frozen and never scored. */
+enum { XNORM_Q, XNORM_K, XNORM_POST_ATTN, XNORM_POST_FFN, N_XNORMS };
 
 /* What may differ from layer to layer (interleaved local and global layers). */
 typedef struct {
@@ -35,9 +40,22 @@ typedef struct {
     int (*parse)(const cJSON *j, const char *what, rosa_config *c);
     int n_norms;
     const char *norm_names[MAX_NORMS]; /* tensor names within a layer, without ".weight" */
-    /* Layer l's properties (NULL: every layer has the config's window and
-     * RoPE, rosa_layer_props_default). */
+    /* Layer l's properties (NULL: the config's RoPE, and its window where
+     * sliding_layers says the layer slides). */
     void (*layer_props)(const rosa_config *c, int layer, rosa_layer_props *p);
+    /* Tensor names of the extra norms within a layer (NULL: the family has
+     * none of that kind); q/k norms are [head_dim], post norms [hidden]. */
+    const char *xnorm_names[N_XNORMS];
+    /* Defaults of the family's config class for keys config.json may omit
+     * (a JSON object; NULL: none). */
+    const char *defaults;
+    /* The key holding the text model's config in a multimodal config.json
+     * (NULL: the config is the text model's), whose text weights may sit
+     * under "language_model." (rosa_arch_weight_name). */
+    const char *text_config;
+    int norm_plus_one;  /* RMSNorms scale by (1 + w) (Gemma) */
+    int geglu;          /* MLP activation gelu_pytorch_tanh instead of SiLU */
+    int embed_scale;    /* embeddings multiplied by sqrt(hidden_size) */
 } rosa_arch_desc;
 
 /* The entry for an "architectures" name, or when it is NULL for a model_type;
@@ -60,5 +78,17 @@ void rosa_proj_shape(const rosa_config *c, int p, int *in, int *out);
 int rosa_proj_has_bias(const rosa_config *c, int p);
 /* "model.layers.3.self_attn.q_proj" into buf. */
 void rosa_proj_tensor_name(char *buf, size_t n, int layer, int p);
+/* Whether layer l is a sliding-window layer (its bit in c->sliding_layers). */
+int rosa_arch_layer_slides(const rosa_config *c, int layer);
+/* Sets c->sliding_layers from config.json's "layer_types" (one
+ * "sliding_attention" or "full_attention" per layer); *given says whether
+ * the key was there.  0, or -1 with the error set. */
+int rosa_arch_layer_types(const cJSON *j, const char *what, rosa_config *c, int *given);
+
+/* The alt-th other name under which a multimodal checkpoint of config c may
+ * store the text tensor `name` ("model.norm.weight" ->
+ * "language_model.model.norm.weight", "model.language_model.norm.weight");
+ * 0 when there is no such alternative. */
+int rosa_arch_weight_name(const rosa_config *c, const char *name, int alt, char *buf, size_t n);
 
 #endif

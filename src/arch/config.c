@@ -95,15 +95,39 @@ static int parse_eos(const cJSON *j, const char *what, rosa_config *c) {
     return 0;
 }
 
-static int parse_config(const cJSON *j, const char *what, rosa_config *c) {
+/* A copy of config object j with the family's defaults for the keys it lacks. */
+static cJSON *with_defaults(const cJSON *j, const char *defaults, const char *what) {
+    cJSON *out = cJSON_Duplicate(j, 1), *d = defaults ? cJSON_Parse(defaults) : NULL;
+    if (!out || (defaults && !d)) {
+        cJSON_Delete(out);
+        cJSON_Delete(d);
+        rosa_fail("%s: out of memory", what);
+        return NULL;
+    }
+    const cJSON *x;
+    cJSON_ArrayForEach(x, d) {
+        if (!cJSON_GetObjectItemCaseSensitive(out, x->string) && !cJSON_AddItemToObject(out, x->string, cJSON_Duplicate(x, 1))) {
+            cJSON_Delete(out);
+            cJSON_Delete(d);
+            rosa_fail("%s: out of memory", what);
+            return NULL;
+        }
+    }
+    cJSON_Delete(d);
+    return out;
+}
+
+static int parse_text_config(const cJSON *j, const rosa_arch_desc *ad, const char *what, rosa_config *c);
+
+static int parse_config(const cJSON *top, const char *what, rosa_config *c) {
     memset(c, 0, sizeof *c);
-    if (!cJSON_IsObject(j)) return rosa_fail("%s: not a JSON object", what);
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "architectures");
+    if (!cJSON_IsObject(top)) return rosa_fail("%s: not a JSON object", what);
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(top, "architectures");
     const char *arch = NULL;
     if (cJSON_IsArray(a) && cJSON_GetArraySize(a) >= 1 && cJSON_IsString(cJSON_GetArrayItem(a, 0)))
         arch = cJSON_GetArrayItem(a, 0)->valuestring;
     int err;
-    const char *mt = rosa_json_str_opt(j, "model_type", what, &err);
+    const char *mt = rosa_json_str_opt(top, "model_type", what, &err);
     if (err) return -1;
     const rosa_arch_desc *ad = rosa_arch_find(arch, mt);
     if (!ad) {
@@ -113,9 +137,34 @@ static int parse_config(const cJSON *j, const char *what, rosa_config *c) {
     }
     c->arch = ad->id;
     snprintf(c->architecture, sizeof c->architecture, "%s", ad->hf_name);
-    const char *act = rosa_json_str_opt(j, "hidden_act", what, &err);
-    if (err) return -1;
-    if (act && strcmp(act, "silu") != 0) return rosa_fail("%s: unsupported hidden_act \"%s\" (only silu)", what, act);
+    const cJSON *text = top;
+    if (ad->text_config) {
+        text = cJSON_GetObjectItemCaseSensitive(top, ad->text_config);
+        if (!cJSON_IsObject(text)) return rosa_fail("%s: %s needs a \"%s\" object", what, ad->hf_name, ad->text_config);
+    }
+    cJSON *j = with_defaults(text, ad->defaults, what);
+    if (!j) return -1;
+    int rc = parse_text_config(j, ad, what, c);
+    cJSON_Delete(j);
+    if (rc < 0 || !ad->text_config) return rc;
+    /* A multimodal config's own token ids, when given, are the model's. */
+    long long bos;
+    if (rosa_json_int_opt(top, "bos_token_id", what, -1, MAX_VOCAB, c->bos_token_id, &bos) < 0) return -1;
+    c->bos_token_id = (int)bos;
+    return parse_eos(top, what, c);
+}
+
+/* The text model's keys, from j (the family's defaults filled in). */
+static int parse_text_config(const cJSON *j, const rosa_arch_desc *ad, const char *what, rosa_config *c) {
+    int err;
+    const char *want = ad->geglu ? "gelu_pytorch_tanh" : "silu";
+    for (int i = 0; i < 2; i++) {
+        const char *key = i ? "hidden_activation" : "hidden_act";
+        const char *act = rosa_json_str_opt(j, key, what, &err);
+        if (err) return -1;
+        if (act && strcmp(act, want) != 0)
+            return rosa_fail("%s: unsupported %s \"%s\" (%s needs %s)", what, key, act, ad->hf_name, want);
+    }
 
     if (get_int(j, "vocab_size", what, 1, MAX_VOCAB, &c->vocab_size) < 0 ||
         get_int(j, "hidden_size", what, 1, MAX_HIDDEN, &c->hidden_size) < 0 ||
@@ -133,17 +182,40 @@ static int parse_config(const cJSON *j, const char *what, rosa_config *c) {
     if (c->head_dim % 2) return rosa_fail("%s: head_dim %d must be even for RoPE", what, c->head_dim);
     if (c->head_dim > 4096) /* the default, hidden_size / num_attention_heads, is bounded too (found by fuzzing) */
         return rosa_fail("%s: head_dim %d (hidden_size / num_attention_heads) is out of range [1, 4096]", what, c->head_dim);
+    c->attn_scale = 1.0f / sqrtf((float)c->head_dim);
 
     double eps, theta;
     if (rosa_json_num_opt(j, "rms_norm_eps", what, 1e-6, &eps) < 0 ||
         rosa_json_num_opt(j, "rope_theta", what, 10000.0, &theta) < 0)
         return -1;
+    /* transformers 5 writes rope_parameters: theta and scaling together, per
+     * layer type for interleaved families (Gemma 3's full_attention and
+     * sliding_attention). */
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(j, "rope_scaling"),
+                *rp = cJSON_GetObjectItemCaseSensitive(j, "rope_parameters");
+    if (rp && !cJSON_IsNull(rp)) {
+        if (!cJSON_IsObject(rp)) return rosa_fail("%s: \"rope_parameters\" must be an object", what);
+        const cJSON *full = cJSON_GetObjectItemCaseSensitive(rp, "full_attention"),
+                    *slide = cJSON_GetObjectItemCaseSensitive(rp, "sliding_attention");
+        rs = full ? full : rp;
+        if (!cJSON_IsObject(rs)) return rosa_fail("%s: rope_parameters.full_attention must be an object", what);
+        if (rosa_json_num_opt(rs, "rope_theta", what, theta, &theta) < 0) return -1;
+        if (slide) {
+            double local;
+            const char *type = cJSON_IsObject(slide) ? rosa_json_str_opt(slide, "rope_type", what, &err) : NULL;
+            if (!cJSON_IsObject(slide) || err || (type && strcmp(type, "default") != 0))
+                return rosa_fail("%s: rope_parameters.sliding_attention must be an object of rope_type default", what);
+            if (rosa_json_num_opt(slide, "rope_theta", what, 10000.0, &local) < 0) return -1;
+            if (!(local > 1 && local <= FLT_MAX)) return rosa_fail("%s: sliding rope_theta %g must be > 1", what, local);
+            c->rope_local_theta = (float)local;
+        }
+    }
     /* Both are used as floats: eps must not round to 0, theta must fit (found by fuzzing). */
     if (!(eps > 0 && eps < 1) || !((float)eps > 0)) return rosa_fail("%s: rms_norm_eps %g out of range", what, eps);
     if (!(theta > 1 && theta <= FLT_MAX)) return rosa_fail("%s: rope_theta %g must be > 1 (and fit a float)", what, theta);
     c->rms_norm_eps = (float)eps;
     c->rope_theta = (float)theta;
-    if (parse_rope_scaling(cJSON_GetObjectItemCaseSensitive(j, "rope_scaling"), what, c) < 0) return -1;
+    if (parse_rope_scaling(rs, what, c) < 0) return -1;
 
     double prf;
     if (rosa_json_num_opt(j, "partial_rotary_factor", what, 1.0, &prf) < 0) return -1;

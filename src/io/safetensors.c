@@ -4,7 +4,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "json.h"
 
@@ -72,11 +75,10 @@ static int check_unique_names(const st_set *s, const char *path) {
 
 static int cmp_by_offset(const void *a, const void *b) {
     const st_tensor *x = *(st_tensor *const *)a, *y = *(st_tensor *const *)b;
-    const char *px = x->data, *py = y->data;
-    return px < py ? -1 : px > py;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
 }
 
-static int parse_entry(const cJSON *e, const char *path, const char *data, size_t data_size,
+static int parse_entry(const cJSON *e, const char *path, const char *data, size_t data_size, size_t *missing,
                        st_tensor *t) {
     const char *name = e->string;
     if (!cJSON_IsObject(e)) return rosa_fail("%s: tensor \"%s\": entry is not an object", path, name);
@@ -109,7 +111,11 @@ static int parse_entry(const cJSON *e, const char *path, const char *data, size_
     if (!cJSON_IsNumber(cJSON_GetArrayItem(offs, 0)) || !cJSON_IsNumber(cJSON_GetArrayItem(offs, 1)) ||
         b < 0 || en < b || b != floor(b) || en != floor(en))
         return rosa_fail("%s: tensor \"%s\": invalid data_offsets", path, name);
-    if (en > (double)data_size)
+    /* Reading headers only, data past the end is counted, not refused: the
+     * tensors are never read (rosa info on a partial download). */
+    if (en > (double)data_size && !data) {
+        *missing += (size_t)en - ((size_t)b > data_size ? (size_t)b : data_size);
+    } else if (en > (double)data_size)
         return rosa_fail("%s: tensor \"%s\": data_offsets [%.0f, %.0f] past the end of the data (%zu bytes)",
                          path, name, b, en, data_size);
     size_t expect;
@@ -119,27 +125,35 @@ static int parse_entry(const cJSON *e, const char *path, const char *data, size_
     if (t->nbytes != expect)
         return rosa_fail("%s: tensor \"%s\": %zu bytes of data, but shape x %s needs %zu", path, name,
                          t->nbytes, st_dtype_name(t->dtype), expect);
-    t->data = data + (size_t)b;
+    t->offset = (size_t)b;
+    t->data = data ? data + (size_t)b : NULL;
     return 0;
 }
 
-int st_parse(st_set *s, const void *buf, size_t size, const char *path, int file_index) {
-    const unsigned char *p = buf;
+/* The header length of a file of size bytes whose first 8 bytes are p. */
+static int header_length(const unsigned char *p, size_t size, const char *path, uint64_t *hlen) {
     if (size < 8) return rosa_fail("%s: too short to be a safetensors file (%zu bytes)", path, size);
-    uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | p[i];
-    if (hlen > ST_MAX_HEADER) return rosa_fail("%s: header length %llu is absurd (limit %u)", path, (unsigned long long)hlen, ST_MAX_HEADER);
-    if (hlen > size - 8)
+    *hlen = 0;
+    for (int i = 7; i >= 0; i--) *hlen = (*hlen << 8) | p[i];
+    if (*hlen > ST_MAX_HEADER)
+        return rosa_fail("%s: header length %llu is absurd (limit %u)", path, (unsigned long long)*hlen, ST_MAX_HEADER);
+    if (*hlen > size - 8)
         return rosa_fail("%s: header length %llu runs past the end of the file (%zu bytes): truncated?", path,
-                         (unsigned long long)hlen, size);
-    cJSON *h = rosa_json_parse((const char *)p + 8, (size_t)hlen, path);
+                         (unsigned long long)*hlen, size);
+    return 0;
+}
+
+/* The tensors of header text [hlen bytes]; data is the mapped data (NULL:
+ * headers only), data_size the bytes the file holds after the header. */
+static int parse_header(st_set *s, const char *text, size_t hlen, const char *data, size_t data_size,
+                        const char *path, int file_index) {
+    cJSON *h = rosa_json_parse(text, hlen, path);
     if (!h) return -1;
     if (!cJSON_IsObject(h)) {
         cJSON_Delete(h);
         return rosa_fail("%s: header is not a JSON object", path);
     }
-    const char *data = (const char *)p + 8 + hlen;
-    size_t data_size = size - 8 - (size_t)hlen;
+    size_t missing = 0;
     int count = 0;
     const cJSON *e;
     cJSON_ArrayForEach(e, h) if (strcmp(e->string, "__metadata__") != 0) count++;
@@ -161,7 +175,7 @@ int st_parse(st_set *s, const void *buf, size_t size, const char *path, int file
         if (strcmp(e->string, "__metadata__") == 0) continue;
         st_tensor *t = &s->tensors[s->n_tensors];
         memset(t, 0, sizeof *t);
-        if (parse_entry(e, path, data, data_size, t) < 0) {
+        if (parse_entry(e, path, data, data_size, &missing, t) < 0) {
             rc = -1;
             break;
         }
@@ -178,8 +192,7 @@ int st_parse(st_set *s, const void *buf, size_t size, const char *path, int file
         /* Tensors must not share bytes: sort by start and compare neighbours. */
         qsort(order, (size_t)k, sizeof *order, cmp_by_offset);
         for (int i = 1; i < k; i++) {
-            const char *prev_end = (const char *)order[i - 1]->data + order[i - 1]->nbytes;
-            if ((const char *)order[i]->data < prev_end) {
+            if (order[i]->offset < order[i - 1]->offset + order[i - 1]->nbytes) {
                 rc = rosa_fail("%s: tensors \"%s\" and \"%s\" overlap", path, order[i - 1]->name, order[i]->name);
                 break;
             }
@@ -189,9 +202,39 @@ int st_parse(st_set *s, const void *buf, size_t size, const char *path, int file
     if (rc < 0) {
         for (int i = first; i < s->n_tensors; i++) free(s->tensors[i].name);
         s->n_tensors = first;
+    } else {
+        s->data_missing += missing;
     }
     free(order);
     cJSON_Delete(h);
+    return rc;
+}
+
+int st_parse(st_set *s, const void *buf, size_t size, const char *path, int file_index) {
+    uint64_t hlen = 0;
+    if (header_length(buf, size, path, &hlen) < 0) return -1;
+    const char *text = (const char *)buf + 8;
+    return parse_header(s, text, (size_t)hlen, text + hlen, size - 8 - (size_t)hlen, path, file_index);
+}
+
+/* The header alone, read with pread: no page of tensor data is touched. */
+static int parse_header_file(st_set *s, const char *path, int file_index) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
+    if (fd < 0) return rosa_fail("%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    unsigned char len8[8];
+    uint64_t hlen = 0;
+    int rc = -1;
+    char *text = NULL;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) rosa_fail("%s: not a regular file", path);
+    else if (pread(fd, len8, 8, 0) != (st.st_size < 8 ? st.st_size : 8))
+        rosa_fail("%s: cannot read: %s", path, strerror(errno));
+    else if (header_length(len8, (size_t)st.st_size, path, &hlen) == 0 && (text = rosa_malloc(hlen + 1, path))) {
+        if (pread(fd, text, (size_t)hlen, 8) != (ssize_t)hlen) rosa_fail("%s: cannot read the header: %s", path, strerror(errno));
+        else rc = parse_header(s, text, (size_t)hlen, NULL, (size_t)st.st_size - 8 - (size_t)hlen, path, file_index);
+    }
+    free(text);
+    close(fd);
     return rc;
 }
 
@@ -202,9 +245,9 @@ int st_set_add_file(st_set *s, const char *path) {
     char **paths = rosa_realloc(s->paths, sizeof(char *) * (size_t)(s->n_files + 1), "file table");
     if (!paths) return -1;
     s->paths = paths;
-    rosa_mmap m;
-    if (rosa_mmap_open(&m, path) < 0) return -1;
-    if (st_parse(s, m.data, m.size, path, s->n_files) < 0) {
+    rosa_mmap m = {0};
+    if (s->headers_only ? parse_header_file(s, path, s->n_files) < 0 : rosa_mmap_open(&m, path) < 0) return -1;
+    if (!s->headers_only && st_parse(s, m.data, m.size, path, s->n_files) < 0) {
         rosa_mmap_close(&m);
         return -1;
     }
@@ -326,8 +369,9 @@ static int open_index(st_set *s, const char *dir, const char *index_path) {
     return rc;
 }
 
-int st_set_open_dir(st_set *s, const char *dir) {
+static int open_dir(st_set *s, const char *dir, int headers_only) {
     memset(s, 0, sizeof *s);
+    s->headers_only = headers_only;
     char *single = rosa_path_join(dir, "model.safetensors");
     char *index = rosa_path_join(dir, "model.safetensors.index.json");
     int rc;
@@ -344,6 +388,9 @@ int st_set_open_dir(st_set *s, const char *dir) {
     if (rc < 0) st_set_close(s);
     return rc;
 }
+
+int st_set_open_dir(st_set *s, const char *dir) { return open_dir(s, dir, 0); }
+int st_set_open_dir_headers(st_set *s, const char *dir) { return open_dir(s, dir, 1); }
 
 void st_set_close(st_set *s) {
     for (int i = 0; i < s->n_tensors; i++) free(s->tensors[i].name);

@@ -20,7 +20,8 @@ typedef struct {
     st_dtype dtype;
     int ndim;
     int64_t shape[ST_MAX_DIMS];
-    const void *data; /* into the mapping */
+    const void *data; /* into the mapping; NULL when only the headers were read */
+    size_t offset;    /* from the start of the file's data */
     size_t nbytes;
     int file;         /* index into st_set.files */
 } st_tensor;
@@ -32,6 +33,8 @@ typedef struct {
     int n_files;
     st_tensor *tensors;
     int n_tensors;
+    int headers_only;    /* st_set_open_dir_headers: no file mapped, no data */
+    size_t data_missing; /* headers only: bytes the headers place past the files' ends */
 } st_set;
 
 const char *st_dtype_name(st_dtype t);
@@ -47,6 +50,10 @@ int st_set_add_file(st_set *s, const char *path);
  * resolved; a Hugging Face cache snapshot may link into its repository's
  * blobs/: docs/robustness.md). */
 int st_set_open_dir(st_set *s, const char *dir);
+/* The same tables from the headers alone (read, not mapped): every data
+ * pointer is NULL, and data that a truncated file lacks is counted in
+ * data_missing instead of refused.  For sizes and plans (rosa info). */
+int st_set_open_dir_headers(st_set *s, const char *dir);
 void st_set_close(st_set *s);
 const st_tensor *st_set_find(const st_set *s, const char *name);
 

@@ -20,6 +20,7 @@ void rosa_analysis_free(rosa_analysis *a) {
     if (!a) return;
     free(a->dims);
     free(a->inv_freq);
+    free(a->layer_inv_freq);
     free(a->q_norm);
     free(a->k_norm);
     free(a->q_band);
@@ -70,7 +71,7 @@ int rosa_analyze(rosa_model *m, const int32_t *const *ids, const int *lens, int 
     memset(out, 0, sizeof *out);
     if (m->fp32_released) return rosa_fail("analyze runs in FP32: load the model without --dtype bf16");
     const rosa_config *c = &m->cfg;
-    int window = rosa_model_max_window(m), L = c->num_layers, D = c->hidden_size, F = c->intermediate_size, hd = c->head_dim, Hq = c->num_heads,
+    int L = c->num_layers, D = c->hidden_size, F = c->intermediate_size, hd = c->head_dim, Hq = c->num_heads,
         Hkv = c->num_kv_heads, Q = Hq * hd, K = Hkv * hd, V = c->vocab_size;
     int mm = rosa_rope_low_dims(hd, r_low, NULL);
     if (mm < 0) return -1;
@@ -80,10 +81,6 @@ int rosa_analyze(rosa_model *m, const int32_t *const *ids, const int *lens, int 
         for (int t = 0; t < lens[i]; t++)
             if (ids[i][t] < 0 || ids[i][t] >= V)
                 return rosa_fail("analyze: record %d: token id %d out of range [0, %d)", i, ids[i][t], V);
-        if (window > 0 && lens[i] > window)
-            return rosa_fail("analyze: record %d has %d tokens, more than %s's sliding_window (%d); sliding-window "
-                             "attention is not supported (lower --cutoff-len)", i, lens[i], c->architecture,
-                             window);
     }
     if (Tmax == 0) return rosa_fail("analyze: no tokens to analyse");
     if (Tmax > c->max_position_embeddings)
@@ -92,6 +89,7 @@ int rosa_analyze(rosa_model *m, const int32_t *const *ids, const int *lens, int 
     out->L = L, out->Hq = Hq, out->Hkv = Hkv, out->hd = hd, out->r_low = r_low, out->m = mm;
     out->dims = rosa_malloc(sizeof(int) * 2 * (size_t)mm, "analysis");
     out->inv_freq = rosa_malloc(sizeof(double) * (size_t)(hd / 2), "analysis");
+    out->layer_inv_freq = rosa_malloc(sizeof(double) * (size_t)L * (size_t)(hd / 2), "analysis");
     out->q_norm = rosa_calloc((size_t)L * hd, sizeof(double), "analysis");
     out->k_norm = rosa_calloc((size_t)L * hd, sizeof(double), "analysis");
     out->q_band = rosa_calloc((size_t)L * (hd / 2), sizeof(double), "analysis");
@@ -123,6 +121,7 @@ int rosa_analyze(rosa_model *m, const int32_t *const *ids, const int *lens, int 
         off = 0;
         TAKE(A.x, T * D);
         TAKE(bc.h, T * D);
+        TAKE(bc.tmp, T * D);
         TAKE(A.q, T * Q);
         TAKE(A.k, T * K);
         TAKE(A.v, T * K);
@@ -141,22 +140,26 @@ int rosa_analyze(rosa_model *m, const int32_t *const *ids, const int *lens, int 
         if (!arena) break;
     }
     int status = -1;
-    if (!out->dims || !out->inv_freq || !out->q_norm || !out->k_norm || !out->q_band || !out->k_band ||
+    if (!out->dims || !out->inv_freq || !out->layer_inv_freq || !out->q_norm || !out->k_norm || !out->q_band || !out->k_band ||
         !out->q_share || !out->k_share || !out->q_sumsq || !out->k_sumsq || !arena)
         goto done;
     A.x2 = A.x;
     rosa_rope_low_dims(hd, r_low, out->dims);
     memcpy(out->inv_freq, m->inv_freq, sizeof(double) * (size_t)(hd / 2));
+    for (int l = 0; l < L; l++)
+        memcpy(out->layer_inv_freq + (size_t)l * (hd / 2), m->inv_freq + (size_t)m->layers[l].rope * (hd / 2),
+               sizeof(double) * (size_t)(hd / 2));
     for (size_t t = 0; t < T; t++) pos[t] = (int)t, valid[t] = 1;
     rosa_model_rope_tables(m, rope_cs, pos, (int)T); /* every record starts at position 0 */
     bc.rope_cs = rope_cs;
     bc.rope_rows = (int)T; /* the tables are made once for the longest record */
     bc.mask = valid;
+    bc.pos = pos;
     for (int r = 0; r < n; r++) {
         int N = lens[r];
         if (N <= 0) continue;
         bc.T = bc.N = tap.N = N;
-        embedding_forward(A.x, ids[r], m->embed, N, D);
+        rosa_block_embed(m, A.x, ids[r], N);
         for (int l = 0; l < L; l++) {
             rosa_block_hook_slices(hooks, m->n_hooks, l, N, hook_region, &A);
             bc.qk_only = l == L - 1; /* nothing after the last layer's Q and K is needed */

@@ -129,19 +129,19 @@ static void direction_free(direction *d) {
 int rosa_bf16_supported(void) {
     if (init_engine() < 0) return 0;
     float W[32 * 32] = {0};
-    rosa_bf16_weight *w = rosa_bf16_weight_new(W, 32, 32);
+    rosa_bf16_weight *w = rosa_bf16_weight_new(W, 32, 32, 1);
     int ok = w != NULL;
     rosa_bf16_weight_free(w);
     return ok;
 }
 
-rosa_bf16_weight *rosa_bf16_weight_new(const float *W, int out, int in) {
+rosa_bf16_weight *rosa_bf16_weight_new(const float *W, int out, int in, int backward) {
     if (init_engine() < 0) return NULL;
     rosa_bf16_weight *w = rosa_calloc(1, sizeof *w, "BF16 weight");
     if (!w) return NULL;
     /* forward: B = W^T [in][out] is W read with strides (1, in);
      * backward: B = W [out][in], strides (in, 1). */
-    if (pack(&w->fwd, W, in, out, 1, in) < 0 || pack(&w->bwd, W, out, in, in, 1) < 0) {
+    if (pack(&w->fwd, W, in, out, 1, in) < 0 || (backward && pack(&w->bwd, W, out, in, in, 1) < 0)) {
         rosa_bf16_weight_free(w);
         return NULL;
     }
@@ -156,7 +156,7 @@ void rosa_bf16_weight_free(rosa_bf16_weight *w) {
 }
 
 size_t rosa_bf16_weight_bytes(const rosa_bf16_weight *w) {
-    return dnnl_memory_desc_get_size(&w->fwd.packed_md) + dnnl_memory_desc_get_size(&w->bwd.packed_md);
+    return dnnl_memory_desc_get_size(&w->fwd.packed_md) + (w->bwd.packed ? dnnl_memory_desc_get_size(&w->bwd.packed_md) : 0);
 }
 
 const char *rosa_bf16_impl(void) { return impl_name; }
@@ -238,5 +238,6 @@ int rosa_bf16_forward(rosa_bf16_weight *w, float *y, const float *x, int M, int 
 }
 
 int rosa_bf16_backward(rosa_bf16_weight *w, float *dx, const float *dy, int M, int accumulate) {
+    if (!w->bwd.packed) return rosa_fail("a BF16 weight packed for inference only has no backward");
     return run(&w->bwd, dx, dy, M, accumulate);
 }

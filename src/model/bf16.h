@@ -2,7 +2,7 @@
  * AVX512-BF16 kernels), for the --dtype bf16 compute mode: weights and GEMM
  * inputs in BF16, FP32 accumulation and outputs.  Each weight W [out][in] is
  * packed twice, for y = x W^T (forward) and dx = dy W (input gradient), which
- * together take the memory of one FP32 copy.
+ * together take the memory of one FP32 copy; or, for inference, once.
  *
  * oneDNN's fast BF16 kernels need the row count M at primitive creation; M is
  * rounded up to a multiple of 64 and primitives are cached per rounded M, so a
@@ -18,7 +18,8 @@ typedef struct rosa_bf16_weight rosa_bf16_weight;
 
 /* Whether this CPU and oneDNN can run BF16 matrix products. */
 int rosa_bf16_supported(void);
-rosa_bf16_weight *rosa_bf16_weight_new(const float *W, int out, int in);
+/* backward 0: the forward layout only (rosa_bf16_backward then fails). */
+rosa_bf16_weight *rosa_bf16_weight_new(const float *W, int out, int in, int backward);
 void rosa_bf16_weight_free(rosa_bf16_weight *w);
 size_t rosa_bf16_weight_bytes(const rosa_bf16_weight *w);
 /* y[M][out] = x W^T (y += with accumulate) */

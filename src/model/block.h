@@ -5,11 +5,15 @@
  * Q = Hq*hd, K = Hkv*hd):
  *   h1 = rmsnorm(x, norm[ATTN])
  *   q, k, v = proj(Q, h1), proj(K, h1), proj(V, h1)
+ *   [QK-norm: q, k = rmsnorm over each head's hd values (xnorm[Q], xnorm[K])]
  *   qk hooks (stage PRE_ROPE);  RoPE on q, k;  qk hooks (stage POST_ROPE)
- *   att = causal_attention(q, k, v)       over whole sequences, or the KV cache
- *   x2 = x + proj(O, att)
+ *   att = causal_attention(q, k, v)       over whole sequences, or the KV cache,
+ *                                         within the layer's window if it has one
+ *   x2 = x + [rmsnorm(](proj(O, att))[, xnorm[POST_ATTN])]
  *   h2 = rmsnorm(x2, norm[FFN])
- *   x' = x2 + proj(DOWN, silu(proj(GATE, h2)) * proj(UP, h2))
+ *   x' = x2 + [rmsnorm(](proj(DOWN, act(proj(GATE, h2)) * proj(UP, h2)))[, xnorm[POST_FFN])]
+ * where the bracketed parts are there when the architecture has those norms
+ * (Qwen3: QK-norm; Gemma 3: all) and act is SiLU, or the tanh GELU (Gemma).
  * where proj(p, x) = x W_p^T + b_p, then each attached hook's proj_forward
  * (the analogue of llama.cpp's build_lora_mm).  Inference, training (with and
  * without recomputation, with a truncated backward) and the frequency
@@ -71,6 +75,11 @@ typedef struct {
     float *lse, *att;      /* log-sum-exp [N][Hq] (sequence attention), attention output [N][Q] */
     float *x2, *rstd2;     /* after attention [N][D] (== x when not kept), 1/rms [N] */
     float *gate, *up;      /* [N][F] */
+    /* Kept for the backward of the extra norms (NULL: not kept, or none). */
+    float *qn, *kn;        /* q, k before QK-norm [N][Q], [N][K] */
+    float *rstdq, *rstdk;  /* their 1/rms per head [N][Hq], [N][Hkv] */
+    float *o, *rstdo;      /* o_proj output before the post-attention norm [N][D], 1/rms [N] */
+    float *mo, *rstdm;     /* down_proj output before the post-feedforward norm [N][D], 1/rms [N] */
     float *hook[ROSA_MAX_HOOKS]; /* each hook's state for this layer */
 } rosa_block_acts;
 
@@ -85,8 +94,10 @@ struct rosa_block_ctx {
      * sequences of T slots with mask [B][T] (1 = real). */
     struct rosa_kv_cache *kv;
     const uint8_t *mask;
+    const int *pos;              /* [B][T] positions of the sequence attention (windows) */
     float *scores;               /* attention scratch */
-    float *h, *act, *tmp;        /* scratch: [N][D], [N][F], [N][max(D, F, Q)] */
+    float *h, *act, *tmp;        /* scratch: [N][D], [N][F], [N][max(D, F, Q)] (tmp: [N][D] at inference,
+                                    for architectures with post norms) */
     float *hook_scratch[ROSA_MAX_HOOKS];
     int train;                   /* training: hooks keep state for the backward */
     rosa_rng *drop;              /* the adapters' dropout stream, NULL = no dropout */
@@ -121,6 +132,10 @@ const float *rosa_block_norm(const rosa_block_ctx *c, int layer, int which);
 /* The final norm's weight: a hook's norm_weight at layer num_layers (a
  * method that trains it, LN-Tuning), else the model's. */
 const float *rosa_block_final_norm(const rosa_hook *hooks, int n_hooks, const struct rosa_model *m);
+
+/* x[N][D] = the embeddings of ids, scaled for architectures that scale them
+ * (Gemma: by sqrt(hidden)): the input of layer 0. */
+void rosa_block_embed(const struct rosa_model *m, float *x, const int32_t *ids, int N);
 
 /* Runs layer l forward on a->x, writing next[N][D] (the next layer's input;
  * may be a->x itself when nothing is kept).  Returns 0 or -1. */

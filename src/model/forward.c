@@ -68,7 +68,7 @@ int rosa_kv_cache_length(const rosa_kv_cache *kv) { return kv->len; }
  * one walk (with base NULL it only counts floats). */
 typedef struct {
     rosa_block_acts acts;
-    float *h, *scores, *rope_cs;
+    float *h, *tmp, *scores, *rope_cs;
     float *hook_region;  /* the hooks' per-layer state (scratch here: nothing is kept) */
     float *hook_scratch[ROSA_MAX_HOOKS];
     int *pos;
@@ -87,6 +87,8 @@ static size_t layout(const rosa_kv_cache *kv, const rosa_model *m, int T, fwd_bu
     rosa_block_acts *A = &b->acts;
     TAKE(A->x, N * D);
     TAKE(b->h, N * D);
+    /* The sandwich norms need the projection apart from the residual stream. */
+    if (rosa_arch_of(c)->xnorm_names[XNORM_POST_ATTN]) TAKE(b->tmp, N * D);
     TAKE(A->q, N * Q);
     TAKE(A->k, N * K);
     TAKE(A->v, N * K);
@@ -133,7 +135,7 @@ int rosa_forward(rosa_model *m, rosa_kv_cache *kv, int T, const int32_t *ids, co
     if (carve(kv, m, T, &b) < 0) return -1;
 
     /* Positions: each real token takes the next position of its sequence. */
-    int max_pos = 0, window = rosa_model_max_window(m);
+    int max_pos = 0;
     for (int s = 0; s < B; s++) {
         int next = kv->n_real[s];
         for (int t = 0; t < T; t++) {
@@ -143,9 +145,6 @@ int rosa_forward(rosa_model *m, rosa_kv_cache *kv, int T, const int32_t *ids, co
             kv->pos[(size_t)s * kv->cap + slot] = real ? next : 0;
             next += real;
         }
-        if (window > 0 && next > window)
-            return rosa_fail("forward: a sequence of %d tokens is longer than %s's sliding_window (%d); "
-                             "sliding-window attention is not supported", next, c->architecture, window);
         if (next > max_pos) max_pos = next;
     }
     if (max_pos > c->max_position_embeddings && !m->warned_positions) {
@@ -154,10 +153,10 @@ int rosa_forward(rosa_model *m, rosa_kv_cache *kv, int T, const int32_t *ids, co
         m->warned_positions = 1;
     }
 
-    embedding_forward(b.acts.x, ids, m->embed, N, D);
+    rosa_block_embed(m, b.acts.x, ids, N);
     rosa_model_rope_tables(m, b.rope_cs, b.pos, N);
     rosa_block_ctx bc = {.m = m, .hooks = m->hooks, .n_hooks = m->n_hooks, .B = B, .T = T, .N = N,
-                         .rope_cs = b.rope_cs, .kv = kv, .scores = b.scores, .h = b.h};
+                         .rope_cs = b.rope_cs, .kv = kv, .scores = b.scores, .h = b.h, .tmp = b.tmp};
     memcpy(bc.hook_scratch, b.hook_scratch, sizeof bc.hook_scratch);
     for (int l = 0; l < c->num_layers; l++) {
         rosa_block_hook_slices(m->hooks, m->n_hooks, l, N, b.hook_region, &b.acts);

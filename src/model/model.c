@@ -10,6 +10,7 @@
 
 #include "arch/arch.h"
 #include "arch/config.h"
+#include "core/log.h"
 #include "model/ops.h"
 #include "core/util.h"
 
@@ -28,11 +29,22 @@ static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
     if (k < n) snprintf(buf + k, n - k, "]");
 }
 
-/* Looks up a tensor, checks its shape, and returns fp32 data: the mapped bytes
- * themselves when stored as aligned F32, else a converted copy. */
-static const float *tensor(rosa_model *m, const char *dir, const char *name, int ndim, int64_t d0, int64_t d1,
-                           int required, int *err) {
+/* Hands the whole pages inside [p, p + bytes) back to the kernel.  The caller
+ * forgets the pointer: anonymous pages read back as zeros (mapped ones as the
+ * file again). */
+static void release_pages(const void *p, size_t bytes) {
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), lo = ((uintptr_t)p + page - 1) & ~(page - 1),
+              hi = ((uintptr_t)p + bytes) & ~(page - 1);
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+/* Looks up a tensor and checks its shape and dtype; counts its parameters. */
+static const st_tensor *find_tensor(rosa_model *m, const char *dir, const char *name, int ndim, int64_t d0,
+                                    int64_t d1, int required, int *err) {
     const st_tensor *t = st_set_find(&m->weights, name);
+    char alt[320];
+    for (int i = 1; !t && rosa_arch_weight_name(&m->cfg, name, i, alt, sizeof alt); i++)
+        t = st_set_find(&m->weights, alt);
     if (!t) {
         if (required) {
             rosa_fail("%s: tensor \"%s\" is missing from the weights", dir, name);
@@ -52,19 +64,25 @@ static const float *tensor(rosa_model *m, const char *dir, const char *name, int
         *err = 1;
         return NULL;
     }
-    int64_t n = st_numel(t);
-    m->n_params += n;
-    if (t->dtype == ST_F32 && ((uintptr_t)t->data % sizeof(float)) == 0) {
-        m->weight_bytes += (int64_t)t->nbytes;
-        return t->data;
-    }
     if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16) {
         rosa_fail("%s: tensor \"%s\" has dtype %s (expected F32, F16 or BF16)", m->weights.paths[t->file], name,
                   st_dtype_name(t->dtype));
         *err = 1;
         return NULL;
     }
-    float *f = rosa_malloc(sizeof(float) * (size_t)n, name);
+    m->n_params += st_numel(t);
+    return t;
+}
+
+/* A tensor's fp32 data: the mapped bytes themselves when stored as aligned
+ * F32, else a converted copy (whose source pages are released: read once). */
+static const float *to_f32(rosa_model *m, const st_tensor *t, int *err) {
+    int64_t n = st_numel(t);
+    if (t->dtype == ST_F32 && ((uintptr_t)t->data % sizeof(float)) == 0) {
+        m->weight_bytes += (int64_t)t->nbytes;
+        return t->data;
+    }
+    float *f = rosa_malloc(sizeof(float) * (size_t)n, t->name);
     if (!f || rosa_model_own(m, f) < 0) {
         free(f);
         *err = 1;
@@ -80,8 +98,31 @@ static const float *tensor(rosa_model *m, const char *dir, const char *name, int
             f[i] = t->dtype == ST_F16 ? rosa_f16_to_f32(h) : rosa_bf16_to_f32(h);
         }
     }
+    release_pages(t->data, t->nbytes);
     m->weight_bytes += (int64_t)sizeof(float) * n;
     return f;
+}
+
+static const float *tensor(rosa_model *m, const char *dir, const char *name, int ndim, int64_t d0, int64_t d1,
+                           int required, int *err) {
+    const st_tensor *t = find_tensor(m, dir, name, ndim, d0, d1, required, err);
+    return t ? to_f32(m, t, err) : NULL;
+}
+
+/* A frozen matrix [out][in] in the checkpoint's format: F32 or BF16/F16 rows
+ * used from the mapping (16-bit rows widened at each product, weight.h); a
+ * copy only for rows the mapping does not align. */
+static rosa_weight matrix(rosa_model *m, const char *dir, const char *name, int out, int in, int required, int *err) {
+    rosa_weight w = {.out = out, .in = in};
+    const st_tensor *t = find_tensor(m, dir, name, 2, out, in, required, err);
+    if (t && t->dtype != ST_F32 && (uintptr_t)t->data % 2 == 0) {
+        w.half = t->data;
+        w.half_f16 = t->dtype == ST_F16;
+        m->weight_bytes += (int64_t)t->nbytes;
+    } else if (t) {
+        w.f32 = to_f32(m, t, err);
+    }
+    return w;
 }
 
 /* Weights for a layer index the config does not have mean the two disagree. */
@@ -96,6 +137,21 @@ static int check_extra_layers(const rosa_model *m, const char *dir) {
     return 0;
 }
 
+/* A norm weight as the norm multiplies by: the stored w, or a copy of 1 + w
+ * for architectures whose RMSNorm scales by (1 + w). */
+static const float *norm_tensor(rosa_model *m, const char *dir, const char *name, int64_t n, int *err) {
+    const float *w = tensor(m, dir, name, 1, n, 0, 1, err);
+    if (!w || !rosa_arch_of(&m->cfg)->norm_plus_one) return w;
+    float *f = rosa_malloc(sizeof(float) * (size_t)n, name);
+    if (!f || rosa_model_own(m, f) < 0) {
+        free(f);
+        *err = 1;
+        return NULL;
+    }
+    for (int64_t i = 0; i < n; i++) f[i] = 1.0f + w[i];
+    return f;
+}
+
 static int load_layer(rosa_model *m, const char *dir, int l) {
     const rosa_config *c = &m->cfg;
     const rosa_arch_desc *ad = rosa_arch_of(c);
@@ -105,7 +161,13 @@ static int load_layer(rosa_model *m, const char *dir, int l) {
     char base[192], name[256];
     for (int i = 0; i < ad->n_norms; i++) {
         snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, ad->norm_names[i]);
-        L->norm[i] = tensor(m, dir, name, 1, D, 0, 1, &err);
+        L->norm[i] = norm_tensor(m, dir, name, D, &err);
+        if (err) return -1;
+    }
+    for (int i = 0; i < N_XNORMS; i++) {
+        if (!ad->xnorm_names[i]) continue;
+        snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, ad->xnorm_names[i]);
+        L->xnorm[i] = norm_tensor(m, dir, name, i <= XNORM_K ? c->head_dim : D, &err);
         if (err) return -1;
     }
     for (int p = 0; p < N_PROJ; p++) {
@@ -113,7 +175,7 @@ static int load_layer(rosa_model *m, const char *dir, int l) {
         rosa_proj_shape(c, p, &in, &out);
         rosa_proj_tensor_name(base, sizeof base, l, p);
         snprintf(name, sizeof name, "%s.weight", base);
-        L->proj[p] = (rosa_weight){tensor(m, dir, name, 2, out, in, 1, &err), NULL, out, in};
+        L->proj[p] = matrix(m, dir, name, out, in, 1, &err);
         if (err) return -1;
         snprintf(name, sizeof name, "%s.bias", base);
         L->bias[p] = tensor(m, dir, name, 1, out, 0, has_bias, &err);
@@ -182,13 +244,6 @@ void rosa_model_rope_tables(const rosa_model *m, float *cs, const int *pos, int 
         rope_table(cs + (size_t)k * N * m->cfg.head_dim, pos, m->inv_freq + k * half, N, m->cfg.head_dim);
 }
 
-int rosa_model_max_window(const rosa_model *m) {
-    int w = 0;
-    for (int l = 0; l < m->cfg.num_layers; l++)
-        if (m->layers[l].window > 0 && (w == 0 || m->layers[l].window < w)) w = m->layers[l].window;
-    return w;
-}
-
 int rosa_rope_low_dims(int hd, float r_low, int *dims) {
     if (!(r_low > 0.0f && r_low <= 1.0f)) return rosa_fail("--r-low %g must be in (0, 1]", r_low);
     int m = (int)floor((double)hd * r_low / 2.0 + 0.5);
@@ -215,24 +270,28 @@ rosa_model *rosa_model_load(const char *dir) {
     if (err) goto fail;
     for (int l = 0; l < c->num_layers; l++)
         if (load_layer(m, dir, l) < 0) goto fail;
-    m->norm = tensor(m, dir, "model.norm.weight", 1, D, 0, 1, &err);
+    m->norm = norm_tensor(m, dir, "model.norm.weight", D, &err);
     if (err) goto fail;
-    m->lm_head = (rosa_weight){tensor(m, dir, "lm_head.weight", 2, V, D, !c->tie_word_embeddings, &err), NULL,
-                               (int)V, (int)D};
+    m->lm_head = matrix(m, dir, "lm_head.weight", (int)V, (int)D, !c->tie_word_embeddings, &err);
     if (err) goto fail;
     /* transformers ties when the config says so, even if lm_head.weight is stored. */
     if (c->tie_word_embeddings) {
-        if (m->lm_head.f32) m->n_params -= V * D;
-        m->lm_head.f32 = m->embed;
+        if (m->lm_head.f32 || m->lm_head.half) m->n_params -= V * D;
+        m->lm_head = (rosa_weight){.f32 = m->embed, .out = (int)V, .in = (int)D};
     }
     {
         char q[256];
         rosa_proj_tensor_name(q, sizeof q - 8, 0, PROJ_Q);
         strcat(q, ".weight");
         const st_tensor *t = st_set_find(&m->weights, q);
+        char alt[320];
+        for (int i = 1; !t && rosa_arch_weight_name(c, q, i, alt, sizeof alt); i++) t = st_set_find(&m->weights, alt);
         m->cfg.weight_dtype = t->dtype == ST_F16 ? ROSA_DTYPE_F16 : t->dtype == ST_BF16 ? ROSA_DTYPE_BF16 : ROSA_DTYPE_F32;
     }
     if (layer_props(m) < 0) goto fail;
+    if (rosa_arch_of(c)->text_config)
+        rosa_log(ROSA_LOG_INFO, "%s: %s: running its text model only (the vision tower is not loaded)", dir,
+                 c->architecture);
 
     /* The tokenizer is optional: a bare weights directory still runs on ids. */
     char *tp = rosa_path_join(dir, "tokenizer.json");
@@ -283,15 +342,17 @@ rosa_model *rosa_model_random(const rosa_config *c, uint64_t seed) {
     } while (0)
     TAKE(m->embed, V * D, 0);
     TAKE(m->norm, D, 1);
-    m->lm_head = (rosa_weight){m->embed, NULL, (int)V, (int)D};
+    m->lm_head = (rosa_weight){.f32 = m->embed, .out = (int)V, .in = (int)D};
     if (!c->tie_word_embeddings) TAKE(m->lm_head.f32, V * D, 0);
     for (int l = 0; l < c->num_layers; l++) {
         rosa_layer *L = &m->layers[l];
         for (int i = 0; i < ad->n_norms; i++) TAKE(L->norm[i], D, 1);
+        for (int i = 0; i < N_XNORMS; i++)
+            if (ad->xnorm_names[i]) TAKE(L->xnorm[i], i <= XNORM_K ? c->head_dim : D, 1);
         for (int q = 0; q < N_PROJ; q++) {
             int in, out;
             rosa_proj_shape(c, q, &in, &out);
-            L->proj[q] = (rosa_weight){NULL, NULL, out, in};
+            L->proj[q] = (rosa_weight){.out = out, .in = in};
             TAKE(L->proj[q].f32, (int64_t)in * out, 0);
         }
         for (int q = 0; q < N_PROJ; q++)
@@ -313,61 +374,63 @@ static void drop_packed(rosa_model *m) {
     rosa_weight_drop_bf16(&m->lm_head);
 }
 
-/* Hands the whole pages inside [p, p + bytes) back to the kernel.  The caller
- * forgets the pointer: anonymous pages read back as zeros. */
-static void release_pages(const void *p, size_t bytes) {
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), lo = ((uintptr_t)p + page - 1) & ~(page - 1),
-              hi = ((uintptr_t)p + bytes) & ~(page - 1);
-    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+/* Packs w for BF16 products and releases its rows at once, wherever they
+ * live (mapped file, converted or merged copy, the random-weight buffer), so
+ * that packing holds one matrix twice at most, never the model; the pointers
+ * become NULL so that nothing can read released pages.  The embedding's rows
+ * (a tied LM head's) stay: token lookup reads them. */
+static int pack_and_release(rosa_model *m, rosa_weight *w, int64_t *released) {
+    if (rosa_weight_pack_bf16(w, !m->forward_only) < 0) return -1;
+    m->fp32_released = 1;
+    size_t n = (size_t)w->out * (size_t)w->in;
+    if (w->f32 && w->f32 != m->embed) {
+        release_pages(w->f32, sizeof(float) * n);
+        *released += (int64_t)(sizeof(float) * n);
+    }
+    if (w->half) {
+        release_pages(w->half, sizeof(uint16_t) * n);
+        *released += (int64_t)(sizeof(uint16_t) * n);
+    }
+    w->f32 = NULL;
+    w->half = NULL;
+    return 0;
 }
 
-int rosa_model_set_compute(rosa_model *m, rosa_dtype dtype) {
+/* backward 0: packed for inference only (the forward layout). */
+static int set_compute(rosa_model *m, rosa_dtype dtype, int backward) {
     if (dtype != ROSA_DTYPE_F32 && dtype != ROSA_DTYPE_BF16) return rosa_fail("compute dtype must be F32 or BF16");
     if (m->fp32_released) {
-        if (dtype == ROSA_DTYPE_BF16) return 0;
+        if (dtype == ROSA_DTYPE_BF16 && m->compute == ROSA_DTYPE_BF16 && (!m->forward_only || !backward)) return 0;
+        if (dtype == ROSA_DTYPE_BF16)
+            return rosa_fail("the model was packed for inference only (its FP32 weights released): load it again to train");
         return rosa_fail("the model's FP32 weights were released when it was packed for --dtype bf16; "
                          "load it again to compute in FP32 or to merge an adapter");
     }
     drop_packed(m);
     m->compute = ROSA_DTYPE_F32;
+    m->forward_only = 0;
     if (dtype == ROSA_DTYPE_F32) return 0;
     if (!rosa_bf16_supported()) return rosa_fail("--dtype bf16: this CPU (or oneDNN build) has no BF16 matrix product");
+    m->forward_only = !backward;
     const rosa_config *c = &m->cfg;
-    for (int l = 0; l < c->num_layers; l++)
-        for (int p = 0; p < N_PROJ; p++)
-            if (rosa_weight_pack_bf16(&m->layers[l].proj[p]) < 0) {
-                drop_packed(m);
-                return -1;
-            }
-    if (rosa_weight_pack_bf16(&m->lm_head) < 0) {
-        drop_packed(m);
-        return -1;
-    }
-    m->compute = ROSA_DTYPE_BF16;
-    /* The products read only the packed copies now.  Release the FP32
-     * projections, wherever they live (mapped file, converted copy, one
-     * random-weight buffer), so BF16 mode does not hold the base twice; their
-     * pointers become NULL so that nothing can read released pages.  The
-     * embedding stays: token lookup reads its rows. */
-    int64_t released = 0, packed = (int64_t)rosa_bf16_weight_bytes(m->lm_head.bf16);
-    for (int l = 0; l < c->num_layers; l++)
-        for (int p = 0; p < N_PROJ; p++) {
-            rosa_weight *w = &m->layers[l].proj[p];
-            size_t bytes = sizeof(float) * (size_t)w->out * (size_t)w->in;
-            release_pages(w->f32, bytes);
-            w->f32 = NULL;
-            released += (int64_t)bytes;
-            packed += (int64_t)rosa_bf16_weight_bytes(w->bf16);
+    int64_t released = 0, packed = 0;
+    int rc = 0;
+    for (int l = 0; rc == 0 && l < c->num_layers; l++)
+        for (int p = 0; rc == 0 && p < N_PROJ; p++) {
+            rc = pack_and_release(m, &m->layers[l].proj[p], &released);
+            if (rc == 0) packed += (int64_t)rosa_bf16_weight_bytes(m->layers[l].proj[p].bf16);
         }
-    if (m->lm_head.f32 != m->embed) {
-        release_pages(m->lm_head.f32, sizeof(float) * (size_t)c->vocab_size * (size_t)c->hidden_size);
-        released += (int64_t)sizeof(float) * c->vocab_size * c->hidden_size;
-    }
-    m->lm_head.f32 = NULL;
-    m->fp32_released = 1;
+    if (rc == 0) rc = pack_and_release(m, &m->lm_head, &released);
+    rosa_weight_free_scratch(); /* the products read only the packed copies now */
+    if (rc < 0) return -1;      /* part released: the model is for freeing only */
+    packed += (int64_t)rosa_bf16_weight_bytes(m->lm_head.bf16);
+    m->compute = ROSA_DTYPE_BF16;
     m->weight_bytes += packed - released;
     return 0;
 }
+
+int rosa_model_set_compute(rosa_model *m, rosa_dtype dtype) { return set_compute(m, dtype, 1); }
+int rosa_model_set_compute_inference(rosa_model *m, rosa_dtype dtype) { return set_compute(m, dtype, 0); }
 
 int rosa_model_attach_hook(rosa_model *m, rosa_hook h) {
     if (m->n_hooks == ROSA_MAX_HOOKS) return rosa_fail("at most %d adapters can be attached at once", ROSA_MAX_HOOKS);
@@ -386,6 +449,7 @@ int rosa_model_replace_weight(rosa_model *m, int layer, int p, const float *w) {
     }
     memcpy(copy, w, sizeof(float) * n);
     dst->f32 = copy;
+    dst->half = NULL;
     return 0;
 }
 

@@ -11,9 +11,12 @@
 
 /* One decoder layer.  Matrices are row-major [out][in] as Hugging Face stores
  * them (y = x W^T), behind rosa_weight; biases are NULL when the architecture
- * has none.  norm[] holds the architecture's n_norms RMSNorm weights [D]. */
+ * has none.  norm[] holds the architecture's n_norms RMSNorm weights [D].
+ * Norm weights are the factor the norm multiplies by: for a (1 + w)
+ * architecture (Gemma) the loader stores 1 + w, so one RMSNorm op serves all. */
 typedef struct {
     const float *norm[MAX_NORMS];
+    const float *xnorm[N_XNORMS]; /* arch.h's XNORM_*: NULL where the architecture has none */
     rosa_weight proj[N_PROJ];    /* q, k, v, o, gate, up, down (arch.h's PROJ_*) */
     const float *bias[N_PROJ];
     int window;                  /* attention window in tokens, 0 = full (arch.h's rosa_layer_props) */
@@ -38,6 +41,7 @@ struct rosa_model {
     int n_hooks;
     rosa_dtype compute;          /* ROSA_DTYPE_F32 (default) or ROSA_DTYPE_BF16 */
     int fp32_released;           /* BF16 mode dropped the FP32 projections: no way back */
+    int forward_only;            /* packed by rosa_model_set_compute_inference: no backward */
 };
 
 
@@ -78,8 +82,6 @@ void rosa_rope_inv_freq_base(const rosa_config *c, float theta, int scaled, doub
 /* The RoPE tables of N rows at positions pos: cs[n_rope][N][hd] (rope_table). */
 void rosa_model_rope_tables(const rosa_model *m, float *cs, const int *pos, int N);
 
-/* The smallest attention window of any layer (0: no layer has one). */
-int rosa_model_max_window(const rosa_model *m);
 
 
 #endif

@@ -5,7 +5,6 @@
 
 #include "core/prof.h"
 #include "gemm.h"
-#include "core/prof.h"
 #include "core/util.h"
 
 #include <math.h>
@@ -88,10 +87,37 @@ void swiglu_forward(float *out, const float *gate, const float *up, int N, int F
     for (int64_t i = 0; i < n; i++) out[i] = silu(gate[i]) * up[i];
 }
 
-void attention_forward(float *out, const float *q, const float *k, const float *v, const uint8_t *valid, int len,
-                       int T, int Hq, int Hkv, int hd, int kv_stride, float *scratch) {
+/* Whether query slot t sees key slot s <= t: a real key, and within the
+ * window (positions pos[t] - pos[s] < window) when there is one. */
+static inline int att_visible(const uint8_t *valid, const int *pos, int window, int s, int t) {
+    return valid[s] && (window <= 0 || pos[t] - pos[s] < window);
+}
+
+/* The tanh approximation of GELU (PyTorch's gelu(approximate="tanh")). */
+#define GELU_K 0.7978845608028654f /* sqrt(2 / pi) */
+static inline float gelu_tanh(float x) { return 0.5f * x * (1.0f + tanhf(GELU_K * (x + 0.044715f * x * x * x))); }
+
+void geglu_forward(float *out, const float *gate, const float *up, int N, int F) {
+    int64_t n = (int64_t)N * F;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) out[i] = gelu_tanh(gate[i]) * up[i];
+}
+
+void geglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int N, int F) {
+    int64_t n = (int64_t)N * F;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        float g = gate[i], th = tanhf(GELU_K * (g + 0.044715f * g * g * g));
+        float dgelu = 0.5f * (1.0f + th) + 0.5f * g * (1.0f - th * th) * GELU_K * (1.0f + 3.0f * 0.044715f * g * g);
+        dup[i] = dout[i] * 0.5f * g * (1.0f + th);
+        dgate[i] = dout[i] * up[i] * dgelu;
+    }
+}
+
+void attention_forward(float *out, const float *q, const float *k, const float *v, const uint8_t *valid,
+                       const int *pos, int len, int T, int Hq, int Hkv, int hd, int kv_stride, float scale,
+                       int window, float *scratch) {
     int group = Hq / Hkv, S = len + T;
-    float scale = 1.0f / sqrtf((float)hd);
 #pragma omp parallel
     {
         float *scores = scratch + (int64_t)omp_get_thread_num() * S;
@@ -104,7 +130,7 @@ void attention_forward(float *out, const float *q, const float *k, const float *
                 int kvh = h / group, last = len + t;
                 float mx = -INFINITY;
                 for (int s = 0; s <= last; s++) {
-                    if (!valid[s]) continue;
+                    if (!att_visible(valid, pos, window, s, last)) continue;
                     const float *kv = k + (int64_t)s * kv_stride + (int64_t)kvh * hd;
                     float dot = 0.0f;
                     for (int i = 0; i < hd; i++) dot += qv[i] * kv[i];
@@ -115,13 +141,13 @@ void attention_forward(float *out, const float *q, const float *k, const float *
                 if (mx == -INFINITY) continue; /* nothing visible: padding row */
                 float sum = 0.0f;
                 for (int s = 0; s <= last; s++) {
-                    if (!valid[s]) continue;
+                    if (!att_visible(valid, pos, window, s, last)) continue;
                     scores[s] = exp_vec(scores[s] - mx);
                     sum += scores[s];
                 }
                 float inv = 1.0f / sum;
                 for (int s = 0; s <= last; s++) {
-                    if (!valid[s]) continue;
+                    if (!att_visible(valid, pos, window, s, last)) continue;
                     const float *vv = v + (int64_t)s * kv_stride + (int64_t)kvh * hd;
                     float p = scores[s] * inv;
                     for (int i = 0; i < hd; i++) o[i] += p * vv[i];
@@ -153,55 +179,70 @@ double attention_pairs(int T) {
     return n;
 }
 
-/* S[r0..r1)[0..r1) = scale * q_h k_g^T, row stride T, for one sequence, head h
- * of KV group g (rows r1.. of S are left alone). */
-static void attention_scores(float *S, const float *q, const float *k, int T, int r0, int r1, int Hq, int Hkv, int hd,
-                             int h, int g, float scale) {
-    rosa_gemm('N', 'T', r1 - r0, r1, hd, scale, q + (int64_t)r0 * Hq * hd + (int64_t)h * hd, Hq * hd,
-              k + (int64_t)g * hd, Hkv * hd, 0.0f, S + (int64_t)r0 * T, T);
+/* S[r0..r1)[k0..r1) = scale * q_h k_g^T, row stride T, for one sequence, head
+ * h of KV group g (the rest of S is left alone). */
+static void attention_scores(float *S, const float *q, const float *k, int T, int r0, int r1, int k0, int Hq, int Hkv,
+                             int hd, int h, int g, float scale) {
+    rosa_gemm('N', 'T', r1 - r0, r1 - k0, hd, scale, q + (int64_t)r0 * Hq * hd + (int64_t)h * hd, Hq * hd,
+              k + (int64_t)k0 * Hkv * hd + (int64_t)g * hd, Hkv * hd, 0.0f, S + (int64_t)r0 * T + k0, T);
+}
+
+/* The first key slot any query row of [r0, r1) sees (0 without a window):
+ * with one, the scores of the keys before it are never computed. */
+static int att_first_key(const uint8_t *valid, const int *pos, int window, int r0, int r1) {
+    if (window <= 0) return 0;
+    int k0 = r0;
+    for (int t = r0; t < r1; t++)
+        for (int s = 0; s < k0; s++)
+            if (att_visible(valid, pos, window, s, t)) {
+                k0 = s;
+                break;
+            }
+    return k0;
 }
 
 void attention_seq_forward(float *out, float *lse, const float *q, const float *k, const float *v,
-                           const uint8_t *valid, int B, int T, int Hq, int Hkv, int hd, float *scratch) {
+                           const uint8_t *valid, const int *pos, int B, int T, int Hq, int Hkv, int hd, float scale,
+                           int window, float *scratch) {
     int group = Hq / Hkv, Q = Hq * hd, K = Hkv * hd;
-    float scale = 1.0f / sqrtf((float)hd);
 #pragma omp parallel for schedule(dynamic, 1)
     for (int task = 0; task < B * Hq; task++) {
         int b = task / Hq, h = task % Hq, g = h / group;
         float *P = scratch + (int64_t)omp_get_thread_num() * 2 * T * T;
         const float *qb = q + (int64_t)b * T * Q, *kb = k + (int64_t)b * T * K, *vb = v + (int64_t)b * T * K;
         const uint8_t *vm = valid + (int64_t)b * T;
+        const int *pb = pos ? pos + (int64_t)b * T : NULL;
         float *lb = lse + (int64_t)b * T * Hq;
         for (int r0 = 0; r0 < T; r0 += ATT_BLOCK) {
-            int r1 = att_block_end(r0, T); /* keys [0, r1) */
-            attention_scores(P, qb, kb, T, r0, r1, Hq, Hkv, hd, h, g, scale);
+            int r1 = att_block_end(r0, T), k0 = att_first_key(vm, pb, window, r0, r1); /* keys [k0, r1) */
+            attention_scores(P, qb, kb, T, r0, r1, k0, Hq, Hkv, hd, h, g, scale);
             for (int t = r0; t < r1; t++) {
                 float *row = P + (int64_t)t * T, mx = -INFINITY;
-                for (int s = 0; s <= t; s++)
-                    if (vm[s] && row[s] > mx) mx = row[s];
+                for (int s = k0; s <= t; s++)
+                    if (att_visible(vm, pb, window, s, t) && row[s] > mx) mx = row[s];
                 if (mx == -INFINITY) { /* nothing visible: zero output */
-                    memset(row, 0, sizeof(float) * (size_t)r1);
+                    memset(row + k0, 0, sizeof(float) * (size_t)(r1 - k0));
                     lb[(int64_t)t * Hq + h] = -INFINITY;
                     continue;
                 }
-                for (int s = 0; s < r1; s++) row[s] = s <= t && vm[s] ? exp_vec(row[s] - mx) : 0.0f;
+                for (int s = k0; s < r1; s++)
+                    row[s] = s <= t && att_visible(vm, pb, window, s, t) ? exp_vec(row[s] - mx) : 0.0f;
                 float sum = 0.0f;
-                for (int s = 0; s < r1; s++) sum += row[s];
+                for (int s = k0; s < r1; s++) sum += row[s];
                 float inv = 1.0f / sum;
-                for (int s = 0; s <= t; s++) row[s] *= inv;
+                for (int s = k0; s <= t; s++) row[s] *= inv;
                 lb[(int64_t)t * Hq + h] = mx + logf(sum);
             }
-            rosa_gemm('N', 'N', r1 - r0, hd, r1, 1.0f, P + (int64_t)r0 * T, T, vb + (int64_t)g * hd, K, 0.0f,
-                      out + ((int64_t)b * T + r0) * Q + (int64_t)h * hd, Q);
+            rosa_gemm('N', 'N', r1 - r0, hd, r1 - k0, 1.0f, P + (int64_t)r0 * T + k0, T, vb + (int64_t)k0 * K + (int64_t)g * hd,
+                      K, 0.0f, out + ((int64_t)b * T + r0) * Q + (int64_t)h * hd, Q);
         }
     }
 }
 
 void attention_seq_backward(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
-                            const float *q, const float *k, const float *v, const uint8_t *valid, int B, int T,
-                            int Hq, int Hkv, int hd, float *scratch) {
+                            const float *q, const float *k, const float *v, const uint8_t *valid, const int *pos,
+                            int B, int T, int Hq, int Hkv, int hd, float scale, int window, float *scratch) {
     int group = Hq / Hkv, Q = Hq * hd, K = Hkv * hd;
-    float scale = 1.0f / sqrtf((float)hd);
     /* One task per (sequence, KV head): its dk/dv rows have a single writer. */
 #pragma omp parallel for schedule(dynamic, 1)
     for (int task = 0; task < B * Hkv; task++) {
@@ -211,31 +252,32 @@ void attention_seq_backward(float *dq, float *dk, float *dv, const float *dout, 
                     *ob = out + (int64_t)b * T * Q, *dob = dout + (int64_t)b * T * Q;
         float *dkb = dk + (int64_t)b * T * K + (int64_t)g * hd, *dvb = dv + (int64_t)b * T * K + (int64_t)g * hd;
         const uint8_t *vm = valid + (int64_t)b * T;
+        const int *pb = pos ? pos + (int64_t)b * T : NULL;
         const float *lb = lse + (int64_t)b * T * Hq;
         for (int h = g * group; h < (g + 1) * group; h++) {
             for (int r0 = 0; r0 < T; r0 += ATT_BLOCK) {
-                int r1 = att_block_end(r0, T), rows = r1 - r0;
+                int r1 = att_block_end(r0, T), rows = r1 - r0, k0 = att_first_key(vm, pb, window, r0, r1), nk = r1 - k0;
                 const float *qr = qb + (int64_t)r0 * Q + (int64_t)h * hd, *dor = dob + (int64_t)r0 * Q + (int64_t)h * hd;
-                float *Pr = P + (int64_t)r0 * T, *dPr = dP + (int64_t)r0 * T;
-                attention_scores(P, qb, kb, T, r0, r1, Hq, Hkv, hd, h, g, scale);
+                float *Pr = P + (int64_t)r0 * T + k0, *dPr = dP + (int64_t)r0 * T + k0;
+                attention_scores(P, qb, kb, T, r0, r1, k0, Hq, Hkv, hd, h, g, scale);
                 /* dP = dout_h v_g^T */
-                rosa_gemm('N', 'T', rows, r1, hd, 1.0f, dor, Q, vb + (int64_t)g * hd, K, 0.0f, dPr, T);
+                rosa_gemm('N', 'T', rows, nk, hd, 1.0f, dor, Q, vb + (int64_t)k0 * K + (int64_t)g * hd, K, 0.0f, dPr, T);
                 for (int t = r0; t < r1; t++) {
                     float *p = P + (int64_t)t * T, *dp = dP + (int64_t)t * T, l = lb[(int64_t)t * Hq + h];
                     const float *o = ob + (int64_t)t * Q + (int64_t)h * hd, *d = dob + (int64_t)t * Q + (int64_t)h * hd;
                     float delta = 0.0f; /* sum_s p_s dp_s = dout . out */
                     for (int i = 0; i < hd; i++) delta += d[i] * o[i];
-                    for (int s = 0; s < r1; s++) {
-                        float ps = s <= t && vm[s] && l != -INFINITY ? exp_vec(p[s] - l) : 0.0f;
+                    for (int s = k0; s < r1; s++) {
+                        float ps = s <= t && att_visible(vm, pb, window, s, t) && l != -INFINITY ? exp_vec(p[s] - l) : 0.0f;
                         p[s] = ps;
                         dp[s] = ps * (dp[s] - delta) * scale; /* dS, pre-scaled for the q.k product */
                     }
                 }
-                /* dq_h = dS k_g;  dk_g += dS^T q_h;  dv_g += P^T dout_h  (keys [0, r1)) */
-                rosa_gemm('N', 'N', rows, hd, r1, 1.0f, dPr, T, kb + (int64_t)g * hd, K, 0.0f,
+                /* dq_h = dS k_g;  dk_g += dS^T q_h;  dv_g += P^T dout_h  (keys [k0, r1)) */
+                rosa_gemm('N', 'N', rows, hd, nk, 1.0f, dPr, T, kb + (int64_t)k0 * K + (int64_t)g * hd, K, 0.0f,
                           dq + ((int64_t)b * T + r0) * Q + (int64_t)h * hd, Q);
-                rosa_gemm('T', 'N', r1, hd, rows, 1.0f, dPr, T, qr, Q, 1.0f, dkb, K);
-                rosa_gemm('T', 'N', r1, hd, rows, 1.0f, Pr, T, dor, Q, 1.0f, dvb, K);
+                rosa_gemm('T', 'N', nk, hd, rows, 1.0f, dPr, T, qr, Q, 1.0f, dkb + (int64_t)k0 * K, K);
+                rosa_gemm('T', 'N', nk, hd, rows, 1.0f, Pr, T, dor, Q, 1.0f, dvb + (int64_t)k0 * K, K);
             }
         }
     }
@@ -280,7 +322,7 @@ void swiglu_backward(float *dgate, float *dup, const float *dout, const float *g
 /* Rows per chunk of the LM head: about 64 MiB of logits alive at once, in
  * multiples of 64 rows, and at least 256 rows: below that the GEMMs of a
  * large vocabulary lose a fifth of their speed (measured, docs/performance.md). */
-static int lm_chunk_rows(int V) {
+int lm_chunk_rows(int V) {
     int rows = (1 << 24) / V / 64 * 64;
     return rows < 256 ? 256 : rows > 1024 ? 1024 : rows;
 }

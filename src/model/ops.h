@@ -60,17 +60,23 @@ void rope_apply(float *x, const float *cs, int N, int H, int hd, float sign);
 
 /* out[N][F] = silu(gate) * up */
 void swiglu_forward(float *out, const float *gate, const float *up, int N, int F);
+/* out[N][F] = gelu_tanh(gate) * up (Gemma's MLP) */
+void geglu_forward(float *out, const float *gate, const float *up, int N, int F);
 
 /* Causal attention of T new query slots over a cache of slots [0, len + T).
  *   q   [T][Hq][hd]           queries of one sequence (RoPE applied)
  *   k,v [len + T][Hkv][hd]     the sequence's cached keys / values (row stride kv_stride floats)
  *   valid [len + T]            1 = real slot (keys of padding slots are ignored)
+ *   pos [len + T]              the slots' positions (read only with a window)
  *   out [T][Hq][hd]
- * Query slot t sees key slots s <= len + t that are valid; a query with no
- * visible key gets zeros.  Query head h uses KV head h / (Hq / Hkv).
+ * Query slot t sees key slots s <= len + t that are valid and, with window
+ * > 0, have pos[len + t] - pos[s] < window (transformers' sliding window);
+ * a query with no visible key gets zeros.  Scores are scale * q.k.  Query
+ * head h uses KV head h / (Hq / Hkv).
  *   scratch [omp_get_max_threads()][len + T]   one score row per thread */
-void attention_forward(float *out, const float *q, const float *k, const float *v, const uint8_t *valid, int len,
-                       int T, int Hq, int Hkv, int hd, int kv_stride, float *scratch);
+void attention_forward(float *out, const float *q, const float *k, const float *v, const uint8_t *valid,
+                       const int *pos, int len, int T, int Hq, int Hkv, int hd, int kv_stride, float scale,
+                       int window, float *scratch);
 
 /* Query-key pairs the causal attention of one T-token sequence computes per
  * head (block-causal: the diagonal blocks in full, nothing above them), for
@@ -79,18 +85,20 @@ double attention_pairs(int T);
 
 /* Causal attention over B whole sequences through GEMMs (training, where the
  * backward needs the log-sum-exp).  Per sequence b (row offset b*T):
- *   q [T][Hq][hd], k, v [T][Hkv][hd], valid [T]  ->  out [T][Hq][hd], lse [T][Hq]
- * with the masking rules of attention_forward.
+ *   q [T][Hq][hd], k, v [T][Hkv][hd], valid [T], pos [T]  ->  out [T][Hq][hd], lse [T][Hq]
+ * with the masking, window and scale rules of attention_forward (pos may be
+ * NULL without a window).
  *   scratch [omp_get_max_threads()][2][T][T] */
 void attention_seq_forward(float *out, float *lse, const float *q, const float *k, const float *v,
-                           const uint8_t *valid, int B, int T, int Hq, int Hkv, int hd, float *scratch);
+                           const uint8_t *valid, const int *pos, int B, int T, int Hq, int Hkv, int hd, float scale,
+                           int window, float *scratch);
 
 /* Its backward: recomputes the probabilities from q, k and lse (no T x T
  * storage between the passes), O(T^2 hd) per head.  Writes dq and
  * accumulates into dk, dv (zero them first).  Same scratch. */
 void attention_seq_backward(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
-                            const float *q, const float *k, const float *v, const uint8_t *valid, int B, int T,
-                            int Hq, int Hkv, int hd, float *scratch);
+                            const float *q, const float *k, const float *v, const uint8_t *valid, const int *pos,
+                            int B, int T, int Hq, int Hkv, int hd, float scale, int window, float *scratch);
 
 /* dx[N][D] += d(rmsnorm)/dx . dout;  dw[D] += sum_n dout * x * rstd  (dw may be NULL) */
 void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd,
@@ -101,12 +109,16 @@ void linear_backward_input(float *dx, const float *dout, const float *W, int N, 
 
 /* dgate, dup [N][F] from dout of swiglu_forward. */
 void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int N, int F);
+/* dgate, dup [N][F] from dout of geglu_forward. */
+void geglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int N, int F);
 
 /* Cross-entropy of rows of h [N][D] through the LM head W [V][D], in chunks so
  * that the [N][V] logits are never all alive.  Row n has target[n] (negative
  * = no loss) and weight[n]; sets *loss = sum_n weight[n] * CE_n, and when dh is not
  * NULL writes dh[N][D] = d(sum)/dh.  ce (may be NULL) receives CE_n (0 where
  * no target).  Returns 0, or -1 (out of memory, a failed BF16 product). */
+/* Rows of logits lm_head_loss computes at once for vocabulary V (the memory plan counts them). */
+int lm_chunk_rows(int V);
 int lm_head_loss(double *loss, float *dh, float *ce, const float *h, const rosa_weight *W, const int32_t *target,
                  const float *weight, int N, int D, int V);
 

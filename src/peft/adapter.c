@@ -297,8 +297,9 @@ int rosa_adapter_save(const rosa_adapter *a, const char *dir, const char *base_m
     free(text);
     if (rc < 0) return -1;
 
-    st_write_entry *e = rosa_calloc((size_t)a->n_params, sizeof *e, "adapter tensors");
-    int64_t *shapes = rosa_calloc((size_t)a->n_params * 2, sizeof(int64_t), "adapter shapes");
+    int n_extra = a->method->write_extra ? a->method->write_extra(a, NULL, NULL) : 0;
+    st_write_entry *e = rosa_calloc((size_t)(a->n_params + n_extra), sizeof *e, "adapter tensors");
+    int64_t *shapes = rosa_calloc((size_t)(a->n_params + n_extra) * 2, sizeof(int64_t), "adapter shapes");
     if (!e || !shapes) {
         free(e);
         free(shapes);
@@ -310,12 +311,38 @@ int rosa_adapter_save(const rosa_adapter *a, const char *dir, const char *base_m
         if (a->params[i].ndim == 1) shapes[2 * i] = a->params[i].cols;
         e[i] = (st_write_entry){a->params[i].name, ST_F32, a->params[i].ndim, &shapes[2 * i], a->w + a->params[i].offset};
     }
+    if (n_extra) a->method->write_extra(a, e + a->n_params, shapes + 2 * a->n_params);
     path = rosa_path_join(dir, "adapter_model.safetensors");
-    rc = path ? st_write_file(path, e, a->n_params, "{\"format\": \"pt\"}") : -1;
+    rc = path ? st_write_file(path, e, a->n_params + n_extra, "{\"format\": \"pt\"}") : -1;
     free(path);
     free(e);
     free(shapes);
     return rc;
+}
+
+/* A tensor name as rosa writes it: PEFT names the layers of a
+ * Gemma3ForConditionalGeneration's text model
+ * base_model.model.model.language_model.layers. (transformers >= 4.52) or
+ * base_model.model.language_model.model.layers.; both are rosa's
+ * base_model.model.model.layers. */
+static const char *canonical_name(const char *name, char *buf, size_t n) {
+    static const char *const alias[] = {"base_model.model.model.language_model.layers.",
+                                        "base_model.model.language_model.model.layers."};
+    for (int i = 0; i < 2; i++) {
+        size_t k = strlen(alias[i]);
+        if (strncmp(name, alias[i], k) == 0 && snprintf(buf, n, "base_model.model.model.layers.%s", name + k) < (int)n)
+            return buf;
+    }
+    return name;
+}
+
+/* The tensor of s whose canonical name is name. */
+static const st_tensor *find_canonical(const st_set *s, const char *name) {
+    const st_tensor *t = st_set_find(s, name);
+    char buf[512];
+    for (int i = 0; !t && i < s->n_tensors; i++)
+        if (strcmp(canonical_name(s->tensors[i].name, buf, sizeof buf), name) == 0) t = &s->tensors[i];
+    return t;
 }
 
 /* Reads the values of every tensor of a's table from s, and refuses a tensor
@@ -323,7 +350,7 @@ int rosa_adapter_save(const rosa_adapter *a, const char *dir, const char *base_m
 static int read_values(rosa_adapter *a, const st_set *s, const char *st_path) {
     for (int i = 0; i < a->n_params; i++) {
         const rosa_param *p = &a->params[i];
-        const st_tensor *t = st_set_find(s, p->name);
+        const st_tensor *t = find_canonical(s, p->name);
         if (!t) return rosa_fail("%s: tensor \"%s\" is missing", st_path, p->name);
         int shape_ok = p->ndim == 1 ? t->ndim == 1 && t->shape[0] == p->cols
                                     : t->ndim == 2 && t->shape[0] == p->rows && t->shape[1] == p->cols;
@@ -347,14 +374,17 @@ static int read_values(rosa_adapter *a, const st_set *s, const char *st_path) {
             if (!isfinite(w[k])) return rosa_fail("%s: tensor \"%s\" holds a non-finite value", st_path, p->name);
         }
     }
+    const char *suffix = a->method->extra_suffix;
     for (int i = 0; i < s->n_tensors; i++) {
-        int known = 0;
-        for (int k = 0; k < a->n_params && !known; k++) known = strcmp(a->params[k].name, s->tensors[i].name) == 0;
+        char buf[512];
+        const char *name = canonical_name(s->tensors[i].name, buf, sizeof buf);
+        size_t n = strlen(name), k = suffix ? strlen(suffix) : 0;
+        int known = suffix && n > k && strcmp(name + n - k, suffix) == 0; /* the method's (read_extra checks it) */
+        for (int j = 0; j < a->n_params && !known; j++) known = strcmp(a->params[j].name, name) == 0;
         if (!known)
-            return rosa_fail("%s: unexpected tensor \"%s\" (not selected by adapter_config.json)", st_path,
-                             s->tensors[i].name);
+            return rosa_fail("%s: unexpected tensor \"%s\" (not selected by adapter_config.json)", st_path, name);
     }
-    return 0;
+    return a->method->read_extra ? a->method->read_extra(a, s, st_path) : 0;
 }
 
 rosa_adapter *rosa_adapter_load(const char *dir, const rosa_config *c) {
@@ -430,7 +460,10 @@ float *rosa_adapter_merged_copy(const rosa_model *m, const rosa_adapter *a, int 
     size_t n = (size_t)w->out * (size_t)w->in;
     float *out = rosa_malloc(sizeof(float) * n, "merged weight");
     if (!out) return NULL;
-    memcpy(out, w->f32, sizeof(float) * n);
+    if (rosa_weight_copy_f32(w, out) < 0) {
+        free(out);
+        return NULL;
+    }
     if (a->method->merge(a, l, p, out, w->out, w->in) < 0) {
         free(out);
         return NULL;

@@ -149,6 +149,8 @@ static const rosa_peft_option options[] = {
     {"dropout", PEFT_OPT_FLOAT, offsetof(rosa_lora_options, dropout), "P", "dropout on the adapter input (default 0.05)",
      NULL, NULL},
     {"rslora", PEFT_OPT_FLAG, offsetof(rosa_lora_options, rslora), NULL, "scale by alpha/sqrt(r) instead", NULL, NULL},
+    {"use-dora", PEFT_OPT_FLAG, offsetof(rosa_lora_options, dora), NULL,
+     "DoRA: also train a magnitude per output row (PEFT's use_dora)", NULL, NULL},
     {"target-modules", PEFT_OPT_CUSTOM, 0, "LIST", "modules adapted, e.g. q_proj,v_proj (default) or all", NULL,
      parse_targets},
     {"layers", PEFT_OPT_CUSTOM, 0, "LIST", "adapt only these layers, e.g. 0,1,2 (default: all)", NULL, parse_layers},
@@ -201,7 +203,7 @@ const rosa_peft_field rosa_lora_fields[] = {
     {"eva_config", PEFT_FIELD_IGNORED, NULL, {NULL}},
     {"corda_config", PEFT_FIELD_IGNORED, NULL, {NULL}},
     {"lora_ga_config", PEFT_FIELD_IGNORED, NULL, {NULL}},
-    {"use_dora", DEFAULT_ONLY("DoRA", "false")},
+    {"use_dora", PEFT_FIELD_READ, NULL, {NULL}},
     {"velora_config", DEFAULT_ONLY("VeLoRA", "null")},
     {"alora_invocation_tokens", DEFAULT_ONLY("aLoRA (activated LoRA)", "null")},
     {"use_qalora", DEFAULT_ONLY("QALoRA", "false")},
@@ -254,7 +256,8 @@ static int parse_config(rosa_adapter *a, const cJSON *j, const char *path, const
     double alpha, dropout;
     if (rosa_json_int(j, "r", path, 1, ROSA_MAX_RANK, &r) < 0 || rosa_json_num_opt(j, "lora_alpha", path, 8.0, &alpha) < 0 ||
         rosa_json_num_opt(j, "lora_dropout", path, 0.0, &dropout) < 0 ||
-        rosa_json_bool_opt(j, "use_rslora", path, 0, &o->rslora) < 0)
+        rosa_json_bool_opt(j, "use_rslora", path, 0, &o->rslora) < 0 ||
+        rosa_json_bool_opt(j, "use_dora", path, 0, &o->dora) < 0)
         return -1;
     if (!(fabs(alpha) <= FLT_MAX)) return rosa_fail("%s: \"lora_alpha\" %g does not fit a float", path, alpha);
     o->rank = (int)r;
@@ -331,7 +334,7 @@ static void write_config(const rosa_adapter *a, cJSON *j) {
             if ((o->targets >> m) & 1u) cJSON_AddItemToArray(tm, cJSON_CreateString(rosa_proj_names[m]));
     }
     cJSON_AddStringToObject(j, "task_type", "CAUSAL_LM");
-    cJSON_AddBoolToObject(j, "use_dora", 0);
+    cJSON_AddBoolToObject(j, "use_dora", o->dora);
     cJSON_AddBoolToObject(j, "use_rslora", o->rslora);
 }
 
@@ -348,10 +351,13 @@ static int regex_selects(const pcre2_code *re, int layer, int p) {
     return rc >= 0;
 }
 
-static void free_state(void *p) {
-    rosa_lora_state *st = p;
+static void free_state(void *state) {
+    rosa_lora_state *st = state;
     if (!st) return;
     free(st->layer_on);
+    for (int l = 0; st->w_sqnorm && l < st->n_layers; l++)
+        for (int p = 0; p < N_PROJ; p++) free(st->w_sqnorm[l][p]);
+    free(st->w_sqnorm);
     free(st->idx);
     free(st->scale);
     free(st);
@@ -393,6 +399,8 @@ static int build(rosa_adapter *a, const rosa_config *c) {
     st->layer_on = rosa_calloc((size_t)a->L, 1, "adapter layers");
     st->idx = rosa_calloc((size_t)a->L, sizeof *st->idx, "adapter index");
     st->scale = rosa_calloc((size_t)a->L, sizeof *st->scale, "adapter scaling");
+    st->n_layers = a->L;
+    if (o->dora && !(st->w_sqnorm = rosa_calloc((size_t)a->L, sizeof *st->w_sqnorm, "DoRA norms"))) return -1;
     if (!st->layer_on || !st->idx || !st->scale) return -1;
     pcre2_code *re = NULL;
     if (o->target_regex) {
@@ -418,7 +426,7 @@ static int build(rosa_adapter *a, const rosa_config *c) {
             if (!on) continue;
             int in, out;
             rosa_proj_shape(c, p, &in, &out);
-            char base[96], name[128];
+            char base[96], name[160];
             rosa_proj_tensor_name(base, sizeof base, l, p);
             float rank, alpha;
             if (pattern_value(o->rank_pattern, o->n_rank_pattern, base, (float)o->rank, &rank) < 0 ||
@@ -434,6 +442,12 @@ static int build(rosa_adapter *a, const rosa_config *c) {
             rc = rosa_adapter_add_param(a, name, l, r, in);
             snprintf(name, sizeof name, "base_model.model.%s.lora_B.weight", base);
             if (rc == 0) rc = rosa_adapter_add_param(a, name, l, out, r);
+            if (out > st->max_out) st->max_out = out;
+            if (rc == 0 && o->dora) { /* PEFT's saved name: the ".weight" of its DoRA layer removed */
+                snprintf(name, sizeof name, "base_model.model.%s.lora_magnitude_vector", base);
+                rc = rosa_adapter_add_param(a, name, l, 1, out);
+                a->params[a->n_params - 1].ndim = 1;
+            }
         }
     }
     pcre2_code_free(re);
@@ -442,19 +456,40 @@ static int build(rosa_adapter *a, const rosa_config *c) {
 }
 
 /* PEFT's: A Kaiming-uniform, B = 0. */
+/* ||W_o||^2 of module (l, p), made once (DoRA). */
+static const double *w_sqnorm(const rosa_adapter *a, const rosa_model *m, int l, int p) {
+    rosa_lora_state *st = a->state;
+    if (!st->w_sqnorm[l][p]) {
+        const rosa_weight *w = &m->layers[l].proj[p];
+        double *n = rosa_malloc(sizeof(double) * (size_t)w->out, "DoRA norms");
+        if (!n || rosa_weight_row_sqnorms(w, n) < 0) return free(n), NULL;
+        st->w_sqnorm[l][p] = n;
+    }
+    return st->w_sqnorm[l][p];
+}
+
+/* PEFT's: A Kaiming-uniform, B = 0; DoRA's magnitude ||W + s B A|| = ||W||
+ * (the model is needed then: without it the magnitudes stay 0). */
 static void init(rosa_adapter *a, const rosa_model *m, uint64_t seed) {
-    (void)m;
+    const rosa_lora_state *st = a->state;
+    const rosa_lora_options *o = a->opts;
     rosa_rng rng;
     rosa_rng_seed(&rng, seed);
-    for (int i = 0; i < a->n_params; i += 2) {
-        const rosa_param *A = &a->params[i];
-        lowrank_init_a(a->w + A->offset, A->rows, A->cols, &rng);
-    }
+    for (int l = 0; l < a->L; l++)
+        for (int p = 0; p < N_PROJ; p++) {
+            if (st->idx[l][p] < 0) continue;
+            const rosa_param *A = &a->params[st->idx[l][p]];
+            lowrank_init_a(a->w + A->offset, A->rows, A->cols, &rng);
+            const double *n2 = o->dora && m ? w_sqnorm(a, m, l, p) : NULL;
+            const rosa_param *M = &a->params[st->idx[l][p] + 2];
+            for (int k = 0; n2 && k < M->cols; k++) a->w[M->offset + k] = (float)sqrt(n2[k]);
+        }
 }
 
 static void describe(const rosa_adapter *a, char *buf, size_t n) {
     const rosa_lora_options *o = a->opts;
-    snprintf(buf, n, "LoRA r %d, alpha %g%s%s", o->rank, (double)o->alpha, o->rslora ? " (rsLoRA)" : "",
+    snprintf(buf, n, "%s r %d, alpha %g%s%s", o->dora ? "DoRA" : "LoRA", o->rank, (double)o->alpha,
+             o->rslora ? " (rsLoRA)" : "",
              o->n_rank_pattern || o->n_alpha_pattern ? " (per-module rank_pattern/alpha_pattern)" : "");
 }
 
@@ -472,44 +507,114 @@ static int merge(const rosa_adapter *a, int l, int p, float *W, int out, int in)
     if (B->rows != out || A->cols != in) return rosa_fail("LoRA tensors of layer %d do not match the model", l);
     rosa_gemm('N', 'N', out, in, A->rows, st->scale[l][p], a->w + B->offset, B->cols, a->w + A->offset, A->cols, 1.0f, W,
               in);
+    if (!((const rosa_lora_options *)a->opts)->dora) return 0;
+    /* DoRA: W' = m / ||W + s B A|| * (W + s B A), row by row (PEFT's merge_safe). */
+    const float *M = a->w + a->params[idx + 2].offset;
+    for (int o = 0; o < out; o++) {
+        double n2 = 0;
+        for (int i = 0; i < in; i++) n2 += (double)W[(size_t)o * in + i] * W[(size_t)o * in + i];
+        float g = (float)(M[o] / sqrt(n2));
+        for (int i = 0; i < in; i++) W[(size_t)o * in + i] *= g;
+    }
     return 0;
 }
 
 /* ------------------------------------------------------------- hooks */
 
-/* Layer l's state: one branch per adapted projection, in projection order. */
-static size_t act_floats(const void *self, int l, int N) {
-    const rosa_adapter *a = self;
-    const rosa_lora_options *o = a->opts;
-    const rosa_lora_state *st = a->state;
-    size_t n = 0;
-    for (int p = 0; p < N_PROJ; p++) {
-        const rosa_param *A = st->idx[l][p] >= 0 ? &a->params[st->idx[l][p]] : NULL;
-        if (A) n += lowrank_act_floats(N, A->cols, A->rows, o->dropout);
-    }
+/* DoRA's saved state of one module for N rows, after its low-rank branch's. */
+typedef struct {
+    float *v;     /* [N][out]: x' W^T + s (x' A^T) B^T, for the magnitude's gradient */
+    float *g;     /* [out]: m / n */
+    float *inv_n; /* [out]: 1 / n */
+} dora_acts;
+
+static size_t module_act_floats(const rosa_lora_options *o, const rosa_param *A, const rosa_param *B, int N) {
+    size_t n = lowrank_act_floats(N, A->cols, A->rows, o->dropout);
+    if (o->dora) n += ROSA_ARENA_ROUND((size_t)N * B->rows) + 2 * ROSA_ARENA_ROUND((size_t)B->rows);
     return n;
 }
 
-static lowrank_acts branch_acts(const rosa_adapter *a, int l, int p, float *acts, int N) {
+/* Layer l's state: one module after another, in projection order. */
+static size_t act_floats(const void *self, int l, int N) {
+    const rosa_adapter *a = self;
+    const rosa_lora_state *st = a->state;
+    size_t n = 0;
+    for (int p = 0; p < N_PROJ; p++)
+        if (st->idx[l][p] >= 0) n += module_act_floats(a->opts, &a->params[st->idx[l][p]], &a->params[st->idx[l][p] + 1], N);
+    return n;
+}
+
+/* Module p's state inside layer l's region. */
+static lowrank_acts module_acts(const rosa_adapter *a, int l, int p, float *acts, int N, dora_acts *da) {
     const rosa_lora_options *o = a->opts;
     const rosa_lora_state *st = a->state;
     lowrank_acts ba = {0};
     for (int q = 0; q <= p; q++) {
-        const rosa_param *A = st->idx[l][q] >= 0 ? &a->params[st->idx[l][q]] : NULL;
-        if (A) ba = lowrank_carve(&acts, N, A->cols, A->rows, o->dropout);
+        if (st->idx[l][q] < 0) continue;
+        const rosa_param *A = &a->params[st->idx[l][q]], *B = &a->params[st->idx[l][q] + 1];
+        ba = lowrank_carve(&acts, N, A->cols, A->rows, o->dropout);
+        if (!o->dora) continue;
+        da->v = acts, acts += ROSA_ARENA_ROUND((size_t)N * B->rows);
+        da->g = acts, acts += ROSA_ARENA_ROUND((size_t)B->rows);
+        da->inv_n = acts, acts += ROSA_ARENA_ROUND((size_t)B->rows);
     }
     return ba;
 }
 
-/* du [N][r], and with dropout the widest input [N][in]. */
+/* The scratch, shared by the modules: du [N][max r]; with DoRA a region of
+ * [N][max out] + [max r][max out] + [max r][max r]; with dropout dtmp, the
+ * widest input [N][in]. */
+static size_t dora_floats(const rosa_lora_state *st, int N) {
+    return ROSA_ARENA_ROUND((size_t)N * st->max_out) + ROSA_ARENA_ROUND((size_t)st->max_rank * st->max_out) +
+           ROSA_ARENA_ROUND((size_t)st->max_rank * st->max_rank);
+}
+
 static size_t scratch_floats(const void *self, int N) {
     const rosa_adapter *a = self;
     const rosa_lora_options *o = a->opts;
     const rosa_lora_state *st = a->state;
     int widest = 0;
-    for (int i = 0; i < a->n_params; i += 2)
-        if (a->params[i].cols > widest) widest = a->params[i].cols;
-    return (size_t)N * st->max_rank + 16 + (o->dropout > 0 ? (size_t)N * widest : 0);
+    for (int l = 0; l < a->L; l++)
+        for (int p = 0; p < N_PROJ; p++)
+            if (st->idx[l][p] >= 0 && a->params[st->idx[l][p]].cols > widest) widest = a->params[st->idx[l][p]].cols;
+    return ROSA_ARENA_ROUND((size_t)N * st->max_rank) + (o->dora ? dora_floats(st, N) : 0) +
+           (o->dropout > 0 ? (size_t)N * widest : 0) + 16;
+}
+
+typedef struct {
+    float *du, *dora, *dtmp;
+} lora_scratch;
+
+static lora_scratch scratch_of(const rosa_block_ctx *c, const void *self, int N) {
+    const rosa_adapter *a = self;
+    const rosa_lora_state *st = a->state;
+    lora_scratch s;
+    s.du = rosa_block_hook_scratch(c, self);
+    s.dora = s.du + ROSA_ARENA_ROUND((size_t)N * st->max_rank);
+    s.dtmp = s.dora + (((const rosa_lora_options *)a->opts)->dora ? dora_floats(st, N) : 0);
+    return s;
+}
+
+/* inv_n[out] = 1 / ||W_o + s (B A)_o||, from ||W_o||^2, P = A W^T [r][out]
+ * and G = A A^T [r][r]: W is only multiplied, whatever its storage, and
+ * W + s B A is never formed. */
+static int dora_norms(const rosa_weight *w, const double *w_sq, const float *A, const float *B, float s, int r, int in,
+                      int out, float *P, float *G, float *inv_n) {
+    if (rosa_weight_forward(w, P, A, NULL, r, 0) < 0) return -1;
+    rosa_gemm('N', 'T', r, r, in, 1.0f, A, in, A, in, 0.0f, G, r);
+#pragma omp parallel for schedule(static)
+    for (int o = 0; o < out; o++) {
+        const float *b = B + (size_t)o * r;
+        double cross = 0, dd = 0;
+        for (int k = 0; k < r; k++) {
+            double gb = 0;
+            for (int j = 0; j < r; j++) gb += (double)G[k * r + j] * b[j];
+            cross += (double)b[k] * P[(size_t)k * out + o];
+            dd += (double)b[k] * gb;
+        }
+        inv_n[o] = (float)(1.0 / sqrt(w_sq[o] + 2.0 * s * cross + (double)s * s * dd));
+    }
+    return 0;
 }
 
 static int proj_forward(void *self, const rosa_block_ctx *c, int l, int p, float *acts, float *y, const float *x) {
@@ -519,10 +624,36 @@ static int proj_forward(void *self, const rosa_block_ctx *c, int l, int p, float
     int idx = st->idx[l][p];
     if (idx < 0) return 0;
     const rosa_param *A = &a->params[idx], *B = &a->params[idx + 1];
-    lowrank_acts ba = branch_acts(a, l, p, acts, c->N);
-    PROF(PROF_ADAPTER, 2.0 * c->N * A->rows * (A->cols + B->rows),
-         lowrank_forward(&ba, y, 1, x, a->w + A->offset, a->w + B->offset, st->scale[l][p], c->N, A->cols, A->rows,
-                         B->rows, o->dropout, c->drop));
+    int N = c->N, r = A->rows, in = A->cols, out = B->rows;
+    float s = st->scale[l][p];
+    dora_acts da;
+    lowrank_acts ba = module_acts(a, l, p, acts, N, &da);
+    if (!o->dora) {
+        PROF(PROF_ADAPTER, 2.0 * N * r * (in + out),
+             lowrank_forward(&ba, y, 1, x, a->w + A->offset, a->w + B->offset, s, N, in, r, out, o->dropout, c->drop));
+        return 0;
+    }
+    const rosa_weight *w = &c->m->layers[l].proj[p];
+    const float *bias = c->m->layers[l].bias[p], *M = a->w + a->params[idx + 2].offset;
+    const double *w_sq = w_sqnorm(a, c->m, l, p);
+    float *base = scratch_of(c, self, N).dora; /* [N][out], then P and G */
+    float *P = base + ROSA_ARENA_ROUND((size_t)N * st->max_out), *G = P + ROSA_ARENA_ROUND((size_t)st->max_rank * st->max_out);
+    if (!st->hold_norms &&
+        (!w_sq || dora_norms(w, w_sq, a->w + A->offset, a->w + B->offset, s, r, in, out, P, G, da.inv_n) < 0))
+        return -1;
+    for (int k = 0; k < out; k++) da.g[k] = M[k] * da.inv_n[k];
+    lowrank_forward(&ba, da.v, 0, x, a->w + A->offset, a->w + B->offset, s, N, in, r, out, o->dropout, c->drop);
+    /* x' W^T: the base output less its bias, or, with dropout active, a product of its own. */
+    int dropped = o->dropout > 0 && c->drop;
+    if (dropped && rosa_weight_forward(w, base, ba.xd, NULL, N, 0) < 0) return -1;
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < N; t++)
+        for (int k = 0; k < out; k++) {
+            size_t i = (size_t)t * out + k;
+            float xw = dropped ? base[i] : y[i] - (bias ? bias[k] : 0.0f);
+            y[i] += (da.g[k] - 1.0f) * xw + da.g[k] * da.v[i];
+            da.v[i] += xw;
+        }
     return 0;
 }
 
@@ -534,13 +665,41 @@ static int proj_backward(void *self, const rosa_block_ctx *c, int l, int p, floa
     int idx = st->idx[l][p];
     if (idx < 0) return 0;
     const rosa_param *A = &a->params[idx], *B = &a->params[idx + 1];
-    lowrank_acts ba = branch_acts(a, l, p, acts, c->N);
+    int N = c->N, r = A->rows, in = A->cols, out = B->rows;
+    dora_acts da;
+    lowrank_acts ba = module_acts(a, l, p, acts, N, &da);
     int act = rosa_block_layer_active(c, l);
-    float *du = rosa_block_hook_scratch(c, self), *dtmp = du + ROSA_ARENA_ROUND((size_t)c->N * st->max_rank);
-    PROF(PROF_ADAPTER, (act ? 4.0 : 2.0) * c->N * A->rows * (A->cols + B->rows),
-         lowrank_backward(&ba, dx, dy, x, a->w + A->offset, a->w + B->offset, act ? a->g + A->offset : NULL,
-                          act ? a->g + B->offset : NULL, st->scale[l][p], c->N, A->cols, A->rows, B->rows, o->dropout,
-                          du, dtmp));
+    lora_scratch sc = scratch_of(c, self, N);
+    float *du = sc.du, *dtmp = sc.dtmp;
+    float *dA = act ? a->g + A->offset : NULL, *dB = act ? a->g + B->offset : NULL;
+    if (!o->dora) {
+        PROF(PROF_ADAPTER, (act ? 4.0 : 2.0) * N * r * (in + out),
+             lowrank_backward(&ba, dx, dy, x, a->w + A->offset, a->w + B->offset, dA, dB, st->scale[l][p], N, in, r,
+                              out, o->dropout, du, dtmp));
+        return 0;
+    }
+    /* DoRA: the branch sees g * dy; x' W^T adds (g - 1) * dy W to dx (through
+     * the dropout mask); m gets sum_t dy * v / n. */
+    float *dyg = sc.dora; /* [N][out] */
+    const rosa_weight *w = &c->m->layers[l].proj[p];
+    if (act) {
+        float *dM = a->g + a->params[idx + 2].offset;
+        for (int t = 0; t < N; t++)
+            for (int k = 0; k < out; k++) dM[k] += dy[(size_t)t * out + k] * da.v[(size_t)t * out + k] * da.inv_n[k];
+    }
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < N; t++)
+        for (int k = 0; k < out; k++) dyg[(size_t)t * out + k] = da.g[k] * dy[(size_t)t * out + k];
+    lowrank_backward(&ba, dx, dyg, x, a->w + A->offset, a->w + B->offset, dA, dB, st->scale[l][p], N, in, r, out,
+                     o->dropout, du, dtmp);
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < N; t++)
+        for (int k = 0; k < out; k++) dyg[(size_t)t * out + k] = (da.g[k] - 1.0f) * dy[(size_t)t * out + k];
+    if (!(o->dropout > 0)) return rosa_weight_backward(w, dx, dyg, N, 1);
+    if (rosa_weight_backward(w, dtmp, dyg, N, 0) < 0) return -1;
+    float scale = 1.0f / (1.0f - o->dropout);
+    for (size_t i = 0; i < (size_t)N * in; i++)
+        if (ba.keep[i]) dx[i] += dtmp[i] * scale;
     return 0;
 }
 

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "io/safetensors.h"
 #include "model/block.h"
 #include "rosa.h"
 #include "rosa_train.h"
@@ -86,6 +87,14 @@ struct rosa_peft_method {
      * inference. */
     int (*merge)(const rosa_adapter *a, int layer, int p, float *W, int out, int in);
     const rosa_hook_ops *hooks; /* what it does in the decoder block */
+    /* Tensors a method keeps in its file besides its trained values (SHiRA's
+     * indices), named ...extra_suffix, at most 2-D (NULL: none).  write_extra
+     * fills e[0..) with shapes[2 per entry] pointing into its state and
+     * returns how many (e NULL: only the count); read_extra takes them from a
+     * loaded file, where the method may find them or not. */
+    const char *extra_suffix;
+    int (*write_extra)(const rosa_adapter *a, st_write_entry *e, int64_t *shapes);
+    int (*read_extra)(rosa_adapter *a, const st_set *s, const char *path);
 };
 
 /* ------------------------------------------------------------- adapters */

@@ -6,6 +6,8 @@
 #include "peft/oft.h"
 #include "peft/roae.h"
 
+extern const rosa_peft_method rosa_peft_shira;
+
 #include <stdio.h>
 #include <string.h>
 
@@ -23,6 +25,7 @@ static const struct {
     {"ln_tuning", &rosa_peft_ln_tuning, 0, NULL},
     {"oft", &rosa_peft_oft, 0, NULL},
     {"miss", &rosa_peft_miss, 0, NULL},
+    {"shira", &rosa_peft_shira, 0, NULL},
 };
 #define N_METHODS (sizeof methods / sizeof methods[0])
 

@@ -64,7 +64,9 @@ int rosa_analysis_json(const rosa_analysis *a, const rosa_analysis_meta *meta, s
                "selected dims / sum over all dims; Z = Q or K after RoPE (and after RoAE modulation when an adapter is "
                "given)\", \"layers\": [");
     for (int l = 0; l < a->L; l++) {
-        svg_printf(o, "%s{\"layer\": %d, \"q_norm\": ", l ? ", " : "", l);
+        svg_printf(o, "%s{\"layer\": %d, \"inv_freq\": ", l ? ", " : "", l);
+        json_arr(o, a->layer_inv_freq + (size_t)l * hb, hb);
+        svg_put(o, ", \"q_norm\": ");
         json_arr(o, a->q_norm + (size_t)l * hd, hd);
         svg_put(o, ", \"k_norm\": ");
         json_arr(o, a->k_norm + (size_t)l * hd, hd);

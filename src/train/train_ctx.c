@@ -25,6 +25,8 @@ static size_t layout(rosa_train_ctx *t, float *base) {
     /* With recompute, layer 0's set serves every layer: it is sized for the
      * largest hook state of any layer. */
     size_t shared_hook = t->recompute ? rosa_block_hook_floats_max(t->hooks, t->n_hooks, (int)L, (int)N) : 0;
+    const rosa_arch_desc *ad = rosa_arch_of(c);
+    int qk_norm = ad->xnorm_names[XNORM_Q] != NULL, sandwich = ad->xnorm_names[XNORM_POST_ATTN] != NULL;
     for (size_t l = 0; l < L; l++) {
         rosa_block_acts *A = base ? &t->acts[l] : &(rosa_block_acts){0};
         TAKE(A->x, N * D);
@@ -46,6 +48,18 @@ static size_t layout(rosa_train_ctx *t, float *base) {
         TAKE(A->rstd2, N);
         TAKE(A->gate, N * F);
         TAKE(A->up, N * F);
+        if (qk_norm) {
+            TAKE(A->qn, N * Q);
+            TAKE(A->kn, N * K);
+            TAKE(A->rstdq, N * (size_t)c->num_heads);
+            TAKE(A->rstdk, N * (size_t)c->num_kv_heads);
+        }
+        if (sandwich) {
+            TAKE(A->o, N * D);
+            TAKE(A->rstdo, N);
+            TAKE(A->mo, N * D);
+            TAKE(A->rstdm, N);
+        }
         float *hook = NULL;
         TAKE(hook, t->recompute ? shared_hook : rosa_block_hook_floats(t->hooks, t->n_hooks, (int)l, (int)N));
         for (int i = 0; base && i < t->n_hooks; i++) A->hook[i] = hook;
@@ -157,14 +171,14 @@ int rosa_train_microbatch(rosa_train_ctx *t, const rosa_batch *b, float token_we
     }
     *n_tokens = count;
     rosa_block_ctx bc = {.m = m, .hooks = t->hooks, .n_hooks = t->n_hooks, .B = B, .T = T, .N = N,
-                         .rope_cs = t->rope_cs, .mask = b->mask, .scores = t->scores, .h = t->h, .act = t->dact,
+                         .rope_cs = t->rope_cs, .mask = b->mask, .pos = t->pos, .scores = t->scores, .h = t->h, .act = t->dact,
                          .tmp = t->tmp, .train = plan->backward, .drop = dropout_rng,
                          .layer_active = plan->layer_active, .norm_grad = t->norm_grad, .dx = t->dx, .dh = t->dh,
                          .dq = t->dq, .dk = t->dk, .dv = t->dv, .datt = t->datt, .dgate = t->dgate, .dup = t->dup,
                          .dact = t->dact};
     memcpy(bc.hook_scratch, t->hook_scratch, sizeof bc.hook_scratch);
     PROF(PROF_ROPE, 0, rosa_model_rope_tables(m, t->rope_cs, t->pos, N));
-    PROF(PROF_OTHER, 0, embedding_forward(t->acts[0].x, b->ids, m->embed, N, D));
+    PROF(PROF_OTHER, 0, rosa_block_embed(m, t->acts[0].x, b->ids, N));
     for (int l = 0; l < L; l++) {
         if (dropout_rng) t->layer_rng[l] = *dropout_rng;
         hook_slices(t, l, N);

@@ -96,6 +96,8 @@ typedef struct {
     int lock_fd;
     char *lock_path;          /* set while this run holds the lock: removed at the end */
     int Tmax;
+    rosa_model_info mi;       /* the model's headers: the plan is made before it is loaded */
+    rosa_memory_plan mem;
     /* Validation, as HF Trainer tracks it for load_best_model_at_end. */
     int has_best;
     double best_loss, last_val;
@@ -249,14 +251,14 @@ int rosa_train_options_check(const rosa_train_options *o) {
 static int prepare_adapter(run *r) {
     const rosa_train_options *o = r->o;
     if (o->init_adapter) {
-        r->a = rosa_adapter_load(o->init_adapter, &r->m->cfg);
+        r->a = rosa_adapter_load(o->init_adapter, &r->mi.cfg);
         if (!r->a) return -1;
         /* The adapter's method and structure come from its file; dropout from
          * the command line (when it names the same method). */
         if (r->a->method == o->method && o->method_opts && o->method->runtime_from)
             o->method->runtime_from(r->a->opts, o->method_opts);
     } else {
-        r->a = rosa_adapter_table(o->method, o->method_opts, &r->m->cfg);
+        r->a = rosa_adapter_table(o->method, o->method_opts, &r->mi.cfg);
         if (r->a && !o->quiet) rosa_adapter_warn_rank(r->a);
     }
     return r->a ? 0 : -1;
@@ -293,22 +295,42 @@ static int dls_begin(run *r, int64_t s) {
     return 0;
 }
 
-static void print_plan(run *r, size_t act_bytes) {
+/* One line of the plan's parts (MiB), for the log and the refusal. */
+static void plan_line(const rosa_memory_plan *p, char *buf, size_t n) {
+    const double M = 1048576.0;
+    snprintf(buf, n, "weights %.1f MiB (%.1f more while loading), activations %.1f MiB, adapter %.1f MiB, "
+                     "optimizer %.1f MiB, scratch %.1f MiB, process and libraries %.1f MiB: peak %.1f MiB",
+             p->weights / M, p->load_extra / M, p->activations / M, p->adapter / M, p->optimizer / M, p->scratch / M,
+             (p->process + p->libraries) / M, p->total / M);
+}
+
+/* The memory plan, from the headers, the adapter's structure and the data,
+ * before the model is loaded; refused above --max-memory (default: what the
+ * machine has available) with what would fit. */
+static int plan_memory(run *r) {
     const rosa_train_options *o = r->o;
-    if (o->quiet) return;
-    int64_t base = rosa_model_num_params(r->m), trainable = rosa_adapter_num_params(r->a);
-    size_t weights = (size_t)rosa_model_weight_bytes(r->m), adapter = 2 * sizeof(float) * r->a->n_floats,
-           optim = 2 * sizeof(float) * r->a->n_floats;
-    rosa_log(ROSA_LOG_INFO, "%d train records, %d validation; %d steps (%d per epoch), batch %d = %d x %d micro-batches",
-            r->n_train, r->n_val, (int)r->total_steps, r->steps_per_epoch, o->batch_size, r->n_accum,
-            o->micro_batch_size);
-    rosa_log(ROSA_LOG_INFO, "trainable parameters %lld of %lld (%.4f%%)", (long long)trainable, (long long)base,
-            100.0 * (double)trainable / (double)base);
-    rosa_log(ROSA_LOG_INFO, "memory: weights %.1f MiB, activations %.1f MiB (micro-batch %d x %d tokens%s), adapter %.1f MiB, "
-                    "optimizer %.1f MiB, total %.1f MiB",
-            weights / 1048576.0, act_bytes / 1048576.0, o->micro_batch_size, r->Tmax,
-            o->recompute ? ", recomputed per layer" : "", adapter / 1048576.0,
-            optim / 1048576.0, (weights + act_bytes + adapter + optim) / 1048576.0);
+    if (rosa_plan_train(&r->mi, o, r->a, r->Tmax, &r->mem) < 0) return -1;
+    char line[512];
+    plan_line(&r->mem, line, sizeof line);
+    if (!o->quiet) {
+        int64_t base = r->mi.n_params, trainable = rosa_adapter_num_params(r->a);
+        rosa_log(ROSA_LOG_INFO, "%d train records, %d validation; %d steps (%d per epoch), batch %d = %d x %d micro-batches",
+                 r->n_train, r->n_val, (int)r->total_steps, r->steps_per_epoch, o->batch_size, r->n_accum,
+                 o->micro_batch_size);
+        rosa_log(ROSA_LOG_INFO, "trainable parameters %lld of %lld (%.4f%%)", (long long)trainable, (long long)base,
+                 100.0 * (double)trainable / (double)base);
+        rosa_log(ROSA_LOG_INFO, "memory plan (micro-batch %d x %d tokens%s, --dtype %s): %s", o->micro_batch_size,
+                 r->Tmax, o->recompute ? ", recomputed per layer" : "", o->compute == ROSA_DTYPE_BF16 ? "bf16" : "fp32",
+                 line);
+    }
+    double limit = o->max_memory > 0 ? o->max_memory : (double)rosa_mem_available();
+    if (!(limit > 0) || (double)r->mem.total <= limit) return 0;
+    char advice[512];
+    rosa_plan_train_advice(&r->mi, o, r->a, r->Tmax, limit, advice, sizeof advice);
+    return rosa_fail("training needs about %.1f MiB, more than %s %.1f MiB (%s); %s%s", r->mem.total / 1048576.0,
+                     o->max_memory > 0 ? "--max-memory" : "the memory available (MemAvailable; --max-memory sets the limit)",
+                     limit / 1048576.0, line, advice[0] ? "these would fit: " : "no change of --micro-batch-size, "
+                     "--recompute, --cutoff-len or --dtype fits: a smaller model, or a machine with more memory", advice);
 }
 
 /* Metrics file: on resume, keep the lines of steps up to the resumed one
@@ -466,24 +488,21 @@ int rosa_train(const rosa_train_options *o, rosa_train_result *res) {
     /* PEFT records where the base model is: an absolute path (from anywhere), or the hub id given. */
     r.base_model = o->base_model_name ? rosa_strdup(o->base_model_name) : rosa_real_path(o->model_dir);
     if (!r.base_model) goto done;
-    r.m = rosa_model_load(o->model_dir);
-    if (!r.m || rosa_model_set_compute(r.m, o->compute) < 0) goto done;
-    const rosa_tokenizer *tok = rosa_model_tokenizer(r.m);
-    if (!tok) {
+    /* The headers, the tokenizer and the data first: the plan is checked
+     * before the weights are touched. */
+    if (rosa_model_inspect(o->model_dir, &r.mi) < 0) goto done;
+    if (!r.mi.has_tokenizer) {
         rosa_fail("%s: training needs the model's tokenizer.json", o->model_dir);
         goto done;
     }
-    if (prepare_data(&r, tok) < 0 || prepare_adapter(&r) < 0) goto done;
-
-    size_t act = rosa_train_ctx_bytes(r.m, r.a, o->micro_batch_size, r.Tmax, o->recompute);
-    size_t total_mem = (size_t)rosa_model_weight_bytes(r.m) + act + 4 * sizeof(float) * r.a->n_floats;
-    print_plan(&r, act);
-    if (o->max_memory > 0 && (double)total_mem > o->max_memory) {
-        rosa_fail("training needs about %.1f MiB, more than --max-memory %.1f MiB: lower --micro-batch-size (now %d) "
-                  "or --cutoff-len (longest example %d tokens)%s", total_mem / 1048576.0, o->max_memory / 1048576.0,
-                  o->micro_batch_size, r.Tmax, o->recompute ? "" : ", or add --recompute");
-        goto done;
-    }
+    rosa_tokenizer *tok = rosa_tokenizer_load(o->model_dir);
+    int prc = tok ? prepare_data(&r, tok) : -1;
+    if (prc == 0) prc = prepare_adapter(&r);
+    if (prc == 0) prc = plan_memory(&r); /* with the tokenizer resident, as the model's will be */
+    rosa_tokenizer_free(tok);
+    if (prc < 0) goto done;
+    r.m = rosa_model_load(o->model_dir);
+    if (!r.m || rosa_model_set_compute(r.m, o->compute) < 0) goto done;
     if (allocate_training_state(&r) < 0) goto done;
 
     int64_t start = 0;
@@ -524,7 +543,7 @@ int rosa_train(const rosa_train_options *o, rosa_train_result *res) {
     /* What made this run, before its first step (a resumed run records its new options). */
     if (rosa_run_record_write(o) < 0) goto done;
     if (start == 0) { /* the plan, for reports (docs/formats.md) */
-        rosa_training_plan plan = {.memory_bytes = (int64_t)total_mem, .activation_bytes = (int64_t)act,
+        rosa_training_plan plan = {.memory_bytes = r.mem.total, .activation_bytes = r.mem.activations,
                                   .trainable_params = rosa_adapter_num_params(r.a),
                                   .base_params = rosa_model_num_params(r.m), .total_steps = r.total_steps,
                                   .compute = o->compute == ROSA_DTYPE_BF16 ? "bf16" : "fp32",
