@@ -134,6 +134,36 @@ TEST(oft_rotation_gradients) {
     oft_gradcheck(0, 3);
     oft_gradcheck(0, 2);
     oft_gradcheck(0, 7);
+    oft_gradcheck(0, 0); /* the exact Cayley transform */
+    oft_gradcheck(1, 0);
+}
+
+/* The exact Cayley transform is orthogonal; COFT's projection clips each
+ * block's skew matrix to Frobenius norm eps / sqrt(blocks). */
+TEST(oft_exact_cayley_and_coft_projection) {
+    float vec[12], R[32], scr[256];
+    rosa_rng g;
+    rosa_rng_seed(&g, 41);
+    fill(vec, 12, &g, 0.8f);
+    oft_rotation_forward(R, vec, 2, 4, 0, scr);
+    double worst = 0.0;
+    for (int j = 0; j < 2; j++)
+        for (int a = 0; a < 4; a++)
+            for (int b = 0; b < 4; b++) {
+                double s = 0.0;
+                for (int k = 0; k < 4; k++) s += (double)R[j * 16 + a * 4 + k] * R[j * 16 + b * 4 + k];
+                worst = fmax(worst, fabs(s - (a == b)));
+            }
+    CHECK_MSG(worst < 1e-5, "R R^T differs from I by %g", worst);
+    float v2[12];
+    memcpy(v2, vec, sizeof v2);
+    v2[6] = v2[7] = v2[8] = v2[9] = v2[10] = v2[11] = 1e-6f; /* block 1 inside the radius: kept */
+    float keep = v2[6];
+    oft_project(v2, 2, 4, 0.01f);
+    double n0 = 0.0;
+    for (int t = 0; t < 6; t++) n0 += 2.0 * v2[t] * v2[t];
+    CHECK_MSG(fabs(sqrt(n0) - 0.01 / sqrt(2.0)) < 1e-7, "projected norm %g", sqrt(n0));
+    CHECK(v2[6] == keep);
 }
 
 /* R = I + 2S + 2S^2 + 2S^3 + S^4 at PEFT's default of 5 terms, by hand. */
@@ -518,6 +548,15 @@ TEST(oft_shared_blocks_with_dls_train_as_the_reference) {
                  "--dls on --dls-interval 3 --dls-warmup 2 --dls-p-exploit 1 --dls-k-ratio 0.4");
 }
 
+/* COFT (its in-place projection at every forward) and the exact Cayley transform. */
+TEST(oft_coft_exact_cayley_trains_as_the_reference) {
+    const char *init = make_adapter("oft-coft", "--method oft --oft-block-size 8 --coft --oft-eps 0.05 "
+                                                "--no-cayley-neumann --target-modules q_proj,v_proj,up_proj --init-std 0.1 "
+                                                "--seed 8");
+    REQUIRE(init);
+    train_parity("oft-coft", init, "", "");
+}
+
 TEST(oft_loss_on_tiny_models_matches_the_reference) {
     tiny_loss_parity("oft", "llama_gqa", "--method oft --oft-block-size 0 --oft-r 4 --target-modules all-linear "
                                          "--init-std 0.1 --seed 5");
@@ -580,6 +619,18 @@ TEST(miss_files_round_trip_and_merge) {
     int rc = sh(cmd, &o);
     CHECK_MSG(rc == 0 && strstr(o, "--param-budget 0.02: rank"), "MiSS --param-budget: %d %s", rc, o);
     free(o);
+    /* miss_dropout: from scratch D = 0, so step 1 has the base model's loss; it is saved. */
+    snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --method miss --rank 4 --dropout 0.5 --max-steps 2 "
+             "--batch-size 2 --micro-batch-size 2 --warmup-steps 0 --output %s --overwrite --save-steps 0 --quiet",
+             rosa_bin(), shared_path("models/stories260K"), test_tmp_path("pm-b.jsonl"), test_tmp_path("pm-b-drop"));
+    CHECK(sh(cmd, &o) == 0);
+    free(o);
+    char dcfg[700];
+    snprintf(dcfg, sizeof dcfg, "%s/adapter_config.json", test_tmp_path("pm-b-drop"));
+    cJSON *dj = rosa_json_load(dcfg);
+    CHECK(dj && cJSON_GetObjectItem(dj, "miss_dropout") &&
+          fabs(cJSON_GetObjectItem(dj, "miss_dropout")->valuedouble - 0.5) < 1e-9);
+    cJSON_Delete(dj);
     /* Bat (the weight-dependent block) is refused by name. */
     char dir[600], cfg[700];
     snprintf(dir, sizeof dir, "%s", init);

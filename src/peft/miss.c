@@ -18,6 +18,7 @@
 
 typedef struct {
     int (*idx)[N_PROJ]; /* [L][p]: its miss_block in the table, or -1 */
+    int in[N_PROJ];     /* inputs of the projections */
     int widest_out;
 } miss_state;
 
@@ -103,6 +104,8 @@ static const rosa_peft_option options[] = {
     {"miss-form", PEFT_OPT_CHOICE, offsetof(rosa_miss_options, mini), "FORM",
      "miss (default, D [r, out]) or mini (D [r, mini_r] repeated along out)", "miss|mini", NULL},
     {"mini-r", PEFT_OPT_INT, offsetof(rosa_miss_options, mini_r), "N", "mini's width (default 1)", NULL, NULL},
+    {"dropout", PEFT_OPT_FLOAT, offsetof(rosa_miss_options, dropout), "P",
+     "dropout on the branch input (PEFT's miss_dropout, default 0)", NULL, NULL},
     {"target-modules", PEFT_OPT_CUSTOM, 0, "LIST", "modules adapted: names (default q_proj,v_proj), re:PATTERN or "
      "all-linear", NULL, parse_targets},
     {"layers", PEFT_OPT_CUSTOM, 0, "LIST", "adapt only these layers, e.g. 0,1,2 (default: all)", NULL, parse_layers},
@@ -111,12 +114,16 @@ static const rosa_peft_option options[] = {
 
 static void set_rank(void *p, int r) { ((rosa_miss_options *)p)->r = r; }
 
+static void runtime_from(void *p, const void *from) {
+    ((rosa_miss_options *)p)->dropout = ((const rosa_miss_options *)from)->dropout;
+}
+
 /* --------------------------------------------------- adapter_config.json */
 
 #define DEFAULT_ONLY(feature, ...) PEFT_FIELD_DEFAULT, feature, {__VA_ARGS__, NULL}
 const rosa_peft_field rosa_miss_fields[] = {
     {"r", PEFT_FIELD_READ, NULL, {NULL}},
-    {"miss_dropout", DEFAULT_ONLY("miss_dropout (dropout on the MiSS input)", "0", "null")},
+    {"miss_dropout", PEFT_FIELD_READ, NULL, {NULL}},
     {"mini_r", PEFT_FIELD_READ, NULL, {NULL}},
     {"target_modules", PEFT_FIELD_READ, NULL, {NULL}},
     {"exclude_modules", DEFAULT_ONLY("exclude_modules (modules taken out of target_modules)", "null", "[]", "\"\"")},
@@ -134,10 +141,12 @@ static int parse_config(rosa_adapter *a, const cJSON *j, const char *path, const
     rosa_miss_options *o = a->opts;
     if (rosa_peft_check_fields(j, path, rosa_miss_fields) < 0) return -1;
     long long r, mr;
+    double dropout;
     if (rosa_json_int_opt(j, "r", path, 1, ROSA_MAX_RANK, 64, &r) < 0 ||
-        rosa_json_int_opt(j, "mini_r", path, 1, ROSA_MAX_RANK, 1, &mr) < 0)
+        rosa_json_int_opt(j, "mini_r", path, 1, ROSA_MAX_RANK, 1, &mr) < 0 ||
+        rosa_json_num_opt(j, "miss_dropout", path, 0.0, &dropout) < 0)
         return -1;
-    o->r = (int)r, o->mini_r = (int)mr;
+    o->r = (int)r, o->mini_r = (int)mr, o->dropout = (float)dropout;
     const cJSON *iw = cJSON_GetObjectItemCaseSensitive(j, "init_weights");
     if (cJSON_IsString(iw) && strcmp(iw->valuestring, "mini") == 0) o->mini = 1;
     else if (cJSON_IsString(iw) && strcmp(iw->valuestring, "bat") == 0)
@@ -180,7 +189,7 @@ static void write_config(const rosa_adapter *a, cJSON *j) {
     }
     cJSON_AddNullToObject(j, "layers_pattern");
     cJSON_AddNumberToObject(j, "mini_r", o->mini_r);
-    cJSON_AddNumberToObject(j, "miss_dropout", 0);
+    rosa_json_add_float(j, "miss_dropout", o->dropout);
     cJSON_AddNullToObject(j, "modules_to_save");
     cJSON_AddStringToObject(j, "peft_type", "MISS");
     cJSON_AddNumberToObject(j, "r", o->r);
@@ -201,6 +210,7 @@ static int build(rosa_adapter *a, const rosa_config *c) {
     const rosa_miss_options *o = a->opts;
     if (o->r < 1 || o->r > ROSA_MAX_RANK) return rosa_fail("MiSS r %d must be in [1, %d]", o->r, ROSA_MAX_RANK);
     if (o->mini && o->mini_r < 1) return rosa_fail("MiSS mini_r %d must be positive", o->mini_r);
+    if (!(o->dropout >= 0.0f && o->dropout < 1.0f)) return rosa_fail("MiSS dropout %g must be in [0, 1)", o->dropout);
     miss_state *st = rosa_calloc(1, sizeof *st, "adapter");
     if (!st) return -1;
     a->state = st;
@@ -223,6 +233,7 @@ static int build(rosa_adapter *a, const rosa_config *c) {
             if (on <= 0) continue;
             int in, out;
             rosa_proj_shape(c, p, &in, &out);
+            st->in[p] = in;
             if (o->mini && out % o->mini_r)
                 rc = rosa_fail("MiSS mini: out_features %d of %s is not divisible by mini_r %d (PEFT requires it)", out,
                                key, o->mini_r);
@@ -281,6 +292,29 @@ static int merge(const rosa_adapter *a, int l, int p, float *W, int out, int in)
 
 /* ------------------------------------------------------------- hooks */
 
+/* With dropout, layer l keeps per adapted module the dropped input xd
+ * [N][in] and its mask [N][in] bytes, in projection order. */
+static size_t drop_floats(int N, int in) {
+    return ROSA_ARENA_ROUND((size_t)N * in) + ROSA_ARENA_ROUND((size_t)N * in / sizeof(float) + 1);
+}
+
+static size_t act_floats(const void *self, int l, int N) {
+    const rosa_adapter *a = self;
+    const miss_state *st = a->state;
+    if (((const rosa_miss_options *)a->opts)->dropout <= 0) return 0;
+    size_t n = 0;
+    for (int p = 0; p < N_PROJ; p++)
+        if (st->idx[l][p] >= 0) n += drop_floats(N, st->in[p]);
+    return n;
+}
+
+static float *drop_acts(const rosa_adapter *a, int l, int p, float *acts, int N) {
+    const miss_state *st = a->state;
+    for (int q = 0; q < p; q++)
+        if (st->idx[l][q] >= 0) acts += drop_floats(N, st->in[q]);
+    return acts;
+}
+
 /* s and ds [N][r], D in full and its gradient [r][widest out]. */
 static size_t scratch_floats(const void *self, int N) {
     const rosa_adapter *a = self;
@@ -297,8 +331,19 @@ static int proj_forward(void *self, const rosa_block_ctx *c, int l, int p, float
     if (idx < 0) return 0;
     const rosa_param *P = &a->params[idx];
     const rosa_weight *w = &c->m->layers[l].proj[p];
+    const rosa_miss_options *o = a->opts;
     int r = P->rows, N = c->N;
     float *s = rosa_block_hook_scratch(c, self), *buf = s + 2 * ROSA_ARENA_ROUND((size_t)N * r);
+    if (o->dropout > 0) {
+        /* inverted dropout, one mask per module (as torch.nn.Dropout); identity in evaluation */
+        float *xd = drop_acts(a, l, p, acts, N), scale = 1.0f / (1.0f - o->dropout);
+        uint8_t *keep = (uint8_t *)(xd + ROSA_ARENA_ROUND((size_t)N * w->in));
+        for (size_t i = 0; i < (size_t)N * w->in; i++) {
+            keep[i] = c->drop ? rosa_rng_uniform(c->drop) >= o->dropout : 1;
+            xd[i] = keep[i] ? x[i] * (c->drop ? scale : 1.0f) : 0.0f;
+        }
+        x = xd;
+    }
     PROF(PROF_ADAPTER, 2.0 * N * r * w->out, miss_block_sum(s, x, N, w->in, r);
          rosa_gemm('N', 'N', N, w->out, r, 1.0f, s, r, full_block(a, P, w->out, buf), w->out, 1.0f, y, w->out));
     return 0;
@@ -317,24 +362,40 @@ static int proj_backward(void *self, const rosa_block_ctx *c, int l, int p, floa
     float *s = rosa_block_hook_scratch(c, self), *ds = s + ROSA_ARENA_ROUND((size_t)N * r);
     float *buf = ds + ROSA_ARENA_ROUND((size_t)N * r), *dD = buf + ROSA_ARENA_ROUND((size_t)r * st->widest_out);
     int act = rosa_block_layer_active(c, l);
-    PROF(PROF_ADAPTER, (act ? 6.0 : 4.0) * N * r * out,
-         rosa_gemm('N', 'T', N, r, out, 1.0f, dy, out, full_block(a, P, out, buf), out, 0.0f, ds, r);
-         miss_block_sum_backward(dx, ds, N, w->in, r);
-         if (act) {
-             miss_block_sum(s, x, N, w->in, r);
-             float *g = a->g + P->offset;
-             if (P->cols == out) {
-                 rosa_gemm('T', 'N', r, out, N, 1.0f, s, r, dy, out, 1.0f, g, out);
-             } else {
-                 rosa_gemm('T', 'N', r, out, N, 1.0f, s, r, dy, out, 0.0f, dD, out);
-                 for (int k = 0; k < r; k++)
-                     for (int o = 0; o < out; o++) g[(size_t)k * P->cols + o % P->cols] += dD[(size_t)k * out + o];
-             }
-         });
+    const rosa_miss_options *o = a->opts;
+    const uint8_t *keep = NULL;
+    float scale = 1.0f;
+    if (o->dropout > 0) {
+        const float *xd = drop_acts(a, l, p, acts, N);
+        keep = (const uint8_t *)(xd + ROSA_ARENA_ROUND((size_t)N * w->in));
+        scale = c->drop ? 1.0f / (1.0f - o->dropout) : 1.0f;
+        x = xd;
+    }
+    double t0 = rosa_prof_now();
+    rosa_gemm('N', 'T', N, r, out, 1.0f, dy, out, full_block(a, P, out, buf), out, 0.0f, ds, r);
+    if (keep) {
+        for (size_t i = 0; i < (size_t)N * w->in; i++)
+            dx[i] += keep[i] ? scale * ds[(i / (size_t)w->in) * r + (i % (size_t)w->in) % r] : 0.0f;
+    } else {
+        miss_block_sum_backward(dx, ds, N, w->in, r);
+    }
+    if (act) {
+        miss_block_sum(s, x, N, w->in, r);
+        float *g = a->g + P->offset;
+        if (P->cols == out) {
+            rosa_gemm('T', 'N', r, out, N, 1.0f, s, r, dy, out, 1.0f, g, out);
+        } else {
+            rosa_gemm('T', 'N', r, out, N, 1.0f, s, r, dy, out, 0.0f, dD, out);
+            for (int k = 0; k < r; k++)
+                for (int col = 0; col < out; col++) g[(size_t)k * P->cols + col % P->cols] += dD[(size_t)k * out + col];
+        }
+    }
+    rosa_prof_add(PROF_ADAPTER, t0, (act ? 6.0 : 4.0) * N * r * out);
     return 0;
 }
 
 static const rosa_hook_ops hooks = {
+    .act_floats = act_floats,
     .scratch_floats = scratch_floats,
     .proj_forward = proj_forward,
     .proj_backward = proj_backward,
@@ -351,6 +412,7 @@ const rosa_peft_method rosa_peft_miss = {
     .options = options,
     .format_option = format_option,
     .set_rank = set_rank,
+    .runtime_from = runtime_from,
     .parse_config = parse_config,
     .write_config = write_config,
     .build = build,

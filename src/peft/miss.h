@@ -4,7 +4,8 @@
  * input x [in] (zero-padded to a multiple of r):
  *   y = x W^T + b + (sum_j x[j r .. j r + r)) D,   D = miss_block [r, out];
  * with init_weights "mini", D [r, mini_r] repeated out / mini_r times along
- * out.  D = 0 at init; merge adds D^T to every r-column block of W. */
+ * out; miss_dropout is inverted dropout on x (the branch's input only).
+ * D = 0 at init; merge adds D^T to every r-column block of W. */
 #ifndef ROSA_PEFT_MISS_H
 #define ROSA_PEFT_MISS_H
 
@@ -17,6 +18,7 @@ typedef struct {
     int mini;                  /* init_weights "mini" */
     int mini_r;                /* default 1 */
     int random_init;           /* init_weights false: Kaiming-uniform D (a file's values replace it) */
+    float dropout;             /* miss_dropout */
     rosa_peft_targets targets; /* NULL names: q_proj,v_proj */
     int *layers, n_layers;     /* layers_to_transform (NULL: all) */
 } rosa_miss_options;

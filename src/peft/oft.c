@@ -39,7 +39,9 @@ static void series(int terms, float *c, int *kmax) {
 
 static int max_power(int terms) { return terms > 2 ? (terms - 2 > 2 ? terms - 2 : 2) + 1 : terms - 1; }
 
-size_t oft_rotation_scratch(int bs, int terms) { return (size_t)(2 * (max_power(terms) + 1) + 4) * bs * bs; }
+size_t oft_rotation_scratch(int bs, int terms) {
+    return (size_t)(terms ? 2 * (max_power(terms) + 1) + 4 : 9) * bs * bs;
+}
 
 /* C[bs][bs] (+)= alpha A B. */
 static void mm(float *C, const float *A, const float *B, int bs, float alpha, int add) {
@@ -70,11 +72,67 @@ static void powers(float *P, const float *vec, int bs, int kmax, float *S) {
     for (int k = 1; k <= kmax; k++) mm(P + k * b2, P + (k - 1) * b2, S, bs, 1.0f, 0);
 }
 
+/* Ai = (I + S)^-1 by Gauss-Jordan with partial pivoting (I + S is
+ * invertible for skew S: its eigenvalues are 1 + i t); W [bs][bs] is spoilt. */
+static void inverse_i_plus(float *Ai, float *W, const float *S, int bs) {
+    size_t b2 = (size_t)bs * bs;
+    memcpy(W, S, sizeof(float) * b2);
+    memset(Ai, 0, sizeof(float) * b2);
+    for (int i = 0; i < bs; i++) W[(size_t)i * bs + i] += 1.0f, Ai[(size_t)i * bs + i] = 1.0f;
+    for (int col = 0; col < bs; col++) {
+        int piv = col;
+        for (int r = col + 1; r < bs; r++)
+            if (fabsf(W[(size_t)r * bs + col]) > fabsf(W[(size_t)piv * bs + col])) piv = r;
+        for (int k = 0; piv != col && k < bs; k++) {
+            float t = W[(size_t)col * bs + k];
+            W[(size_t)col * bs + k] = W[(size_t)piv * bs + k], W[(size_t)piv * bs + k] = t;
+            t = Ai[(size_t)col * bs + k];
+            Ai[(size_t)col * bs + k] = Ai[(size_t)piv * bs + k], Ai[(size_t)piv * bs + k] = t;
+        }
+        float inv = 1.0f / W[(size_t)col * bs + col];
+        for (int k = 0; k < bs; k++) W[(size_t)col * bs + k] *= inv, Ai[(size_t)col * bs + k] *= inv;
+        for (int r = 0; r < bs; r++) {
+            float f = W[(size_t)r * bs + col];
+            if (r == col || f == 0.0f) continue;
+            for (int k = 0; k < bs; k++)
+                W[(size_t)r * bs + k] -= f * W[(size_t)col * bs + k], Ai[(size_t)r * bs + k] -= f * Ai[(size_t)col * bs + k];
+        }
+    }
+}
+
+/* R = (I - S) (I + S)^-1, keeping S and Ai = (I + S)^-1 (scratch S, Ai, W). */
+static void cayley(float *R, float *S, float *Ai, float *W, const float *vec, int bs) {
+    size_t b2 = (size_t)bs * bs;
+    skew(S, vec, bs);
+    inverse_i_plus(Ai, W, S, bs);
+    for (size_t i = 0; i < b2; i++) W[i] = -S[i];
+    for (int i = 0; i < bs; i++) W[(size_t)i * bs + i] += 1.0f;
+    mm(R, W, Ai, bs, 1.0f, 0);
+}
+
+void oft_project(float *vec, int nv, int bs, float eps) {
+    size_t nvec = (size_t)bs * (bs - 1) / 2;
+    /* PEFT: eps / sqrt(blocks), the root taken of an integer tensor, in float32 */
+    float e = eps / sqrtf((float)nv);
+    for (int j = 0; j < nv; j++) {
+        float *v = vec + j * nvec;
+        double s = 0.0;
+        for (size_t t = 0; t < nvec; t++) s += 2.0 * (double)v[t] * v[t]; /* |S|_F: both triangles */
+        float norm = (float)sqrt(s);
+        if (norm <= e) continue;
+        for (size_t t = 0; t < nvec; t++) v[t] = e * (v[t] / norm);
+    }
+}
+
 void oft_rotation_forward(float *R, const float *vec, int nv, int bs, int terms, float *scratch) {
+    size_t b2 = (size_t)bs * bs, nvec = (size_t)bs * (bs - 1) / 2;
+    if (!terms) {
+        for (int j = 0; j < nv; j++) cayley(R + j * b2, scratch, scratch + b2, scratch + 2 * b2, vec + j * nvec, bs);
+        return;
+    }
     float c[64];
     int kmax;
     series(terms, c, &kmax);
-    size_t b2 = (size_t)bs * bs, nvec = (size_t)bs * (bs - 1) / 2;
     float *P = scratch, *S = P + (kmax + 1) * b2;
     for (int j = 0; j < nv; j++) {
         powers(P, vec + j * nvec, bs, kmax, S);
@@ -88,10 +146,35 @@ void oft_rotation_forward(float *R, const float *vec, int nv, int bs, int terms,
 /* d/dS of sum(G * c_k S^k) = c_k sum_a (S^a)^T G (S^(k-1-a))^T, and
  * (S^a)^T = (-1)^a S^a as S is skew. */
 void oft_rotation_backward(float *dvec, const float *G, const float *vec, int nv, int bs, int terms, float *scratch) {
+    size_t b2 = (size_t)bs * bs, nvec = (size_t)bs * (bs - 1) / 2;
+    if (!terms) {
+        /* dR = -(I + R) dS (I + S)^-1, so dS = -(I + R)^T G (I + S)^-T. */
+        float *S = scratch, *Ai = S + b2, *W = Ai + b2, *R = W + b2, *T = R + b2, *dS = T + b2;
+        for (int j = 0; j < nv; j++) {
+            cayley(R, S, Ai, W, vec + j * nvec, bs);
+            for (int i = 0; i < bs; i++) R[(size_t)i * bs + i] += 1.0f;
+            const float *Gj = G + j * b2;
+            for (int i = 0; i < bs; i++)
+                for (int k = 0; k < bs; k++) {
+                    double s = 0.0;
+                    for (int m = 0; m < bs; m++) s += (double)R[(size_t)m * bs + i] * Gj[(size_t)m * bs + k];
+                    T[(size_t)i * bs + k] = (float)s;
+                }
+            for (int i = 0; i < bs; i++)
+                for (int k = 0; k < bs; k++) {
+                    double s = 0.0;
+                    for (int m = 0; m < bs; m++) s += (double)T[(size_t)i * bs + m] * Ai[(size_t)k * bs + m];
+                    dS[(size_t)i * bs + k] = (float)-s;
+                }
+            float *dv = dvec + j * nvec;
+            for (int r = 0, t = 0; r < bs; r++)
+                for (int cc = r + 1; cc < bs; cc++, t++) dv[t] += dS[(size_t)r * bs + cc] - dS[(size_t)cc * bs + r];
+        }
+        return;
+    }
     float c[64];
     int kmax;
     series(terms, c, &kmax);
-    size_t b2 = (size_t)bs * bs, nvec = (size_t)bs * (bs - 1) / 2;
     float *P = scratch, *T = P + (kmax + 1) * b2, *S = T + (kmax + 1) * b2, *dS = S + b2;
     for (int j = 0; j < nv; j++) {
         powers(P, vec + j * nvec, bs, kmax, S);
@@ -147,6 +230,7 @@ static void opts_default(void *p) {
     memset(o, 0, sizeof *o);
     o->block_size = 32;
     o->terms = 5;
+    o->eps = 6e-5f;
 }
 
 static int opts_copy(void *dst, const void *src) {
@@ -208,6 +292,11 @@ static const rosa_peft_option options[] = {
      NULL, NULL},
     {"cayley-neumann-terms", PEFT_OPT_INT, offsetof(rosa_oft_options, terms), "N",
      "terms of the Cayley-Neumann series (default 5)", NULL, NULL},
+    {"exact-cayley", PEFT_OPT_FLAG, offsetof(rosa_oft_options, exact), NULL,
+     "the exact Cayley transform instead of the series (PEFT's use_cayley_neumann false)", NULL, NULL},
+    {"coft", PEFT_OPT_FLAG, offsetof(rosa_oft_options, coft), NULL,
+     "constrained OFT: each block's skew matrix clipped to norm eps / sqrt(blocks)", NULL, NULL},
+    {"oft-eps", PEFT_OPT_FLOAT, offsetof(rosa_oft_options, eps), "F", "COFT's eps (default 6e-5)", NULL, NULL},
     {"target-modules", PEFT_OPT_CUSTOM, 0, "LIST", "modules adapted: names (default q_proj,v_proj), re:PATTERN or "
      "all-linear", NULL, parse_targets},
     {"layers", PEFT_OPT_CUSTOM, 0, "LIST", "adapt only these layers, e.g. 0,1,2 (default: all)", NULL, parse_layers},
@@ -238,10 +327,10 @@ const rosa_peft_field rosa_oft_fields[] = {
     {"layers_pattern", DEFAULT_ONLY("a layers_pattern other than \"layers\"", "null", "[]", "\"\"", "\"layers\"",
                                     "[\"layers\"]")},
     {"modules_to_save", DEFAULT_ONLY("modules_to_save (whole modules trained besides the adapter)", "null", "[]")},
-    {"coft", DEFAULT_ONLY("COFT (the constrained variant's projection)", "false")},
-    {"eps", PEFT_FIELD_IGNORED, NULL, {NULL}}, /* COFT's radius: no effect without coft */
+    {"coft", PEFT_FIELD_READ, NULL, {NULL}},
+    {"eps", PEFT_FIELD_READ, NULL, {NULL}},
     {"block_share", PEFT_FIELD_READ, NULL, {NULL}},
-    {"use_cayley_neumann", DEFAULT_ONLY("the exact Cayley transform (use_cayley_neumann false)", "true")},
+    {"use_cayley_neumann", PEFT_FIELD_READ, NULL, {NULL}},
     {"num_cayley_neumann_terms", PEFT_FIELD_READ, NULL, {NULL}},
     {NULL, 0, NULL, {NULL}},
 };
@@ -251,6 +340,7 @@ static int check_opts(const rosa_oft_options *o, const char *where) {
     if ((o->r != 0) == (o->block_size != 0) || o->r < 0 || o->block_size < 0)
         return rosa_fail("%s: OFT needs exactly one of r (%d) and oft_block_size (%d) non-zero and positive", where,
                          o->r, o->block_size);
+    if (o->coft && !(o->eps > 0.0f)) return rosa_fail("%s: COFT's eps %g must be positive", where, (double)o->eps);
     if (o->terms < 1 || o->terms > 32)
         return rosa_fail("%s: num_cayley_neumann_terms %d must be in [1, 32]", where, o->terms);
     return 0;
@@ -263,14 +353,18 @@ static int parse_config(rosa_adapter *a, const cJSON *j, const char *path, const
         return rosa_fail("%s: no \"oft_block_size\": an OFT adapter of PEFT before 0.14, whose layout current PEFT no "
                          "longer loads either", path);
     long long r, bs, terms;
-    double md;
+    double md, eps;
+    int neumann;
     if (rosa_json_int_opt(j, "r", path, 0, ROSA_MAX_RANK, 0, &r) < 0 ||
         rosa_json_int_opt(j, "oft_block_size", path, 0, ROSA_MAX_RANK, 32, &bs) < 0 ||
         rosa_json_int_opt(j, "num_cayley_neumann_terms", path, 1, 32, 5, &terms) < 0 ||
         rosa_json_bool_opt(j, "block_share", path, 0, &o->block_share) < 0 ||
-        rosa_json_num_opt(j, "module_dropout", path, 0.0, &md) < 0)
+        rosa_json_num_opt(j, "module_dropout", path, 0.0, &md) < 0 || rosa_json_bool_opt(j, "coft", path, 0, &o->coft) < 0 ||
+        rosa_json_num_opt(j, "eps", path, 6e-5, &eps) < 0 ||
+        rosa_json_bool_opt(j, "use_cayley_neumann", path, 1, &neumann) < 0)
         return -1;
     o->r = (int)r, o->block_size = (int)bs, o->terms = (int)terms, o->module_dropout = (float)md;
+    o->eps = (float)eps, o->exact = !neumann;
     if (rosa_peft_targets_parse(&o->targets, cJSON_GetObjectItemCaseSensitive(j, "target_modules"), path,
                                 "target_modules") < 0)
         return -1;
@@ -294,8 +388,8 @@ static void write_config(const rosa_adapter *a, cJSON *j) {
     const rosa_oft_options *o = a->opts;
     cJSON_AddStringToObject(j, "bias", "none");
     cJSON_AddBoolToObject(j, "block_share", o->block_share);
-    cJSON_AddBoolToObject(j, "coft", 0);
-    rosa_json_add_float(j, "eps", 6e-5f);
+    cJSON_AddBoolToObject(j, "coft", o->coft);
+    rosa_json_add_float(j, "eps", o->eps);
     cJSON_AddNullToObject(j, "exclude_modules");
     cJSON_AddBoolToObject(j, "fan_in_fan_out", 0);
     cJSON_AddBoolToObject(j, "inference_mode", 1);
@@ -315,7 +409,7 @@ static void write_config(const rosa_adapter *a, cJSON *j) {
     cJSON_AddNumberToObject(j, "r", o->r);
     rosa_peft_targets_write(&o->targets, DEFAULT_TARGETS, j, "target_modules");
     cJSON_AddStringToObject(j, "task_type", "CAUSAL_LM");
-    cJSON_AddBoolToObject(j, "use_cayley_neumann", 1);
+    cJSON_AddBoolToObject(j, "use_cayley_neumann", !o->exact);
 }
 
 /* ------------------------------------------------------------- tensors */
@@ -337,6 +431,9 @@ static int adjust(int in, int v) {
     while (lo > 1 && in % lo != 0) lo--;
     return v - lo <= hi - v ? lo : hi;
 }
+
+/* The terms oft_rotation_* take: 0 for the exact Cayley transform. */
+static int series_terms(const rosa_oft_options *o) { return o->exact ? 0 : o->terms; }
 
 static int build(rosa_adapter *a, const rosa_config *c) {
     const rosa_oft_options *o = a->opts;
@@ -372,7 +469,7 @@ static int build(rosa_adapter *a, const rosa_config *c) {
             size_t b2 = (size_t)bs * bs;
             /* per row: x M - x or dy W; fixed: R, G [nb][bs][bs], the series' scratch */
             if ((size_t)in > st->scratch) st->scratch = (size_t)in;
-            size_t fixed = 2 * ROSA_ARENA_ROUND((size_t)nb * b2) + oft_rotation_scratch(bs, o->terms) + 64;
+            size_t fixed = 2 * ROSA_ARENA_ROUND((size_t)nb * b2) + oft_rotation_scratch(bs, series_terms(o)) + 64;
             if (fixed > st->scratch_fixed) st->scratch_fixed = fixed;
             snprintf(name, sizeof name, "base_model.model.%s.oft_R.weight", key);
             rc = rosa_adapter_add_param(a, name, l, o->block_share ? 1 : nb, bs * (bs - 1) / 2);
@@ -389,8 +486,9 @@ static void describe(const rosa_adapter *a, char *buf, size_t n) {
     const rosa_oft_options *o = a->opts;
     char t[160];
     rosa_peft_targets_format(&o->targets, DEFAULT_TARGETS, t, sizeof t);
-    if (o->block_size) snprintf(buf, n, "OFT block size %d%s on %s", o->block_size, o->block_share ? " (shared)" : "", t);
-    else snprintf(buf, n, "OFT r %d%s on %s", o->r, o->block_share ? " (shared)" : "", t);
+    const char *form = o->coft ? (o->exact ? " (COFT, exact Cayley)" : " (COFT)") : o->exact ? " (exact Cayley)" : "";
+    if (o->block_size) snprintf(buf, n, "OFT block size %d%s%s on %s", o->block_size, o->block_share ? " shared" : "", form, t);
+    else snprintf(buf, n, "OFT r %d%s%s on %s", o->r, o->block_share ? " shared" : "", form, t);
 }
 
 static int adapts(const rosa_adapter *a, int l, int p) { return ((const oft_state *)a->state)->idx[l][p] >= 0; }
@@ -402,10 +500,15 @@ static int merge(const rosa_adapter *a, int l, int p, float *W, int out, int in)
     const rosa_param *P = &a->params[st->idx[l][p]];
     int nb = st->nb[l][p], bs = st->bs[l][p];
     if (nb * bs != in) return rosa_fail("OFT blocks of layer %d do not match the model", l);
-    float *R = rosa_malloc(sizeof(float) * ((size_t)P->rows * bs * bs + oft_rotation_scratch(bs, o->terms)), "OFT");
+    size_t nv = (size_t)P->rows * P->cols;
+    float *R = rosa_malloc(sizeof(float) * ((size_t)P->rows * bs * bs + oft_rotation_scratch(bs, series_terms(o)) + nv),
+                           "OFT");
     float *tmp = rosa_malloc(sizeof(float) * (size_t)out * in, "OFT merge");
     if (!R || !tmp) return free(R), free(tmp), -1;
-    oft_rotation_forward(R, a->w + P->offset, P->rows, bs, o->terms, R + (size_t)P->rows * bs * bs);
+    float *vec = R + (size_t)P->rows * bs * bs + oft_rotation_scratch(bs, series_terms(o));
+    memcpy(vec, a->w + P->offset, sizeof(float) * nv);
+    if (o->coft) oft_project(vec, P->rows, bs, o->eps); /* as PEFT's forward would first */
+    oft_rotation_forward(R, vec, P->rows, bs, series_terms(o), R + (size_t)P->rows * bs * bs);
     /* rows of W are the rows x of oft_rotate with M^T: W M^T - W, then + W */
     oft_rotate(tmp, W, R, out, nb, bs, o->block_share, 1, 0);
     for (size_t i = 0; i < (size_t)out * in; i++) W[i] += tmp[i];
@@ -435,9 +538,9 @@ static oft_scratch carve(const rosa_block_ctx *c, const void *self, int nb, int 
     return s;
 }
 
-/* y += (x M - x) W^T. */
+/* y += (x M - x) W^T (COFT: oft_R projected in place first, as PEFT does). */
 static int proj_forward(void *self, const rosa_block_ctx *c, int l, int p, float *acts, float *y, const float *x) {
-    const rosa_adapter *a = self;
+    rosa_adapter *a = self;
     const oft_state *st = a->state;
     const rosa_oft_options *o = a->opts;
     int idx = st->idx[l][p];
@@ -446,8 +549,9 @@ static int proj_forward(void *self, const rosa_block_ctx *c, int l, int p, float
     const rosa_weight *w = &c->m->layers[l].proj[p];
     int nb = st->nb[l][p], bs = st->bs[l][p], rc;
     oft_scratch s = carve(c, self, nb, bs);
+    if (o->coft) oft_project(a->w + P->offset, P->rows, bs, o->eps);
     PROF(PROF_ADAPTER, 2.0 * c->N * w->in * (w->out + bs),
-         oft_rotation_forward(s.R, a->w + P->offset, P->rows, bs, o->terms, s.series);
+         oft_rotation_forward(s.R, a->w + P->offset, P->rows, bs, series_terms(o), s.series);
          oft_rotate(s.rows, x, s.R, c->N, nb, bs, o->block_share, 0, 0);
          rc = rosa_weight_forward(w, y, s.rows, NULL, c->N, 1));
     return rc;
@@ -466,12 +570,12 @@ static int proj_backward(void *self, const rosa_block_ctx *c, int l, int p, floa
     int nb = st->nb[l][p], bs = st->bs[l][p], rc;
     oft_scratch s = carve(c, self, nb, bs);
     PROF(PROF_ADAPTER, 2.0 * c->N * w->in * (w->out + 2 * bs),
-         oft_rotation_forward(s.R, a->w + P->offset, P->rows, bs, o->terms, s.series);
+         oft_rotation_forward(s.R, a->w + P->offset, P->rows, bs, series_terms(o), s.series);
          rc = rosa_weight_backward(w, s.rows, dy, c->N, 0);
          if (rc == 0) oft_rotate(dx, s.rows, s.R, c->N, nb, bs, o->block_share, 1, 1);
          if (rc == 0 && rosa_block_layer_active(c, l)) {
              oft_rotate_grad(s.G, x, s.rows, c->N, nb, bs, o->block_share);
-             oft_rotation_backward(a->g + P->offset, s.G, a->w + P->offset, P->rows, bs, o->terms, s.series);
+             oft_rotation_backward(a->g + P->offset, s.G, a->w + P->offset, P->rows, bs, series_terms(o), s.series);
          });
     return rc;
 }
