@@ -529,6 +529,38 @@ TEST(ln_tuning_files_round_trip_and_merge) {
     no_budget("ln_tuning");
 }
 
+/* With target_modules null, PEFT's defaults for the model's type: IA3 scales
+ * q (not k) on Qwen2, LN-Tuning trains only post_attention_layernorm there;
+ * Gemma's 1 + w norms are refused by LN-Tuning. */
+TEST(ia3_and_ln_tuning_defaults_follow_the_model_type) {
+    rosa_config q, l, g;
+    REQUIRE(rosa_config_load(testdata_path("qwen2_bias"), &q) == 0);
+    REQUIRE(rosa_config_load(testdata_path("llama_gqa"), &l) == 0);
+    rosa_ia3_options io = {0};
+    rosa_adapter *a = rosa_adapter_table(&rosa_peft_ia3, &io, &q);
+    REQUIRE(a);
+    CHECK(strstr(a->params[0].name, "q_proj.ia3_l") != NULL);
+    CHECK_EQ_INT(a->n_params, 3 * q.num_layers);
+    rosa_adapter_free(a);
+    a = rosa_adapter_table(&rosa_peft_ia3, &io, &l);
+    REQUIRE(a);
+    CHECK(strstr(a->params[0].name, "k_proj.ia3_l") != NULL);
+    rosa_adapter_free(a);
+    rosa_ln_tuning_options lo = {0};
+    a = rosa_adapter_table(&rosa_peft_ln_tuning, &lo, &q);
+    REQUIRE(a);
+    CHECK_EQ_INT(a->n_params, q.num_layers);
+    CHECK(strstr(a->params[0].name, "post_attention_layernorm.ln_tuning_layers.weight") != NULL);
+    rosa_adapter_free(a);
+    a = rosa_adapter_table(&rosa_peft_ln_tuning, &lo, &l);
+    REQUIRE(a);
+    CHECK_EQ_INT(a->n_params, 2 * l.num_layers + 1);
+    rosa_adapter_free(a);
+    REQUIRE(rosa_config_load(testdata_path("gemma3-tiny"), &g) == 0);
+    CHECK(rosa_adapter_table(&rosa_peft_ln_tuning, &lo, &g) == NULL);
+    CHECK_ERROR_HAS("1 + w");
+}
+
 /* ------------------------------------------------------------- OFT */
 
 #define OFT_ARGS "--method oft --oft-block-size 8 --target-modules q_proj,v_proj,o_proj,down_proj --init-std 0.1 --seed 3"

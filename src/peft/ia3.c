@@ -10,15 +10,22 @@
 #include "model/model.h"
 #include "peft/format.h"
 
-/* PEFT's TRANSFORMERS_MODELS_TO_IA3_{TARGET,FEEDFORWARD}_MODULES_MAPPING for llama. */
-#define DEFAULT_TARGETS "k_proj,v_proj,down_proj"
+/* PEFT's TRANSFORMERS_MODELS_TO_IA3_{TARGET,FEEDFORWARD}_MODULES_MAPPING:
+ * llama and mistral scale k, qwen2, qwen3 and gemma3_text q; the
+ * feed-forward module is down_proj for all. */
 #define DEFAULT_FF "down_proj"
+
+static const char *default_targets(const rosa_config *c) {
+    const char *mt = rosa_arch_of(c)->model_type;
+    return strcmp(mt, "llama") == 0 || strcmp(mt, "mistral") == 0 ? "k_proj,v_proj,down_proj" : "q_proj,v_proj,down_proj";
+}
 
 typedef struct {
     int (*idx)[N_PROJ];      /* [L][p]: its ia3_l in the table, or -1 */
     uint8_t (*ff)[N_PROJ];   /* [L][p]: feed-forward form (scales the input) */
     int has_bias[N_PROJ];    /* the model's projection p has a bias */
     int widest;              /* the largest in or out of an adapted projection */
+    const char *dflt;        /* PEFT's default target_modules for the model type */
 } ia3_state;
 
 /* ------------------------------------------------------------- options */
@@ -48,14 +55,16 @@ static int parse_ff(void *p, const char *v) {
 
 static int format_option(const void *p, const char *flag, char *buf, size_t n) {
     const rosa_ia3_options *o = p;
-    if (strcmp(flag, "target-modules") == 0) return rosa_peft_targets_format(&o->targets, DEFAULT_TARGETS, buf, n), 0;
+    /* NULL names: PEFT's default for the model's type, which the options alone do not know */
+    if (strcmp(flag, "target-modules") == 0) return rosa_peft_targets_format(&o->targets, "default", buf, n), 0;
     if (strcmp(flag, "feedforward-modules") == 0) return rosa_peft_targets_format(&o->ff, DEFAULT_FF, buf, n), 0;
     return -1;
 }
 
 static const rosa_peft_option options[] = {
     {"target-modules", PEFT_OPT_CUSTOM, 0, "LIST",
-     "modules adapted: names (default k_proj,v_proj,down_proj), re:PATTERN or all-linear", NULL, parse_targets},
+     "modules adapted: names (default PEFT's: k_proj,v_proj,down_proj; q_proj for k_proj on Qwen and Gemma), "
+     "re:PATTERN or all-linear", NULL, parse_targets},
     {"feedforward-modules", PEFT_OPT_CUSTOM, 0, "LIST",
      "of those, the ones whose input is scaled, not their output (default down_proj)", NULL, parse_ff},
     {0},
@@ -117,7 +126,7 @@ static void write_config(const rosa_adapter *a, cJSON *j) {
     cJSON_AddBoolToObject(j, "init_ia3_weights", 1);
     cJSON_AddNullToObject(j, "modules_to_save");
     cJSON_AddStringToObject(j, "peft_type", "IA3");
-    rosa_peft_targets_write(&o->targets, DEFAULT_TARGETS, j, "target_modules");
+    rosa_peft_targets_write(&o->targets, ((const ia3_state *)a->state)->dflt, j, "target_modules");
     cJSON_AddStringToObject(j, "task_type", "CAUSAL_LM");
 }
 
@@ -141,12 +150,13 @@ static int build(rosa_adapter *a, const rosa_config *c) {
     st->ff = rosa_calloc((size_t)a->L, sizeof *st->ff, "adapter index");
     if (!st->idx || !st->ff) return -1;
     for (int p = 0; p < N_PROJ; p++) st->has_bias[p] = rosa_proj_has_bias(c, p);
+    st->dflt = default_targets(c);
     for (int l = 0; l < a->L; l++)
         for (int p = 0; p < N_PROJ; p++) {
             st->idx[l][p] = -1;
             char key[96], name[128];
             rosa_proj_tensor_name(key, sizeof key, l, p);
-            int on = rosa_peft_targets_match(&o->targets, DEFAULT_TARGETS, key, 0);
+            int on = rosa_peft_targets_match(&o->targets, st->dflt, key, 0);
             int ff = on > 0 ? rosa_peft_targets_match(&o->ff, DEFAULT_FF, key, 1) : 0;
             if (on < 0 || ff < 0) return -1;
             if (!on) continue;
@@ -172,7 +182,7 @@ static void init(rosa_adapter *a, const rosa_model *m, uint64_t seed) {
 static void describe(const rosa_adapter *a, char *buf, size_t n) {
     const rosa_ia3_options *o = a->opts;
     char t[160], f[160];
-    rosa_peft_targets_format(&o->targets, DEFAULT_TARGETS, t, sizeof t);
+    rosa_peft_targets_format(&o->targets, ((const ia3_state *)a->state)->dflt, t, sizeof t);
     rosa_peft_targets_format(&o->ff, DEFAULT_FF, f, sizeof f);
     snprintf(buf, n, "IA3 on %s (feed-forward %s)", t, f);
 }

@@ -7,13 +7,18 @@
 #include "core/util.h"
 #include "model/model.h"
 
-/* PEFT's TRANSFORMERS_MODELS_TO_LNTUNING_TARGET_MODULES_MAPPING for llama
- * ("norm" selects model.norm, the final one). */
-#define DEFAULT_TARGETS "input_layernorm,post_attention_layernorm,norm"
-
 typedef struct {
     int (*idx)[MAX_NORMS]; /* [L + 1][norm]: its tensor in the table or -1; row L is the final norm */
+    const char *dflt;      /* PEFT's default target_modules for the model type */
 } ln_state;
+
+/* PEFT's TRANSFORMERS_MODELS_TO_LNTUNING_TARGET_MODULES_MAPPING: llama and
+ * mistral train both norms of each layer and the final one ("norm" selects
+ * model.norm), qwen2 and qwen3 only post_attention_layernorm. */
+static const char *default_targets(const rosa_config *c) {
+    const char *mt = rosa_arch_of(c)->model_type;
+    return strncmp(mt, "qwen", 4) == 0 ? "post_attention_layernorm" : "input_layernorm,post_attention_layernorm,norm";
+}
 
 static void opts_default(void *p) { memset(p, 0, sizeof(rosa_ln_tuning_options)); }
 
@@ -31,14 +36,14 @@ static int parse_targets(void *p, const char *v) {
 
 static int format_option(const void *p, const char *flag, char *buf, size_t n) {
     if (strcmp(flag, "target-modules") != 0) return -1;
-    rosa_peft_targets_format(&((const rosa_ln_tuning_options *)p)->targets, DEFAULT_TARGETS, buf, n);
+    rosa_peft_targets_format(&((const rosa_ln_tuning_options *)p)->targets, "default", buf, n);
     return 0;
 }
 
 static const rosa_peft_option options[] = {
     {"target-modules", PEFT_OPT_CUSTOM, 0, "LIST",
-     "norms trained: names (default input_layernorm,post_attention_layernorm,norm; norm is the final one) or "
-     "re:PATTERN", NULL, parse_targets},
+     "norms trained: names (default PEFT's: input_layernorm,post_attention_layernorm,norm, norm the final one; "
+     "post_attention_layernorm on Qwen) or re:PATTERN", NULL, parse_targets},
     {0},
 };
 
@@ -65,7 +70,7 @@ static void write_config(const rosa_adapter *a, cJSON *j) {
     cJSON_AddBoolToObject(j, "inference_mode", 1);
     cJSON_AddNullToObject(j, "modules_to_save");
     cJSON_AddStringToObject(j, "peft_type", "LN_TUNING");
-    rosa_peft_targets_write(&o->targets, DEFAULT_TARGETS, j, "target_modules");
+    rosa_peft_targets_write(&o->targets, ((const ln_state *)a->state)->dflt, j, "target_modules");
     cJSON_AddStringToObject(j, "task_type", "CAUSAL_LM");
 }
 
@@ -80,9 +85,14 @@ static void free_state(void *p) {
 static int build(rosa_adapter *a, const rosa_config *c) {
     const rosa_ln_tuning_options *o = a->opts;
     const rosa_arch_desc *ad = rosa_arch_of(c);
+    /* Gemma's norms scale by 1 + w (the model holds 1 + w, PEFT's tensor is w) and
+     * its post-sublayer norms are outside the norms the block trains. */
+    if (rosa_arch_of(c)->norm_plus_one)
+        return rosa_fail("LN-Tuning on %s (RMSNorms scaling by 1 + w) is not implemented", c->architecture);
     ln_state *st = rosa_calloc(1, sizeof *st, "adapter");
     if (!st) return -1;
     a->state = st;
+    st->dflt = default_targets(c);
     st->idx = rosa_malloc(sizeof *st->idx * (size_t)(a->L + 1), "adapter index");
     if (!st->idx) return -1;
     for (int l = 0; l <= a->L; l++)
@@ -92,7 +102,7 @@ static int build(rosa_adapter *a, const rosa_config *c) {
             char key[128], name[192];
             if (l < a->L) snprintf(key, sizeof key, "model.layers.%d.%s", l, ad->norm_names[i]);
             else snprintf(key, sizeof key, "model.norm");
-            int on = rosa_peft_targets_match(&o->targets, DEFAULT_TARGETS, key, 0);
+            int on = rosa_peft_targets_match(&o->targets, st->dflt, key, 0);
             if (on < 0) return -1;
             if (!on) continue;
             st->idx[l][i] = a->n_params;
@@ -118,7 +128,8 @@ static void init(rosa_adapter *a, const rosa_model *m, uint64_t seed) {
 
 static void describe(const rosa_adapter *a, char *buf, size_t n) {
     char t[200];
-    rosa_peft_targets_format(&((const rosa_ln_tuning_options *)a->opts)->targets, DEFAULT_TARGETS, t, sizeof t);
+    rosa_peft_targets_format(&((const rosa_ln_tuning_options *)a->opts)->targets, ((const ln_state *)a->state)->dflt, t,
+                             sizeof t);
     snprintf(buf, n, "LN-Tuning of %s", t);
 }
 

@@ -80,6 +80,7 @@ int rosa_peft_targets_parse(rosa_peft_targets *t, const cJSON *v, const char *pa
 }
 
 int rosa_peft_targets_from_flag(rosa_peft_targets *t, const char *v, const char *flag) {
+    if (strcmp(v, "default") == 0) return rosa_peft_targets_free(t), t->regex = 0, 0; /* the method's default */
     if (strncmp(v, "re:", 3) == 0) return set_names(t, v + 3, 1);
     if (strcasecmp(v, "all-linear") == 0) return set_names(t, "all-linear", 1);
     if (!*v || strstr(v, ",,") || v[0] == ',' || v[strlen(v) - 1] == ',')

@@ -23,7 +23,7 @@ int rosa_peft_targets_match(const rosa_peft_targets *t, const char *dflt, const 
 /* From a config value (null: names NULL, a string: regex, or "all-linear"
  * kept as that string, a list of strings). */
 int rosa_peft_targets_parse(rosa_peft_targets *t, const cJSON *v, const char *path, const char *key);
-/* From a CLI value: "a,b", "re:PATTERN" or "all-linear". */
+/* From a CLI value: "a,b", "re:PATTERN", "all-linear" or "default" (names NULL). */
 int rosa_peft_targets_from_flag(rosa_peft_targets *t, const char *v, const char *flag);
 /* Adds it to j under key (a list, or the string), dflt when names is NULL. */
 void rosa_peft_targets_write(const rosa_peft_targets *t, const char *dflt, cJSON *j, const char *key);
