@@ -2,7 +2,7 @@
 #include "peft/lora.h"
 #include "peft/roae.h"
 
-extern const rosa_peft_method rosa_peft_shira;
+extern const rosa_peft_method rosa_peft_shira, rosa_peft_fourierft;
 
 #include <stdio.h>
 #include <string.h>
@@ -18,6 +18,7 @@ static const struct {
     {"roae", &rosa_peft_roae, 0, NULL},
     {"rosa", &rosa_peft_roae, 1, "RoSA (RoAE + DLS)"},
     {"shira", &rosa_peft_shira, 0, NULL},
+    {"fourierft", &rosa_peft_fourierft, 0, NULL},
 };
 #define N_METHODS (sizeof methods / sizeof methods[0])
 
