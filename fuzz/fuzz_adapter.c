@@ -1,5 +1,6 @@
 /* fuzz_adapter: the adapter loader (adapter_config.json +
- * adapter_model.safetensors, LoRA and ROSA) against a fixed tiny model
+ * adapter_model.safetensors: LoRA with DoRA and patterns, ROSA, SHiRA with
+ * and without its saved indices, FourierFT) against a fixed tiny model
  * config.  Input: adapter_config.json, FUZZ_SEP, adapter_model.safetensors.
  *
  * Properties: an accepted adapter has finite values and a table that fits its

@@ -329,8 +329,52 @@ def rosa_adapter(r=2, targets=("q", "k"), train_norms=False, r_low=0.5):
     return js(c, 2).encode() + SEP + safetensors(tensors, {"format": "pt"})
 
 
+def dora_adapter():
+    """LoRA with use_dora: a magnitude vector per module (PEFT's saved name, no .weight)."""
+    tensors = []
+    for layer in range(L):
+        for mod in ("q_proj", "v_proj"):
+            fin, fout = SHAPES[mod]
+            base = "base_model.model.model.layers.%d.self_attn.%s" % (layer, mod)
+            tensors += [(base + ".lora_A.weight", "F32", [2, fin], None), (base + ".lora_B.weight", "F32", [fout, 2], None),
+                        (base + ".lora_magnitude_vector", "F32", [fout], None)]
+    c = {"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": 2, "lora_alpha": 4, "target_modules": ["q_proj", "v_proj"],
+         "use_dora": True, "rank_pattern": {"v_proj": 2}, "alpha_pattern": {"layers\\.1\\..*": 8}}
+    return js(c, 2).encode() + SEP + safetensors(tensors, {"format": "pt"})
+
+
+def shira_adapter(indices=True, dtype="I32"):
+    """SHiRA r 1 on q_proj: r (in + out) values, and PEFT's indices (rows then columns)."""
+    fin, fout = SHAPES["q_proj"]
+    k = fin + fout
+    tensors = []
+    for layer in range(L):
+        base = "base_model.model.model.layers.%d.self_attn.q_proj" % layer
+        tensors.append((base + ".shira_weight", "F32", [k], None))
+        if indices:
+            pos = [i % fout for i in range(k)] + [(3 * i) % fin for i in range(k)]
+            data = struct.pack("<%d%s" % (2 * k, {"I32": "i", "I64": "q", "F32": "f"}[dtype]), *pos)
+            tensors.append((base + ".shira_indices", dtype, [2, k], data))
+    c = {"peft_type": "SHIRA", "task_type": "CAUSAL_LM", "r": 1, "mask_type": "random", "random_seed": 3,
+         "target_modules": ["q_proj"], "fan_in_fan_out": False, "init_weights": True, "modules_to_save": None}
+    return js(c, 2).encode() + SEP + safetensors(tensors, {"format": "pt"})
+
+
+def fourierft_adapter():
+    tensors = [("base_model.model.model.layers.%d.mlp.down_proj.fourierft_spectrum" % layer, "F32", [5], None)
+               for layer in range(L)]
+    c = {"peft_type": "FOURIERFT", "task_type": "CAUSAL_LM", "n_frequency": 5, "scaling": 150.0,
+         "random_loc_seed": 777, "target_modules": ["down_proj"], "init_weights": False, "n_frequency_pattern": {}}
+    return js(c, 2).encode() + SEP + safetensors(tensors, {"format": "pt"})
+
+
 def adapter_seeds():
     t = "adapter"
+    out(t, "dora_patterns", dora_adapter())
+    out(t, "shira_i32", shira_adapter())
+    out(t, "shira_f32_indices", shira_adapter(dtype="F32"))
+    out(t, "shira_no_indices", shira_adapter(indices=False))
+    out(t, "fourierft_down", fourierft_adapter())
     out(t, "lora_qv", lora_adapter())
     out(t, "lora_all_bf16", lora_adapter(r=1, modules=tuple(SHAPES), dtype="BF16", use_rslora=True))
     out(t, "lora_f16_layer1", lora_adapter(modules=("k_proj", "down_proj"), layers=[1], dtype="F16",

@@ -214,6 +214,13 @@ TEST(train_dora_matches_pytorch_reference) {
 /* SHiRA: the reference's file holds no indices, so rosa draws PEFT's mask
  * from random_seed with PyTorch's randperm: any other mask would train other
  * entries and the losses would part at step 1. */
+/* FourierFT: the frequency positions drawn again from random_loc_seed (as
+ * PEFT does on load), the spectrum through the factored inverse DFT. */
+TEST(train_fourierft_matches_pytorch_reference) {
+    reference_parity("fourierft", "--method fourierft --n-frequency 40 --fourier-scaling 30 --random-loc-seed 5 "
+                                  "--target-modules q_proj,v_proj,down_proj", "");
+}
+
 TEST(train_shira_matches_pytorch_reference) {
     reference_parity("shira", "--method shira --rank 2 --shira-seed 7 --target-modules q_proj,v_proj,down_proj", "");
 }

@@ -1,6 +1,7 @@
-/* test_shira.c: SHiRA's pieces that its training parity (test_train.c) does
- * not reach: PyTorch's randperm bit for bit, the saved indices (written as
- * PEFT writes them, read in each dtype PEFT writes, checked), merging. */
+/* test_peft_sparse.c: SHiRA's and FourierFT's pieces that their training
+ * parity (test_train.c) does not reach: PyTorch's randperm bit for bit,
+ * SHiRA's saved indices (written as PEFT writes them, read in each dtype PEFT
+ * writes, checked), finite differences, merging. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
@@ -16,7 +17,7 @@
 
 #define PY "/usr/bin/python3"
 
-extern const rosa_peft_method rosa_peft_shira;
+extern const rosa_peft_method rosa_peft_shira, rosa_peft_fourierft;
 
 TEST(torch_randperm_bit_for_bit) {
     static const struct {
@@ -154,17 +155,17 @@ TEST(shira_refuses_bad_indices_and_sizes) {
     rosa_model_free(m);
 }
 
-/* Finite differences of the sparse update's gradient, on every projection of
- * a GQA model with biases (the values' gradients and, through the layers
- * above, the input gradient). */
-TEST(grad_shira_sparse_update) {
+/* Finite differences of the update's gradient, on every projection of a GQA
+ * model with biases (the values' gradients and, through the layers above,
+ * the input gradient): SHiRA's sparse S, FourierFT's spectrum. */
+static void grad_check(const rosa_peft_method *method, const char *const *opts) {
     rosa_model *m = rosa_model_load(testdata_path("qwen2_bias"));
     REQUIRE(m);
-    void *o = rosa_peft_opts_new(&rosa_peft_shira, NULL);
-    REQUIRE(o && rosa_peft_set_option(&rosa_peft_shira, o, "rank", "1") == 0 &&
-            rosa_peft_set_option(&rosa_peft_shira, o, "target-modules", "all") == 0);
-    rosa_adapter *a = rosa_adapter_new(&rosa_peft_shira, o, &m->cfg, m, 3);
-    rosa_peft_opts_free(&rosa_peft_shira, o);
+    void *o = rosa_peft_opts_new(method, NULL);
+    REQUIRE(o);
+    for (int i = 0; opts[i]; i += 2) REQUIRE(rosa_peft_set_option(method, o, opts[i], opts[i + 1]) == 0);
+    rosa_adapter *a = rosa_adapter_new(method, o, &m->cfg, m, 3);
+    rosa_peft_opts_free(method, o);
     REQUIRE(a);
     for (size_t i = 0; i < a->n_floats; i++) a->w[i] = 0.1f * (float)((int)(i % 7) - 3);
     rosa_train_ctx *t = rosa_train_ctx_new(m, a, 2, 9, 0);
@@ -202,4 +203,46 @@ TEST(grad_shira_sparse_update) {
     rosa_train_ctx_free(t);
     rosa_adapter_free(a);
     rosa_model_free(m);
+}
+
+TEST(grad_shira_sparse_update) {
+    static const char *const opts[] = {"rank", "1", "target-modules", "all", NULL};
+    grad_check(&rosa_peft_shira, opts);
+}
+
+TEST(grad_fourierft_spectrum) {
+    static const char *const opts[] = {"n-frequency", "12", "fourier-scaling", "40", "target-modules", "all", NULL};
+    grad_check(&rosa_peft_fourierft, opts);
+}
+
+/* FourierFT merges dW = scaling Re(ifft2(F)) into the weights: the merged
+ * model's loss is the adapter's (hooks on), the reference's file read. */
+TEST(merge_fourierft_gives_the_adapters_loss) {
+    char model[4096], ad[512], out[512], *o = NULL;
+    snprintf(model, sizeof model, "%s", shared_path("models/stories260K"));
+    snprintf(ad, sizeof ad, "%s", test_tmp_path("fft-ad"));
+    snprintf(out, sizeof out, "%s", test_tmp_path("fft-merged"));
+    REQUIRE(run_shellf(&o, PY " tools/ref_train.py make-adapter --model %s --method fourierft --n-frequency 30 "
+                           "--fourier-scaling 50 --target-modules q_proj,down_proj --seed 4 --out %s", model, ad) == 0);
+    free(o);
+    REQUIRE(run_shellf(&o, "%s merge --model %s --adapter %s --output %s", rosa_bin(), model, ad, out) == 0);
+    free(o);
+    char *x = NULL, *y = NULL, *z = NULL;
+    const char *data = shared_path("data/train/commonsense_mix_small.json");
+    REQUIRE(run_shellf(&x, "%s loss --model %s --data %s --json --quiet --limit 40", rosa_bin(), out, data) == 0);
+    REQUIRE(run_shellf(&y, "%s loss --model %s --adapter %s --data %s --json --quiet --limit 40", rosa_bin(), model, ad,
+                       data) == 0);
+    REQUIRE(run_shellf(&z, "%s loss --model %s --data %s --json --quiet --limit 40", rosa_bin(), model, data) == 0);
+    cJSON *jx = cJSON_Parse(x), *jy = cJSON_Parse(y), *jz = cJSON_Parse(z);
+    REQUIRE(jx && jy && jz);
+    double lx = cJSON_GetObjectItem(jx, "token_mean_loss")->valuedouble, ly = cJSON_GetObjectItem(jy, "token_mean_loss")->valuedouble,
+           lz = cJSON_GetObjectItem(jz, "token_mean_loss")->valuedouble;
+    CHECK_MSG(fabs(lx - ly) < 1e-5, "merged %.7f vs adapter %.7f", lx, ly);
+    CHECK_MSG(fabs(lz - ly) > 1e-3, "the adapter changes nothing (%.7f)", lz);
+    cJSON_Delete(jx);
+    cJSON_Delete(jy);
+    cJSON_Delete(jz);
+    free(x);
+    free(y);
+    free(z);
 }
