@@ -25,6 +25,7 @@
 #include "peft/format.h"
 #include "peft/lora.h"
 #include "peft/peft.h"
+#include "peft/targets.h"
 #include "peft/torch_rand.h"
 
 typedef struct {
@@ -72,14 +73,8 @@ static int parse_seed(void *p, const char *v) {
 
 static int format_option(const void *p, const char *flag, char *buf, size_t n) {
     const fourierft_options *o = p;
-    size_t len = 0;
     buf[0] = 0;
-    if (strcmp(flag, "target-modules") == 0) {
-        for (int m = 0; m < N_PROJ; m++)
-            if (o->targets & (1u << m) && len < n)
-                len += (size_t)snprintf(buf + len, n - len, "%s%s", len ? "," : "", rosa_proj_names[m]);
-        return 0;
-    }
+    if (strcmp(flag, "target-modules") == 0) return rosa_peft_target_mask_format(o->targets, buf, n), 0;
     if (strcmp(flag, "random-loc-seed") == 0) return snprintf(buf, n, "%lld", o->seed), 0;
     return -1;
 }
@@ -128,22 +123,8 @@ static int parse_config(rosa_adapter *a, const cJSON *j, const char *path, const
         return -1;
     if (!(fabs(s) <= 3.0e38)) return rosa_fail("%s: \"scaling\" %g does not fit a float", path, s);
     o->n = (int)n, o->scaling = (float)s, o->seed = seed, o->init_zero = zero;
-    const cJSON *tm = cJSON_GetObjectItemCaseSensitive(j, "target_modules"), *t;
-    if (cJSON_IsString(tm)) {
-        if (rosa_parse_target_modules(tm->valuestring, &o->targets) < 0)
-            return rosa_fail("%s: \"target_modules\" \"%s\": a list of module names or \"all-linear\" (rosa does not "
-                             "read a regex here)", path, tm->valuestring);
-    } else if (cJSON_IsArray(tm)) {
-        o->targets = 0;
-        cJSON_ArrayForEach(t, tm) {
-            unsigned bit;
-            if (!cJSON_IsString(t) || rosa_parse_target_modules(t->valuestring, &bit) < 0)
-                return rosa_fail("%s: target_modules: expected names such as \"q_proj\"", path);
-            o->targets |= bit;
-        }
-    } else if (tm && !cJSON_IsNull(tm)) {
-        return rosa_fail("%s: \"target_modules\" must be a list of names", path);
-    }
+    if (rosa_peft_target_mask_parse(cJSON_GetObjectItemCaseSensitive(j, "target_modules"), path, &o->targets) < 0)
+        return -1;
     return 0;
 }
 
@@ -154,9 +135,7 @@ static void write_config(const rosa_adapter *a, cJSON *j) {
     cJSON_AddNumberToObject(j, "n_frequency", o->n);
     rosa_json_add_float(j, "scaling", o->scaling);
     cJSON_AddNumberToObject(j, "random_loc_seed", (double)o->seed);
-    cJSON *tm = cJSON_AddArrayToObject(j, "target_modules");
-    for (int m = 0; m < N_PROJ; m++)
-        if ((o->targets >> m) & 1u) cJSON_AddItemToArray(tm, cJSON_CreateString(rosa_proj_names[m]));
+    rosa_peft_target_mask_write(o->targets, j);
     cJSON_AddBoolToObject(j, "fan_in_fan_out", 0);
     cJSON_AddStringToObject(j, "bias", "none");
     cJSON_AddNullToObject(j, "modules_to_save");

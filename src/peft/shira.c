@@ -18,6 +18,7 @@
 #include "peft/format.h"
 #include "peft/lora.h"
 #include "peft/peft.h"
+#include "peft/targets.h"
 #include "peft/torch_rand.h"
 
 typedef struct {
@@ -60,14 +61,8 @@ static int parse_seed(void *p, const char *v) {
 
 static int format_option(const void *p, const char *flag, char *buf, size_t n) {
     const shira_options *o = p;
-    size_t len = 0;
     buf[0] = 0;
-    if (strcmp(flag, "target-modules") == 0) {
-        for (int m = 0; m < N_PROJ; m++)
-            if (o->targets & (1u << m) && len < n)
-                len += (size_t)snprintf(buf + len, n - len, "%s%s", len ? "," : "", rosa_proj_names[m]);
-        return 0;
-    }
+    if (strcmp(flag, "target-modules") == 0) return rosa_peft_target_mask_format(o->targets, buf, n), 0;
     if (strcmp(flag, "shira-seed") == 0) {
         if (o->has_seed) snprintf(buf, n, "%lld", o->seed);
         else snprintf(buf, n, "none");
@@ -117,22 +112,8 @@ static int parse_config(rosa_adapter *a, const cJSON *j, const char *path, const
             return rosa_fail("%s: \"random_seed\" must be null or a non-negative integer", path);
         o->has_seed = 1, o->seed = (long long)seed->valuedouble;
     }
-    const cJSON *tm = cJSON_GetObjectItemCaseSensitive(j, "target_modules"), *t;
-    if (cJSON_IsString(tm)) {
-        if (rosa_parse_target_modules(tm->valuestring, &o->targets) < 0)
-            return rosa_fail("%s: \"target_modules\" \"%s\": a list of module names or \"all-linear\" (rosa does not read "
-                             "a regex here)", path, tm->valuestring);
-    } else if (cJSON_IsArray(tm)) {
-        o->targets = 0;
-        cJSON_ArrayForEach(t, tm) {
-            unsigned bit;
-            if (!cJSON_IsString(t) || rosa_parse_target_modules(t->valuestring, &bit) < 0)
-                return rosa_fail("%s: target_modules: expected names such as \"q_proj\"", path);
-            o->targets |= bit;
-        }
-    } else if (tm && !cJSON_IsNull(tm)) {
-        return rosa_fail("%s: \"target_modules\" must be a list of names", path);
-    }
+    if (rosa_peft_target_mask_parse(cJSON_GetObjectItemCaseSensitive(j, "target_modules"), path, &o->targets) < 0)
+        return -1;
     return 0;
 }
 
@@ -144,9 +125,7 @@ static void write_config(const rosa_adapter *a, cJSON *j) {
     cJSON_AddStringToObject(j, "mask_type", "random");
     if (o->has_seed) cJSON_AddNumberToObject(j, "random_seed", (double)o->seed);
     else cJSON_AddNullToObject(j, "random_seed");
-    cJSON *tm = cJSON_AddArrayToObject(j, "target_modules");
-    for (int m = 0; m < N_PROJ; m++)
-        if ((o->targets >> m) & 1u) cJSON_AddItemToArray(tm, cJSON_CreateString(rosa_proj_names[m]));
+    rosa_peft_target_mask_write(o->targets, j);
     cJSON_AddBoolToObject(j, "fan_in_fan_out", 0);
     cJSON_AddBoolToObject(j, "init_weights", !o->init_random);
     cJSON_AddNullToObject(j, "modules_to_save");

@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "core/util.h"
+#include "peft/lora.h"
 
 static int ends_with(const char *s, const char *tail, size_t k) {
     size_t n = strlen(s);
@@ -117,4 +118,37 @@ int rosa_peft_targets_copy(rosa_peft_targets *dst, const rosa_peft_targets *src)
 void rosa_peft_targets_free(rosa_peft_targets *t) {
     free(t->names);
     t->names = NULL;
+}
+
+int rosa_peft_target_mask_parse(const cJSON *v, const char *path, unsigned *mask) {
+    const cJSON *t;
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (cJSON_IsString(v)) {
+        if (rosa_parse_target_modules(v->valuestring, mask) < 0)
+            return rosa_fail("%s: \"target_modules\" \"%s\": a list of module names or \"all-linear\" (rosa does not "
+                             "read a regex for this method)", path, v->valuestring);
+        return 0;
+    }
+    if (!cJSON_IsArray(v)) return rosa_fail("%s: \"target_modules\" must be a list of names", path);
+    *mask = 0;
+    cJSON_ArrayForEach(t, v) {
+        unsigned bit;
+        if (!cJSON_IsString(t) || rosa_parse_target_modules(t->valuestring, &bit) < 0)
+            return rosa_fail("%s: target_modules: expected names such as \"q_proj\"", path);
+        *mask |= bit;
+    }
+    return 0;
+}
+
+void rosa_peft_target_mask_write(unsigned mask, cJSON *j) {
+    cJSON *tm = cJSON_AddArrayToObject(j, "target_modules");
+    for (int m = 0; m < N_PROJ; m++)
+        if ((mask >> m) & 1u) cJSON_AddItemToArray(tm, cJSON_CreateString(rosa_proj_names[m]));
+}
+
+void rosa_peft_target_mask_format(unsigned mask, char *buf, size_t n) {
+    size_t len = 0;
+    buf[0] = 0;
+    for (int m = 0; m < N_PROJ; m++)
+        if (mask & (1u << m) && len < n) len += (size_t)snprintf(buf + len, n - len, "%s%s", len ? "," : "", rosa_proj_names[m]);
 }

@@ -30,6 +30,14 @@ void rosa_peft_targets_write(const rosa_peft_targets *t, const char *dflt, cJSON
 /* As the CLI flag takes it. */
 void rosa_peft_targets_format(const rosa_peft_targets *t, const char *dflt, char *buf, size_t n);
 int rosa_peft_targets_copy(rosa_peft_targets *dst, const rosa_peft_targets *src);
+
+/* The simpler form for methods that adapt whole projections (SHiRA,
+ * FourierFT): a bit set of projections from target_modules (a list of names
+ * or "all-linear"; null keeps *mask; a regex is refused), written back as a
+ * list, and formatted as the CLI flag takes it ("q_proj,v_proj"). */
+int rosa_peft_target_mask_parse(const cJSON *v, const char *path, unsigned *mask);
+void rosa_peft_target_mask_write(unsigned mask, cJSON *j);
+void rosa_peft_target_mask_format(unsigned mask, char *buf, size_t n);
 void rosa_peft_targets_free(rosa_peft_targets *t);
 
 #endif
