@@ -561,6 +561,51 @@ TEST(ia3_and_ln_tuning_defaults_follow_the_model_type) {
     CHECK_ERROR_HAS("1 + w");
 }
 
+/* IA3 scaling the output of Qwen2's biased q/v projections is not merged
+ * (PEFT scales the bias too): its hooks run at inference, and the cached
+ * forward's cross-entropies equal the training forward's. */
+TEST(ia3_with_biases_keeps_its_hooks_at_inference) {
+    rosa_model *m = rosa_model_load(testdata_path("qwen2_bias"));
+    REQUIRE(m);
+    rosa_ia3_options io = {0};
+    rosa_adapter *a = rosa_adapter_new(&rosa_peft_ia3, &io, &m->cfg, m, 1);
+    REQUIRE(a);
+    rosa_rng g;
+    rosa_rng_seed(&g, 9);
+    for (size_t i = 0; i < a->n_floats; i++) a->w[i] = 1.0f + 0.4f * (rosa_rng_uniform(&g) - 0.5f);
+    CHECK(!rosa_adapter_mergeable(a));
+    int V = m->cfg.vocab_size, n = 16;
+    int32_t ids[16];
+    uint8_t mask[16];
+    for (int i = 0; i < n; i++) ids[i] = 3 + (i * 37) % (V - 3), mask[i] = 1;
+    rosa_train_ctx *t = rosa_train_ctx_new(m, a, 1, n, 0);
+    REQUIRE(t);
+    rosa_batch b = {.B = 1, .T = n, .ids = ids, .labels = ids, .mask = mask};
+    float ce[16];
+    double loss;
+    int nt;
+    REQUIRE(rosa_train_microbatch(t, &b, 1.0f, &(rosa_step_plan){.backward = 0, .stop_layer = 0}, NULL, &loss, &nt, ce) == 0);
+    rosa_train_ctx_free(t);
+    REQUIRE(rosa_adapter_apply(m, a) == 0);
+    float *logits = malloc(sizeof(float) * (size_t)n * V);
+    rosa_kv_cache *kv = rosa_kv_cache_new(m, 1, n);
+    REQUIRE(kv && logits);
+    REQUIRE(rosa_forward(m, kv, n, ids, NULL, logits, 1) == 0);
+    double worst = 0.0;
+    for (int i = 0; i + 1 < n; i++) {
+        const float *row = logits + (size_t)i * V;
+        double mx = row[0], s = 0;
+        for (int k = 1; k < V; k++) mx = fmax(mx, row[k]);
+        for (int k = 0; k < V; k++) s += exp(row[k] - mx);
+        worst = fmax(worst, fabs(log(s) + mx - row[ids[i + 1]] - ce[i]));
+    }
+    CHECK_MSG(worst < 1e-4, "inference and training forward disagree by %g", worst);
+    free(logits);
+    rosa_kv_cache_free(kv);
+    rosa_adapter_free(a);
+    rosa_model_free(m);
+}
+
 /* ------------------------------------------------------------- OFT */
 
 #define OFT_ARGS "--method oft --oft-block-size 8 --target-modules q_proj,v_proj,o_proj,down_proj --init-std 0.1 --seed 3"

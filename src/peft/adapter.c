@@ -196,7 +196,9 @@ void rosa_adapter_describe(const rosa_adapter *a, char *buf, size_t n) {
 
 const rosa_peft_method *rosa_adapter_method(const rosa_adapter *a) { return a->method; }
 
-int rosa_adapter_mergeable(const rosa_adapter *a) { return a->method->merge != NULL; }
+int rosa_adapter_mergeable(const rosa_adapter *a) {
+    return a->method->merge != NULL && (!a->method->can_merge || a->method->can_merge(a));
+}
 
 static int ends_with(const char *s, const char *tail) {
     size_t n = strlen(s), k = strlen(tail);
@@ -494,7 +496,7 @@ static int merge_into(rosa_model *m, const rosa_adapter *a) {
 
 int rosa_adapter_apply(rosa_model *m, rosa_adapter *a) {
     if (a->L != m->cfg.num_layers) return rosa_fail("the adapter has %d layers, the model %d", a->L, m->cfg.num_layers);
-    if (!a->method->merge) return rosa_model_attach_hook(m, rosa_adapter_hook(a));
+    if (!rosa_adapter_mergeable(a)) return rosa_model_attach_hook(m, rosa_adapter_hook(a));
     /* Merged weights must be packed again in BF16 mode. */
     rosa_dtype compute = m->compute;
     if (compute != ROSA_DTYPE_F32 && rosa_model_set_compute(m, ROSA_DTYPE_F32) < 0) return -1;

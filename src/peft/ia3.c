@@ -189,6 +189,16 @@ static void describe(const rosa_adapter *a, char *buf, size_t n) {
 
 static int adapts(const rosa_adapter *a, int l, int p) { return ((const ia3_state *)a->state)->idx[l][p] >= 0; }
 
+/* PEFT scales the bias of an output-scaled module too, which merge (W only)
+ * cannot write: such an adapter keeps its hooks. */
+static int can_merge(const rosa_adapter *a) {
+    const ia3_state *st = a->state;
+    for (int l = 0; l < a->L; l++)
+        for (int p = 0; p < N_PROJ; p++)
+            if (st->idx[l][p] >= 0 && !st->ff[l][p] && st->has_bias[p]) return 0;
+    return 1;
+}
+
 /* W scaled per column (feed-forward: its input) or per row (its output). */
 static int merge(const rosa_adapter *a, int l, int p, float *W, int out, int in) {
     const ia3_state *st = a->state;
@@ -196,10 +206,6 @@ static int merge(const rosa_adapter *a, int l, int p, float *W, int out, int in)
     const float *v = a->w + P->offset;
     int ff = st->ff[l][p];
     if ((ff ? P->cols : P->rows) != (ff ? in : out)) return rosa_fail("IA3 vector of layer %d does not match the model", l);
-    /* PEFT scales the bias of an output-scaled module too; merge only writes W. */
-    if (!ff && st->has_bias[p])
-        return rosa_fail("IA3: merging into %s of layer %d, which has a bias, is not implemented (use --adapter)",
-                         rosa_proj_names[p], l);
 #pragma omp parallel for schedule(static)
     for (int o = 0; o < out; o++)
         for (int i = 0; i < in; i++) W[(size_t)o * in + i] *= ff ? v[i] : v[o];
@@ -342,5 +348,6 @@ const rosa_peft_method rosa_peft_ia3 = {
     .describe = describe,
     .adapts = adapts,
     .merge = merge,
+    .can_merge = can_merge,
     .hooks = &hooks,
 };

@@ -222,9 +222,9 @@ int rosa_adapter_merge_write(const rosa_model *m, const char *model_dir, const r
     rosa_merge_options o;
     if (opts) o = *opts;
     else rosa_merge_options_default(&o);
-    if (!a->method->merge)
-        return rosa_fail("%s adapters cannot be merged into weights (they act inside attention; use --adapter)",
-                         a->method->title);
+    if (!rosa_adapter_mergeable(a))
+        return rosa_fail("%s adapters cannot be merged into this model's weights (RoAE acts inside attention, IA3 "
+                         "scales a projection's bias too); use --adapter", a->method->title);
     if (m->fp32_released) return rosa_fail("merging needs the FP32 weights: load the model without --dtype bf16");
     if (o.max_shard_size == 0) return rosa_fail("merge: the largest shard size must be positive");
     if (o.dtype > ROSA_DTYPE_BF16) return rosa_fail("merge: unknown dtype %d", o.dtype);

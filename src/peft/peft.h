@@ -86,6 +86,10 @@ struct rosa_peft_method {
      * adapts); returns 0 or -1.  NULL: not mergeable, its hooks stay on at
      * inference. */
     int (*merge)(const rosa_adapter *a, int layer, int p, float *W, int out, int in);
+    /* Whether this adapter merges into its model (NULL: whenever merge is
+     * set).  IA3 cannot where it scales the output of a projection with a
+     * bias (merge writes only W): there its hooks stay on. */
+    int (*can_merge)(const rosa_adapter *a);
     const rosa_hook_ops *hooks; /* what it does in the decoder block */
     /* Tensors a method keeps in its file besides its trained values (SHiRA's
      * indices), named ...extra_suffix, at most 2-D (NULL: none).  write_extra
