@@ -159,6 +159,13 @@ static int read_file(const char *command, const char *path, int *first) {
             die_msg("rosa %s: %s:%zu: a config file cannot name another (--config)", command, path, line);
             goto done;
         }
+        for (int i = 0; i < n_made; i++) { /* YAML leaves a repeated key to the reader: refused */
+            size_t kl = strlen(key);
+            if (strncmp(made[i].arg + 2, key, kl) == 0 && made[i].arg[2 + kl] == '=') {
+                die_msg("rosa %s: %s:%zu: key %s given twice (first at %s)", command, path, line, key, made[i].origin);
+                goto done;
+            }
+        }
         int skip;
         char *arg = read_value(&r, command, key, line, &skip);
         if (skip) continue;

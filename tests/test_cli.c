@@ -306,6 +306,7 @@ TEST(cli_config_file_errors_name_file_and_line) {
         {"lr: 1\nlearning-rate: 2\n", "c6.yaml:2 (key learning-rate): --lr and --learning-rate are the same option"},
         {"config: other.yaml\n", "c7.yaml:1: a config file cannot name another"},
         {"a: 1\n---\nb: 2\n", "c8.yaml:2: one document expected"},
+        {"lr: 1\nseed: 2\nlr: 3\n", "c9.yaml:3: key lr given twice (first at "},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char name[16], *out;
