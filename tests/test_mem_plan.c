@@ -79,6 +79,10 @@ static const char *headers_only_model(const char *name, const char *config_json)
     "\"original_max_position_embeddings\": 8192, \"rope_type\": \"llama3\"}, \"bos_token_id\": 1, "              \
     "\"eos_token_id\": 2}"
 
+/* Under ASan and TSan the process's memory and time are the sanitizer's:
+ * the plan models rosa's own, so those measurements are not compared there. */
+static int sanitized(void) { return getenv("ROSA_TSAN") || strstr(rosa_bin(), "build-san"); }
+
 TEST(info_reads_the_headers_only) {
     /* The shipped model without its tensor data: info still describes it,
      * so it read no tensor. */
@@ -131,8 +135,8 @@ TEST(info_on_a_3b_checkpoint_takes_milliseconds_and_megabytes) {
     double secs;
     long kb;
     REQUIRE(run_measured(cmd, log, &secs, &kb) == 0);
-    CHECK_MSG(secs < 1.0, "rosa info took %.2f s", secs);
-    CHECK_MSG(kb < 32 * 1024, "rosa info peak RSS %ld KiB", kb);
+    CHECK_MSG(sanitized() || secs < 1.0, "rosa info took %.2f s", secs);
+    CHECK_MSG(sanitized() || kb < 32 * 1024, "rosa info peak RSS %ld KiB", kb);
     size_t n;
     char *out = rosa_read_file(log, &n);
     REQUIRE(out);
@@ -174,6 +178,10 @@ static void check_plan(const char *dir, const char *args, const char *tag) {
 }
 
 TEST(plan_is_within_15_percent_of_the_measured_peak) {
+    if (sanitized()) {
+        test_skip("the sanitizers' shadow memory is not rosa's");
+        return;
+    }
     const char *stories = shared_path("models/stories260K");
     check_plan(stories, "", "stories-fp32");
     check_plan(stories, "--dtype bf16", "stories-bf16");
@@ -218,7 +226,7 @@ TEST(train_refuses_above_the_limit_before_loading) {
     CHECK_MSG(strstr(out, "more than --max-memory 8192.0 MiB (weights"), "got: %s", out);
     CHECK_MSG(strstr(out, "memory plan (micro-batch 4"), "the plan was not printed: %s", out);
     CHECK_MSG(!strstr(out, "past the end"), "the model was loaded before the plan: %s", out);
-    CHECK_MSG(secs < 3.0 && kb < 64 * 1024, "the refusal took %.2f s and %ld KiB", secs, kb);
+    CHECK_MSG(sanitized() || (secs < 3.0 && kb < 64 * 1024), "the refusal took %.2f s and %ld KiB", secs, kb);
     free(out);
     /* No --max-memory: the limit is what the machine has available, which a
      * 70B-shaped model exceeds anywhere this runs. */
@@ -235,11 +243,15 @@ TEST(train_refuses_above_the_limit_before_loading) {
     out = rosa_read_file(log, &n);
     REQUIRE(out);
     CHECK_MSG(rc == 1 && strstr(out, "more than the memory available (MemAvailable"), "exit %d: %s", rc, out);
-    CHECK_MSG(secs < 3.0 && kb < 64 * 1024, "the refusal took %.2f s and %ld KiB", secs, kb);
+    CHECK_MSG(sanitized() || (secs < 3.0 && kb < 64 * 1024), "the refusal took %.2f s and %ld KiB", secs, kb);
     free(out);
 }
 
 TEST(refusal_says_what_would_fit) {
+    if (sanitized()) {
+        test_skip("the sanitizers' shadow memory is not rosa's");
+        return;
+    }
     /* The shipped model's plan is about 39 MiB at micro-batch 4 x the
      * longest example; 30 MiB fits a smaller micro-batch or --recompute. */
     const char *data = test_tmp_path("fit.jsonl");
@@ -271,6 +283,6 @@ TEST(generate_refuses_above_the_memory_available_before_loading) {
     REQUIRE(out);
     CHECK_MSG(rc == 1 && strstr(out, "generation needs about") && strstr(out, "MemAvailable"), "exit %d: %s", rc, out);
     CHECK_MSG(!strstr(out, "past the end"), "the model was loaded before the plan: %s", out);
-    CHECK_MSG(secs < 3.0 && kb < 64 * 1024, "the refusal took %.2f s and %ld KiB", secs, kb);
+    CHECK_MSG(sanitized() || (secs < 3.0 && kb < 64 * 1024), "the refusal took %.2f s and %ld KiB", secs, kb);
     free(out);
 }

@@ -79,7 +79,11 @@ static int parse_layers(void *p, const char *v) {
     rosa_miss_options *o = p;
     int32_t *ids;
     int n;
-    if (rosa_parse_int_list(v, &ids, &n) < 0 || n == 0) return rosa_fail("--layers expects a list of integers like 0,2,5");
+    if (rosa_parse_int_list(v, &ids, &n) < 0) return rosa_fail("--layers expects a list of integers like 0,2,5");
+    if (n == 0) {
+        free(ids);
+        return rosa_fail("--layers expects a list of integers like 0,2,5, got an empty one");
+    }
     free(o->layers);
     o->layers = (int *)ids;
     o->n_layers = n;
