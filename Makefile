@@ -129,9 +129,14 @@ $(TESTDATA): tools/make_test_models.py tools/ref_llama.py
 
 testdata: deps $(TESTDATA)
 
+# The suites' environment.  The PyTorch references' results are kept in
+# build/refcache by their inputs (tools/refcache.py): CI's three runs of the
+# suite, and a rerun after a change to the C code only, compute each once.
+TEST_ENV = ROSA_SHARED=$(SHARED) ROSA_REFCACHE=$(CURDIR)/build/refcache
+
 test: deps
 	@$(MAKE) --no-print-directory all shared $(TESTDATA)
-	ROSA_SHARED=$(SHARED) ROSA_TESTDATA=$(BUILD)/testdata ROSA_BIN=$(BUILD)/rosa $(BUILD)/test_rosa
+	$(TEST_ENV) ROSA_TESTDATA=$(BUILD)/testdata ROSA_BIN=$(BUILD)/rosa $(BUILD)/test_rosa
 
 # README's library example, built with the command shown next to it and run
 # (tests/test_readme.c; also part of make test).
@@ -142,7 +147,7 @@ test-san: deps
 	@$(MAKE) --no-print-directory SAN=1 all
 	@$(MAKE) --no-print-directory $(TESTDATA)
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	ROSA_SHARED=$(SHARED) ROSA_TESTDATA=build/testdata ROSA_BIN=build-san/rosa build-san/test_rosa
+	$(TEST_ENV) ROSA_TESTDATA=build/testdata ROSA_BIN=build-san/rosa build-san/test_rosa
 
 # The whole suite under TSan (docs/robustness.md).  OpenBLAS and oneDNN,
 # built for libgomp, get LLVM's runtime in its place, so that one OpenMP
@@ -153,7 +158,7 @@ test-tsan: deps
 	@$(MAKE) --no-print-directory $(TESTDATA)
 	@mkdir -p build/tsan/omp && ln -sf $(LIBOMP) build/tsan/omp/libgomp.so.1
 	LD_LIBRARY_PATH=$(CURDIR)/build/tsan/omp TSAN_OPTIONS="ignore_noninstrumented_modules=1 halt_on_error=1 exitcode=66" \
-	ROSA_TSAN=1 ROSA_SHARED=$(SHARED) ROSA_TESTDATA=build/testdata ROSA_BIN=build/tsan/rosa build/tsan/test_rosa
+	ROSA_TSAN=1 $(TEST_ENV) ROSA_TESTDATA=build/testdata ROSA_BIN=build/tsan/rosa build/tsan/test_rosa
 
 # Fuzzing with libFuzzer (clang, ASan + UBSan): each target fuzz/fuzz_*.c runs
 # FUZZ_SECONDS (FUZZ_TARGETS="config data" for some) from its seed corpus

@@ -39,6 +39,13 @@ int run_capture(const char *cmd, int merge_stderr, char **out);
 /* The same for a printf-style command, stderr merged; out NULL: discarded. */
 int run_shellf(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The Python that has torch (Debian's python3-torch), and the same running a
+ * reference script through tools/refcache.py, which replays an earlier run
+ * with the same inputs when ROSA_REFCACHE names a cache directory (CI runs
+ * the suite three times). */
+#define PY "/usr/bin/python3"
+#define REF PY " tools/refcache.py"
+
 #define TEST(name)                                                                     \
     static void name(void);                                                            \
     __attribute__((constructor)) static void register_##name(void) {                   \

@@ -18,7 +18,6 @@
 #include "peft/peft.h"
 #include "core/util.h"
 
-#define PY "/usr/bin/python3"
 #define LIMIT 6
 #define CUTOFF 64
 
@@ -186,7 +185,7 @@ TEST(analyze_matches_reference) {
     /* The reference, three cases in one run (torch starts once). */
     char cmd[4096], *out = NULL;
     snprintf(cmd, sizeof cmd,
-             PY " tools/ref_analyze.py --model %s --tokens %s --limit %d --cutoff-len %d --adapter none --output %s "
+             REF " tools/ref_analyze.py --model %s --tokens %s --limit %d --cutoff-len %d --adapter none --output %s "
                 "--adapter %s --output %s --adapter %s --output %s --adapter %s --output %s",
              model_dir(), test_tmp_path("tokens.json"), LIMIT, CUTOFF, test_tmp_path("ref-base.json"), test_tmp_path("roae-post-gate"),
              test_tmp_path("ref-post.json"), test_tmp_path("roae-pre-add"), test_tmp_path("ref-pre.json"), test_tmp_path("lora-qk"),

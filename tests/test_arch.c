@@ -20,8 +20,6 @@
 #include "peft/peft.h"
 #include "test.h"
 
-#define PY "/usr/bin/python3"
-
 static int sh(const char *cmd, char **out) { return run_capture(cmd, 1, out); }
 
 /* A model directory tmp/<label> with the tiny case's config and weights
@@ -120,7 +118,7 @@ static void parity(const char *casename, const char *label, const char *make_fla
     CHECK_MSG(rc == 0, "rosa tokenize failed (%s): %s", cmd, o);
     free(o);
     REQUIRE(rc == 0);
-    snprintf(cmd, sizeof cmd, PY " tools/ref_train.py make-adapter --model %s %s --seed 3 --out %s", model, make_flags,
+    snprintf(cmd, sizeof cmd, REF " tools/ref_train.py make-adapter --model %s %s --seed 3 --out %s", model, make_flags,
              init);
     rc = sh(cmd, &o);
     CHECK_MSG(rc == 0, "make-adapter failed: %s", o);
@@ -128,7 +126,7 @@ static void parity(const char *casename, const char *label, const char *make_fla
     REQUIRE(rc == 0);
     const char *hyper = "--max-steps 10 --batch-size 4 --micro-batch-size 2 --lr 1e-2 --warmup-steps 2 "
                         "--max-grad-norm 0.5 --lr-scheduler linear";
-    snprintf(cmd, sizeof cmd, PY " tools/ref_train.py train --model %s --data %s --init-adapter %s --out %s %s %s -q",
+    snprintf(cmd, sizeof cmd, REF " tools/ref_train.py train --model %s --data %s --init-adapter %s --out %s %s %s -q",
              model, dump, init, ref, hyper, ref_flags);
     rc = sh(cmd, &o);
     CHECK_MSG(rc == 0, "reference failed: %s", o);

@@ -16,8 +16,6 @@
 #include "model/model.h"
 #include "test.h"
 
-#define PY "/usr/bin/python3"
-
 /* The models here are tiny: one thread is fastest and immune to a busy
  * machine (OpenMP threads spin at every barrier). */
 static int saved_threads;
@@ -97,7 +95,7 @@ static void check_against_reference(const char *model_name, const int32_t *eos, 
     for (int i = 0; i < n_eos; i++)
         snprintf(eos_list + strlen(eos_list), sizeof eos_list - strlen(eos_list), "%s%d", i ? "," : "", eos[i]);
     REQUIRE(prompts_write(&ps, pfile) == 0);
-    snprintf(cmd, sizeof cmd, PY " tools/ref_beam.py --model %s --prompts %s --num-beams %d --max-new-tokens %d "
+    snprintf(cmd, sizeof cmd, REF " tools/ref_beam.py --model %s --prompts %s --num-beams %d --max-new-tokens %d "
              "--eos %s --out %s", testdata_path(model_name), pfile, num_beams, max_new, eos_list, rfile);
     char *o = NULL;
     int rc = run_capture(cmd, 1, &o);
@@ -916,7 +914,7 @@ TEST(eval_cli_adapter_equals_merged_model) {
     /* --adapter applies the adapter: the same responses as the merged model */
     char cmd[8192], *out = NULL;
     const char *ad = test_tmp_path("lora"), *merged = test_tmp_path("merged"), *p1 = test_tmp_path("ad.jsonl"), *p2 = test_tmp_path("merged.jsonl");
-    snprintf(cmd, sizeof cmd, PY " tools/ref_train.py make-adapter --model %s --method lora --rank 4 --alpha 8 "
+    snprintf(cmd, sizeof cmd, REF " tools/ref_train.py make-adapter --model %s --method lora --rank 4 --alpha 8 "
              "--target-modules q_proj,v_proj,down_proj --b-std 0.3 --seed 4 --out %s", stories(), ad);
     REQUIRE(sh(cmd, &out) == 0);
     free(out);

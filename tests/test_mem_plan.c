@@ -8,8 +8,6 @@
 #include "io/json.h"
 #include "test.h"
 
-#define PY "/usr/bin/python3"
-
 /* Runs CMD with its output to out_path; returns the exit status, the wall
  * time and its ru_maxrss (KiB).  Through a Python that forks and waits: a
  * process forked from this one would count this one's pages in its peak

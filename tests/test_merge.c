@@ -13,8 +13,6 @@
 #include "io/safetensors.h"
 #include "test.h"
 
-#define PY "/usr/bin/python3"
-
 /* rosa loss --json of model (with adapter when not NULL) on the first 8 boolq test records. */
 static char *loss_json(const char *model, const char *adapter) {
     char cmd[8192], *out = NULL;
@@ -55,7 +53,7 @@ TEST(merge_writes_a_complete_sharded_bf16_model_dir) {
     snprintf(m2, sizeof m2, "%s", test_tmp_path("merged-shards"));
     snprintf(m3, sizeof m3, "%s", test_tmp_path("merged-bf16"));
     char *o = NULL;
-    REQUIRE(run_shellf(&o, PY " tools/ref_train.py make-adapter --model %s --method lora --rank 4 --alpha 8 "
+    REQUIRE(run_shellf(&o, REF " tools/ref_train.py make-adapter --model %s --method lora --rank 4 --alpha 8 "
                            "--target-modules q_proj,v_proj,down_proj --b-std 0.1 --seed 4 --out %s", model, ad) == 0);
     free(o);
     REQUIRE(run_shellf(&o, "%s merge --model %s --adapter %s --output %s", rosa_bin(), model, ad, m1) == 0);
@@ -196,7 +194,7 @@ TEST(merge_dora_gives_the_adapters_loss) {
     snprintf(ad, sizeof ad, "%s", test_tmp_path("merge-dora-ad"));
     snprintf(out, sizeof out, "%s", test_tmp_path("merged-dora"));
     char *o = NULL;
-    REQUIRE(run_shellf(&o, PY " tools/ref_train.py make-adapter --model %s --method dora --rank 4 --alpha 8 "
+    REQUIRE(run_shellf(&o, REF " tools/ref_train.py make-adapter --model %s --method dora --rank 4 --alpha 8 "
                            "--target-modules q_proj,v_proj,down_proj --b-std 0.1 --seed 4 --out %s", model, ad) == 0);
     free(o);
     REQUIRE(run_shellf(&o, "%s merge --model %s --adapter %s --output %s", rosa_bin(), model, ad, out) == 0);

@@ -18,8 +18,6 @@
 #include "test.h"
 #include "train/train_ctx.h"
 
-#define PY "/usr/bin/python3"
-
 static void fill(float *x, int n, rosa_rng *r, float scale) {
     for (int i = 0; i < n; i++) x[i] = (rosa_rng_uniform(r) * 2.0f - 1.0f) * scale;
 }
@@ -237,7 +235,7 @@ static void train_parity(const char *label, const char *init, const char *rosa_f
     snprintf(cmd, sizeof cmd, "%s tokenize --model %s --data %s --template train --cutoff-len 48 --json > %s", rosa_bin(),
              model, data, dump);
     REQUIRE(shq(cmd) == 0);
-    snprintf(cmd, sizeof cmd, PY " tools/ref_train.py train --model %s --data %s --init-adapter %s --out %s %s %s -q",
+    snprintf(cmd, sizeof cmd, REF " tools/ref_train.py train --model %s --data %s --init-adapter %s --out %s %s %s -q",
              model, dump, init, ref, HYPER, ref_dls);
     REQUIRE(shq(cmd) == 0);
     snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --init-adapter %s --output %s %s %s --cutoff-len 48 "
@@ -319,11 +317,11 @@ static void tiny_loss_parity(const char *label, const char *tiny, const char *ma
     snprintf(init, sizeof init, "%s-%s", test_tmp_path("tiny-init"), label);
     snprintf(dump, sizeof dump, "%s-%s.json", test_tmp_path("tiny-dump"), label);
     snprintf(ref, sizeof ref, "%s-%s.json", test_tmp_path("tiny-ref"), label);
-    snprintf(cmd, sizeof cmd, PY " tools/ref_train.py make-adapter --model %s %s --out %s", model, make_args, init);
+    snprintf(cmd, sizeof cmd, REF " tools/ref_train.py make-adapter --model %s %s --out %s", model, make_args, init);
     REQUIRE(shq(cmd) == 0);
-    snprintf(cmd, sizeof cmd, PY " tools/ref_train.py make-data --model %s --n 4 --seed 2 --out %s", model, dump);
+    snprintf(cmd, sizeof cmd, REF " tools/ref_train.py make-data --model %s --n 4 --seed 2 --out %s", model, dump);
     REQUIRE(shq(cmd) == 0);
-    snprintf(cmd, sizeof cmd, PY " tools/ref_train.py train --model %s --data %s --init-adapter %s --out %s "
+    snprintf(cmd, sizeof cmd, REF " tools/ref_train.py train --model %s --data %s --init-adapter %s --out %s "
              "--max-steps 1 --batch-size 4 --micro-batch-size 4 -q", model, dump, init, ref);
     REQUIRE(shq(cmd) == 0);
     rosa_model *m = rosa_model_load(model);
@@ -448,7 +446,7 @@ static const char *make_adapter(const char *label, const char *args) {
     static char dir[512];
     char cmd[4096];
     snprintf(dir, sizeof dir, "%s-%s", test_tmp_path("pm-init"), label);
-    snprintf(cmd, sizeof cmd, PY " tools/ref_train.py make-adapter --model %s %s --out %s",
+    snprintf(cmd, sizeof cmd, REF " tools/ref_train.py make-adapter --model %s %s --out %s",
              shared_path("models/stories260K"), args, dir);
     return shq(cmd) == 0 ? dir : NULL;
 }

@@ -15,8 +15,6 @@
 #include "train/train_ctx.h"
 #include "test.h"
 
-#define PY "/usr/bin/python3"
-
 extern const rosa_peft_method rosa_peft_shira, rosa_peft_fourierft;
 
 TEST(torch_randperm_bit_for_bit) {
@@ -222,7 +220,7 @@ TEST(merge_fourierft_gives_the_adapters_loss) {
     snprintf(model, sizeof model, "%s", shared_path("models/stories260K"));
     snprintf(ad, sizeof ad, "%s", test_tmp_path("fft-ad"));
     snprintf(out, sizeof out, "%s", test_tmp_path("fft-merged"));
-    REQUIRE(run_shellf(&o, PY " tools/ref_train.py make-adapter --model %s --method fourierft --n-frequency 30 "
+    REQUIRE(run_shellf(&o, REF " tools/ref_train.py make-adapter --model %s --method fourierft --n-frequency 30 "
                            "--fourier-scaling 50 --target-modules q_proj,down_proj --seed 4 --out %s", model, ad) == 0);
     free(o);
     REQUIRE(run_shellf(&o, "%s merge --model %s --adapter %s --output %s", rosa_bin(), model, ad, out) == 0);

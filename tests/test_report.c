@@ -21,8 +21,6 @@
 #include "peft/roae.h"
 #include "core/util.h"
 
-#define PY "/usr/bin/python3"
-
 static int count(const char *hay, const char *needle) {
     int n = 0;
     for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle)) n++;

@@ -19,8 +19,6 @@
 #include "train/train_ctx.h"
 #include "core/util.h"
 
-#define PY "/usr/bin/python3"
-
 static rosa_adapter *roae_with_b(rosa_model *m, int pre_rope, int add_form) {
     rosa_roae_options o;
     rosa_roae_options_default(&o);
@@ -252,13 +250,13 @@ static void parity(const char *label, const char *roae_flags, const char *dls_fl
              model, data, dump);
     REQUIRE(sh(cmd, &o) == 0);
     free(o);
-    snprintf(cmd, sizeof cmd, PY " tools/ref_train.py make-adapter --model %s --method roae --rank 4 --alpha 1.5 "
+    snprintf(cmd, sizeof cmd, REF " tools/ref_train.py make-adapter --model %s --method roae --rank 4 --alpha 1.5 "
              "--r-low 0.5 %s --b-std 0.3 --seed 8 --out %s", model, roae_flags, init);
     REQUIRE(sh(cmd, &o) == 0);
     free(o);
     const char *hyper = "--max-steps 10 --batch-size 4 --micro-batch-size 2 --lr 1e-2 --warmup-steps 2 "
                         "--max-grad-norm 0.5 --lr-scheduler linear";
-    snprintf(cmd, sizeof cmd, PY " tools/ref_train.py train --model %s --data %s --init-adapter %s --out %s %s %s -q",
+    snprintf(cmd, sizeof cmd, REF " tools/ref_train.py train --model %s --data %s --init-adapter %s --out %s %s %s -q",
              model, dump, init, ref, hyper, ref_dls);
     int rc = sh(cmd, &o);
     CHECK_MSG(rc == 0, "reference failed: %s", o);

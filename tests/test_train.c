@@ -17,8 +17,6 @@
 #include "train/optim.h"
 #include "train/trainer.h"
 
-#define PY "/usr/bin/python3"
-
 TEST(lr_schedules_match_transformers) {
     /* get_linear_schedule_with_warmup(W=10, T=110) */
     CHECK(rosa_lr_factor(ROSA_SCHED_LINEAR, 0, 110, 10) == 0.0);
@@ -119,12 +117,12 @@ static void reference_parity(const char *tag, const char *make_flags, const char
     REQUIRE(sh(cmd, &o) == 0);
     free(o);
     snprintf(cmd, sizeof cmd,
-             PY " tools/ref_train.py make-adapter --model %s %s --seed 3 --out %s", model, make_flags, init);
+             REF " tools/ref_train.py make-adapter --model %s %s --seed 3 --out %s", model, make_flags, init);
     REQUIRE(sh(cmd, &o) == 0);
     free(o);
     const char *hyper = "--max-steps 10 --batch-size 4 --micro-batch-size 2 --lr 5e-3 --warmup-steps 3 "
                         "--max-grad-norm 0.5 --weight-decay 0.01 --lr-scheduler linear";
-    snprintf(cmd, sizeof cmd, PY " tools/ref_train.py train --model %s --data %s --init-adapter %s --out %s %s -q", model,
+    snprintf(cmd, sizeof cmd, REF " tools/ref_train.py train --model %s --data %s --init-adapter %s --out %s %s -q", model,
              dump, init, ref, hyper);
     REQUIRE(sh(cmd, &o) == 0);
     free(o);
@@ -236,13 +234,13 @@ TEST(train_token_loss_norm_matches_pytorch_reference) {
              "--json > %s", rosa_bin(), model, data, dump);
     REQUIRE(sh(cmd, &o) == 0);
     free(o);
-    snprintf(cmd, sizeof cmd, PY " tools/ref_train.py make-adapter --model %s --method lora --rank 2 --alpha 4 "
+    snprintf(cmd, sizeof cmd, REF " tools/ref_train.py make-adapter --model %s --method lora --rank 2 --alpha 4 "
              "--target-modules q_proj,v_proj --rslora --layers 1,3 --b-std 0.05 --seed 5 --out %s", model, init);
     REQUIRE(sh(cmd, &o) == 0);
     free(o);
     const char *hyper = "--max-steps 6 --batch-size 3 --micro-batch-size 1 --lr 1e-2 --warmup-steps 0 "
                         "--max-grad-norm 0 --lr-scheduler cosine --loss-norm token";
-    snprintf(cmd, sizeof cmd, PY " tools/ref_train.py train --model %s --data %s --init-adapter %s --out %s %s -q", model,
+    snprintf(cmd, sizeof cmd, REF " tools/ref_train.py train --model %s --data %s --init-adapter %s --out %s %s -q", model,
              dump, init, ref, hyper);
     REQUIRE(sh(cmd, &o) == 0);
     free(o);
@@ -349,7 +347,7 @@ TEST(merge_and_generate_with_adapter_agree) {
     const char *model = shared_path("models/stories260K");
     const char *init = test_tmp_path("merge-adapter"), *merged = test_tmp_path("merged");
     char cmd[4096], *o = NULL, *g1 = NULL, *g2 = NULL;
-    snprintf(cmd, sizeof cmd, PY " tools/ref_train.py make-adapter --model %s --method lora --rank 4 --alpha 8 "
+    snprintf(cmd, sizeof cmd, REF " tools/ref_train.py make-adapter --model %s --method lora --rank 4 --alpha 8 "
              "--target-modules q_proj,v_proj,down_proj --b-std 0.1 --seed 4 --out %s", model, init);
     REQUIRE(sh(cmd, &o) == 0);
     free(o);

@@ -1,5 +1,6 @@
 /* lora.c: the LoRA method (see lora.h). */
 #include "peft/lora.h"
+#include "peft/targets.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <float.h>
@@ -57,12 +58,7 @@ static int opts_copy(void *dst, const void *src) {
         copy_patterns(&d->alpha_pattern, s->alpha_pattern, s->n_alpha_pattern) < 0)
         return -1;
     if (s->target_regex && !(d->target_regex = rosa_strdup(s->target_regex))) return -1;
-    if (s->layers) {
-        d->layers = rosa_malloc(sizeof(int) * (size_t)(s->n_layers ? s->n_layers : 1), "layers");
-        if (!d->layers) return -1;
-        memcpy(d->layers, s->layers, sizeof(int) * (size_t)s->n_layers);
-    }
-    return 0;
+    return rosa_peft_layers_copy(&d->layers, s->layers, s->n_layers);
 }
 
 static void opts_free(void *p) {
@@ -108,17 +104,7 @@ static int parse_targets(void *p, const char *v) {
 
 static int parse_layers(void *p, const char *v) {
     rosa_lora_options *o = p;
-    int32_t *ids;
-    int n;
-    if (rosa_parse_int_list(v, &ids, &n) < 0) return rosa_fail("--layers expects a list of integers like 0,2,5");
-    if (n == 0) {
-        free(ids);
-        return rosa_fail("--layers expects a list of integers like 0,2,5, got an empty one");
-    }
-    free(o->layers);
-    o->layers = (int *)ids;
-    o->n_layers = n;
-    return 0;
+    return rosa_peft_layers_from_flag(&o->layers, &o->n_layers, v);
 }
 
 /* --target-modules and --layers as they would be given (a regex target as
@@ -134,12 +120,7 @@ static int format_option(const void *p, const char *flag, char *buf, size_t n) {
                 len += (size_t)snprintf(buf + len, n - len, "%s%s", len ? "," : "", rosa_proj_names[m]);
         return 0;
     }
-    if (strcmp(flag, "layers") == 0) {
-        if (!o->layers) return snprintf(buf, n, "all"), 0;
-        for (int i = 0; i < o->n_layers && len < n; i++)
-            len += (size_t)snprintf(buf + len, n - len, "%s%d", i ? "," : "", o->layers[i]);
-        return 0;
-    }
+    if (strcmp(flag, "layers") == 0) return rosa_peft_layers_format(o->layers, o->n_layers, buf, n), 0;
     return -1;
 }
 
@@ -287,20 +268,7 @@ static int parse_config(rosa_adapter *a, const cJSON *j, const char *path, const
     if (parse_pattern(j, "rank_pattern", path, 1, &o->rank_pattern, &o->n_rank_pattern) < 0 ||
         parse_pattern(j, "alpha_pattern", path, 0, &o->alpha_pattern, &o->n_alpha_pattern) < 0)
         return -1;
-    const cJSON *lt = cJSON_GetObjectItemCaseSensitive(j, "layers_to_transform");
-    if (lt && !cJSON_IsNull(lt)) {
-        int n = cJSON_IsArray(lt) ? cJSON_GetArraySize(lt) : 1;
-        o->layers = rosa_malloc(sizeof(int) * (size_t)(n ? n : 1), "layers");
-        if (!o->layers) return -1;
-        for (int i = 0; i < n; i++) {
-            const cJSON *v = cJSON_IsArray(lt) ? cJSON_GetArrayItem(lt, i) : lt;
-            if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble >= c->num_layers)
-                return rosa_fail("%s: layers_to_transform must hold layer indices below %d", path, c->num_layers);
-            o->layers[i] = (int)v->valuedouble;
-        }
-        o->n_layers = n;
-    }
-    return 0;
+    return rosa_peft_layers_parse(j, path, c->num_layers, &o->layers, &o->n_layers);
 }
 
 static void write_config(const rosa_adapter *a, cJSON *j) {
@@ -409,16 +377,7 @@ static int build(rosa_adapter *a, const rosa_config *c) {
         re = pcre2_compile((PCRE2_SPTR)o->target_regex, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &err, &off, NULL);
         if (!re) return rosa_fail("target_modules regex \"%s\" does not compile (at offset %zu)", o->target_regex, (size_t)off);
     }
-    int rc = 0;
-    if (o->layers) {
-        for (int i = 0; i < o->n_layers && rc == 0; i++) {
-            if (o->layers[i] < 0 || o->layers[i] >= a->L)
-                rc = rosa_fail("layer %d is out of range (the model has %d layers)", o->layers[i], a->L);
-            else st->layer_on[o->layers[i]] = 1;
-        }
-    } else {
-        memset(st->layer_on, 1, (size_t)a->L);
-    }
+    int rc = rosa_peft_layers_mark(o->layers, o->n_layers, a->L, st->layer_on);
     for (int l = 0; rc == 0 && l < a->L; l++) {
         for (int p = 0; rc == 0 && p < N_PROJ; p++) {
             st->idx[l][p] = -1;

@@ -240,12 +240,7 @@ static int opts_copy(void *dst, const void *src) {
     d->targets.names = NULL;
     d->layers = NULL;
     if (rosa_peft_targets_copy(&d->targets, &s->targets) < 0) return -1;
-    if (s->layers) {
-        d->layers = rosa_malloc(sizeof(int) * (size_t)(s->n_layers ? s->n_layers : 1), "layers");
-        if (!d->layers) return -1;
-        memcpy(d->layers, s->layers, sizeof(int) * (size_t)s->n_layers);
-    }
-    return 0;
+    return rosa_peft_layers_copy(&d->layers, s->layers, s->n_layers);
 }
 
 static void opts_free(void *p) {
@@ -261,29 +256,13 @@ static int parse_targets(void *p, const char *v) {
 
 static int parse_layers(void *p, const char *v) {
     rosa_oft_options *o = p;
-    int32_t *ids;
-    int n;
-    if (rosa_parse_int_list(v, &ids, &n) < 0) return rosa_fail("--layers expects a list of integers like 0,2,5");
-    if (n == 0) {
-        free(ids);
-        return rosa_fail("--layers expects a list of integers like 0,2,5, got an empty one");
-    }
-    free(o->layers);
-    o->layers = (int *)ids;
-    o->n_layers = n;
-    return 0;
+    return rosa_peft_layers_from_flag(&o->layers, &o->n_layers, v);
 }
 
 static int format_option(const void *p, const char *flag, char *buf, size_t n) {
     const rosa_oft_options *o = p;
     if (strcmp(flag, "target-modules") == 0) return rosa_peft_targets_format(&o->targets, DEFAULT_TARGETS, buf, n), 0;
-    if (strcmp(flag, "layers") == 0) {
-        size_t len = 0;
-        if (!o->layers) return snprintf(buf, n, "all"), 0;
-        for (int i = 0; i < o->n_layers && len < n; i++)
-            len += (size_t)snprintf(buf + len, n - len, "%s%d", i ? "," : "", o->layers[i]);
-        return 0;
-    }
+    if (strcmp(flag, "layers") == 0) return rosa_peft_layers_format(o->layers, o->n_layers, buf, n), 0;
     return -1;
 }
 
@@ -372,19 +351,7 @@ static int parse_config(rosa_adapter *a, const cJSON *j, const char *path, const
     if (rosa_peft_targets_parse(&o->targets, cJSON_GetObjectItemCaseSensitive(j, "target_modules"), path,
                                 "target_modules") < 0)
         return -1;
-    const cJSON *lt = cJSON_GetObjectItemCaseSensitive(j, "layers_to_transform");
-    if (lt && !cJSON_IsNull(lt)) {
-        int n = cJSON_IsArray(lt) ? cJSON_GetArraySize(lt) : 1;
-        o->layers = rosa_malloc(sizeof(int) * (size_t)(n ? n : 1), "layers");
-        if (!o->layers) return -1;
-        for (int i = 0; i < n; i++) {
-            const cJSON *v = cJSON_IsArray(lt) ? cJSON_GetArrayItem(lt, i) : lt;
-            if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble >= c->num_layers)
-                return rosa_fail("%s: layers_to_transform must hold layer indices below %d", path, c->num_layers);
-            o->layers[i] = (int)v->valuedouble;
-        }
-        o->n_layers = n;
-    }
+    if (rosa_peft_layers_parse(j, path, c->num_layers, &o->layers, &o->n_layers) < 0) return -1;
     return check_opts(o, path);
 }
 
@@ -398,12 +365,7 @@ static void write_config(const rosa_adapter *a, cJSON *j) {
     cJSON_AddBoolToObject(j, "fan_in_fan_out", 0);
     cJSON_AddBoolToObject(j, "inference_mode", 1);
     cJSON_AddBoolToObject(j, "init_weights", 1);
-    if (!o->layers) {
-        cJSON_AddNullToObject(j, "layers_to_transform");
-    } else {
-        cJSON *ls = cJSON_AddArrayToObject(j, "layers_to_transform");
-        for (int i = 0; i < o->n_layers; i++) cJSON_AddItemToArray(ls, cJSON_CreateNumber(o->layers[i]));
-    }
+    rosa_peft_layers_write(o->layers, o->n_layers, j);
     cJSON_AddNullToObject(j, "layers_pattern");
     cJSON_AddNullToObject(j, "modules_to_save");
     rosa_json_add_float(j, "module_dropout", o->module_dropout);
@@ -450,12 +412,7 @@ static int build(rosa_adapter *a, const rosa_config *c) {
     st->bs = rosa_calloc((size_t)a->L, sizeof *st->bs, "adapter index");
     uint8_t *on_layer = rosa_calloc((size_t)a->L, 1, "adapter layers");
     if (!st->idx || !st->nb || !st->bs || !on_layer) return free(on_layer), -1;
-    int rc = 0;
-    for (int i = 0; o->layers && i < o->n_layers && rc == 0; i++) {
-        if (o->layers[i] < 0 || o->layers[i] >= a->L)
-            rc = rosa_fail("layer %d is out of range (the model has %d layers)", o->layers[i], a->L);
-        else on_layer[o->layers[i]] = 1;
-    }
+    int rc = rosa_peft_layers_mark(o->layers, o->n_layers, a->L, on_layer);
     for (int l = 0; l < a->L && rc == 0; l++)
         for (int p = 0; p < N_PROJ && rc == 0; p++) {
             st->idx[l][p] = -1;

@@ -152,3 +152,75 @@ void rosa_peft_target_mask_format(unsigned mask, char *buf, size_t n) {
     for (int m = 0; m < N_PROJ; m++)
         if (mask & (1u << m) && len < n) len += (size_t)snprintf(buf + len, n - len, "%s%s", len ? "," : "", rosa_proj_names[m]);
 }
+
+int rosa_peft_layers_copy(int **dst, const int *ids, int n) {
+    *dst = NULL;
+    if (!ids) return 0;
+    *dst = rosa_malloc(sizeof(int) * (size_t)(n ? n : 1), "layers");
+    if (!*dst) return -1;
+    memcpy(*dst, ids, sizeof(int) * (size_t)n);
+    return 0;
+}
+
+int rosa_peft_layers_from_flag(int **ids, int *n, const char *v) {
+    int32_t *list;
+    int k;
+    if (rosa_parse_int_list(v, &list, &k) < 0) return rosa_fail("--layers expects a list of integers like 0,2,5");
+    if (k == 0) {
+        free(list);
+        return rosa_fail("--layers expects a list of integers like 0,2,5, got an empty one");
+    }
+    free(*ids);
+    *ids = (int *)list;
+    *n = k;
+    return 0;
+}
+
+void rosa_peft_layers_format(const int *ids, int n, char *buf, size_t len) {
+    size_t used = 0;
+    if (!ids) {
+        snprintf(buf, len, "all");
+        return;
+    }
+    buf[0] = 0;
+    for (int i = 0; i < n && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, "%s%d", i ? "," : "", ids[i]);
+}
+
+int rosa_peft_layers_parse(const cJSON *j, const char *path, int num_layers, int **ids, int *n) {
+    const cJSON *lt = cJSON_GetObjectItemCaseSensitive(j, "layers_to_transform");
+    if (!lt || cJSON_IsNull(lt)) return 0;
+    int k = cJSON_IsArray(lt) ? cJSON_GetArraySize(lt) : 1;
+    int *list = rosa_malloc(sizeof(int) * (size_t)(k ? k : 1), "layers");
+    if (!list) return -1;
+    for (int i = 0; i < k; i++) {
+        const cJSON *v = cJSON_IsArray(lt) ? cJSON_GetArrayItem(lt, i) : lt;
+        if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble >= num_layers) {
+            free(list);
+            return rosa_fail("%s: layers_to_transform must hold layer indices below %d", path, num_layers);
+        }
+        list[i] = (int)v->valuedouble;
+    }
+    free(*ids);
+    *ids = list;
+    *n = k;
+    return 0;
+}
+
+void rosa_peft_layers_write(const int *ids, int n, cJSON *j) {
+    if (!ids) {
+        cJSON_AddNullToObject(j, "layers_to_transform");
+        return;
+    }
+    cJSON *ls = cJSON_AddArrayToObject(j, "layers_to_transform");
+    for (int i = 0; i < n; i++) cJSON_AddItemToArray(ls, cJSON_CreateNumber(ids[i]));
+}
+
+int rosa_peft_layers_mark(const int *ids, int n, int L, uint8_t *on) {
+    memset(on, ids ? 0 : 1, (size_t)L);
+    for (int i = 0; ids && i < n; i++) {
+        if (ids[i] < 0 || ids[i] >= L) return rosa_fail("layer %d is out of range (the model has %d layers)", ids[i], L);
+        on[ids[i]] = 1;
+    }
+    return 0;
+}

@@ -5,6 +5,8 @@
 #define ROSA_PEFT_TARGETS_H
 
 #include <cjson/cJSON.h>
+#include <stddef.h>
+#include <stdint.h>
 
 /* A selection as PEFT's config holds it.  names: comma-separated (list form)
  * or the pattern (regex form); NULL: the method's default list. */
@@ -39,5 +41,21 @@ int rosa_peft_target_mask_parse(const cJSON *v, const char *path, unsigned *mask
 void rosa_peft_target_mask_write(unsigned mask, cJSON *j);
 void rosa_peft_target_mask_format(unsigned mask, char *buf, size_t n);
 void rosa_peft_targets_free(rosa_peft_targets *t);
+
+/* The layers a method adapts (PEFT's layers_to_transform, rosa's --layers):
+ * ids[n] malloc'ed, or ids NULL for every layer.  For LoRA, OFT and MiSS. */
+int rosa_peft_layers_copy(int **dst, const int *ids, int n);
+/* From the CLI value "0,2,5" (an empty list is refused), replacing *ids. */
+int rosa_peft_layers_from_flag(int **ids, int *n, const char *v);
+/* As the CLI flag takes it ("all" for NULL). */
+void rosa_peft_layers_format(const int *ids, int n, char *buf, size_t len);
+/* From j's layers_to_transform (absent or null keeps *ids; a number or a list
+ * of indices below num_layers). */
+int rosa_peft_layers_parse(const cJSON *j, const char *path, int num_layers, int **ids, int *n);
+/* Adds layers_to_transform to j: null for NULL ids, else the list. */
+void rosa_peft_layers_write(const int *ids, int n, cJSON *j);
+/* on[L]: 1 for each listed layer (every layer for NULL ids), else 0; -1
+ * (error set) for an index out of range. */
+int rosa_peft_layers_mark(const int *ids, int n, int L, uint8_t *on);
 
 #endif
