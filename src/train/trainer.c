@@ -423,6 +423,14 @@ static int train_step(run *r, int64_t s, double *loss_out, double *gnorm_out, lo
     if (empty && !o->quiet)
         rosa_log(ROSA_LOG_WARN, "step %lld: %d micro-batches without label tokens contribute zero",
                            (long long)(s + 1), empty);
+    /* A method's own loss term (AdaLoRA's orthogonality), added to each micro-batch's loss as PEFT's model
+     * forward adds it: once per micro-batch with label tokens, over the n_accum of the step. */
+    if (r->n_accum > empty) {
+        double extra = rosa_adapter_extra_loss(a, (float)(r->n_accum - empty) / (float)r->n_accum,
+                                               o->dls.enabled ? r->dls.active : NULL);
+        if (!isfinite(extra)) return rosa_fail("step %lld: the adapter's loss term is not finite", (long long)(s + 1));
+        loss += extra;
+    }
     const rosa_config *c = &r->m->cfg;
     /* A method that trains norm weights takes the gradients computed for DLS. */
     rosa_adapter_take_norm_grads(a, r->tm->norm_grad, r->tm->n_norms, c->hidden_size,
@@ -450,6 +458,9 @@ static int train_step(run *r, int64_t s, double *loss_out, double *gnorm_out, lo
     if (rosa_adamw_check(&r->opt, a, s + 1, what, sizeof what) < 0)
         return rosa_fail("non-finite training state after the update of step %lld: %s; the last checkpoint is kept "
                          "(lower --lr or --weight-decay)", (long long)(s + 1), what);
+    /* After the update, with the step's clipped gradients (AdaLoRA's rank allocation, as PEFT's users call
+     * update_and_allocate between optimizer.step() and zero_grad()). */
+    if (rosa_adapter_after_step(a, s) < 0) return -1;
     *loss_out = loss;
     *gnorm_out = gnorm;
     *tokens_out = tokens;
@@ -506,6 +517,10 @@ int rosa_train(const rosa_train_options *o, rosa_train_result *res) {
     if (allocate_training_state(&r) < 0) goto done;
 
     int64_t start = 0;
+    if (o->resume && rosa_adapter_no_resume(r.a)) {
+        rosa_fail("--resume: %s", rosa_adapter_no_resume(r.a));
+        goto done;
+    }
     if (o->resume) {
         rosa_checkpoint_state st = {.dls = o->dls.enabled ? &r.dls : NULL, .run_steps = r.total_steps};
         int64_t last = rosa_checkpoint_latest(o->output_dir, NULL);
