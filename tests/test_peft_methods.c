@@ -840,6 +840,17 @@ TEST(adalora_rank_allocation_matches_the_reference) {
              "--no-shuffle --quiet --resume --save-steps 5", rosa_bin(), model, data, init, out, HYPER);
     CHECK(sh(cmd, &o) != 0 && strstr(o, "not kept in checkpoints"));
     free(o);
+    /* --load-best-model-at-end with a pruned checkpoint: it is the final adapter as it was saved. */
+    snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --init-adapter %s --output %s-best %s --cutoff-len 48 "
+             "--quiet --overwrite --save-steps 5 --eval-steps 5 --val-set-size 4 --load-best-model-at-end",
+             rosa_bin(), model, data, init, out, HYPER);
+    CHECK(sh(cmd, &o) == 0);
+    free(o);
+    char best[600];
+    snprintf(best, sizeof best, "%s-best", out);
+    rosa_adapter *fb = rosa_adapter_load(best, &c);
+    CHECK_MSG(fb != NULL, "%s", rosa_last_error());
+    rosa_adapter_free(fb);
     /* An already pruned adapter trains on only without the allocator. */
     snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --init-adapter %s --output %s-2 %s --cutoff-len 48 "
              "--quiet --overwrite --save-steps 0", rosa_bin(), model, data, refad, out, HYPER);

@@ -490,6 +490,7 @@ static void run_free(run *r) {
 
 int rosa_train(const rosa_train_options *o, rosa_train_result *res) {
     run r = {.o = o, .lock_fd = -1, .best_loss = NAN, .last_val = NAN};
+    rosa_adapter *best_as_loaded = NULL; /* --load-best-model-at-end's checkpoint, when its table is another */
     rosa_train_result done_as = {0};
     int status = -1;
     if (rosa_train_options_check(o) < 0) return -1;
@@ -634,7 +635,9 @@ int rosa_train(const rosa_train_options *o, rosa_train_result *res) {
         char best[4096];
         snprintf(best, sizeof best, "%s/checkpoint-%lld", o->output_dir, (long long)r.best_step);
         rosa_adapter *b = rosa_adapter_load(best, &r.m->cfg);
-        int crc = b ? rosa_adapter_copy_values(r.a, b) : -1;
+        /* A checkpoint of another table (AdaLoRA's, pruned and resized) is the final adapter as it is. */
+        int crc = !b ? -1 : b->n_floats != r.a->n_floats && b->method == r.a->method ? 0 : rosa_adapter_copy_values(r.a, b);
+        if (crc == 0 && b->n_floats != r.a->n_floats) best_as_loaded = b, b = NULL;
         rosa_adapter_free(b);
         if (crc < 0) {
             rosa_error_prefix("--load-best-model-at-end: %s", best);
@@ -647,7 +650,8 @@ int rosa_train(const rosa_train_options *o, rosa_train_result *res) {
     sum.eval_loss = r.last_val;
     sum.best_eval_loss = r.has_best ? r.best_loss : NAN;
     sum.best_step = r.best_step;
-    if (rosa_adapter_save(r.a, o->output_dir, r.base_model) < 0 || rosa_run_results_write(o->output_dir, &sum) < 0 ||
+    if (rosa_adapter_save(best_as_loaded ? best_as_loaded : r.a, o->output_dir, r.base_model) < 0 ||
+        rosa_run_results_write(o->output_dir, &sum) < 0 ||
         rosa_run_card_write(o, r.a, r.base_model, &sum) < 0)
         goto done;
     if (skipped && !o->quiet) rosa_log(ROSA_LOG_INFO, "%d steps were skipped (non-finite loss)", skipped);
@@ -656,6 +660,7 @@ int rosa_train(const rosa_train_options *o, rosa_train_result *res) {
     done_as.skipped_steps = skipped;
     status = 0;
 done:
+    rosa_adapter_free(best_as_loaded);
     run_free(&r);
     if (status == 0 && res) *res = done_as;
     return status;
