@@ -722,3 +722,159 @@ TEST(miss_files_round_trip_and_merge) {
     CHECK(rosa_adapter_load(dir, &c) == NULL);
     CHECK_ERROR_HAS("Bat");
 }
+
+/* ------------------------------------------------------------- AdaLoRA */
+
+#define ADALORA_ARGS "--method adalora --rank 6 --target-r 2 --total-step 8 --target-modules q_proj,v_proj,down_proj --seed 3"
+
+/* Without the rank allocator (HF Trainer's loop): the SVD form and the
+ * orthogonality term in the loss, through 10 steps. */
+TEST(adalora_trains_as_the_reference) {
+    const char *init = make_adapter("adalora", ADALORA_ARGS);
+    REQUIRE(init);
+    train_parity("adalora", init, "--method adalora --no-rank-allocation", "");
+}
+
+TEST(adalora_with_dls_trains_as_the_reference) {
+    const char *init = make_adapter("adalora-dls", "--method adalora --rank 4 --target-modules all-linear --seed 4");
+    REQUIRE(init);
+    train_parity("adalora-dls", init,
+                 "--method adalora --no-rank-allocation --dls --dls-interval 3 --dls-warmup 2 --dls-p-exploit 1 "
+                 "--dls-k-ratio 0.4",
+                 "--dls on --dls-interval 3 --dls-warmup 2 --dls-p-exploit 1 --dls-k-ratio 0.4");
+}
+
+TEST(adalora_loss_on_tiny_models_matches_the_reference) {
+    tiny_loss_parity("adalora", "qwen2_bias", "--method adalora --rank 3 --target-modules all-linear --seed 5");
+}
+
+/* max |a - b| / max(1, max |b|) over two loaded adapters of one table. */
+static double adapter_diff(const rosa_adapter *a, const rosa_adapter *b) {
+    double mx = 1.0, err = 0.0;
+    for (size_t i = 0; i < b->n_floats; i++) mx = fmax(mx, fabs(b->w[i]));
+    for (size_t i = 0; i < b->n_floats; i++) err = fmax(err, fabs(a->w[i] - b->w[i]));
+    return err / mx;
+}
+
+/* The rank allocator through a whole budget schedule (total_step 8 of 10
+ * steps: masking from step 1, the final pattern at step 8, re-applied after):
+ * losses, gradient norms, the rank_pattern and the pruned, resized file the
+ * reference writes as PEFT does; that file loads, round-trips and merges. */
+TEST(adalora_rank_allocation_matches_the_reference) {
+    const char *init = make_adapter("adalora-alloc", ADALORA_ARGS);
+    REQUIRE(init);
+    const char *model = shared_path("models/stories260K");
+    char data[512], dump[512], ref[512], refad[512], out[512], cmd[4096], *o = NULL;
+    snprintf(data, sizeof data, "%s", test_tmp_path("pm.jsonl"));
+    snprintf(dump, sizeof dump, "%s", test_tmp_path("pm-dump.json"));
+    snprintf(ref, sizeof ref, "%s", test_tmp_path("pm-ref-alloc.json"));
+    snprintf(refad, sizeof refad, "%s", test_tmp_path("pm-ref-alloc-ad"));
+    snprintf(out, sizeof out, "%s", test_tmp_path("pm-out-alloc"));
+    write_toy_records(data, 16);
+    snprintf(cmd, sizeof cmd, "%s tokenize --model %s --data %s --template train --cutoff-len 48 --json > %s", rosa_bin(),
+             model, data, dump);
+    REQUIRE(shq(cmd) == 0);
+    snprintf(cmd, sizeof cmd, PY " tools/ref_train.py train --model %s --data %s --init-adapter %s --out %s %s "
+             "--adalora-allocate --save-adapter %s -q", model, dump, init, ref, HYPER, refad);
+    REQUIRE(shq(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --init-adapter %s --output %s %s --cutoff-len 48 "
+             "--no-shuffle --quiet --overwrite --save-steps 5", rosa_bin(), model, data, init, out, HYPER);
+    REQUIRE(shq(cmd) == 0);
+    cJSON *r = rosa_json_load(ref);
+    REQUIRE(r);
+    char mp[600];
+    snprintf(mp, sizeof mp, "%s/metrics.jsonl", out);
+    size_t len;
+    char *metrics = rosa_read_file(mp, &len);
+    REQUIRE(metrics);
+    float losses[10], norms[10];
+    int n = 0;
+    for (char *line = strtok(metrics, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *j = cJSON_Parse(line);
+        if (j && cJSON_GetObjectItem(j, "loss") && cJSON_GetObjectItem(j, "grad_norm") && n < 10) {
+            losses[n] = (float)cJSON_GetObjectItem(j, "loss")->valuedouble;
+            norms[n++] = (float)cJSON_GetObjectItem(j, "grad_norm")->valuedouble;
+        }
+        cJSON_Delete(j);
+    }
+    free(metrics);
+    CHECK_EQ_INT(n, 10);
+    CHECK_MSG(max_rel_json(losses, cJSON_GetObjectItem(r, "losses"), n) <= 1e-4, "step losses differ");
+    CHECK_MSG(max_rel_json(norms, cJSON_GetObjectItem(r, "grad_norms"), n) <= 1e-4, "grad norms differ");
+    /* The rank_pattern of both files, and the kept ranks: target_r x modules. */
+    char p1[700], p2[700];
+    snprintf(p1, sizeof p1, "%s/adapter_config.json", out);
+    snprintf(p2, sizeof p2, "%s/adapter_config.json", refad);
+    cJSON *j1 = rosa_json_load(p1), *j2 = rosa_json_load(p2);
+    REQUIRE(j1 && j2);
+    const cJSON *rp = cJSON_GetObjectItem(j1, "rank_pattern");
+    CHECK_MSG(cJSON_Compare(rp, cJSON_GetObjectItem(j2, "rank_pattern"), 1), "rank patterns differ");
+    CHECK(cJSON_Compare(rp, cJSON_GetObjectItem(cJSON_GetObjectItem(r, "adalora"), "rank_pattern"), 1));
+    int kept = 0, total = 0;
+    const cJSON *m, *b;
+    cJSON_ArrayForEach(m, rp) cJSON_ArrayForEach(b, m) kept += cJSON_IsTrue(b), total++;
+    CHECK_EQ_INT(total, 15 * 6);
+    CHECK_EQ_INT(kept, 15 * 2);
+    cJSON_Delete(j1);
+    cJSON_Delete(j2);
+    /* Both files hold the kept ranks only, with the same values. */
+    rosa_config c;
+    REQUIRE(rosa_config_load(model, &c) == 0);
+    rosa_adapter *a = rosa_adapter_load(out, &c), *w = rosa_adapter_load(refad, &c);
+    CHECK_MSG(a && w, "%s", rosa_last_error());
+    if (a && w) {
+        CHECK_EQ_INT(a->n_params, w->n_params);
+        CHECK(a->n_floats == w->n_floats && a->n_floats < (size_t)6000);
+        for (int i = 0; i < a->n_params && i < w->n_params; i++)
+            CHECK(a->params[i].rows == w->params[i].rows && a->params[i].cols == w->params[i].cols);
+        if (a->n_floats == w->n_floats) CHECK_MSG(adapter_diff(a, w) <= 1e-4, "adapter differs by %g", adapter_diff(a, w));
+    }
+    rosa_adapter_free(a);
+    rosa_adapter_free(w);
+    round_trip(refad, "adalora-pruned");
+    merge_matches_hooks(refad, "adalora-pruned");
+    /* The allocator's state is not in checkpoints: --resume is refused, and says why. */
+    snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --init-adapter %s --output %s %s --cutoff-len 48 "
+             "--no-shuffle --quiet --resume --save-steps 5", rosa_bin(), model, data, init, out, HYPER);
+    CHECK(sh(cmd, &o) != 0 && strstr(o, "not kept in checkpoints"));
+    free(o);
+    /* --load-best-model-at-end with a pruned checkpoint: it is the final adapter as it was saved. */
+    snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --init-adapter %s --output %s-best %s --cutoff-len 48 "
+             "--quiet --overwrite --save-steps 5 --eval-steps 5 --val-set-size 4 --load-best-model-at-end",
+             rosa_bin(), model, data, init, out, HYPER);
+    CHECK(sh(cmd, &o) == 0);
+    free(o);
+    char best[600];
+    snprintf(best, sizeof best, "%s-best", out);
+    rosa_adapter *fb = rosa_adapter_load(best, &c);
+    CHECK_MSG(fb != NULL, "%s", rosa_last_error());
+    rosa_adapter_free(fb);
+    /* An already pruned adapter trains on only without the allocator. */
+    snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --init-adapter %s --output %s-2 %s --cutoff-len 48 "
+             "--quiet --overwrite --save-steps 0", rosa_bin(), model, data, refad, out, HYPER);
+    CHECK(sh(cmd, &o) != 0 && strstr(o, "--no-rank-allocation"));
+    free(o);
+    cJSON_Delete(r);
+}
+
+TEST(adalora_files_round_trip_merge_and_budget) {
+    const char *init = make_adapter("adalora-rt", "--method adalora --rank 5 --target-modules q_proj,k_proj,up_proj "
+                                                  "--seed 7");
+    REQUIRE(init);
+    round_trip(init, "adalora");
+    merge_matches_hooks(init, "adalora");
+    char cmd[2048], *o = NULL;
+    write_toy_records(test_tmp_path("pm-b.jsonl"), 4);
+    snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --method adalora --total-step 1 --param-budget 0.02 "
+             "--max-steps 1 --batch-size 2 --micro-batch-size 2 --output %s --overwrite --save-steps 0", rosa_bin(),
+             shared_path("models/stories260K"), test_tmp_path("pm-b.jsonl"), test_tmp_path("pm-b-adalora"));
+    int rc = sh(cmd, &o);
+    CHECK_MSG(rc == 0 && strstr(o, "--param-budget 0.02: rank"), "AdaLoRA --param-budget: %d %s", rc, o);
+    free(o);
+    /* total_step is required, as in PEFT. */
+    snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --method adalora --max-steps 1 --batch-size 2 "
+             "--micro-batch-size 2 --output %s --overwrite --save-steps 0", rosa_bin(),
+             shared_path("models/stories260K"), test_tmp_path("pm-b.jsonl"), test_tmp_path("pm-b-adalora"));
+    CHECK(sh(cmd, &o) != 0 && strstr(o, "--total-step"));
+    free(o);
+}

@@ -244,3 +244,62 @@ TEST(merge_fourierft_gives_the_adapters_loss) {
     free(y);
     free(z);
 }
+
+extern const rosa_peft_method rosa_peft_adalora;
+
+/* AdaLoRA's x (A ⊙ E)^T B^T: A, B and E get their gradients through the product. */
+TEST(grad_adalora_svd_update) {
+    static const char *const opts[] = {"init-r", "3", "total-step", "10", "target-modules", "all", NULL};
+    grad_check(&rosa_peft_adalora, opts);
+}
+
+/* The orthogonality term w * mean ||A A^T - I||_F, ||B^T B - I||_F and its
+ * gradient (the method's extra_loss) against central differences. */
+TEST(grad_adalora_orthogonality_term) {
+    rosa_model *m = rosa_model_load(testdata_path("qwen2_bias"));
+    REQUIRE(m);
+    void *o = rosa_peft_opts_new(&rosa_peft_adalora, NULL);
+    REQUIRE(o && rosa_peft_set_option(&rosa_peft_adalora, o, "init-r", "3") == 0 &&
+            rosa_peft_set_option(&rosa_peft_adalora, o, "total-step", "10") == 0 &&
+            rosa_peft_set_option(&rosa_peft_adalora, o, "target-modules", "q_proj,down_proj") == 0 &&
+            rosa_peft_set_option(&rosa_peft_adalora, o, "orth-reg-weight", "0.3") == 0);
+    rosa_adapter *a = rosa_adapter_new(&rosa_peft_adalora, o, &m->cfg, m, 3);
+    rosa_peft_opts_free(&rosa_peft_adalora, o);
+    REQUIRE(a);
+    rosa_rng rng;
+    rosa_rng_seed(&rng, 5);
+    for (size_t i = 0; i < a->n_floats; i++) a->w[i] = 0.4f * (rosa_rng_uniform(&rng) - 0.5f);
+    float *g0 = calloc(a->n_floats, sizeof(float));
+    REQUIRE(g0);
+    memset(a->g, 0, sizeof(float) * a->n_floats);
+    double v = rosa_adapter_extra_loss(a, 0.5f, NULL);
+    CHECK(v > 0);
+    memcpy(g0, a->g, sizeof(float) * a->n_floats);
+    double worst = 0, gmax = 1e-3;
+    for (size_t i = 0; i < a->n_floats; i++) gmax = fmax(gmax, fabs(g0[i]));
+    for (size_t i = 0; i < a->n_floats; i += 7) {
+        float keep = a->w[i];
+        a->w[i] = keep + 1e-3f;
+        double up = rosa_adapter_extra_loss(a, 0.5f, NULL);
+        a->w[i] = keep - 1e-3f;
+        double down = rosa_adapter_extra_loss(a, 0.5f, NULL);
+        a->w[i] = keep;
+        worst = fmax(worst, fabs((up - down) / 2e-3 - g0[i]) / gmax);
+    }
+    CHECK_MSG(worst < 1e-3, "orthogonality gradient off by %g", worst);
+    /* Only the tensors of active layers take it. */
+    uint8_t active[64] = {0};
+    active[1] = 1;
+    memset(a->g, 0, sizeof(float) * a->n_floats);
+    double v1 = rosa_adapter_extra_loss(a, 0.5f, active);
+    CHECK(fabs(v1 - v) < 1e-12);
+    for (int i = 0; i < a->n_params; i++) {
+        const rosa_param *p = &a->params[i];
+        float s = 0;
+        for (int k = 0; k < p->rows * p->cols; k++) s += fabsf(a->g[p->offset + k]);
+        if (p->layer != 1) CHECK(s == 0);
+    }
+    free(g0);
+    rosa_adapter_free(a);
+    rosa_model_free(m);
+}

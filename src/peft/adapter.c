@@ -276,6 +276,14 @@ void rosa_adapter_take_norm_grads(rosa_adapter *a, const float *norm_grad, int n
 
 /* ------------------------------------------------------------- files */
 
+double rosa_adapter_extra_loss(rosa_adapter *a, float weight, const uint8_t *active) {
+    return a->method->extra_loss ? a->method->extra_loss(a, weight, active) : 0.0;
+}
+
+int rosa_adapter_after_step(rosa_adapter *a, int64_t t) { return a->method->after_step ? a->method->after_step(a, t) : 0; }
+
+const char *rosa_adapter_no_resume(const rosa_adapter *a) { return a->method->no_resume ? a->method->no_resume(a) : NULL; }
+
 int rosa_adapter_save(const rosa_adapter *a, const char *dir, const char *base_model) {
     /* The loader refuses a non-finite value: such an adapter is never written (nothing is, then). */
     for (int i = 0; i < a->n_params; i++) {
@@ -302,20 +310,23 @@ int rosa_adapter_save(const rosa_adapter *a, const char *dir, const char *base_m
     int n_extra = a->method->write_extra ? a->method->write_extra(a, NULL, NULL) : 0;
     st_write_entry *e = rosa_calloc((size_t)(a->n_params + n_extra), sizeof *e, "adapter tensors");
     int64_t *shapes = rosa_calloc((size_t)(a->n_params + n_extra) * 2, sizeof(int64_t), "adapter shapes");
-    if (!e || !shapes) {
-        free(e);
-        free(shapes);
-        return -1;
-    }
-    for (int i = 0; i < a->n_params; i++) {
+    float **packed = rosa_calloc((size_t)a->n_params + 1, sizeof *packed, "adapter tensors");
+    rc = e && shapes && packed ? 0 : -1;
+    for (int i = 0; rc == 0 && i < a->n_params; i++) {
         shapes[2 * i] = a->params[i].rows;
         shapes[2 * i + 1] = a->params[i].cols;
         if (a->params[i].ndim == 1) shapes[2 * i] = a->params[i].cols;
-        e[i] = (st_write_entry){a->params[i].name, ST_F32, a->params[i].ndim, &shapes[2 * i], a->w + a->params[i].offset};
+        const float *v = a->w + a->params[i].offset;
+        int k = a->method->saved_tensor ? a->method->saved_tensor(a, i, &packed[i], &shapes[2 * i]) : 0;
+        if (k < 0) rc = -1;
+        if (k > 0) v = packed[i];
+        e[i] = (st_write_entry){a->params[i].name, ST_F32, a->params[i].ndim, &shapes[2 * i], v};
     }
-    if (n_extra) a->method->write_extra(a, e + a->n_params, shapes + 2 * a->n_params);
-    path = rosa_path_join(dir, "adapter_model.safetensors");
+    if (rc == 0 && n_extra) a->method->write_extra(a, e + a->n_params, shapes + 2 * a->n_params);
+    path = rc == 0 ? rosa_path_join(dir, "adapter_model.safetensors") : NULL;
     rc = path ? st_write_file(path, e, a->n_params + n_extra, "{\"format\": \"pt\"}") : -1;
+    for (int i = 0; packed && i < a->n_params; i++) free(packed[i]);
+    free(packed);
     free(path);
     free(e);
     free(shapes);

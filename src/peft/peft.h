@@ -97,6 +97,20 @@ struct rosa_peft_method {
      * returns how many (e NULL: only the count); read_extra takes them from a
      * loaded file, where the method may find them or not. */
     const char *extra_suffix;
+    /* Training hooks (NULL: none).  extra_loss: a term of the method's own
+     * added to the step's loss (AdaLoRA's orthogonality), `weight` times it:
+     * returns that and adds its gradient into a->g for the tensors of layers
+     * with active[l] (NULL = all); NAN on error.  after_step: after the
+     * optimizer's update of 0-based step t, with the step's clipped gradients
+     * still in a->g (AdaLoRA's rank allocation); 0 or -1.  no_resume: why a
+     * run of this adapter cannot be resumed from a checkpoint, or NULL. */
+    double (*extra_loss)(rosa_adapter *a, float weight, const uint8_t *active);
+    int (*after_step)(rosa_adapter *a, int64_t t);
+    const char *(*no_resume)(const rosa_adapter *a);
+    /* What the file holds of tensor i when that is not the table's tensor
+     * (AdaLoRA after pruning: the kept ranks only): 1 with *out (malloc'ed)
+     * and shape[2] set, 0 to save it as it is, -1 on error (NULL: always 0). */
+    int (*saved_tensor)(const rosa_adapter *a, int i, float **out, int64_t *shape);
     int (*write_extra)(const rosa_adapter *a, st_write_entry *e, int64_t *shapes);
     int (*read_extra)(rosa_adapter *a, const st_set *s, const char *path);
 };
@@ -124,5 +138,11 @@ rosa_hook rosa_adapter_hook(rosa_adapter *a);
 /* After a step's backward: hands the norm-weight gradients to the method
  * (when it trains norms), for layers with active[l] (NULL = all). */
 void rosa_adapter_take_norm_grads(rosa_adapter *a, const float *norm_grad, int n_norms, int D, const uint8_t *active);
+/* The method's training hooks (0 when it has none): its loss term of the
+ * step, weighted, with its gradient (NAN on error); the hook after the
+ * optimizer's update of step t; why a run cannot resume (NULL: it can). */
+double rosa_adapter_extra_loss(rosa_adapter *a, float weight, const uint8_t *active);
+int rosa_adapter_after_step(rosa_adapter *a, int64_t t);
+const char *rosa_adapter_no_resume(const rosa_adapter *a);
 
 #endif

@@ -6,7 +6,7 @@
 #include "peft/oft.h"
 #include "peft/roae.h"
 
-extern const rosa_peft_method rosa_peft_shira, rosa_peft_fourierft;
+extern const rosa_peft_method rosa_peft_shira, rosa_peft_fourierft, rosa_peft_adalora;
 
 #include <stdio.h>
 #include <string.h>
@@ -27,6 +27,7 @@ static const struct {
     {"miss", &rosa_peft_miss, 0, NULL},
     {"shira", &rosa_peft_shira, 0, NULL},
     {"fourierft", &rosa_peft_fourierft, 0, NULL},
+    {"adalora", &rosa_peft_adalora, 0, NULL},
 };
 #define N_METHODS (sizeof methods / sizeof methods[0])
 

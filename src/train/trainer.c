@@ -423,6 +423,14 @@ static int train_step(run *r, int64_t s, double *loss_out, double *gnorm_out, lo
     if (empty && !o->quiet)
         rosa_log(ROSA_LOG_WARN, "step %lld: %d micro-batches without label tokens contribute zero",
                            (long long)(s + 1), empty);
+    /* A method's own loss term (AdaLoRA's orthogonality), added to each micro-batch's loss as PEFT's model
+     * forward adds it: once per micro-batch with label tokens, over the n_accum of the step. */
+    if (r->n_accum > empty) {
+        double extra = rosa_adapter_extra_loss(a, (float)(r->n_accum - empty) / (float)r->n_accum,
+                                               o->dls.enabled ? r->dls.active : NULL);
+        if (!isfinite(extra)) return rosa_fail("step %lld: the adapter's loss term is not finite", (long long)(s + 1));
+        loss += extra;
+    }
     const rosa_config *c = &r->m->cfg;
     /* A method that trains norm weights takes the gradients computed for DLS. */
     rosa_adapter_take_norm_grads(a, r->tm->norm_grad, r->tm->n_norms, c->hidden_size,
@@ -450,6 +458,9 @@ static int train_step(run *r, int64_t s, double *loss_out, double *gnorm_out, lo
     if (rosa_adamw_check(&r->opt, a, s + 1, what, sizeof what) < 0)
         return rosa_fail("non-finite training state after the update of step %lld: %s; the last checkpoint is kept "
                          "(lower --lr or --weight-decay)", (long long)(s + 1), what);
+    /* After the update, with the step's clipped gradients (AdaLoRA's rank allocation, as PEFT's users call
+     * update_and_allocate between optimizer.step() and zero_grad()). */
+    if (rosa_adapter_after_step(a, s) < 0) return -1;
     *loss_out = loss;
     *gnorm_out = gnorm;
     *tokens_out = tokens;
@@ -479,6 +490,7 @@ static void run_free(run *r) {
 
 int rosa_train(const rosa_train_options *o, rosa_train_result *res) {
     run r = {.o = o, .lock_fd = -1, .best_loss = NAN, .last_val = NAN};
+    rosa_adapter *best_as_loaded = NULL; /* --load-best-model-at-end's checkpoint, when its table is another */
     rosa_train_result done_as = {0};
     int status = -1;
     if (rosa_train_options_check(o) < 0) return -1;
@@ -506,6 +518,10 @@ int rosa_train(const rosa_train_options *o, rosa_train_result *res) {
     if (allocate_training_state(&r) < 0) goto done;
 
     int64_t start = 0;
+    if (o->resume && rosa_adapter_no_resume(r.a)) {
+        rosa_fail("--resume: %s", rosa_adapter_no_resume(r.a));
+        goto done;
+    }
     if (o->resume) {
         rosa_checkpoint_state st = {.dls = o->dls.enabled ? &r.dls : NULL, .run_steps = r.total_steps};
         int64_t last = rosa_checkpoint_latest(o->output_dir, NULL);
@@ -619,7 +635,9 @@ int rosa_train(const rosa_train_options *o, rosa_train_result *res) {
         char best[4096];
         snprintf(best, sizeof best, "%s/checkpoint-%lld", o->output_dir, (long long)r.best_step);
         rosa_adapter *b = rosa_adapter_load(best, &r.m->cfg);
-        int crc = b ? rosa_adapter_copy_values(r.a, b) : -1;
+        /* A checkpoint of another table (AdaLoRA's, pruned and resized) is the final adapter as it is. */
+        int crc = !b ? -1 : b->n_floats != r.a->n_floats && b->method == r.a->method ? 0 : rosa_adapter_copy_values(r.a, b);
+        if (crc == 0 && b->n_floats != r.a->n_floats) best_as_loaded = b, b = NULL;
         rosa_adapter_free(b);
         if (crc < 0) {
             rosa_error_prefix("--load-best-model-at-end: %s", best);
@@ -632,7 +650,8 @@ int rosa_train(const rosa_train_options *o, rosa_train_result *res) {
     sum.eval_loss = r.last_val;
     sum.best_eval_loss = r.has_best ? r.best_loss : NAN;
     sum.best_step = r.best_step;
-    if (rosa_adapter_save(r.a, o->output_dir, r.base_model) < 0 || rosa_run_results_write(o->output_dir, &sum) < 0 ||
+    if (rosa_adapter_save(best_as_loaded ? best_as_loaded : r.a, o->output_dir, r.base_model) < 0 ||
+        rosa_run_results_write(o->output_dir, &sum) < 0 ||
         rosa_run_card_write(o, r.a, r.base_model, &sum) < 0)
         goto done;
     if (skipped && !o->quiet) rosa_log(ROSA_LOG_INFO, "%d steps were skipped (non-finite loss)", skipped);
@@ -641,6 +660,7 @@ int rosa_train(const rosa_train_options *o, rosa_train_result *res) {
     done_as.skipped_steps = skipped;
     status = 0;
 done:
+    rosa_adapter_free(best_as_loaded);
     run_free(&r);
     if (status == 0 && res) *res = done_as;
     return status;
