@@ -185,6 +185,7 @@ TEST(plan_is_within_15_percent_of_the_measured_peak) {
     const char *stories = shared_path("models/stories260K");
     check_plan(stories, "", "stories-fp32");
     check_plan(stories, "--dtype bf16", "stories-bf16");
+    check_plan(stories, "--quantize int8", "stories-int8");
     check_plan(stories, "--method rosa --recompute", "stories-rosa-recompute");
     /* A BF16 checkpoint (widened in FP32, packed in BF16), untied, with
      * q/k/v biases: random weights, 8 M parameters. */
@@ -202,6 +203,7 @@ TEST(plan_is_within_15_percent_of_the_measured_peak) {
                        stories) == 0);
     check_plan(dir, "", "qwen-small-fp32");
     check_plan(dir, "--dtype bf16", "qwen-small-bf16");
+    check_plan(dir, "--quantize int8", "qwen-small-int8");
 }
 
 TEST(train_refuses_above_the_limit_before_loading) {
