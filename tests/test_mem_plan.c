@@ -230,6 +230,14 @@ TEST(train_refuses_above_the_limit_before_loading) {
     CHECK_MSG(!strstr(out, "past the end"), "the model was loaded before the plan: %s", out);
     CHECK_MSG(sanitized() || (secs < 3.0 && kb < 64 * 1024), "the refusal took %.2f s and %ld KiB", secs, kb);
     free(out);
+    /* 6 GiB: only int8 weights (4.5 GiB planned) with --recompute fit. */
+    snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --output %s --max-steps 1 --batch-size 4 "
+             "--micro-batch-size 4 --max-memory 6G --overwrite --quiet", rosa_bin(), dir, data, test_tmp_path("refuse-out"));
+    rc = run_measured(cmd, log, &secs, &kb);
+    out = rosa_read_file(log, &n);
+    REQUIRE(out);
+    CHECK_MSG(rc == 1 && strstr(out, "these would fit: --recompute --quantize int8 ("), "exit %d: %s", rc, out);
+    free(out);
     /* No --max-memory: the limit is what the machine has available, which a
      * 70B-shaped model exceeds anywhere this runs. */
     const char *big = headers_only_model("llama-70b-shape",
