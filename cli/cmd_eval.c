@@ -50,7 +50,7 @@ static const char *default_data_dir(void) {
 
 int cmd_eval(int argc, char **argv) {
     const char *model_dir = NULL, *adapter_dir = NULL, *tasks_list = NULL, *mode = "generate", *rule = "llm-adapters";
-    const char *dtype = "fp32";
+    const char *dtype = "fp32", *quantize = "none";
     const char *output = NULL, *predictions = NULL, *score_file = NULL, *data_dir = NULL, *dummy = NULL;
     int num_beams = 4, max_new = 0, batch = 1, limit = 0, max_prompt = 0, threads = 0, quiet = 0;
     uint64_t seed = 0;
@@ -91,6 +91,7 @@ int cmd_eval(int argc, char **argv) {
         {"seed", ARG_U64, &seed, "S", "recorded in the report (decoding is deterministic)", 0, 0, NULL},
         {"threads", ARG_INT, &threads, "N", "threads (default: all cores)", 0, 0, NULL},
         {"dtype", ARG_STR, &dtype, "fp32|bf16", "matrix products of the frozen model (default fp32)", 0, 0, NULL},
+        {"quantize", ARG_STR, &quantize, "none|int8", QUANTIZE_HELP, 0, 0, NULL},
         {"output", ARG_STR, &output, "FILE", "write the JSON report", 0, 0, NULL},
         {"predictions", ARG_STR, &predictions, "FILE", "JSON Lines of every example; an existing file is resumed", 0,
          0, NULL},
@@ -218,21 +219,24 @@ int cmd_eval(int argc, char **argv) {
         status = 2;
         goto done;
     }
+    rosa_dtype compute;
+    rosa_quant quant;
+    if (parse_dtype(dtype, &compute) < 0 || parse_quantize(quantize, compute, &quant) < 0) {
+        status = 2;
+        goto done;
+    }
     m = rosa_model_load(model_dir);
     if (!m) goto fail;
     if (!rosa_model_tokenizer(m)) {
         rosa_fail("%s: the model directory has no tokenizer.json", model_dir);
         goto fail;
     }
+    /* Before the adapter: on an int8 base it is attached, not merged. */
+    if (rosa_model_quantize(m, quant) < 0) goto fail;
     if (adapter_dir) {
         a = rosa_adapter_load(adapter_dir, rosa_model_config(m));
         int rc = a ? rosa_adapter_apply(m, a) : -1;
         if (rc < 0) goto fail;
-    }
-    rosa_dtype compute;
-    if (parse_dtype(dtype, &compute) < 0) {
-        status = 2;
-        goto done;
     }
     if (rosa_model_set_compute_inference(m, compute) < 0) goto fail;
     if (rosa_eval_run(m, &tasks, &o, &rep) < 0) goto fail;

@@ -66,8 +66,8 @@ static int prompt_ids(const rosa_model *m, const char *prompt, const char *ids_t
 /* The memory plan of a generation, from the headers, before the model is
  * loaded: refused above the memory available.  The prompt's tokens are
  * bounded by its bytes (plus BOS and EOS) or counted from --prompt-ids. */
-static int check_generate_plan(const char *model_dir, rosa_dtype compute, const char *ids_text, const char *prompt,
-                               int max_new) {
+static int check_generate_plan(const char *model_dir, rosa_dtype compute, rosa_quant quant, const char *ids_text,
+                               const char *prompt, int max_new) {
     rosa_model_info mi;
     if (rosa_model_inspect(model_dir, &mi) < 0) return die_msg("%s", rosa_last_error()), -1;
     int n_prompt = 2 + (int)strlen(prompt);
@@ -76,16 +76,21 @@ static int check_generate_plan(const char *model_dir, rosa_dtype compute, const 
         for (const char *c = ids_text; *c; c++) n_prompt += *c == ',';
     }
     rosa_memory_plan p;
-    rosa_plan_generate(&mi, compute, 1, n_prompt, n_prompt + max_new, &p);
+    rosa_plan_generate(&mi, compute, quant, 1, n_prompt, n_prompt + max_new, &p);
     int64_t avail = rosa_mem_available();
     if (avail <= 0 || p.total <= avail) return 0;
-    rosa_memory_plan q; /* what would fit: the other dtype, or a shorter generation */
-    rosa_dtype other = compute == ROSA_DTYPE_BF16 ? ROSA_DTYPE_F32 : ROSA_DTYPE_BF16;
-    rosa_plan_generate(&mi, other, 1, n_prompt, n_prompt + max_new, &q);
+    rosa_memory_plan q; /* what would fit: int8, the other dtype, or a shorter generation */
     char fit[96] = "";
-    if (q.total <= avail) snprintf(fit, sizeof fit, "; --dtype %s fits (%.1f MiB)", other == ROSA_DTYPE_BF16 ? "bf16" : "fp32",
-                                   q.total / 1048576.0);
-    rosa_plan_generate(&mi, compute, 1, n_prompt, n_prompt + 1, &q);
+    if (!quant) {
+        rosa_plan_generate(&mi, ROSA_DTYPE_F32, ROSA_QUANT_INT8, 1, n_prompt, n_prompt + max_new, &q);
+        if (q.total <= avail) snprintf(fit, sizeof fit, "; --quantize int8 fits (%.1f MiB)", q.total / 1048576.0);
+    }
+    rosa_dtype other = compute == ROSA_DTYPE_BF16 || quant ? ROSA_DTYPE_F32 : ROSA_DTYPE_BF16;
+    rosa_plan_generate(&mi, other, ROSA_QUANT_NONE, 1, n_prompt, n_prompt + max_new, &q);
+    if (!fit[0] && q.total <= avail)
+        snprintf(fit, sizeof fit, "; --dtype %s%s fits (%.1f MiB)", other == ROSA_DTYPE_BF16 ? "bf16" : "fp32",
+                 quant ? " without --quantize" : "", q.total / 1048576.0);
+    rosa_plan_generate(&mi, compute, quant, 1, n_prompt, n_prompt + 1, &q);
     if (!fit[0] && q.total <= avail) snprintf(fit, sizeof fit, "; fewer --max-new-tokens would fit");
     die_msg("generation needs about %.1f MiB (weights %.1f MiB, KV cache of %d positions %.1f MiB, scratch %.1f MiB), "
             "more than the memory available (MemAvailable %.1f MiB)%s", p.total / 1048576.0, p.weights / 1048576.0,
@@ -95,7 +100,8 @@ static int check_generate_plan(const char *model_dir, rosa_dtype compute, const 
 }
 
 int cmd_generate(int argc, char **argv) {
-    const char *model_dir = NULL, *prompt = "", *ids_text = NULL, *adapter_dir = NULL, *dtype = "fp32";
+    const char *model_dir = NULL, *prompt = "", *ids_text = NULL, *adapter_dir = NULL, *dtype = "fp32",
+               *quantize = "none";
     rosa_gen_params gp;
     rosa_gen_params_default(&gp);
     int threads = 0, json = 0, quiet = 0, ignore_eos = 0;
@@ -111,6 +117,7 @@ int cmd_generate(int argc, char **argv) {
         {"top-p", ARG_FLOAT, &gp.top_p, "P", "nucleus sampling mass (1 = off)", 0, 0, NULL},
         {"seed", ARG_U64, &gp.seed, "S", "random seed for sampling (default 0)", 0, 0, "s"},
         {"dtype", ARG_STR, &dtype, "fp32|bf16", "matrix products of the frozen model (default fp32)", 0, 0, NULL},
+        {"quantize", ARG_STR, &quantize, "none|int8", QUANTIZE_HELP, 0, 0, NULL},
         {"threads", ARG_INT, &threads, "N", "threads (default: all cores)", 0, 0, "t"},
         {"ignore-eos", ARG_FLAG, &ignore_eos, NULL, "do not stop at EOS", 0, 0, NULL},
         {"json", ARG_FLAG, &json, NULL, "print one JSON object with ids, text and speed", 0, 0, NULL},
@@ -134,12 +141,18 @@ int cmd_generate(int argc, char **argv) {
                         "to sample\n", arg_seen(specs, "top-k") ? "top-k" : "top-p");
     gp.stop_at_eos = !ignore_eos;
     rosa_dtype compute;
-    if (parse_dtype(dtype, &compute) < 0) return 2;
+    rosa_quant quant;
+    if (parse_dtype(dtype, &compute) < 0 || parse_quantize(quantize, compute, &quant) < 0) return 2;
     if (take_threads(specs, threads) < 0) return 2;
-    if (check_generate_plan(model_dir, compute, ids_text, prompt, gp.max_new_tokens) < 0) return 1;
+    if (check_generate_plan(model_dir, compute, quant, ids_text, prompt, gp.max_new_tokens) < 0) return 1;
 
     rosa_model *m = rosa_model_load(model_dir);
     if (!m) return die_msg("%s", rosa_last_error()), 1;
+    if (rosa_model_quantize(m, quant) < 0) { /* before the adapter: on int8 it is attached, not merged */
+        die_msg("%s", rosa_last_error());
+        rosa_model_free(m);
+        return 1;
+    }
     rosa_adapter *a = NULL; /* attached to m when not merged: freed after it */
     if (adapter_dir) {
         a = rosa_adapter_load(adapter_dir, rosa_model_config(m));
@@ -214,18 +227,22 @@ static const char *dtype_name(rosa_dtype d) {
     return d == ROSA_DTYPE_F16 ? "F16" : d == ROSA_DTYPE_BF16 ? "BF16" : "F32";
 }
 
-/* The plans info prints: a default train run and generation, per dtype. */
-enum { INFO_TRAIN_MICRO = 4, INFO_TRAIN_LEN = 256, INFO_GEN_CTX = 2048 };
+/* The plans info prints: a default train run and generation, in FP32, BF16
+ * and int8 (FP32 products of int8 weights). */
+enum { INFO_TRAIN_MICRO = 4, INFO_TRAIN_LEN = 256, INFO_GEN_CTX = 2048, INFO_MODES = 3 };
+static const char *const info_keys[INFO_MODES] = {"fp32", "bf16", "int8"};
+static const char *const info_flags[INFO_MODES] = {"--dtype fp32   ", "--dtype bf16   ", "--quantize int8"};
 
-static int info_plans(const rosa_model_info *mi, rosa_memory_plan train[2], rosa_memory_plan gen[2]) {
+static int info_plans(const rosa_model_info *mi, rosa_memory_plan train[INFO_MODES], rosa_memory_plan gen[INFO_MODES]) {
     rosa_train_options o;
     rosa_train_options_default(&o);
     o.method = rosa_peft_find("lora", NULL);
     o.micro_batch_size = INFO_TRAIN_MICRO;
-    for (int k = 0; k < 2; k++) {
-        o.compute = k ? ROSA_DTYPE_BF16 : ROSA_DTYPE_F32;
+    for (int k = 0; k < INFO_MODES; k++) {
+        o.compute = k == 1 ? ROSA_DTYPE_BF16 : ROSA_DTYPE_F32;
+        o.quantize = k == 2 ? ROSA_QUANT_INT8 : ROSA_QUANT_NONE;
         if (rosa_plan_train(mi, &o, NULL, INFO_TRAIN_LEN, &train[k]) < 0) return -1;
-        rosa_plan_generate(mi, o.compute, 1, INFO_GEN_CTX, INFO_GEN_CTX, &gen[k]);
+        rosa_plan_generate(mi, o.compute, o.quantize, 1, INFO_GEN_CTX, INFO_GEN_CTX, &gen[k]);
     }
     return 0;
 }
@@ -264,7 +281,7 @@ int cmd_info(int argc, char **argv) {
     int r = args_parse(&p, argc, argv);
     if (r) return r > 0 ? 0 : 2;
     rosa_model_info mi;
-    rosa_memory_plan train[2], gen[2];
+    rosa_memory_plan train[INFO_MODES], gen[INFO_MODES];
     if (rosa_model_inspect(model_dir, &mi) < 0 || info_plans(&mi, train, gen) < 0)
         return die_msg("%s", rosa_last_error()), 1;
     const rosa_config *c = &mi.cfg;
@@ -290,13 +307,15 @@ int cmd_info(int argc, char **argv) {
                c->tie_word_embeddings ? "true" : "false", dtype_name(c->weight_dtype), params, wbytes, mi.n_files,
                (long long)mi.data_missing, kv_per_token, sliding ? c->sliding_window : 0, sliding,
                mi.has_tokenizer ? "\"tokenizer.json\"" : "null", INFO_TRAIN_MICRO, INFO_TRAIN_LEN);
-        print_plan_json("fp32", &train[0]);
-        printf(", ");
-        print_plan_json("bf16", &train[1]);
+        for (int k = 0; k < INFO_MODES; k++) {
+            if (k) printf(", ");
+            print_plan_json(info_keys[k], &train[k]);
+        }
         printf("}, \"generate\": {\"tokens\": %d, ", INFO_GEN_CTX);
-        print_plan_json("fp32", &gen[0]);
-        printf(", ");
-        print_plan_json("bf16", &gen[1]);
+        for (int k = 0; k < INFO_MODES; k++) {
+            if (k) printf(", ");
+            print_plan_json(info_keys[k], &gen[k]);
+        }
         printf("}}}\n");
     } else {
         printf("model         %s\n", model_dir);
@@ -318,13 +337,13 @@ int cmd_info(int argc, char **argv) {
         printf("kv cache      %.1f KiB per token\n", kv_per_token / 1024.0);
         printf("tokenizer     %s\n", mi.has_tokenizer ? "tokenizer.json" : "none");
         printf("memory plan   (peak resident memory; docs/memory.md)\n");
-        for (int k = 0; k < 2; k++)
-            printf("  train --dtype %s     %s (weights %s, %s more while loading; LoRA, micro-batch %d x %d "
+        for (int k = 0; k < INFO_MODES; k++)
+            printf("  train %s     %s (weights %s, %s more while loading; LoRA, micro-batch %d x %d "
                    "tokens: activations %s)\n",
-                   k ? "bf16" : "fp32", size_str(train[k].total), size_str(train[k].weights),
+                   info_flags[k], size_str(train[k].total), size_str(train[k].weights),
                    size_str(train[k].load_extra), INFO_TRAIN_MICRO, INFO_TRAIN_LEN, size_str(train[k].activations));
-        for (int k = 0; k < 2; k++)
-            printf("  generate --dtype %s  %s (weights %s, KV cache of %d tokens %s)\n", k ? "bf16" : "fp32",
+        for (int k = 0; k < INFO_MODES; k++)
+            printf("  generate %s  %s (weights %s, KV cache of %d tokens %s)\n", info_flags[k],
                    size_str(gen[k].total), size_str(gen[k].weights), INFO_GEN_CTX, size_str(gen[k].kv_cache));
     }
     return 0;

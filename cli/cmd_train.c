@@ -174,7 +174,8 @@ int cmd_train(int argc, char **argv) {
     rosa_train_options o;
     rosa_train_options_default(&o);
     const char *method = method_arg(argc, argv), *sched = "linear", *train_inputs = "true", *loss_norm = "mean",
-               *nan_policy = "stop", *max_mem = NULL, *log_format = NULL, *dls_inactive = "skip", *dtype = "fp32";
+               *nan_policy = "stop", *max_mem = NULL, *log_format = NULL, *dls_inactive = "skip", *dtype = "fp32",
+               *quantize = "none";
     int threads = 0, no_shuffle = 0, dls = 0, bf16 = 0, grad_accum = 0;
     float budget = 0.0f;
     rosa_dls_options *d = &o.dls;
@@ -240,6 +241,7 @@ int cmd_train(int argc, char **argv) {
         {"max-memory", ARG_STR, &max_mem, "SIZE", "refuse to start when the memory plan exceeds SIZE (e.g. 8G; default: MemAvailable)", 0, 0, NULL},
         {"dtype", ARG_STR, &dtype, "fp32|bf16", "bf16: frozen matrix products in BF16, FP32 accumulation (default fp32)", 0, 0, NULL},
         {"bf16", ARG_FLAG, &bf16, NULL, "the same as --dtype bf16", 0, 0, NULL},
+        {"quantize", ARG_STR, &quantize, "none|int8", QUANTIZE_HELP, 0, 0, NULL},
         {"recompute", ARG_FLAG, &o.recompute, NULL, "keep only each layer's input, recompute the rest in the backward", 0, 0,
          "gradient-checkpointing"},
         {"threads", ARG_INT, &threads, "N", "threads (default: all cores)", 0, 0, NULL},
@@ -344,7 +346,8 @@ int cmd_train(int argc, char **argv) {
         die_msg("rosa train: --bf16 and --dtype are the same option: give one");
         goto done;
     }
-    if (parse_dtype(bf16 ? "bf16" : dtype, &o.compute) < 0) goto done;
+    if (parse_dtype(bf16 ? "bf16" : dtype, &o.compute) < 0 || parse_quantize(quantize, o.compute, &o.quantize) < 0)
+        goto done;
     o.shuffle = !no_shuffle;
     if (rosa_train_options_check(&o) < 0) { /* a value out of range is a usage error */
         die_msg("%s", rosa_last_error());
@@ -389,7 +392,8 @@ done:
 }
 
 int cmd_loss(int argc, char **argv) {
-    const char *model_dir = NULL, *adapter_dir = NULL, *data = NULL, *train_inputs = "true", *dtype = "fp32";
+    const char *model_dir = NULL, *adapter_dir = NULL, *data = NULL, *train_inputs = "true", *dtype = "fp32",
+               *quantize = "none";
     int per_example = 0, json = 0, skip_bad = 0, micro = 4, threads = 0, limit = 0, quiet = 0, plain = 0;
     const char *log_format = NULL;
     rosa_data_options d;
@@ -406,6 +410,7 @@ int cmd_loss(int argc, char **argv) {
         {"per-example", ARG_FLAG, &per_example, NULL, "also print each record's loss", 0, 0, NULL},
         {"json", ARG_FLAG, &json, NULL, "print JSON", 0, 0, NULL},
         {"dtype", ARG_STR, &dtype, "fp32|bf16", "matrix products of the frozen model (default fp32)", 0, 0, NULL},
+        {"quantize", ARG_STR, &quantize, "none|int8", QUANTIZE_HELP, 0, 0, NULL},
         {"threads", ARG_INT, &threads, "N", "threads (default: all cores)", 0, 0, NULL},
         {"log-format", ARG_STR, &log_format, "tty|plain", "progress display (default: tty on a terminal)", 0, 0, NULL},
         {"quiet", ARG_FLAG, &quiet, NULL, "no progress output", 0, 0, NULL},
@@ -421,7 +426,8 @@ int cmd_loss(int argc, char **argv) {
     if (log_format && strcmp(log_format, "plain") && strcmp(log_format, "tty")) return die_msg("--log-format expects tty or plain"), 2;
     plain = log_format && strcmp(log_format, "plain") == 0;
     rosa_dtype compute;
-    if (parse_dtype(dtype, &compute) < 0) return 2;
+    rosa_quant quant;
+    if (parse_dtype(dtype, &compute) < 0 || parse_quantize(quantize, compute, &quant) < 0) return 2;
     if (take_threads(specs, threads) < 0) return 2;
     if (arg_seen(specs, "limit") && limit < 1) return die_msg("--limit must be >= 1, got %d", limit), 2;
     int status = 1;
@@ -432,7 +438,7 @@ int cmd_loss(int argc, char **argv) {
     int32_t *idx = NULL;
     double *per = NULL;
     rosa_model *m = rosa_model_load(model_dir);
-    if (!m || rosa_model_set_compute_inference(m, compute) < 0) goto fail;
+    if (!m || rosa_model_quantize(m, quant) < 0 || rosa_model_set_compute_inference(m, compute) < 0) goto fail;
     if (!rosa_model_tokenizer(m)) {
         rosa_fail("%s: the model directory has no tokenizer.json", model_dir);
         goto fail;

@@ -24,6 +24,12 @@ int take_threads(const arg_spec *specs, int threads);
 
 /* "fp32" or "bf16" for --dtype; prints the error itself. */
 int parse_dtype(const char *v, rosa_dtype *out);
+/* "none" or "int8" for --quantize, which takes --dtype fp32 only (compute);
+ * prints the error itself. */
+int parse_quantize(const char *v, rosa_dtype compute, rosa_quant *out);
+
+/* The help line of --quantize. */
+#define QUANTIZE_HELP "int8: the frozen projections as int8 blocks of 32 with an FP32 scale (Q8_0), FP32 products (default none)"
 
 /* Writes s as a JSON string literal (quotes included). */
 void print_json_string(const char *s, size_t len);

@@ -49,3 +49,18 @@ int parse_dtype(const char *v, rosa_dtype *out) {
     }
     return 0;
 }
+
+int parse_quantize(const char *v, rosa_dtype compute, rosa_quant *out) {
+    if (strcmp(v, "none") == 0) *out = ROSA_QUANT_NONE;
+    else if (strcmp(v, "int8") == 0) *out = ROSA_QUANT_INT8;
+    else {
+        die_msg("--quantize expects none or int8, got \"%s\"", v);
+        return -1;
+    }
+    if (*out && compute != ROSA_DTYPE_F32) {
+        die_msg("--quantize int8 and --dtype bf16 do not go together: int8 weights are dequantised and multiplied in "
+                "FP32 (give --dtype fp32)");
+        return -1;
+    }
+    return 0;
+}

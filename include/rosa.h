@@ -102,6 +102,9 @@ typedef enum {
 } rosa_arch;
 typedef enum { ROSA_ROPE_DEFAULT = 0, ROSA_ROPE_LINEAR = 1, ROSA_ROPE_LLAMA3 = 2 } rosa_rope_type;
 typedef enum { ROSA_DTYPE_F32 = 0, ROSA_DTYPE_F16 = 1, ROSA_DTYPE_BF16 = 2 } rosa_dtype;
+/* How the frozen projections are stored: as the checkpoint holds them, or
+ * int8 blocks (rosa_model_quantize). */
+typedef enum { ROSA_QUANT_NONE = 0, ROSA_QUANT_INT8 = 1 } rosa_quant;
 
 /* The model hyper-parameters, as read from config.json. */
 typedef struct {
@@ -162,7 +165,8 @@ typedef struct {
      * norms, biases), by stored format: F32 or 16-bit (BF16/F16). */
     int64_t matrix_f32_bytes, matrix_half_bytes, other_f32_bytes, other_half_bytes;
     int64_t embed_half_bytes;     /* the embedding, when stored in 16 bits */
-    int64_t largest_matrix_params, largest_half_matrix_params;
+    int64_t head_f32_bytes, head_half_bytes; /* an untied lm_head, by format (in the matrix counts too) */
+    int64_t largest_matrix_params, largest_half_matrix_params, largest_proj_params;
     int n_files;
     int64_t data_missing;     /* bytes the headers place past the end of truncated files */
     int has_tokenizer;        /* tokenizer.json present (not read) */
@@ -183,15 +187,17 @@ typedef struct {
     int64_t scratch;     /* LM head logits, forward buffers, BF16 conversions */
     int64_t total;       /* the peak: process + libraries + weights + the larger of load_extra and the rest */
 } rosa_memory_plan;
-/* The frozen weights of a model in compute dtype (F32 or BF16), as the
- * loader stores them (forward_only: rosa_model_set_compute_inference); sets
- * weights and load_extra only. */
-void rosa_plan_weights(const rosa_model_info *mi, rosa_dtype compute, int forward_only, rosa_memory_plan *p);
+/* The frozen weights of a model in compute dtype (F32 or BF16) and
+ * quantisation (int8 with F32 only), as the loader stores them
+ * (forward_only: rosa_model_set_compute_inference); sets weights and
+ * load_extra only. */
+void rosa_plan_weights(const rosa_model_info *mi, rosa_dtype compute, rosa_quant quant, int forward_only,
+                       rosa_memory_plan *p);
 /* rosa generate (or eval) of `batch` sequences of n_ctx positions (prompt +
  * new tokens) whose prompts of n_prompt positions are run at once; process
  * is this process's resident memory now. */
-void rosa_plan_generate(const rosa_model_info *mi, rosa_dtype compute, int batch, int n_prompt, int n_ctx,
-                        rosa_memory_plan *p);
+void rosa_plan_generate(const rosa_model_info *mi, rosa_dtype compute, rosa_quant quant, int batch, int n_prompt,
+                        int n_ctx, rosa_memory_plan *p);
 /* Sets p->total from the parts. */
 void rosa_plan_total(rosa_memory_plan *p);
 /* This process's resident memory now (/proc/self/statm), 0 when unknown. */
@@ -223,6 +229,17 @@ int rosa_model_set_compute(rosa_model *m, rosa_dtype dtype);
 /* The same for a model that is only run forward (generate, eval, loss):
  * BF16 packs the forward layout only, half the memory of the packed copies. */
 int rosa_model_set_compute_inference(rosa_model *m, rosa_dtype dtype);
+
+/* --quantize int8: replaces every layer's seven projections by int8 blocks
+ * of 32 inputs with one FP32 scale each (absmax / 127, round to nearest:
+ * llama.cpp's Q8_0 with an FP32 scale), 1.125 bytes a parameter, quantised
+ * from the mapping one matrix at a time (whose pages are then released), so
+ * the FP32 model is never held.  The embedding, norms, biases and LM head
+ * stay as they were.  Products dequantise to FP32 and run in FP32
+ * (rosa_model_set_compute then accepts F32 only).  Call it before applying
+ * an adapter: on an int8 base an adapter is attached, never merged.  There is
+ * no way back (ROSA_QUANT_NONE afterwards fails); NONE before is a no-op. */
+int rosa_model_quantize(rosa_model *m, rosa_quant q);
 
 /* A KV cache for `batch` sequences of up to `capacity` slots each.  A slot is
  * one input position of a forward call, real or padding. */

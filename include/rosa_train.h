@@ -209,7 +209,8 @@ int rosa_adapter_save(const rosa_adapter *a, const char *dir, const char *base_m
 rosa_adapter *rosa_adapter_load(const char *dir, const rosa_config *c);
 /* Puts a on the model for inference: merged into the weights when the
  * method can (FP32 copies owned by the model; BF16 mode packs them again),
- * else attached as hooks (a must then outlive m). */
+ * else, or on an int8 base (rosa_model_quantize), attached as hooks (a must
+ * then outlive m: keep it until the model is freed in every case). */
 int rosa_adapter_apply(rosa_model *m, rosa_adapter *a);
 /* How rosa_adapter_merge_write writes the merged model. */
 typedef struct {
@@ -298,6 +299,7 @@ typedef struct {
     double max_memory;        /* bytes; 0 = no limit */
     int quiet, plain_log;
     rosa_dtype compute;       /* ROSA_DTYPE_F32 (exact) or ROSA_DTYPE_BF16 (frozen GEMMs in BF16) */
+    rosa_quant quantize;      /* ROSA_QUANT_INT8: int8 frozen projections (rosa_model_quantize), FP32 compute only */
     int recompute;            /* per-layer activation checkpointing */
     int save_total_limit;     /* keep the newest N checkpoints (0: all), and the best with load_best_model_at_end */
     int load_best_model_at_end; /* the final adapter is the checkpoint of the lowest validation loss */
@@ -319,7 +321,7 @@ int rosa_plan_train(const rosa_model_info *mi, const rosa_train_options *o, cons
                     rosa_memory_plan *p);
 /* What would bring a plan above limit bytes under it: the options of o to
  * change, tried one by one and in pairs (--micro-batch-size, --recompute,
- * --cutoff-len, --dtype bf16), into buf ("" when nothing does). */
+ * --cutoff-len, --dtype bf16, --quantize int8), into buf ("" when nothing does). */
 void rosa_plan_train_advice(const rosa_model_info *mi, const rosa_train_options *o, const rosa_adapter *a, int Tmax,
                             double limit, char *buf, size_t n);
 /* Checks every number of o against its range (AdamW's as torch.optim.AdamW

@@ -183,6 +183,7 @@ TEST(plan_is_within_15_percent_of_the_measured_peak) {
     const char *stories = shared_path("models/stories260K");
     check_plan(stories, "", "stories-fp32");
     check_plan(stories, "--dtype bf16", "stories-bf16");
+    check_plan(stories, "--quantize int8", "stories-int8");
     check_plan(stories, "--method rosa --recompute", "stories-rosa-recompute");
     /* A BF16 checkpoint (widened in FP32, packed in BF16), untied, with
      * q/k/v biases: random weights, 8 M parameters. */
@@ -200,6 +201,7 @@ TEST(plan_is_within_15_percent_of_the_measured_peak) {
                        stories) == 0);
     check_plan(dir, "", "qwen-small-fp32");
     check_plan(dir, "--dtype bf16", "qwen-small-bf16");
+    check_plan(dir, "--quantize int8", "qwen-small-int8");
 }
 
 TEST(train_refuses_above_the_limit_before_loading) {
@@ -225,6 +227,14 @@ TEST(train_refuses_above_the_limit_before_loading) {
     CHECK_MSG(strstr(out, "memory plan (micro-batch 4"), "the plan was not printed: %s", out);
     CHECK_MSG(!strstr(out, "past the end"), "the model was loaded before the plan: %s", out);
     CHECK_MSG(sanitized() || (secs < 3.0 && kb < 64 * 1024), "the refusal took %.2f s and %ld KiB", secs, kb);
+    free(out);
+    /* 6 GiB: only int8 weights (4.5 GiB planned) with --recompute fit. */
+    snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --output %s --max-steps 1 --batch-size 4 "
+             "--micro-batch-size 4 --max-memory 6G --overwrite --quiet", rosa_bin(), dir, data, test_tmp_path("refuse-out"));
+    rc = run_measured(cmd, log, &secs, &kb);
+    out = rosa_read_file(log, &n);
+    REQUIRE(out);
+    CHECK_MSG(rc == 1 && strstr(out, "these would fit: --recompute --quantize int8 ("), "exit %d: %s", rc, out);
     free(out);
     /* No --max-memory: the limit is what the machine has available, which a
      * 70B-shaped model exceeds anywhere this runs. */

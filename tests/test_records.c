@@ -155,6 +155,9 @@ TEST(records_resume_refuses_changed_options) {
     rc = train(out, 4, "--quiet --lr 0.001 --resume --weight-decay 0.01", &o);
     CHECK_MSG(rc == 1 && strstr(o, "--weight-decay 0 -> 0.01"), "exit %d: %s", rc, o);
     free(o);
+    rc = train(out, 4, "--quiet --lr 0.001 --resume --quantize int8", &o); /* another base model's numbers */
+    CHECK_MSG(rc == 1 && strstr(o, "--quantize none -> int8"), "exit %d: %s", rc, o);
+    free(o);
     /* output-side options may change */
     rc = train(out, 4, "--quiet --lr 0.001 --resume --eval-steps 7 --save-total-limit 3 --log-format plain", &o);
     CHECK_MSG(rc == 0, "exit %d: %s", rc, o);

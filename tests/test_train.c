@@ -467,7 +467,7 @@ TEST(train_refuses_above_max_memory_and_bad_options) {
              "--micro-batch-size 4 --quiet", rosa_bin(), model, data, test_tmp_path("mem-out"));
     CHECK(sh(cmd, &o) == 1);
     CHECK_MSG(strstr(o, "more than --max-memory 2.0 MiB (weights") != NULL, "got: %s", o);
-    CHECK_MSG(strstr(o, "no change of --micro-batch-size, --recompute, --cutoff-len or --dtype fits") != NULL,
+    CHECK_MSG(strstr(o, "no change of --micro-batch-size, --recompute, --cutoff-len, --dtype or --quantize fits") != NULL,
               "got: %s", o);
     free(o);
     snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --output %s --batch-size 6 --micro-batch-size 4",

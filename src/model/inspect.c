@@ -86,6 +86,7 @@ static int inspect_layers(const st_set *s, rosa_model_info *mi, const char *dir)
                 mi->cfg.weight_dtype = t->dtype == ST_F16 ? ROSA_DTYPE_F16 : t->dtype == ST_BF16 ? ROSA_DTYPE_BF16
                                                                                                  : ROSA_DTYPE_F32;
             mi->proj_params += st_numel(t);
+            if (st_numel(t) > mi->largest_proj_params) mi->largest_proj_params = st_numel(t);
             snprintf(name, sizeof name, "%s.bias", base);
             int has_bias = rosa_proj_has_bias(c, p);
             if (count(s, mi, dir, name, OTHER, 1, out, 0, has_bias, &err) && !has_bias)
@@ -111,6 +112,7 @@ int rosa_model_inspect(const char *dir, rosa_model_info *mi) {
     int tied = c->tie_word_embeddings;
     const st_tensor *h = err ? NULL : count(&s, mi, dir, "lm_head.weight", tied ? UNUSED : MATRIX, 2, V, D, !tied, &err);
     if (h && tied) mi->n_params -= V * D; /* counted once, as the loader does */
+    if (h && !tied) *(h->dtype == ST_F32 ? &mi->head_f32_bytes : &mi->head_half_bytes) = (int64_t)h->nbytes;
     mi->n_files = s.n_files;
     mi->data_missing = (int64_t)s.data_missing;
     st_set_close(&s);

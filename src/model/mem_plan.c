@@ -7,7 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "arch/arch.h"
 #include "model/mem_plan.h"
+#include "model/weight.h"
 #include "rosa.h"
 
 /* The math libraries' pages once computing (OpenBLAS's packing buffers,
@@ -16,11 +18,37 @@
  * BF16, whatever the thread count (docs/memory.md). */
 int64_t rosa_plan_libraries(rosa_dtype compute) { return compute == ROSA_DTYPE_BF16 ? 14LL << 20 : 9LL << 20; }
 
-void rosa_plan_weights(const rosa_model_info *mi, rosa_dtype compute, int forward_only, rosa_memory_plan *p) {
+/* The int8 blocks of every layer's projections: a byte an element and an
+ * FP32 scale a block (weight.h). */
+static int64_t q8_bytes(const rosa_config *c) {
+    int64_t n = 0;
+    for (int p = 0; p < N_PROJ; p++) {
+        int in, out;
+        rosa_proj_shape(c, p, &in, &out);
+        n += (int64_t)out * (in + 4 * rosa_q8_blocks(in));
+    }
+    return n * c->num_layers;
+}
+
+void rosa_plan_weights(const rosa_model_info *mi, rosa_dtype compute, rosa_quant quant, int forward_only,
+                       rosa_memory_plan *p) {
     /* The embedding, norms and biases: F32 used from the mapping (its pages
      * count once read), 16-bit widened to F32 copies at load (the mapped
      * pages released). */
     int64_t other = mi->other_f32_bytes + 2 * mi->other_half_bytes;
+    if (quant == ROSA_QUANT_INT8) {
+        /* The projections' blocks, an untied LM head used from the mapping
+         * as in FP32, and the one buffer that every product dequantises
+         * (or widens) into: of the largest projection, or a 16-bit head. */
+        int64_t head = mi->head_f32_bytes + mi->head_half_bytes, buffer = mi->largest_proj_params;
+        if (mi->head_half_bytes / 2 > buffer) buffer = mi->head_half_bytes / 2;
+        p->weights = other + head + q8_bytes(&mi->cfg) + 4 * buffer;
+        /* While a projection is quantised, its rows as stored are resident
+         * (then released); or the embedding's mapped pages while widened. */
+        int64_t rows = mi->largest_proj_params * (mi->cfg.weight_dtype == ROSA_DTYPE_F32 ? 4 : 2);
+        p->load_extra = rows > mi->embed_half_bytes ? rows : mi->embed_half_bytes;
+        return;
+    }
     if (compute != ROSA_DTYPE_BF16) {
         /* Matrices from the mapping, whatever their format; 16-bit ones are
          * widened at each product into one buffer of the largest. */
@@ -44,11 +72,11 @@ void rosa_plan_total(rosa_memory_plan *p) {
     p->total = p->process + p->libraries + p->weights + (p->load_extra > rest ? p->load_extra : rest);
 }
 
-void rosa_plan_generate(const rosa_model_info *mi, rosa_dtype compute, int batch, int n_prompt, int n_ctx,
-                        rosa_memory_plan *p) {
+void rosa_plan_generate(const rosa_model_info *mi, rosa_dtype compute, rosa_quant quant, int batch, int n_prompt,
+                        int n_ctx, rosa_memory_plan *p) {
     memset(p, 0, sizeof *p);
     const rosa_config *c = &mi->cfg;
-    rosa_plan_weights(mi, compute, 1, p);
+    rosa_plan_weights(mi, compute, quant, 1, p);
     p->process = rosa_rss_bytes();
     p->libraries = rosa_plan_libraries(compute);
     int64_t kv = (int64_t)c->num_kv_heads * c->head_dim, slots = (int64_t)batch * n_ctx;

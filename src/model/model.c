@@ -399,6 +399,9 @@ static int pack_and_release(rosa_model *m, rosa_weight *w, int64_t *released) {
 /* backward 0: packed for inference only (the forward layout). */
 static int set_compute(rosa_model *m, rosa_dtype dtype, int backward) {
     if (dtype != ROSA_DTYPE_F32 && dtype != ROSA_DTYPE_BF16) return rosa_fail("compute dtype must be F32 or BF16");
+    if (m->quant && dtype != ROSA_DTYPE_F32)
+        return rosa_fail("--quantize int8 computes in FP32 from the dequantised blocks: --dtype bf16 does not apply "
+                         "to it (give --dtype fp32)");
     if (m->fp32_released) {
         if (dtype == ROSA_DTYPE_BF16 && m->compute == ROSA_DTYPE_BF16 && (!m->forward_only || !backward)) return 0;
         if (dtype == ROSA_DTYPE_BF16)
@@ -432,6 +435,47 @@ static int set_compute(rosa_model *m, rosa_dtype dtype, int backward) {
 int rosa_model_set_compute(rosa_model *m, rosa_dtype dtype) { return set_compute(m, dtype, 1); }
 int rosa_model_set_compute_inference(rosa_model *m, rosa_dtype dtype) { return set_compute(m, dtype, 0); }
 
+/* Quantises one matrix from its rows into buffers the model owns and
+ * releases the rows, as pack_and_release does: one matrix's rows are
+ * resident at a time, never the FP32 model. */
+static int quantize_and_release(rosa_model *m, rosa_weight *w) {
+    size_t n = (size_t)w->out * (size_t)w->in, ns = (size_t)w->out * (size_t)rosa_q8_blocks(w->in);
+    int8_t *q = rosa_malloc(n, "int8 weight");
+    float *d = rosa_malloc(sizeof(float) * ns, "int8 scales");
+    if (!q || !d || rosa_model_own(m, q) < 0) {
+        free(q);
+        free(d);
+        return -1;
+    }
+    if (rosa_model_own(m, d) < 0) {
+        free(d);
+        return -1;
+    }
+    const void *src = w->f32 ? (const void *)w->f32 : (const void *)w->half;
+    size_t bytes = n * (w->f32 ? sizeof(float) : sizeof(uint16_t));
+    if (rosa_weight_quantize_q8(w, q, d) < 0) return -1;
+    release_pages(src, bytes);
+    m->weight_bytes += (int64_t)(n + sizeof(float) * ns) - (int64_t)bytes;
+    return 0;
+}
+
+int rosa_model_quantize(rosa_model *m, rosa_quant q) {
+    if (q == ROSA_QUANT_NONE) return m->quant ? rosa_fail("the model's weights are int8 already: load it again") : 0;
+    if (q != ROSA_QUANT_INT8) return rosa_fail("unknown quantisation %d", (int)q);
+    if (m->quant) return 0;
+    if (m->compute != ROSA_DTYPE_F32 || m->fp32_released)
+        return rosa_fail("--quantize int8: the model was packed for --dtype bf16 already");
+    /* Only the layers' projections: the embedding is read by token lookup
+     * (and is a tied LM head), norms and biases are tiny, and the LM head
+     * sets every logit, where the error would go straight into the loss. */
+    for (int l = 0; l < m->cfg.num_layers; l++)
+        for (int p = 0; p < N_PROJ; p++)
+            if (quantize_and_release(m, &m->layers[l].proj[p]) < 0) return -1; /* part done: for freeing only */
+    rosa_weight_free_scratch();
+    m->quant = q;
+    return 0;
+}
+
 int rosa_model_attach_hook(rosa_model *m, rosa_hook h) {
     if (m->n_hooks == ROSA_MAX_HOOKS) return rosa_fail("at most %d adapters can be attached at once", ROSA_MAX_HOOKS);
     m->hooks[m->n_hooks++] = h;
@@ -440,6 +484,7 @@ int rosa_model_attach_hook(rosa_model *m, rosa_hook h) {
 
 int rosa_model_replace_weight(rosa_model *m, int layer, int p, const float *w) {
     if (m->fp32_released) return rosa_fail("cannot merge into a model whose FP32 weights were released (--dtype bf16)");
+    if (m->quant) return rosa_fail("cannot merge into an int8 base (--quantize int8): attach the adapter instead");
     rosa_weight *dst = &m->layers[layer].proj[p];
     size_t n = (size_t)dst->out * (size_t)dst->in;
     float *copy = rosa_malloc(sizeof(float) * n, "merged weight");

@@ -42,6 +42,7 @@ struct rosa_model {
     rosa_dtype compute;          /* ROSA_DTYPE_F32 (default) or ROSA_DTYPE_BF16 */
     int fp32_released;           /* BF16 mode dropped the FP32 projections: no way back */
     int forward_only;            /* packed by rosa_model_set_compute_inference: no backward */
+    rosa_quant quant;            /* ROSA_QUANT_INT8: the projections hold int8 blocks (rosa_model_quantize) */
 };
 
 
@@ -50,7 +51,7 @@ struct rosa_model {
 int rosa_model_attach_hook(rosa_model *m, rosa_hook h);
 
 /* Replaces the FP32 rows of projection p of layer l by a copy of w (owned by
- * the model): merging an adapter.  FP32 mode only. */
+ * the model): merging an adapter.  FP32 mode only, never into int8 weights. */
 int rosa_model_replace_weight(rosa_model *m, int layer, int p, const float *w);
 
 struct rosa_kv_cache {

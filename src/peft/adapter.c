@@ -507,7 +507,10 @@ static int merge_into(rosa_model *m, const rosa_adapter *a) {
 
 int rosa_adapter_apply(rosa_model *m, rosa_adapter *a) {
     if (a->L != m->cfg.num_layers) return rosa_fail("the adapter has %d layers, the model %d", a->L, m->cfg.num_layers);
-    if (!rosa_adapter_mergeable(a)) return rosa_model_attach_hook(m, rosa_adapter_hook(a));
+    /* On an int8 base the adapter stays beside it, as it was trained
+     * (QLoRA's way): merged, its delta would be rounded to the blocks'
+     * steps, or the merged rows held in FP32, the memory int8 saves. */
+    if (!rosa_adapter_mergeable(a) || m->quant) return rosa_model_attach_hook(m, rosa_adapter_hook(a));
     /* Merged weights must be packed again in BF16 mode. */
     rosa_dtype compute = m->compute;
     if (compute != ROSA_DTYPE_F32 && rosa_model_set_compute(m, ROSA_DTYPE_F32) < 0) return -1;

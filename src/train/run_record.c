@@ -118,6 +118,7 @@ static cJSON *options_json(const rosa_train_options *o) {
     cJSON_AddBoolToObject(j, "skip-bad-records", o->skip_bad_records);
     cJSON_AddNumberToObject(j, "max-memory", o->max_memory);
     cJSON_AddStringToObject(j, "dtype", o->compute == ROSA_DTYPE_BF16 ? "bf16" : "fp32");
+    cJSON_AddStringToObject(j, "quantize", o->quantize == ROSA_QUANT_INT8 ? "int8" : "none");
     cJSON_AddBoolToObject(j, "recompute", o->recompute);
     cJSON_AddItemToObject(j, "base-model-name", str_or_null(o->base_model_name));
     cJSON_AddNumberToObject(j, "threads", rosa_get_threads());

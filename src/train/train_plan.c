@@ -30,10 +30,10 @@ static int rope_tables(const rosa_config *c) {
 }
 
 static void plan_with(const rosa_model_info *mi, const rosa_adapter *a, int micro, int Tmax, int recompute,
-                      rosa_dtype compute, rosa_memory_plan *p) {
+                      rosa_dtype compute, rosa_quant quant, rosa_memory_plan *p) {
     const rosa_config *c = &mi->cfg;
     memset(p, 0, sizeof *p);
-    rosa_plan_weights(mi, compute, 0, p);
+    rosa_plan_weights(mi, compute, quant, 0, p);
     p->process = rosa_rss_bytes();
     p->libraries = rosa_plan_libraries(compute);
     /* The activation arena is laid out from the config and the adapter's
@@ -56,16 +56,16 @@ int rosa_plan_train(const rosa_model_info *mi, const rosa_train_options *o, cons
                     rosa_memory_plan *p) {
     rosa_adapter *own = a ? NULL : rosa_adapter_table(o->method, o->method_opts, &mi->cfg);
     if (!a && !own) return -1;
-    plan_with(mi, a ? a : own, o->micro_batch_size, Tmax, o->recompute, o->compute, p);
+    plan_with(mi, a ? a : own, o->micro_batch_size, Tmax, o->recompute, o->compute, o->quantize, p);
     rosa_adapter_free(own);
     return 0;
 }
 
 /* Appends "--flags (N MiB)" to buf when the plan of these settings fits. */
 static int try_fit(const rosa_model_info *mi, const rosa_adapter *a, const rosa_train_options *o, int Tmax, int micro,
-                   int T, int recompute, rosa_dtype compute, double limit, char *buf, size_t n) {
+                   int T, int recompute, rosa_dtype compute, rosa_quant quant, double limit, char *buf, size_t n) {
     rosa_memory_plan q;
-    plan_with(mi, a, micro, T, recompute, compute, &q);
+    plan_with(mi, a, micro, T, recompute, compute, quant, &q);
     if ((double)q.total > limit) return 0;
     char flags[160] = "";
     size_t f = 0;
@@ -73,7 +73,9 @@ static int try_fit(const rosa_model_info *mi, const rosa_adapter *a, const rosa_
     if (T != Tmax) f += (size_t)snprintf(flags + f, sizeof flags - f, "--cutoff-len %d ", T);
     if (recompute && !o->recompute) f += (size_t)snprintf(flags + f, sizeof flags - f, "--recompute ");
     if (compute != o->compute)
-        snprintf(flags + f, sizeof flags - f, "--dtype %s ", compute == ROSA_DTYPE_BF16 ? "bf16" : "fp32");
+        f += (size_t)snprintf(flags + f, sizeof flags - f, "--dtype %s ", compute == ROSA_DTYPE_BF16 ? "bf16" : "fp32");
+    if (quant != o->quantize)
+        snprintf(flags + f, sizeof flags - f, "--quantize %s ", quant == ROSA_QUANT_INT8 ? "int8" : "none");
     size_t k = strlen(buf);
     snprintf(buf + k, n - k, "%s%s(%.0f MiB)", k ? "; " : "", flags, q.total / 1048576.0);
     return 1;
@@ -85,16 +87,21 @@ void rosa_plan_train_advice(const rosa_model_info *mi, const rosa_train_options 
     const rosa_adapter *ad = a ? a : own;
     buf[0] = 0;
     if (!ad) return;
-    rosa_dtype other = o->compute == ROSA_DTYPE_BF16 ? ROSA_DTYPE_F32 : ROSA_DTYPE_BF16;
+    /* The other storage: --dtype bf16 without int8, or int8 in FP32 (the two
+     * do not combine). */
+    rosa_dtype other = o->compute == ROSA_DTYPE_BF16 || o->quantize ? ROSA_DTYPE_F32 : ROSA_DTYPE_BF16;
+    rosa_dtype c = o->compute;
+    rosa_quant q = o->quantize;
     /* Each change alone (the largest micro-batch and length that fit), then
      * each with --recompute. */
-    if (!o->recompute) try_fit(mi, ad, o, Tmax, o->micro_batch_size, Tmax, 1, o->compute, limit, buf, n);
+    if (!o->recompute) try_fit(mi, ad, o, Tmax, o->micro_batch_size, Tmax, 1, c, q, limit, buf, n);
     for (int rc = o->recompute; rc <= 1; rc++) {
         for (int mb = o->micro_batch_size / 2; mb >= 1; mb /= 2)
-            if (try_fit(mi, ad, o, Tmax, mb, Tmax, rc, o->compute, limit, buf, n)) break;
+            if (try_fit(mi, ad, o, Tmax, mb, Tmax, rc, c, q, limit, buf, n)) break;
         for (int t = Tmax / 2; t >= 16; t /= 2)
-            if (try_fit(mi, ad, o, Tmax, o->micro_batch_size, t, rc, o->compute, limit, buf, n)) break;
-        try_fit(mi, ad, o, Tmax, o->micro_batch_size, Tmax, rc, other, limit, buf, n);
+            if (try_fit(mi, ad, o, Tmax, o->micro_batch_size, t, rc, c, q, limit, buf, n)) break;
+        try_fit(mi, ad, o, Tmax, o->micro_batch_size, Tmax, rc, other, ROSA_QUANT_NONE, limit, buf, n);
+        if (!q) try_fit(mi, ad, o, Tmax, o->micro_batch_size, Tmax, rc, ROSA_DTYPE_F32, ROSA_QUANT_INT8, limit, buf, n);
     }
     rosa_adapter_free(own);
 }

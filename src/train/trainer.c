@@ -232,6 +232,10 @@ int rosa_train_options_check(const rosa_train_options *o) {
                          "so that every checkpoint is validated", o->save_steps, o->eval_steps);
     if (o->data.cutoff_len < 2) return rosa_fail("--cutoff-len %d must be at least 2", o->data.cutoff_len);
     if (!(o->max_memory >= 0.0)) return rosa_fail("--max-memory must be >= 0");
+    if (o->quantize != ROSA_QUANT_NONE && o->quantize != ROSA_QUANT_INT8) return rosa_fail("--quantize: unknown kind");
+    if (o->quantize && o->compute != ROSA_DTYPE_F32)
+        return rosa_fail("--quantize int8 and --dtype bf16 do not go together: int8 weights are dequantised and "
+                         "multiplied in FP32 (give --dtype fp32)");
     if (o->dls.enabled && rosa_dls_options_check(&o->dls) < 0) return -1;
     if (!o->method) return rosa_fail("no PEFT method given");
     /* The method's options, on the model's shapes (config.json alone):
@@ -319,9 +323,9 @@ static int plan_memory(run *r) {
                  o->micro_batch_size);
         rosa_log(ROSA_LOG_INFO, "trainable parameters %lld of %lld (%.4f%%)", (long long)trainable, (long long)base,
                  100.0 * (double)trainable / (double)base);
-        rosa_log(ROSA_LOG_INFO, "memory plan (micro-batch %d x %d tokens%s, --dtype %s): %s", o->micro_batch_size,
+        rosa_log(ROSA_LOG_INFO, "memory plan (micro-batch %d x %d tokens%s, --dtype %s%s): %s", o->micro_batch_size,
                  r->Tmax, o->recompute ? ", recomputed per layer" : "", o->compute == ROSA_DTYPE_BF16 ? "bf16" : "fp32",
-                 line);
+                 o->quantize ? ", --quantize int8" : "", line);
     }
     double limit = o->max_memory > 0 ? o->max_memory : (double)rosa_mem_available();
     if (!(limit > 0) || (double)r->mem.total <= limit) return 0;
@@ -330,7 +334,7 @@ static int plan_memory(run *r) {
     return rosa_fail("training needs about %.1f MiB, more than %s %.1f MiB (%s); %s%s", r->mem.total / 1048576.0,
                      o->max_memory > 0 ? "--max-memory" : "the memory available (MemAvailable; --max-memory sets the limit)",
                      limit / 1048576.0, line, advice[0] ? "these would fit: " : "no change of --micro-batch-size, "
-                     "--recompute, --cutoff-len or --dtype fits: a smaller model, or a machine with more memory", advice);
+                     "--recompute, --cutoff-len, --dtype or --quantize fits: a smaller model, or a machine with more memory", advice);
 }
 
 /* Metrics file: on resume, keep the lines of steps up to the resumed one
@@ -514,7 +518,7 @@ int rosa_train(const rosa_train_options *o, rosa_train_result *res) {
     rosa_tokenizer_free(tok);
     if (prc < 0) goto done;
     r.m = rosa_model_load(o->model_dir);
-    if (!r.m || rosa_model_set_compute(r.m, o->compute) < 0) goto done;
+    if (!r.m || rosa_model_quantize(r.m, o->quantize) < 0 || rosa_model_set_compute(r.m, o->compute) < 0) goto done;
     if (allocate_training_state(&r) < 0) goto done;
 
     int64_t start = 0;
