@@ -774,7 +774,7 @@ TEST(adalora_rank_allocation_matches_the_reference) {
     snprintf(cmd, sizeof cmd, "%s tokenize --model %s --data %s --template train --cutoff-len 48 --json > %s", rosa_bin(),
              model, data, dump);
     REQUIRE(shq(cmd) == 0);
-    snprintf(cmd, sizeof cmd, PY " tools/ref_train.py train --model %s --data %s --init-adapter %s --out %s %s "
+    snprintf(cmd, sizeof cmd, REF " tools/ref_train.py train --model %s --data %s --init-adapter %s --out %s %s "
              "--adalora-allocate --save-adapter %s -q", model, dump, init, ref, HYPER, refad);
     REQUIRE(shq(cmd) == 0);
     snprintf(cmd, sizeof cmd, "%s train --model %s --data %s --init-adapter %s --output %s %s --cutoff-len 48 "
