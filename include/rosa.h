@@ -183,7 +183,7 @@ typedef struct {
     int64_t activations; /* training: the largest micro-batch's activations and gradients */
     int64_t adapter;     /* the adapter's values and gradients */
     int64_t optimizer;   /* AdamW's two moments */
-    int64_t kv_cache;    /* generation: keys and values of every position */
+    int64_t kv_cache;    /* generation: keys and values (of the last window positions on sliding layers) */
     int64_t scratch;     /* LM head logits, forward buffers, BF16 conversions */
     int64_t total;       /* the peak: process + libraries + weights + the larger of load_extra and the rest */
 } rosa_memory_plan;

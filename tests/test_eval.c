@@ -152,6 +152,16 @@ TEST(eval_beam_search_matches_reference_one_eos) {
     check_against_reference("llama_gqa", eos, 1, 4, 10, 16, 11, 1);
 }
 
+/* Past the window (issue 14): gemma3-tiny and mistral-window-tiny (window
+ * 4), prompts of up to 16 tokens and 16 new ones, so the sliding layers'
+ * rings wrap while beams are copied from the prompt's cache, reordered and
+ * refilled in groups of a batch. */
+TEST(eval_beam_search_past_the_window_matches_reference) {
+    static const int32_t eos[] = {2, 7};
+    check_against_reference("gemma3-tiny", eos, 2, 4, 16, 8, 21, 3);
+    check_against_reference("mistral-window-tiny", eos, 2, 3, 16, 8, 22, 2);
+}
+
 TEST(eval_beam_search_matches_reference_frequent_eos) {
     /* Many EOS ids: hypotheses end early and often, the early-stop rules and
      * (hf) the (1 + n_eos) * num_beams candidates are exercised. */
@@ -209,15 +219,17 @@ TEST(eval_kv_copy_and_reorder_rows) {
 }
 
 /* rosa_kv_cache_reorder_from against a naive gather, for random maps (chains,
- * fan-out, cycles), moving only slots [from, len). */
-TEST(eval_kv_reorder_random_maps) {
-    rosa_model *m = rosa_model_load(testdata_path("llama_gqa"));
+ * fan-out, cycles), moving only positions [from, n_real): on a model of
+ * global layers (rows = cap) and on gemma3-tiny, whose sliding layers keep a
+ * ring of 4 rows (moved: the ring rows of the positions it still holds). */
+static void reorder_random_maps(const char *name) {
+    rosa_model *m = rosa_model_load(testdata_path(name));
     REQUIRE(m);
     int B = 6, cap = 9;
     rosa_kv_cache *kv = rosa_kv_cache_new(m, B, cap);
     REQUIRE(kv);
-    kv->len = 7;
-    size_t per = (size_t)kv->L * B * cap * kv->kv_dim;
+    kv->len = cap;
+    size_t per = kv->off[kv->L - 1] + (size_t)B * kv->rows[kv->L - 1] * kv->kv_dim;
     float *k0 = malloc(sizeof(float) * per), *v0 = malloc(sizeof(float) * per);
     rosa_rng r;
     rosa_rng_seed(&r, 5);
@@ -227,19 +239,10 @@ TEST(eval_kv_reorder_random_maps) {
             kv->k[i] = (float)rosa_rng_below(&r, 1000);
             kv->v[i] = -(float)rosa_rng_below(&r, 1000);
         }
-        for (int b = 0; b < B; b++) {
-            kv->n_real[b] = (int)rosa_rng_below(&r, 50);
-            for (int t = 0; t < cap; t++) {
-                kv->valid[b * cap + t] = (uint8_t)rosa_rng_below(&r, 2);
-                kv->pos[b * cap + t] = (int)rosa_rng_below(&r, 100);
-            }
-        }
+        for (int b = 0; b < B; b++) kv->n_real[b] = (int)rosa_rng_below(&r, (uint64_t)cap + 1);
         memcpy(k0, kv->k, sizeof(float) * per);
         memcpy(v0, kv->v, sizeof(float) * per);
-        uint8_t valid0[6 * 9];
-        int pos0[6 * 9], real0[6];
-        memcpy(valid0, kv->valid, sizeof valid0);
-        memcpy(pos0, kv->pos, sizeof pos0);
+        int real0[6];
         memcpy(real0, kv->n_real, sizeof real0);
         int src[6], from = (int)rosa_rng_below(&r, 8);
         for (int b = 0; b < B; b++) src[b] = (int)rosa_rng_below(&r, (uint64_t)B);
@@ -250,22 +253,22 @@ TEST(eval_kv_reorder_random_maps) {
                 src[j] = b;
             }
         REQUIRE(rosa_kv_cache_reorder_from(kv, src, from) == 0);
-        for (int l = 0; l < kv->L; l++)
-            for (int b = 0; b < B; b++)
-                for (int t = 0; t < cap; t++)
+        for (int l = 0; l < kv->L; l++) {
+            int R = kv->rows[l];
+            for (int b = 0; b < B; b++) {
+                int n = real0[src[b]], p0 = n - R > from ? n - R : from;
+                for (int i = 0; i < R; i++) {
+                    int moved = 0; /* a position of [p0, n) lies in ring row i */
+                    for (int t = p0; t < n; t++) moved |= t % R == i;
                     for (int d = 0; d < kv->kv_dim; d++) {
-                        size_t at = (((size_t)l * B + b) * cap + t) * kv->kv_dim + d;
-                        int moved = t >= from && t < kv->len;
-                        size_t want = moved ? (((size_t)l * B + src[b]) * cap + t) * kv->kv_dim + d : at;
+                        size_t at = kv->off[l] + ((size_t)b * R + i) * kv->kv_dim + d;
+                        size_t want = moved ? kv->off[l] + ((size_t)src[b] * R + i) * kv->kv_dim + d : at;
                         bad += kv->k[at] != k0[want] || kv->v[at] != v0[want];
                     }
-        for (int b = 0; b < B; b++) {
-            bad += kv->n_real[b] != real0[src[b]];
-            for (int t = 0; t < cap; t++) {
-                int moved = t >= from && t < kv->len, sb = moved ? src[b] : b;
-                bad += kv->valid[b * cap + t] != valid0[sb * cap + t] || kv->pos[b * cap + t] != pos0[sb * cap + t];
+                }
             }
         }
+        for (int b = 0; b < B; b++) bad += kv->n_real[b] != real0[src[b]];
     }
     CHECK_EQ_INT(bad, 0);
     free(k0);
@@ -273,6 +276,9 @@ TEST(eval_kv_reorder_random_maps) {
     rosa_kv_cache_free(kv);
     rosa_model_free(m);
 }
+
+TEST(eval_kv_reorder_random_maps) { reorder_random_maps("llama_gqa"); }
+TEST(eval_kv_reorder_random_maps_ring) { reorder_random_maps("gemma3-tiny"); }
 
 TEST(eval_greedy_equals_generate_and_batching_changes_nothing) {
     one_thread();

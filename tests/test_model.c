@@ -254,12 +254,9 @@ static void batch_vs_alone(int left_pad) {
     rosa_kv_cache *kv = rosa_kv_cache_new(m, B, T + steps);
     REQUIRE(kv && batch && alone);
     CHECK(rosa_forward(m, kv, T, ids, mask, batch, 0) == 0);
-    /* Positions of the first real tokens are 0 whatever the padding side. */
-    for (int s = 0; s < B; s++) {
-        int off = left_pad ? T - lens[s] : 0;
-        CHECK_EQ_INT(kv->pos[(size_t)s * kv->cap + off], 0);
-        CHECK_EQ_INT(kv->pos[(size_t)s * kv->cap + off + lens[s] - 1], lens[s] - 1);
-    }
+    /* Each sequence's next position is its real-token count, whatever the
+     * padding side (the logits against each alone check the positions). */
+    for (int s = 0; s < B; s++) CHECK_EQ_INT(kv->n_real[s], lens[s]);
     float *batch_steps = malloc(sizeof(float) * (size_t)B * V * (steps + 1));
     memcpy(batch_steps, batch, sizeof(float) * (size_t)B * V);
     for (int k = 0; k < steps; k++) {
@@ -321,6 +318,122 @@ static void cached_vs_full(const char *name) {
 
 TEST(kv_cache_past_the_window_gemma3) { cached_vs_full("gemma3-tiny"); }
 TEST(kv_cache_past_the_window_mistral) { cached_vs_full("mistral-window-tiny"); }
+
+/* The ring (issue 14): with the cache's sliding layers keeping only the last
+ * `window` keys, a left- or right-padded batch decoded far past the window
+ * (window 4; prompts of 4-9 tokens, 12 more: the ring wraps several times)
+ * gives, at every step, the logits of each sequence recomputed in full in
+ * one call (the prefill path, which never reads the ring). */
+static void ring_batch_vs_full(const char *name, int left_pad) {
+    rosa_model *m = rosa_model_load(testdata_path(name));
+    REQUIRE(m);
+    int V = m->cfg.vocab_size, B = 3, T = 9, steps = 12, W = m->cfg.sliding_window;
+    REQUIRE(W > 0 && 3 * W < T + steps);
+    int lens[3] = {9, 4, 6};
+    int32_t ids[27] = {0}, seq[3][21];
+    uint8_t mask[27] = {0};
+    for (int s = 0; s < B; s++) {
+        int off = left_pad ? T - lens[s] : 0;
+        for (int t = 0; t < lens[s] + steps; t++) seq[s][t] = 3 + (s * 51 + t * 13) % (V - 3);
+        for (int t = 0; t < lens[s]; t++) {
+            ids[s * T + off + t] = seq[s][t];
+            mask[s * T + off + t] = 1;
+        }
+    }
+    rosa_kv_cache *kv = rosa_kv_cache_new(m, B, T + steps);
+    float *batch = malloc(sizeof(float) * (size_t)(steps + 1) * B * V), *full = malloc(sizeof(float) * 21 * (size_t)V);
+    REQUIRE(kv && batch && full);
+    for (int l = 0; l < m->cfg.num_layers; l++) /* window-sized rings on sliding layers only */
+        CHECK_EQ_INT(kv->rows[l], m->layers[l].window ? W : T + steps);
+    CHECK(rosa_forward(m, kv, T, ids, mask, batch, 0) == 0);
+    for (int k = 0; k < steps; k++) {
+        int32_t col[3];
+        for (int s = 0; s < B; s++) col[s] = seq[s][lens[s] + k];
+        CHECK(rosa_forward(m, kv, 1, col, NULL, batch + (size_t)(k + 1) * B * V, 0) == 0);
+    }
+    double worst = 0.0;
+    for (int s = 0; s < B; s++) {
+        int n = lens[s] + steps;
+        rosa_kv_cache *one = rosa_kv_cache_new(m, 1, n);
+        REQUIRE(one);
+        CHECK(rosa_forward(m, one, n, seq[s], NULL, full, 1) == 0);
+        for (int k = 0; k <= steps; k++) {
+            double e = rel_err(batch + ((size_t)k * B + s) * V, full + (size_t)(lens[s] - 1 + k) * V, (size_t)V);
+            if (e > worst) worst = e;
+        }
+        rosa_kv_cache_free(one);
+    }
+    CHECK_MSG(worst <= 1e-5, "%s: ring decoding differs from the full recompute by %g", name, worst);
+    free(batch);
+    free(full);
+    rosa_kv_cache_free(kv);
+    rosa_model_free(m);
+}
+
+TEST(kv_ring_padded_batch_matches_full_gemma3_left_pad) { ring_batch_vs_full("gemma3-tiny", 1); }
+TEST(kv_ring_padded_batch_matches_full_gemma3_right_pad) { ring_batch_vs_full("gemma3-tiny", 0); }
+TEST(kv_ring_padded_batch_matches_full_mistral_left_pad) { ring_batch_vs_full("mistral-window-tiny", 1); }
+
+/* Greedy generation through the ring (rosa_generate: a 10-token prompt,
+ * 30 new tokens, window 4) picks the tokens of greedy decoding that
+ * recomputes the whole sequence at every step. */
+static void ring_greedy_vs_recompute(const char *name) {
+    rosa_model *m = rosa_model_load(testdata_path(name));
+    REQUIRE(m);
+    int V = m->cfg.vocab_size, n_prompt = 10, n_new = 30;
+    int32_t seq[40], out[30];
+    for (int t = 0; t < n_prompt; t++) seq[t] = 3 + (t * 29) % (V - 3);
+    rosa_gen_params p;
+    rosa_gen_params_default(&p);
+    p.max_new_tokens = n_new;
+    p.stop_at_eos = 0;
+    int n_out = 0;
+    CHECK(rosa_generate(m, seq, n_prompt, &p, NULL, NULL, out, &n_out) == 0);
+    CHECK_EQ_INT(n_out, n_new);
+    float *logits = malloc(sizeof(float) * (size_t)V);
+    int first_bad = -1;
+    for (int i = 0; i < n_new && i < n_out; i++) {
+        rosa_kv_cache *kv = rosa_kv_cache_new(m, 1, n_prompt + i);
+        REQUIRE(kv && logits);
+        CHECK(rosa_forward(m, kv, n_prompt + i, seq, NULL, logits, 0) == 0);
+        int32_t best = 0;
+        for (int v = 1; v < V; v++)
+            if (logits[v] > logits[best]) best = v;
+        seq[n_prompt + i] = best;
+        if (best != out[i] && first_bad < 0) first_bad = i;
+        rosa_kv_cache_free(kv);
+    }
+    CHECK_MSG(first_bad < 0, "%s: greedy tokens through the ring differ first at step %d", name, first_bad);
+    free(logits);
+    rosa_model_free(m);
+}
+
+TEST(kv_ring_greedy_matches_recompute_gemma3) { ring_greedy_vs_recompute("gemma3-tiny"); }
+TEST(kv_ring_greedy_matches_recompute_mistral) { ring_greedy_vs_recompute("mistral-window-tiny"); }
+
+/* The memory plan counts a sliding layer's cache as min(window, n_ctx) rows,
+ * as the cache allocates them: gemma3-tiny (S, S, F, S, S, window 4) at 100
+ * positions holds 4 * 4 + 100 rows a sequence, a fifth of the full length. */
+TEST(kv_plan_counts_window_sized_rings) {
+    rosa_model_info mi;
+    REQUIRE(rosa_model_inspect(testdata_path("gemma3-tiny"), &mi) == 0);
+    rosa_model *m = rosa_model_load(testdata_path("gemma3-tiny"));
+    REQUIRE(m);
+    int B = 2, n_ctx = 100, W = m->cfg.sliding_window;
+    REQUIRE(W == 4 && m->cfg.num_layers == 5);
+    rosa_kv_cache *kv = rosa_kv_cache_new(m, B, n_ctx);
+    REQUIRE(kv);
+    int rows = 0;
+    for (int l = 0; l < kv->L; l++) rows += kv->rows[l];
+    CHECK_EQ_INT(rows, 4 * W + n_ctx);
+    size_t floats = kv->off[kv->L - 1] + (size_t)B * kv->rows[kv->L - 1] * kv->kv_dim; /* of k, as of v */
+    CHECK_EQ_INT((int)floats, B * rows * kv->kv_dim);
+    rosa_memory_plan p;
+    rosa_plan_generate(&mi, ROSA_DTYPE_F32, B, 10, n_ctx, &p);
+    CHECK_EQ_INT((int)p.kv_cache, (int)(2 * sizeof(float) * floats + sizeof(int) * (size_t)B));
+    rosa_kv_cache_free(kv);
+    rosa_model_free(m);
+}
 
 /* Layer outputs of gemma3-tiny (S, S, F, S, S; window W): changing a token
  * just out of a sliding layer's window leaves that layer's output at the

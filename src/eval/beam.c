@@ -71,7 +71,6 @@ typedef struct {
 
 typedef struct {
     int active, index, prompt_len, gen, row0;
-    int admit;           /* cache length when the prompt was copied in: its rows share slots [0, admit) */
     double *run_score;   /* [nb] */
     int32_t *run_ids;    /* [nb][max_new] */
     int32_t *new_ids;    /* [nb][max_new] scratch */
@@ -502,7 +501,6 @@ int rosa_decode(rosa_model *m, int n, const int32_t *const *prompts, const int *
             }
             for (int j = 0; j < nb; j++)
                 if (rosa_kv_cache_copy_seq(kv, g->row0 + j, pre, 0) < 0) goto out;
-            g->admit = kv->len;
             g->active = 1;
             n_active++;
         }
@@ -541,14 +539,14 @@ int rosa_decode(rosa_model *m, int n, const int32_t *const *prompts, const int *
                 }
                 continue;
             }
-            /* the beams' rows follow their new parents; only the slots
-             * written since the prompt was copied in differ */
+            /* the beams' rows follow their new parents; only the positions
+             * after the prompt, which all of them share, differ */
             int moved = 0;
             for (int j = 0; j < nb; j++) {
                 src_rows[g->row0 + j] = g->row0 + g->src[j];
                 moved |= g->src[j] != j;
             }
-            if (moved && rosa_kv_cache_reorder_from(kv, src_rows, g->admit) < 0) goto out;
+            if (moved && rosa_kv_cache_reorder_from(kv, src_rows, g->prompt_len) < 0) goto out;
             for (int j = 0; j < nb; j++) src_rows[g->row0 + j] = g->row0 + j;
         }
     }

@@ -111,27 +111,36 @@ static int qk_backward(const rosa_block_ctx *c, int l, int stage, rosa_block_act
     return 0;
 }
 
-/* Attention of the T new slots of each sequence over the KV cache, whose
- * layer-l rows receive this call's k and v first. */
+/* Attention of the T new slots of each sequence over the KV cache, then
+ * this call's real keys and values into the cache's rows of layer l (only
+ * the last `rows` of them on a ring).  A prefill attends over this call's
+ * keys alone, which hold the whole prompt even where the ring keeps only its
+ * last window: a prompt longer than the window needs no chunking, and its
+ * older keys live only in the forward's activations. */
 static void attention_cached(const rosa_block_ctx *c, int l, rosa_block_acts *a) {
     const rosa_config *cf = &c->m->cfg;
     rosa_kv_cache *kv = c->kv;
     int T = c->T, Hq = cf->num_heads, Hkv = cf->num_kv_heads, hd = cf->head_dim, Q = Hq * hd, K = kv->kv_dim;
-    size_t layer_stride = (size_t)kv->B * (size_t)kv->cap * (size_t)K;
-    float *kc = kv->k + (size_t)l * layer_stride, *vc = kv->v + (size_t)l * layer_stride;
+    int rows = kv->rows[l], window = c->m->layers[l].window;
     for (int s = 0; s < c->B; s++) {
-        float *ks = kc + (size_t)s * kv->cap * K, *vs = vc + (size_t)s * kv->cap * K;
-        memcpy(ks + (size_t)kv->len * K, a->k + (size_t)s * T * K, sizeof(float) * (size_t)T * K);
-        memcpy(vs + (size_t)kv->len * K, a->v + (size_t)s * T * K, sizeof(float) * (size_t)T * K);
-        const uint8_t *valid = kv->valid + (size_t)s * kv->cap;
-        const int *pos = kv->pos + (size_t)s * kv->cap;
-        int window = c->m->layers[l].window;
-        if (rosa_block_prefill_gemm(kv, T)) /* this sequence's cache rows are contiguous from slot 0 */
-            attention_seq_forward(a->att + (size_t)s * T * Q, a->lse, a->q + (size_t)s * T * Q, ks, vs, valid, pos, 1,
+        float *ks = kv->k + kv->off[l] + (size_t)s * rows * K, *vs = kv->v + kv->off[l] + (size_t)s * rows * K;
+        const float *k = a->k + (size_t)s * T * K, *v = a->v + (size_t)s * T * K;
+        const uint8_t *valid = c->mask + (size_t)s * T;
+        const int *pos = c->pos + (size_t)s * T;
+        int n_old = kv->n_real[s];
+        if (rosa_block_prefill_gemm(kv, T))
+            attention_seq_forward(a->att + (size_t)s * T * Q, a->lse, a->q + (size_t)s * T * Q, k, v, valid, pos, 1,
                                   T, Hq, Hkv, hd, cf->attn_scale, window, c->scores);
         else
-            attention_forward(a->att + (size_t)s * T * Q, a->q + (size_t)s * T * Q, ks, vs, valid, pos, kv->len, T,
-                              Hq, Hkv, hd, K, cf->attn_scale, window, c->scores);
+            attention_cached_forward(a->att + (size_t)s * T * Q, a->q + (size_t)s * T * Q, k, v, valid, pos, T, ks,
+                                     vs, rows, n_old, Hq, Hkv, hd, cf->attn_scale, window, c->scores);
+        int n_new = 0;
+        for (int t = 0; t < T; t++) n_new += valid[t];
+        for (int t = 0; t < T; t++) {
+            if (!valid[t] || pos[t] < n_old + n_new - rows) continue; /* padding, or overwritten in this call */
+            memcpy(ks + (size_t)(pos[t] % rows) * K, k + (size_t)t * K, sizeof(float) * (size_t)K);
+            memcpy(vs + (size_t)(pos[t] % rows) * K, v + (size_t)t * K, sizeof(float) * (size_t)K);
+        }
     }
 }
 

@@ -91,10 +91,10 @@ struct rosa_block_ctx {
     const float *rope_cs;        /* [n_rope][rope_rows][hd]: rosa_model_rope_tables */
     int rope_rows;               /* rows of each table (0: N) */
     /* Attention: over the KV cache when kv is set (inference), else over whole
-     * sequences of T slots with mask [B][T] (1 = real). */
+     * sequences; either way this call's T slots have mask [B][T] (1 = real). */
     struct rosa_kv_cache *kv;
     const uint8_t *mask;
-    const int *pos;              /* [B][T] positions of the sequence attention (windows) */
+    const int *pos;              /* [B][T] the slots' positions (windows; the cache's rows) */
     float *scores;               /* attention scratch */
     float *h, *act, *tmp;        /* scratch: [N][D], [N][F], [N][max(D, F, Q)] (tmp: [N][D] at inference,
                                     for architectures with post norms) */

@@ -16,6 +16,8 @@
 #include "core/log.h"
 #include "core/util.h"
 
+int rosa_kv_rows(int window, int capacity) { return window > 0 && window < capacity ? window : capacity; }
+
 rosa_kv_cache *rosa_kv_cache_new(const rosa_model *m, int batch, int capacity) {
     const rosa_config *c = &m->cfg;
     if (batch < 1 || capacity < 1) {
@@ -28,18 +30,27 @@ rosa_kv_cache *rosa_kv_cache_new(const rosa_model *m, int batch, int capacity) {
     kv->cap = capacity;
     kv->L = c->num_layers;
     kv->kv_dim = c->num_kv_heads * c->head_dim;
-    size_t n = (size_t)kv->L * (size_t)batch * (size_t)capacity, elems;
-    if (!rosa_mul_size(n, (size_t)kv->kv_dim, &elems)) {
-        rosa_fail("kv cache: %d x %d slots is too large", batch, capacity);
-        free(kv);
+    kv->rows = rosa_calloc((size_t)kv->L, sizeof(int), "kv cache");
+    kv->off = kv->rows ? rosa_calloc((size_t)kv->L, sizeof(size_t), "kv cache") : NULL;
+    kv->n_real = kv->off ? rosa_calloc((size_t)batch, sizeof(int), "kv cache") : NULL;
+    if (!kv->n_real) {
+        rosa_kv_cache_free(kv);
         return NULL;
+    }
+    size_t elems = 0, n;
+    for (int l = 0; l < kv->L; l++) {
+        kv->rows[l] = rosa_kv_rows(m->layers[l].window, capacity);
+        kv->off[l] = elems;
+        if (!rosa_mul_size((size_t)batch * (size_t)kv->rows[l], (size_t)kv->kv_dim, &n) || elems + n < elems) {
+            rosa_fail("kv cache: %d x %d slots is too large", batch, capacity);
+            rosa_kv_cache_free(kv);
+            return NULL;
+        }
+        elems += n;
     }
     kv->k = rosa_calloc(elems, sizeof(float), "kv cache keys");
     kv->v = kv->k ? rosa_calloc(elems, sizeof(float), "kv cache values") : NULL;
-    kv->valid = kv->v ? rosa_calloc((size_t)batch * (size_t)capacity, 1, "kv cache mask") : NULL;
-    kv->pos = kv->valid ? rosa_calloc((size_t)batch * (size_t)capacity, sizeof(int), "kv cache positions") : NULL;
-    kv->n_real = kv->pos ? rosa_calloc((size_t)batch, sizeof(int), "kv cache") : NULL;
-    if (!kv->n_real) {
+    if (!kv->v) {
         rosa_kv_cache_free(kv);
         return NULL;
     }
@@ -50,8 +61,8 @@ void rosa_kv_cache_free(rosa_kv_cache *kv) {
     if (!kv) return;
     free(kv->k);
     free(kv->v);
-    free(kv->valid);
-    free(kv->pos);
+    free(kv->rows);
+    free(kv->off);
     free(kv->n_real);
     free(kv->scratch);
     free(kv);
@@ -71,7 +82,8 @@ typedef struct {
     float *h, *tmp, *scores, *rope_cs;
     float *hook_region;  /* the hooks' per-layer state (scratch here: nothing is kept) */
     float *hook_scratch[ROSA_MAX_HOOKS];
-    int *pos;
+    int *pos;      /* [N] each slot's position (0 at padding) */
+    uint8_t *valid; /* [N] 1 = real slot */
     int32_t *rows; /* logits rows to compute */
 } fwd_buffers;
 
@@ -102,6 +114,7 @@ static size_t layout(const rosa_kv_cache *kv, const rosa_model *m, int T, fwd_bu
     for (int i = 0; i < m->n_hooks; i++)
         if (m->hooks[i].ops->scratch_floats) TAKE(b->hook_scratch[i], m->hooks[i].ops->scratch_floats(m->hooks[i].self, (int)N));
     TAKE(b->pos, N);
+    TAKE(b->valid, (N + sizeof(float) - 1) / sizeof(float));
     TAKE(b->rows, N);
 #undef TAKE
     A->x2 = A->x; /* the residual stream is updated in place */
@@ -139,10 +152,9 @@ int rosa_forward(rosa_model *m, rosa_kv_cache *kv, int T, const int32_t *ids, co
     for (int s = 0; s < B; s++) {
         int next = kv->n_real[s];
         for (int t = 0; t < T; t++) {
-            int real = mask ? mask[s * T + t] != 0 : 1, slot = kv->len + t;
+            int real = mask ? mask[s * T + t] != 0 : 1;
             b.pos[s * T + t] = real ? next : 0;
-            kv->valid[(size_t)s * kv->cap + slot] = (uint8_t)real;
-            kv->pos[(size_t)s * kv->cap + slot] = real ? next : 0;
+            b.valid[s * T + t] = (uint8_t)real;
             next += real;
         }
         if (next > max_pos) max_pos = next;
@@ -156,7 +168,7 @@ int rosa_forward(rosa_model *m, rosa_kv_cache *kv, int T, const int32_t *ids, co
     rosa_block_embed(m, b.acts.x, ids, N);
     rosa_model_rope_tables(m, b.rope_cs, b.pos, N);
     rosa_block_ctx bc = {.m = m, .hooks = m->hooks, .n_hooks = m->n_hooks, .B = B, .T = T, .N = N,
-                         .rope_cs = b.rope_cs, .kv = kv, .scores = b.scores, .h = b.h, .tmp = b.tmp};
+                         .rope_cs = b.rope_cs, .kv = kv, .mask = b.valid, .pos = b.pos, .scores = b.scores, .h = b.h, .tmp = b.tmp};
     memcpy(bc.hook_scratch, b.hook_scratch, sizeof bc.hook_scratch);
     for (int l = 0; l < c->num_layers; l++) {
         rosa_block_hook_slices(m->hooks, m->n_hooks, l, N, b.hook_region, &b.acts);

@@ -1,4 +1,9 @@
-/* kv_ops.c: KV-cache row copies and reordering (see kv_ops.h). */
+/* kv_ops.c: KV-cache row copies and reordering (see kv_ops.h).
+ *
+ * A cache keeps each layer's keys by position (model.h): position p of row b
+ * sits in row p % rows[l] of the layer, so caches whose layers keep the same
+ * rows agree on where every position lies, and rings keep only the last
+ * rows[l] positions to move. */
 #include "kv_ops.h"
 
 #include <stdlib.h>
@@ -6,18 +11,21 @@
 
 #include "core/util.h"
 
-/* Start of row b's slots in layer l (k or v). */
+/* Row b's keys (or values, base v) in layer l: [rows[l]][kv_dim]. */
 static inline float *row_ptr(float *base, const rosa_kv_cache *kv, int l, int b) {
-    return base + (((size_t)l * (size_t)kv->B + (size_t)b) * (size_t)kv->cap) * (size_t)kv->kv_dim;
+    return base + kv->off[l] + (size_t)b * (size_t)kv->rows[l] * (size_t)kv->kv_dim;
 }
 
-/* Extends the used length of every row to n slots, the new ones padding. */
-static void grow_length(rosa_kv_cache *kv, int n) {
-    for (int b = 0; b < kv->B && kv->len < n; b++) {
-        memset(kv->valid + (size_t)b * kv->cap + kv->len, 0, (size_t)(n - kv->len));
-        memset(kv->pos + (size_t)b * kv->cap + kv->len, 0, sizeof(int) * (size_t)(n - kv->len));
-    }
-    if (n > kv->len) kv->len = n;
+/* The positions of [from, n) that a layer of `rows` rows still holds. */
+static inline int held_from(int from, int n, int rows) { return n - rows > from ? n - rows : from; }
+
+/* Copies the entries of positions [p0, p1) from src to dst, of K floats each;
+ * in a buffer of `ring` rows position p is row p % ring, in a packed one
+ * (ring 0) row p - p0. */
+static void copy_positions(float *dst, int dst_ring, const float *src, int src_ring, int p0, int p1, int K) {
+    for (int p = p0; p < p1; p++)
+        memcpy(dst + (size_t)(dst_ring ? p % dst_ring : p - p0) * K, src + (size_t)(src_ring ? p % src_ring : p - p0) * K,
+               sizeof(float) * (size_t)K);
 }
 
 int rosa_kv_cache_copy_seq(rosa_kv_cache *dst, int dst_b, const rosa_kv_cache *src, int src_b) {
@@ -25,57 +33,61 @@ int rosa_kv_cache_copy_seq(rosa_kv_cache *dst, int dst_b, const rosa_kv_cache *s
         return rosa_fail("kv cache copy: the caches have different shapes");
     if (dst_b < 0 || dst_b >= dst->B || src_b < 0 || src_b >= src->B)
         return rosa_fail("kv cache copy: row out of range");
-    int n = src->len;
-    if (n > dst->cap) return rosa_fail("kv cache copy: %d slots do not fit a cache of %d", n, dst->cap);
+    if (src->len > dst->cap)
+        return rosa_fail("kv cache copy: %d slots do not fit a cache of %d", src->len, dst->cap);
     if (dst == src && dst_b == src_b) return 0;
-    int n_real = src->n_real[src_b];
-    if (dst->len < n) grow_length(dst, n); /* before the copy: it marks the new slots padding */
-    size_t bytes = sizeof(float) * (size_t)n * (size_t)dst->kv_dim;
+    int n = src->n_real[src_b];
     for (int l = 0; l < dst->L; l++) {
-        memmove(row_ptr(dst->k, dst, l, dst_b), row_ptr(src->k, src, l, src_b), bytes);
-        memmove(row_ptr(dst->v, dst, l, dst_b), row_ptr(src->v, src, l, src_b), bytes);
+        /* A layer's rows are min(window, cap): where the caches differ, the
+         * smaller still holds what a window needs. */
+        int dr = dst->rows[l], sr = src->rows[l], p0 = held_from(0, n, dr < sr ? dr : sr);
+        copy_positions(row_ptr(dst->k, dst, l, dst_b), dr, row_ptr(src->k, src, l, src_b), sr, p0, n, dst->kv_dim);
+        copy_positions(row_ptr(dst->v, dst, l, dst_b), dr, row_ptr(src->v, src, l, src_b), sr, p0, n, dst->kv_dim);
     }
-    memmove(dst->valid + (size_t)dst_b * dst->cap, src->valid + (size_t)src_b * src->cap, (size_t)n);
-    memmove(dst->pos + (size_t)dst_b * dst->cap, src->pos + (size_t)src_b * src->cap, sizeof(int) * (size_t)n);
-    if (dst->len > n) {
-        memset(dst->valid + (size_t)dst_b * dst->cap + n, 0, (size_t)(dst->len - n));
-        memset(dst->pos + (size_t)dst_b * dst->cap + n, 0, sizeof(int) * (size_t)(dst->len - n));
-    }
-    dst->n_real[dst_b] = n_real;
+    if (dst->len < src->len) dst->len = src->len; /* the other rows' new slots are padding */
+    dst->n_real[dst_b] = n;
     return 0;
 }
 
-/* A row's slots [from, len) saved aside (to break a cycle of moves). */
+/* A row's positions [from, n_real) saved aside (to break a cycle of moves):
+ * per layer l the ones it holds, packed, at k + at[l]. */
 typedef struct {
-    float *k, *v; /* [L][n][kv_dim] */
-    uint8_t *valid;
-    int *pos;
+    float *k, *v;
+    size_t *at; /* [L] */
     int n_real;
 } saved_row;
 
-static void row_save(const rosa_kv_cache *kv, int s, int from, saved_row *t) {
-    size_t n = (size_t)(kv->len - from), w = n * (size_t)kv->kv_dim;
-    for (int l = 0; l < kv->L; l++) {
-        memcpy(t->k + (size_t)l * w, row_ptr(kv->k, kv, l, s) + (size_t)from * kv->kv_dim, sizeof(float) * w);
-        memcpy(t->v + (size_t)l * w, row_ptr(kv->v, kv, l, s) + (size_t)from * kv->kv_dim, sizeof(float) * w);
-    }
-    memcpy(t->valid, kv->valid + (size_t)s * kv->cap + from, n);
-    memcpy(t->pos, kv->pos + (size_t)s * kv->cap + from, sizeof(int) * n);
-    t->n_real = kv->n_real[s];
+/* Floats one layer of a saved row takes. */
+static size_t saved_floats(const rosa_kv_cache *kv, int l, int from, int n) {
+    int p0 = held_from(from, n, kv->rows[l]);
+    return p0 < n ? (size_t)(n - p0) * (size_t)kv->kv_dim : 0;
 }
 
-/* Row d's slots [from, len) become row s's, or the saved copy t when not NULL. */
-static void row_copy(rosa_kv_cache *kv, int d, int s, const saved_row *t, int from) {
-    size_t n = (size_t)(kv->len - from), w = n * (size_t)kv->kv_dim, off = (size_t)from * kv->kv_dim;
+static void row_save(const rosa_kv_cache *kv, int s, int from, saved_row *t) {
+    int n = kv->n_real[s];
+    size_t at = 0;
     for (int l = 0; l < kv->L; l++) {
-        memcpy(row_ptr(kv->k, kv, l, d) + off, t ? t->k + (size_t)l * w : row_ptr(kv->k, kv, l, s) + off,
-               sizeof(float) * w);
-        memcpy(row_ptr(kv->v, kv, l, d) + off, t ? t->v + (size_t)l * w : row_ptr(kv->v, kv, l, s) + off,
-               sizeof(float) * w);
+        int p0 = held_from(from, n, kv->rows[l]);
+        t->at[l] = at;
+        copy_positions(t->k + at, 0, row_ptr(kv->k, kv, l, s), kv->rows[l], p0, n, kv->kv_dim);
+        copy_positions(t->v + at, 0, row_ptr(kv->v, kv, l, s), kv->rows[l], p0, n, kv->kv_dim);
+        at += saved_floats(kv, l, from, n);
     }
-    memcpy(kv->valid + (size_t)d * kv->cap + from, t ? t->valid : kv->valid + (size_t)s * kv->cap + from, n);
-    memcpy(kv->pos + (size_t)d * kv->cap + from, t ? t->pos : kv->pos + (size_t)s * kv->cap + from, sizeof(int) * n);
-    kv->n_real[d] = t ? t->n_real : kv->n_real[s];
+    t->n_real = n;
+}
+
+/* Row d's positions [from, n_real) become row s's, or the saved copy t's
+ * when not NULL. */
+static void row_copy(rosa_kv_cache *kv, int d, int s, const saved_row *t, int from) {
+    int n = t ? t->n_real : kv->n_real[s];
+    for (int l = 0; l < kv->L; l++) {
+        int r = kv->rows[l], p0 = held_from(from, n, r);
+        copy_positions(row_ptr(kv->k, kv, l, d), r, t ? t->k + t->at[l] : row_ptr(kv->k, kv, l, s), t ? 0 : r, p0, n,
+                       kv->kv_dim);
+        copy_positions(row_ptr(kv->v, kv, l, d), r, t ? t->v + t->at[l] : row_ptr(kv->v, kv, l, s), t ? 0 : r, p0, n,
+                       kv->kv_dim);
+    }
+    kv->n_real[d] = n;
 }
 
 int rosa_kv_cache_reorder_from(rosa_kv_cache *kv, const int *src_rows, int from) {
@@ -83,14 +95,6 @@ int rosa_kv_cache_reorder_from(rosa_kv_cache *kv, const int *src_rows, int from)
     if (from < 0) from = 0;
     for (int r = 0; r < B; r++)
         if (src_rows[r] < 0 || src_rows[r] >= B) return rosa_fail("kv cache reorder: row %d out of range", src_rows[r]);
-    if (from >= kv->len) { /* no slots to move; the real-token counts still follow */
-        int *old = rosa_malloc(sizeof(int) * (size_t)B, "kv cache reorder");
-        if (!old) return -1;
-        memcpy(old, kv->n_real, sizeof(int) * (size_t)B);
-        for (int r = 0; r < B; r++) kv->n_real[r] = old[src_rows[r]];
-        free(old);
-        return 0;
-    }
     /* Rows are written in an order that never overwrites a row still to be
      * read (beams are mostly chains: row 3 <- 2 <- 1 <- 0); only a cycle
      * (e.g. two beams swapping) needs a row saved aside. */
@@ -110,7 +114,6 @@ int rosa_kv_cache_reorder_from(rosa_kv_cache *kv, const int *src_rows, int from)
         }
     saved_row *saves = NULL;
     int n_saves = 0, rc = 0;
-    size_t w = (size_t)(kv->len - from) * (size_t)kv->kv_dim * (size_t)kv->L;
     while (pending > 0 && rc == 0) {
         int progress = 0;
         for (int r = 0; r < B; r++) {
@@ -133,13 +136,13 @@ int rosa_kv_cache_reorder_from(rosa_kv_cache *kv, const int *src_rows, int from)
             break;
         }
         saves = ns;
-        saved_row *t = &saves[n_saves];
-        t->k = rosa_malloc(sizeof(float) * w, "kv cache reorder");
-        t->v = t->k ? rosa_malloc(sizeof(float) * w, "kv cache reorder") : NULL;
-        t->valid = t->v ? rosa_malloc((size_t)(kv->len - from), "kv cache reorder") : NULL;
-        t->pos = t->valid ? rosa_malloc(sizeof(int) * (size_t)(kv->len - from), "kv cache reorder") : NULL;
-        n_saves++;
-        if (!t->pos) {
+        saved_row *t = &saves[n_saves++];
+        size_t w = 0;
+        for (int l = 0; l < kv->L; l++) w += saved_floats(kv, l, from, kv->n_real[c]);
+        t->k = rosa_malloc(sizeof(float) * (w ? w : 1), "kv cache reorder");
+        t->v = t->k ? rosa_malloc(sizeof(float) * (w ? w : 1), "kv cache reorder") : NULL;
+        t->at = t->v ? rosa_malloc(sizeof(size_t) * (size_t)kv->L, "kv cache reorder") : NULL;
+        if (!t->at) {
             rc = -1;
             break;
         }
@@ -150,8 +153,7 @@ int rosa_kv_cache_reorder_from(rosa_kv_cache *kv, const int *src_rows, int from)
     for (int i = 0; i < n_saves; i++) {
         free(saves[i].k);
         free(saves[i].v);
-        free(saves[i].valid);
-        free(saves[i].pos);
+        free(saves[i].at);
     }
     free(saves);
     free(src);

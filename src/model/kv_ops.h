@@ -6,21 +6,22 @@
 
 #include "model.h"
 
-/* Row dst_b of dst becomes a copy of the first src->len slots of row src_b of
- * src (keys, values, padding flags, positions, real-token count).  The two
- * caches must belong to the same model; src may be dst.  When dst was shorter,
- * its length grows to src->len and the new slots of its other rows are
- * padding; when it was longer, row dst_b's slots past src->len become padding.
- * Returns 0, or -1 (shape mismatch, capacity, row out of range). */
+/* Row dst_b of dst becomes a copy of row src_b of src (its keys and values
+ * and its real-token count; the caches keep keys by position, so the row
+ * lands at the same positions).  The two caches must belong to the same
+ * model; src may be dst.  dst's slot count grows to src's when shorter (the
+ * other rows' new slots are padding).  Returns 0, or -1 (shape mismatch,
+ * capacity, row out of range). */
 int rosa_kv_cache_copy_seq(rosa_kv_cache *dst, int dst_b, const rosa_kv_cache *src, int src_b);
 
 /* Reorders rows in place: new row r = old row src_rows[r] for every r in
  * [0, B) (a row may be the source of several rows, e.g. beams that share a
- * parent).  Only the kv->len used slots are moved.  Returns 0 or -1. */
+ * parent).  Returns 0 or -1. */
 int rosa_kv_cache_reorder(rosa_kv_cache *kv, const int *src_rows);
-/* The same, moving only slots [from, kv->len): for rows whose earlier slots
- * are already equal (beams of one prompt share the prompt's slots).  Rows
- * are copied in an order that needs no scratch except for cycles. */
+/* The same, moving only positions [from, n_real) of each moved row (those
+ * a ring still holds): for rows whose earlier positions are already equal
+ * (beams of one prompt share the prompt's).  Rows are copied in an order
+ * that needs no scratch except for cycles. */
 int rosa_kv_cache_reorder_from(rosa_kv_cache *kv, const int *src_rows, int from);
 
 #endif

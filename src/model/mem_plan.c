@@ -9,6 +9,7 @@
 
 #include "arch/arch.h"
 #include "model/mem_plan.h"
+#include "model/model.h"
 #include "model/weight.h"
 #include "rosa.h"
 
@@ -79,8 +80,14 @@ void rosa_plan_generate(const rosa_model_info *mi, rosa_dtype compute, rosa_quan
     rosa_plan_weights(mi, compute, quant, 1, p);
     p->process = rosa_rss_bytes();
     p->libraries = rosa_plan_libraries(compute);
-    int64_t kv = (int64_t)c->num_kv_heads * c->head_dim, slots = (int64_t)batch * n_ctx;
-    p->kv_cache = slots * ((int64_t)c->num_layers * kv * 2 * 4 + 1 + 4);
+    int64_t kv = (int64_t)c->num_kv_heads * c->head_dim, rows = 0;
+    /* forward.c's cache: n_ctx rows a layer, min(window, n_ctx) on sliding ones. */
+    for (int l = 0; l < c->num_layers; l++) {
+        rosa_layer_props lp;
+        rosa_layer_props_of(c, l, &lp);
+        rows += rosa_kv_rows(lp.window, n_ctx);
+    }
+    p->kv_cache = (int64_t)batch * (rows * kv * 2 * 4 + 4);
     /* The prefill of the whole prompt at once: forward.c's buffers for N
      * rows, its attention scores, and the last rows' logits. */
     int64_t T = n_prompt < n_ctx ? n_prompt : n_ctx, N = (int64_t)batch * T, threads = omp_get_max_threads();

@@ -54,17 +54,27 @@ int rosa_model_attach_hook(rosa_model *m, rosa_hook h);
  * the model): merging an adapter.  FP32 mode only, never into int8 weights. */
 int rosa_model_replace_weight(rosa_model *m, int layer, int p, const float *w);
 
+/* Keys and values are kept by position, not by slot: padding slots store
+ * nothing, and a sequence's cached keys are its positions [0, n_real).  A
+ * layer keeps `rows` of them per sequence, the key of position p in row
+ * p % rows: cap on a global layer (no wrap: positions never reach cap), and
+ * min(window, cap) on a sliding-window layer, a ring of the last `window`
+ * positions (older keys are out of every later query's window). */
 struct rosa_kv_cache {
     int B, cap, len;       /* sequences, slots per sequence, slots used */
     int L, kv_dim;         /* layers, H_kv * hd */
-    float *k, *v;          /* [L][B][cap][kv_dim], RoPE already applied to k */
-    uint8_t *valid;        /* [B][cap] 1 = real token */
-    int *pos;              /* [B][cap] position of each real slot */
+    int *rows;             /* [L] rows per sequence of each layer */
+    size_t *off;           /* [L] where layer l starts in k and v (floats) */
+    float *k, *v;          /* layer l: [B][rows[l]][kv_dim] at off[l], RoPE already applied to k */
     int *n_real;           /* [B] real tokens so far (= next position) */
     /* Scratch for one forward call, grown on demand. */
     float *scratch;
     size_t scratch_size;
 };
+
+/* The rows layer l of a cache of `capacity` slots keeps per sequence (the
+ * rule of struct rosa_kv_cache; also the memory plan's). */
+int rosa_kv_rows(int window, int capacity);
 
 /* Records a malloc'ed buffer the model owns (freed with the model); -1 when
  * out of memory (the buffer is then not recorded). */

@@ -114,43 +114,57 @@ void geglu_backward(float *dgate, float *dup, const float *dout, const float *ga
     }
 }
 
-void attention_forward(float *out, const float *q, const float *k, const float *v, const uint8_t *valid,
-                       const int *pos, int len, int T, int Hq, int Hkv, int hd, int kv_stride, float scale,
-                       int window, float *scratch) {
-    int group = Hq / Hkv, S = len + T;
+void attention_cached_forward(float *out, const float *q, const float *k, const float *v, const uint8_t *valid,
+                              const int *pos, int T, const float *ck, const float *cv, int rows, int n_old, int Hq,
+                              int Hkv, int hd, float scale, int window, float *scratch) {
+    int group = Hq / Hkv, K = Hkv * hd;
 #pragma omp parallel
     {
-        float *scores = scratch + (int64_t)omp_get_thread_num() * S;
+        float *scores = scratch + (int64_t)omp_get_thread_num() * (n_old + T);
         /* Interleaved: later query slots see more keys. */
 #pragma omp for collapse(2) schedule(static, 1)
         for (int t = 0; t < T; t++) {
             for (int h = 0; h < Hq; h++) {
                 const float *qv = q + ((int64_t)t * Hq + h) * hd;
                 float *o = out + ((int64_t)t * Hq + h) * hd;
-                int kvh = h / group, last = len + t;
+                memset(o, 0, sizeof(float) * (size_t)hd);
+                if (!valid[t]) continue; /* padding: nothing is read from it */
+                /* Keys in position order: the cached positions [lo, n_old),
+                 * then this call's real slots up to t within the window
+                 * (the order of the full-length cache, so the same sums). */
+                int kvh = h / group, p = pos[t], lo = window > 0 && p - window + 1 > 0 ? p - window + 1 : 0;
+                int n_c = n_old > lo ? n_old - lo : 0;
                 float mx = -INFINITY;
-                for (int s = 0; s <= last; s++) {
-                    if (!att_visible(valid, pos, window, s, last)) continue;
-                    const float *kv = k + (int64_t)s * kv_stride + (int64_t)kvh * hd;
+                for (int j = 0; j < n_c + t + 1; j++) {
+                    const float *kv;
+                    if (j < n_c)
+                        kv = ck + (int64_t)((lo + j) % rows) * K + (int64_t)kvh * hd;
+                    else if (att_visible(valid, pos, window, j - n_c, t))
+                        kv = k + (int64_t)(j - n_c) * K + (int64_t)kvh * hd;
+                    else
+                        continue;
                     float dot = 0.0f;
                     for (int i = 0; i < hd; i++) dot += qv[i] * kv[i];
-                    scores[s] = dot * scale;
-                    if (scores[s] > mx) mx = scores[s];
+                    scores[j] = dot * scale;
+                    if (scores[j] > mx) mx = scores[j];
                 }
-                memset(o, 0, sizeof(float) * (size_t)hd);
-                if (mx == -INFINITY) continue; /* nothing visible: padding row */
                 float sum = 0.0f;
-                for (int s = 0; s <= last; s++) {
-                    if (!att_visible(valid, pos, window, s, last)) continue;
-                    scores[s] = exp_vec(scores[s] - mx);
-                    sum += scores[s];
+                for (int j = 0; j < n_c + t + 1; j++) {
+                    if (j >= n_c && !att_visible(valid, pos, window, j - n_c, t)) continue;
+                    scores[j] = exp_vec(scores[j] - mx);
+                    sum += scores[j];
                 }
                 float inv = 1.0f / sum;
-                for (int s = 0; s <= last; s++) {
-                    if (!att_visible(valid, pos, window, s, last)) continue;
-                    const float *vv = v + (int64_t)s * kv_stride + (int64_t)kvh * hd;
-                    float p = scores[s] * inv;
-                    for (int i = 0; i < hd; i++) o[i] += p * vv[i];
+                for (int j = 0; j < n_c + t + 1; j++) {
+                    const float *vv;
+                    if (j < n_c)
+                        vv = cv + (int64_t)((lo + j) % rows) * K + (int64_t)kvh * hd;
+                    else if (att_visible(valid, pos, window, j - n_c, t))
+                        vv = v + (int64_t)(j - n_c) * K + (int64_t)kvh * hd;
+                    else
+                        continue;
+                    float pr = scores[j] * inv;
+                    for (int i = 0; i < hd; i++) o[i] += pr * vv[i];
                 }
             }
         }

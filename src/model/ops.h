@@ -63,20 +63,23 @@ void swiglu_forward(float *out, const float *gate, const float *up, int N, int F
 /* out[N][F] = gelu_tanh(gate) * up (Gemma's MLP) */
 void geglu_forward(float *out, const float *gate, const float *up, int N, int F);
 
-/* Causal attention of T new query slots over a cache of slots [0, len + T).
- *   q   [T][Hq][hd]           queries of one sequence (RoPE applied)
- *   k,v [len + T][Hkv][hd]     the sequence's cached keys / values (row stride kv_stride floats)
- *   valid [len + T]            1 = real slot (keys of padding slots are ignored)
- *   pos [len + T]              the slots' positions (read only with a window)
- *   out [T][Hq][hd]
- * Query slot t sees key slots s <= len + t that are valid and, with window
- * > 0, have pos[len + t] - pos[s] < window (transformers' sliding window);
- * a query with no visible key gets zeros.  Scores are scale * q.k.  Query
- * head h uses KV head h / (Hq / Hkv).
- *   scratch [omp_get_max_threads()][len + T]   one score row per thread */
-void attention_forward(float *out, const float *q, const float *k, const float *v, const uint8_t *valid,
-                       const int *pos, int len, int T, int Hq, int Hkv, int hd, int kv_stride, float scale,
-                       int window, float *scratch);
+/* Causal attention of the T new slots of one sequence over its cached keys
+ * and this call's (inference).
+ *   q     [T][Hq][hd]     this call's queries (RoPE applied)
+ *   k, v  [T][Hkv*hd]     this call's keys (RoPE applied) and values
+ *   valid [T], pos [T]    1 = real slot; the real slots' positions n_old, n_old + 1, ...
+ *   ck, cv [rows][Hkv*hd] the cached keys and values of positions [0, n_old),
+ *                         position p in row p % rows: all of them (window 0),
+ *                         or at least the last window - 1 (a ring)
+ *   out   [T][Hq][hd]
+ * A real query at position p sees the keys of positions in (p - window, p]
+ * (window 0: [0, p]): the cached ones and this call's real slots up to its
+ * own (transformers' causal and sliding-window masks); a padding query gets
+ * zeros.  Scores are scale * q.k.  Query head h uses KV head h / (Hq / Hkv).
+ *   scratch [omp_get_max_threads()][n_old + T]   one score row per thread */
+void attention_cached_forward(float *out, const float *q, const float *k, const float *v, const uint8_t *valid,
+                              const int *pos, int T, const float *ck, const float *cv, int rows, int n_old, int Hq,
+                              int Hkv, int hd, float scale, int window, float *scratch);
 
 /* Query-key pairs the causal attention of one T-token sequence computes per
  * head (block-causal: the diagonal blocks in full, nothing above them), for
@@ -86,8 +89,9 @@ double attention_pairs(int T);
 /* Causal attention over B whole sequences through GEMMs (training, where the
  * backward needs the log-sum-exp).  Per sequence b (row offset b*T):
  *   q [T][Hq][hd], k, v [T][Hkv][hd], valid [T], pos [T]  ->  out [T][Hq][hd], lse [T][Hq]
- * with the masking, window and scale rules of attention_forward (pos may be
- * NULL without a window).
+ * where slot t sees the real slots s <= t with pos[t] - pos[s] < window (all
+ * when window is 0; pos may then be NULL), scores scale * q.k, query head h
+ * uses KV head h / (Hq / Hkv), and a row with no visible key gets zeros.
  *   scratch [omp_get_max_threads()][2][T][T] */
 void attention_seq_forward(float *out, float *lse, const float *q, const float *k, const float *v,
                            const uint8_t *valid, const int *pos, int B, int T, int Hq, int Hkv, int hd, float scale,
