@@ -429,7 +429,7 @@ TEST(kv_plan_counts_window_sized_rings) {
     size_t floats = kv->off[kv->L - 1] + (size_t)B * kv->rows[kv->L - 1] * kv->kv_dim; /* of k, as of v */
     CHECK_EQ_INT((int)floats, B * rows * kv->kv_dim);
     rosa_memory_plan p;
-    rosa_plan_generate(&mi, ROSA_DTYPE_F32, B, 10, n_ctx, &p);
+    rosa_plan_generate(&mi, ROSA_DTYPE_F32, ROSA_QUANT_NONE, B, 10, n_ctx, &p);
     CHECK_EQ_INT((int)p.kv_cache, (int)(2 * sizeof(float) * floats + sizeof(int) * (size_t)B));
     rosa_kv_cache_free(kv);
     rosa_model_free(m);
